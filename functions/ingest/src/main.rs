@@ -1,0 +1,15 @@
+//! `ingest` Lambda: wiring only. Configuration is validated before the runtime starts, so a
+//! missing variable fails the init with its name instead of failing every batch.
+
+use iotdp::adapters::aws::ingest_service;
+use iotdp::config::IngestConfig;
+use iotdp::ingest::handle_lambda_event;
+use lambda_runtime::{Error, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = IngestConfig::from_env()?;
+    let service = ingest_service(&config).await?;
+    lambda_runtime::run(service_fn(|event| handle_lambda_event(&service, event))).await
+}

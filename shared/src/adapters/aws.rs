@@ -1,0 +1,183 @@
+//! AWS SDK clients, built once per Lambda instance.
+//!
+//! Every client honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>` (aws-config reads
+//! them), which is how the same binaries run against moto or LocalStack.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_timestreamwrite::config::retry::RetryConfig;
+
+use crate::adapters::s3_quarantine::S3Quarantine;
+use crate::adapters::timestream::TimestreamStore;
+use crate::config::{IngestConfig, StoreConfig};
+use crate::ingest::{IngestService, IngestSettings};
+use crate::ports::DenyOtherDevices;
+
+/// The service-specific override variable for Timestream writes.
+pub const TIMESTREAM_WRITE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_TIMESTREAM_WRITE";
+
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointMode {
+    /// Real AWS: Timestream requires endpoint discovery (DescribeEndpoints) before any call.
+    Discovery,
+    /// An endpoint was set explicitly (moto, LocalStack): use it as given. Discovery would
+    /// answer with real AWS hostnames and send local traffic there.
+    Override,
+}
+
+/// Which mode applies, given the SDK config and an environment lookup.
+pub fn timestream_endpoint_mode(
+    sdk: &SdkConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> EndpointMode {
+    let service_override = env(TIMESTREAM_WRITE_ENDPOINT_ENV).is_some_and(|v| !v.is_empty());
+    if sdk.endpoint_url().is_some() || service_override {
+        EndpointMode::Override
+    } else {
+        EndpointMode::Discovery
+    }
+}
+
+/// A Timestream write client. SDK-level retries are off: the store writer retries with its
+/// own full-jitter backoff against the invocation deadline, and two retry layers would
+/// multiply attempts.
+pub async fn timestream_write_client(
+    sdk: &SdkConfig,
+) -> Result<aws_sdk_timestreamwrite::Client, aws_sdk_timestreamwrite::error::BoxError> {
+    let config = aws_sdk_timestreamwrite::config::Builder::from(sdk)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let client = aws_sdk_timestreamwrite::Client::from_conf(config);
+    match timestream_endpoint_mode(sdk, |name| std::env::var(name).ok()) {
+        EndpointMode::Override => Ok(client),
+        EndpointMode::Discovery => {
+            let (client, reloader) = client.with_endpoint_discovery_enabled().await?;
+            // Refreshes the discovered endpoint in the background for the client's lifetime.
+            tokio::spawn(reloader.reload_task());
+            Ok(client)
+        }
+    }
+}
+
+/// An S3 client. Path-style addressing when an endpoint is overridden: local endpoints serve
+/// `http://127.0.0.1:port/bucket/key`, not bucket subdomains.
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let mut config = aws_sdk_s3::config::Builder::from(sdk);
+    if sdk.endpoint_url().is_some() || std::env::var("AWS_ENDPOINT_URL_S3").is_ok() {
+        config = config.force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
+/// The ingest use case wired to AWS: Timestream, S3 quarantine, and (until the device registry
+/// exists) a gateway authorizer that lets a device report only for itself.
+pub type AwsIngestService = IngestService<TimestreamStore, S3Quarantine, DenyOtherDevices>;
+
+pub async fn ingest_service(
+    config: &IngestConfig,
+) -> Result<AwsIngestService, aws_sdk_timestreamwrite::error::BoxError> {
+    let sdk = load_sdk_config().await;
+    let store = match &config.store {
+        StoreConfig::Timestream { database, table } => {
+            TimestreamStore::new(timestream_write_client(&sdk).await?, database, table)
+        }
+    };
+    let quarantine = S3Quarantine::new(s3_client(&sdk), &config.quarantine_bucket);
+    Ok(IngestService::new(
+        store,
+        quarantine,
+        DenyOtherDevices,
+        IngestSettings {
+            window: config.time_window(),
+            write: config.write,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sdk(endpoint: Option<&str>) -> SdkConfig {
+        let mut builder = SdkConfig::builder().behavior_version(BehaviorVersion::latest());
+        if let Some(url) = endpoint {
+            builder = builder.endpoint_url(url);
+        }
+        builder.build()
+    }
+
+    #[test]
+    fn real_aws_uses_endpoint_discovery() {
+        assert_eq!(
+            timestream_endpoint_mode(&sdk(None), |_| None),
+            EndpointMode::Discovery
+        );
+    }
+
+    #[test]
+    fn a_global_endpoint_override_skips_discovery() {
+        assert_eq!(
+            timestream_endpoint_mode(&sdk(Some("http://127.0.0.1:5000")), |_| None),
+            EndpointMode::Override
+        );
+    }
+
+    #[test]
+    fn a_service_specific_override_skips_discovery() {
+        let env = |name: &str| {
+            (name == TIMESTREAM_WRITE_ENDPOINT_ENV).then(|| "http://127.0.0.1:5000".to_owned())
+        };
+        assert_eq!(
+            timestream_endpoint_mode(&sdk(None), env),
+            EndpointMode::Override
+        );
+    }
+
+    #[tokio::test]
+    async fn an_overridden_client_sends_straight_to_the_endpoint() {
+        // A one-shot HTTP server that records the first request it gets.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = socket.read(&mut buf).await.unwrap();
+            let body = b"{\"RecordsIngested\":{\"Total\":0}}";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            socket.write_all(head.as_bytes()).await.unwrap();
+            socket.write_all(body).await.unwrap();
+            String::from_utf8_lossy(&buf[..n]).to_string()
+        });
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(&url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(
+                aws_sdk_timestreamwrite::config::SharedCredentialsProvider::new(
+                    aws_sdk_timestreamwrite::config::Credentials::for_tests(),
+                ),
+            )
+            .build();
+        let client = timestream_write_client(&sdk).await.unwrap();
+        client
+            .write_records()
+            .database_name("db")
+            .table_name("t")
+            .send()
+            .await
+            .unwrap();
+        let request = server.await.unwrap().to_ascii_lowercase();
+        assert!(
+            request.contains("x-amz-target: timestream_20181101.writerecords"),
+            "{request}"
+        );
+        assert!(!request.contains("describeendpoints"));
+    }
+}

@@ -1,0 +1,140 @@
+//! SQS messages → envelopes → readings (or rejections), for a whole batch at once. Pure.
+
+use crate::domain::Reading;
+use crate::envelope::{EnvelopeMeta, decode_envelope, device_id_from_topic};
+use crate::reason::Rejection;
+use crate::validation::{ItemIndex, TimeWindow, validate_payload};
+
+/// Where a reading (or rejection) came from: its SQS message and its place in the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadingOrigin {
+    /// Index into [`PreparedBatch::messages`].
+    pub message: usize,
+    pub index: ItemIndex,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedReading {
+    pub origin: ReadingOrigin,
+    pub rejection: Rejection,
+}
+
+/// What is kept of each message: enough to report it to SQS and to quarantine its readings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub message_id: String,
+    pub meta: EnvelopeMeta,
+    pub original: OriginalPayload,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginalPayload {
+    /// The device's payload, base64-decoded from the envelope.
+    Decoded(Vec<u8>),
+    /// The SQS body itself, when it could not be decoded as an envelope.
+    Undecoded(String),
+}
+
+/// A batch after decoding and validation. `readings`, `origins` and `needs_authorization` are
+/// parallel vectors.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PreparedBatch {
+    pub messages: Vec<MessageInfo>,
+    pub readings: Vec<Reading>,
+    pub origins: Vec<ReadingOrigin>,
+    /// The reading names a device other than its topic's: a gateway claim to authorize.
+    pub needs_authorization: Vec<bool>,
+    pub rejections: Vec<RejectedReading>,
+}
+
+/// Decode and validate every message of a batch, given as `(message_id, body)` pairs.
+pub fn prepare_batch<'m>(
+    messages: impl IntoIterator<Item = (&'m str, &'m str)>,
+    window: TimeWindow,
+) -> PreparedBatch {
+    let mut batch = PreparedBatch::default();
+    for (message, (message_id, body)) in messages.into_iter().enumerate() {
+        let whole = ReadingOrigin {
+            message,
+            index: None,
+        };
+        let envelope = match decode_envelope(body) {
+            Ok(envelope) => envelope,
+            Err(rejected) => {
+                batch.messages.push(MessageInfo {
+                    message_id: message_id.to_owned(),
+                    meta: rejected.meta,
+                    original: OriginalPayload::Undecoded(body.to_owned()),
+                });
+                batch.reject(whole, rejected.rejection);
+                continue;
+            }
+        };
+        let meta = EnvelopeMeta {
+            topic: Some(envelope.topic),
+            received_at_ms: Some(envelope.received_at_ms),
+            client_id: envelope.client_id,
+        };
+        let topic = meta.topic.as_deref().unwrap_or_default();
+        match device_id_from_topic(topic) {
+            Err(rejection) => batch.reject(whole, rejection),
+            Ok(device) => {
+                let validated =
+                    validate_payload(&envelope.payload, device, envelope.received_at_ms, window);
+                for valid in validated.readings {
+                    batch.readings.push(valid.reading);
+                    batch.origins.push(ReadingOrigin {
+                        message,
+                        index: valid.index,
+                    });
+                    batch.needs_authorization.push(valid.needs_authorization);
+                }
+                for (index, rejection) in validated.rejections {
+                    batch.reject(ReadingOrigin { message, index }, rejection);
+                }
+            }
+        }
+        batch.messages.push(MessageInfo {
+            message_id: message_id.to_owned(),
+            meta,
+            original: OriginalPayload::Decoded(envelope.payload),
+        });
+    }
+    batch
+}
+
+impl PreparedBatch {
+    pub fn reject(&mut self, origin: ReadingOrigin, rejection: Rejection) {
+        self.rejections.push(RejectedReading { origin, rejection });
+    }
+
+    /// Keep only the readings for which `keep(index)` holds, keeping the vectors parallel.
+    pub fn retain_readings(&mut self, mut keep: impl FnMut(usize) -> bool) {
+        let decisions: Vec<bool> = (0..self.readings.len()).map(&mut keep).collect();
+        let mut flags = decisions.iter();
+        self.readings.retain(|_| *flags.next().unwrap_or(&false));
+        let mut flags = decisions.iter();
+        self.origins.retain(|_| *flags.next().unwrap_or(&false));
+        let mut flags = decisions.iter();
+        self.needs_authorization
+            .retain(|_| *flags.next().unwrap_or(&false));
+    }
+
+    /// Order readings by series (device) then event time: the store's preferred write order,
+    /// and chunks that share a device compress into `CommonAttributes`.
+    pub fn sort_by_series(&mut self) {
+        let mut rows: Vec<_> = std::mem::take(&mut self.readings)
+            .into_iter()
+            .zip(std::mem::take(&mut self.origins))
+            .zip(std::mem::take(&mut self.needs_authorization))
+            .collect();
+        rows.sort_by(|((a, _), _), ((b, _), _)| {
+            (a.device_id.as_str(), a.time_ms).cmp(&(b.device_id.as_str(), b.time_ms))
+        });
+        for ((reading, origin), claim) in rows {
+            self.readings.push(reading);
+            self.origins.push(origin);
+            self.needs_authorization.push(claim);
+        }
+    }
+}

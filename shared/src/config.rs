@@ -1,0 +1,192 @@
+//! Configuration, read from the environment once at start-up and validated there, so a
+//! misconfigured function fails its first init with a message naming the variable, rather
+//! than failing every batch later.
+
+use std::time::Duration;
+
+use crate::retry::RetryPolicy;
+use crate::store_writer::WritePolicy;
+use crate::validation::TimeWindow;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name} is not set: {purpose}")]
+    Missing {
+        name: &'static str,
+        purpose: &'static str,
+    },
+    #[error("environment variable {name}='{value}' is invalid: expected {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Timestream { database: String, table: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    pub store: StoreConfig,
+    pub quarantine_bucket: String,
+    /// The table's magnetic-store retention: readings older than this are `timestamp_too_old`.
+    pub magnetic_retention_days: u32,
+    pub write: WritePolicy,
+}
+
+impl IngestConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The same, from any lookup (tests pass a map instead of touching the process env).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let store = match env.optional("TIME_SERIES_STORE").as_deref() {
+            None | Some("timestream") => StoreConfig::Timestream {
+                database: env
+                    .required("TIMESTREAM_DATABASE", "the Timestream database to write to")?,
+                table: env.required("TIMESTREAM_TABLE", "the Timestream table to write to")?,
+            },
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "TIME_SERIES_STORE",
+                    value: other.to_owned(),
+                    expected: "'timestream'",
+                });
+            }
+        };
+        let defaults = WritePolicy::default();
+        let write = WritePolicy {
+            concurrency: env.number("WRITE_CONCURRENCY", defaults.concurrency, 1..=64)?,
+            retry: RetryPolicy {
+                base_delay: Duration::from_millis(env.number(
+                    "WRITE_RETRY_BASE_MS",
+                    defaults.retry.base_delay.as_millis() as u64,
+                    1..=10_000,
+                )?),
+                max_delay: Duration::from_millis(env.number(
+                    "WRITE_RETRY_MAX_MS",
+                    defaults.retry.max_delay.as_millis() as u64,
+                    1..=60_000,
+                )?),
+                max_attempts: env.number(
+                    "WRITE_MAX_ATTEMPTS",
+                    defaults.retry.max_attempts,
+                    1..=50,
+                )?,
+            },
+            deadline_margin: defaults.deadline_margin,
+        };
+        Ok(Self {
+            store,
+            quarantine_bucket: env.required(
+                "QUARANTINE_BUCKET",
+                "the S3 bucket that receives rejected readings",
+            )?,
+            magnetic_retention_days: env.number("MAGNETIC_RETENTION_DAYS", 73_000, 1..=73_000)?,
+            write,
+        })
+    }
+
+    pub fn time_window(&self) -> TimeWindow {
+        TimeWindow::with_retention_days(self.magnetic_retention_days)
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&self, name: &'static str, purpose: &'static str) -> Result<String, ConfigError> {
+        self.optional(name)
+            .ok_or(ConfigError::Missing { name, purpose })
+    }
+
+    fn number<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd,
+    {
+        let Some(text) = self.optional(name) else {
+            return Ok(default);
+        };
+        text.trim()
+            .parse()
+            .ok()
+            .filter(|v| range.contains(v))
+            .ok_or(ConfigError::Invalid {
+                name,
+                value: text,
+                expected: "a whole number in the documented range (see README, Configuration)",
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const MINIMAL: &[(&str, &str)] = &[
+        ("TIMESTREAM_DATABASE", "iotdp"),
+        ("TIMESTREAM_TABLE", "telemetry"),
+        ("QUARANTINE_BUCKET", "quarantine"),
+    ];
+
+    #[test]
+    fn minimal_config_takes_the_defaults() {
+        let config = IngestConfig::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(config.magnetic_retention_days, 73_000);
+        assert_eq!(config.write, WritePolicy::default());
+        assert_eq!(
+            config.store,
+            StoreConfig::Timestream {
+                database: "iotdp".into(),
+                table: "telemetry".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = IngestConfig::from_lookup(lookup(&MINIMAL[..2])).unwrap_err();
+        assert!(err.to_string().contains("QUARANTINE_BUCKET"), "{err}");
+        let err = IngestConfig::from_lookup(lookup(&MINIMAL[1..])).unwrap_err();
+        assert!(err.to_string().contains("TIMESTREAM_DATABASE"), "{err}");
+    }
+
+    #[test]
+    fn an_invalid_number_is_named_with_its_value() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("WRITE_CONCURRENCY", "0"));
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("WRITE_CONCURRENCY='0'"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_store_is_refused() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("TIME_SERIES_STORE", "cassandra"));
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("TIME_SERIES_STORE"), "{err}");
+    }
+}

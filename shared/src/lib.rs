@@ -1,0 +1,29 @@
+//! iotdp: the IoT data platform's core.
+//!
+//! Read top to bottom, the modules are the data path:
+//! - [`domain`]: what a reading is (no AWS types);
+//! - [`reason`]: the reason codes every rejection carries;
+//! - [`envelope`]: the IoT rule envelope on the ingest queue, device identity from the topic;
+//! - [`validation`]: payload → readings or rejections (pure);
+//! - [`batch`]: a whole SQS batch decoded and validated (pure);
+//! - [`ports`]: the time-series store, quarantine and gateway-authorizer interfaces;
+//! - [`store_writer`]: chunking, bounded concurrency, retry with jitter, bisection;
+//! - [`quarantine`]: the JSON Lines quarantine format;
+//! - [`ingest`]: the use case that ties them together and answers SQS;
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines;
+//! - [`config`]: environment configuration, validated at start-up;
+//! - [`adapters`]: Timestream, S3 and AWS client construction, plus in-memory stand-ins.
+
+pub mod adapters;
+pub mod batch;
+pub mod config;
+pub mod domain;
+pub mod envelope;
+pub mod ingest;
+pub mod metrics;
+pub mod ports;
+pub mod quarantine;
+pub mod reason;
+pub mod retry;
+pub mod store_writer;
+pub mod validation;
