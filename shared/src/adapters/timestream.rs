@@ -5,7 +5,7 @@
 //! request shares goes into `CommonAttributes` once instead of 100 times.
 
 use aws_sdk_timestreamwrite::Client;
-use aws_sdk_timestreamwrite::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_timestreamwrite::error::{BuildError, DisplayErrorContext, SdkError};
 use aws_sdk_timestreamwrite::operation::write_records::WriteRecordsError;
 use aws_sdk_timestreamwrite::types::{
     Dimension, MeasureValue, MeasureValueType, Record, RejectedRecord, TimeUnit,
@@ -149,13 +149,11 @@ fn device_dimension(device: &str) -> Result<Dimension, BuildError> {
 /// Sort a failed WriteRecords into retry / split / give up, and map rejected records back.
 fn classify_write_error(error: SdkError<WriteRecordsError>) -> Result<WriteReport, StoreError> {
     let status = error.raw_response().map(|r| r.status().as_u16());
-    let message = format!(
-        "{}: {}",
-        error.code().unwrap_or("WriteRecords"),
-        error
-            .message()
-            .map_or_else(|| error.to_string(), str::to_owned)
-    );
+    let message = match &error {
+        // The modeled error's Display carries its code and message.
+        SdkError::ServiceError(service) => service.err().to_string(),
+        other => DisplayErrorContext(other).to_string(),
+    };
     let retryable = || StoreError::Retryable {
         message: message.clone(),
         retry_after: None,
