@@ -1,1 +1,98 @@
-fn main() {}
+//! The pure ingest path on a 1,000-message SQS batch of mixed single readings (thermostats,
+//! battery boxes) and 10-reading gateway batches (green wall): decode + validate, then build
+//! the Timestream requests. Plain serde_json parsing of the same bytes is the floor.
+
+use base64::Engine as _;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
+use iotdp::batch::prepare_batch;
+use iotdp::envelope::encode_envelope;
+use iotdp::validation::TimeWindow;
+use std::hint::black_box;
+
+const RECEIVED: i64 = 1_764_000_000_000;
+
+/// 1,000 SQS bodies: 700 single readings, 300 gateway batches of 10. Returns (bodies, readings).
+fn mixed_batch() -> (Vec<(String, String)>, u64) {
+    let mut bodies = Vec::with_capacity(1000);
+    let mut readings = 0;
+    for i in 0..1000u64 {
+        let (device, payload) = if i % 10 < 7 {
+            readings += 1;
+            if i % 2 == 0 {
+                (
+                    format!("ac-{}", i % 50),
+                    format!(
+                        r#"{{"ts":{},"seq":{i},"metrics":{{"temperature":{:.1},"setpoint":21.0,"mode":"eco"}}}}"#,
+                        RECEIVED - 1000,
+                        20.0 + (i % 30) as f64 / 10.0
+                    ),
+                )
+            } else {
+                (
+                    format!("battery-{}", i % 40),
+                    format!(
+                        r#"{{"ts":"2025-11-24T15:59:58.000Z","metrics":{{"voltage":{:.2},"current":-1.5,"soc":0.82,"temperature_c":31.5,"charging":false}}}}"#,
+                        12.0 + (i % 100) as f64 / 100.0
+                    ),
+                )
+            }
+        } else {
+            readings += 10;
+            let items: Vec<String> = (0..10)
+                .map(|s| {
+                    format!(
+                        r#"{{"ts":{},"metrics":{{"moisture":0.{s}3,"lux":1200,"temperature":18.5}}}}"#,
+                        RECEIVED - 3_600_000 * (s % 5 + 1)
+                    )
+                })
+                .collect();
+            (
+                format!("wall-gw-{}", i % 5),
+                format!(r#"{{"readings":[{}]}}"#, items.join(",")),
+            )
+        };
+        let topic = format!("dt/{device}/telemetry");
+        bodies.push((
+            format!("msg-{i}"),
+            encode_envelope(payload.as_bytes(), &topic, RECEIVED, Some(&device)),
+        ));
+    }
+    (bodies, readings)
+}
+
+fn ingest_path(c: &mut Criterion) {
+    let (bodies, readings) = mixed_batch();
+    let window = TimeWindow::with_retention_days(73_000);
+    let pairs = || bodies.iter().map(|(id, body)| (id.as_str(), body.as_str()));
+
+    let mut group = c.benchmark_group("ingest_1000_messages");
+    group.throughput(Throughput::Elements(readings));
+    group.bench_function("serde_json_floor", |b| {
+        b.iter(|| {
+            for (_, body) in pairs() {
+                let envelope: serde_json::Value = serde_json::from_str(body).unwrap();
+                let payload = base64::engine::general_purpose::STANDARD
+                    .decode(envelope["payload"].as_str().unwrap())
+                    .unwrap();
+                black_box(serde_json::from_slice::<serde_json::Value>(&payload).unwrap());
+            }
+        })
+    });
+    group.bench_function("decode_validate", |b| {
+        b.iter(|| black_box(prepare_batch(pairs(), window)))
+    });
+    group.bench_function("decode_validate_build_timestream_requests", |b| {
+        b.iter(|| {
+            let mut batch = prepare_batch(pairs(), window);
+            batch.sort_by_series();
+            for chunk in batch.readings.chunks(MAX_RECORDS_PER_WRITE) {
+                black_box(build_write_request(chunk).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest_path);
+criterion_main!(benches);

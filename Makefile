@@ -1,0 +1,48 @@
+# iotdp - one entry point for building, testing and linting.
+# `make test` is the one test command (CI runs it through .ci/run).
+
+SHELL := /bin/bash
+VENV := .venv
+PYTHON ?= python3
+TOOLS_STAMP := $(VENV)/.installed-$(shell sha1sum requirements-dev.txt | cut -c1-12)
+# Offline-friendly settings for the AWS CLIs used in linting: no telemetry, no credentials needed.
+AWS_LINT_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint
+
+.PHONY: test tools rust-test rust-lint template-lint bench build fmt clean-tools
+
+## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
+test: tools rust-lint rust-test template-lint
+
+## tools: Python venv with moto[server], cfn-lint and aws-sam-cli (pinned in requirements-dev.txt)
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+rust-lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+rust-test: tools
+	cargo test --workspace
+
+template-lint: tools
+	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint template.yaml
+	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template template.yaml
+
+## bench: criterion benchmark of the pure ingest path (decode + validate + build requests)
+bench:
+	cargo bench -p iotdp --bench ingest_path
+
+## build: sam build (needs cargo-lambda, zig and the aarch64-unknown-linux-gnu Rust target)
+build:
+	$(VENV)/bin/sam build --beta-features
+
+fmt:
+	cargo fmt --all
+
+clean-tools:
+	rm -rf $(VENV)
