@@ -102,7 +102,10 @@ impl Calls {
 
 /// Quarantine objects PUT to S3, as `(key, lines)`.
 #[derive(Default, Clone)]
-struct Puts(Arc<Mutex<Vec<(String, Vec<QuarantineLine>)>>>);
+struct Puts(Arc<Mutex<Vec<QuarantineObject>>>);
+
+/// An object's key and its parsed lines.
+type QuarantineObject = (String, Vec<QuarantineLine>);
 
 impl Puts {
     fn lines(&self) -> Vec<QuarantineLine> {
