@@ -10,11 +10,13 @@
 //! - [`store_writer`]: chunking, bounded concurrency, retry with jitter, bisection;
 //! - [`quarantine`]: the JSON Lines quarantine format;
 //! - [`ingest`]: the use case that ties them together and answers SQS;
+//! - [`alerting`]: rules, the alarm state machine, notifications, commands back to devices;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines;
 //! - [`config`]: environment configuration, validated at start-up;
 //! - [`adapters`]: Timestream, S3 and AWS client construction, plus in-memory stand-ins.
 
 pub mod adapters;
+pub mod alerting;
 pub mod batch;
 pub mod config;
 pub mod domain;
