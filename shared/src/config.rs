@@ -28,9 +28,19 @@ pub enum StoreConfig {
     Timestream { database: String, table: String },
 }
 
+/// Alerting is on when `ALERT_RULES_TABLE` is set; the other three are then required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertingConfig {
+    pub rules_table: String,
+    pub state_table: String,
+    pub topic_arn: String,
+    pub rules_ttl: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestConfig {
     pub store: StoreConfig,
+    pub alerting: Option<AlertingConfig>,
     pub quarantine_bucket: String,
     /// The table's magnetic-store retention: readings older than this are `timestamp_too_old`.
     pub magnetic_retention_days: u32,
@@ -81,8 +91,18 @@ impl IngestConfig {
             },
             deadline_margin: defaults.deadline_margin,
         };
+        let alerting = match env.optional("ALERT_RULES_TABLE") {
+            None => None,
+            Some(rules_table) => Some(AlertingConfig {
+                rules_table,
+                state_table: env.required("ALERT_STATE_TABLE", "the DynamoDB table of alert states (alerting is on because ALERT_RULES_TABLE is set)")?,
+                topic_arn: env.required("ALERT_TOPIC_ARN", "the SNS topic alert notifications go to (alerting is on because ALERT_RULES_TABLE is set)")?,
+                rules_ttl: Duration::from_secs(env.number("ALERT_RULES_CACHE_SECONDS", 60, 0..=3600)?),
+            }),
+        };
         Ok(Self {
             store,
+            alerting,
             quarantine_bucket: env.required(
                 "QUARANTINE_BUCKET",
                 "the S3 bucket that receives rejected readings",
@@ -180,6 +200,29 @@ mod tests {
         pairs.push(("WRITE_CONCURRENCY", "0"));
         let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
         assert!(err.to_string().contains("WRITE_CONCURRENCY='0'"), "{err}");
+    }
+
+    #[test]
+    fn alerting_is_off_unless_its_rules_table_is_named_and_then_needs_the_rest() {
+        assert_eq!(
+            IngestConfig::from_lookup(lookup(MINIMAL)).unwrap().alerting,
+            None
+        );
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("ALERT_RULES_TABLE", "rules"));
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("ALERT_STATE_TABLE"), "{err}");
+        pairs.push(("ALERT_STATE_TABLE", "states"));
+        pairs.push((
+            "ALERT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:alerts",
+        ));
+        let alerting = IngestConfig::from_lookup(lookup(&pairs))
+            .unwrap()
+            .alerting
+            .unwrap();
+        assert_eq!(alerting.rules_ttl, Duration::from_secs(60));
+        assert_eq!(alerting.state_table, "states");
     }
 
     #[test]

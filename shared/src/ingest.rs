@@ -10,8 +10,11 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::batch::{PreparedBatch, ReadingOrigin, prepare_batch};
+use crate::domain::Reading;
 use crate::metrics::IngestMetrics;
-use crate::ports::{GatewayAuthorizer, GatewayClaim, QuarantineSink, TimeSeriesStore};
+use crate::ports::{
+    GatewayAuthorizer, GatewayClaim, QuarantineSink, ReadingsObserver, TimeSeriesStore,
+};
 use crate::quarantine::{count_by_reason, quarantine_key, render_quarantine};
 use crate::reason::{ReasonCode, Rejection};
 use crate::store_writer::{WriteOutcome, WritePolicy, write_readings};
@@ -50,26 +53,41 @@ pub struct IngestReport {
     pub metrics: IngestMetrics,
 }
 
-pub struct IngestService<S, Q, A> {
+/// The ingest use case over its ports: a time-series store, a quarantine, a gateway
+/// authorizer, and an observer of stored readings (alert evaluation).
+pub struct IngestService<S, Q, A, O> {
     store: S,
     quarantine: Q,
     authorizer: A,
+    observer: O,
     settings: IngestSettings,
 }
 
-impl<S, Q, A> IngestService<S, Q, A>
+impl<S, Q, A, O> IngestService<S, Q, A, O>
 where
     S: TimeSeriesStore,
     Q: QuarantineSink,
     A: GatewayAuthorizer,
+    O: ReadingsObserver,
 {
-    pub fn new(store: S, quarantine: Q, authorizer: A, settings: IngestSettings) -> Self {
+    pub fn new(
+        store: S,
+        quarantine: Q,
+        authorizer: A,
+        observer: O,
+        settings: IngestSettings,
+    ) -> Self {
         Self {
             store,
             quarantine,
             authorizer,
+            observer,
             settings,
         }
+    }
+
+    pub fn observer(&self) -> &O {
+        &self.observer
     }
 
     pub fn store(&self) -> &S {
@@ -100,14 +118,28 @@ where
             invocation.deadline,
         )
         .await;
-        for (origin, outcome) in batch.origins.clone().into_iter().zip(outcomes) {
+        let mut stored = Vec::with_capacity(batch.readings.len());
+        for (i, (origin, outcome)) in batch.origins.clone().into_iter().zip(outcomes).enumerate() {
             match outcome {
-                WriteOutcome::Stored => {}
+                WriteOutcome::Stored => stored.push(i),
                 WriteOutcome::RejectedByStore(reason) => {
                     batch.reject(origin, Rejection::new(ReasonCode::RejectedByStore, reason))
                 }
                 WriteOutcome::Failed(why) => failures.fail(origin.message, &why),
             }
+        }
+
+        // Alerts see what was stored, in series/time order. A reading whose evaluation could
+        // not complete sends its message back: redelivery rewrites it (an idempotent no-op)
+        // and evaluates it again.
+        let stored_readings: Vec<Reading> =
+            stored.iter().map(|&i| batch.readings[i].clone()).collect();
+        let alerts = self.observer.observe(&stored_readings).await;
+        for i in alerts.retry {
+            failures.fail(
+                batch.origins[stored[i]].message,
+                "alert evaluation did not complete",
+            );
         }
 
         let quarantined = self
@@ -128,6 +160,7 @@ where
             write_retries: write_stats.retries,
             write_latencies_ms: write_stats.latencies_ms,
             quarantine_lines: quarantined,
+            alerts: alerts.stats,
             ..Default::default()
         };
         let response = failures.into_response(&batch);
@@ -266,14 +299,15 @@ impl MessageFailures {
 }
 
 /// The Lambda entry point: run the use case, print its EMF metrics, answer SQS.
-pub async fn handle_lambda_event<S, Q, A>(
-    service: &IngestService<S, Q, A>,
+pub async fn handle_lambda_event<S, Q, A, O>(
+    service: &IngestService<S, Q, A, O>,
     event: lambda_runtime::LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error>
 where
     S: TimeSeriesStore,
     Q: QuarantineSink,
     A: GatewayAuthorizer,
+    O: ReadingsObserver,
 {
     let invocation = Invocation::from_lambda(&event.context);
     let report = service.handle(&event.payload, &invocation).await;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::alerting::evaluator::AlertStats;
 use crate::reason::ReasonCode;
 
 pub const METRICS_NAMESPACE: &str = "iotdp";
@@ -20,6 +21,7 @@ pub struct IngestMetrics {
     pub write_retries: u64,
     pub write_latencies_ms: Vec<f64>,
     pub quarantine_lines: u64,
+    pub alerts: AlertStats,
 }
 
 impl IngestMetrics {
@@ -38,6 +40,15 @@ impl IngestMetrics {
             ("WriteCalls", self.write_calls),
             ("WriteRetries", self.write_retries),
             ("QuarantineLines", self.quarantine_lines),
+            ("AlertStateWrites", self.alerts.state_writes),
+            ("AlertStateConflicts", self.alerts.conflicts),
+            (
+                "NotificationsPublished",
+                self.alerts.notifications_published,
+            ),
+            ("NotificationFailures", self.alerts.notification_failures),
+            ("CommandsSent", self.alerts.commands_sent),
+            ("CommandFailures", self.alerts.command_failures),
         ];
         let mut fields = Map::new();
         let mut definitions = Vec::new();

@@ -18,7 +18,7 @@ use iotdp::adapters::s3_quarantine::S3Quarantine;
 use iotdp::adapters::timestream::TimestreamStore;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::{IngestReport, IngestService, IngestSettings, Invocation};
-use iotdp::ports::DenyOtherDevices;
+use iotdp::ports::{DenyOtherDevices, NoAlerts};
 use iotdp::quarantine::QuarantineLine;
 use iotdp::retry::RetryPolicy;
 use iotdp::store_writer::WritePolicy;
@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 const RECEIVED: i64 = 1_764_000_000_000;
 
-type Service = IngestService<TimestreamStore, S3Quarantine, DenyOtherDevices>;
+type Service = IngestService<TimestreamStore, S3Quarantine, DenyOtherDevices, NoAlerts>;
 
 fn settings(max_attempts: u32) -> IngestSettings {
     IngestSettings {
@@ -156,6 +156,7 @@ fn service(
         TimestreamStore::new(ts, "iotdp", "telemetry"),
         S3Quarantine::new(s3, "quarantine-bucket"),
         DenyOtherDevices,
+        NoAlerts,
         settings(max_attempts),
     )
 }

@@ -11,7 +11,7 @@ use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
 use iotdp::domain::Reading;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::{IngestService, IngestSettings, Invocation};
-use iotdp::ports::{DenyOtherDevices, StoreError, TimeSeriesStore, WriteReport};
+use iotdp::ports::{DenyOtherDevices, NoAlerts, StoreError, TimeSeriesStore, WriteReport};
 use iotdp::store_writer::WritePolicy;
 use iotdp::validation::TimeWindow;
 
@@ -86,6 +86,7 @@ fn a_10000_message_batch_peaks_under_64_mib() {
         BuildOnlyStore,
         MemoryQuarantine::default(),
         DenyOtherDevices,
+        NoAlerts,
         IngestSettings {
             window: TimeWindow::with_retention_days(73_000),
             write: WritePolicy::default(),

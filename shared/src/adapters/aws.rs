@@ -6,11 +6,15 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_timestreamwrite::config::retry::RetryConfig;
 
+use crate::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
+use crate::adapters::iot_shadow::IotShadowCommander;
 use crate::adapters::s3_quarantine::S3Quarantine;
+use crate::adapters::sns_notifier::SnsNotifier;
 use crate::adapters::timestream::TimestreamStore;
-use crate::config::{IngestConfig, StoreConfig};
+use crate::alerting::evaluator::{AlertEvaluator, AlertSettings};
+use crate::config::{AlertingConfig, IngestConfig, StoreConfig};
 use crate::ingest::{IngestService, IngestSettings};
-use crate::ports::DenyOtherDevices;
+use crate::ports::{DenyOtherDevices, NoDeviceTypes};
 
 /// The service-specific override variable for Timestream writes.
 pub const TIMESTREAM_WRITE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_TIMESTREAM_WRITE";
@@ -72,9 +76,21 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
-/// The ingest use case wired to AWS: Timestream, S3 quarantine, and (until the device registry
-/// exists) a gateway authorizer that lets a device report only for itself.
-pub type AwsIngestService = IngestService<TimestreamStore, S3Quarantine, DenyOtherDevices>;
+/// Alert evaluation wired to AWS: DynamoDB rules and states, SNS, IoT shadows. Device types
+/// are unknown until the device registry exists, so type-scoped rules match nothing yet.
+pub type AwsAlertEvaluator = AlertEvaluator<
+    DynamoDbRules,
+    DynamoDbAlertStates,
+    SnsNotifier,
+    IotShadowCommander,
+    NoDeviceTypes,
+>;
+
+/// The ingest use case wired to AWS: Timestream, S3 quarantine, alerting when configured, and
+/// (until the device registry exists) a gateway authorizer that lets a device report only for
+/// itself.
+pub type AwsIngestService =
+    IngestService<TimestreamStore, S3Quarantine, DenyOtherDevices, Option<AwsAlertEvaluator>>;
 
 pub async fn ingest_service(
     config: &IngestConfig,
@@ -86,15 +102,35 @@ pub async fn ingest_service(
         }
     };
     let quarantine = S3Quarantine::new(s3_client(&sdk), &config.quarantine_bucket);
+    let alerts = config
+        .alerting
+        .as_ref()
+        .map(|alerting| alert_evaluator(&sdk, alerting));
     Ok(IngestService::new(
         store,
         quarantine,
         DenyOtherDevices,
+        alerts,
         IngestSettings {
             window: config.time_window(),
             write: config.write,
         },
     ))
+}
+
+pub fn alert_evaluator(sdk: &SdkConfig, config: &AlertingConfig) -> AwsAlertEvaluator {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    AlertEvaluator::new(
+        DynamoDbRules::new(dynamodb.clone(), &config.rules_table),
+        DynamoDbAlertStates::new(dynamodb, &config.state_table),
+        SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
+        IotShadowCommander::new(aws_sdk_iotdataplane::Client::new(sdk)),
+        NoDeviceTypes,
+        AlertSettings {
+            rules_ttl: config.rules_ttl,
+            ..AlertSettings::default()
+        },
+    )
 }
 
 #[cfg(test)]

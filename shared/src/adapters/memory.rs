@@ -71,3 +71,132 @@ impl QuarantineSink for MemoryQuarantine {
         Ok(())
     }
 }
+
+// ---- Alerting -----------------------------------------------------------------------------
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::alerting::notification::AlertNotification;
+use crate::alerting::rule::AlertRule;
+use crate::alerting::state_machine::AlertState;
+use crate::ports::{
+    AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, DeviceCommander, Notifier,
+    RuleSource,
+};
+
+#[derive(Debug, Default)]
+pub struct MemoryRules(pub Mutex<Vec<AlertRule>>);
+
+impl MemoryRules {
+    pub fn new(rules: Vec<AlertRule>) -> Self {
+        Self(Mutex::new(rules))
+    }
+}
+
+impl RuleSource for MemoryRules {
+    async fn load_rules(&self) -> Result<Vec<AlertRule>, AlertPortError> {
+        Ok(self.0.lock().map(|r| r.clone()).unwrap_or_default())
+    }
+}
+
+/// Alert states with the same conditional-write semantics as DynamoDB, and call counters.
+#[derive(Debug, Default)]
+pub struct MemoryAlertStates {
+    states: Mutex<HashMap<AlertKey, AlertState>>,
+    pub batch_reads: AtomicU64,
+    pub writes: AtomicU64,
+}
+
+impl MemoryAlertStates {
+    pub fn get(&self, key: &AlertKey) -> Option<AlertState> {
+        self.states.lock().ok()?.get(key).cloned()
+    }
+}
+
+impl AlertStateStore for MemoryAlertStates {
+    async fn get_many(
+        &self,
+        keys: &[AlertKey],
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        self.batch_reads
+            .fetch_add(keys.len().div_ceil(100) as u64, Ordering::Relaxed);
+        let states = self
+            .states
+            .lock()
+            .map_err(|_| AlertPortError("lock poisoned".into()))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| states.get(k).map(|s| (k.clone(), s.clone())))
+            .collect())
+    }
+
+    async fn put_if_version(
+        &self,
+        key: &AlertKey,
+        state: &AlertState,
+        expected_version: u64,
+    ) -> Result<ConditionalWrite, AlertPortError> {
+        let mut states = self
+            .states
+            .lock()
+            .map_err(|_| AlertPortError("lock poisoned".into()))?;
+        let current = states.get(key).map_or(0, |s| s.version);
+        if current != expected_version {
+            return Ok(ConditionalWrite::Conflict);
+        }
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        states.insert(key.clone(), state.clone());
+        Ok(ConditionalWrite::Written)
+    }
+}
+
+/// Keeps published notifications; can be switched to failing.
+#[derive(Debug, Default)]
+pub struct MemoryNotifier {
+    pub failing: AtomicBool,
+    published: Mutex<Vec<AlertNotification>>,
+}
+
+impl MemoryNotifier {
+    pub fn published(&self) -> Vec<AlertNotification> {
+        self.published.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+impl Notifier for MemoryNotifier {
+    async fn publish(&self, notification: &AlertNotification) -> Result<(), AlertPortError> {
+        if self.failing.load(Ordering::Relaxed) {
+            return Err(AlertPortError("notifier is down".into()));
+        }
+        self.published
+            .lock()
+            .map_err(|_| AlertPortError("lock poisoned".into()))?
+            .push(notification.clone());
+        Ok(())
+    }
+}
+
+/// Keeps `(device, desired)` commands.
+#[derive(Debug, Default)]
+pub struct MemoryCommander(Mutex<Vec<(String, serde_json::Value)>>);
+
+impl MemoryCommander {
+    pub fn sent(&self) -> Vec<(String, serde_json::Value)> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl DeviceCommander for MemoryCommander {
+    async fn update_desired(
+        &self,
+        device_id: &str,
+        desired: &serde_json::Value,
+    ) -> Result<(), AlertPortError> {
+        self.0
+            .lock()
+            .map_err(|_| AlertPortError("lock poisoned".into()))?
+            .push((device_id.to_owned(), desired.clone()));
+        Ok(())
+    }
+}

@@ -1,1 +1,464 @@
-pub struct Placeholder;
+//! Alert evaluation over a batch of stored readings.
+//!
+//! Per batch: rules from a per-instance cache (TTL), one BatchGetItem-style read for just the
+//! (device, rule) pairs the batch touches, then per pair the readings in event-time order
+//! through the state machine. Only a changed state is written, conditionally on the version
+//! read, so two invocations racing on one transition produce one write and one notification.
+//! A notification is recorded as owed in the same write and cleared once published: if the
+//! publish fails, the next invocation that touches the pair (or the SQS redelivery) sends it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use futures_util::stream;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::alerting::notification::AlertNotification;
+use crate::alerting::rule::{AlertRule, Scope};
+use crate::alerting::state_machine::{AlertState, EventKind, apply_reading};
+use crate::domain::{MetricValue, Reading};
+use crate::ports::{
+    AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, DeviceCommander, DeviceDirectory,
+    Notifier, ObserverOutcome, ReadingsObserver, RuleSource,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// How long a Lambda instance reuses the rules it loaded.
+    pub rules_ttl: Duration,
+    /// How long owed notifications belong to the invocation that decided them; after that any
+    /// invocation touching the pair delivers them. Longer than the function timeout.
+    pub owed_lease: Duration,
+    /// Re-read-and-retry rounds after a conditional-write conflict.
+    pub max_conflict_retries: u32,
+    /// (device, rule) pairs evaluated concurrently.
+    pub concurrency: usize,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        Self {
+            rules_ttl: Duration::from_secs(60),
+            owed_lease: Duration::from_secs(90),
+            max_conflict_retries: 3,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Calls made and what came of them, per batch (the figures the README reports).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertStats {
+    pub rule_loads: u64,
+    pub pairs_evaluated: u64,
+    pub state_batch_reads: u64,
+    pub state_writes: u64,
+    pub conflicts: u64,
+    pub notifications_published: u64,
+    pub notification_failures: u64,
+    pub commands_sent: u64,
+    pub command_failures: u64,
+}
+
+impl AlertStats {
+    fn merge(&mut self, o: &AlertStats) {
+        self.rule_loads += o.rule_loads;
+        self.pairs_evaluated += o.pairs_evaluated;
+        self.state_batch_reads += o.state_batch_reads;
+        self.state_writes += o.state_writes;
+        self.conflicts += o.conflicts;
+        self.notifications_published += o.notifications_published;
+        self.notification_failures += o.notification_failures;
+        self.commands_sent += o.commands_sent;
+        self.command_failures += o.command_failures;
+    }
+}
+
+/// Rules indexed by metric, so a reading only meets the rules that watch its metrics.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<AlertRule>,
+    by_metric: HashMap<String, Vec<usize>>,
+}
+
+impl RuleSet {
+    pub fn new(rules: Vec<AlertRule>) -> Self {
+        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.enabled) {
+            by_metric.entry(rule.metric.clone()).or_default().push(i);
+        }
+        Self { rules, by_metric }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// Readings of one pair: (index into the batch, event time, value).
+type PairReadings = Vec<(usize, i64, f64)>;
+
+/// Group readings by (device, rule): the pure first step, benchmarked directly.
+pub fn pairs_touched(
+    rules: &RuleSet,
+    readings: &[Reading],
+    device_types: &HashMap<String, String>,
+) -> Vec<(usize, String, PairReadings)> {
+    let mut pairs: HashMap<(&str, usize), PairReadings> = HashMap::new();
+    for (index, reading) in readings.iter().enumerate() {
+        let device_type = device_types.get(&reading.device_id).map(String::as_str);
+        for metric in &reading.metrics {
+            let Some(rule_ids) = rules.by_metric.get(&metric.name) else {
+                continue;
+            };
+            let value = match metric.value {
+                MetricValue::Number(v) => v,
+                MetricValue::Bool(b) => f64::from(u8::from(b)),
+                MetricValue::Text(_) => continue,
+            };
+            for &rule in rule_ids {
+                if rules.rules[rule]
+                    .scope
+                    .covers(&reading.device_id, device_type)
+                {
+                    pairs
+                        .entry((reading.device_id.as_str(), rule))
+                        .or_default()
+                        .push((index, reading.time_ms, value));
+                }
+            }
+        }
+    }
+    let mut out: Vec<_> = pairs
+        .into_iter()
+        .map(|((device, rule), mut list)| {
+            list.sort_by_key(|(_, t, _)| *t);
+            (rule, device.to_owned(), list)
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+    out
+}
+
+pub struct AlertEvaluator<R, S, N, C, D> {
+    rules: R,
+    states: S,
+    notifier: N,
+    commander: C,
+    directory: D,
+    settings: AlertSettings,
+    cache: Mutex<Option<(Instant, Arc<RuleSet>)>>,
+}
+
+impl<R, S, N, C, D> AlertEvaluator<R, S, N, C, D>
+where
+    R: RuleSource,
+    S: AlertStateStore,
+    N: Notifier,
+    C: DeviceCommander,
+    D: DeviceDirectory,
+{
+    pub fn new(
+        rules: R,
+        states: S,
+        notifier: N,
+        commander: C,
+        directory: D,
+        settings: AlertSettings,
+    ) -> Self {
+        Self {
+            rules,
+            states,
+            notifier,
+            commander,
+            directory,
+            settings,
+            cache: Mutex::new(None),
+        }
+    }
+
+    pub fn states(&self) -> &S {
+        &self.states
+    }
+
+    pub fn notifier(&self) -> &N {
+        &self.notifier
+    }
+
+    pub fn commander(&self) -> &C {
+        &self.commander
+    }
+
+    /// The cached rules, reloaded when older than the TTL. If a reload fails, the previous
+    /// rules keep serving (a rules-table hiccup should not stop alerting).
+    async fn rule_set(&self, stats: &mut AlertStats) -> Result<Arc<RuleSet>, AlertPortError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((loaded, rules)) = cache.as_ref()
+            && loaded.elapsed() < self.settings.rules_ttl
+        {
+            return Ok(rules.clone());
+        }
+        stats.rule_loads += 1;
+        match self.rules.load_rules().await {
+            Ok(rules) => {
+                let set = Arc::new(RuleSet::new(rules));
+                *cache = Some((Instant::now(), set.clone()));
+                Ok(set)
+            }
+            Err(e) => match cache.as_ref() {
+                Some((_, stale)) => {
+                    tracing::warn!(error = %e, "rule reload failed; using the rules loaded before");
+                    Ok(stale.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Evaluate `readings` at wall-clock time `now`.
+    pub async fn evaluate(&self, readings: &[Reading], now: DateTime<Utc>) -> ObserverOutcome {
+        let mut stats = AlertStats::default();
+        let all = || ObserverOutcome {
+            retry: (0..readings.len()).collect(),
+            stats: AlertStats::default(),
+        };
+        let rules = match self.rule_set(&mut stats).await {
+            Ok(rules) => rules,
+            Err(e) => {
+                tracing::error!(error = %e, "alert rules unavailable; readings will be retried");
+                return all();
+            }
+        };
+        if rules.is_empty() {
+            return ObserverOutcome {
+                retry: vec![],
+                stats,
+            };
+        }
+        let needs_types = rules
+            .rules
+            .iter()
+            .any(|r| matches!(r.scope, Scope::DeviceType(_)));
+        let device_types = if needs_types {
+            let mut ids: Vec<&str> = readings.iter().map(|r| r.device_id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            match self.directory.device_types(&ids).await {
+                Ok(types) => types,
+                Err(e) => {
+                    tracing::error!(error = %e, "device types unavailable; readings will be retried");
+                    return all();
+                }
+            }
+        } else {
+            HashMap::new()
+        };
+        let pairs = pairs_touched(&rules, readings, &device_types);
+        if pairs.is_empty() {
+            return ObserverOutcome {
+                retry: vec![],
+                stats,
+            };
+        }
+        let keys: Vec<AlertKey> = pairs
+            .iter()
+            .map(|(rule, device, _)| AlertKey {
+                device_id: device.clone(),
+                rule_id: rules.rules[*rule].rule_id.clone(),
+            })
+            .collect();
+        stats.state_batch_reads += 1;
+        let mut stored: HashMap<AlertKey, AlertState> = match self.states.get_many(&keys).await {
+            Ok(found) => found.into_iter().collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "alert states unavailable; readings will be retried");
+                return all();
+            }
+        };
+        let work = pairs.into_iter().zip(keys).map(|((rule, _, list), key)| {
+            let state = stored.remove(&key).unwrap_or_default();
+            let rule = &rules.rules[rule];
+            async move {
+                let mut pair_stats = AlertStats::default();
+                let ok = self
+                    .evaluate_pair(rule, &key, state, &list, now, &mut pair_stats)
+                    .await;
+                (ok, list, pair_stats)
+            }
+        });
+        let mut results = stream::iter(work).buffer_unordered(self.settings.concurrency.max(1));
+        let mut retry = Vec::new();
+        while let Some((ok, list, pair_stats)) = results.next().await {
+            stats.merge(&pair_stats);
+            stats.pairs_evaluated += 1;
+            if !ok {
+                retry.extend(list.iter().map(|(i, _, _)| *i));
+            }
+        }
+        retry.sort_unstable();
+        retry.dedup();
+        ObserverOutcome { retry, stats }
+    }
+
+    /// One pair; `false` when its readings must be retried.
+    async fn evaluate_pair(
+        &self,
+        rule: &AlertRule,
+        key: &AlertKey,
+        mut state: AlertState,
+        readings: &[(usize, i64, f64)],
+        now: DateTime<Utc>,
+        stats: &mut AlertStats,
+    ) -> bool {
+        let now_ms = now.timestamp_millis();
+        let lease_ms = self.settings.owed_lease.as_millis() as i64;
+        for _ in 0..=self.settings.max_conflict_retries {
+            let expected = state.version;
+            let mut next = state.clone();
+            // Owed notifications of another invocation are ours to deliver once its lease ran out.
+            let inherited = !next.owed.is_empty()
+                && next
+                    .owed_since_ms
+                    .is_none_or(|since| now_ms - since >= lease_ms);
+            let mut deliver: Vec<AlertNotification> =
+                if inherited { next.owed.clone() } else { vec![] };
+            let mut commands = Vec::new();
+            let mut changed = false;
+            for &(_, time_ms, value) in readings {
+                let step = apply_reading(rule, &mut next, time_ms, value);
+                changed |= step.changed;
+                if let Some(event) = step.event {
+                    let notification = AlertNotification::new(
+                        rule,
+                        &key.device_id,
+                        &event,
+                        time_ms_as_version(time_ms),
+                        now,
+                    );
+                    next.owed.push(notification.clone());
+                    deliver.push(notification);
+                    let action = match event.kind {
+                        EventKind::Alarm => rule.actions.on_alarm.as_ref(),
+                        EventKind::Ok => rule.actions.on_ok.as_ref(),
+                        EventKind::Renotify => None,
+                    };
+                    commands.extend(action.cloned());
+                }
+            }
+            if !changed && deliver.is_empty() {
+                return true;
+            }
+            if !deliver.is_empty() {
+                next.owed_since_ms = Some(now_ms);
+            }
+            next.version = expected + 1;
+            stats.state_writes += 1;
+            match self.states.put_if_version(key, &next, expected).await {
+                Ok(ConditionalWrite::Written) => {}
+                Ok(ConditionalWrite::Conflict) => {
+                    stats.conflicts += 1;
+                    match self.states.get_many(std::slice::from_ref(key)).await {
+                        Ok(mut found) => {
+                            state = found.pop().map(|(_, s)| s).unwrap_or_default();
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, ?key, "alert state re-read failed");
+                            return false;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, ?key, "alert state write failed");
+                    return false;
+                }
+            }
+            for desired in &commands {
+                match self.commander.update_desired(&key.device_id, desired).await {
+                    Ok(()) => stats.commands_sent += 1,
+                    Err(e) => {
+                        // Commands never hold up storage or alerting: counted and logged.
+                        stats.command_failures += 1;
+                        tracing::error!(error = %e, device = %key.device_id, rule = %key.rule_id, "shadow command failed");
+                    }
+                }
+            }
+            return self.deliver(key, next, deliver, stats).await;
+        }
+        tracing::error!(
+            ?key,
+            "alert state kept changing under us; readings will be retried"
+        );
+        false
+    }
+
+    /// Publish, then clear what was published from the owed list (conditionally: if someone
+    /// else wrote meanwhile, the owed list they see is delivered by them after the lease).
+    async fn deliver(
+        &self,
+        key: &AlertKey,
+        mut state: AlertState,
+        notifications: Vec<AlertNotification>,
+        stats: &mut AlertStats,
+    ) -> bool {
+        let mut all_sent = true;
+        for notification in &notifications {
+            match self.notifier.publish(notification).await {
+                Ok(()) => {
+                    stats.notifications_published += 1;
+                    state
+                        .owed
+                        .retain(|owed| owed.alert_id != notification.alert_id);
+                }
+                Err(e) => {
+                    stats.notification_failures += 1;
+                    all_sent = false;
+                    tracing::error!(error = %e, alert_id = %notification.alert_id, "notification publish failed; it stays owed");
+                }
+            }
+        }
+        if !notifications
+            .iter()
+            .any(|n| !state.owed.iter().any(|o| o.alert_id == n.alert_id))
+        {
+            return all_sent; // nothing was delivered: nothing to clear
+        }
+        if state.owed.is_empty() {
+            state.owed_since_ms = None;
+        }
+        let expected = state.version;
+        state.version += 1;
+        stats.state_writes += 1;
+        if let Err(e) = self.states.put_if_version(key, &state, expected).await {
+            tracing::warn!(error = %e, ?key, "could not clear delivered notifications");
+        }
+        all_sent
+    }
+}
+
+/// Alert ids use the event time of the reading that caused the transition: unique per
+/// transition of a pair, and the same when a redelivered message re-decides it.
+fn time_ms_as_version(time_ms: i64) -> u64 {
+    time_ms.max(0) as u64
+}
+
+impl<R, S, N, C, D> ReadingsObserver for AlertEvaluator<R, S, N, C, D>
+where
+    R: RuleSource,
+    S: AlertStateStore,
+    N: Notifier,
+    C: DeviceCommander,
+    D: DeviceDirectory,
+{
+    async fn observe(&self, readings: &[Reading]) -> ObserverOutcome {
+        self.evaluate(readings, Utc::now()).await
+    }
+}
