@@ -49,4 +49,7 @@ fn queues_and_the_quarantine_bucket_are_encrypted() {
     );
     assert!(template.contains("SSEAlgorithm: AES256"));
     assert!(template.contains("RestrictPublicBuckets: true"));
+    let tables = template.matches("Type: AWS::DynamoDB::Table").count();
+    assert_eq!(template.matches("SSEEnabled: true").count(), tables);
+    assert!(template.contains("KmsMasterKeyId: alias/aws/sns"));
 }

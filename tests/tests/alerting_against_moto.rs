@@ -1,0 +1,382 @@
+//! Alerting end to end against moto's server: a rule fires and clears through the real ingest
+//! handler; the notifications reach an SQS queue subscribed to the SNS topic, as a real
+//! subscriber sees them; the device shadow gets the command; two racing evaluators notify once.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use iotdp::adapters::aws::{ingest_service, load_sdk_config, s3_client};
+use iotdp::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
+use iotdp::adapters::iot_shadow::IotShadowCommander;
+use iotdp::adapters::sns_notifier::SnsNotifier;
+use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
+use iotdp::alerting::rule::AlertRule;
+use iotdp::alerting::state_machine::{AlarmState, AlertState};
+use iotdp::config::{AlertingConfig, IngestConfig};
+use iotdp::domain::{Metric, MetricValue, Reading};
+use iotdp::envelope::encode_envelope;
+use iotdp::ingest::handle_lambda_event;
+use iotdp::ports::{AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, NoDeviceTypes};
+use iotdp_integration_tests::MotoServer;
+use lambda_runtime::{Context, LambdaEvent};
+
+const RULE: &str = r#"{"rule_id":"dry-soil","name":"Soil too dry","scope":{"device_id":"valve-ctl-1"},
+    "metric":"moisture","condition":{"below":0.2},"clear":0.25,"severity":"critical",
+    "actions":{"on_alarm":{"valve":"open"},"on_ok":{"valve":"closed"}}}"#;
+
+async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, keys: &[(&str, KeyType)]) {
+    let mut request = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (attribute, kind) in keys {
+        request = request
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(*attribute)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(*attribute)
+                    .key_type(kind.clone())
+                    .build()
+                    .unwrap(),
+            );
+    }
+    request.send().await.unwrap();
+}
+
+fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(id.to_owned());
+    message.body = Some(encode_envelope(
+        payload.as_bytes(),
+        &format!("dt/{device}/telemetry"),
+        received_at,
+        Some(device),
+    ));
+    message
+}
+
+/// Everything the subscriber queue holds right now (SNS envelopes, parsed).
+async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if received.messages().is_empty() {
+            return out;
+        }
+        for m in received.messages() {
+            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Forces two evaluators to both read before either writes.
+struct Racing {
+    inner: DynamoDbAlertStates,
+    barrier: tokio::sync::Barrier,
+    reads: AtomicU32,
+}
+
+impl AlertStateStore for Racing {
+    async fn get_many(
+        &self,
+        keys: &[AlertKey],
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        let found = self.inner.get_many(keys).await;
+        if self.reads.fetch_add(1, Ordering::SeqCst) < 2 {
+            self.barrier.wait().await;
+        }
+        found
+    }
+    async fn put_if_version(
+        &self,
+        key: &AlertKey,
+        state: &AlertState,
+        expected: u64,
+    ) -> Result<ConditionalWrite, AlertPortError> {
+        self.inner.put_if_version(key, state, expected).await
+    }
+}
+
+#[tokio::test]
+async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_double_notify() {
+    let moto = MotoServer::start();
+    // SAFETY: the only test in this process; nothing else reads the environment yet.
+    unsafe { moto.export_environment() };
+    let sdk = load_sdk_config().await;
+
+    let timestream = aws_sdk_timestreamwrite::Client::new(&sdk);
+    timestream
+        .create_database()
+        .database_name("iotdp")
+        .send()
+        .await
+        .unwrap();
+    timestream
+        .create_table()
+        .database_name("iotdp")
+        .table_name("telemetry")
+        .send()
+        .await
+        .unwrap();
+    s3_client(&sdk)
+        .create_bucket()
+        .bucket("quarantine")
+        .send()
+        .await
+        .unwrap();
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_table(&dynamodb, "rules", &[("rule_id", KeyType::Hash)]).await;
+    create_table(
+        &dynamodb,
+        "states",
+        &[("device_id", KeyType::Hash), ("rule_id", KeyType::Range)],
+    )
+    .await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic_arn = sns
+        .create_topic()
+        .name("alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("operator-inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:operator-inbox";
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(&queue_arn)
+        .send()
+        .await
+        .unwrap();
+    let iot = aws_sdk_iot::Client::new(&sdk);
+    iot.create_thing()
+        .thing_name("valve-ctl-1")
+        .send()
+        .await
+        .unwrap();
+
+    DynamoDbRules::new(dynamodb.clone(), "rules")
+        .put(&AlertRule::from_json(RULE).unwrap())
+        .await
+        .unwrap();
+
+    let mut config = IngestConfig::from_lookup(|name| {
+        match name {
+            "TIMESTREAM_DATABASE" => Some("iotdp"),
+            "TIMESTREAM_TABLE" => Some("telemetry"),
+            "QUARANTINE_BUCKET" => Some("quarantine"),
+            _ => None,
+        }
+        .map(str::to_owned)
+    })
+    .unwrap();
+    let alerting = AlertingConfig {
+        rules_table: "rules".into(),
+        state_table: "states".into(),
+        topic_arn: topic_arn.clone(),
+        rules_ttl: std::time::Duration::from_secs(60),
+    };
+    config.alerting = Some(alerting);
+    let service = ingest_service(&config).await.unwrap();
+
+    let now = chrono::Utc::now().timestamp_millis();
+    let invoke = |messages: Vec<SqsMessage>| {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        let mut context = Context::default();
+        context.request_id = format!("req-{}", next_request_number());
+        context.deadline = (now + 60_000) as u64;
+        LambdaEvent::new(event, context)
+    };
+    // Dry: fires. Wet again, but not past the clear threshold: stays. Wetter: clears.
+    let first = handle_lambda_event(
+        &service,
+        invoke(vec![
+            message(
+                "m1",
+                "valve-ctl-1",
+                &format!(r#"{{"ts":{},"metrics":{{"moisture":0.30}}}}"#, now - 3000),
+                now,
+            ),
+            message(
+                "m2",
+                "valve-ctl-1",
+                &format!(r#"{{"ts":{},"metrics":{{"moisture":0.12}}}}"#, now - 2000),
+                now,
+            ),
+            message(
+                "m3",
+                "valve-ctl-1",
+                &format!(r#"{{"ts":{},"metrics":{{"moisture":0.22}}}}"#, now - 1000),
+                now,
+            ),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert!(first.batch_item_failures.is_empty());
+    let shadow = aws_sdk_iotdataplane::Client::new(&sdk);
+    let desired = |payload: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(payload).unwrap()["state"]["desired"].clone()
+    };
+    let document = shadow
+        .get_thing_shadow()
+        .thing_name("valve-ctl-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        desired(document.payload().unwrap().as_ref()),
+        serde_json::json!({"valve": "open"})
+    );
+
+    let second = handle_lambda_event(
+        &service,
+        invoke(vec![message(
+            "m4",
+            "valve-ctl-1",
+            &format!(r#"{{"ts":{now},"metrics":{{"moisture":0.31}}}}"#),
+            now + 1,
+        )]),
+    )
+    .await
+    .unwrap();
+    assert!(second.batch_item_failures.is_empty());
+    let document = shadow
+        .get_thing_shadow()
+        .thing_name("valve-ctl-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        desired(document.payload().unwrap().as_ref()),
+        serde_json::json!({"valve": "closed"})
+    );
+
+    // What an operator's queue received: one message per transition, with filterable attributes.
+    let received = drain(&sqs, &queue_url).await;
+    assert_eq!(received.len(), 2, "{received:#?}");
+    let bodies: Vec<serde_json::Value> = received
+        .iter()
+        .map(|e| serde_json::from_str(e["Message"].as_str().unwrap()).unwrap())
+        .collect();
+    let transitions: Vec<_> = bodies
+        .iter()
+        .map(|b| {
+            (
+                b["kind"].as_str().unwrap(),
+                b["new_state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(transitions, vec![("alarm", "ALARM"), ("ok", "OK")]);
+    assert_eq!(bodies[0]["schema"], "iotdp.alert/v1");
+    assert_eq!(bodies[0]["value"], 0.12);
+    assert_eq!(
+        received[0]["Subject"],
+        "[CRITICAL] ALARM valve-ctl-1: Soil too dry (moisture 0.12)"
+    );
+    let attributes = &received[0]["MessageAttributes"];
+    assert_eq!(attributes["severity"]["Value"], "critical");
+    assert_eq!(attributes["device_id"]["Value"], "valve-ctl-1");
+    assert_eq!(attributes["rule_id"]["Value"], "dry-soil");
+    assert_eq!(attributes["state"]["Value"], "ALARM");
+
+    // Two evaluators (two Lambda instances) race on the same transition: one notification.
+    let racing = |states| {
+        AlertEvaluator::new(
+            DynamoDbRules::new(dynamodb.clone(), "rules"),
+            states,
+            SnsNotifier::new(sns.clone(), &topic_arn),
+            IotShadowCommander::new(shadow.clone()),
+            NoDeviceTypes,
+            AlertSettings::default(),
+        )
+    };
+    let shared = std::sync::Arc::new(Racing {
+        inner: DynamoDbAlertStates::new(dynamodb.clone(), "states"),
+        barrier: tokio::sync::Barrier::new(2),
+        reads: AtomicU32::new(0),
+    });
+    let a = racing(SharedStates(shared.clone()));
+    let b = racing(SharedStates(shared));
+    let dry = vec![Reading {
+        device_id: "valve-ctl-1".into(),
+        time_ms: now + 10_000,
+        seq: None,
+        metrics: vec![Metric {
+            name: "moisture".into(),
+            value: MetricValue::Number(0.05),
+        }],
+        version: now + 10_000,
+    }];
+    let at = chrono::Utc::now();
+    let (ra, rb) = tokio::join!(a.evaluate(&dry, at), b.evaluate(&dry, at));
+    assert!(ra.retry.is_empty() && rb.retry.is_empty());
+    assert_eq!(ra.stats.conflicts + rb.stats.conflicts, 1);
+    let received = drain(&sqs, &queue_url).await;
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let states = DynamoDbAlertStates::new(dynamodb.clone(), "states")
+        .list(Some(AlarmState::Alarm))
+        .await
+        .unwrap();
+    assert_eq!(states.len(), 1);
+}
+
+fn next_request_number() -> u32 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Lets two evaluators share one racing store.
+struct SharedStates(std::sync::Arc<Racing>);
+
+impl AlertStateStore for SharedStates {
+    async fn get_many(
+        &self,
+        keys: &[AlertKey],
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        self.0.get_many(keys).await
+    }
+    async fn put_if_version(
+        &self,
+        key: &AlertKey,
+        state: &AlertState,
+        expected: u64,
+    ) -> Result<ConditionalWrite, AlertPortError> {
+        self.0.put_if_version(key, state, expected).await
+    }
+}
