@@ -109,3 +109,41 @@ fn http_get(endpoint: &str, path: &str) -> String {
     let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     body.to_owned()
 }
+
+/// The rules and alert-state tables, keyed as template.yaml keys them.
+pub async fn create_alert_tables(dynamodb: &aws_sdk_dynamodb::Client, rules: &str, states: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let tables: [(&str, &[(&str, KeyType)]); 2] = [
+        (rules, &[("rule_id", KeyType::Hash)]),
+        (
+            states,
+            &[("device_id", KeyType::Hash), ("rule_id", KeyType::Range)],
+        ),
+    ];
+    for (name, keys) in tables {
+        let mut request = dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (attribute, kind) in keys {
+            request = request
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(*attribute)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .expect("complete attribute definition"),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(*attribute)
+                        .key_type(kind.clone())
+                        .build()
+                        .expect("complete key schema element"),
+                );
+        }
+        request.send().await.expect("create table in moto");
+    }
+}

@@ -5,9 +5,6 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use iotdp::adapters::aws::{ingest_service, load_sdk_config, s3_client};
 use iotdp::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
 use iotdp::adapters::iot_shadow::IotShadowCommander;
@@ -20,37 +17,12 @@ use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::handle_lambda_event;
 use iotdp::ports::{AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, NoDeviceTypes};
-use iotdp_integration_tests::MotoServer;
+use iotdp_integration_tests::{MotoServer, create_alert_tables};
 use lambda_runtime::{Context, LambdaEvent};
 
 const RULE: &str = r#"{"rule_id":"dry-soil","name":"Soil too dry","scope":{"device_id":"valve-ctl-1"},
     "metric":"moisture","condition":{"below":0.2},"clear":0.25,"severity":"critical",
     "actions":{"on_alarm":{"valve":"open"},"on_ok":{"valve":"closed"}}}"#;
-
-async fn create_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str, keys: &[(&str, KeyType)]) {
-    let mut request = dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (attribute, kind) in keys {
-        request = request
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(*attribute)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(*attribute)
-                    .key_type(kind.clone())
-                    .build()
-                    .unwrap(),
-            );
-    }
-    request.send().await.unwrap();
-}
 
 fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessage {
     let mut message = SqsMessage::default();
@@ -146,13 +118,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         .await
         .unwrap();
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_table(&dynamodb, "rules", &[("rule_id", KeyType::Hash)]).await;
-    create_table(
-        &dynamodb,
-        "states",
-        &[("device_id", KeyType::Hash), ("rule_id", KeyType::Range)],
-    )
-    .await;
+    create_alert_tables(&dynamodb, "rules", "states").await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     let topic_arn = sns
         .create_topic()
@@ -177,7 +143,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
     sns.subscribe()
         .topic_arn(&topic_arn)
         .protocol("sqs")
-        .endpoint(&queue_arn)
+        .endpoint(queue_arn)
         .send()
         .await
         .unwrap();

@@ -4,6 +4,7 @@
 //! [`state_machine`] and [`notification`], know nothing of AWS; [`evaluator`] drives them
 //! over a batch through the alerting ports.
 
+pub mod admin;
 pub mod evaluator;
 pub mod notification;
 pub mod rule;

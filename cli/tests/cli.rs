@@ -1,0 +1,118 @@
+//! The `iotdp` binary as an operator runs it, against moto's server.
+
+use std::process::{Command, Output};
+
+use iotdp::adapters::dynamodb_alerts::DynamoDbAlertStates;
+use iotdp::alerting::state_machine::{AlarmState, AlertState};
+use iotdp::ports::{AlertKey, AlertStateStore};
+use iotdp_integration_tests::{MotoServer, REGION, create_alert_tables};
+
+fn iotdp(moto: Option<&MotoServer>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iotdp"));
+    command
+        .args(args)
+        .env("IOTDP_RULES_TABLE", "rules")
+        .env("IOTDP_ALERT_STATE_TABLE", "states")
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    if let Some(moto) = moto {
+        command.env("AWS_ENDPOINT_URL", &moto.endpoint);
+    }
+    command.output().expect("run iotdp")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn an_invalid_rule_file_is_refused_naming_the_field_without_touching_aws() {
+    let dir = std::env::temp_dir().join(format!("iotdp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.json");
+    std::fs::write(
+        &file,
+        r#"{"rule_id":"hot","name":"Too hot","scope":"all","metric":"temperature","condition":{"above":"warm"},"severity":"warning"}"#,
+    )
+    .unwrap();
+    let out = iotdp(None, &["rules", "put", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("condition.above"), "{stderr}");
+    assert!(stderr.contains("bad.json"), "{stderr}");
+}
+
+#[tokio::test]
+async fn rules_and_alerts_round_trip_through_the_cli() {
+    let moto = MotoServer::start();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(aws_config::Region::new(REGION))
+        .test_credentials()
+        .load()
+        .await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_alert_tables(&dynamodb, "rules", "states").await;
+
+    let dir = std::env::temp_dir().join(format!("iotdp-cli-moto-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hot.json");
+    std::fs::write(
+        &file,
+        r#"{"rule_id":"too-hot","name":"Room too hot","scope":"all","metric":"temperature","condition":{"above":28},"clear":26,"severity":"warning"}"#,
+    )
+    .unwrap();
+    let put = iotdp(Some(&moto), &["rules", "put", file.to_str().unwrap()]);
+    assert!(put.status.success(), "{}", text(&put.stderr));
+    let list = text(&iotdp(Some(&moto), &["rules", "list"]).stdout);
+    assert!(
+        list.contains("too-hot") && list.contains("Room too hot"),
+        "{list}"
+    );
+
+    // An alarm as the evaluator leaves it, then acknowledged by the operator.
+    let states = DynamoDbAlertStates::new(dynamodb.clone(), "states");
+    let key = AlertKey {
+        device_id: "ac-1".into(),
+        rule_id: "too-hot".into(),
+    };
+    let alarm = AlertState {
+        state: AlarmState::Alarm,
+        version: 1,
+        last_measured: Some(29.5),
+        ..Default::default()
+    };
+    states.put_if_version(&key, &alarm, 0).await.unwrap();
+    let alarms = text(&iotdp(Some(&moto), &["alerts", "list", "--state", "alarm"]).stdout);
+    assert!(
+        alarms.contains("ac-1") && alarms.contains("ALARM") && alarms.contains("29.5"),
+        "{alarms}"
+    );
+    let ack = iotdp(Some(&moto), &["alerts", "ack", "ac-1", "too-hot"]);
+    assert!(ack.status.success(), "{}", text(&ack.stderr));
+    assert_eq!(
+        states.get_many(std::slice::from_ref(&key)).await.unwrap()[0]
+            .1
+            .state,
+        AlarmState::Acknowledged
+    );
+    let again = iotdp(Some(&moto), &["alerts", "ack", "ac-1", "too-hot"]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("ACKNOWLEDGED, not ALARM"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert!(
+        text(&iotdp(Some(&moto), &["alerts", "list", "--state", "ALARM"]).stdout)
+            .lines()
+            .count()
+            == 1
+    );
+
+    let delete = iotdp(Some(&moto), &["rules", "delete", "too-hot"]);
+    assert!(delete.status.success());
+    let missing = iotdp(Some(&moto), &["rules", "delete", "too-hot"]);
+    assert!(text(&missing.stderr).contains("no rule with rule_id 'too-hot'"));
+}
