@@ -3,7 +3,11 @@
 //! the Timestream requests. Plain serde_json parsing of the same bytes is the floor.
 
 use base64::Engine as _;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use iotdp::adapters::memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
+use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
+use iotdp::alerting::rule::AlertRule;
+use iotdp::ports::NoDeviceTypes;
 use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
 use iotdp::batch::prepare_batch;
 use iotdp::envelope::encode_envelope;
@@ -91,7 +95,59 @@ fn ingest_path(c: &mut Criterion) {
             }
         })
     });
+    // The same path plus alert evaluation against 50 active rules (in-memory state store, so
+    // this measures the evaluation's CPU cost, not DynamoDB's latency). Steady state: no
+    // reading crosses a threshold.
+    let rules = fifty_rules();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let now = chrono::DateTime::from_timestamp_millis(RECEIVED).unwrap();
+    group.bench_function("decode_validate_build_and_evaluate_50_rules", |b| {
+        b.iter_batched(
+            || {
+                AlertEvaluator::new(
+                    MemoryRules::new(rules.clone()),
+                    MemoryAlertStates::default(),
+                    MemoryNotifier::default(),
+                    MemoryCommander::default(),
+                    NoDeviceTypes,
+                    AlertSettings::default(),
+                )
+            },
+            |evaluator| {
+                let mut batch = prepare_batch(pairs(), window);
+                batch.sort_by_series();
+                for chunk in batch.readings.chunks(MAX_RECORDS_PER_WRITE) {
+                    black_box(build_write_request(chunk).unwrap());
+                }
+                black_box(runtime.block_on(evaluator.evaluate(&batch.readings, now)));
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
+}
+
+/// 50 rules over the metrics the batch carries: thresholds, ranges and rate-of-change, scoped
+/// to all devices or to one.
+fn fifty_rules() -> Vec<AlertRule> {
+    let metrics = ["temperature", "setpoint", "voltage", "current", "soc", "temperature_c", "moisture", "lux"];
+    (0..50)
+        .map(|i| {
+            let metric = metrics[i % metrics.len()];
+            let condition = match i % 5 {
+                0 => r#"{"above": 1000000}"#.to_owned(),
+                1 => r#"{"below": -1000000}"#.to_owned(),
+                2 => r#"{"outside": [-1000000, 1000000]}"#.to_owned(),
+                3 => r#"{"rate_of_change": {"per_hour": -1000, "window_seconds": 21600}}"#.to_owned(),
+                _ => r#"{"inside": [5000000, 6000000]}"#.to_owned(),
+            };
+            let scope = if i % 7 == 0 { r#"{"device_id": "ac-0"}"# } else { r#""all""# };
+            AlertRule::from_json(&format!(
+                r#"{{"rule_id":"r{i}","name":"rule {i}","scope":{scope},"metric":"{metric}","condition":{condition},"severity":"warning"}}"#
+            ))
+            .unwrap()
+        })
+        .collect()
 }
 
 criterion_group!(benches, ingest_path);
