@@ -132,9 +132,12 @@ where
         // Alerts see what was stored, in series/time order. A reading whose evaluation could
         // not complete sends its message back: redelivery rewrites it (an idempotent no-op)
         // and evaluates it again.
-        let stored_readings: Vec<Reading> =
-            stored.iter().map(|&i| batch.readings[i].clone()).collect();
-        let alerts = self.observer.observe(&stored_readings).await;
+        let alerts = if stored.len() == batch.readings.len() {
+            self.observer.observe(&batch.readings).await
+        } else {
+            let subset: Vec<Reading> = stored.iter().map(|&i| batch.readings[i].clone()).collect();
+            self.observer.observe(&subset).await
+        };
         for i in alerts.retry {
             failures.fail(
                 batch.origins[stored[i]].message,

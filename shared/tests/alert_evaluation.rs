@@ -264,7 +264,16 @@ async fn rules_are_cached_for_their_ttl() {
 async fn calls_per_1000_readings_in_steady_state_and_in_an_alert_storm() {
     let evaluator = evaluator(vec![valve_rule()]);
     let batch = |minute: i64, value: f64| -> Vec<Reading> {
-        (0..1000).map(|i| reading(&format!("spot-{}", i % 100), minute + i / 100, "moisture", value)).collect()
+        (0..1000)
+            .map(|i| {
+                reading(
+                    &format!("spot-{}", i % 100),
+                    minute + i / 100,
+                    "moisture",
+                    value,
+                )
+            })
+            .collect()
     };
     let steady = evaluator.evaluate(&batch(0, 0.4), at(10)).await.stats;
     let storm = evaluator.evaluate(&batch(20, 0.1), at(30)).await.stats;
@@ -273,14 +282,34 @@ async fn calls_per_1000_readings_in_steady_state_and_in_an_alert_storm() {
         "per 1000 readings: steady state {} BatchGetItem, {} PutItem, {} Publish; \
          alert storm (100 devices cross at once) {} BatchGetItem, {} PutItem, {} Publish; \
          staying in alarm {} BatchGetItem, {} PutItem, {} Publish",
-        steady.state_batch_reads, steady.state_writes, steady.notifications_published,
-        storm.state_batch_reads, storm.state_writes, storm.notifications_published,
-        after.state_batch_reads, after.state_writes, after.notifications_published,
+        steady.state_batch_reads,
+        steady.state_writes,
+        steady.notifications_published,
+        storm.state_batch_reads,
+        storm.state_writes,
+        storm.notifications_published,
+        after.state_batch_reads,
+        after.state_writes,
+        after.notifications_published,
     );
-    assert_eq!((steady.state_batch_reads, steady.state_writes, steady.notifications_published), (1, 0, 0));
+    assert_eq!(
+        (
+            steady.state_batch_reads,
+            steady.state_writes,
+            steady.notifications_published
+        ),
+        (1, 0, 0)
+    );
     // Each crossing: one conditional write deciding it (notification owed), one publish, one
     // write clearing the owed notification.
-    assert_eq!((storm.state_batch_reads, storm.state_writes, storm.notifications_published), (1, 200, 100));
+    assert_eq!(
+        (
+            storm.state_batch_reads,
+            storm.state_writes,
+            storm.notifications_published
+        ),
+        (1, 200, 100)
+    );
     assert_eq!(storm.commands_sent, 100);
     assert_eq!((after.state_writes, after.notifications_published), (0, 0));
 }

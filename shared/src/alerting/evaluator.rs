@@ -103,49 +103,158 @@ impl RuleSet {
     }
 }
 
-/// Readings of one pair: (index into the batch, event time, value).
-type PairReadings = Vec<(usize, i64, f64)>;
+/// The (device, rule) pairs a batch touches. Each pair's readings (batch index, event time,
+/// value), in event-time order, are a range of one shared buffer: no allocation per pair.
+#[derive(Debug, Default)]
+pub struct TouchedPairs {
+    entries: Vec<(usize, i64, f64)>,
+    /// (rule index, device id, range of `entries`).
+    pairs: Vec<(usize, String, std::ops::Range<usize>)>,
+}
 
-/// Group readings by (device, rule): the pure first step, benchmarked directly.
+impl TouchedPairs {
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The readings of pair `pair`.
+    pub fn readings(&self, pair: usize) -> &[(usize, i64, f64)] {
+        &self.entries[self.pairs[pair].2.clone()]
+    }
+
+    /// `(rule index, device id, readings)` per pair.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &str, &[(usize, i64, f64)])> {
+        self.pairs
+            .iter()
+            .map(|(rule, device, range)| (*rule, device.as_str(), &self.entries[range.clone()]))
+    }
+}
+
+/// Group readings by (device, rule): the pure first step. Readings are walked device by device
+/// in time order (the ingest path hands them over sorted by series, so the sort below finds
+/// them in order); a device's matches are then ordered by rule, keeping time order.
 pub fn pairs_touched(
     rules: &RuleSet,
     readings: &[Reading],
     device_types: &HashMap<String, String>,
-) -> Vec<(usize, String, PairReadings)> {
-    let mut pairs: HashMap<(&str, usize), PairReadings> = HashMap::new();
-    for (index, reading) in readings.iter().enumerate() {
-        let device_type = device_types.get(&reading.device_id).map(String::as_str);
-        for metric in &reading.metrics {
-            let Some(rule_ids) = rules.by_metric.get(&metric.name) else {
-                continue;
-            };
-            let value = match metric.value {
-                MetricValue::Number(v) => v,
-                MetricValue::Bool(b) => f64::from(u8::from(b)),
-                MetricValue::Text(_) => continue,
-            };
-            for &rule in rule_ids {
-                if rules.rules[rule]
-                    .scope
-                    .covers(&reading.device_id, device_type)
-                {
-                    pairs
-                        .entry((reading.device_id.as_str(), rule))
-                        .or_default()
-                        .push((index, reading.time_ms, value));
+) -> TouchedPairs {
+    let mut order: Vec<usize> = (0..readings.len()).collect();
+    order.sort_by(|&a, &b| {
+        (readings[a].device_id.as_str(), readings[a].time_ms)
+            .cmp(&(readings[b].device_id.as_str(), readings[b].time_ms))
+    });
+    let mut out = TouchedPairs::default();
+    // Per rule, the current device's matches. The slots keep their capacity from device to
+    // device, so after the first few devices grouping allocates nothing.
+    let mut slots: Vec<Vec<(usize, i64, f64)>> = vec![Vec::new(); rules.rules.len()];
+    let mut touched: Vec<usize> = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let device = readings[order[start]].device_id.as_str();
+        let end = order[start..]
+            .iter()
+            .position(|&i| readings[i].device_id != device)
+            .map_or(order.len(), |offset| start + offset);
+        let device_type = device_types.get(device).map(String::as_str);
+        for &index in &order[start..end] {
+            let reading = &readings[index];
+            for metric in &reading.metrics {
+                let Some(rule_ids) = rules.by_metric.get(&metric.name) else {
+                    continue;
+                };
+                let value = match metric.value {
+                    MetricValue::Number(v) => v,
+                    MetricValue::Bool(b) => f64::from(u8::from(b)),
+                    MetricValue::Text(_) => continue,
+                };
+                for &rule in rule_ids {
+                    if rules.rules[rule].scope.covers(device, device_type) {
+                        if slots[rule].is_empty() {
+                            touched.push(rule);
+                        }
+                        slots[rule].push((index, reading.time_ms, value));
+                    }
                 }
             }
         }
+        touched.sort_unstable();
+        for rule in touched.drain(..) {
+            let begin = out.entries.len();
+            out.entries.append(&mut slots[rule]);
+            out.pairs
+                .push((rule, device.to_owned(), begin..out.entries.len()));
+        }
+        start = end;
     }
-    let mut out: Vec<_> = pairs
-        .into_iter()
-        .map(|((device, rule), mut list)| {
-            list.sort_by_key(|(_, t, _)| *t);
-            (rule, device.to_owned(), list)
-        })
-        .collect();
-    out.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
     out
+}
+
+/// What evaluating one pair's readings decided: the state to write, what to publish, which
+/// commands to send.
+struct Decision {
+    next: AlertState,
+    deliver: Vec<AlertNotification>,
+    commands: Vec<serde_json::Value>,
+}
+
+/// Run a pair's readings through the state machine. Pure; `None` when nothing is to be written.
+fn decide(
+    rule: &AlertRule,
+    key: &AlertKey,
+    mut next: AlertState,
+    readings: &[(usize, i64, f64)],
+    now: DateTime<Utc>,
+    owed_lease: Duration,
+) -> Option<Decision> {
+    let now_ms = now.timestamp_millis();
+    // Owed notifications of another invocation are ours to deliver once its lease ran out.
+    let inherited = !next.owed.is_empty()
+        && next
+            .owed_since_ms
+            .is_none_or(|since| now_ms - since >= owed_lease.as_millis() as i64);
+    // The state is taken by value and changed in place: the version it was read at is all the
+    // conditional write needs, and a steady-state pair then costs no copy.
+    let read_version = next.version;
+    let mut deliver: Vec<AlertNotification> = if inherited { next.owed.clone() } else { vec![] };
+    let mut commands = Vec::new();
+    let mut changed = false;
+    for &(_, time_ms, value) in readings {
+        let step = apply_reading(rule, &mut next, time_ms, value);
+        changed |= step.changed;
+        if let Some(event) = step.event {
+            let notification = AlertNotification::new(
+                rule,
+                &key.device_id,
+                &event,
+                time_ms_as_version(time_ms),
+                now,
+            );
+            next.owed.push(notification.clone());
+            deliver.push(notification);
+            let action = match event.kind {
+                EventKind::Alarm => rule.actions.on_alarm.as_ref(),
+                EventKind::Ok => rule.actions.on_ok.as_ref(),
+                EventKind::Renotify => None,
+            };
+            commands.extend(action.cloned());
+        }
+    }
+    if !changed && deliver.is_empty() {
+        return None;
+    }
+    if !deliver.is_empty() {
+        next.owed_since_ms = Some(now_ms);
+    }
+    next.version = read_version + 1;
+    Some(Decision {
+        next,
+        deliver,
+        commands,
+    })
 }
 
 pub struct AlertEvaluator<R, S, N, C, D> {
@@ -271,8 +380,8 @@ where
         let keys: Vec<AlertKey> = pairs
             .iter()
             .map(|(rule, device, _)| AlertKey {
-                device_id: device.clone(),
-                rule_id: rules.rules[*rule].rule_id.clone(),
+                device_id: device.to_owned(),
+                rule_id: rules.rules[rule].rule_id.clone(),
             })
             .collect();
         stats.state_batch_reads += 1;
@@ -283,22 +392,40 @@ where
                 return all();
             }
         };
-        let work = pairs.into_iter().zip(keys).map(|((rule, _, list), key)| {
+        // Decide every pair synchronously; only pairs whose state changes go on to the
+        // (asynchronous) conditional write, publish and commands.
+        stats.pairs_evaluated = pairs.len() as u64;
+        let mut to_write = Vec::new();
+        for (pair, ((rule, _, list), key)) in pairs.iter().zip(keys).enumerate() {
             let state = stored.remove(&key).unwrap_or_default();
-            let rule = &rules.rules[rule];
-            async move {
+            if let Some(decision) = decide(
+                &rules.rules[rule],
+                &key,
+                state,
+                list,
+                now,
+                self.settings.owed_lease,
+            ) {
+                to_write.push((rule, key, decision, pair));
+            }
+        }
+        let pairs = &pairs;
+        let rules = &rules;
+        let work = to_write
+            .into_iter()
+            .map(|(rule, key, decision, pair)| async move {
+                let rule = &rules.rules[rule];
+                let list = pairs.readings(pair);
                 let mut pair_stats = AlertStats::default();
                 let ok = self
-                    .evaluate_pair(rule, &key, state, &list, now, &mut pair_stats)
+                    .commit_pair(rule, &key, decision, &list, now, &mut pair_stats)
                     .await;
                 (ok, list, pair_stats)
-            }
-        });
+            });
         let mut results = stream::iter(work).buffer_unordered(self.settings.concurrency.max(1));
         let mut retry = Vec::new();
         while let Some((ok, list, pair_stats)) = results.next().await {
             stats.merge(&pair_stats);
-            stats.pairs_evaluated += 1;
             if !ok {
                 retry.extend(list.iter().map(|(i, _, _)| *i));
             }
@@ -308,72 +435,53 @@ where
         ObserverOutcome { retry, stats }
     }
 
-    /// One pair; `false` when its readings must be retried.
-    async fn evaluate_pair(
+    /// Write a pair's decision conditionally; on conflict re-read and decide again. Then send
+    /// its commands and notifications. `false` when its readings must be retried.
+    async fn commit_pair(
         &self,
         rule: &AlertRule,
         key: &AlertKey,
-        mut state: AlertState,
+        mut decision: Decision,
         readings: &[(usize, i64, f64)],
         now: DateTime<Utc>,
         stats: &mut AlertStats,
     ) -> bool {
-        let now_ms = now.timestamp_millis();
-        let lease_ms = self.settings.owed_lease.as_millis() as i64;
         for _ in 0..=self.settings.max_conflict_retries {
-            let expected = state.version;
-            let mut next = state.clone();
-            // Owed notifications of another invocation are ours to deliver once its lease ran out.
-            let inherited = !next.owed.is_empty()
-                && next
-                    .owed_since_ms
-                    .is_none_or(|since| now_ms - since >= lease_ms);
-            let mut deliver: Vec<AlertNotification> =
-                if inherited { next.owed.clone() } else { vec![] };
-            let mut commands = Vec::new();
-            let mut changed = false;
-            for &(_, time_ms, value) in readings {
-                let step = apply_reading(rule, &mut next, time_ms, value);
-                changed |= step.changed;
-                if let Some(event) = step.event {
-                    let notification = AlertNotification::new(
-                        rule,
-                        &key.device_id,
-                        &event,
-                        time_ms_as_version(time_ms),
-                        now,
-                    );
-                    next.owed.push(notification.clone());
-                    deliver.push(notification);
-                    let action = match event.kind {
-                        EventKind::Alarm => rule.actions.on_alarm.as_ref(),
-                        EventKind::Ok => rule.actions.on_ok.as_ref(),
-                        EventKind::Renotify => None,
-                    };
-                    commands.extend(action.cloned());
-                }
-            }
-            if !changed && deliver.is_empty() {
-                return true;
-            }
-            if !deliver.is_empty() {
-                next.owed_since_ms = Some(now_ms);
-            }
-            next.version = expected + 1;
+            let expected = decision.next.version - 1;
             stats.state_writes += 1;
-            match self.states.put_if_version(key, &next, expected).await {
-                Ok(ConditionalWrite::Written) => {}
+            match self
+                .states
+                .put_if_version(key, &decision.next, expected)
+                .await
+            {
+                Ok(ConditionalWrite::Written) => {
+                    for desired in &decision.commands {
+                        match self.commander.update_desired(&key.device_id, desired).await {
+                            Ok(()) => stats.commands_sent += 1,
+                            Err(e) => {
+                                // Commands never hold up storage or alerting: counted and logged.
+                                stats.command_failures += 1;
+                                tracing::error!(error = %e, device = %key.device_id, rule = %key.rule_id, "shadow command failed");
+                            }
+                        }
+                    }
+                    return self
+                        .deliver(key, decision.next, decision.deliver, stats)
+                        .await;
+                }
                 Ok(ConditionalWrite::Conflict) => {
                     stats.conflicts += 1;
-                    match self.states.get_many(std::slice::from_ref(key)).await {
-                        Ok(mut found) => {
-                            state = found.pop().map(|(_, s)| s).unwrap_or_default();
-                            continue;
-                        }
+                    let reread = match self.states.get_many(std::slice::from_ref(key)).await {
+                        Ok(mut found) => found.pop().map(|(_, s)| s).unwrap_or_default(),
                         Err(e) => {
                             tracing::error!(error = %e, ?key, "alert state re-read failed");
                             return false;
                         }
+                    };
+                    match decide(rule, key, reread, readings, now, self.settings.owed_lease) {
+                        Some(again) => decision = again,
+                        // Someone else already made this change: nothing left for us to do.
+                        None => return true,
                     }
                 }
                 Err(e) => {
@@ -381,17 +489,6 @@ where
                     return false;
                 }
             }
-            for desired in &commands {
-                match self.commander.update_desired(&key.device_id, desired).await {
-                    Ok(()) => stats.commands_sent += 1,
-                    Err(e) => {
-                        // Commands never hold up storage or alerting: counted and logged.
-                        stats.command_failures += 1;
-                        tracing::error!(error = %e, device = %key.device_id, rule = %key.rule_id, "shadow command failed");
-                    }
-                }
-            }
-            return self.deliver(key, next, deliver, stats).await;
         }
         tracing::error!(
             ?key,

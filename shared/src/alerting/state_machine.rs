@@ -121,7 +121,6 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
         _ => value,
     };
     let fires = fires(rule, measured);
-    let clears = clears(rule, measured);
     let old = state.state;
     let mut event = None;
     let kind_for = |new| {
@@ -170,7 +169,7 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
             go(state, AlarmState::Ok);
             changed = true;
         }
-        AlarmState::Alarm | AlarmState::Acknowledged if clears => {
+        AlarmState::Alarm | AlarmState::Acknowledged if clears(rule, measured) => {
             go(state, AlarmState::Ok);
             changed = true;
         }
@@ -297,34 +296,40 @@ fn record_sample(state: &mut AlertState, window_seconds: u64, time_ms: i64, valu
 }
 
 /// Least-squares slope per hour over the stored samples and the current reading. `None` until
-/// there are three points spanning at least half the window.
+/// there are three points spanning at least half the window. No allocation: it runs for every
+/// reading of every rate rule.
 fn slope_per_hour(
     samples: &[(i64, f64)],
     window_seconds: u64,
     time_ms: i64,
     value: f64,
 ) -> Option<f64> {
-    let current = (samples.last() != Some(&(time_ms, value))).then_some((time_ms, value));
     let window_ms = window_seconds as i64 * 1000;
-    let points: Vec<(f64, f64)> = samples
-        .iter()
-        .copied()
-        .filter(|(t, _)| time_ms - t <= window_ms)
-        .chain(current)
-        .map(|(t, v)| ((t - time_ms) as f64 / 3_600_000.0, v))
-        .collect();
-    let span_hours = points.first().map(|(t, _)| -t)?;
-    if points.len() < 3 || span_hours * 3600.0 < window_seconds as f64 / 2.0 {
+    let current = (samples.last() != Some(&(time_ms, value))).then_some((time_ms, value));
+    let points = {
+        samples
+            .iter()
+            .copied()
+            .filter(move |(t, _)| time_ms - t <= window_ms)
+            .chain(current)
+            .map(move |(t, v)| ((t - time_ms) as f64 / 3_600_000.0, v))
+    };
+    // One pass over the sums: times are hours relative to this reading, so small and exact
+    // enough for the textbook formula.
+    let (mut n, mut st, mut sv, mut stt, mut stv, mut earliest) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0f64);
+    for (t, v) in points {
+        n += 1.0;
+        st += t;
+        sv += v;
+        stt += t * t;
+        stv += t * v;
+        earliest = earliest.min(t);
+    }
+    if n < 3.0 || -earliest * 3600.0 < window_seconds as f64 / 2.0 {
         return None;
     }
-    let n = points.len() as f64;
-    let mean_t = points.iter().map(|(t, _)| t).sum::<f64>() / n;
-    let mean_v = points.iter().map(|(_, v)| v).sum::<f64>() / n;
-    let covariance: f64 = points
-        .iter()
-        .map(|(t, v)| (t - mean_t) * (v - mean_v))
-        .sum();
-    let variance: f64 = points.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
+    let covariance = stv - st * sv / n;
+    let variance = stt - st * st / n;
     (variance > 0.0).then(|| covariance / variance)
 }
 
