@@ -418,7 +418,7 @@ where
                 let list = pairs.readings(pair);
                 let mut pair_stats = AlertStats::default();
                 let ok = self
-                    .commit_pair(rule, &key, decision, &list, now, &mut pair_stats)
+                    .commit_pair(rule, &key, decision, list, now, &mut pair_stats)
                     .await;
                 (ok, list, pair_stats)
             });
