@@ -22,6 +22,8 @@ pub mod config;
 pub mod domain;
 pub mod envelope;
 pub mod ingest;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod metrics;
 pub mod ports;
 pub mod quarantine;
