@@ -1,53 +1,36 @@
 //! Test harness: moto's server on a free 127.0.0.1 port, started per test binary and killed
 //! when the guard drops (also when a test panics), so nothing is left listening.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+
+use iotdp::local::moto::MotoProcess;
 
 /// The region every local resource lives in.
 pub const REGION: &str = "us-east-1";
 
+/// moto_server from the project's venv (`make tools` installs it), or `IOTDP_MOTO_SERVER`.
+pub fn moto_binary() -> PathBuf {
+    std::env::var_os("IOTDP_MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
+        })
+}
+
 pub struct MotoServer {
-    child: Child,
+    _process: MotoProcess,
     pub endpoint: String,
 }
 
 impl MotoServer {
-    /// Start `moto_server` from the project's venv (`make tools` installs it), or from
-    /// `IOTDP_MOTO_SERVER`.
+    /// Start moto's server on a free 127.0.0.1 port; it stops when this is dropped.
     pub fn start() -> Self {
-        let binary = std::env::var_os("IOTDP_MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server")
-            });
-        assert!(
-            binary.exists(),
-            "moto_server not found at {}: run `make tools` (or `make test`, which runs it)",
-            binary.display()
-        );
-        let port = free_port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let server = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not listen on port {port} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
+        let process = MotoProcess::start(&moto_binary(), 0).unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            endpoint: process.endpoint.clone(),
+            _process: process,
         }
-        server
     }
 
     /// Point every AWS SDK client in this process at this server, with dummy credentials.
@@ -68,8 +51,7 @@ impl MotoServer {
 
     /// moto's view of all its state (`/moto-api/data.json`).
     pub fn state(&self) -> serde_json::Value {
-        let body = http_get(&self.endpoint, "/moto-api/data.json");
-        serde_json::from_str(&body).expect("moto data.json is JSON")
+        moto_state(&self.endpoint)
     }
 
     /// The raw records moto holds for a Timestream table.
@@ -84,18 +66,10 @@ impl MotoServer {
     }
 }
 
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
+/// moto's view of all its state at `endpoint` (`/moto-api/data.json`).
+pub fn moto_state(endpoint: &str) -> serde_json::Value {
+    serde_json::from_str(&http_get(endpoint, "/moto-api/data.json"))
+        .expect("moto data.json is JSON")
 }
 
 /// A minimal HTTP/1.0 GET, enough for moto's own API (no HTTP client dependency).

@@ -95,7 +95,15 @@ pub type AwsIngestService =
 pub async fn ingest_service(
     config: &IngestConfig,
 ) -> Result<AwsIngestService, aws_sdk_timestreamwrite::error::BoxError> {
-    let sdk = load_sdk_config().await;
+    ingest_service_with(&load_sdk_config().await, config).await
+}
+
+/// The same, with an SDK configuration given (the local platform points it at its endpoint).
+pub async fn ingest_service_with(
+    sdk: &SdkConfig,
+    config: &IngestConfig,
+) -> Result<AwsIngestService, aws_sdk_timestreamwrite::error::BoxError> {
+    let sdk = sdk.clone();
     let store = match &config.store {
         StoreConfig::Timestream { database, table } => {
             TimestreamStore::new(timestream_write_client(&sdk).await?, database, table)

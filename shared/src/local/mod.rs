@@ -10,6 +10,7 @@
 
 pub mod broker;
 pub mod event_source;
+pub mod moto;
 pub mod platform;
 pub mod provision;
 pub mod rule_sql;

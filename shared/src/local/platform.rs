@@ -1,1 +1,442 @@
-//! placeholder
+//! The local platform started, watched and stopped as one.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::event::sqs::SqsEvent;
+use base64::Engine as _;
+use serde_json::json;
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::adapters::aws::{AwsIngestService, ingest_service_with};
+use crate::config::IngestConfig;
+use crate::ingest::Invocation;
+use crate::local::broker::{self, BrokerStats, InboundPublish};
+use crate::local::event_source;
+use crate::local::moto::MotoProcess;
+use crate::local::provision::{LOCAL_REGION, LocalStack, RuleAction, provision};
+use crate::local::rule_sql::Message;
+use crate::local::template::Template;
+use crate::metrics::IngestMetrics;
+
+/// Where AWS calls go.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// Start moto's server from this binary, on this port (0: a free one).
+    StartMoto { binary: PathBuf, port: u16 },
+    /// Use an endpoint that is already running (moto, LocalStack).
+    Existing(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub template: PathBuf,
+    pub stack_name: String,
+    pub parameters: HashMap<String, String>,
+    /// MQTT listener (IoT Core stand-in); port 0 picks a free one.
+    pub mqtt: SocketAddr,
+    pub endpoint: Endpoint,
+}
+
+/// Running totals for the live view and the tests.
+#[derive(Debug, Default)]
+pub struct PlatformStats {
+    pub broker: Arc<BrokerStats>,
+    pub rule_matches: AtomicU64,
+    pub rule_errors: AtomicU64,
+    pub queued: AtomicU64,
+    pub ingest: Mutex<IngestMetrics>,
+    pub invocations: AtomicU64,
+    pub alerts_raised: AtomicU64,
+    pub alerts_cleared: AtomicU64,
+    pub recent_alerts: Mutex<VecDeque<String>>,
+}
+
+pub struct LocalPlatform {
+    pub endpoint: String,
+    pub mqtt_addr: SocketAddr,
+    pub stack: LocalStack,
+    pub sdk: SdkConfig,
+    pub stats: Arc<PlatformStats>,
+    /// A queue subscribed to every SNS topic of the stack: alerts as a subscriber gets them.
+    pub alerts_queue_url: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    moto: Option<MotoProcess>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("local platform: {0}")]
+pub struct LocalError(pub String);
+
+fn fail(e: impl std::fmt::Display) -> LocalError {
+    LocalError(e.to_string())
+}
+
+impl LocalPlatform {
+    pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
+        let text = std::fs::read_to_string(&options.template)
+            .map_err(|e| LocalError(format!("{}: {e}", options.template.display())))?;
+        let template = Template::parse(&text).map_err(fail)?;
+        let (moto, endpoint) = match &options.endpoint {
+            Endpoint::StartMoto { binary, port } => {
+                let moto = MotoProcess::start(binary, *port).map_err(LocalError)?;
+                let endpoint = moto.endpoint.clone();
+                (Some(moto), endpoint)
+            }
+            Endpoint::Existing(url) => (None, url.clone()),
+        };
+        let sdk = local_sdk_config(&endpoint).await;
+        let stack = provision(
+            &template,
+            &options.stack_name,
+            &options.parameters,
+            &sdk,
+            &endpoint,
+        )
+        .await
+        .map_err(fail)?;
+        let stats = Arc::new(PlatformStats::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+
+        // Functions: the same handler code the deployed binaries run.
+        for function in &stack.functions {
+            if function.binary != "ingest" {
+                return Err(LocalError(format!(
+                    "{} runs binary '{}', which the local platform cannot run",
+                    function.logical_id, function.binary
+                )));
+            }
+            let config = IngestConfig::from_lookup(|name| function.environment.get(name).cloned())
+                .map_err(fail)?;
+            let service: Arc<AwsIngestService> = Arc::new(
+                ingest_service_with(&sdk, &config)
+                    .await
+                    .map_err(|e| LocalError(e.to_string()))?,
+            );
+            let invocations = Arc::new(AtomicU64::new(0));
+            let stats_for_handler = stats.clone();
+            let handler = Arc::new(move |event: SqsEvent| {
+                let service = service.clone();
+                let stats = stats_for_handler.clone();
+                let number = invocations.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    let invocation = Invocation {
+                        request_id: format!("local-{number:08}"),
+                        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+                        started_at: chrono::Utc::now(),
+                    };
+                    let report = service.handle(&event, &invocation).await;
+                    stats.invocations.fetch_add(1, Ordering::Relaxed);
+                    accumulate(&mut *stats.ingest.lock().await, &report.metrics);
+                    report.response
+                }
+            });
+            for trigger in &function.triggers {
+                for _ in 0..trigger.max_concurrency.clamp(1, 4) {
+                    tasks.push(tokio::spawn(event_source::run(
+                        sqs.clone(),
+                        trigger.clone(),
+                        handler.clone(),
+                        shutdown_rx.clone(),
+                    )));
+                }
+            }
+        }
+
+        // The alerts a subscriber would get.
+        let alerts_queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{}-live-view-alerts", options.stack_name))
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned();
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        for topic in &stack.topics {
+            let queue_arn = format!(
+                "arn:aws:sqs:{LOCAL_REGION}:123456789012:{}-live-view-alerts",
+                options.stack_name
+            );
+            sns.subscribe()
+                .topic_arn(topic)
+                .protocol("sqs")
+                .endpoint(queue_arn)
+                .send()
+                .await
+                .map_err(|e| fail(aws_sdk_sns::error::DisplayErrorContext(e)))?;
+        }
+        tasks.push(tokio::spawn(watch_alerts(
+            sqs.clone(),
+            alerts_queue_url.clone(),
+            stats.clone(),
+            shutdown_rx.clone(),
+        )));
+
+        // IoT Core: broker → rules engine → actions.
+        let listener = broker::bind(options.mqtt)
+            .await
+            .map_err(|e| LocalError(format!("MQTT listener on {}: {e}", options.mqtt)))?;
+        let mqtt_addr = listener.local_addr().map_err(fail)?;
+        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(100_000);
+        tasks.push(tokio::spawn(broker::serve(
+            listener,
+            inbound,
+            stats.broker.clone(),
+        )));
+        tasks.push(tokio::spawn(rules_engine(
+            stack.clone(),
+            sqs.clone(),
+            inbound_rx,
+            stats.clone(),
+        )));
+
+        Ok(Self {
+            endpoint,
+            mqtt_addr,
+            stack,
+            sdk,
+            stats,
+            alerts_queue_url,
+            shutdown,
+            tasks,
+            moto,
+        })
+    }
+
+    /// The physical name (`Ref`) of a template resource, e.g. the rules table.
+    pub fn physical(&self, logical_id: &str) -> Option<&str> {
+        self.stack
+            .stack
+            .physical
+            .get(logical_id)
+            .map(|p| p.reference.as_str())
+    }
+
+    /// Stop everything it started; nothing is left listening.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(mut moto) = self.moto.take() {
+            moto.stop();
+        }
+    }
+}
+
+impl Drop for LocalPlatform {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// An SDK configuration for the local endpoint with dummy credentials.
+pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(LOCAL_REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "iotdp-local",
+        ))
+        .load()
+        .await
+}
+
+fn accumulate(total: &mut IngestMetrics, m: &IngestMetrics) {
+    total.messages += m.messages;
+    total.failed_messages += m.failed_messages;
+    total.readings_accepted += m.readings_accepted;
+    total.records_written += m.records_written;
+    total.write_calls += m.write_calls;
+    total.write_retries += m.write_retries;
+    total.quarantine_lines += m.quarantine_lines;
+    for (reason, count) in &m.rejected_by_reason {
+        *total.rejected_by_reason.entry(*reason).or_default() += count;
+    }
+    total.alerts.notifications_published += m.alerts.notifications_published;
+    total.alerts.notification_failures += m.alerts.notification_failures;
+    total.alerts.commands_sent += m.alerts.commands_sent;
+    total.alerts.command_failures += m.alerts.command_failures;
+    total.alerts.state_writes += m.alerts.state_writes;
+}
+
+/// Every publish through every rule; outputs to SQS in batches of up to 10 (SendMessageBatch).
+async fn rules_engine(
+    stack: LocalStack,
+    sqs: aws_sdk_sqs::Client,
+    mut inbound: mpsc::Receiver<InboundPublish>,
+    stats: Arc<PlatformStats>,
+) {
+    let mut senders: HashMap<String, mpsc::Sender<String>> = HashMap::new();
+    for rule in &stack.rules {
+        for action in rule.actions.iter().chain(&rule.error_action) {
+            if let RuleAction::Sqs { queue_url } = action {
+                senders.entry(queue_url.clone()).or_insert_with(|| {
+                    let (tx, rx) = mpsc::channel(100_000);
+                    tokio::spawn(sqs_batch_sender(sqs.clone(), queue_url.clone(), rx));
+                    tx
+                });
+            }
+        }
+    }
+    while let Some(publish) = inbound.recv().await {
+        let message = Message {
+            topic: &publish.topic,
+            payload: &publish.payload,
+            client_id: &publish.client_id,
+            received_at_ms: publish.received_at_ms,
+        };
+        for rule in &stack.rules {
+            let (output, error) = match rule.query.apply(&message) {
+                Ok(None) => continue,
+                Ok(Some(output)) => (Some(output), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            stats.rule_matches.fetch_add(1, Ordering::Relaxed);
+            let body = match (output, error) {
+                (Some(output), _) => Some(output.to_string()),
+                (None, Some(error)) => {
+                    stats.rule_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Some(RuleAction::Sqs { queue_url }) = &rule.error_action
+                        && let Some(sender) = senders.get(queue_url)
+                    {
+                        // IoT Core's error-action document.
+                        let document = json!({
+                            "ruleName": rule.name,
+                            "topic": publish.topic,
+                            "clientId": publish.client_id,
+                            "base64OriginalPayload": base64::engine::general_purpose::STANDARD.encode(&publish.payload),
+                            "failures": [{"failedAction": "RuleEvaluation", "errorMessage": error}],
+                        });
+                        let _ = sender.send(document.to_string()).await;
+                    }
+                    None
+                }
+                (None, None) => None,
+            };
+            let Some(body) = body else { continue };
+            for action in &rule.actions {
+                match action {
+                    RuleAction::Sqs { queue_url } => {
+                        if let Some(sender) = senders.get(queue_url) {
+                            stats.queued.fetch_add(1, Ordering::Relaxed);
+                            let _ = sender.send(body.clone()).await;
+                        }
+                    }
+                    RuleAction::Lambda { function } => {
+                        stats.rule_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(rule = %rule.name, function, "Lambda rule actions are not run locally");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sqs_batch_sender(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    mut bodies: mpsc::Receiver<String>,
+) {
+    let in_flight = Arc::new(Semaphore::new(16));
+    while let Some(first) = bodies.recv().await {
+        let mut batch = vec![first];
+        // Gather what is already waiting, up to SQS's 10 per SendMessageBatch.
+        while batch.len() < 10 {
+            match bodies.try_recv() {
+                Ok(body) => batch.push(body),
+                Err(_) => break,
+            }
+        }
+        let permit = in_flight.clone().acquire_owned().await;
+        let (sqs, queue_url) = (sqs.clone(), queue_url.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let entries: Vec<_> = batch
+                .iter()
+                .enumerate()
+                .filter_map(|(i, body)| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            for attempt in 0..5u64 {
+                match sqs
+                    .send_message_batch()
+                    .queue_url(&queue_url)
+                    .set_entries(Some(entries.clone()))
+                    .send()
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(e) if attempt == 4 => {
+                        tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), queue_url, "rule action SQS send failed after 5 attempts; {} messages not delivered", batch.len());
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100 << attempt)).await,
+                }
+            }
+        });
+    }
+}
+
+async fn watch_alerts(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    stats: Arc<PlatformStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let received = tokio::select! {
+            r = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send() => r,
+            _ = shutdown.changed() => return,
+        };
+        let Ok(received) = received else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        for m in received.messages() {
+            let envelope: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_str(envelope["Message"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+            match body["kind"].as_str() {
+                Some("alarm") => stats.alerts_raised.fetch_add(1, Ordering::Relaxed),
+                Some("ok") => stats.alerts_cleared.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+            let mut recent = stats.recent_alerts.lock().await;
+            recent.push_front(envelope["Subject"].as_str().unwrap_or_default().to_owned());
+            recent.truncate(5);
+            if let Some(handle) = m.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}

@@ -1,1 +1,572 @@
-//! placeholder
+//! Create in moto every resource `template.yaml` defines, with the names and settings the
+//! template gives them. Resource types with no local meaning (IAM, alarms, bucket policies,
+//! e-mail subscriptions) are listed as not emulated; an unknown type is an error.
+
+use std::collections::HashMap;
+
+use aws_config::SdkConfig;
+use serde_json::Value;
+
+use crate::local::rule_sql::RuleQuery;
+use crate::local::template::{Physical, Stack, Template, TemplateError};
+
+pub const LOCAL_ACCOUNT: &str = "123456789012";
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// Where a topic rule's output goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleAction {
+    Sqs { queue_url: String },
+    Lambda { function: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct TopicRule {
+    pub name: String,
+    pub query: RuleQuery,
+    pub actions: Vec<RuleAction>,
+    pub error_action: Option<RuleAction>,
+}
+
+/// An SQS event source mapping of a function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsTrigger {
+    pub queue_url: String,
+    pub batch_size: usize,
+    pub window_seconds: u64,
+    pub report_batch_item_failures: bool,
+    pub max_concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Function {
+    pub logical_id: String,
+    /// The binary the function runs (`BuildProperties.Binary`): picks the local handler.
+    pub binary: String,
+    pub environment: HashMap<String, String>,
+    pub triggers: Vec<SqsTrigger>,
+}
+
+/// The stack as created locally.
+#[derive(Debug, Clone)]
+pub struct LocalStack {
+    pub stack: Stack,
+    pub rules: Vec<TopicRule>,
+    pub functions: Vec<Function>,
+    pub topics: Vec<String>,
+    /// Resources present in the template but not emulated, with why.
+    pub not_emulated: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("creating {resource} in the local endpoint: {message}")]
+    Create { resource: String, message: String },
+}
+
+fn create_error(resource: &str, e: impl std::error::Error) -> ProvisionError {
+    ProvisionError::Create {
+        resource: resource.to_owned(),
+        message: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// Names and attributes every resource will have, computed before anything is created, so
+/// properties referring to each other resolve in any order.
+fn physical_ids(
+    template: &Template,
+    stack: &Stack,
+    endpoint: &str,
+) -> Result<HashMap<String, Physical>, TemplateError> {
+    let mut physical = HashMap::new();
+    let (region, account) = (&stack.region, &stack.account_id);
+    // Names may depend on parameters (and pseudo parameters) only, as in CloudFormation.
+    let named =
+        |r: &crate::local::template::Resource, key: &str| -> Result<String, TemplateError> {
+            let bare = Stack {
+                physical: HashMap::new(),
+                ..stack.clone()
+            };
+            let props = template.properties(r, &bare).unwrap_or(Value::Null);
+            Ok(props
+                .get(key)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{}-{}", stack.name, r.logical_id)))
+        };
+    for r in &template.resources {
+        let attrs = |pairs: &[(&str, String)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        };
+        let p = match r.kind.as_str() {
+            "AWS::SQS::Queue" => {
+                let name = named(r, "QueueName")?;
+                let arn = format!("arn:aws:sqs:{region}:{account}:{name}");
+                let url = format!("{endpoint}/{account}/{name}");
+                Physical {
+                    reference: url.clone(),
+                    attributes: attrs(&[("Arn", arn), ("QueueName", name), ("QueueUrl", url)]),
+                }
+            }
+            "AWS::S3::Bucket" => {
+                let name = named(r, "BucketName")?.to_ascii_lowercase();
+                Physical {
+                    reference: name.clone(),
+                    attributes: attrs(&[("Arn", format!("arn:aws:s3:::{name}"))]),
+                }
+            }
+            "AWS::Timestream::Database" => {
+                let name = named(r, "DatabaseName")?;
+                Physical {
+                    reference: name.clone(),
+                    attributes: attrs(&[(
+                        "Arn",
+                        format!("arn:aws:timestream:{region}:{account}:database/{name}"),
+                    )]),
+                }
+            }
+            "AWS::DynamoDB::Table" => {
+                let name = named(r, "TableName")?;
+                Physical {
+                    reference: name.clone(),
+                    attributes: attrs(&[(
+                        "Arn",
+                        format!("arn:aws:dynamodb:{region}:{account}:table/{name}"),
+                    )]),
+                }
+            }
+            "AWS::SNS::Topic" => {
+                let name = named(r, "TopicName")?;
+                let arn = format!("arn:aws:sns:{region}:{account}:{name}");
+                Physical {
+                    reference: arn.clone(),
+                    attributes: attrs(&[("TopicArn", arn), ("TopicName", name)]),
+                }
+            }
+            "AWS::IAM::Role" => {
+                let name = named(r, "RoleName")?;
+                Physical {
+                    reference: name.clone(),
+                    attributes: attrs(&[("Arn", format!("arn:aws:iam::{account}:role/{name}"))]),
+                }
+            }
+            "AWS::Serverless::Function" => {
+                let name = named(r, "FunctionName")?;
+                Physical {
+                    reference: name.clone(),
+                    attributes: attrs(&[(
+                        "Arn",
+                        format!("arn:aws:lambda:{region}:{account}:function:{name}"),
+                    )]),
+                }
+            }
+            _ => Physical {
+                reference: format!("{}-{}", stack.name, r.logical_id),
+                attributes: HashMap::new(),
+            },
+        };
+        physical.insert(r.logical_id.clone(), p);
+    }
+    // Tables are named after their database, which needs the database's name first.
+    for r in template
+        .resources
+        .iter()
+        .filter(|r| r.kind == "AWS::Timestream::Table")
+    {
+        let with_databases = Stack {
+            physical: physical.clone(),
+            ..stack.clone()
+        };
+        let props = template.properties(r, &with_databases)?;
+        let database = props["DatabaseName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let table = props["TableName"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}-{}", stack.name, r.logical_id));
+        physical.insert(
+            r.logical_id.clone(),
+            Physical {
+                reference: format!("{database}|{table}"),
+                attributes: [
+                    ("Name".to_owned(), table.clone()),
+                    ("Arn".to_owned(), format!("arn:aws:timestream:{region}:{account}:database/{database}/table/{table}")),
+                ]
+                .into(),
+            },
+        );
+    }
+    Ok(physical)
+}
+
+/// Create the stack's resources in the local endpoint.
+pub async fn provision(
+    template: &Template,
+    stack_name: &str,
+    parameters: &HashMap<String, String>,
+    sdk: &SdkConfig,
+    endpoint: &str,
+) -> Result<LocalStack, ProvisionError> {
+    let mut stack = Stack {
+        name: stack_name.to_owned(),
+        region: LOCAL_REGION.to_owned(),
+        account_id: LOCAL_ACCOUNT.to_owned(),
+        parameters: template.parameter_values(parameters)?,
+        physical: HashMap::new(),
+    };
+    stack.physical = physical_ids(template, &stack, endpoint)?;
+    let queue_by_arn: HashMap<String, String> = stack
+        .physical
+        .values()
+        .filter_map(|p| {
+            Some((
+                p.attributes.get("Arn")?.clone(),
+                p.attributes.get("QueueUrl")?.clone(),
+            ))
+        })
+        .collect();
+
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let s3 = crate::adapters::aws::s3_client(sdk);
+    let timestream = aws_sdk_timestreamwrite::Client::new(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+
+    let mut local = LocalStack {
+        stack: stack.clone(),
+        rules: vec![],
+        functions: vec![],
+        topics: vec![],
+        not_emulated: vec![],
+    };
+    let mut created = Vec::new();
+    for r in &template.resources {
+        if template.is_created(r, &stack)? {
+            created.push(r);
+        }
+    }
+    // Queues without a redrive policy (dead-letter queues) first; Timestream databases before tables.
+    created.sort_by_key(|r| {
+        let has_redrive = template
+            .properties(r, &stack)
+            .map(|p| p.get("RedrivePolicy").is_some())
+            .unwrap_or(false);
+        (r.kind == "AWS::Timestream::Table", has_redrive)
+    });
+    for r in created {
+        let props = template.properties(r, &stack)?;
+        let physical = &stack.physical[&r.logical_id];
+        let id = &r.logical_id;
+        match r.kind.as_str() {
+            "AWS::SQS::Queue" => {
+                let mut request = sqs
+                    .create_queue()
+                    .queue_name(&physical.attributes["QueueName"]);
+                for (key, attribute) in [
+                    (
+                        "VisibilityTimeout",
+                        aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+                    ),
+                    (
+                        "MessageRetentionPeriod",
+                        aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
+                    ),
+                ] {
+                    if let Some(v) = props.get(key) {
+                        request = request.attributes(attribute, scalar(v));
+                    }
+                }
+                if let Some(redrive) = props.get("RedrivePolicy") {
+                    let policy = serde_json::json!({
+                        "deadLetterTargetArn": redrive["deadLetterTargetArn"],
+                        "maxReceiveCount": scalar(&redrive["maxReceiveCount"]).parse::<u32>().unwrap_or(5),
+                    });
+                    request = request.attributes(
+                        aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                        policy.to_string(),
+                    );
+                }
+                let url = request
+                    .send()
+                    .await
+                    .map_err(|e| create_error(id, e))?
+                    .queue_url()
+                    .unwrap_or_default()
+                    .to_owned();
+                if url != physical.reference {
+                    return Err(ProvisionError::Create {
+                        resource: id.clone(),
+                        message: format!(
+                            "queue URL {url} differs from the expected {}",
+                            physical.reference
+                        ),
+                    });
+                }
+            }
+            "AWS::S3::Bucket" => {
+                s3.create_bucket()
+                    .bucket(&physical.reference)
+                    .send()
+                    .await
+                    .map_err(|e| create_error(id, e))?;
+            }
+            "AWS::Timestream::Database" => {
+                timestream
+                    .create_database()
+                    .database_name(&physical.reference)
+                    .send()
+                    .await
+                    .map_err(|e| create_error(id, e))?;
+            }
+            "AWS::Timestream::Table" => {
+                let (database, table) = physical.reference.split_once('|').unwrap_or_default();
+                let retention = &props["RetentionProperties"];
+                let retention = aws_sdk_timestreamwrite::types::RetentionProperties::builder()
+                    .memory_store_retention_period_in_hours(
+                        scalar(&retention["MemoryStoreRetentionPeriodInHours"])
+                            .parse()
+                            .unwrap_or(24),
+                    )
+                    .magnetic_store_retention_period_in_days(
+                        scalar(&retention["MagneticStoreRetentionPeriodInDays"])
+                            .parse()
+                            .unwrap_or(73_000),
+                    )
+                    .build()
+                    .map_err(|e| create_error(id, e))?;
+                timestream
+                    .create_table()
+                    .database_name(database)
+                    .table_name(table)
+                    .retention_properties(retention)
+                    .send()
+                    .await
+                    .map_err(|e| create_error(id, e))?;
+            }
+            "AWS::DynamoDB::Table" => create_dynamodb_table(&dynamodb, &physical.reference, &props)
+                .await
+                .map_err(|e| ProvisionError::Create {
+                    resource: id.clone(),
+                    message: e,
+                })?,
+            "AWS::SNS::Topic" => {
+                let name = &physical.attributes["TopicName"];
+                sns.create_topic()
+                    .name(name)
+                    .send()
+                    .await
+                    .map_err(|e| create_error(id, e))?;
+                local.topics.push(physical.reference.clone());
+            }
+            "AWS::SNS::Subscription" => match props["Protocol"].as_str() {
+                Some("sqs") => {
+                    sns.subscribe()
+                        .topic_arn(props["TopicArn"].as_str().unwrap_or_default())
+                        .protocol("sqs")
+                        .endpoint(props["Endpoint"].as_str().unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(|e| create_error(id, e))?;
+                }
+                other => local.not_emulated.push(format!(
+                    "{id} ({} subscription: nothing is delivered locally)",
+                    other.unwrap_or("?")
+                )),
+            },
+            "AWS::IoT::TopicRule" => {
+                local
+                    .rules
+                    .push(topic_rule(id, &props, &queue_by_arn, &stack)?)
+            }
+            "AWS::Serverless::Function" => {
+                local
+                    .functions
+                    .push(function(id, &props, &r.metadata, &queue_by_arn)?)
+            }
+            "AWS::IAM::Role" => local
+                .not_emulated
+                .push(format!("{id} (IAM is not enforced by the local endpoint)")),
+            "AWS::S3::BucketPolicy" => local
+                .not_emulated
+                .push(format!("{id} (bucket policies are not enforced locally)")),
+            "AWS::CloudWatch::Alarm" => local.not_emulated.push(format!(
+                "{id} (alarms: the live view shows the queues instead)"
+            )),
+            other => {
+                return Err(ProvisionError::Template(TemplateError(format!(
+                    "{id}: resource type {other} is not supported by the local platform"
+                ))));
+            }
+        }
+    }
+    Ok(local)
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn create_dynamodb_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    props: &Value,
+) -> Result<(), String> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for a in props["AttributeDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let definition = AttributeDefinition::builder()
+            .attribute_name(a["AttributeName"].as_str().unwrap_or_default())
+            .attribute_type(ScalarAttributeType::from(
+                a["AttributeType"].as_str().unwrap_or("S"),
+            ))
+            .build()
+            .map_err(|e| e.to_string())?;
+        request = request.attribute_definitions(definition);
+    }
+    for k in props["KeySchema"].as_array().into_iter().flatten() {
+        let element = KeySchemaElement::builder()
+            .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+            .key_type(KeyType::from(k["KeyType"].as_str().unwrap_or("HASH")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        request = request.key_schema(element);
+    }
+    request
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+fn rule_action(id: &str, action: &Value, stack: &Stack) -> Result<RuleAction, TemplateError> {
+    if let Some(sqs) = action.get("Sqs") {
+        if sqs.get("UseBase64").and_then(Value::as_bool) == Some(true) {
+            return Err(TemplateError(format!(
+                "{id}: Sqs action with UseBase64: true is not supported locally"
+            )));
+        }
+        return Ok(RuleAction::Sqs {
+            queue_url: sqs["QueueUrl"].as_str().unwrap_or_default().to_owned(),
+        });
+    }
+    if let Some(lambda) = action.get("Lambda") {
+        let arn = lambda["FunctionArn"].as_str().unwrap_or_default();
+        let function = stack
+            .physical
+            .iter()
+            .find(|(_, p)| p.attributes.get("Arn").map(String::as_str) == Some(arn))
+            .map(|(logical, _)| logical.clone())
+            .ok_or_else(|| {
+                TemplateError(format!(
+                    "{id}: Lambda action targets {arn}, which is not a function of this template"
+                ))
+            })?;
+        return Ok(RuleAction::Lambda { function });
+    }
+    let kind = action
+        .as_object()
+        .and_then(|o| o.keys().next().cloned())
+        .unwrap_or_default();
+    Err(TemplateError(format!(
+        "{id}: rule action {kind} is not supported locally (supported: Sqs, Lambda)"
+    )))
+}
+
+fn topic_rule(
+    id: &str,
+    props: &Value,
+    _queues: &HashMap<String, String>,
+    stack: &Stack,
+) -> Result<TopicRule, TemplateError> {
+    let payload = &props["TopicRulePayload"];
+    if payload["AwsIotSqlVersion"].as_str().unwrap_or("2016-03-23") != "2016-03-23" {
+        return Err(TemplateError(format!(
+            "{id}: only AwsIotSqlVersion 2016-03-23 is supported locally"
+        )));
+    }
+    let query = RuleQuery::parse(payload["Sql"].as_str().unwrap_or_default())
+        .map_err(|e| TemplateError(format!("{id}: {e}")))?;
+    let actions = payload["Actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| rule_action(id, a, stack))
+        .collect::<Result<_, _>>()?;
+    let error_action = payload
+        .get("ErrorAction")
+        .map(|a| rule_action(id, a, stack))
+        .transpose()?;
+    Ok(TopicRule {
+        name: id.to_owned(),
+        query,
+        actions,
+        error_action,
+    })
+}
+
+fn function(
+    id: &str,
+    props: &Value,
+    metadata: &Value,
+    queues: &HashMap<String, String>,
+) -> Result<Function, TemplateError> {
+    let binary = metadata["BuildProperties"]["Binary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let environment = props["Environment"]["Variables"]
+        .as_object()
+        .map(|vars| vars.iter().map(|(k, v)| (k.clone(), scalar(v))).collect())
+        .unwrap_or_default();
+    let mut triggers = Vec::new();
+    for (name, event) in props["Events"].as_object().into_iter().flatten() {
+        if event["Type"] != "SQS" {
+            return Err(TemplateError(format!(
+                "{id}: event {name} of type {} is not supported locally",
+                event["Type"]
+            )));
+        }
+        let p = &event["Properties"];
+        let arn = p["Queue"].as_str().unwrap_or_default();
+        let queue_url = queues.get(arn).cloned().ok_or_else(|| {
+            TemplateError(format!(
+                "{id}: event {name} reads {arn}, not a queue of this template"
+            ))
+        })?;
+        let number = |v: &Value, default: u64| scalar(v).parse().unwrap_or(default);
+        triggers.push(SqsTrigger {
+            queue_url,
+            batch_size: number(&p["BatchSize"], 10) as usize,
+            window_seconds: number(&p["MaximumBatchingWindowInSeconds"], 0),
+            report_batch_item_failures: p["FunctionResponseTypes"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|x| x == "ReportBatchItemFailures")),
+            max_concurrency: number(&p["ScalingConfig"]["MaximumConcurrency"], 2) as usize,
+        });
+    }
+    Ok(Function {
+        logical_id: id.to_owned(),
+        binary,
+        environment,
+        triggers,
+    })
+}

@@ -1,0 +1,270 @@
+//! `make local`'s platform, started programmatically on free ports: real MQTT in, the topic
+//! rule from template.yaml executed, Lambda's SQS event source running the real ingest handler
+//! against moto. Asserts stored records, quarantine reasons, one notification per transition on
+//! a subscribed queue, and the shadow command; then that nothing is left listening.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
+use iotdp::alerting::rule::AlertRule;
+use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform};
+use iotdp::quarantine::QuarantineLine;
+use iotdp_integration_tests::{moto_binary, moto_state};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+
+async fn device(id: &str, port: u16) -> AsyncClient {
+    let mut options = MqttOptions::new(id, "127.0.0.1", port);
+    options.set_keep_alive(Duration::from_secs(30));
+    let (client, mut eventloop) = AsyncClient::new(options, 100);
+    tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+    client
+}
+
+/// Poll `probe` until it returns `Some`, for up to 60 s.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    for _ in 0..120 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out() {
+    let platform = LocalPlatform::start(LocalOptions {
+        template: concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml").into(),
+        stack_name: "iotdp-e2e".into(),
+        parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
+        mqtt: "127.0.0.1:0".parse().unwrap(),
+        endpoint: Endpoint::StartMoto {
+            binary: moto_binary(),
+            port: 0,
+        },
+    })
+    .await
+    .expect("local platform starts");
+    let sdk = platform.sdk.clone();
+    let port = platform.mqtt_addr.port();
+
+    let rules = DynamoDbRules::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        platform.physical("AlertRulesTable").unwrap(),
+    );
+    rules
+        .put(&AlertRule::from_json(
+            r#"{"rule_id":"dry-soil","name":"Soil too dry","scope":{"device_id":"valve-ctl-1"},"metric":"moisture",
+                "condition":{"below":0.2},"clear":0.25,"severity":"critical",
+                "actions":{"on_alarm":{"valve":"open"},"on_ok":{"valve":"closed"}}}"#,
+        ).unwrap())
+        .await
+        .unwrap();
+    aws_sdk_iot::Client::new(&sdk)
+        .create_thing()
+        .thing_name("valve-ctl-1")
+        .send()
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let inbox = sqs
+        .create_queue()
+        .queue_name("e2e-inbox")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    aws_sdk_sns::Client::new(&sdk)
+        .subscribe()
+        .topic_arn(&platform.stack.topics[0])
+        .protocol("sqs")
+        .endpoint("arn:aws:sqs:us-east-1:123456789012:e2e-inbox")
+        .send()
+        .await
+        .unwrap();
+
+    let valve = device("valve-ctl-1", port).await;
+    let gateway = device("wall-gw-1", port).await;
+    let faulty = device("faulty-1", port).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let publish = |client: &AsyncClient, topic: &str, payload: String| {
+        let (client, topic) = (client.clone(), topic.to_owned());
+        async move {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+                .unwrap()
+        }
+    };
+    publish(
+        &valve,
+        "dt/valve-ctl-1/telemetry",
+        format!(r#"{{"ts":{},"metrics":{{"moisture":0.31}}}}"#, now - 3000),
+    )
+    .await;
+    publish(
+        &valve,
+        "dt/valve-ctl-1/telemetry",
+        format!(r#"{{"ts":{},"metrics":{{"moisture":0.12}}}}"#, now - 2000),
+    )
+    .await;
+    publish(
+        &gateway,
+        "dt/wall-gw-1/telemetry",
+        format!(
+            r#"{{"readings":[{{"ts":{},"metrics":{{"moisture":0.4}}}},{{"metrics":{{"9x":1}}}},{{"ts":{},"metrics":{{"moisture":0.35}}}}]}}"#,
+            now - 5 * 3_600_000,
+            now - 4 * 3_600_000
+        ),
+    )
+    .await;
+    publish(&faulty, "dt/faulty-1/telemetry", "}{ garbage".to_owned()).await;
+
+    let notifications = |sqs: aws_sdk_sqs::Client, inbox: String| async move {
+        let received = sqs
+            .receive_message()
+            .queue_url(&inbox)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let mut kinds = Vec::new();
+        for m in received.messages() {
+            let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let body: serde_json::Value =
+                serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+            kinds.push(body["kind"].as_str().unwrap().to_owned());
+            sqs.delete_message()
+                .queue_url(&inbox)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+        kinds
+    };
+    let alarm = eventually("the alarm notification", || {
+        let (sqs, inbox) = (sqs.clone(), inbox.clone());
+        async move { Some(notifications(sqs, inbox).await).filter(|k| !k.is_empty()) }
+    })
+    .await;
+    assert_eq!(alarm, vec!["alarm"]);
+    publish(
+        &valve,
+        "dt/valve-ctl-1/telemetry",
+        format!(r#"{{"ts":{now},"metrics":{{"moisture":0.3}}}}"#),
+    )
+    .await;
+    let ok = eventually("the ok notification", || {
+        let (sqs, inbox) = (sqs.clone(), inbox.clone());
+        async move { Some(notifications(sqs, inbox).await).filter(|k| !k.is_empty()) }
+    })
+    .await;
+    assert_eq!(ok, vec!["ok"], "exactly one notification per transition");
+
+    // Five good readings stored (two late gateway ones included).
+    let endpoint = platform.endpoint.clone();
+    let records = eventually("five stored records", || {
+        let endpoint = endpoint.clone();
+        async move {
+            let state = tokio::task::spawn_blocking(move || moto_state(&endpoint))
+                .await
+                .unwrap();
+            let records: Vec<serde_json::Value> = state["timestreamwrite"]["TimestreamTable"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["records"].as_array().cloned().unwrap_or_default())
+                .collect();
+            (records.len() >= 5).then_some(records)
+        }
+    })
+    .await;
+    assert_eq!(records.len(), 5);
+
+    // Quarantine: the garbage and the bad gateway item, each with its reason and publisher.
+    let s3 = iotdp::adapters::aws::s3_client(&sdk);
+    let bucket = platform.physical("QuarantineBucket").unwrap().to_owned();
+    let lines = eventually("two quarantine lines", || {
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            let listed = s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix("quarantine/")
+                .send()
+                .await
+                .ok()?;
+            let mut lines = Vec::new();
+            for key in listed.contents().iter().filter_map(|o| o.key()) {
+                let body = s3
+                    .get_object()
+                    .bucket(&bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .ok()?
+                    .body
+                    .collect()
+                    .await
+                    .ok()?
+                    .into_bytes();
+                for line in std::str::from_utf8(&body).ok()?.lines() {
+                    lines.push(serde_json::from_str::<QuarantineLine>(line).ok()?);
+                }
+            }
+            (lines.len() >= 2).then_some(lines)
+        }
+    })
+    .await;
+    let mut reasons: Vec<_> = lines
+        .iter()
+        .map(|l| (l.reason.as_str(), l.client_id.as_deref(), l.reading_index))
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        vec![
+            ("invalid_metric_name", Some("wall-gw-1"), Some(1)),
+            ("malformed_json", Some("faulty-1"), None)
+        ]
+    );
+
+    // The command reached the device's shadow.
+    let shadow = aws_sdk_iotdataplane::Client::new(&sdk)
+        .get_thing_shadow()
+        .thing_name("valve-ctl-1")
+        .send()
+        .await
+        .unwrap();
+    let document: serde_json::Value =
+        serde_json::from_slice(shadow.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(document["state"]["desired"]["valve"], "closed");
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        notifications(sqs.clone(), inbox.clone()).await.is_empty(),
+        "no duplicate notifications"
+    );
+    assert_eq!(
+        platform
+            .stats
+            .broker
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
+
+    let mqtt = platform.mqtt_addr;
+    platform.stop().await;
+    assert!(
+        std::net::TcpStream::connect(mqtt).is_err(),
+        "the MQTT port is closed after stop"
+    );
+}
