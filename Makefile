@@ -8,7 +8,7 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha1sum requirements-dev.txt | cut -c1
 # Offline-friendly settings for the AWS CLIs used in linting: no telemetry, no credentials needed.
 AWS_LINT_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint
 
-.PHONY: test tools rust-test rust-lint template-lint bench build fmt clean-tools
+.PHONY: test tools rust-test rust-lint template-lint bench build local fmt clean-tools
 
 ## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
 test: tools rust-lint rust-test template-lint
@@ -32,6 +32,11 @@ rust-test: tools
 template-lint: tools
 	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template template.yaml
+
+## local: the whole platform on this machine (moto, MQTT on 127.0.0.1:1883, rules, functions),
+## demo rules, a simulated fleet and a live view until Ctrl-C. ARGS="--devices 50 --rate 200" etc.
+local: tools
+	cargo run -p iotdp-cli -- local $(ARGS)
 
 ## bench: criterion benchmark of the pure ingest path (decode + validate + build requests)
 bench:

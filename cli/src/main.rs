@@ -2,7 +2,11 @@
 //! `AWS_ENDPOINT_URL` (moto, LocalStack). Table names come from flags or the environment
 //! (the stack's outputs `AlertRulesTableName` and `AlertStateTableName`).
 
+mod local;
+mod simulate;
+
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use iotdp::adapters::aws::load_sdk_config;
@@ -25,6 +29,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the whole platform on this machine (moto, MQTT on 127.0.0.1:1883, topic rules,
+    /// functions), load demo rules, simulate a fleet and show a live view until Ctrl-C
+    Local(local::LocalArgs),
+    /// Publish a simulated fleet over MQTT (locally, or to AWS IoT Core with --cert)
+    Simulate {
+        #[command(flatten)]
+        fleet: simulate::FleetArgs,
+        #[command(flatten)]
+        target: simulate::Target,
+    },
     /// Alert rules
     Rules {
         #[arg(
@@ -88,8 +102,27 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
+    let command = match cli.command {
+        Command::Local(args) => return local::run(args).await,
+        Command::Simulate { fleet, target } => {
+            let stats = Arc::new(simulate::SimulationStats::default());
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                let _ = tokio::signal::ctrl_c().await;
+                let _ = stop.send(true);
+            });
+            simulate::run(fleet, target, stats.clone(), stopped).await?;
+            println!(
+                "published {} messages ({} errors)",
+                stats.published.load(std::sync::atomic::Ordering::Relaxed),
+                stats.errors.load(std::sync::atomic::Ordering::Relaxed)
+            );
+            return Ok(());
+        }
+        other => other,
+    };
     // Validate local input before touching AWS, so a bad file fails fast and offline.
-    let rule_file = match &cli.command {
+    let rule_file = match &command {
         Command::Rules {
             action: RulesAction::Put { file },
             ..
@@ -101,7 +134,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         _ => None,
     };
     let dynamodb = aws_sdk_dynamodb::Client::new(&load_sdk_config().await);
-    match cli.command {
+    match command {
+        Command::Local(_) | Command::Simulate { .. } => unreachable!("handled above"),
         Command::Rules { table, action } => {
             let rules = DynamoDbRules::new(dynamodb, table);
             match action {

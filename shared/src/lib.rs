@@ -29,5 +29,6 @@ pub mod ports;
 pub mod quarantine;
 pub mod reason;
 pub mod retry;
+pub mod simulator;
 pub mod store_writer;
 pub mod validation;

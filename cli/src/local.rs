@@ -1,0 +1,314 @@
+//! `iotdp local` (`make local`): the platform on this machine, demo rules, a simulated fleet
+//! and a live view until Ctrl-C; then everything it started is stopped.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::Args;
+use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
+use iotdp::alerting::rule::AlertRule;
+use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform};
+use iotdp::simulator::{DeviceKind, Fleet, FleetConfig};
+use tokio::sync::watch;
+
+use crate::simulate::{self, FleetArgs, SimulationStats, Target};
+
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    #[arg(long, default_value = "template.yaml")]
+    template: PathBuf,
+    /// MQTT listener, the IoT Core stand-in
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    mqtt: std::net::SocketAddr,
+    /// moto's server binary (started on a free 127.0.0.1 port)
+    #[arg(
+        long,
+        env = "IOTDP_MOTO_SERVER",
+        default_value = ".venv/bin/moto_server"
+    )]
+    moto_server: PathBuf,
+    /// Use this running endpoint instead of starting moto (e.g. LocalStack: http://127.0.0.1:4566)
+    #[arg(long)]
+    aws_endpoint: Option<String>,
+    /// Alert rules to load (every *.json file)
+    #[arg(long, default_value = "infra/local/rules")]
+    rules: PathBuf,
+    /// Template parameter overrides, KEY=VALUE (as sam deploy --parameter-overrides)
+    #[arg(long = "parameter", value_parser = parse_pair)]
+    parameters: Vec<(String, String)>,
+    /// Run without the simulated fleet (publish yourself, e.g. with mosquitto_pub)
+    #[arg(long)]
+    no_simulator: bool,
+    #[command(flatten)]
+    fleet: FleetArgs,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("'{text}' is not KEY=VALUE"))
+}
+
+pub async fn run(args: LocalArgs) -> Result<(), String> {
+    let mut parameters: HashMap<String, String> = args.parameters.iter().cloned().collect();
+    // Locally, a one-second batching window keeps the view lively (AWS default: 5 s).
+    parameters
+        .entry("IngestBatchingWindowSeconds".into())
+        .or_insert_with(|| "1".into());
+    let endpoint = match &args.aws_endpoint {
+        Some(url) => Endpoint::Existing(url.clone()),
+        None => Endpoint::StartMoto {
+            binary: args.moto_server.clone(),
+            port: 0,
+        },
+    };
+    let platform = LocalPlatform::start(LocalOptions {
+        template: args.template.clone(),
+        stack_name: "iotdp-local".into(),
+        parameters,
+        mqtt: args.mqtt,
+        endpoint,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+
+    let result = demo_and_view(&platform, &args).await;
+    let mqtt = platform.mqtt_addr;
+    platform.stop().await;
+    println!("\nstopped: moto, the MQTT listener on {mqtt} and every worker");
+    result
+}
+
+async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(), String> {
+    let sdk = &platform.sdk;
+    let table = platform
+        .physical("AlertRulesTable")
+        .ok_or("the template has no AlertRulesTable")?;
+    let rules = DynamoDbRules::new(aws_sdk_dynamodb::Client::new(sdk), table);
+    let mut loaded = Vec::new();
+    for entry in
+        std::fs::read_dir(&args.rules).map_err(|e| format!("{}: {e}", args.rules.display()))?
+    {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let rule =
+                AlertRule::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            rules.put(&rule).await.map_err(|e| e.to_string())?;
+            loaded.push(rule.rule_id);
+        }
+    }
+    // Things for the devices that receive commands (shadows need a thing).
+    let fleet = Fleet::new(FleetConfig {
+        devices: args.fleet.devices.max(1),
+        seed: args.fleet.seed,
+        faulty_rate: 0.0,
+    });
+    let iot = aws_sdk_iot::Client::new(sdk);
+    if !args.no_simulator {
+        for device in fleet
+            .devices
+            .iter()
+            .filter(|d| d.kind == DeviceKind::BatteryBox)
+        {
+            iot.create_thing()
+                .thing_name(&device.id)
+                .send()
+                .await
+                .map_err(|e| format!("creating thing {}: {e}", device.id))?;
+        }
+    }
+
+    println!("iotdp local platform");
+    println!(
+        "  AWS endpoint      {} (moto's server; set AWS_ENDPOINT_URL to it to use the aws CLI or iotdp rules/alerts)",
+        platform.endpoint
+    );
+    println!(
+        "  MQTT (IoT Core)   {}   topic rule: {}",
+        platform.mqtt_addr,
+        platform
+            .stack
+            .rules
+            .iter()
+            .map(|r| r.query.topic_filter.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  time-series store Timestream for LiveAnalytics, emulated by moto (writes only: moto cannot query)"
+    );
+    println!("  rules loaded      {}", loaded.join(", "));
+    for note in &platform.stack.not_emulated {
+        println!("  not emulated      {note}");
+    }
+    println!(
+        "  try                mosquitto_pub -h 127.0.0.1 -p {} -t dt/dev-1/telemetry -m '{{\"metrics\":{{\"temperature\":21.5}}}}'",
+        platform.mqtt_addr.port()
+    );
+    println!("Ctrl-C stops everything.\n");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sim_stats = Arc::new(SimulationStats::default());
+    let simulator = (!args.no_simulator).then(|| {
+        let target = Target {
+            endpoint: "127.0.0.1".into(),
+            port: Some(platform.mqtt_addr.port()),
+            cert: None,
+            key: None,
+            ca: None,
+        };
+        tokio::spawn(simulate::run(
+            args.fleet.clone(),
+            target,
+            sim_stats.clone(),
+            stop_rx.clone(),
+        ))
+    });
+    let deadline = (args.fleet.duration > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_secs(args.fleet.duration + 10));
+    let mut view = LiveView::new(platform, sim_stats.clone());
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = &mut ctrl_c => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                view.render().await;
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Some(simulator) = simulator {
+        let _ = simulator.await;
+    }
+    view.render().await;
+    Ok(())
+}
+
+/// The live terminal view: one screen, redrawn every second (one line per second when stdout is
+/// not a terminal).
+struct LiveView<'a> {
+    platform: &'a LocalPlatform,
+    simulation: Arc<SimulationStats>,
+    started: tokio::time::Instant,
+    last: (u64, u64, u64),
+    dead_letter_url: Option<String>,
+}
+
+impl<'a> LiveView<'a> {
+    fn new(platform: &'a LocalPlatform, simulation: Arc<SimulationStats>) -> Self {
+        let dead_letter_url = platform
+            .physical("IngestDeadLetterQueue")
+            .map(str::to_owned);
+        Self {
+            platform,
+            simulation,
+            started: tokio::time::Instant::now(),
+            last: (0, 0, 0),
+            dead_letter_url,
+        }
+    }
+
+    async fn render(&mut self) {
+        let s = &self.platform.stats;
+        let ingest = s.ingest.lock().await.clone();
+        let publishes = s.broker.publishes.load(Ordering::Relaxed);
+        let (p0, a0, w0) = self.last;
+        self.last = (publishes, ingest.readings_accepted, ingest.records_written);
+        let dlq = match &self.dead_letter_url {
+            Some(url) => aws_sdk_sqs::Client::new(&self.platform.sdk)
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+                .send()
+                .await
+                .ok()
+                .and_then(|a| a.attributes().and_then(|m| m.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned()))
+                .unwrap_or_else(|| "?".into()),
+            None => "-".into(),
+        };
+        let rejected: Vec<String> = ingest
+            .rejected_by_reason
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let recent = s
+            .recent_alerts
+            .lock()
+            .await
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>();
+        let lines = [
+            format!(
+                "iotdp local  up {:>5} s   store: Timestream (moto)   Ctrl-C to stop",
+                self.started.elapsed().as_secs()
+            ),
+            format!(
+                "devices connected   {:>8}   (simulated: {} published, {} errors)",
+                s.broker.connected.load(Ordering::Relaxed),
+                self.simulation.published.load(Ordering::Relaxed),
+                self.simulation.errors.load(Ordering::Relaxed)
+            ),
+            format!(
+                "MQTT publishes/s    {:>8}   total {}",
+                publishes - p0,
+                publishes
+            ),
+            format!(
+                "readings accepted/s {:>8}   total {}",
+                ingest.readings_accepted - a0,
+                ingest.readings_accepted
+            ),
+            format!(
+                "records written/s   {:>8}   total {}   write calls {}  retries {}",
+                ingest.records_written - w0,
+                ingest.records_written,
+                ingest.write_calls,
+                ingest.write_retries
+            ),
+            format!(
+                "rejected            {:>8}   {}",
+                ingest.readings_rejected(),
+                rejected.join(", ")
+            ),
+            format!(
+                "messages retried    {:>8}   dead-letter queue depth {dlq}   rule errors {}",
+                ingest.failed_messages,
+                s.rule_errors.load(Ordering::Relaxed)
+            ),
+            format!(
+                "alerts raised       {:>8}   cleared {}   (as received by an SQS subscriber of the SNS topic)",
+                s.alerts_raised.load(Ordering::Relaxed),
+                s.alerts_cleared.load(Ordering::Relaxed)
+            ),
+            format!(
+                "commands sent       {:>8}   failed {}",
+                ingest.alerts.commands_sent, ingest.alerts.command_failures
+            ),
+            format!(
+                "recent alerts       {}",
+                recent.first().cloned().unwrap_or_default()
+            ),
+        ];
+        let mut out = std::io::stdout().lock();
+        if out.is_terminal() {
+            let _ = writeln!(out, "\x1b[2J\x1b[H{}", lines.join("\n"));
+            for alert in recent.iter().skip(1) {
+                let _ = writeln!(out, "                    {alert}");
+            }
+        } else {
+            let _ = writeln!(out, "{}", lines[..5].join(" | "));
+        }
+        let _ = out.flush();
+    }
+}
