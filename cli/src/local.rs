@@ -224,14 +224,16 @@ impl<'a> LiveView<'a> {
         let publishes = s.broker.publishes.load(Ordering::Relaxed);
         let (p0, a0, w0) = self.last;
         self.last = (publishes, ingest.readings_accepted, ingest.records_written);
+        // The view must keep drawing when the endpoint is saturated: its own call gets 300 ms.
         let dlq = match &self.dead_letter_url {
-            Some(url) => aws_sdk_sqs::Client::new(&self.platform.sdk)
+            Some(url) => tokio::time::timeout(Duration::from_millis(300), aws_sdk_sqs::Client::new(&self.platform.sdk)
                 .get_queue_attributes()
                 .queue_url(url)
                 .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .send()
+                .send())
                 .await
                 .ok()
+                .and_then(Result::ok)
                 .and_then(|a| a.attributes().and_then(|m| m.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned()))
                 .unwrap_or_else(|| "?".into()),
             None => "-".into(),
