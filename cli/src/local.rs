@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
-use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform};
+use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
 use iotdp::simulator::{DeviceKind, Fleet, FleetConfig};
 use tokio::sync::watch;
 
@@ -40,11 +40,21 @@ pub struct LocalArgs {
     /// Template parameter overrides, KEY=VALUE (as sam deploy --parameter-overrides)
     #[arg(long = "parameter", value_parser = parse_pair)]
     parameters: Vec<(String, String)>,
+    /// Queues for the hot path: in-process (SQS semantics, fast) or moto (moto's SQS caps it
+    /// near 100 messages/s)
+    #[arg(long, value_enum, default_value = "in-process")]
+    queues: Queues,
     /// Run without the simulated fleet (publish yourself, e.g. with mosquitto_pub)
     #[arg(long)]
     no_simulator: bool,
     #[command(flatten)]
     fleet: FleetArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Queues {
+    InProcess,
+    Moto,
 }
 
 fn parse_pair(text: &str) -> Result<(String, String), String> {
@@ -67,6 +77,10 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
         },
     };
     let platform = LocalPlatform::start(LocalOptions {
+        queues: match args.queues {
+            Queues::InProcess => QueueMode::InProcess,
+            Queues::Moto => QueueMode::Moto,
+        },
         template: args.template.clone(),
         stack_name: "iotdp-local".into(),
         parameters,
@@ -226,16 +240,13 @@ impl<'a> LiveView<'a> {
         self.last = (publishes, ingest.readings_accepted, ingest.records_written);
         // The view must keep drawing when the endpoint is saturated: its own call gets 300 ms.
         let dlq = match &self.dead_letter_url {
-            Some(url) => tokio::time::timeout(Duration::from_millis(300), aws_sdk_sqs::Client::new(&self.platform.sdk)
-                .get_queue_attributes()
-                .queue_url(url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .send())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .and_then(|a| a.attributes().and_then(|m| m.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages).cloned()))
-                .unwrap_or_else(|| "?".into()),
+            Some(url) => {
+                tokio::time::timeout(Duration::from_millis(300), self.platform.queues.depth(url))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| "?".to_owned(), |d| d.to_string())
+            }
             None => "-".into(),
         };
         let rejected: Vec<String> = ingest

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
-use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform};
+use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
 use iotdp::quarantine::QuarantineLine;
 use iotdp_integration_tests::{moto_binary, moto_state};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
@@ -36,8 +36,18 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out() {
+async fn with_in_process_queues() {
+    mqtt_in_records_stored_bad_data_quarantined_alerts_out(QueueMode::InProcess).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_motos_sqs_queues() {
+    mqtt_in_records_stored_bad_data_quarantined_alerts_out(QueueMode::Moto).await;
+}
+
+async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMode) {
     let platform = LocalPlatform::start(LocalOptions {
+        queues,
         template: concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml").into(),
         stack_name: "iotdp-e2e".into(),
         parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),

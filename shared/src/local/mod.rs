@@ -13,5 +13,6 @@ pub mod event_source;
 pub mod moto;
 pub mod platform;
 pub mod provision;
+pub mod queues;
 pub mod rule_sql;
 pub mod template;

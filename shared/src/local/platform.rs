@@ -21,6 +21,7 @@ use crate::local::broker::{self, BrokerStats, InboundPublish};
 use crate::local::event_source;
 use crate::local::moto::MotoProcess;
 use crate::local::provision::{LOCAL_REGION, LocalStack, RuleAction, provision};
+use crate::local::queues::{InProcessQueues, QueueBackend};
 use crate::local::rule_sql::Message;
 use crate::local::template::Template;
 use crate::metrics::IngestMetrics;
@@ -34,8 +35,18 @@ pub enum Endpoint {
     Existing(String),
 }
 
+/// Which queues carry the hot path (rule actions → functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    /// moto's SQS: exactly the deployed calls, but moto's SQS caps the pipeline near 100 msg/s.
+    Moto,
+    /// In-process queues with SQS semantics (visibility timeout, redrive): the default.
+    InProcess,
+}
+
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
+    pub queues: QueueMode,
     pub template: PathBuf,
     pub stack_name: String,
     pub parameters: HashMap<String, String>,
@@ -66,6 +77,8 @@ pub struct LocalPlatform {
     pub stats: Arc<PlatformStats>,
     /// A queue subscribed to every SNS topic of the stack: alerts as a subscriber gets them.
     pub alerts_queue_url: String,
+    /// The queues the hot path runs on.
+    pub queues: QueueBackend,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<MotoProcess>,
@@ -106,6 +119,12 @@ impl LocalPlatform {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queues = match options.queues {
+            QueueMode::Moto => QueueBackend::Moto(sqs.clone()),
+            QueueMode::InProcess => {
+                QueueBackend::InProcess(Arc::new(InProcessQueues::new(stack.queues.clone())))
+            }
+        };
 
         // Functions: the same handler code the deployed binaries run.
         for function in &stack.functions {
@@ -143,7 +162,7 @@ impl LocalPlatform {
             for trigger in &function.triggers {
                 for _ in 0..trigger.max_concurrency.clamp(1, 4) {
                     tasks.push(tokio::spawn(event_source::run(
-                        sqs.clone(),
+                        queues.clone(),
                         trigger.clone(),
                         handler.clone(),
                         shutdown_rx.clone(),
@@ -196,7 +215,7 @@ impl LocalPlatform {
         )));
         tasks.push(tokio::spawn(rules_engine(
             stack.clone(),
-            sqs.clone(),
+            queues.clone(),
             inbound_rx,
             stats.clone(),
         )));
@@ -208,6 +227,7 @@ impl LocalPlatform {
             sdk,
             stats,
             alerts_queue_url,
+            queues,
             shutdown,
             tasks,
             moto,
@@ -281,7 +301,7 @@ fn accumulate(total: &mut IngestMetrics, m: &IngestMetrics) {
 /// Every publish through every rule; outputs to SQS in batches of up to 10 (SendMessageBatch).
 async fn rules_engine(
     stack: LocalStack,
-    sqs: aws_sdk_sqs::Client,
+    queues: QueueBackend,
     mut inbound: mpsc::Receiver<InboundPublish>,
     stats: Arc<PlatformStats>,
 ) {
@@ -291,7 +311,7 @@ async fn rules_engine(
             if let RuleAction::Sqs { queue_url } = action {
                 senders.entry(queue_url.clone()).or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(100_000);
-                    tokio::spawn(sqs_batch_sender(sqs.clone(), queue_url.clone(), rx));
+                    tokio::spawn(batch_sender(queues.clone(), queue_url.clone(), rx));
                     tx
                 });
             }
@@ -351,47 +371,32 @@ async fn rules_engine(
     }
 }
 
-async fn sqs_batch_sender(
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
-    mut bodies: mpsc::Receiver<String>,
-) {
+/// Rule-action output to a queue, in batches (SQS's SendMessageBatch takes 10; the
+/// in-process queues take what is waiting, up to 1,000).
+async fn batch_sender(queues: QueueBackend, queue_url: String, mut bodies: mpsc::Receiver<String>) {
     let in_flight = Arc::new(Semaphore::new(16));
+    let limit = match queues {
+        QueueBackend::Moto(_) => 10,
+        QueueBackend::InProcess(_) => 1000,
+    };
     while let Some(first) = bodies.recv().await {
         let mut batch = vec![first];
-        // Gather what is already waiting, up to SQS's 10 per SendMessageBatch.
-        while batch.len() < 10 {
+        while batch.len() < limit {
             match bodies.try_recv() {
                 Ok(body) => batch.push(body),
                 Err(_) => break,
             }
         }
         let permit = in_flight.clone().acquire_owned().await;
-        let (sqs, queue_url) = (sqs.clone(), queue_url.clone());
+        let (queues, queue_url) = (queues.clone(), queue_url.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let entries: Vec<_> = batch
-                .iter()
-                .enumerate()
-                .filter_map(|(i, body)| {
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                        .ok()
-                })
-                .collect();
+            let count = batch.len();
             for attempt in 0..5u64 {
-                match sqs
-                    .send_message_batch()
-                    .queue_url(&queue_url)
-                    .set_entries(Some(entries.clone()))
-                    .send()
-                    .await
-                {
-                    Ok(_) => return,
+                match queues.send(&queue_url, batch.clone()).await {
+                    Ok(()) => return,
                     Err(e) if attempt == 4 => {
-                        tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), queue_url, "rule action SQS send failed after 5 attempts; {} messages not delivered", batch.len());
+                        tracing::error!(error = %e, queue_url, "rule action send failed after 5 attempts; {count} messages not delivered");
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(100 << attempt)).await,
                 }

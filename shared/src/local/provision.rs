@@ -54,6 +54,8 @@ pub struct LocalStack {
     pub rules: Vec<TopicRule>,
     pub functions: Vec<Function>,
     pub topics: Vec<String>,
+    /// Every queue: URL, visibility timeout, and redrive (dead-letter queue URL, max receives).
+    pub queues: Vec<(String, std::time::Duration, Option<(String, u32)>)>,
     /// Resources present in the template but not emulated, with why.
     pub not_emulated: Vec<String>,
 }
@@ -244,6 +246,7 @@ pub async fn provision(
         rules: vec![],
         functions: vec![],
         topics: vec![],
+        queues: vec![],
         not_emulated: vec![],
     };
     let mut created = Vec::new();
@@ -293,6 +296,22 @@ pub async fn provision(
                         policy.to_string(),
                     );
                 }
+                let visibility = props
+                    .get("VisibilityTimeout")
+                    .map(scalar)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(30);
+                let redrive = props.get("RedrivePolicy").and_then(|r| {
+                    let dlq = queue_by_arn
+                        .get(r["deadLetterTargetArn"].as_str()?)?
+                        .clone();
+                    Some((dlq, scalar(&r["maxReceiveCount"]).parse().ok()?))
+                });
+                local.queues.push((
+                    physical.reference.clone(),
+                    std::time::Duration::from_secs(visibility),
+                    redrive,
+                ));
                 let url = request
                     .send()
                     .await
