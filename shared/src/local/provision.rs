@@ -47,6 +47,15 @@ pub struct Function {
     pub triggers: Vec<SqsTrigger>,
 }
 
+/// A queue as the template defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSpec {
+    pub url: String,
+    pub visibility_timeout: std::time::Duration,
+    /// Dead-letter queue URL and `maxReceiveCount`.
+    pub redrive: Option<(String, u32)>,
+}
+
 /// The stack as created locally.
 #[derive(Debug, Clone)]
 pub struct LocalStack {
@@ -54,8 +63,7 @@ pub struct LocalStack {
     pub rules: Vec<TopicRule>,
     pub functions: Vec<Function>,
     pub topics: Vec<String>,
-    /// Every queue: URL, visibility timeout, and redrive (dead-letter queue URL, max receives).
-    pub queues: Vec<(String, std::time::Duration, Option<(String, u32)>)>,
+    pub queues: Vec<QueueSpec>,
     /// Resources present in the template but not emulated, with why.
     pub not_emulated: Vec<String>,
 }
@@ -307,11 +315,11 @@ pub async fn provision(
                         .clone();
                     Some((dlq, scalar(&r["maxReceiveCount"]).parse().ok()?))
                 });
-                local.queues.push((
-                    physical.reference.clone(),
-                    std::time::Duration::from_secs(visibility),
+                local.queues.push(QueueSpec {
+                    url: physical.reference.clone(),
+                    visibility_timeout: std::time::Duration::from_secs(visibility),
                     redrive,
-                ));
+                });
                 let url = request
                     .send()
                     .await

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
+use crate::local::provision::QueueSpec;
+
 /// A received message.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -309,8 +311,16 @@ mod tests {
 
     fn queues(visibility: Duration) -> InProcessQueues {
         InProcessQueues::new([
-            ("q".to_owned(), visibility, Some(("dlq".to_owned(), 2))),
-            ("dlq".to_owned(), Duration::from_secs(30), None),
+            QueueSpec {
+                url: "q".into(),
+                visibility_timeout: visibility,
+                redrive: Some(("dlq".into(), 2)),
+            },
+            QueueSpec {
+                url: "dlq".into(),
+                visibility_timeout: Duration::from_secs(30),
+                redrive: None,
+            },
         ])
     }
 
