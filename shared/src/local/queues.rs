@@ -56,20 +56,24 @@ pub struct InProcessQueues {
 
 impl InProcessQueues {
     /// `queues`: (URL, visibility timeout, redrive target URL and max receives).
-    pub fn new(
-        queues: impl IntoIterator<Item = (String, Duration, Option<(String, u32)>)>,
-    ) -> Self {
+    pub fn new(queues: impl IntoIterator<Item = QueueSpec>) -> Self {
         let queues = queues
             .into_iter()
-            .map(|(url, visibility_timeout, redrive)| {
-                let state = QueueState {
-                    visible: VecDeque::new(),
-                    in_flight: HashMap::new(),
-                    visibility_timeout,
-                    redrive,
-                };
-                (url, (Mutex::new(state), Notify::new()))
-            })
+            .map(
+                |QueueSpec {
+                     url,
+                     visibility_timeout,
+                     redrive,
+                 }| {
+                    let state = QueueState {
+                        visible: VecDeque::new(),
+                        in_flight: HashMap::new(),
+                        visibility_timeout,
+                        redrive,
+                    };
+                    (url, (Mutex::new(state), Notify::new()))
+                },
+            )
             .collect();
         Self {
             queues,
