@@ -204,7 +204,28 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     if let Some(simulator) = simulator {
         let _ = simulator.await;
     }
+    // Let the last batches drain before the summary (at most 30 s).
+    for _ in 0..30 {
+        let queued = platform.stats.queued.load(Ordering::Relaxed);
+        let processed = platform.stats.ingest.lock().await.messages;
+        if processed >= queued {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     view.render().await;
+    let ingest = platform.stats.ingest.lock().await.clone();
+    println!(
+        "\nsummary: {} published, {} publishes received, {} messages queued by the topic rule, {} processed by ingest \
+         ({} readings stored, {} rejected and quarantined, {} messages returned for retry)",
+        sim_stats.published.load(Ordering::Relaxed),
+        platform.stats.broker.publishes.load(Ordering::Relaxed),
+        platform.stats.queued.load(Ordering::Relaxed),
+        ingest.messages,
+        ingest.records_written,
+        ingest.readings_rejected(),
+        ingest.failed_messages,
+    );
     Ok(())
 }
 
@@ -320,7 +341,7 @@ impl<'a> LiveView<'a> {
                 let _ = writeln!(out, "                    {alert}");
             }
         } else {
-            let _ = writeln!(out, "{}", lines[..5].join(" | "));
+            let _ = writeln!(out, "{}", lines[1..9].join(" | "));
         }
         let _ = out.flush();
     }
