@@ -307,14 +307,12 @@ async fn rules_engine(
 ) {
     let mut senders: HashMap<String, mpsc::Sender<String>> = HashMap::new();
     for rule in &stack.rules {
-        for action in rule.actions.iter().chain(&rule.error_action) {
-            if let RuleAction::Sqs { queue_url } = action {
-                senders.entry(queue_url.clone()).or_insert_with(|| {
-                    let (tx, rx) = mpsc::channel(100_000);
-                    tokio::spawn(batch_sender(queues.clone(), queue_url.clone(), rx));
-                    tx
-                });
-            }
+        for RuleAction::Sqs { queue_url } in rule.actions.iter().chain(&rule.error_action) {
+            senders.entry(queue_url.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(100_000);
+                tokio::spawn(batch_sender(queues.clone(), queue_url.clone(), rx));
+                tx
+            });
         }
     }
     while let Some(publish) = inbound.recv().await {
@@ -353,18 +351,10 @@ async fn rules_engine(
                 (None, None) => None,
             };
             let Some(body) = body else { continue };
-            for action in &rule.actions {
-                match action {
-                    RuleAction::Sqs { queue_url } => {
-                        if let Some(sender) = senders.get(queue_url) {
-                            stats.queued.fetch_add(1, Ordering::Relaxed);
-                            let _ = sender.send(body.clone()).await;
-                        }
-                    }
-                    RuleAction::Lambda { function } => {
-                        stats.rule_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(rule = %rule.name, function, "Lambda rule actions are not run locally");
-                    }
+            for RuleAction::Sqs { queue_url } in &rule.actions {
+                if let Some(sender) = senders.get(queue_url) {
+                    stats.queued.fetch_add(1, Ordering::Relaxed);
+                    let _ = sender.send(body.clone()).await;
                 }
             }
         }

@@ -17,7 +17,6 @@ pub const LOCAL_REGION: &str = "us-east-1";
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleAction {
     Sqs { queue_url: String },
-    Lambda { function: String },
 }
 
 #[derive(Debug, Clone)]
@@ -407,11 +406,7 @@ pub async fn provision(
                     other.unwrap_or("?")
                 )),
             },
-            "AWS::IoT::TopicRule" => {
-                local
-                    .rules
-                    .push(topic_rule(id, &props, &queue_by_arn, &stack)?)
-            }
+            "AWS::IoT::TopicRule" => local.rules.push(topic_rule(id, &props)?),
             "AWS::Serverless::Function" => {
                 local
                     .functions
@@ -484,7 +479,7 @@ async fn create_dynamodb_table(
         .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
 }
 
-fn rule_action(id: &str, action: &Value, stack: &Stack) -> Result<RuleAction, TemplateError> {
+fn rule_action(id: &str, action: &Value) -> Result<RuleAction, TemplateError> {
     if let Some(sqs) = action.get("Sqs") {
         if sqs.get("UseBase64").and_then(Value::as_bool) == Some(true) {
             return Err(TemplateError(format!(
@@ -495,35 +490,16 @@ fn rule_action(id: &str, action: &Value, stack: &Stack) -> Result<RuleAction, Te
             queue_url: sqs["QueueUrl"].as_str().unwrap_or_default().to_owned(),
         });
     }
-    if let Some(lambda) = action.get("Lambda") {
-        let arn = lambda["FunctionArn"].as_str().unwrap_or_default();
-        let function = stack
-            .physical
-            .iter()
-            .find(|(_, p)| p.attributes.get("Arn").map(String::as_str) == Some(arn))
-            .map(|(logical, _)| logical.clone())
-            .ok_or_else(|| {
-                TemplateError(format!(
-                    "{id}: Lambda action targets {arn}, which is not a function of this template"
-                ))
-            })?;
-        return Ok(RuleAction::Lambda { function });
-    }
     let kind = action
         .as_object()
         .and_then(|o| o.keys().next().cloned())
         .unwrap_or_default();
     Err(TemplateError(format!(
-        "{id}: rule action {kind} is not supported locally (supported: Sqs, Lambda)"
+        "{id}: rule action {kind} is not run by the local platform (supported: Sqs, as template.yaml uses)"
     )))
 }
 
-fn topic_rule(
-    id: &str,
-    props: &Value,
-    _queues: &HashMap<String, String>,
-    stack: &Stack,
-) -> Result<TopicRule, TemplateError> {
+fn topic_rule(id: &str, props: &Value) -> Result<TopicRule, TemplateError> {
     let payload = &props["TopicRulePayload"];
     if payload["AwsIotSqlVersion"].as_str().unwrap_or("2016-03-23") != "2016-03-23" {
         return Err(TemplateError(format!(
@@ -536,11 +512,11 @@ fn topic_rule(
         .as_array()
         .into_iter()
         .flatten()
-        .map(|a| rule_action(id, a, stack))
+        .map(|a| rule_action(id, a))
         .collect::<Result<_, _>>()?;
     let error_action = payload
         .get("ErrorAction")
-        .map(|a| rule_action(id, a, stack))
+        .map(|a| rule_action(id, a))
         .transpose()?;
     Ok(TopicRule {
         name: id.to_owned(),
@@ -596,4 +572,36 @@ fn function(
         environment,
         triggers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rule_actions_other_than_sqs_stop_start_up_by_name() {
+        let sqs = rule_action(
+            "R",
+            &json!({"Sqs": {"QueueUrl": "http://q", "RoleArn": "r"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            sqs,
+            RuleAction::Sqs {
+                queue_url: "http://q".into()
+            }
+        );
+        for (action, name) in [
+            (json!({"Lambda": {"FunctionArn": "arn"}}), "Lambda"),
+            (json!({"Kinesis": {"StreamName": "s"}}), "Kinesis"),
+            (
+                json!({"Sqs": {"QueueUrl": "q", "UseBase64": true}}),
+                "UseBase64",
+            ),
+        ] {
+            let e = rule_action("TelemetryRule", &action).unwrap_err();
+            assert!(e.0.contains(name) && e.0.contains("TelemetryRule"), "{e}");
+        }
+    }
 }
