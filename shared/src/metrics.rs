@@ -25,6 +25,22 @@ pub struct IngestMetrics {
 }
 
 impl IngestMetrics {
+    /// Add another invocation's figures to these (running totals).
+    pub fn add(&mut self, other: &IngestMetrics) {
+        self.messages += other.messages;
+        self.failed_messages += other.failed_messages;
+        self.readings_accepted += other.readings_accepted;
+        self.records_written += other.records_written;
+        self.write_calls += other.write_calls;
+        self.write_retries += other.write_retries;
+        self.quarantine_lines += other.quarantine_lines;
+        self.write_latencies_ms.clear(); // per-invocation samples; totals do not keep them
+        for (reason, count) in &other.rejected_by_reason {
+            *self.rejected_by_reason.entry(*reason).or_default() += count;
+        }
+        self.alerts.merge(&other.alerts);
+    }
+
     pub fn readings_rejected(&self) -> u64 {
         self.rejected_by_reason.values().sum()
     }

@@ -121,3 +121,72 @@ pub async fn create_alert_tables(dynamodb: &aws_sdk_dynamodb::Client, rules: &st
         request.send().await.expect("create table in moto");
     }
 }
+
+/// The ingest path's resources in moto: Timestream database `iotdp` with table `telemetry`,
+/// and the `quarantine` bucket.
+pub async fn create_ingest_resources(sdk: &aws_config::SdkConfig) {
+    let timestream = aws_sdk_timestreamwrite::Client::new(sdk);
+    timestream
+        .create_database()
+        .database_name("iotdp")
+        .send()
+        .await
+        .expect("create database");
+    timestream
+        .create_table()
+        .database_name("iotdp")
+        .table_name("telemetry")
+        .send()
+        .await
+        .expect("create table");
+    iotdp::adapters::aws::s3_client(sdk)
+        .create_bucket()
+        .bucket("quarantine")
+        .send()
+        .await
+        .expect("create bucket");
+}
+
+/// The ingest configuration for [`create_ingest_resources`], as the Lambda reads it.
+pub fn ingest_config() -> iotdp::config::IngestConfig {
+    iotdp::config::IngestConfig::from_lookup(|name| {
+        match name {
+            "TIMESTREAM_DATABASE" => Some("iotdp"),
+            "TIMESTREAM_TABLE" => Some("telemetry"),
+            "QUARANTINE_BUCKET" => Some("quarantine"),
+            _ => None,
+        }
+        .map(str::to_owned)
+    })
+    .expect("complete ingest configuration")
+}
+
+/// Everything a queue subscribed to an SNS topic holds right now, as the SNS envelopes a
+/// subscriber receives (deleted once read).
+pub async fn drain_sns_envelopes(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive from the subscriber queue");
+        if received.messages().is_empty() {
+            return out;
+        }
+        for m in received.messages() {
+            out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("an SNS envelope"));
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete from the subscriber queue");
+        }
+    }
+}

@@ -5,19 +5,21 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use iotdp::adapters::aws::{ingest_service, load_sdk_config, s3_client};
+use iotdp::adapters::aws::{ingest_service, load_sdk_config};
 use iotdp::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
 use iotdp::adapters::iot_shadow::IotShadowCommander;
 use iotdp::adapters::sns_notifier::SnsNotifier;
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::{AlarmState, AlertState};
-use iotdp::config::{AlertingConfig, IngestConfig};
+use iotdp::config::AlertingConfig;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::handle_lambda_event;
 use iotdp::ports::{AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, NoDeviceTypes};
-use iotdp_integration_tests::{MotoServer, create_alert_tables};
+use iotdp_integration_tests::{
+    MotoServer, create_alert_tables, create_ingest_resources, drain_sns_envelopes, ingest_config,
+};
 use lambda_runtime::{Context, LambdaEvent};
 
 const RULE: &str = r#"{"rule_id":"dry-soil","name":"Soil too dry","scope":{"device_id":"valve-ctl-1"},
@@ -34,32 +36,6 @@ fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessag
         Some(device),
     ));
     message
-}
-
-/// Everything the subscriber queue holds right now (SNS envelopes, parsed).
-async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        if received.messages().is_empty() {
-            return out;
-        }
-        for m in received.messages() {
-            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
 }
 
 /// Forces two evaluators to both read before either writes.
@@ -97,26 +73,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
     unsafe { moto.export_environment() };
     let sdk = load_sdk_config().await;
 
-    let timestream = aws_sdk_timestreamwrite::Client::new(&sdk);
-    timestream
-        .create_database()
-        .database_name("iotdp")
-        .send()
-        .await
-        .unwrap();
-    timestream
-        .create_table()
-        .database_name("iotdp")
-        .table_name("telemetry")
-        .send()
-        .await
-        .unwrap();
-    s3_client(&sdk)
-        .create_bucket()
-        .bucket("quarantine")
-        .send()
-        .await
-        .unwrap();
+    create_ingest_resources(&sdk).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_alert_tables(&dynamodb, "rules", "states").await;
     let sns = aws_sdk_sns::Client::new(&sdk);
@@ -159,16 +116,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         .await
         .unwrap();
 
-    let mut config = IngestConfig::from_lookup(|name| {
-        match name {
-            "TIMESTREAM_DATABASE" => Some("iotdp"),
-            "TIMESTREAM_TABLE" => Some("telemetry"),
-            "QUARANTINE_BUCKET" => Some("quarantine"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .unwrap();
+    let mut config = ingest_config();
     let alerting = AlertingConfig {
         rules_table: "rules".into(),
         state_table: "states".into(),
@@ -253,7 +201,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
     );
 
     // What an operator's queue received: one message per transition, with filterable attributes.
-    let received = drain(&sqs, &queue_url).await;
+    let received = drain_sns_envelopes(&sqs, &queue_url).await;
     assert_eq!(received.len(), 2, "{received:#?}");
     let bodies: Vec<serde_json::Value> = received
         .iter()
@@ -313,7 +261,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
     let (ra, rb) = tokio::join!(a.evaluate(&dry, at), b.evaluate(&dry, at));
     assert!(ra.retry.is_empty() && rb.retry.is_empty());
     assert_eq!(ra.stats.conflicts + rb.stats.conflicts, 1);
-    let received = drain(&sqs, &queue_url).await;
+    let received = drain_sns_envelopes(&sqs, &queue_url).await;
     assert_eq!(received.len(), 1, "{received:#?}");
     let states = DynamoDbAlertStates::new(dynamodb.clone(), "states")
         .list(Some(AlarmState::Alarm))

@@ -4,11 +4,10 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use iotdp::adapters::aws::{ingest_service, load_sdk_config, s3_client};
-use iotdp::config::IngestConfig;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::handle_lambda_event;
 use iotdp::quarantine::QuarantineLine;
-use iotdp_integration_tests::MotoServer;
+use iotdp_integration_tests::{MotoServer, create_ingest_resources, ingest_config};
 use lambda_runtime::{Context, LambdaEvent};
 
 fn message(id: &str, body: String) -> SqsMessage {
@@ -25,37 +24,8 @@ async fn a_mixed_batch_lands_in_timestream_and_the_quarantine_bucket() {
     unsafe { moto.export_environment() };
 
     let sdk = load_sdk_config().await;
-    let timestream = aws_sdk_timestreamwrite::Client::new(&sdk);
-    timestream
-        .create_database()
-        .database_name("iotdp")
-        .send()
-        .await
-        .unwrap();
-    timestream
-        .create_table()
-        .database_name("iotdp")
-        .table_name("telemetry")
-        .send()
-        .await
-        .unwrap();
-    s3_client(&sdk)
-        .create_bucket()
-        .bucket("quarantine")
-        .send()
-        .await
-        .unwrap();
-
-    let config = IngestConfig::from_lookup(|name| {
-        match name {
-            "TIMESTREAM_DATABASE" => Some("iotdp"),
-            "TIMESTREAM_TABLE" => Some("telemetry"),
-            "QUARANTINE_BUCKET" => Some("quarantine"),
-            _ => None,
-        }
-        .map(str::to_owned)
-    })
-    .unwrap();
+    create_ingest_resources(&sdk).await;
+    let config = ingest_config();
     let service = ingest_service(&config)
         .await
         .expect("service wired to moto");

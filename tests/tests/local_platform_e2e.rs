@@ -10,7 +10,7 @@ use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
 use iotdp::quarantine::QuarantineLine;
-use iotdp_integration_tests::{moto_binary, moto_state};
+use iotdp_integration_tests::{drain_sns_envelopes, moto_binary, moto_state};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 async fn device(id: &str, port: u16) -> AsyncClient {
@@ -137,27 +137,15 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
     publish(&faulty, "dt/faulty-1/telemetry", "}{ garbage".to_owned()).await;
 
     let notifications = |sqs: aws_sdk_sqs::Client, inbox: String| async move {
-        let received = sqs
-            .receive_message()
-            .queue_url(&inbox)
-            .max_number_of_messages(10)
-            .send()
+        drain_sns_envelopes(&sqs, &inbox)
             .await
-            .unwrap();
-        let mut kinds = Vec::new();
-        for m in received.messages() {
-            let envelope: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
-            let body: serde_json::Value =
-                serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
-            kinds.push(body["kind"].as_str().unwrap().to_owned());
-            sqs.delete_message()
-                .queue_url(&inbox)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-        kinds
+            .iter()
+            .map(|envelope| {
+                let body: serde_json::Value =
+                    serde_json::from_str(envelope["Message"].as_str().unwrap()).unwrap();
+                body["kind"].as_str().unwrap().to_owned()
+            })
+            .collect::<Vec<_>>()
     };
     let alarm = eventually("the alarm notification", || {
         let (sqs, inbox) = (sqs.clone(), inbox.clone());

@@ -65,7 +65,8 @@ pub struct AlertStats {
 }
 
 impl AlertStats {
-    fn merge(&mut self, o: &AlertStats) {
+    /// Add another batch's figures to these.
+    pub fn merge(&mut self, o: &AlertStats) {
         self.rule_loads += o.rule_loads;
         self.pairs_evaluated += o.pairs_evaluated;
         self.state_batch_reads += o.state_batch_reads;

@@ -155,7 +155,7 @@ impl LocalPlatform {
                     };
                     let report = service.handle(&event, &invocation).await;
                     stats.invocations.fetch_add(1, Ordering::Relaxed);
-                    accumulate(&mut *stats.ingest.lock().await, &report.metrics);
+                    stats.ingest.lock().await.add(&report.metrics);
                     report.response
                 }
             });
@@ -278,24 +278,6 @@ pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
         ))
         .load()
         .await
-}
-
-fn accumulate(total: &mut IngestMetrics, m: &IngestMetrics) {
-    total.messages += m.messages;
-    total.failed_messages += m.failed_messages;
-    total.readings_accepted += m.readings_accepted;
-    total.records_written += m.records_written;
-    total.write_calls += m.write_calls;
-    total.write_retries += m.write_retries;
-    total.quarantine_lines += m.quarantine_lines;
-    for (reason, count) in &m.rejected_by_reason {
-        *total.rejected_by_reason.entry(*reason).or_default() += count;
-    }
-    total.alerts.notifications_published += m.alerts.notifications_published;
-    total.alerts.notification_failures += m.alerts.notification_failures;
-    total.alerts.commands_sent += m.alerts.commands_sent;
-    total.alerts.command_failures += m.alerts.command_failures;
-    total.alerts.state_writes += m.alerts.state_writes;
 }
 
 /// Every publish through every rule; outputs to SQS in batches of up to 10 (SendMessageBatch).
