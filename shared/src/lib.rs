@@ -13,7 +13,10 @@
 //! - [`alerting`]: rules, the alarm state machine, notifications, commands back to devices;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines;
 //! - [`config`]: environment configuration, validated at start-up;
-//! - [`adapters`]: Timestream, S3 and AWS client construction, plus in-memory stand-ins.
+//! - [`adapters`]: Timestream, S3, DynamoDB, SNS, IoT shadows and AWS client construction,
+//!   plus in-memory stand-ins;
+//! - [`simulator`]: the seeded simulated fleet;
+//! - `local` (feature `local`): the platform on one machine, for `make local` and the tests.
 
 pub mod adapters;
 pub mod alerting;
