@@ -42,9 +42,10 @@ local: tools
 bench:
 	cargo bench -p iotdp --bench ingest_path
 
-## build: sam build (needs cargo-lambda, zig and the aarch64-unknown-linux-gnu Rust target)
-build:
-	$(VENV)/bin/sam build --beta-features
+## build: sam build for arm64 with cargo-lambda from the venv (it adds the Rust target
+## aarch64-unknown-linux-gnu through rustup on first use)
+build: tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --beta-features
 
 fmt:
 	cargo fmt --all
