@@ -5,14 +5,15 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use iotdp::adapters::memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
+use iotdp::adapters::memory::{
+    MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules, RacingReads,
+};
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use iotdp::alerting::notification::NotificationKind;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlarmState;
-use iotdp::alerting::state_machine::AlertState;
 use iotdp::domain::{Metric, MetricValue, Reading};
-use iotdp::ports::{AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, NoDeviceTypes};
+use iotdp::ports::{AlertKey, NoDeviceTypes};
 
 type Evaluator =
     AlertEvaluator<MemoryRules, MemoryAlertStates, MemoryNotifier, MemoryCommander, NoDeviceTypes>;
@@ -178,44 +179,12 @@ async fn a_failed_publish_stays_owed_and_is_delivered_once_later() {
     );
 }
 
-/// Both evaluators read the state before either writes (a barrier forces the interleaving);
-/// the conditional write lets exactly one of them decide the transition.
-struct RacingStates {
-    inner: MemoryAlertStates,
-    barrier: tokio::sync::Barrier,
-    reads: std::sync::atomic::AtomicU32,
-}
-
-impl AlertStateStore for RacingStates {
-    async fn get_many(
-        &self,
-        keys: &[AlertKey],
-    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
-        let found = self.inner.get_many(keys).await;
-        if self.reads.fetch_add(1, Ordering::SeqCst) < 2 {
-            self.barrier.wait().await;
-        }
-        found
-    }
-    async fn put_if_version(
-        &self,
-        key: &AlertKey,
-        state: &AlertState,
-        expected: u64,
-    ) -> Result<ConditionalWrite, AlertPortError> {
-        self.inner.put_if_version(key, state, expected).await
-    }
-}
-
 #[tokio::test]
 async fn two_evaluators_racing_on_one_transition_notify_once() {
     let evaluator = AlertEvaluator::new(
         MemoryRules::new(vec![valve_rule()]),
-        RacingStates {
-            inner: MemoryAlertStates::default(),
-            barrier: tokio::sync::Barrier::new(2),
-            reads: Default::default(),
-        },
+        // Both evaluators read the state before either writes.
+        RacingReads::new(MemoryAlertStates::default(), 2),
         MemoryNotifier::default(),
         MemoryCommander::default(),
         NoDeviceTypes,

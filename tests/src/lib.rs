@@ -190,3 +190,25 @@ pub async fn drain_sns_envelopes(
         }
     }
 }
+
+/// A new SQS queue `name` subscribed to `topic_arn`, as an operator's inbox: its URL.
+pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic_arn: &str, name: &str) -> String {
+    let url = aws_sdk_sqs::Client::new(sdk)
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create the subscriber queue")
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    aws_sdk_sns::Client::new(sdk)
+        .subscribe()
+        .topic_arn(topic_arn)
+        .protocol("sqs")
+        .endpoint(format!("arn:aws:sqs:{REGION}:123456789012:{name}"))
+        .send()
+        .await
+        .expect("subscribe the queue to the topic");
+    url
+}

@@ -8,17 +8,19 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use iotdp::adapters::aws::{ingest_service, load_sdk_config};
 use iotdp::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
 use iotdp::adapters::iot_shadow::IotShadowCommander;
+use iotdp::adapters::memory::RacingReads;
 use iotdp::adapters::sns_notifier::SnsNotifier;
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use iotdp::alerting::rule::AlertRule;
-use iotdp::alerting::state_machine::{AlarmState, AlertState};
+use iotdp::alerting::state_machine::AlarmState;
 use iotdp::config::AlertingConfig;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::handle_lambda_event;
-use iotdp::ports::{AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, NoDeviceTypes};
+use iotdp::ports::NoDeviceTypes;
 use iotdp_integration_tests::{
     MotoServer, create_alert_tables, create_ingest_resources, drain_sns_envelopes, ingest_config,
+    subscribed_queue,
 };
 use lambda_runtime::{Context, LambdaEvent};
 
@@ -36,34 +38,6 @@ fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessag
         Some(device),
     ));
     message
-}
-
-/// Forces two evaluators to both read before either writes.
-struct Racing {
-    inner: DynamoDbAlertStates,
-    barrier: tokio::sync::Barrier,
-    reads: AtomicU32,
-}
-
-impl AlertStateStore for Racing {
-    async fn get_many(
-        &self,
-        keys: &[AlertKey],
-    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
-        let found = self.inner.get_many(keys).await;
-        if self.reads.fetch_add(1, Ordering::SeqCst) < 2 {
-            self.barrier.wait().await;
-        }
-        found
-    }
-    async fn put_if_version(
-        &self,
-        key: &AlertKey,
-        state: &AlertState,
-        expected: u64,
-    ) -> Result<ConditionalWrite, AlertPortError> {
-        self.inner.put_if_version(key, state, expected).await
-    }
 }
 
 #[tokio::test]
@@ -87,23 +61,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         .unwrap()
         .to_owned();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("operator-inbox")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:operator-inbox";
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(queue_arn)
-        .send()
-        .await
-        .unwrap();
+    let queue_url = subscribed_queue(&sdk, &topic_arn, "operator-inbox").await;
     let iot = aws_sdk_iot::Client::new(&sdk);
     iot.create_thing()
         .thing_name("valve-ctl-1")
@@ -240,13 +198,13 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
             AlertSettings::default(),
         )
     };
-    let shared = std::sync::Arc::new(Racing {
-        inner: DynamoDbAlertStates::new(dynamodb.clone(), "states"),
-        barrier: tokio::sync::Barrier::new(2),
-        reads: AtomicU32::new(0),
-    });
-    let a = racing(SharedStates(shared.clone()));
-    let b = racing(SharedStates(shared));
+    // Both evaluators read the state before either writes; moto's conditional write decides.
+    let shared = std::sync::Arc::new(RacingReads::new(
+        DynamoDbAlertStates::new(dynamodb.clone(), "states"),
+        2,
+    ));
+    let a = racing(shared.clone());
+    let b = racing(shared);
     let dry = vec![Reading {
         device_id: "valve-ctl-1".into(),
         time_ms: now + 10_000,
@@ -273,24 +231,4 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
 fn next_request_number() -> u32 {
     static N: AtomicU32 = AtomicU32::new(0);
     N.fetch_add(1, Ordering::SeqCst)
-}
-
-/// Lets two evaluators share one racing store.
-struct SharedStates(std::sync::Arc<Racing>);
-
-impl AlertStateStore for SharedStates {
-    async fn get_many(
-        &self,
-        keys: &[AlertKey],
-    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
-        self.0.get_many(keys).await
-    }
-    async fn put_if_version(
-        &self,
-        key: &AlertKey,
-        state: &AlertState,
-        expected: u64,
-    ) -> Result<ConditionalWrite, AlertPortError> {
-        self.0.put_if_version(key, state, expected).await
-    }
 }

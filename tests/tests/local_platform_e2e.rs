@@ -10,7 +10,7 @@ use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
 use iotdp::quarantine::QuarantineLine;
-use iotdp_integration_tests::{drain_sns_envelopes, moto_binary, moto_state};
+use iotdp_integration_tests::{drain_sns_envelopes, moto_binary, moto_state, subscribed_queue};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 async fn device(id: &str, port: u16) -> AsyncClient {
@@ -81,23 +81,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         .await
         .unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let inbox = sqs
-        .create_queue()
-        .queue_name("e2e-inbox")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
-    aws_sdk_sns::Client::new(&sdk)
-        .subscribe()
-        .topic_arn(&platform.stack.topics[0])
-        .protocol("sqs")
-        .endpoint("arn:aws:sqs:us-east-1:123456789012:e2e-inbox")
-        .send()
-        .await
-        .unwrap();
+    let inbox = subscribed_queue(&sdk, &platform.stack.topics[0], "e2e-inbox").await;
 
     let valve = device("valve-ctl-1", port).await;
     let gateway = device("wall-gw-1", port).await;

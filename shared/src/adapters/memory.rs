@@ -200,3 +200,69 @@ impl DeviceCommander for MemoryCommander {
         Ok(())
     }
 }
+
+/// Any alert-state store shared between evaluators (two Lambda instances on one table).
+impl<S: AlertStateStore> AlertStateStore for std::sync::Arc<S> {
+    async fn get_many(
+        &self,
+        keys: &[AlertKey],
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        self.as_ref().get_many(keys).await
+    }
+
+    async fn put_if_version(
+        &self,
+        key: &AlertKey,
+        state: &AlertState,
+        expected_version: u64,
+    ) -> Result<ConditionalWrite, AlertPortError> {
+        self.as_ref()
+            .put_if_version(key, state, expected_version)
+            .await
+    }
+}
+
+/// A store wrapper that holds the first `readers` reads at a barrier until all of them have
+/// read: it forces concurrent evaluators to race on the same version, for tests of the
+/// conditional write.
+pub struct RacingReads<S> {
+    inner: S,
+    barrier: tokio::sync::Barrier,
+    readers: u64,
+    reads: AtomicU64,
+}
+
+impl<S> RacingReads<S> {
+    pub fn new(inner: S, readers: usize) -> Self {
+        Self {
+            inner,
+            barrier: tokio::sync::Barrier::new(readers),
+            readers: readers as u64,
+            reads: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<S: AlertStateStore> AlertStateStore for RacingReads<S> {
+    async fn get_many(
+        &self,
+        keys: &[AlertKey],
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        let found = self.inner.get_many(keys).await;
+        if self.reads.fetch_add(1, Ordering::SeqCst) < self.readers {
+            self.barrier.wait().await;
+        }
+        found
+    }
+
+    async fn put_if_version(
+        &self,
+        key: &AlertKey,
+        state: &AlertState,
+        expected_version: u64,
+    ) -> Result<ConditionalWrite, AlertPortError> {
+        self.inner
+            .put_if_version(key, state, expected_version)
+            .await
+    }
+}
