@@ -108,9 +108,15 @@ impl PreparedBatch {
         self.rejections.push(RejectedReading { origin, rejection });
     }
 
-    /// Keep only the readings for which `keep(index)` holds, keeping the vectors parallel.
-    pub fn retain_readings(&mut self, mut keep: impl FnMut(usize) -> bool) {
-        let decisions: Vec<bool> = (0..self.readings.len()).map(&mut keep).collect();
+    /// Keep only the readings for which `keep(index, origin)` holds, keeping the vectors
+    /// parallel. The origin is handed over so callers need no copy of `origins` to decide.
+    pub fn retain_readings(&mut self, mut keep: impl FnMut(usize, &ReadingOrigin) -> bool) {
+        let decisions: Vec<bool> = self
+            .origins
+            .iter()
+            .enumerate()
+            .map(|(i, origin)| keep(i, origin))
+            .collect();
         let mut flags = decisions.iter();
         self.readings.retain(|_| *flags.next().unwrap_or(&false));
         let mut flags = decisions.iter();

@@ -107,8 +107,7 @@ where
         self.authorize_gateway_claims(&mut batch, &mut failures)
             .await;
         // Readings of a message that will be redelivered are written on redelivery.
-        let origins = batch.origins.clone();
-        batch.retain_readings(|i| !failures.has(origins[i].message));
+        batch.retain_readings(|_, origin| !failures.has(origin.message));
         batch.sort_by_series();
 
         let (outcomes, write_stats) = write_readings(
@@ -119,7 +118,8 @@ where
         )
         .await;
         let mut stored = Vec::with_capacity(batch.readings.len());
-        for (i, (origin, outcome)) in batch.origins.clone().into_iter().zip(outcomes).enumerate() {
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let origin = batch.origins[i];
             match outcome {
                 WriteOutcome::Stored => stored.push(i),
                 WriteOutcome::RejectedByStore(reason) => {
@@ -233,7 +233,7 @@ where
             let origin = batch.origins[i];
             batch.reject(origin, rejection);
         }
-        batch.retain_readings(|i| !denied_set.contains(&i));
+        batch.retain_readings(|i, _| !denied_set.contains(&i));
     }
 
     /// Write every rejection of a message that is not being retried; if that fails, the
