@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use crate::alerting::rule::Severity;
+use crate::devices::admission::UnknownDevicePolicy;
+use crate::devices::cache::RegistryCacheSettings;
 use crate::retry::RetryPolicy;
 use crate::store_writer::WritePolicy;
 use crate::validation::TimeWindow;
@@ -37,10 +40,20 @@ pub struct AlertingConfig {
     pub rules_ttl: Duration,
 }
 
+/// The device registry is on when `DEVICE_REGISTRY_TABLE` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryConfig {
+    pub table: String,
+    pub cache: RegistryCacheSettings,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestConfig {
     pub store: StoreConfig,
     pub alerting: Option<AlertingConfig>,
+    pub registry: Option<RegistryConfig>,
+    /// `reject` by default with a registry; without one every device is unknown, so `accept`.
+    pub unknown_devices: UnknownDevicePolicy,
     pub quarantine_bucket: String,
     /// The table's magnetic-store retention: readings older than this are `timestamp_too_old`.
     pub magnetic_retention_days: u32,
@@ -100,9 +113,31 @@ impl IngestConfig {
                 rules_ttl: Duration::from_secs(env.number("ALERT_RULES_CACHE_SECONDS", 60, 0..=3600)?),
             }),
         };
+        let registry = registry_config(&env)?;
+        let unknown_devices = match env.optional("UNKNOWN_DEVICE_POLICY") {
+            None if registry.is_some() => UnknownDevicePolicy::Reject,
+            None => UnknownDevicePolicy::Accept,
+            Some(text) => {
+                let policy =
+                    UnknownDevicePolicy::parse(&text).ok_or_else(|| ConfigError::Invalid {
+                        name: "UNKNOWN_DEVICE_POLICY",
+                        value: text.clone(),
+                        expected: "'reject' or 'accept'",
+                    })?;
+                if registry.is_none() && policy == UnknownDevicePolicy::Reject {
+                    return Err(ConfigError::Missing {
+                        name: "DEVICE_REGISTRY_TABLE",
+                        purpose: "UNKNOWN_DEVICE_POLICY=reject needs the registry that says which devices are known",
+                    });
+                }
+                policy
+            }
+        };
         Ok(Self {
             store,
             alerting,
+            registry,
+            unknown_devices,
             quarantine_bucket: env.required(
                 "QUARANTINE_BUCKET",
                 "the S3 bucket that receives rejected readings",
@@ -114,6 +149,91 @@ impl IngestConfig {
 
     pub fn time_window(&self) -> TimeWindow {
         TimeWindow::with_retention_days(self.magnetic_retention_days)
+    }
+}
+
+fn registry_config(env: &Env<'_>) -> Result<Option<RegistryConfig>, ConfigError> {
+    let Some(table) = env.optional("DEVICE_REGISTRY_TABLE") else {
+        return Ok(None);
+    };
+    Ok(Some(RegistryConfig {
+        table,
+        cache: RegistryCacheSettings {
+            ttl: Duration::from_secs(env.number("REGISTRY_CACHE_SECONDS", 60, 0..=3600)?),
+            seen_interval: Duration::from_secs(env.number(
+                "LAST_SEEN_INTERVAL_SECONDS",
+                60,
+                0..=3600,
+            )?),
+        },
+    }))
+}
+
+/// The `lifecycle` function: presence events into the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    pub registry_table: String,
+}
+
+impl LifecycleConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            registry_table: env.required(
+                "DEVICE_REGISTRY_TABLE",
+                "the DynamoDB device registry presence is recorded in",
+            )?,
+        })
+    }
+}
+
+/// The `silence_watch` function: `no_data` alerts for devices quiet past their heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SilenceWatchConfig {
+    pub registry_table: String,
+    pub state_table: String,
+    pub topic_arn: String,
+    pub severity: Severity,
+}
+
+impl SilenceWatchConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let severity = match env.optional("NO_DATA_SEVERITY").as_deref() {
+            None | Some("warning") => Severity::Warning,
+            Some("info") => Severity::Info,
+            Some("critical") => Severity::Critical,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "NO_DATA_SEVERITY",
+                    value: other.to_owned(),
+                    expected: "'info', 'warning' or 'critical'",
+                });
+            }
+        };
+        Ok(Self {
+            registry_table: env.required(
+                "DEVICE_REGISTRY_TABLE",
+                "the DynamoDB device registry with the silence-watch index",
+            )?,
+            state_table: env.required(
+                "ALERT_STATE_TABLE",
+                "the DynamoDB table of alert states (no_data is one of them)",
+            )?,
+            topic_arn: env.required(
+                "ALERT_TOPIC_ARN",
+                "the SNS topic no_data notifications go to",
+            )?,
+            severity,
+        })
     }
 }
 
@@ -223,6 +343,47 @@ mod tests {
             .unwrap();
         assert_eq!(alerting.rules_ttl, Duration::from_secs(60));
         assert_eq!(alerting.state_table, "states");
+    }
+
+    #[test]
+    fn the_registry_turns_unknown_devices_away_by_default() {
+        let config = IngestConfig::from_lookup(lookup(MINIMAL)).unwrap();
+        assert_eq!(config.registry, None);
+        assert_eq!(config.unknown_devices, UnknownDevicePolicy::Accept);
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("DEVICE_REGISTRY_TABLE", "devices"));
+        let config = IngestConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.unknown_devices, UnknownDevicePolicy::Reject);
+        assert_eq!(
+            config.registry.unwrap().cache,
+            RegistryCacheSettings::default()
+        );
+        pairs.push(("UNKNOWN_DEVICE_POLICY", "accept"));
+        let config = IngestConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.unknown_devices, UnknownDevicePolicy::Accept);
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("UNKNOWN_DEVICE_POLICY", "reject"));
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("DEVICE_REGISTRY_TABLE"), "{err}");
+        pairs.pop();
+        pairs.push(("UNKNOWN_DEVICE_POLICY", "maybe"));
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("UNKNOWN_DEVICE_POLICY='maybe'"), "{err}");
+    }
+
+    #[test]
+    fn the_silence_watch_needs_registry_states_and_topic() {
+        let err = SilenceWatchConfig::from_lookup(lookup(&[("DEVICE_REGISTRY_TABLE", "d")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("ALERT_STATE_TABLE"), "{err}");
+        let config = SilenceWatchConfig::from_lookup(lookup(&[
+            ("DEVICE_REGISTRY_TABLE", "d"),
+            ("ALERT_STATE_TABLE", "s"),
+            ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
+            ("NO_DATA_SEVERITY", "critical"),
+        ]))
+        .unwrap();
+        assert_eq!(config.severity, Severity::Critical);
     }
 
     #[test]

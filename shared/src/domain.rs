@@ -35,6 +35,9 @@ pub struct Reading {
     /// Write version: IoT Core's receive time in ms. A redelivered message carries the same
     /// version (an idempotent no-op in the store); a later correction carries a higher one and wins.
     pub version: i64,
+    /// The device's type and place in the hierarchy, from the registry; `None` for an
+    /// unregistered device accepted under the `accept` unknown-device policy.
+    pub dimensions: Option<std::sync::Arc<crate::devices::record::DeviceDimensions>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

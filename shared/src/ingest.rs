@@ -1,6 +1,6 @@
 //! The ingest use case, top to bottom:
-//! SQS batch → envelopes → readings (or rejections) → gateway authorization → store writes →
-//! quarantine → SQS batch response. Nothing is dropped: every reading ends stored, quarantined
+//! SQS batch → envelopes → readings (or rejections) → device admission (registry) → store
+//! writes → last seen → alert evaluation → quarantine → SQS batch response. Nothing is dropped: every reading ends stored, quarantined
 //! with a reason, or with its message reported failed so SQS redelivers it.
 
 use std::time::Duration;
@@ -9,12 +9,11 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
-use crate::batch::{PreparedBatch, ReadingOrigin, prepare_batch};
+use crate::batch::{PreparedBatch, prepare_batch};
 use crate::domain::Reading;
 use crate::metrics::IngestMetrics;
-use crate::ports::{
-    GatewayAuthorizer, GatewayClaim, QuarantineSink, ReadingsObserver, TimeSeriesStore,
-};
+use crate::devices::admission::{UnknownDevicePolicy, admit};
+use crate::ports::{DeviceLookup, QuarantineSink, ReadingsObserver, TimeSeriesStore};
 use crate::quarantine::{count_by_reason, quarantine_key, render_quarantine};
 use crate::reason::{ReasonCode, Rejection};
 use crate::store_writer::{WriteOutcome, WritePolicy, write_readings};
@@ -24,6 +23,7 @@ use crate::validation::TimeWindow;
 pub struct IngestSettings {
     pub window: TimeWindow,
     pub write: WritePolicy,
+    pub unknown_devices: UnknownDevicePolicy,
 }
 
 /// One invocation's identity and time budget.
@@ -53,34 +53,34 @@ pub struct IngestReport {
     pub metrics: IngestMetrics,
 }
 
-/// The ingest use case over its ports: a time-series store, a quarantine, a gateway
-/// authorizer, and an observer of stored readings (alert evaluation).
-pub struct IngestService<S, Q, A, O> {
+/// The ingest use case over its ports: a time-series store, a quarantine, the device registry
+/// (through its cache), and an observer of stored readings (alert evaluation).
+pub struct IngestService<S, Q, D, O> {
     store: S,
     quarantine: Q,
-    authorizer: A,
+    devices: D,
     observer: O,
     settings: IngestSettings,
 }
 
-impl<S, Q, A, O> IngestService<S, Q, A, O>
+impl<S, Q, D, O> IngestService<S, Q, D, O>
 where
     S: TimeSeriesStore,
     Q: QuarantineSink,
-    A: GatewayAuthorizer,
+    D: DeviceLookup,
     O: ReadingsObserver,
 {
     pub fn new(
         store: S,
         quarantine: Q,
-        authorizer: A,
+        devices: D,
         observer: O,
         settings: IngestSettings,
     ) -> Self {
         Self {
             store,
             quarantine,
-            authorizer,
+            devices,
             observer,
             settings,
         }
@@ -94,6 +94,10 @@ where
         &self.store
     }
 
+    pub fn devices(&self) -> &D {
+        &self.devices
+    }
+
     pub async fn handle(&self, event: &SqsEvent, invocation: &Invocation) -> IngestReport {
         let messages = event.records.iter().map(|m| {
             (
@@ -104,8 +108,7 @@ where
         let mut batch = prepare_batch(messages, self.settings.window);
         let mut failures = MessageFailures::new(batch.messages.len());
 
-        self.authorize_gateway_claims(&mut batch, &mut failures)
-            .await;
+        let registry_reads = self.admit_devices(&mut batch, &mut failures).await;
         // Readings of a message that will be redelivered are written on redelivery.
         batch.retain_readings(|_, origin| !failures.has(origin.message));
         batch.sort_by_series();
@@ -128,6 +131,8 @@ where
                 WriteOutcome::Failed(why) => failures.fail(origin.message, &why),
             }
         }
+
+        let seen = self.record_last_seen(&batch, &stored).await;
 
         // Alerts see what was stored, in series/time order. A reading whose evaluation could
         // not complete sends its message back: redelivery rewrites it (an idempotent no-op)
@@ -164,6 +169,9 @@ where
             write_latencies_ms: write_stats.latencies_ms,
             quarantine_lines: quarantined,
             alerts: alerts.stats,
+            registry_reads,
+            registry_writes: seen.writes,
+            registry_write_failures: seen.failures,
             ..Default::default()
         };
         let response = failures.into_response(&batch);
@@ -171,69 +179,98 @@ where
         IngestReport { response, metrics }
     }
 
-    /// Readings that name another device than their topic's need the authorizer's yes.
-    async fn authorize_gateway_claims(
-        &self,
-        batch: &mut PreparedBatch,
-        failures: &mut MessageFailures,
-    ) {
-        let claimed: Vec<usize> = (0..batch.readings.len())
-            .filter(|&i| batch.needs_authorization[i])
-            .collect();
-        if claimed.is_empty() {
-            return;
+    /// Every reading needs the registry's yes (see [`admit`]): its publisher (the topic's
+    /// device) and the device it is for must be active, and a gateway must be the device's
+    /// registered gateway. Admitted readings get the device's dimensions. Returns the
+    /// registry reads made. If the registry cannot be read, the messages are retried.
+    async fn admit_devices(&self, batch: &mut PreparedBatch, failures: &mut MessageFailures) -> u64 {
+        if batch.readings.is_empty() {
+            return 0;
         }
-        let topic_device = |origin: &ReadingOrigin| {
-            batch.messages[origin.message]
+        let publishers: Vec<&str> = batch
+            .messages
+            .iter()
+            .map(|m| {
+                m.meta
+                    .topic
+                    .as_deref()
+                    .and_then(|t| crate::envelope::device_id_from_topic(t).ok())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut ids: Vec<&str> = batch
+            .readings
+            .iter()
+            .map(|r| r.device_id.as_str())
+            .chain(batch.origins.iter().map(|o| publishers[o.message]))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let snapshot = match self.devices.lookup(&ids).await {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                let why = e.to_string();
+                tracing::warn!(error = %why, "device registry unavailable; messages will be retried");
+                for origin in &batch.origins {
+                    failures.fail(origin.message, &why);
+                }
+                return 0;
+            }
+        };
+        let verdicts: Vec<_> = batch
+            .readings
+            .iter()
+            .zip(&batch.origins)
+            .map(|(reading, origin)| {
+                admit(
+                    &reading.device_id,
+                    publishers[origin.message],
+                    &snapshot.devices,
+                    self.settings.unknown_devices,
+                )
+            })
+            .collect();
+        drop(publishers);
+        let mut admitted = Vec::with_capacity(verdicts.len());
+        for (i, verdict) in verdicts.into_iter().enumerate() {
+            match verdict {
+                Ok(dimensions) => {
+                    batch.readings[i].dimensions = dimensions;
+                    admitted.push(true);
+                }
+                Err(rejection) => {
+                    let origin = batch.origins[i];
+                    batch.reject(origin, rejection);
+                    admitted.push(false);
+                }
+            }
+        }
+        batch.retain_readings(|i, _| admitted[i]);
+        snapshot.registry_reads
+    }
+
+    /// `last_seen` of every device whose readings were stored (and of the gateways that
+    /// published them): IoT Core's latest receive time, written by the cache only when it
+    /// moved by more than its interval.
+    async fn record_last_seen(&self, batch: &PreparedBatch, stored: &[usize]) -> crate::ports::SeenReport {
+        let mut latest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for &i in stored {
+            let reading = &batch.readings[i];
+            let publisher = batch.messages[batch.origins[i].message]
                 .meta
                 .topic
                 .as_deref()
-                .and_then(|t| crate::envelope::device_id_from_topic(t).ok())
-                .unwrap_or_default()
-        };
-        let claims: Vec<GatewayClaim<'_>> = claimed
-            .iter()
-            .map(|&i| GatewayClaim {
-                gateway: topic_device(&batch.origins[i]),
-                device: &batch.readings[i].device_id,
-            })
-            .collect();
-        let allowed = match self.authorizer.authorize(&claims).await {
-            Ok(allowed) if allowed.len() == claims.len() => allowed,
-            other => {
-                let why = match other {
-                    Err(e) => e.to_string(),
-                    Ok(_) => "gateway authorizer answered the wrong number of claims".into(),
-                };
-                tracing::warn!(error = %why, "gateway authorization failed; messages will be retried");
-                for &i in &claimed {
-                    failures.fail(batch.origins[i].message, &why);
-                }
-                return;
+                .and_then(|t| crate::envelope::device_id_from_topic(t).ok());
+            for device in std::iter::once(reading.device_id.as_str()).chain(publisher) {
+                let at = latest.entry(device).or_insert(reading.version);
+                *at = (*at).max(reading.version);
             }
-        };
-        let denied: Vec<(usize, Rejection)> = claims
-            .iter()
-            .zip(claimed.iter().zip(allowed))
-            .filter(|(_, (_, ok))| !ok)
-            .map(|(claim, (&i, _))| {
-                let rejection = Rejection::new(
-                    ReasonCode::NotAuthorizedForDevice,
-                    format!(
-                        "'{}' may not report for device '{}': only a device's registered gateway may",
-                        claim.gateway, claim.device
-                    ),
-                );
-                (i, rejection)
-            })
-            .collect();
-        drop(claims);
-        let denied_set: std::collections::HashSet<usize> = denied.iter().map(|(i, _)| *i).collect();
-        for (i, rejection) in denied {
-            let origin = batch.origins[i];
-            batch.reject(origin, rejection);
         }
-        batch.retain_readings(|i, _| !denied_set.contains(&i));
+        if latest.is_empty() {
+            return crate::ports::SeenReport::default();
+        }
+        let seen: Vec<(&str, i64)> = latest.into_iter().collect();
+        self.devices.record_seen(&seen).await
     }
 
     /// Write every rejection of a message that is not being retried; if that fails, the
@@ -302,14 +339,14 @@ impl MessageFailures {
 }
 
 /// The Lambda entry point: run the use case, print its EMF metrics, answer SQS.
-pub async fn handle_lambda_event<S, Q, A, O>(
-    service: &IngestService<S, Q, A, O>,
+pub async fn handle_lambda_event<S, Q, D, O>(
+    service: &IngestService<S, Q, D, O>,
     event: lambda_runtime::LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error>
 where
     S: TimeSeriesStore,
     Q: QuarantineSink,
-    A: GatewayAuthorizer,
+    D: DeviceLookup,
     O: ReadingsObserver,
 {
     let invocation = Invocation::from_lambda(&event.context);

@@ -6,7 +6,9 @@
 //! - [`envelope`]: the IoT rule envelope on the ingest queue, device identity from the topic;
 //! - [`validation`]: payload → readings or rejections (pure);
 //! - [`batch`]: a whole SQS batch decoded and validated (pure);
-//! - [`ports`]: the time-series store, quarantine and gateway-authorizer interfaces;
+//! - [`ports`]: the time-series store, quarantine, device registry and alerting interfaces;
+//! - [`devices`]: the registry record, admission (who may report what), the registry cache,
+//!   presence, the silence watch (`no_data`) and provisioning;
 //! - [`store_writer`]: chunking, bounded concurrency, retry with jitter, bisection;
 //! - [`quarantine`]: the JSON Lines quarantine format;
 //! - [`ingest`]: the use case that ties them together and answers SQS;
@@ -22,6 +24,7 @@ pub mod adapters;
 pub mod alerting;
 pub mod batch;
 pub mod config;
+pub mod devices;
 pub mod domain;
 pub mod envelope;
 pub mod ingest;

@@ -22,6 +22,11 @@ pub struct IngestMetrics {
     pub write_latencies_ms: Vec<f64>,
     pub quarantine_lines: u64,
     pub alerts: AlertStats,
+    /// Device-registry read calls (BatchGetItem of up to 100 devices; cache misses only).
+    pub registry_reads: u64,
+    /// `last_seen` writes (at most one per device per interval).
+    pub registry_writes: u64,
+    pub registry_write_failures: u64,
 }
 
 impl IngestMetrics {
@@ -34,6 +39,9 @@ impl IngestMetrics {
         self.write_calls += other.write_calls;
         self.write_retries += other.write_retries;
         self.quarantine_lines += other.quarantine_lines;
+        self.registry_reads += other.registry_reads;
+        self.registry_writes += other.registry_writes;
+        self.registry_write_failures += other.registry_write_failures;
         self.write_latencies_ms.clear(); // per-invocation samples; totals do not keep them
         for (reason, count) in &other.rejected_by_reason {
             *self.rejected_by_reason.entry(*reason).or_default() += count;
@@ -56,6 +64,9 @@ impl IngestMetrics {
             ("WriteCalls", self.write_calls),
             ("WriteRetries", self.write_retries),
             ("QuarantineLines", self.quarantine_lines),
+            ("RegistryReads", self.registry_reads),
+            ("RegistryWrites", self.registry_writes),
+            ("RegistryWriteFailures", self.registry_write_failures),
             ("AlertStateWrites", self.alerts.state_writes),
             ("AlertStateConflicts", self.alerts.conflicts),
             (

@@ -22,13 +22,16 @@ pub enum ReasonCode {
     TimestampInFuture,
     TimestampTooOld,
     TooManyReadings,
+    UnknownDevice,
+    DeviceSuspended,
+    DeviceDecommissioned,
     NotAuthorizedForDevice,
     RejectedByStore,
 }
 
 impl ReasonCode {
     /// Every code, in documentation order (used by tests and metrics).
-    pub const ALL: [ReasonCode; 15] = [
+    pub const ALL: [ReasonCode; 18] = [
         ReasonCode::MalformedJson,
         ReasonCode::NotAnObject,
         ReasonCode::PayloadTooLarge,
@@ -42,6 +45,9 @@ impl ReasonCode {
         ReasonCode::TimestampInFuture,
         ReasonCode::TimestampTooOld,
         ReasonCode::TooManyReadings,
+        ReasonCode::UnknownDevice,
+        ReasonCode::DeviceSuspended,
+        ReasonCode::DeviceDecommissioned,
         ReasonCode::NotAuthorizedForDevice,
         ReasonCode::RejectedByStore,
     ];
@@ -62,6 +68,9 @@ impl ReasonCode {
             ReasonCode::TimestampInFuture => "timestamp_in_future",
             ReasonCode::TimestampTooOld => "timestamp_too_old",
             ReasonCode::TooManyReadings => "too_many_readings",
+            ReasonCode::UnknownDevice => "unknown_device",
+            ReasonCode::DeviceSuspended => "device_suspended",
+            ReasonCode::DeviceDecommissioned => "device_decommissioned",
             ReasonCode::NotAuthorizedForDevice => "not_authorized_for_device",
             ReasonCode::RejectedByStore => "rejected_by_store",
         }

@@ -213,6 +213,7 @@ impl ReadingContext<'_> {
                 seq,
                 metrics,
                 version: self.received_at_ms,
+                dimensions: None,
             },
             needs_authorization,
         })

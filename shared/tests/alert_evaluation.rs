@@ -50,6 +50,7 @@ fn reading(device: &str, minute: i64, metric: &str, value: f64) -> Reading {
             value: MetricValue::Number(value),
         }],
         version: T0,
+        dimensions: None,
     }
 }
 

@@ -18,7 +18,8 @@ use iotdp::adapters::s3_quarantine::S3Quarantine;
 use iotdp::adapters::timestream::TimestreamStore;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::{IngestReport, IngestService, IngestSettings, Invocation};
-use iotdp::ports::{DenyOtherDevices, NoAlerts};
+use iotdp::devices::admission::UnknownDevicePolicy;
+use iotdp::ports::{NoRegistry, NoAlerts};
 use iotdp::quarantine::QuarantineLine;
 use iotdp::retry::RetryPolicy;
 use iotdp::store_writer::WritePolicy;
@@ -27,7 +28,7 @@ use tokio::time::Instant;
 
 const RECEIVED: i64 = 1_764_000_000_000;
 
-type Service = IngestService<TimestreamStore, S3Quarantine, DenyOtherDevices, NoAlerts>;
+type Service = IngestService<TimestreamStore, S3Quarantine, NoRegistry, NoAlerts>;
 
 fn settings(max_attempts: u32) -> IngestSettings {
     IngestSettings {
@@ -41,6 +42,7 @@ fn settings(max_attempts: u32) -> IngestSettings {
             },
             deadline_margin: Duration::from_millis(100),
         },
+        unknown_devices: UnknownDevicePolicy::Accept,
     }
 }
 
@@ -155,7 +157,7 @@ fn service(
     IngestService::new(
         TimestreamStore::new(ts, "iotdp", "telemetry"),
         S3Quarantine::new(s3, "quarantine-bucket"),
-        DenyOtherDevices,
+        NoRegistry,
         NoAlerts,
         settings(max_attempts),
     )

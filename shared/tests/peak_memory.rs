@@ -11,7 +11,8 @@ use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
 use iotdp::domain::Reading;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::{IngestService, IngestSettings, Invocation};
-use iotdp::ports::{DenyOtherDevices, NoAlerts, StoreError, TimeSeriesStore, WriteReport};
+use iotdp::devices::admission::UnknownDevicePolicy;
+use iotdp::ports::{NoRegistry, NoAlerts, StoreError, TimeSeriesStore, WriteReport};
 use iotdp::store_writer::WritePolicy;
 use iotdp::validation::TimeWindow;
 
@@ -85,11 +86,12 @@ fn a_10000_message_batch_peaks_under_64_mib() {
     let service = IngestService::new(
         BuildOnlyStore,
         MemoryQuarantine::default(),
-        DenyOtherDevices,
+        NoRegistry,
         NoAlerts,
         IngestSettings {
             window: TimeWindow::with_retention_days(73_000),
             write: WritePolicy::default(),
+            unknown_devices: UnknownDevicePolicy::Accept,
         },
     );
     let invocation = Invocation {

@@ -214,6 +214,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
             value: MetricValue::Number(0.05),
         }],
         version: now + 10_000,
+        dimensions: None,
     }];
     let at = chrono::Utc::now();
     let (ra, rb) = tokio::join!(a.evaluate(&dry, at), b.evaluate(&dry, at));

@@ -1,6 +1,10 @@
 //! `ingest` Lambda: wiring only. Configuration is validated before the runtime starts, so a
 //! missing variable fails the init with its name instead of failing every batch.
 
+// The handler's future nests registry, store and alerting futures deeper than rustc's default
+// query depth of 128.
+#![recursion_limit = "256"]
+
 use iotdp::adapters::aws::ingest_service;
 use iotdp::config::IngestConfig;
 use iotdp::ingest::handle_lambda_event;

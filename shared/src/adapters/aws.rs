@@ -6,15 +6,19 @@
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_timestreamwrite::config::retry::RetryConfig;
 
+use std::sync::Arc;
+
 use crate::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
+use crate::adapters::dynamodb_registry::DynamoDbRegistry;
 use crate::adapters::iot_shadow::IotShadowCommander;
 use crate::adapters::s3_quarantine::S3Quarantine;
 use crate::adapters::sns_notifier::SnsNotifier;
 use crate::adapters::timestream::TimestreamStore;
 use crate::alerting::evaluator::{AlertEvaluator, AlertSettings};
-use crate::config::{AlertingConfig, IngestConfig, StoreConfig};
+use crate::config::{AlertingConfig, IngestConfig, SilenceWatchConfig, StoreConfig};
+use crate::devices::cache::CachedRegistry;
+use crate::devices::silence::SilenceWatch;
 use crate::ingest::{IngestService, IngestSettings};
-use crate::ports::{DenyOtherDevices, NoDeviceTypes};
 
 /// The service-specific override variable for Timestream writes.
 pub const TIMESTREAM_WRITE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_TIMESTREAM_WRITE";
@@ -76,21 +80,30 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
-/// Alert evaluation wired to AWS: DynamoDB rules and states, SNS, IoT shadows. Device types
-/// are unknown until the device registry exists, so type-scoped rules match nothing yet.
+/// The device registry as one Lambda instance caches it, shared by admission and alerting.
+pub type AwsRegistryCache = Arc<CachedRegistry<DynamoDbRegistry>>;
+
+/// Alert evaluation wired to AWS: DynamoDB rules and states, SNS, IoT shadows, and device
+/// types from the registry cache (when the registry is configured).
 pub type AwsAlertEvaluator = AlertEvaluator<
     DynamoDbRules,
     DynamoDbAlertStates,
     SnsNotifier,
     IotShadowCommander,
-    NoDeviceTypes,
+    Option<AwsRegistryCache>,
 >;
 
-/// The ingest use case wired to AWS: Timestream, S3 quarantine, alerting when configured, and
-/// (until the device registry exists) a gateway authorizer that lets a device report only for
-/// itself.
-pub type AwsIngestService =
-    IngestService<TimestreamStore, S3Quarantine, DenyOtherDevices, Option<AwsAlertEvaluator>>;
+/// The ingest use case wired to AWS: Timestream, S3 quarantine, the registry and alerting
+/// when configured.
+pub type AwsIngestService = IngestService<
+    TimestreamStore,
+    S3Quarantine,
+    Option<AwsRegistryCache>,
+    Option<AwsAlertEvaluator>,
+>;
+
+/// The silence watch wired to AWS: the DynamoDB registry, alert states and SNS.
+pub type AwsSilenceWatch = SilenceWatch<DynamoDbRegistry, DynamoDbAlertStates, SnsNotifier>;
 
 pub async fn ingest_service(
     config: &IngestConfig,
@@ -110,30 +123,56 @@ pub async fn ingest_service_with(
         }
     };
     let quarantine = S3Quarantine::new(s3_client(&sdk), &config.quarantine_bucket);
+    let registry = config.registry.as_ref().map(|registry| {
+        Arc::new(CachedRegistry::new(
+            DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &registry.table),
+            registry.cache,
+        ))
+    });
     let alerts = config
         .alerting
         .as_ref()
-        .map(|alerting| alert_evaluator(&sdk, alerting));
+        .map(|alerting| alert_evaluator(&sdk, alerting, registry.clone()));
     Ok(IngestService::new(
         store,
         quarantine,
-        DenyOtherDevices,
+        registry,
         alerts,
         IngestSettings {
             window: config.time_window(),
             write: config.write,
+            unknown_devices: config.unknown_devices,
         },
     ))
 }
 
-pub fn alert_evaluator(sdk: &SdkConfig, config: &AlertingConfig) -> AwsAlertEvaluator {
+/// The device registry alone (the `lifecycle` function records presence in it).
+pub fn device_registry(sdk: &SdkConfig, table: &str) -> DynamoDbRegistry {
+    DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(sdk), table)
+}
+
+pub fn silence_watch(sdk: &SdkConfig, config: &SilenceWatchConfig) -> AwsSilenceWatch {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    SilenceWatch::new(
+        DynamoDbRegistry::new(dynamodb.clone(), &config.registry_table),
+        DynamoDbAlertStates::new(dynamodb, &config.state_table),
+        SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
+        config.severity,
+    )
+}
+
+pub fn alert_evaluator(
+    sdk: &SdkConfig,
+    config: &AlertingConfig,
+    registry: Option<AwsRegistryCache>,
+) -> AwsAlertEvaluator {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     AlertEvaluator::new(
         DynamoDbRules::new(dynamodb.clone(), &config.rules_table),
         DynamoDbAlertStates::new(dynamodb, &config.state_table),
         SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
         IotShadowCommander::new(aws_sdk_iotdataplane::Client::new(sdk)),
-        NoDeviceTypes,
+        registry,
         AlertSettings {
             rules_ttl: config.rules_ttl,
             ..AlertSettings::default()

@@ -20,6 +20,8 @@ pub const MAX_RECORDS_PER_WRITE: usize = 100;
 pub const MEASURE_NAME: &str = "telemetry";
 /// Dimension holding the device id (the thing name).
 pub const DEVICE_DIMENSION: &str = "device_id";
+/// Dimension holding the device type (registered devices).
+pub const DEVICE_TYPE_DIMENSION: &str = "device_type";
 /// Measure holding the device's sequence number.
 pub const SEQ_MEASURE: &str = "seq";
 
@@ -84,8 +86,8 @@ pub fn build_write_request(readings: &[Reading]) -> Result<TimestreamWriteReques
         .measure_name(MEASURE_NAME)
         .measure_value_type(MeasureValueType::Multi)
         .time_unit(TimeUnit::Milliseconds);
-    if let Some(device) = one_device {
-        common = common.dimensions(device_dimension(device)?);
+    if let Some(first) = one_device.and(first) {
+        common = common.set_dimensions(Some(series_dimensions(first)?));
     }
     if let Some(version) = one_version {
         common = common.version(version);
@@ -126,7 +128,7 @@ pub fn build_write_request(readings: &[Reading]) -> Result<TimestreamWriteReques
             .time(integer.format(reading.time_ms))
             .set_measure_values(Some(measures));
         if one_device.is_none() {
-            record = record.dimensions(device_dimension(&reading.device_id)?);
+            record = record.set_dimensions(Some(series_dimensions(reading)?));
         }
         if one_version.is_none() {
             record = record.version(reading.version);
@@ -139,11 +141,19 @@ pub fn build_write_request(readings: &[Reading]) -> Result<TimestreamWriteReques
     })
 }
 
-fn device_dimension(device: &str) -> Result<Dimension, BuildError> {
-    Dimension::builder()
-        .name(DEVICE_DIMENSION)
-        .value(device)
-        .build()
+/// `device_id`, then for a registered device `device_type` and each hierarchy level present
+/// (`site`, `zone`, `section`, `spot`): what queries group and drill down by. A device's
+/// dimensions are the same on every record, so one device is one series.
+fn series_dimensions(reading: &Reading) -> Result<Vec<Dimension>, BuildError> {
+    let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
+    let mut dimensions = vec![dimension(DEVICE_DIMENSION, &reading.device_id)?];
+    if let Some(d) = &reading.dimensions {
+        dimensions.push(dimension(DEVICE_TYPE_DIMENSION, &d.device_type)?);
+        for (level, segment) in d.path.levels() {
+            dimensions.push(dimension(level, segment)?);
+        }
+    }
+    Ok(dimensions)
 }
 
 /// Sort a failed WriteRecords into retry / split / give up, and map rejected records back.

@@ -172,6 +172,12 @@ impl AlertRule {
                 "must be 1-64 characters of [A-Za-z0-9._-]",
             ));
         }
+        if self.rule_id == crate::devices::silence::NO_DATA_RULE_ID {
+            return Err(rule_error(
+                "rule_id",
+                "'no_data' is the built-in silence alert (set a device's heartbeat_seconds instead): choose another id",
+            ));
+        }
         if self.name.trim().is_empty() {
             return Err(rule_error("name", "must not be empty"));
         }
@@ -365,6 +371,7 @@ mod tests {
             ),
             (&BATTERY.replace("\"voltage\"", "\"9v\""), "metric"),
             (&BATTERY.replace("battery-fade", "bad id!"), "rule_id"),
+            (&BATTERY.replace("battery-fade", "no_data"), "rule_id"),
             (
                 &BATTERY.replace("{\"readings\": 3}", "{\"readings\": 0}"),
                 "for.readings",

@@ -1,0 +1,15 @@
+//! `silence-watch` Lambda (EventBridge schedule): wiring only. Raises and clears `no_data`
+//! alerts for devices silent longer than their heartbeat.
+
+use iotdp::adapters::aws::{load_sdk_config, silence_watch};
+use iotdp::config::SilenceWatchConfig;
+use iotdp::devices::silence::handle_scheduled_run;
+use lambda_runtime::{Error, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = SilenceWatchConfig::from_env()?;
+    let watch = silence_watch(&load_sdk_config().await, &config);
+    lambda_runtime::run(service_fn(|event| handle_scheduled_run(&watch, event))).await
+}
