@@ -368,13 +368,16 @@ mod tests {
         pairs.pop();
         pairs.push(("UNKNOWN_DEVICE_POLICY", "maybe"));
         let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
-        assert!(err.to_string().contains("UNKNOWN_DEVICE_POLICY='maybe'"), "{err}");
+        assert!(
+            err.to_string().contains("UNKNOWN_DEVICE_POLICY='maybe'"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_silence_watch_needs_registry_states_and_topic() {
-        let err = SilenceWatchConfig::from_lookup(lookup(&[("DEVICE_REGISTRY_TABLE", "d")]))
-            .unwrap_err();
+        let err =
+            SilenceWatchConfig::from_lookup(lookup(&[("DEVICE_REGISTRY_TABLE", "d")])).unwrap_err();
         assert!(err.to_string().contains("ALERT_STATE_TABLE"), "{err}");
         let config = SilenceWatchConfig::from_lookup(lookup(&[
             ("DEVICE_REGISTRY_TABLE", "d"),

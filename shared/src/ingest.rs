@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use crate::batch::{PreparedBatch, prepare_batch};
+use crate::devices::admission::{UnknownDevicePolicy, admit};
 use crate::domain::Reading;
 use crate::metrics::IngestMetrics;
-use crate::devices::admission::{UnknownDevicePolicy, admit};
 use crate::ports::{DeviceLookup, QuarantineSink, ReadingsObserver, TimeSeriesStore};
 use crate::quarantine::{count_by_reason, quarantine_key, render_quarantine};
 use crate::reason::{ReasonCode, Rejection};
@@ -70,13 +70,7 @@ where
     D: DeviceLookup,
     O: ReadingsObserver,
 {
-    pub fn new(
-        store: S,
-        quarantine: Q,
-        devices: D,
-        observer: O,
-        settings: IngestSettings,
-    ) -> Self {
+    pub fn new(store: S, quarantine: Q, devices: D, observer: O, settings: IngestSettings) -> Self {
         Self {
             store,
             quarantine,
@@ -183,7 +177,11 @@ where
     /// device) and the device it is for must be active, and a gateway must be the device's
     /// registered gateway. Admitted readings get the device's dimensions. Returns the
     /// registry reads made. If the registry cannot be read, the messages are retried.
-    async fn admit_devices(&self, batch: &mut PreparedBatch, failures: &mut MessageFailures) -> u64 {
+    async fn admit_devices(
+        &self,
+        batch: &mut PreparedBatch,
+        failures: &mut MessageFailures,
+    ) -> u64 {
         if batch.readings.is_empty() {
             return 0;
         }
@@ -252,7 +250,11 @@ where
     /// `last_seen` of every device whose readings were stored (and of the gateways that
     /// published them): IoT Core's latest receive time, written by the cache only when it
     /// moved by more than its interval.
-    async fn record_last_seen(&self, batch: &PreparedBatch, stored: &[usize]) -> crate::ports::SeenReport {
+    async fn record_last_seen(
+        &self,
+        batch: &PreparedBatch,
+        stored: &[usize],
+    ) -> crate::ports::SeenReport {
         let mut latest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
         for &i in stored {
             let reading = &batch.readings[i];

@@ -213,7 +213,8 @@ pub trait ThingProvisioner: Send + Sync {
     ) -> impl Future<Output = Result<(), IotError>> + Send;
 
     /// A new key pair and an active certificate for it.
-    fn issue_certificate(&self) -> impl Future<Output = Result<IssuedCertificate, IotError>> + Send;
+    fn issue_certificate(&self)
+    -> impl Future<Output = Result<IssuedCertificate, IotError>> + Send;
 
     /// Attach the device policy to the certificate and the certificate to the thing.
     fn attach_certificate(
@@ -456,5 +457,113 @@ pub struct NoAlerts;
 impl ReadingsObserver for NoAlerts {
     async fn observe(&self, _: &[Reading]) -> ObserverOutcome {
         ObserverOutcome::default()
+    }
+}
+
+// ---- Shared adapters -------------------------------------------------------------------------
+// An adapter behind an `Arc` is the same adapter: tests keep a handle to inspect it, and the
+// local platform shares one between functions.
+
+impl<T: TimeSeriesStore> TimeSeriesStore for Arc<T> {
+    fn max_batch_len(&self) -> usize {
+        self.as_ref().max_batch_len()
+    }
+
+    async fn write(&self, readings: &[Reading]) -> Result<WriteReport, StoreError> {
+        self.as_ref().write(readings).await
+    }
+}
+
+impl<T: QuarantineSink> QuarantineSink for Arc<T> {
+    async fn put(&self, key: &str, jsonl: Vec<u8>) -> Result<(), QuarantineError> {
+        self.as_ref().put(key, jsonl).await
+    }
+}
+
+impl<T: AlertStateStore> AlertStateStore for Arc<T> {
+    async fn get_many(
+        &self,
+        keys: &[AlertKey],
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        self.as_ref().get_many(keys).await
+    }
+
+    async fn put_if_version(
+        &self,
+        key: &AlertKey,
+        state: &AlertState,
+        expected_version: u64,
+    ) -> Result<ConditionalWrite, AlertPortError> {
+        self.as_ref()
+            .put_if_version(key, state, expected_version)
+            .await
+    }
+}
+
+impl<T: Notifier> Notifier for Arc<T> {
+    async fn publish(&self, notification: &AlertNotification) -> Result<(), AlertPortError> {
+        self.as_ref().publish(notification).await
+    }
+}
+
+impl<T: DeviceRegistry> DeviceRegistry for Arc<T> {
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<DeviceRecord>, RegistryError> {
+        self.as_ref().get_many(ids).await
+    }
+
+    async fn list(&self) -> Result<Vec<DeviceRecord>, RegistryError> {
+        self.as_ref().list().await
+    }
+
+    async fn create(&self, record: &DeviceRecord) -> Result<bool, RegistryError> {
+        self.as_ref().create(record).await
+    }
+
+    async fn update_definition(&self, record: &DeviceRecord) -> Result<bool, RegistryError> {
+        self.as_ref().update_definition(record).await
+    }
+
+    async fn set_status(
+        &self,
+        device_id: &str,
+        status: DeviceStatus,
+        now_ms: i64,
+    ) -> Result<Option<DeviceRecord>, RegistryError> {
+        self.as_ref().set_status(device_id, status, now_ms).await
+    }
+
+    async fn touch_last_seen(
+        &self,
+        device_id: &str,
+        seen_ms: i64,
+        heartbeat_seconds: Option<u32>,
+    ) -> Result<bool, RegistryError> {
+        self.as_ref()
+            .touch_last_seen(device_id, seen_ms, heartbeat_seconds)
+            .await
+    }
+
+    async fn record_presence(
+        &self,
+        device_id: &str,
+        change: PresenceChange,
+    ) -> Result<bool, RegistryError> {
+        self.as_ref().record_presence(device_id, change).await
+    }
+
+    async fn overdue(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
+        self.as_ref().overdue(shard, now_ms).await
+    }
+
+    async fn resumed(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
+        self.as_ref().resumed(shard, now_ms).await
+    }
+
+    async fn mark_silent(&self, watched: &Watched) -> Result<bool, RegistryError> {
+        self.as_ref().mark_silent(watched).await
+    }
+
+    async fn mark_watched(&self, device_id: &str) -> Result<bool, RegistryError> {
+        self.as_ref().mark_watched(device_id).await
     }
 }

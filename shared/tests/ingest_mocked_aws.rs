@@ -16,10 +16,10 @@ use aws_sdk_timestreamwrite::types::error::{
 use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
 use iotdp::adapters::s3_quarantine::S3Quarantine;
 use iotdp::adapters::timestream::TimestreamStore;
+use iotdp::devices::admission::UnknownDevicePolicy;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::{IngestReport, IngestService, IngestSettings, Invocation};
-use iotdp::devices::admission::UnknownDevicePolicy;
-use iotdp::ports::{NoRegistry, NoAlerts};
+use iotdp::ports::{NoAlerts, NoRegistry};
 use iotdp::quarantine::QuarantineLine;
 use iotdp::retry::RetryPolicy;
 use iotdp::store_writer::WritePolicy;

@@ -8,11 +8,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use iotdp::adapters::memory::MemoryQuarantine;
 use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
+use iotdp::devices::admission::UnknownDevicePolicy;
 use iotdp::domain::Reading;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::{IngestService, IngestSettings, Invocation};
-use iotdp::devices::admission::UnknownDevicePolicy;
-use iotdp::ports::{NoRegistry, NoAlerts, StoreError, TimeSeriesStore, WriteReport};
+use iotdp::ports::{NoAlerts, NoRegistry, StoreError, TimeSeriesStore, WriteReport};
 use iotdp::store_writer::WritePolicy;
 use iotdp::validation::TimeWindow;
 

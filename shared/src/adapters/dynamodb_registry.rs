@@ -44,7 +44,10 @@ where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    RegistryError(format!("{what} on table {table}: {}", DisplayErrorContext(e)))
+    RegistryError(format!(
+        "{what} on table {table}: {}",
+        DisplayErrorContext(e)
+    ))
 }
 
 /// A conditional write that lost its condition: not an error, an answer.
@@ -172,7 +175,8 @@ fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<DeviceReco
         .as_deref()
         .and_then(DeviceStatus::parse)
         .ok_or_else(|| broken("status"))?;
-    let path = LocationPath::parse(&text("path").unwrap_or_default()).map_err(|_| broken("path"))?;
+    let path =
+        LocationPath::parse(&text("path").unwrap_or_default()).map_err(|_| broken("path"))?;
     let tags = item
         .get("tags")
         .and_then(|v| v.as_m().ok())

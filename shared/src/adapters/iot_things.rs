@@ -93,7 +93,9 @@ impl ThingProvisioner for IotThings {
             .await
             .map_err(|e| {
                 iot_error(
-                    &format!("AttachPolicy {policy_name} (is it the stack's DevicePolicyName output?)"),
+                    &format!(
+                        "AttachPolicy {policy_name} (is it the stack's DevicePolicyName output?)"
+                    ),
                     e,
                 )
             })?;
@@ -120,7 +122,11 @@ impl ThingProvisioner for IotThings {
             .ok_or_else(|| IotError("DescribeEndpoint returned no address".into()))
     }
 
-    async fn retire_thing(&self, thing_name: &str, policy_name: &str) -> Result<Vec<String>, IotError> {
+    async fn retire_thing(
+        &self,
+        thing_name: &str,
+        policy_name: &str,
+    ) -> Result<Vec<String>, IotError> {
         let principals = match self
             .client
             .list_thing_principals()
@@ -141,7 +147,9 @@ impl ThingProvisioner for IotThings {
                 .new_status(CertificateStatus::Inactive)
                 .send()
                 .await
-                .map_err(|e| iot_error(&format!("UpdateCertificate {certificate_id} INACTIVE"), e))?;
+                .map_err(|e| {
+                    iot_error(&format!("UpdateCertificate {certificate_id} INACTIVE"), e)
+                })?;
             self.client
                 .detach_thing_principal()
                 .thing_name(thing_name)

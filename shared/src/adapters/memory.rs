@@ -201,27 +201,6 @@ impl DeviceCommander for MemoryCommander {
     }
 }
 
-/// Any alert-state store shared between evaluators (two Lambda instances on one table).
-impl<S: AlertStateStore> AlertStateStore for std::sync::Arc<S> {
-    async fn get_many(
-        &self,
-        keys: &[AlertKey],
-    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
-        self.as_ref().get_many(keys).await
-    }
-
-    async fn put_if_version(
-        &self,
-        key: &AlertKey,
-        state: &AlertState,
-        expected_version: u64,
-    ) -> Result<ConditionalWrite, AlertPortError> {
-        self.as_ref()
-            .put_if_version(key, state, expected_version)
-            .await
-    }
-}
-
 /// A store wrapper that holds the first `readers` reads at a barrier until all of them have
 /// read: it forces concurrent evaluators to race on the same version, for tests of the
 /// conditional write.

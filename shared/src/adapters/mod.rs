@@ -3,9 +3,9 @@
 pub mod aws;
 pub mod dynamodb_alerts;
 pub mod dynamodb_registry;
+pub mod iot_shadow;
 #[cfg(feature = "admin")]
 pub mod iot_things;
-pub mod iot_shadow;
 pub mod memory;
 pub mod s3_quarantine;
 pub mod sns_notifier;

@@ -134,7 +134,9 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                 .filter_map(|&(id, at)| {
                     let entry = entries.get(id)?;
                     let device = entry.device.as_ref()?;
-                    let moved = entry.last_seen_ms.is_none_or(|last| at - last > interval_ms);
+                    let moved = entry
+                        .last_seen_ms
+                        .is_none_or(|last| at - last > interval_ms);
                     moved.then(|| (id.to_owned(), at, device.record.heartbeat_seconds))
                 })
                 .collect()

@@ -21,11 +21,15 @@ pub const CONNECTION_FILE: &str = "device.json";
 pub enum ProvisioningError {
     #[error(transparent)]
     Invalid(#[from] RecordError),
-    #[error("device '{0}' is already registered: use `iotdp devices show {0}`, or import to update it")]
+    #[error(
+        "device '{0}' is already registered: use `iotdp devices show {0}`, or import to update it"
+    )]
     AlreadyRegistered(String),
     #[error("device '{0}' is not registered: `iotdp devices list` shows the registered devices")]
     NotRegistered(String),
-    #[error("device '{0}' is decommissioned: its id stays retired, register the replacement under a new id")]
+    #[error(
+        "device '{0}' is decommissioned: its id stays retired, register the replacement under a new id"
+    )]
     Decommissioned(String),
     #[error(transparent)]
     Iot(#[from] IotError),
@@ -126,8 +130,16 @@ pub fn write_device_files(
         ),
     });
     let files: [(&str, &[u8], u32); 4] = [
-        (CERTIFICATE_FILE, certificate.certificate_pem.as_bytes(), 0o644),
-        (PRIVATE_KEY_FILE, certificate.private_key_pem.as_bytes(), 0o600),
+        (
+            CERTIFICATE_FILE,
+            certificate.certificate_pem.as_bytes(),
+            0o644,
+        ),
+        (
+            PRIVATE_KEY_FILE,
+            certificate.private_key_pem.as_bytes(),
+            0o600,
+        ),
         (ROOT_CA_FILE, AMAZON_ROOT_CA1_PEM.as_bytes(), 0o644),
         (
             CONNECTION_FILE,
@@ -206,7 +218,9 @@ pub fn parse_import(
         record.heartbeat_seconds = match row.heartbeat_seconds.as_str() {
             "" => None,
             h => Some(h.parse().map_err(|_| {
-                bad(format!("heartbeat_seconds '{h}' is not a whole number of seconds"))
+                bad(format!(
+                    "heartbeat_seconds '{h}' is not a whole number of seconds"
+                ))
             })?),
         };
         record.tags = parse_tags(&row.tags).map_err(|e| bad(e.to_string()))?;
@@ -342,7 +356,10 @@ mod tests {
                     ok-1,sensor,,,,\n\
                     bad 2,sensor,,,,\n";
         let e = parse_import("fleet.csv", text, 0).unwrap_err().to_string();
-        assert!(e.contains("fleet.csv line 3") && e.contains("device_id"), "{e}");
+        assert!(
+            e.contains("fleet.csv line 3") && e.contains("device_id"),
+            "{e}"
+        );
         let dup = "device_id,device_type\na,t\na,t\n";
         let e = parse_import("f.csv", dup, 0).unwrap_err().to_string();
         assert!(e.contains("appears twice"), "{e}");
@@ -361,9 +378,8 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = |f: &str| {
-                std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777
-            };
+            let mode =
+                |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(PRIVATE_KEY_FILE), 0o600);
             assert_eq!(mode(CERTIFICATE_FILE), 0o644);
         }

@@ -215,7 +215,9 @@ impl DeviceRecord {
         {
             return Err(RecordError::new(
                 "heartbeat_seconds",
-                format!("{h} is outside 60..={MAX_HEARTBEAT_SECONDS} (the watch runs once a minute)"),
+                format!(
+                    "{h} is outside 60..={MAX_HEARTBEAT_SECONDS} (the watch runs once a minute)"
+                ),
             ));
         }
         if self.tags.len() > MAX_TAGS {
@@ -274,10 +276,14 @@ impl RecordError {
 /// `key=value,key=value` → tags.
 pub fn parse_tags(text: &str) -> Result<BTreeMap<String, String>, RecordError> {
     let mut tags = BTreeMap::new();
-    for pair in text.split([',', ';']).map(str::trim).filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').ok_or_else(|| {
-            RecordError::new("tags", format!("'{pair}' is not key=value"))
-        })?;
+    for pair in text
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| RecordError::new("tags", format!("'{pair}' is not key=value")))?;
         tags.insert(key.trim().to_owned(), value.trim().to_owned());
     }
     Ok(tags)

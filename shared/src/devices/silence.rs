@@ -202,7 +202,11 @@ where
 
 fn silence_reading(watched: &Watched, now_ms: i64) -> Reading {
     let silent_ms = now_ms - watched.heard_ms.unwrap_or(watched.watch_at_ms);
-    synthetic(&watched.device_id, now_ms, (silent_ms.max(1000) / 1000) as f64)
+    synthetic(
+        &watched.device_id,
+        now_ms,
+        (silent_ms.max(1000) / 1000) as f64,
+    )
 }
 
 fn resumed_reading(device_id: &str, now_ms: i64) -> Reading {
@@ -234,7 +238,10 @@ mod tests {
         for i in 0..16_000 {
             counts[watch_shard(&format!("device-{i}")) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
