@@ -11,14 +11,20 @@ fn repo_file(path: &str) -> String {
 }
 
 #[test]
-fn the_topic_rule_sql_is_the_one_in_infra() {
+fn the_topic_rules_sql_is_the_one_in_infra() {
     let template = repo_file("template.yaml");
     let sql_lines: Vec<_> = template
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Sql: "))
         .map(|s| s.trim_matches('"'))
         .collect();
-    assert_eq!(sql_lines, vec![repo_file("infra/ingest-rule.sql").trim()]);
+    assert_eq!(
+        sql_lines,
+        vec![
+            repo_file("infra/ingest-rule.sql").trim(),
+            repo_file("infra/presence-rule.sql").trim()
+        ]
+    );
 }
 
 #[test]
@@ -42,7 +48,7 @@ fn no_iam_action_is_a_wildcard() {
 fn queues_and_the_quarantine_bucket_are_encrypted() {
     let template = repo_file("template.yaml");
     let queues = template.matches("Type: AWS::SQS::Queue").count();
-    assert_eq!(queues, 3);
+    assert_eq!(queues, 5);
     assert_eq!(
         template.matches("SqsManagedSseEnabled: true").count(),
         queues
@@ -52,4 +58,92 @@ fn queues_and_the_quarantine_bucket_are_encrypted() {
     let tables = template.matches("Type: AWS::DynamoDB::Table").count();
     assert_eq!(template.matches("SSEEnabled: true").count(), tables);
     assert!(template.contains("KmsMasterKeyId: alias/aws/sns"));
+}
+
+/// The device policy, as `sam deploy` would create it for a stack in us-east-1.
+fn device_policy() -> serde_json::Value {
+    use iotdp::local::template::{Stack, Template};
+    let template = Template::parse(&repo_file("template.yaml")).unwrap();
+    let stack = Stack {
+        name: "iotdp".into(),
+        region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        parameters: template.parameter_values(&Default::default()).unwrap(),
+        physical: Default::default(),
+    };
+    let resource = template.resource("DevicePolicy").expect("DevicePolicy");
+    template.properties(resource, &stack).unwrap()["PolicyDocument"].clone()
+}
+
+#[test]
+fn a_device_policy_reaches_only_its_own_client_id_and_topics() {
+    use iotdp::local::iot_policy::{Connection, is_allowed};
+    let policy = device_policy();
+    let arn = |kind: &str, name: &str| format!("arn:aws:iot:us-east-1:123456789012:{kind}/{name}");
+    let ac7 = Connection {
+        thing_name: Some("ac-7"),
+    };
+    let allowed = [
+        ("iot:Connect", arn("client", "ac-7")),
+        ("iot:Publish", arn("topic", "dt/ac-7/telemetry")),
+        (
+            "iot:Publish",
+            arn("topic", "$aws/things/ac-7/shadow/update"),
+        ),
+        (
+            "iot:Subscribe",
+            arn("topicfilter", "$aws/things/ac-7/shadow/update/delta"),
+        ),
+        ("iot:Subscribe", arn("topicfilter", "cmd/ac-7/reboot")),
+        (
+            "iot:Receive",
+            arn("topic", "$aws/things/ac-7/shadow/update/delta"),
+        ),
+    ];
+    for (action, resource) in &allowed {
+        assert!(
+            is_allowed(&policy, ac7, action, resource),
+            "{action} {resource}"
+        );
+    }
+    // Everything of another device, and anything outside its own topics, is refused.
+    let refused = [
+        ("iot:Connect", arn("client", "ac-8")),
+        ("iot:Publish", arn("topic", "dt/ac-8/telemetry")),
+        ("iot:Publish", arn("topic", "dt/ac-77/telemetry")),
+        (
+            "iot:Publish",
+            arn("topic", "$aws/things/ac-8/shadow/update"),
+        ),
+        (
+            "iot:Publish",
+            arn("topic", "$aws/events/presence/connected/ac-7"),
+        ),
+        ("iot:Subscribe", arn("topicfilter", "dt/+/telemetry")),
+        (
+            "iot:Subscribe",
+            arn("topicfilter", "$aws/things/ac-8/shadow/update/delta"),
+        ),
+        ("iot:Subscribe", arn("topicfilter", "#")),
+        (
+            "iot:Receive",
+            arn("topic", "$aws/things/ac-8/shadow/update/delta"),
+        ),
+        ("iot:Receive", arn("topic", "cmd/ac-8/reboot")),
+        ("iot:UpdateThingShadow", arn("thing", "ac-7")),
+    ];
+    for (action, resource) in &refused {
+        assert!(
+            !is_allowed(&policy, ac7, action, resource),
+            "{action} {resource}"
+        );
+    }
+    // A certificate not attached to a thing resolves no thing name: it may not even connect.
+    let unattached = Connection { thing_name: None };
+    assert!(!is_allowed(
+        &policy,
+        unattached,
+        "iot:Connect",
+        &arn("client", "ac-7")
+    ));
 }

@@ -14,8 +14,11 @@ use serde_json::json;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::adapters::aws::{AwsIngestService, ingest_service_with};
-use crate::config::IngestConfig;
+use crate::adapters::aws::{
+    AwsIngestService, AwsSilenceWatch, device_registry, ingest_service_with, silence_watch,
+};
+use crate::config::{IngestConfig, LifecycleConfig, SilenceWatchConfig};
+use crate::devices::presence::record_presence_events;
 use crate::ingest::Invocation;
 use crate::local::broker::{self, BrokerStats, InboundPublish};
 use crate::local::event_source;
@@ -67,6 +70,10 @@ pub struct PlatformStats {
     pub alerts_raised: AtomicU64,
     pub alerts_cleared: AtomicU64,
     pub recent_alerts: Mutex<VecDeque<String>>,
+    /// Connect/disconnect events recorded in the registry.
+    pub presence_events: AtomicU64,
+    pub silence_runs: AtomicU64,
+    pub no_data_raised: AtomicU64,
 }
 
 pub struct LocalPlatform {
@@ -128,44 +135,69 @@ impl LocalPlatform {
 
         // Functions: the same handler code the deployed binaries run.
         for function in &stack.functions {
-            if function.binary != "ingest" {
-                return Err(LocalError(format!(
-                    "{} runs binary '{}', which the local platform cannot run",
-                    function.logical_id, function.binary
-                )));
-            }
-            let config = IngestConfig::from_lookup(|name| function.environment.get(name).cloned())
-                .map_err(fail)?;
-            let service: Arc<AwsIngestService> = Arc::new(
-                ingest_service_with(&sdk, &config)
-                    .await
-                    .map_err(|e| LocalError(e.to_string()))?,
-            );
-            let invocations = Arc::new(AtomicU64::new(0));
-            let stats_for_handler = stats.clone();
-            let handler = Arc::new(move |event: SqsEvent| {
-                let service = service.clone();
-                let stats = stats_for_handler.clone();
-                let number = invocations.fetch_add(1, Ordering::Relaxed);
-                async move {
-                    let invocation = Invocation {
-                        request_id: format!("local-{number:08}"),
-                        deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-                        started_at: chrono::Utc::now(),
-                    };
-                    let report = service.handle(&event, &invocation).await;
-                    stats.invocations.fetch_add(1, Ordering::Relaxed);
-                    stats.ingest.lock().await.add(&report.metrics);
-                    report.response
+            let env = |name: &str| function.environment.get(name).cloned();
+            match function.binary.as_str() {
+                "ingest" => {
+                    let config = IngestConfig::from_lookup(env).map_err(fail)?;
+                    let service: Arc<AwsIngestService> = Arc::new(
+                        ingest_service_with(&sdk, &config)
+                            .await
+                            .map_err(|e| LocalError(e.to_string()))?,
+                    );
+                    let invocations = Arc::new(AtomicU64::new(0));
+                    let stats_for_handler = stats.clone();
+                    let handler = Arc::new(move |event: SqsEvent| {
+                        let service = service.clone();
+                        let stats = stats_for_handler.clone();
+                        let number = invocations.fetch_add(1, Ordering::Relaxed);
+                        async move {
+                            let invocation = Invocation {
+                                request_id: format!("local-{number:08}"),
+                                deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+                                started_at: chrono::Utc::now(),
+                            };
+                            let report = service.handle(&event, &invocation).await;
+                            stats.invocations.fetch_add(1, Ordering::Relaxed);
+                            stats.ingest.lock().await.add(&report.metrics);
+                            report.response
+                        }
+                    });
+                    spawn_sqs_triggers(&mut tasks, function, &queues, handler, &shutdown_rx);
                 }
-            });
-            for trigger in &function.triggers {
-                for _ in 0..trigger.max_concurrency.clamp(1, 4) {
-                    tasks.push(tokio::spawn(event_source::run(
-                        queues.clone(),
-                        trigger.clone(),
-                        handler.clone(),
-                        shutdown_rx.clone(),
+                "lifecycle" => {
+                    let config = LifecycleConfig::from_lookup(env).map_err(fail)?;
+                    let registry = Arc::new(device_registry(&sdk, &config.registry_table));
+                    let stats_for_handler = stats.clone();
+                    let handler = Arc::new(move |event: SqsEvent| {
+                        let registry = registry.clone();
+                        let stats = stats_for_handler.clone();
+                        async move {
+                            let (response, report) =
+                                record_presence_events(registry.as_ref(), &event).await;
+                            stats
+                                .presence_events
+                                .fetch_add(report.applied, Ordering::Relaxed);
+                            response
+                        }
+                    });
+                    spawn_sqs_triggers(&mut tasks, function, &queues, handler, &shutdown_rx);
+                }
+                "silence-watch" => {
+                    let config = SilenceWatchConfig::from_lookup(env).map_err(fail)?;
+                    let watch = Arc::new(silence_watch(&sdk, &config));
+                    for &interval in &function.schedules {
+                        tasks.push(tokio::spawn(run_on_schedule(
+                            watch.clone(),
+                            interval,
+                            stats.clone(),
+                            shutdown_rx.clone(),
+                        )));
+                    }
+                }
+                other => {
+                    return Err(LocalError(format!(
+                        "{} runs binary '{other}', which the local platform cannot run",
+                        function.logical_id
                     )));
                 }
             }
@@ -260,6 +292,57 @@ impl Drop for LocalPlatform {
     fn drop(&mut self) {
         for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+/// Poll a function's SQS triggers with Lambda's event-source semantics.
+fn spawn_sqs_triggers<H, F>(
+    tasks: &mut Vec<JoinHandle<()>>,
+    function: &crate::local::provision::Function,
+    queues: &QueueBackend,
+    handler: Arc<H>,
+    shutdown: &watch::Receiver<bool>,
+) where
+    H: Fn(SqsEvent) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = aws_lambda_events::event::sqs::SqsBatchResponse>
+        + Send
+        + 'static,
+{
+    for trigger in &function.triggers {
+        for _ in 0..trigger.max_concurrency.clamp(1, 4) {
+            tasks.push(tokio::spawn(event_source::run(
+                queues.clone(),
+                trigger.clone(),
+                handler.clone(),
+                shutdown.clone(),
+            )));
+        }
+    }
+}
+
+/// EventBridge's schedule, locally: run the silence watch every `interval`.
+async fn run_on_schedule(
+    watch: Arc<AwsSilenceWatch>,
+    interval: Duration,
+    stats: Arc<PlatformStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.tick().await; // the first tick is immediate; EventBridge's is one interval away
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match watch.run(chrono::Utc::now()).await {
+            Ok(report) => {
+                stats.silence_runs.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .no_data_raised
+                    .fetch_add(report.raised, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "silence watch run failed"),
         }
     }
 }

@@ -44,6 +44,23 @@ pub struct Function {
     pub binary: String,
     pub environment: HashMap<String, String>,
     pub triggers: Vec<SqsTrigger>,
+    /// EventBridge schedules (`rate(...)` expressions), as intervals.
+    pub schedules: Vec<std::time::Duration>,
+}
+
+/// `rate(1 minute)`, `rate(5 minutes)`, `rate(1 hour)`… → the interval. `cron(...)` is not
+/// run locally.
+pub fn parse_rate(expression: &str) -> Option<std::time::Duration> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (amount, unit) = inner.trim().split_once(' ')?;
+    let amount: u64 = amount.parse().ok().filter(|a| *a > 0)?;
+    let seconds = match unit.trim() {
+        "minute" | "minutes" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(amount * seconds))
 }
 
 /// A queue as the template defines it.
@@ -63,6 +80,8 @@ pub struct LocalStack {
     pub functions: Vec<Function>,
     pub topics: Vec<String>,
     pub queues: Vec<QueueSpec>,
+    /// IoT policies created (the device policy), by name.
+    pub policies: Vec<String>,
     /// Resources present in the template but not emulated, with why.
     pub not_emulated: Vec<String>,
 }
@@ -247,6 +266,7 @@ pub async fn provision(
     let timestream = aws_sdk_timestreamwrite::Client::new(sdk);
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
+    let iot = aws_sdk_iot::Client::new(sdk);
 
     let mut local = LocalStack {
         stack: stack.clone(),
@@ -254,6 +274,7 @@ pub async fn provision(
         functions: vec![],
         topics: vec![],
         queues: vec![],
+        policies: vec![],
         not_emulated: vec![],
     };
     let mut created = Vec::new();
@@ -407,6 +428,15 @@ pub async fn provision(
                 )),
             },
             "AWS::IoT::TopicRule" => local.rules.push(topic_rule(id, &props)?),
+            "AWS::IoT::Policy" => {
+                iot.create_policy()
+                    .policy_name(&physical.reference)
+                    .policy_document(props["PolicyDocument"].to_string())
+                    .send()
+                    .await
+                    .map_err(|e| create_error(id, e))?;
+                local.policies.push(physical.reference.clone());
+            }
             "AWS::Serverless::Function" => {
                 local
                     .functions
@@ -471,6 +501,42 @@ async fn create_dynamodb_table(
             .build()
             .map_err(|e| e.to_string())?;
         request = request.key_schema(element);
+    }
+    for index in props["GlobalSecondaryIndexes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+        let mut keys = Vec::new();
+        for k in index["KeySchema"].as_array().into_iter().flatten() {
+            keys.push(
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().unwrap_or_default())
+                    .key_type(KeyType::from(k["KeyType"].as_str().unwrap_or("HASH")))
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let projection = &index["Projection"];
+        let projection = Projection::builder()
+            .projection_type(ProjectionType::from(
+                projection["ProjectionType"].as_str().unwrap_or("ALL"),
+            ))
+            .set_non_key_attributes(projection["NonKeyAttributes"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            }))
+            .build();
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index["IndexName"].as_str().unwrap_or_default())
+                .set_key_schema(Some(keys))
+                .projection(projection)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
     }
     request
         .send()
@@ -541,7 +607,17 @@ fn function(
         .map(|vars| vars.iter().map(|(k, v)| (k.clone(), scalar(v))).collect())
         .unwrap_or_default();
     let mut triggers = Vec::new();
+    let mut schedules = Vec::new();
     for (name, event) in props["Events"].as_object().into_iter().flatten() {
+        if event["Type"] == "Schedule" {
+            let expression = event["Properties"]["Schedule"].as_str().unwrap_or_default();
+            schedules.push(parse_rate(expression).ok_or_else(|| {
+                TemplateError(format!(
+                    "{id}: event {name}: schedule '{expression}' is not a rate(...) expression the local platform runs"
+                ))
+            })?);
+            continue;
+        }
         if event["Type"] != "SQS" {
             return Err(TemplateError(format!(
                 "{id}: event {name} of type {} is not supported locally",
@@ -571,6 +647,7 @@ fn function(
         binary,
         environment,
         triggers,
+        schedules,
     })
 }
 
@@ -578,6 +655,19 @@ fn function(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rate_schedules_become_intervals() {
+        use std::time::Duration;
+        assert_eq!(parse_rate("rate(1 minute)"), Some(Duration::from_secs(60)));
+        assert_eq!(
+            parse_rate("rate(5 minutes)"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(parse_rate("rate(2 hours)"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_rate("cron(0 * * * ? *)"), None);
+        assert_eq!(parse_rate("rate(0 minutes)"), None);
+    }
 
     #[test]
     fn rule_actions_other_than_sqs_stop_start_up_by_name() {

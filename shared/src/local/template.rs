@@ -266,7 +266,11 @@ impl Template {
                 .find('}')
                 .ok_or_else(|| TemplateError(format!("unclosed ${{ in !Sub '{text}'")))?;
             let name = &rest[start + 2..start + end];
-            let value = if name.contains('.') && !name.starts_with("AWS::") {
+            // `${!Literal}` is CloudFormation's escape for a literal `${Literal}` (IoT policy
+            // variables such as `${!iot:Connection.Thing.ThingName}`).
+            let value = if let Some(literal) = name.strip_prefix('!') {
+                format!("${{{literal}}}")
+            } else if name.contains('.') && !name.starts_with("AWS::") {
                 get_att(name, stack)?
             } else {
                 match self.reference(name, stack)? {
