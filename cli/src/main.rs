@@ -2,6 +2,7 @@
 //! `AWS_ENDPOINT_URL` (moto, LocalStack). Table names come from flags or the environment
 //! (the stack's outputs `AlertRulesTableName` and `AlertStateTableName`).
 
+mod devices;
 mod local;
 mod simulate;
 
@@ -20,7 +21,7 @@ use iotdp::ports::{AlertKey, RuleSource};
 #[command(
     name = "iotdp",
     version,
-    about = "Operate an iotdp deployment: alert rules and alerts"
+    about = "Operate an iotdp deployment: devices, alert rules and alerts"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +40,8 @@ enum Command {
         #[command(flatten)]
         target: simulate::Target,
     },
+    /// Devices: provisioning (things, certificates, registry), suspension, decommissioning
+    Devices(devices::DevicesArgs),
     /// Alert rules
     Rules {
         #[arg(
@@ -104,6 +107,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), String> {
     let command = match cli.command {
         Command::Local(args) => return local::run(args).await,
+        Command::Devices(args) => return devices::run(args).await,
         Command::Simulate { fleet, target } => {
             let stats = Arc::new(simulate::SimulationStats::default());
             let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -135,7 +139,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let dynamodb = aws_sdk_dynamodb::Client::new(&load_sdk_config().await);
     match command {
-        Command::Local(_) | Command::Simulate { .. } => unreachable!("handled above"),
+        Command::Local(_) | Command::Simulate { .. } | Command::Devices(_) => {
+            unreachable!("handled above")
+        }
         Command::Rules { table, action } => {
             let rules = DynamoDbRules::new(dynamodb, table);
             match action {

@@ -236,3 +236,75 @@ pub fn rejection_kind(reason: &str) -> StoreRejectionKind {
         StoreRejectionKind::Transient
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::devices::record::{DeviceDimensions, LocationPath};
+    use crate::domain::Metric;
+
+    fn reading(device: &str, dims: Option<(&str, &str)>) -> Reading {
+        Reading {
+            device_id: device.into(),
+            time_ms: 1_764_000_000_000,
+            seq: None,
+            metrics: vec![Metric {
+                name: "moisture".into(),
+                value: MetricValue::Number(0.4),
+            }],
+            version: 1,
+            dimensions: dims.map(|(kind, path)| {
+                Arc::new(DeviceDimensions {
+                    device_type: kind.into(),
+                    path: LocationPath::parse(path).unwrap(),
+                })
+            }),
+        }
+    }
+
+    fn names_and_values(dimensions: &[Dimension]) -> Vec<(&str, &str)> {
+        dimensions.iter().map(|d| (d.name(), d.value())).collect()
+    }
+
+    #[test]
+    fn a_one_device_request_carries_type_and_hierarchy_in_common_attributes() {
+        let r = reading("spot-3", Some(("plant-sensor", "wall-1/zone-a/s1/spot-3")));
+        let request = build_write_request(&[r.clone(), r]).unwrap();
+        assert_eq!(
+            names_and_values(request.common.dimensions()),
+            [
+                ("device_id", "spot-3"),
+                ("device_type", "plant-sensor"),
+                ("site", "wall-1"),
+                ("zone", "zone-a"),
+                ("section", "s1"),
+                ("spot", "spot-3"),
+            ]
+        );
+        assert!(request.records.iter().all(|r| r.dimensions().is_empty()));
+    }
+
+    #[test]
+    fn a_mixed_request_carries_each_devices_dimensions_on_its_records() {
+        let request = build_write_request(&[
+            reading("gw-1", Some(("gateway", "wall-1"))),
+            reading("newcomer", None),
+        ])
+        .unwrap();
+        assert!(request.common.dimensions().is_empty());
+        assert_eq!(
+            names_and_values(request.records[0].dimensions()),
+            [
+                ("device_id", "gw-1"),
+                ("device_type", "gateway"),
+                ("site", "wall-1")
+            ]
+        );
+        assert_eq!(
+            names_and_values(request.records[1].dimensions()),
+            [("device_id", "newcomer")]
+        );
+    }
+}

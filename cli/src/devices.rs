@@ -1,0 +1,255 @@
+//! `iotdp devices …`: provisioning and lifecycle of devices (IoT things, certificates, the
+//! registry).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use iotdp::adapters::dynamodb_registry::DynamoDbRegistry;
+use iotdp::adapters::iot_things::IotThings;
+use iotdp::devices::provisioning::{
+    ProvisioningTarget, create_device, decommission_device, import_devices, parse_import,
+    set_device_status,
+};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus, LocationPath, parse_tags};
+use iotdp::ports::DeviceRegistry;
+
+#[derive(Args)]
+pub struct DevicesArgs {
+    #[arg(
+        long,
+        env = "IOTDP_REGISTRY_TABLE",
+        help = "DynamoDB device registry (stack output DeviceRegistryTableName)"
+    )]
+    registry_table: String,
+    #[arg(
+        long,
+        env = "IOTDP_DEVICE_POLICY",
+        help = "IoT policy attached to device certificates (stack output DevicePolicyName)"
+    )]
+    policy: Option<String>,
+    #[command(subcommand)]
+    action: DevicesAction,
+}
+
+#[derive(Subcommand)]
+enum DevicesAction {
+    /// Create the IoT thing, a certificate with the device policy, the registry row, and the
+    /// files the device needs to connect (in --out)
+    Create {
+        device_id: String,
+        #[arg(long = "type")]
+        device_type: String,
+        /// Location: site/zone/section/spot (up to four levels)
+        #[arg(long, default_value = "")]
+        path: String,
+        /// The gateway allowed to report for this device
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Longest expected silence in seconds; past it a no_data alert is raised
+        #[arg(long)]
+        heartbeat: Option<u32>,
+        /// Free-form tags, key=value (repeatable or comma-separated)
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Folder for certificate, private key (0600), root CA and device.json
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register a fleet from CSV (device_id,device_type,path,gateway_id,heartbeat_seconds,tags);
+    /// idempotent: re-running it changes nothing
+    Import {
+        file: PathBuf,
+        /// Credentials of new devices go to <out>/<device_id>/
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List devices
+    List {
+        #[arg(long = "type")]
+        device_type: Option<String>,
+        #[arg(long, value_parser = parse_status)]
+        status: Option<DeviceStatus>,
+        /// Only devices at or below this site/zone/section/spot prefix
+        #[arg(long)]
+        path: Option<String>,
+    },
+    /// Show one device's registry record
+    Show { device_id: String },
+    /// Quarantine the device's readings as device_suspended until resumed
+    Suspend { device_id: String },
+    /// Let a suspended device report again
+    Resume { device_id: String },
+    /// Deactivate and detach its certificates, delete the thing; keep its registry row and data
+    Decommission { device_id: String },
+}
+
+fn parse_status(text: &str) -> Result<DeviceStatus, String> {
+    DeviceStatus::parse(text)
+        .ok_or_else(|| format!("'{text}' is not a status: use active, suspended or decommissioned"))
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub async fn run(args: DevicesArgs) -> Result<(), String> {
+    // Local input is validated before any AWS call, so a typo fails fast and offline.
+    let new_record = match &args.action {
+        DevicesAction::Create {
+            device_id,
+            device_type,
+            path,
+            gateway,
+            heartbeat,
+            tags,
+            ..
+        } => {
+            let mut record = DeviceRecord::new(device_id, device_type, now_ms());
+            record.path = LocationPath::parse(path).map_err(|e| e.to_string())?;
+            record.gateway_id = gateway.clone();
+            record.heartbeat_seconds = *heartbeat;
+            record.tags = parse_tags(&tags.join(",")).map_err(|e| e.to_string())?;
+            record.validate().map_err(|e| e.to_string())?;
+            Some(record)
+        }
+        _ => None,
+    };
+    let imported = match &args.action {
+        DevicesAction::Import { file, .. } => {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            Some(
+                parse_import(&file.display().to_string(), &text, now_ms())
+                    .map_err(|e| e.to_string())?,
+            )
+        }
+        _ => None,
+    };
+    let policy = || {
+        args.policy.as_deref().ok_or_else(|| {
+            "--policy (or IOTDP_DEVICE_POLICY) is required: the stack output DevicePolicyName"
+                .to_owned()
+        })
+    };
+    let sdk = iotdp::adapters::aws::load_sdk_config().await;
+    let registry = DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &args.registry_table);
+    let iot = IotThings::new(aws_sdk_iot::Client::new(&sdk));
+    match args.action {
+        DevicesAction::Create { out, .. } => {
+            let record = new_record.ok_or("no device read")?;
+            let target = ProvisioningTarget {
+                policy_name: policy()?,
+                out_dir: &out,
+            };
+            let created = create_device(&registry, &iot, record, &target)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created {} ({}) certificate {}\nendpoint {}\nfiles in {}",
+                created.record.device_id,
+                created.record.device_type,
+                created.certificate_arn,
+                created.endpoint,
+                created.files.display()
+            );
+        }
+        DevicesAction::Import { out, .. } => {
+            let records = imported.ok_or("no file read")?;
+            let report = import_devices(&registry, &iot, records, policy()?, &out)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created {}, updated {}, unchanged {}",
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len()
+            );
+            for id in &report.created {
+                println!("created {id} (files in {})", out.join(id).display());
+            }
+            for id in &report.updated {
+                println!("updated {id}");
+            }
+        }
+        DevicesAction::List {
+            device_type,
+            status,
+            path,
+        } => {
+            let prefix = LocationPath::parse(path.as_deref().unwrap_or_default())
+                .map_err(|e| e.to_string())?;
+            let devices = registry.list().await.map_err(|e| e.to_string())?;
+            println!(
+                "{:<28} {:<16} {:<15} {:<10} {:<28} {:<20} LAST_SEEN",
+                "DEVICE_ID", "TYPE", "STATUS", "CONNECTED", "PATH", "GATEWAY"
+            );
+            for d in devices.iter().filter(|d| {
+                device_type.as_ref().is_none_or(|t| &d.device_type == t)
+                    && status.is_none_or(|s| d.status == s)
+                    && d.path.starts_with(&prefix)
+            }) {
+                println!(
+                    "{:<28} {:<16} {:<15} {:<10} {:<28} {:<20} {}",
+                    d.device_id,
+                    d.device_type,
+                    d.status.as_str(),
+                    d.connected,
+                    d.path.to_string(),
+                    d.gateway_id.as_deref().unwrap_or("-"),
+                    d.last_seen_ms
+                        .and_then(crate::chrono_ms)
+                        .unwrap_or("-".into())
+                );
+            }
+        }
+        DevicesAction::Show { device_id } => {
+            let device = registry
+                .get_many(&[&device_id])
+                .await
+                .map_err(|e| e.to_string())?
+                .pop()
+                .ok_or_else(|| format!("device '{device_id}' is not registered"))?;
+            let time = |ms: Option<i64>| ms.and_then(crate::chrono_ms);
+            let shown = serde_json::json!({
+                "device_id": device.device_id,
+                "device_type": device.device_type,
+                "status": device.status.as_str(),
+                "gateway_id": device.gateway_id,
+                "path": device.path.to_string(),
+                "tags": device.tags,
+                "heartbeat_seconds": device.heartbeat_seconds,
+                "created_at": time(Some(device.created_at_ms)),
+                "last_seen": time(device.last_seen_ms),
+                "connected": device.connected,
+                "last_connected": time(device.last_connected_ms),
+                "last_disconnected": time(device.last_disconnected_ms),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?
+            );
+        }
+        DevicesAction::Suspend { device_id } => {
+            set_device_status(&registry, &device_id, DeviceStatus::Suspended, now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("suspended {device_id}: its readings are quarantined as device_suspended");
+        }
+        DevicesAction::Resume { device_id } => {
+            set_device_status(&registry, &device_id, DeviceStatus::Active, now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("resumed {device_id}");
+        }
+        DevicesAction::Decommission { device_id } => {
+            let retired = decommission_device(&registry, &iot, &device_id, policy()?, now_ms())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "decommissioned {device_id}: {} certificate(s) deactivated and detached, thing deleted; registry row and data kept",
+                retired.len()
+            );
+        }
+    }
+    Ok(())
+}
