@@ -212,3 +212,41 @@ pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic_arn: &str, name
         .expect("subscribe the queue to the topic");
     url
 }
+
+/// Every resource of template.yaml created in the moto server at `endpoint`, as `sam deploy`
+/// would create them (stack name `iotdp-test`, default parameters): the tables with their
+/// indexes, the device policy, queues, bucket, topic, Timestream.
+pub async fn provision_template(
+    endpoint: &str,
+) -> (aws_config::SdkConfig, iotdp::local::provision::LocalStack) {
+    let sdk = iotdp::local::platform::local_sdk_config(endpoint).await;
+    let text =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .expect("read template.yaml");
+    let template = iotdp::local::template::Template::parse(&text).expect("template parses");
+    let stack = iotdp::local::provision::provision(
+        &template,
+        "iotdp-test",
+        &Default::default(),
+        &sdk,
+        endpoint,
+    )
+    .await
+    .expect("template provisions in moto");
+    (sdk, stack)
+}
+
+/// The environment a function of the provisioned stack gets, as a lookup for its config.
+pub fn function_environment(
+    stack: &iotdp::local::provision::LocalStack,
+    binary: &str,
+) -> impl Fn(&str) -> Option<String> + use<> {
+    let env = stack
+        .functions
+        .iter()
+        .find(|f| f.binary == binary)
+        .unwrap_or_else(|| panic!("no function runs binary {binary}"))
+        .environment
+        .clone();
+    move |name: &str| env.get(name).cloned()
+}

@@ -1,0 +1,312 @@
+//! Device management against moto's server, on the resources template.yaml defines: the
+//! registry admits, enriches and refuses readings in the deployed ingest path; the silence
+//! watch raises and clears `no_data` through the sparse index, the state table and SNS.
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use iotdp::adapters::aws::{device_registry, ingest_service_with, s3_client, silence_watch};
+use iotdp::config::{IngestConfig, SilenceWatchConfig};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus, LocationPath};
+use iotdp::envelope::encode_envelope;
+use iotdp::ingest::Invocation;
+use iotdp::ports::DeviceRegistry;
+use iotdp::quarantine::QuarantineLine;
+use iotdp_integration_tests::{
+    MotoServer, drain_sns_envelopes, function_environment, provision_template, subscribed_queue,
+};
+
+fn record(id: &str, kind: &str, path: &str, gateway: Option<&str>, now: i64) -> DeviceRecord {
+    let mut r = DeviceRecord::new(id, kind, now);
+    r.path = LocationPath::parse(path).unwrap();
+    r.gateway_id = gateway.map(str::to_owned);
+    r
+}
+
+fn message(id: &str, publisher: &str, payload: String, received: i64) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.into());
+    m.body = Some(encode_envelope(
+        payload.as_bytes(),
+        &format!("dt/{publisher}/telemetry"),
+        received,
+        Some(publisher),
+    ));
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_admits_enriches_and_refuses_readings_in_the_deployed_ingest_path() {
+    let moto = MotoServer::start();
+    let (sdk, stack) = provision_template(&moto.endpoint).await;
+    let config = IngestConfig::from_lookup(function_environment(&stack, "ingest")).unwrap();
+    let registry_table = config
+        .registry
+        .as_ref()
+        .expect("the template configures the registry")
+        .table
+        .clone();
+    let registry = device_registry(&sdk, &registry_table);
+    let now = chrono::Utc::now().timestamp_millis();
+    for r in [
+        record("gw-1", "gateway", "wall-1", None, now),
+        record("gw-2", "gateway", "wall-2", None, now),
+        record(
+            "spot-1",
+            "plant-sensor",
+            "wall-1/zone-a/s1/spot-1",
+            Some("gw-1"),
+            now,
+        ),
+        record(
+            "spot-2",
+            "plant-sensor",
+            "wall-1/zone-a/s2/spot-2",
+            Some("gw-1"),
+            now,
+        ),
+        record("ac-1", "thermostat", "home-7", None, now),
+    ] {
+        assert!(registry.create(&r).await.unwrap());
+    }
+    registry
+        .set_status("ac-1", DeviceStatus::Suspended, now)
+        .await
+        .unwrap();
+    let service = ingest_service_with(&sdk, &config).await.unwrap();
+
+    let item = |device: &str, ts: i64| {
+        format!(r#"{{"device_id":"{device}","ts":{ts},"metrics":{{"moisture":0.4}}}}"#)
+    };
+    let mut event = SqsEvent::default();
+    event.records = vec![
+        // Five-hour-late gateway batch for its own spots: stored, one request, two series.
+        message(
+            "own",
+            "gw-1",
+            format!(
+                r#"{{"readings":[{},{}]}}"#,
+                item("spot-1", now - 5 * 3_600_000),
+                item("spot-2", now - 4 * 3_600_000)
+            ),
+            now,
+        ),
+        // Another wall's gateway claiming spot-1: refused.
+        message(
+            "foreign",
+            "gw-2",
+            format!(r#"{{"readings":[{}]}}"#, item("spot-1", now - 1000)),
+            now,
+        ),
+        message(
+            "suspended",
+            "ac-1",
+            format!(
+                r#"{{"ts":{},"metrics":{{"temperature":21.5}}}}"#,
+                now - 1000
+            ),
+            now,
+        ),
+        message(
+            "unknown",
+            "ghost-9",
+            format!(
+                r#"{{"ts":{},"metrics":{{"temperature":21.5}}}}"#,
+                now - 1000
+            ),
+            now,
+        ),
+    ];
+    let invocation = Invocation {
+        request_id: "devices-1".into(),
+        deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
+        started_at: chrono::Utc::now(),
+    };
+    let report = service.handle(&event, &invocation).await;
+    assert!(report.response.batch_item_failures.is_empty(), "{report:?}");
+    assert_eq!(
+        report.metrics.registry_reads, 1,
+        "one BatchGetItem for the whole batch"
+    );
+
+    // Stored: the two spots, each record with its own type and hierarchy dimensions.
+    let records = moto.timestream_records("telemetry");
+    let mut dims: Vec<Vec<(String, String)>> = records
+        .iter()
+        .map(|r| {
+            r["Dimensions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    (
+                        d["Name"].as_str().unwrap().to_owned(),
+                        d["Value"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    dims.sort();
+    let expected = |spot: &str, section: &str| -> Vec<(String, String)> {
+        [
+            ("device_id", spot),
+            ("device_type", "plant-sensor"),
+            ("site", "wall-1"),
+            ("zone", "zone-a"),
+            ("section", section),
+            ("spot", spot),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    assert_eq!(
+        dims,
+        vec![expected("spot-1", "s1"), expected("spot-2", "s2")]
+    );
+
+    // Quarantined, each with its reason.
+    let s3 = s3_client(&sdk);
+    let bucket = stack.stack.physical["QuarantineBucket"].reference.clone();
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("quarantine/")
+        .send()
+        .await
+        .unwrap();
+    let mut reasons = Vec::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        let body = s3
+            .get_object()
+            .bucket(&bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        for line in std::str::from_utf8(&body).unwrap().lines() {
+            let line: QuarantineLine = serde_json::from_str(line).unwrap();
+            reasons.push((line.message_id, line.reason));
+        }
+    }
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("foreign".to_owned(), "not_authorized_for_device".to_owned()),
+            ("suspended".to_owned(), "device_suspended".to_owned()),
+            ("unknown".to_owned(), "unknown_device".to_owned()),
+        ]
+    );
+
+    // last_seen: the spots and the gateway that reported for them.
+    let seen = registry
+        .get_many(&["spot-1", "spot-2", "gw-1", "gw-2", "ac-1"])
+        .await
+        .unwrap();
+    for r in seen {
+        let expect = matches!(r.device_id.as_str(), "spot-1" | "spot-2" | "gw-1");
+        assert_eq!(r.last_seen_ms.is_some(), expect, "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_device_raises_no_data_and_clears_it_when_data_resumes() {
+    let moto = MotoServer::start();
+    let (sdk, stack) = provision_template(&moto.endpoint).await;
+    let config =
+        SilenceWatchConfig::from_lookup(function_environment(&stack, "silence-watch")).unwrap();
+    let registry = device_registry(&sdk, &config.registry_table);
+    let now = chrono::Utc::now();
+    let now_ms = now.timestamp_millis();
+    // Registered two minutes ago with a one-minute heartbeat, never heard from.
+    let mut battery = record("battery-7", "battery-box", "farm-3", None, now_ms - 120_000);
+    battery.heartbeat_seconds = Some(60);
+    registry.create(&battery).await.unwrap();
+    // A device with no heartbeat is never watched; a fresh one is within its heartbeat.
+    registry
+        .create(&record(
+            "quiet-1",
+            "battery-box",
+            "farm-3",
+            None,
+            now_ms - 120_000,
+        ))
+        .await
+        .unwrap();
+    let mut fresh = record("battery-8", "battery-box", "farm-3", None, now_ms);
+    fresh.heartbeat_seconds = Some(600);
+    registry.create(&fresh).await.unwrap();
+
+    let inbox = subscribed_queue(&sdk, &config.topic_arn, "no-data-inbox").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let watch = silence_watch(&sdk, &config);
+    let notifications = || async {
+        drain_sns_envelopes(&sqs, &inbox)
+            .await
+            .iter()
+            .map(|e| {
+                let body: serde_json::Value =
+                    serde_json::from_str(e["Message"].as_str().unwrap()).unwrap();
+                (
+                    body["kind"].as_str().unwrap().to_owned(),
+                    body["device_id"].as_str().unwrap().to_owned(),
+                    body["rule_id"].as_str().unwrap().to_owned(),
+                    e["MessageAttributes"]["severity"]["Value"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let report = watch.run(now).await.unwrap();
+    assert_eq!(
+        (report.overdue, report.raised, report.index_queries),
+        (1, 1, 32)
+    );
+    assert_eq!(
+        notifications().await,
+        [(
+            "alarm".into(),
+            "battery-7".into(),
+            "no_data".into(),
+            "warning".into()
+        )]
+    );
+    // Still silent a minute later: nothing new.
+    let report = watch
+        .run(now + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!((report.overdue, report.raised), (0, 0));
+    assert!(notifications().await.is_empty());
+
+    // Data resumes (the ingest path writes last_seen), and the next run clears the alert.
+    let resumed_at = now_ms + 90_000;
+    assert!(
+        registry
+            .touch_last_seen("battery-7", resumed_at, Some(60))
+            .await
+            .unwrap()
+    );
+    let report = watch
+        .run(now + chrono::Duration::seconds(100))
+        .await
+        .unwrap();
+    assert_eq!((report.resumed, report.cleared), (1, 1));
+    assert_eq!(
+        notifications().await,
+        [(
+            "ok".into(),
+            "battery-7".into(),
+            "no_data".into(),
+            "warning".into()
+        )]
+    );
+}
