@@ -12,6 +12,7 @@ use clap::Args;
 use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
+use iotdp::ports::DeviceRegistry;
 use iotdp::simulator::{DeviceKind, Fleet, FleetConfig};
 use tokio::sync::watch;
 
@@ -124,6 +125,22 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
         faulty_rate: 0.0,
     });
     let iot = aws_sdk_iot::Client::new(sdk);
+    // The simulated fleet registered as an operator would import it (types, hierarchy,
+    // gateways, heartbeats): readings of devices outside the registry are quarantined.
+    let registry = iotdp::adapters::aws::device_registry(
+        sdk,
+        platform
+            .physical("DeviceRegistryTable")
+            .ok_or("the template has no DeviceRegistryTable")?,
+    );
+    let mut registered = 0;
+    if !args.no_simulator {
+        for record in fleet.registry_records(chrono::Utc::now().timestamp_millis()) {
+            if registry.create(&record).await.map_err(|e| e.to_string())? {
+                registered += 1;
+            }
+        }
+    }
     if !args.no_simulator {
         for device in fleet
             .devices
@@ -158,13 +175,22 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
         "  time-series store Timestream for LiveAnalytics, emulated by moto (writes only: moto cannot query)"
     );
     println!("  rules loaded      {}", loaded.join(", "));
+    println!(
+        "  devices           {registered} registered (the simulated fleet and its green-wall spots); unknown devices are quarantined as unknown_device"
+    );
     for note in &platform.stack.not_emulated {
         println!("  not emulated      {note}");
     }
     println!(
-        "  try                mosquitto_pub -h 127.0.0.1 -p {} -t dt/dev-1/telemetry -m '{{\"metrics\":{{\"temperature\":21.5}}}}'",
+        "  try                mosquitto_pub -h 127.0.0.1 -p {} -t dt/battery-0001/telemetry -m '{{\"metrics\":{{\"temperature\":21.5}}}}'",
         platform.mqtt_addr.port()
     );
+    if args.no_simulator {
+        println!(
+            "  note              no devices are registered: add yours with `IOTDP_REGISTRY_TABLE={} iotdp devices create …`, or start with --parameter UnknownDevicePolicy=accept",
+            platform.physical("DeviceRegistryTable").unwrap_or_default()
+        );
+    }
     println!("Ctrl-C stops everything.\n");
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -207,7 +233,8 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     // Let the last batches drain before the summary (at most 30 s).
     for _ in 0..30 {
         let queued = platform.stats.queued.load(Ordering::Relaxed);
-        let processed = platform.stats.ingest.lock().await.messages;
+        let processed = platform.stats.ingest.lock().await.messages
+            + platform.stats.presence_messages.load(Ordering::Relaxed);
         if processed >= queued {
             break;
         }
@@ -216,12 +243,13 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     view.render().await;
     let ingest = platform.stats.ingest.lock().await.clone();
     println!(
-        "\nsummary: {} published, {} publishes received, {} messages queued by the topic rule, {} processed by ingest \
-         ({} readings stored, {} rejected and quarantined, {} messages returned for retry)",
+        "\nsummary: {} published, {} publishes received, {} messages queued by the topic rules, {} processed by ingest \
+         and {} presence events by the lifecycle function ({} readings stored, {} rejected and quarantined, {} messages returned for retry)",
         sim_stats.published.load(Ordering::Relaxed),
         platform.stats.broker.publishes.load(Ordering::Relaxed),
         platform.stats.queued.load(Ordering::Relaxed),
         ingest.messages,
+        platform.stats.presence_messages.load(Ordering::Relaxed),
         ingest.records_written,
         ingest.readings_rejected(),
         ingest.failed_messages,
@@ -288,10 +316,11 @@ impl<'a> LiveView<'a> {
                 self.started.elapsed().as_secs()
             ),
             format!(
-                "devices connected   {:>8}   (simulated: {} published, {} errors)",
+                "devices connected   {:>8}   (simulated: {} published, {} errors)   presence events {}",
                 s.broker.connected.load(Ordering::Relaxed),
                 self.simulation.published.load(Ordering::Relaxed),
-                self.simulation.errors.load(Ordering::Relaxed)
+                self.simulation.errors.load(Ordering::Relaxed),
+                s.presence_events.load(Ordering::Relaxed)
             ),
             format!(
                 "MQTT publishes/s    {:>8}   total {}",
@@ -330,6 +359,13 @@ impl<'a> LiveView<'a> {
                 ingest.alerts.commands_sent, ingest.alerts.command_failures
             ),
             format!(
+                "registry            {:>8} reads  {} last_seen writes   silence watch runs {}  no_data raised {}",
+                ingest.registry_reads,
+                ingest.registry_writes,
+                s.silence_runs.load(Ordering::Relaxed),
+                s.no_data_raised.load(Ordering::Relaxed)
+            ),
+            format!(
                 "recent alerts       {}",
                 recent.first().cloned().unwrap_or_default()
             ),
@@ -341,7 +377,7 @@ impl<'a> LiveView<'a> {
                 let _ = writeln!(out, "                    {alert}");
             }
         } else {
-            let _ = writeln!(out, "{}", lines[1..9].join(" | "));
+            let _ = writeln!(out, "{}", lines[1..10].join(" | "));
         }
         let _ = out.flush();
     }

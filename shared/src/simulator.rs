@@ -4,7 +4,9 @@
 //! - battery boxes: voltage sags slowly; every fourth box fades fast enough for the demo
 //!   rate-of-change rule to fire within minutes;
 //! - thermostats: temperature drifts; a thermostat reports only when it moved ≥ 0.1°;
-//! - green-wall gateways: hourly readings of 12 spots sent in 5-hour batches (late data);
+//! - green-wall gateways: hourly readings of 12 spots (registered devices, each with the
+//!   gateway as its `gateway_id`, in a site/zone/section/spot hierarchy) sent in 5-hour
+//!   batches (late data);
 //! - faulty devices: malformed payloads at the configured rate.
 
 /// How many readings a gateway batch holds: 5 hourly readings.
@@ -133,25 +135,18 @@ impl Fleet {
                     )
                 }
                 DeviceKind::GreenWallGateway => {
-                    let items: Vec<String> = (0..GATEWAY_HOURS)
-                        .rev()
-                        .map(|hours_ago| {
-                            let metrics: Vec<String> = (0..GATEWAY_SPOTS)
-                                .map(|spot| {
-                                    format!(
-                                        r#""s{spot:02}.moisture":{:.3},"s{spot:02}.lux":{}"#,
-                                        0.25 + rng.f64() * 0.2,
-                                        800 + rng.u32(0..800)
-                                    )
-                                })
-                                .collect();
-                            format!(
-                                r#"{{"ts":{},"metrics":{{{}}}}}"#,
+                    let mut items = Vec::with_capacity(GATEWAY_HOURS * GATEWAY_SPOTS);
+                    for hours_ago in (0..GATEWAY_HOURS).rev() {
+                        for spot in 0..GATEWAY_SPOTS {
+                            items.push(format!(
+                                r#"{{"device_id":"{}","ts":{},"metrics":{{"moisture":{:.3},"lux":{}}}}}"#,
+                                spot_id(&device.id, spot),
                                 now_ms - hours_ago as i64 * 3_600_000,
-                                metrics.join(",")
-                            )
-                        })
-                        .collect();
+                                0.25 + rng.f64() * 0.2,
+                                800 + rng.u32(0..800)
+                            ));
+                        }
+                    }
                     format!(r#"{{"readings":[{}]}}"#, items.join(","))
                 }
                 DeviceKind::Faulty if rng.f64() < self.faulty_rate => match rng.u8(0..4) {
@@ -169,6 +164,64 @@ impl Fleet {
             return Some((index, topic, payload));
         }
         None
+    }
+}
+
+/// The id of a gateway's spot sensor: `<gateway>-sNN`.
+pub fn spot_id(gateway: &str, spot: usize) -> String {
+    format!("{gateway}-s{spot:02}")
+}
+
+impl Fleet {
+    /// What an operator would import for this fleet: every device (and every green-wall spot)
+    /// with its type, place in the hierarchy, gateway and heartbeat.
+    pub fn registry_records(&self, now_ms: i64) -> Vec<crate::devices::record::DeviceRecord> {
+        use crate::devices::record::{DeviceRecord, LocationPath};
+        let mut records = Vec::new();
+        let mut add = |id: &str, kind: &str, path: String, gateway: Option<&str>, heartbeat| {
+            let mut r = DeviceRecord::new(id, kind, now_ms);
+            r.path = LocationPath::parse(&path).unwrap_or_default();
+            r.gateway_id = gateway.map(str::to_owned);
+            r.heartbeat_seconds = heartbeat;
+            records.push(r);
+        };
+        for (i, device) in self.devices.iter().enumerate() {
+            let id = device.id.as_str();
+            match device.kind {
+                // Battery boxes report every few seconds: silent for 5 minutes is news.
+                DeviceKind::BatteryBox => add(
+                    id,
+                    "battery-box",
+                    format!("farm-{}", i % 3),
+                    None,
+                    Some(300),
+                ),
+                // Thermostats report only on change: an hour of silence can be normal.
+                DeviceKind::Thermostat => {
+                    add(id, "thermostat", format!("home-{i}"), None, Some(3600))
+                }
+                DeviceKind::GreenWallGateway => {
+                    let site = format!("wall-{i}");
+                    add(id, "green-wall-gateway", site.clone(), None, Some(6 * 3600));
+                    for spot in 0..GATEWAY_SPOTS {
+                        let path = format!(
+                            "{site}/zone-{}/section-{}/spot-{spot:02}",
+                            if spot < GATEWAY_SPOTS / 2 { 'a' } else { 'b' },
+                            spot % 3
+                        );
+                        add(
+                            &spot_id(id, spot),
+                            "plant-sensor",
+                            path,
+                            Some(id),
+                            Some(6 * 3600),
+                        );
+                    }
+                }
+                DeviceKind::Faulty => add(id, "sensor", format!("lab-{i}"), None, None),
+            }
+        }
+        records
     }
 }
 
@@ -227,6 +280,51 @@ mod tests {
             }
         }
         assert!(good > 0 && bad > 0);
+    }
+
+    #[test]
+    fn every_reading_of_the_fleet_is_admitted_by_its_registry_records() {
+        use crate::devices::admission::{UnknownDevicePolicy, admit};
+        use std::sync::Arc;
+        let mut fleet = Fleet::new(FleetConfig {
+            devices: 10,
+            seed: 5,
+            faulty_rate: 0.0,
+        });
+        let now = 1_764_000_000_000;
+        let known: std::collections::HashMap<_, _> = fleet
+            .registry_records(now)
+            .into_iter()
+            .map(|r| (r.device_id.clone(), Arc::new(r.into())))
+            .collect();
+        assert_eq!(
+            known.len(),
+            10 + GATEWAY_SPOTS,
+            "one gateway with its spots"
+        );
+        let mut spots_seen = 0;
+        for _ in 0..200 {
+            let (_, topic, payload) = fleet.next_message(now).unwrap();
+            let publisher = topic.split('/').nth(1).unwrap();
+            let out = validate_payload(
+                payload.as_bytes(),
+                publisher,
+                now,
+                TimeWindow::with_retention_days(73_000),
+            );
+            for valid in out.readings {
+                let device = &valid.reading.device_id;
+                spots_seen += usize::from(device != publisher);
+                let dims = admit(device, publisher, &known, UnknownDevicePolicy::Reject)
+                    .unwrap_or_else(|r| panic!("{device} via {publisher}: {}", r.detail))
+                    .unwrap();
+                if device != publisher {
+                    assert_eq!(dims.device_type, "plant-sensor");
+                    assert_eq!(dims.path.segments().len(), 4);
+                }
+            }
+        }
+        assert!(spots_seen > 0);
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct PlatformStats {
     pub recent_alerts: Mutex<VecDeque<String>>,
     /// Connect/disconnect events recorded in the registry.
     pub presence_events: AtomicU64,
+    /// Messages the lifecycle function handled (recorded, ignored or malformed).
+    pub presence_messages: AtomicU64,
     pub silence_runs: AtomicU64,
     pub no_data_raised: AtomicU64,
 }
@@ -177,6 +179,10 @@ impl LocalPlatform {
                             stats
                                 .presence_events
                                 .fetch_add(report.applied, Ordering::Relaxed);
+                            stats.presence_messages.fetch_add(
+                                report.applied + report.ignored + report.malformed,
+                                Ordering::Relaxed,
+                            );
                             response
                         }
                     });
