@@ -98,8 +98,6 @@ pub struct Watched {
     pub device_id: String,
     /// When the device's silence becomes overdue: last seen (or created) + heartbeat.
     pub watch_at_ms: i64,
-    /// When it was last heard from (last seen, else registered), if the index carries it.
-    pub heard_ms: Option<i64>,
 }
 
 /// The device registry (DynamoDB), including its silence-watch index.
@@ -134,13 +132,21 @@ pub trait DeviceRegistry: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<DeviceRecord>, RegistryError>> + Send;
 
-    /// Move `last_seen` forward to `seen_ms` (never back) and, for a watched device, its
-    /// silence deadline with it. `false` when not registered or already newer.
+    /// Move `last_seen` forward to `seen_ms` (never back) and, when `watch_at_ms` is given,
+    /// the silence deadline with it. `false` when not registered or already newer.
     fn touch_last_seen(
         &self,
         device_id: &str,
         seen_ms: i64,
-        heartbeat_seconds: Option<u32>,
+        watch_at_ms: Option<i64>,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+
+    /// Move a watched (not raised) device's deadline later, to `watch_at_ms`; `false` if it is
+    /// not watched or already later.
+    fn reschedule_watch(
+        &self,
+        device_id: &str,
+        watch_at_ms: i64,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 
     /// Record a connect or disconnect unless a newer one is already recorded; `false` when
@@ -536,11 +542,19 @@ impl<T: DeviceRegistry> DeviceRegistry for Arc<T> {
         &self,
         device_id: &str,
         seen_ms: i64,
-        heartbeat_seconds: Option<u32>,
+        watch_at_ms: Option<i64>,
     ) -> Result<bool, RegistryError> {
         self.as_ref()
-            .touch_last_seen(device_id, seen_ms, heartbeat_seconds)
+            .touch_last_seen(device_id, seen_ms, watch_at_ms)
             .await
+    }
+
+    async fn reschedule_watch(
+        &self,
+        device_id: &str,
+        watch_at_ms: i64,
+    ) -> Result<bool, RegistryError> {
+        self.as_ref().reschedule_watch(device_id, watch_at_ms).await
     }
 
     async fn record_presence(

@@ -321,6 +321,9 @@ async fn registry_calls_per_1000_readings_in_steady_state() {
     for t in 0..10 {
         records.push(device(&format!("ac-{t}"), "thermostat", "home", None));
     }
+    for r in &mut records {
+        r.heartbeat_seconds = Some(3600); // watched: the deadline moves every 15 minutes
+    }
     let h = harness(records, UnknownDevicePolicy::Reject);
     let second = |n: i64| {
         let at = T0 + n * 1000;
@@ -359,12 +362,16 @@ async fn registry_calls_per_1000_readings_in_steady_state() {
         readings += m.readings_accepted;
         tokio::time::advance(Duration::from_secs(1)).await;
     }
+    let deadline_moves = h.registry.watch_writes.load(Ordering::Relaxed);
     println!(
         "registry calls over 3 minutes, 110 devices at 1 reading/s each ({readings} readings): \
-         {reads} BatchGetItem, {writes} UpdateItem; per 1000 readings: {:.2} BatchGetItem, {:.1} UpdateItem",
+         {reads} BatchGetItem, {writes} UpdateItem ({deadline_moves} of them moving the silence deadline); \
+         per 1000 readings: {:.2} BatchGetItem, {:.1} UpdateItem",
         reads as f64 * 1000.0 / readings as f64,
         writes as f64 * 1000.0 / readings as f64,
     );
+    // The deadline moved once per device (heartbeat 1 h: every 15 min).
+    assert_eq!(deadline_moves, 110);
     assert_eq!(readings, 180 * 110);
     assert!(quarantined(&h).is_empty());
     // One cache fill a minute (110 devices: two BatchGetItem of ≤100 keys each).
@@ -488,7 +495,7 @@ async fn a_silent_device_raises_no_data_once_and_clears_when_data_resumes() {
 
     // Data resumes: ingest moves last_seen (and with it the deadline).
     registry
-        .touch_last_seen("battery-7", T0 + 13 * 60_000, Some(600))
+        .touch_last_seen("battery-7", T0 + 13 * 60_000, Some(T0 + 23 * 60_000))
         .await
         .unwrap();
     let report = watch.run(at(14)).await.unwrap();
@@ -500,6 +507,40 @@ async fn a_silent_device_raises_no_data_once_and_clears_when_data_resumes() {
     let report = watch.run(at(24)).await.unwrap();
     assert_eq!(report.raised, 1);
     assert_eq!(notifier.published().len(), 3);
+}
+
+#[tokio::test]
+async fn a_stale_index_deadline_is_moved_on_not_raised() {
+    let mut battery = device("battery-7", "battery-box", "farm-3", None);
+    battery.heartbeat_seconds = Some(600);
+    battery.created_at_ms = T0;
+    let registry = Arc::new(MemoryRegistry::with(vec![battery]));
+    // Heard from at minute 8 without moving the deadline (within a quarter heartbeat of the
+    // last move, as the ingest cache does).
+    registry
+        .touch_last_seen("battery-7", T0 + 8 * 60_000, None)
+        .await
+        .unwrap();
+    let notifier = Arc::new(MemoryNotifier::default());
+    let watch = SilenceWatch::new(
+        registry.clone(),
+        Arc::new(MemoryAlertStates::default()),
+        notifier.clone(),
+        Severity::Warning,
+    );
+    let at = |minutes: i64| DateTime::<Utc>::from_timestamp_millis(T0 + minutes * 60_000).unwrap();
+    let report = watch.run(at(11)).await.unwrap();
+    assert_eq!(
+        (report.overdue, report.rescheduled, report.raised),
+        (1, 1, 0)
+    );
+    assert!(notifier.published().is_empty());
+    assert_eq!(
+        registry.watch_entry("battery-7"),
+        Some((false, T0 + 18 * 60_000)),
+        "deadline = last seen + heartbeat"
+    );
+    assert_eq!(watch.run(at(19)).await.unwrap().raised, 1);
 }
 
 #[tokio::test]

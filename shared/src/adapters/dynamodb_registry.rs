@@ -106,15 +106,13 @@ impl DynamoDbRegistry {
                 let Some(device_id) = item.get("device_id").and_then(|v| v.as_s().ok()) else {
                     continue;
                 };
-                let number = |name: &str| {
-                    item.get(name)
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse::<i64>().ok())
-                };
+                let watch_at = item
+                    .get("watch_at")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<i64>().ok());
                 out.push(Watched {
                     device_id: device_id.clone(),
-                    watch_at_ms: number("watch_at").unwrap_or_default(),
-                    heard_ms: number("last_seen").or_else(|| number("created_at")),
+                    watch_at_ms: watch_at.unwrap_or_default(),
                 });
             }
         }
@@ -389,7 +387,7 @@ impl DeviceRegistry for DynamoDbRegistry {
         &self,
         device_id: &str,
         seen_ms: i64,
-        heartbeat_seconds: Option<u32>,
+        watch_at_ms: Option<i64>,
     ) -> Result<bool, RegistryError> {
         let mut request = self
             .client
@@ -400,18 +398,42 @@ impl DeviceRegistry for DynamoDbRegistry {
                 "attribute_exists(device_id) AND (attribute_not_exists(last_seen) OR last_seen < :seen)",
             )
             .expression_attribute_values(":seen", n(seen_ms));
-        request = match heartbeat_seconds {
-            // The deadline moves with last_seen; for a raised silence that is what tells the
-            // watch the data resumed.
-            Some(h) => request
+        request = match watch_at_ms {
+            // Moving the deadline is an index write (a key change: two index writes), so the
+            // cache asks for it only every quarter heartbeat; for a raised silence it is what
+            // tells the watch the data resumed.
+            Some(at) => request
                 .update_expression("SET last_seen = :seen, watch_at = :watch_at")
-                .expression_attribute_values(":watch_at", n(watch_deadline(seen_ms, h))),
+                .expression_attribute_values(":watch_at", n(at)),
             None => request.update_expression("SET last_seen = :seen"),
         };
         match request.send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(registry_error("UpdateItem last_seen", &self.table, e)),
+        }
+    }
+
+    async fn reschedule_watch(
+        &self,
+        device_id: &str,
+        watch_at_ms: i64,
+    ) -> Result<bool, RegistryError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("device_id", s(device_id))
+            .condition_expression("watch_pk = :due AND watch_at < :watch_at")
+            .update_expression("SET watch_at = :watch_at")
+            .expression_attribute_values(":due", s(&due_key(device_id)))
+            .expression_attribute_values(":watch_at", n(watch_at_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(registry_error("UpdateItem watch", &self.table, e)),
         }
     }
 

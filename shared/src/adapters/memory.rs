@@ -267,6 +267,8 @@ pub struct MemoryRegistry {
     devices: Mutex<HashMap<String, StoredDevice>>,
     pub batch_reads: AtomicU64,
     pub seen_writes: AtomicU64,
+    /// `last_seen` writes that also moved the silence deadline (an index write in DynamoDB).
+    pub watch_writes: AtomicU64,
 }
 
 impl MemoryRegistry {
@@ -389,7 +391,7 @@ impl DeviceRegistry for MemoryRegistry {
         &self,
         device_id: &str,
         seen_ms: i64,
-        heartbeat_seconds: Option<u32>,
+        watch_at_ms: Option<i64>,
     ) -> Result<bool, RegistryError> {
         self.seen_writes.fetch_add(1, Ordering::Relaxed);
         let mut devices = self.devices.lock().map_err(|_| lock_error())?;
@@ -400,10 +402,28 @@ impl DeviceRegistry for MemoryRegistry {
             return Ok(false);
         }
         stored.record.last_seen_ms = Some(seen_ms);
-        if let (Some(h), Some((_, at))) = (heartbeat_seconds, stored.watch.as_mut()) {
-            *at = watch_deadline(seen_ms, h);
+        if let Some(new_at) = watch_at_ms {
+            self.watch_writes.fetch_add(1, Ordering::Relaxed);
+            if let Some((_, at)) = stored.watch.as_mut() {
+                *at = new_at;
+            }
         }
         Ok(true)
+    }
+
+    async fn reschedule_watch(
+        &self,
+        device_id: &str,
+        watch_at_ms: i64,
+    ) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        match devices.get_mut(device_id).and_then(|d| d.watch.as_mut()) {
+            Some((false, at)) if *at < watch_at_ms => {
+                *at = watch_at_ms;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn record_presence(
@@ -477,7 +497,6 @@ impl MemoryRegistry {
                 wanted(raised, at).then(|| Watched {
                     device_id: d.record.device_id.clone(),
                     watch_at_ms: at,
-                    heard_ms: Some(d.record.last_seen_ms.unwrap_or(d.record.created_at_ms)),
                 })
             })
             .collect();

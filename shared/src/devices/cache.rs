@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use tokio::time::Instant;
 
-use crate::devices::record::KnownDevice;
+use crate::devices::record::{DeviceStatus, KnownDevice};
 use crate::ports::{
     AlertPortError, DeviceDirectory, DeviceLookup, DeviceRegistry, DeviceSnapshot, RegistryError,
     SeenReport,
@@ -47,6 +47,8 @@ struct Entry {
     device: Option<Arc<KnownDevice>>,
     /// The latest `last_seen` this instance wrote or read.
     last_seen_ms: Option<i64>,
+    /// The `last_seen` at which this instance last moved the silence deadline.
+    watch_written_ms: Option<i64>,
 }
 
 pub struct CachedRegistry<R> {
@@ -103,12 +105,15 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                 entries.retain(|_, e| e.fetched.elapsed() < ttl);
             }
             for &id in chunk {
+                // A refill keeps what this instance knows it wrote.
+                let watch_written_ms = entries.get(id).and_then(|e| e.watch_written_ms);
                 entries.insert(
                     id.to_owned(),
                     Entry {
                         fetched: now,
                         device: None,
                         last_seen_ms: None,
+                        watch_written_ms,
                     },
                 );
             }
@@ -126,33 +131,47 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
         Ok(snapshot)
     }
 
+    /// `last_seen` is written when it moved by more than the interval. A watched device's
+    /// silence deadline moves with it at most every quarter heartbeat: each deadline move is an
+    /// index write, and a deadline at most a quarter heartbeat stale never fires early (the
+    /// silence watch re-checks `last_seen` before raising anyway).
     async fn record_seen(&self, seen: &[(&str, i64)]) -> SeenReport {
         let interval_ms = self.settings.seen_interval.as_millis() as i64;
-        let due: Vec<(String, i64, Option<u32>)> = {
+        let due: Vec<(String, i64, Option<i64>)> = {
             let entries = self.entries();
             seen.iter()
                 .filter_map(|&(id, at)| {
                     let entry = entries.get(id)?;
-                    let device = entry.device.as_ref()?;
-                    let moved = entry
+                    let record = &entry.device.as_ref()?.record;
+                    let heartbeat_ms = record
+                        .heartbeat_seconds
+                        .filter(|_| record.status == DeviceStatus::Active)
+                        .map(|h| i64::from(h) * 1000);
+                    let move_deadline = heartbeat_ms
+                        .filter(|h| entry.watch_written_ms.is_none_or(|w| at - w >= h / 4));
+                    let seen_moved = entry
                         .last_seen_ms
                         .is_none_or(|last| at - last > interval_ms);
-                    moved.then(|| (id.to_owned(), at, device.record.heartbeat_seconds))
+                    (seen_moved || move_deadline.is_some())
+                        .then(|| (id.to_owned(), at, move_deadline.map(|h| at + h)))
                 })
                 .collect()
         };
         let mut report = SeenReport::default();
-        let mut writes = stream::iter(due.into_iter().map(|(id, at, heartbeat)| async move {
-            let result = self.registry.touch_last_seen(&id, at, heartbeat).await;
-            (id, at, result)
+        let mut writes = stream::iter(due.into_iter().map(|(id, at, watch_at)| async move {
+            let result = self.registry.touch_last_seen(&id, at, watch_at).await;
+            (id, at, watch_at, result)
         }))
         .buffer_unordered(SEEN_WRITE_CONCURRENCY);
-        while let Some((id, at, result)) = writes.next().await {
+        while let Some((id, at, watch_at, result)) = writes.next().await {
             report.writes += 1;
             match result {
                 Ok(_) => {
                     if let Some(e) = self.entries().get_mut(&id) {
                         e.last_seen_ms = Some(e.last_seen_ms.map_or(at, |l| l.max(at)));
+                        if watch_at.is_some() {
+                            e.watch_written_ms = Some(at);
+                        }
                     }
                 }
                 Err(e) => {

@@ -19,7 +19,7 @@ use crate::alerting::rule::{Actions, AlertRule, Condition, Scope, Severity};
 use crate::domain::{Metric, MetricValue, Reading};
 use crate::ports::{
     AlertPortError, AlertStateStore, DeviceRegistry, NoCommands, NoDeviceTypes, Notifier,
-    RegistryError, RuleSource, Watched,
+    RegistryError, RuleSource,
 };
 
 /// Index partitions. 16 keeps each under DynamoDB's per-partition write rate at 100,000
@@ -78,6 +78,8 @@ impl RuleSource for NoDataRule {
 pub struct SilenceReport {
     pub index_queries: u64,
     pub overdue: u64,
+    /// Overdue by the index but heard from within the heartbeat: deadline moved on.
+    pub rescheduled: u64,
     pub resumed: u64,
     pub raised: u64,
     pub cleared: u64,
@@ -139,14 +141,36 @@ where
         report.overdue = overdue.len() as u64;
         report.resumed = resumed.len() as u64;
 
-        // Raise: claim each overdue entry first (conditional on the deadline we saw, so data
-        // arriving meanwhile wins), then alert; a failed alert hands the entry back.
+        // Raise: the index's deadline may be up to a quarter heartbeat stale (see the cache),
+        // so each overdue device's own last_seen decides: still within its heartbeat, the
+        // deadline is moved on; silent, the entry is claimed (conditional on the deadline we
+        // saw, so data arriving meanwhile wins) and alerted; a failed alert hands it back.
         let mut readings = Vec::new();
         let mut raising = Vec::new();
-        for watched in overdue {
-            if self.registry.mark_silent(&watched).await? {
-                readings.push(silence_reading(&watched, now_ms));
-                raising.push(watched.device_id);
+        let ids: Vec<&str> = overdue.iter().map(|w| w.device_id.as_str()).collect();
+        let mut records = std::collections::HashMap::new();
+        for chunk in ids.chunks(100) {
+            for record in self.registry.get_many(chunk).await? {
+                records.insert(record.device_id.clone(), record);
+            }
+        }
+        for watched in &overdue {
+            let Some(record) = records.get(&watched.device_id) else {
+                continue;
+            };
+            let Some(heartbeat) = record.heartbeat_seconds else {
+                continue;
+            };
+            let heard_ms = record.last_seen_ms.unwrap_or(record.created_at_ms);
+            let deadline = watch_deadline(heard_ms, heartbeat);
+            if deadline > now_ms {
+                self.registry
+                    .reschedule_watch(&watched.device_id, deadline)
+                    .await?;
+                report.rescheduled += 1;
+            } else if self.registry.mark_silent(watched).await? {
+                readings.push(silence_reading(&watched.device_id, heard_ms, now_ms));
+                raising.push(watched.device_id.clone());
             }
         }
         let clearing: Vec<String> = resumed.into_iter().map(|w| w.device_id).collect();
@@ -200,13 +224,9 @@ where
     Ok(report)
 }
 
-fn silence_reading(watched: &Watched, now_ms: i64) -> Reading {
-    let silent_ms = now_ms - watched.heard_ms.unwrap_or(watched.watch_at_ms);
-    synthetic(
-        &watched.device_id,
-        now_ms,
-        (silent_ms.max(1000) / 1000) as f64,
-    )
+fn silence_reading(device_id: &str, heard_ms: i64, now_ms: i64) -> Reading {
+    let silent_ms = now_ms - heard_ms;
+    synthetic(device_id, now_ms, (silent_ms.max(1000) / 1000) as f64)
 }
 
 fn resumed_reading(device_id: &str, now_ms: i64) -> Reading {
