@@ -291,7 +291,7 @@ async fn a_silent_device_raises_no_data_and_clears_it_when_data_resumes() {
     let resumed_at = now_ms + 90_000;
     assert!(
         registry
-            .touch_last_seen("battery-7", resumed_at, Some(60))
+            .touch_last_seen("battery-7", resumed_at, Some(resumed_at + 60_000))
             .await
             .unwrap()
     );
