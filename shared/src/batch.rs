@@ -35,15 +35,12 @@ pub enum OriginalPayload {
     Undecoded(String),
 }
 
-/// A batch after decoding and validation. `readings`, `origins` and `needs_authorization` are
-/// parallel vectors.
+/// A batch after decoding and validation. `readings` and `origins` are parallel vectors.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PreparedBatch {
     pub messages: Vec<MessageInfo>,
     pub readings: Vec<Reading>,
     pub origins: Vec<ReadingOrigin>,
-    /// The reading names a device other than its topic's: a gateway claim to authorize.
-    pub needs_authorization: Vec<bool>,
     pub rejections: Vec<RejectedReading>,
 }
 
@@ -87,7 +84,6 @@ pub fn prepare_batch<'m>(
                         message,
                         index: valid.index,
                     });
-                    batch.needs_authorization.push(valid.needs_authorization);
                 }
                 for (index, rejection) in validated.rejections {
                     batch.reject(ReadingOrigin { message, index }, rejection);
@@ -121,9 +117,6 @@ impl PreparedBatch {
         self.readings.retain(|_| *flags.next().unwrap_or(&false));
         let mut flags = decisions.iter();
         self.origins.retain(|_| *flags.next().unwrap_or(&false));
-        let mut flags = decisions.iter();
-        self.needs_authorization
-            .retain(|_| *flags.next().unwrap_or(&false));
     }
 
     /// Order readings by series (device) then event time: the store's preferred write order,
@@ -132,15 +125,13 @@ impl PreparedBatch {
         let mut rows: Vec<_> = std::mem::take(&mut self.readings)
             .into_iter()
             .zip(std::mem::take(&mut self.origins))
-            .zip(std::mem::take(&mut self.needs_authorization))
             .collect();
-        rows.sort_by(|((a, _), _), ((b, _), _)| {
+        rows.sort_by(|(a, _), (b, _)| {
             (a.device_id.as_str(), a.time_ms).cmp(&(b.device_id.as_str(), b.time_ms))
         });
-        for ((reading, origin), claim) in rows {
+        for (reading, origin) in rows {
             self.readings.push(reading);
             self.origins.push(origin);
-            self.needs_authorization.push(claim);
         }
     }
 }

@@ -47,7 +47,7 @@ impl TimeWindow {
 pub type ItemIndex = Option<usize>;
 
 /// A valid reading, and whether it names a device other than the topic's (a gateway claim
-/// that the `GatewayAuthorizer` must allow before it is written).
+/// that the registry must allow before it is written, see `devices::admission`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidReading {
     pub index: ItemIndex,
