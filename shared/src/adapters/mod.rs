@@ -6,6 +6,7 @@ pub mod dynamodb_registry;
 pub mod iot_shadow;
 #[cfg(feature = "admin")]
 pub mod iot_things;
+pub mod line_protocol;
 pub mod memory;
 pub mod s3_quarantine;
 pub mod sns_notifier;
