@@ -8,13 +8,28 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha1sum requirements-dev.txt | cut -c1
 # Offline-friendly settings for the AWS CLIs used in linting: no telemetry, no credentials needed.
 AWS_LINT_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint
 
+# InfluxDB 1.x server for the InfluxDB store's tests and `make local`: Debian's build, pinned by
+# version and checksum, unpacked into .tools/ (no root, nothing installed system-wide).
+INFLUXDB_DEB_URL := http://deb.debian.org/debian/pool/main/i/influxdb/influxdb_1.6.7~rc0-1+b13_amd64.deb
+INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
+INFLUXD := .tools/influxdb/usr/bin/influxd
+
 .PHONY: test tools rust-test rust-lint template-lint bench build local fmt clean-tools
 
 ## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
 test: tools rust-lint rust-test template-lint
 
-## tools: Python venv with moto[server], cfn-lint and aws-sam-cli (pinned in requirements-dev.txt)
-tools: $(TOOLS_STAMP)
+## tools: Python venv with moto[server], cfn-lint and aws-sam-cli (pinned in requirements-dev.txt),
+## and influxd (pinned Debian package)
+tools: $(TOOLS_STAMP) $(INFLUXD)
+
+$(INFLUXD):
+	mkdir -p .tools/influxdb
+	curl -fsSL -o .tools/influxdb/influxdb.deb "$(INFLUXDB_DEB_URL)"
+	echo "$(INFLUXDB_DEB_SHA256)  .tools/influxdb/influxdb.deb" | sha256sum -c -
+	dpkg-deb -x .tools/influxdb/influxdb.deb .tools/influxdb
+	rm .tools/influxdb/influxdb.deb
+	touch $@
 
 $(TOOLS_STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

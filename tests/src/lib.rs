@@ -18,6 +18,69 @@ pub fn moto_binary() -> PathBuf {
         })
 }
 
+/// influxd from the project's tools folder (`make tools` installs it), or `IOTDP_INFLUXD`.
+pub fn influxd_binary() -> PathBuf {
+    std::env::var_os("IOTDP_INFLUXD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(iotdp::local::influxd::INFLUXD_RELATIVE_PATH)
+        })
+}
+
+/// influxd on free 127.0.0.1 ports with database `iotdp`, its data in a fresh folder under
+/// `target/` (ignored), removed when the guard drops.
+pub struct InfluxServer {
+    pub process: iotdp::local::influxd::InfluxProcess,
+    pub database: String,
+}
+
+impl InfluxServer {
+    pub fn start() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/influxd-test")
+            .join(format!("{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let process = iotdp::local::influxd::InfluxProcess::start(&influxd_binary(), &dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        process.create_database("iotdp").expect("create database");
+        Self {
+            process,
+            database: "iotdp".into(),
+        }
+    }
+
+    pub fn settings(&self) -> iotdp::adapters::influxdb::InfluxDbSettings {
+        iotdp::adapters::influxdb::InfluxDbSettings {
+            url: self.process.url.clone(),
+            database: self.database.clone(),
+            token: Some("local-token".into()),
+        }
+    }
+
+    /// An InfluxQL query's first result's series.
+    pub fn series(&self, query: &str) -> Vec<serde_json::Value> {
+        let answer = self
+            .process
+            .query(&self.database, query)
+            .unwrap_or_else(|e| panic!("{e}"));
+        answer["results"][0]["series"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for InfluxServer {
+    fn drop(&mut self) {
+        self.process.stop();
+        let _ = std::fs::remove_dir_all(&self.process.data_dir);
+    }
+}
+
 pub struct MotoServer {
     _process: MotoProcess,
     pub endpoint: String,

@@ -6,11 +6,13 @@
 //! - [`broker`]: an MQTT 3.1.1 broker on 127.0.0.1 (QoS 0/1), knowing each publisher's client id;
 //! - [`iot_policy`]: IoT Core's policy evaluation, to prove what the device policy allows;
 //! - [`provision`]: the template's resources created in moto;
+//! - [`influxd`]: a local InfluxDB server for the InfluxDB store;
 //! - [`event_source`]: Lambda's SQS event source (batch size, window, partial batch failures);
 //! - [`platform`]: all of it started, watched and stopped together.
 
 pub mod broker;
 pub mod event_source;
+pub mod influxd;
 pub mod iot_policy;
 pub mod moto;
 pub mod platform;
