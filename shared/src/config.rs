@@ -28,7 +28,18 @@ pub enum ConfigError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
-    Timestream { database: String, table: String },
+    Timestream {
+        database: String,
+        table: String,
+    },
+    /// InfluxDB's v1-compatible API (1.x, 2.x such as Timestream for InfluxDB, 3.x).
+    InfluxDb {
+        url: String,
+        database: String,
+        /// Secrets Manager secret holding the API token (a plain string, or JSON with a
+        /// `token` field). Unset: no authentication (a local server).
+        token_secret_arn: Option<String>,
+    },
 }
 
 /// Alerting is on when `ALERT_RULES_TABLE` is set; the other three are then required.
@@ -74,11 +85,22 @@ impl IngestConfig {
                     .required("TIMESTREAM_DATABASE", "the Timestream database to write to")?,
                 table: env.required("TIMESTREAM_TABLE", "the Timestream table to write to")?,
             },
+            Some("influxdb") => StoreConfig::InfluxDb {
+                url: env.required(
+                    "INFLUXDB_URL",
+                    "the InfluxDB endpoint, e.g. https://<id>.timestream-influxdb.<region>.on.aws:8086",
+                )?,
+                database: env.required(
+                    "INFLUXDB_DATABASE",
+                    "the InfluxDB database (or the bucket's v1 DBRP name) to write to",
+                )?,
+                token_secret_arn: env.optional("INFLUXDB_TOKEN_SECRET_ARN"),
+            },
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "TIME_SERIES_STORE",
                     value: other.to_owned(),
-                    expected: "'timestream'",
+                    expected: "'timestream' or 'influxdb'",
                 });
             }
         };
@@ -387,6 +409,34 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(config.severity, Severity::Critical);
+    }
+
+    #[test]
+    fn the_influxdb_store_needs_its_url_and_database_and_takes_the_token_from_a_secret() {
+        let pairs = [
+            ("TIME_SERIES_STORE", "influxdb"),
+            ("QUARANTINE_BUCKET", "quarantine"),
+            ("INFLUXDB_URL", "https://influx.example:8086"),
+        ];
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("INFLUXDB_DATABASE"), "{err}");
+        let mut pairs = pairs.to_vec();
+        pairs.push(("INFLUXDB_DATABASE", "iotdp"));
+        pairs.push((
+            "INFLUXDB_TOKEN_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:influx",
+        ));
+        let config = IngestConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(
+            config.store,
+            StoreConfig::InfluxDb {
+                url: "https://influx.example:8086".into(),
+                database: "iotdp".into(),
+                token_secret_arn: Some(
+                    "arn:aws:secretsmanager:us-east-1:123456789012:secret:influx".into()
+                ),
+            }
+        );
     }
 
     #[test]

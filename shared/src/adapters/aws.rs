@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
 use crate::adapters::dynamodb_registry::DynamoDbRegistry;
+use crate::adapters::influxdb::{InfluxDbSettings, InfluxDbStore};
 use crate::adapters::iot_shadow::IotShadowCommander;
 use crate::adapters::s3_quarantine::S3Quarantine;
 use crate::adapters::sns_notifier::SnsNotifier;
@@ -18,7 +19,9 @@ use crate::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use crate::config::{AlertingConfig, IngestConfig, SilenceWatchConfig, StoreConfig};
 use crate::devices::cache::CachedRegistry;
 use crate::devices::silence::SilenceWatch;
+use crate::domain::Reading;
 use crate::ingest::{IngestService, IngestSettings};
+use crate::ports::{StoreError, TimeSeriesStore, WriteReport};
 
 /// The service-specific override variable for Timestream writes.
 pub const TIMESTREAM_WRITE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_TIMESTREAM_WRITE";
@@ -93,14 +96,107 @@ pub type AwsAlertEvaluator = AlertEvaluator<
     Option<AwsRegistryCache>,
 >;
 
-/// The ingest use case wired to AWS: Timestream, S3 quarantine, the registry and alerting
-/// when configured.
-pub type AwsIngestService = IngestService<
-    TimestreamStore,
-    S3Quarantine,
-    Option<AwsRegistryCache>,
-    Option<AwsAlertEvaluator>,
->;
+/// The time-series store chosen at deploy time (`TIME_SERIES_STORE`).
+pub enum SelectedStore {
+    Timestream(TimestreamStore),
+    InfluxDb(InfluxDbStore),
+}
+
+impl TimeSeriesStore for SelectedStore {
+    fn max_batch_len(&self) -> usize {
+        match self {
+            SelectedStore::Timestream(s) => s.max_batch_len(),
+            SelectedStore::InfluxDb(s) => s.max_batch_len(),
+        }
+    }
+
+    async fn write(&self, readings: &[Reading]) -> Result<WriteReport, StoreError> {
+        match self {
+            SelectedStore::Timestream(s) => s.write(readings).await,
+            SelectedStore::InfluxDb(s) => s.write(readings).await,
+        }
+    }
+}
+
+impl SelectedStore {
+    /// Which store, for logs and the local live view.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            SelectedStore::Timestream(_) => "Timestream for LiveAnalytics",
+            SelectedStore::InfluxDb(_) => "InfluxDB",
+        }
+    }
+}
+
+/// The store `config` names, its clients built (the InfluxDB token read from Secrets Manager).
+pub async fn time_series_store(
+    sdk: &SdkConfig,
+    config: &StoreConfig,
+) -> Result<SelectedStore, aws_sdk_timestreamwrite::error::BoxError> {
+    Ok(match config {
+        StoreConfig::Timestream { database, table } => SelectedStore::Timestream(
+            TimestreamStore::new(timestream_write_client(sdk).await?, database, table),
+        ),
+        StoreConfig::InfluxDb {
+            url,
+            database,
+            token_secret_arn,
+        } => {
+            let token = match token_secret_arn {
+                Some(arn) => Some(read_token_secret(sdk, arn).await?),
+                None => None,
+            };
+            SelectedStore::InfluxDb(InfluxDbStore::new(&InfluxDbSettings {
+                url: url.clone(),
+                database: database.clone(),
+                token,
+            })?)
+        }
+    })
+}
+
+/// The InfluxDB API token from Secrets Manager: the secret string itself, or its JSON
+/// `token` field. Read once per instance, at start-up.
+pub async fn read_token_secret(
+    sdk: &SdkConfig,
+    arn: &str,
+) -> Result<String, aws_sdk_timestreamwrite::error::BoxError> {
+    let secret = aws_sdk_secretsmanager::Client::new(sdk)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "reading the InfluxDB token from secret {arn}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+    let text = secret
+        .secret_string()
+        .ok_or_else(|| format!("secret {arn} has no string value (store the token as text)"))?;
+    token_from_secret(text).ok_or_else(|| {
+        format!("secret {arn} holds neither a token nor JSON with a non-empty 'token' field").into()
+    })
+}
+
+/// A plain token, or the `token` field of a JSON secret.
+pub fn token_from_secret(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.starts_with('{') {
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        return value["token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+    }
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// The ingest use case wired to AWS: the selected time-series store, S3 quarantine, the
+/// registry and alerting when configured.
+pub type AwsIngestService =
+    IngestService<SelectedStore, S3Quarantine, Option<AwsRegistryCache>, Option<AwsAlertEvaluator>>;
 
 /// The silence watch wired to AWS: the DynamoDB registry, alert states and SNS.
 pub type AwsSilenceWatch = SilenceWatch<DynamoDbRegistry, DynamoDbAlertStates, SnsNotifier>;
@@ -117,11 +213,7 @@ pub async fn ingest_service_with(
     config: &IngestConfig,
 ) -> Result<AwsIngestService, aws_sdk_timestreamwrite::error::BoxError> {
     let sdk = sdk.clone();
-    let store = match &config.store {
-        StoreConfig::Timestream { database, table } => {
-            TimestreamStore::new(timestream_write_client(&sdk).await?, database, table)
-        }
-    };
+    let store = time_series_store(&sdk, &config.store).await?;
     let quarantine = S3Quarantine::new(s3_client(&sdk), &config.quarantine_bucket);
     let registry = config.registry.as_ref().map(|registry| {
         Arc::new(CachedRegistry::new(
@@ -190,6 +282,20 @@ mod tests {
             builder = builder.endpoint_url(url);
         }
         builder.build()
+    }
+
+    #[test]
+    fn the_token_secret_is_a_string_or_json_with_a_token() {
+        assert_eq!(token_from_secret(" abc== \n"), Some("abc==".into()));
+        assert_eq!(
+            token_from_secret(r#"{"token":"t0k","username":"admin"}"#),
+            Some("t0k".into())
+        );
+        assert_eq!(
+            token_from_secret(r#"{"username":"admin","password":"x"}"#),
+            None
+        );
+        assert_eq!(token_from_secret(""), None);
     }
 
     #[test]
