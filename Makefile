@@ -44,9 +44,16 @@ rust-lint:
 rust-test: tools
 	cargo test --workspace
 
+# Linted as given (Timestream) and with TimeSeriesStore defaulting to influxdb, so both
+# store choices are clean.
 template-lint: tools
 	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint template.yaml
 	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template template.yaml
+	mkdir -p target
+	sed '/^  TimeSeriesStore:/,/Default:/s/Default: timestream/Default: influxdb/' template.yaml > target/template-influxdb.yaml
+	grep -q 'Default: influxdb' target/template-influxdb.yaml
+	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint target/template-influxdb.yaml
+	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template target/template-influxdb.yaml
 
 ## local: the whole platform on this machine (moto, MQTT on 127.0.0.1:1883, rules, functions),
 ## demo rules, a simulated fleet and a live view until Ctrl-C. ARGS="--devices 50 --rate 200" etc.

@@ -147,3 +147,74 @@ fn a_device_policy_reaches_only_its_own_client_id_and_topics() {
         &arn("client", "ac-7")
     ));
 }
+
+/// Which resources a stack creates, and the ingest function's environment, for a store choice.
+fn stack_for(store: &str) -> (Vec<String>, serde_json::Value) {
+    use iotdp::local::template::{Stack, Template};
+    let template = Template::parse(&repo_file("template.yaml")).unwrap();
+    let parameters = std::collections::HashMap::from([
+        ("TimeSeriesStore".to_owned(), store.to_owned()),
+        (
+            "InfluxDbUrl".to_owned(),
+            "https://influx.example:8086".to_owned(),
+        ),
+        (
+            "InfluxDbTokenSecretArn".to_owned(),
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:influx".to_owned(),
+        ),
+    ]);
+    let stack = Stack {
+        name: "iotdp".into(),
+        region: "us-east-1".into(),
+        account_id: "123456789012".into(),
+        parameters: template.parameter_values(&parameters).unwrap(),
+        physical: template
+            .resources
+            .iter()
+            .map(|r| {
+                (
+                    r.logical_id.clone(),
+                    iotdp::local::template::Physical {
+                        reference: r.logical_id.clone(),
+                        attributes: ["Arn", "Name"]
+                            .iter()
+                            .map(|a| (a.to_string(), format!("{}.{a}", r.logical_id)))
+                            .collect(),
+                    },
+                )
+            })
+            .collect(),
+    };
+    let created = template
+        .resources
+        .iter()
+        .filter(|r| template.is_created(r, &stack).unwrap())
+        .map(|r| r.kind.clone())
+        .collect();
+    let ingest = template.resource("IngestFunction").unwrap();
+    let props = template.properties(ingest, &stack).unwrap();
+    (created, props)
+}
+
+#[test]
+fn a_stack_creates_only_the_store_it_uses() {
+    let (created, props) = stack_for("timestream");
+    assert!(created.iter().any(|k| k == "AWS::Timestream::Table"));
+    let env = &props["Environment"]["Variables"];
+    assert_eq!(env["TIME_SERIES_STORE"], "timestream");
+    assert!(env.get("INFLUXDB_URL").is_none());
+    assert!(props.get("VpcConfig").is_none());
+
+    let (created, props) = stack_for("influxdb");
+    assert!(
+        !created.iter().any(|k| k.starts_with("AWS::Timestream::")),
+        "{created:?}"
+    );
+    let env = &props["Environment"]["Variables"];
+    assert_eq!(env["TIME_SERIES_STORE"], "influxdb");
+    assert_eq!(env["INFLUXDB_URL"], "https://influx.example:8086");
+    assert!(env.get("TIMESTREAM_DATABASE").is_none());
+    let statements = props["Policies"][0]["Statement"].to_string();
+    assert!(!statements.contains("timestream:"), "{statements}");
+    assert!(statements.contains("secretsmanager:GetSecretValue"));
+}

@@ -1,6 +1,6 @@
 //! `template.yaml` as data: parameters, conditions, resources, and the CloudFormation
-//! intrinsics our template uses (`Ref`, `!GetAtt`, `!Sub`, `!If`, `!Not`, `!Equals`,
-//! `AWS::NoValue` and the pseudo parameters). Anything else is an error naming it, never a
+//! intrinsics our template uses (`Ref`, `!GetAtt`, `!Sub`, `!If`, `!Not`, `!Equals`, `!And`,
+//! `!Or`, `!Join`, `AWS::NoValue` and the pseudo parameters). Anything else is an error naming it, never a
 //! silent skip.
 
 use std::collections::{BTreeMap, HashMap};
@@ -208,6 +208,42 @@ impl Template {
                         let a = self.resolve(&parts[0], stack)?;
                         let b = self.resolve(&parts[1], stack)?;
                         Ok(Some(Value::Bool(a == b)))
+                    }
+                    "Fn::And" | "Fn::Or" => {
+                        let parts = arg
+                            .as_array()
+                            .ok_or_else(|| TemplateError(format!("malformed {key} {arg}")))?;
+                        let mut values = Vec::with_capacity(parts.len());
+                        for part in parts {
+                            match self.resolve(part, stack)? {
+                                Some(Value::Bool(b)) => values.push(b),
+                                _ => return err(format!("{key} needs conditions, found {part}")),
+                            }
+                        }
+                        Ok(Some(Value::Bool(if key == "Fn::And" {
+                            values.iter().all(|b| *b)
+                        } else {
+                            values.iter().any(|b| *b)
+                        })))
+                    }
+                    "Fn::Join" => {
+                        let parts = arg
+                            .as_array()
+                            .filter(|p| p.len() == 2)
+                            .ok_or_else(|| TemplateError(format!("malformed !Join {arg}")))?;
+                        let delimiter = parts[0].as_str().unwrap_or_default();
+                        // A CommaDelimitedList parameter is kept as its text locally.
+                        let items: Vec<String> = match self.resolve(&parts[1], stack)? {
+                            Some(Value::Array(items)) => items
+                                .iter()
+                                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                                .collect(),
+                            Some(Value::String(text)) => {
+                                text.split(',').map(str::to_owned).collect()
+                            }
+                            _ => vec![],
+                        };
+                        Ok(Some(Value::String(items.join(delimiter))))
                     }
                     "Condition" => Ok(Some(Value::Bool(
                         self.condition(arg.as_str().unwrap_or_default(), stack)?,
