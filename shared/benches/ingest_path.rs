@@ -4,65 +4,22 @@
 
 use base64::Engine as _;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use iotdp::adapters::influxdb::{MAX_LINES_PER_WRITE, encode_request_body};
+use iotdp::adapters::line_protocol::encode_lines;
 use iotdp::adapters::memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
 use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use iotdp::alerting::rule::AlertRule;
 use iotdp::batch::prepare_batch;
-use iotdp::envelope::encode_envelope;
 use iotdp::ports::NoDeviceTypes;
+use iotdp::simulator::reference_sqs_batch;
 use iotdp::validation::TimeWindow;
 use std::hint::black_box;
 
 const RECEIVED: i64 = 1_764_000_000_000;
 
-/// 1,000 SQS bodies: 700 single readings, 300 gateway batches of 10. Returns (bodies, readings).
 fn mixed_batch() -> (Vec<(String, String)>, u64) {
-    let mut bodies = Vec::with_capacity(1000);
-    let mut readings = 0;
-    for i in 0..1000u64 {
-        let (device, payload) = if i % 10 < 7 {
-            readings += 1;
-            if i % 2 == 0 {
-                (
-                    format!("ac-{}", i % 50),
-                    format!(
-                        r#"{{"ts":{},"seq":{i},"metrics":{{"temperature":{:.1},"setpoint":21.0,"mode":"eco"}}}}"#,
-                        RECEIVED - 1000,
-                        20.0 + (i % 30) as f64 / 10.0
-                    ),
-                )
-            } else {
-                (
-                    format!("battery-{}", i % 40),
-                    format!(
-                        r#"{{"ts":"2025-11-24T15:59:58.000Z","metrics":{{"voltage":{:.2},"current":-1.5,"soc":0.82,"temperature_c":31.5,"charging":false}}}}"#,
-                        12.0 + (i % 100) as f64 / 100.0
-                    ),
-                )
-            }
-        } else {
-            readings += 10;
-            let items: Vec<String> = (0..10)
-                .map(|s| {
-                    format!(
-                        r#"{{"ts":{},"metrics":{{"moisture":0.{s}3,"lux":1200,"temperature":18.5}}}}"#,
-                        RECEIVED - 3_600_000 * (s % 5 + 1)
-                    )
-                })
-                .collect();
-            (
-                format!("wall-gw-{}", i % 5),
-                format!(r#"{{"readings":[{}]}}"#, items.join(",")),
-            )
-        };
-        let topic = format!("dt/{device}/telemetry");
-        bodies.push((
-            format!("msg-{i}"),
-            encode_envelope(payload.as_bytes(), &topic, RECEIVED, Some(&device)),
-        ));
-    }
-    (bodies, readings)
+    reference_sqs_batch(RECEIVED)
 }
 
 fn ingest_path(c: &mut Criterion) {
@@ -132,6 +89,37 @@ fn ingest_path(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+    group.finish();
+
+    // The two stores' request encoders on the same validated, sorted readings.
+    let mut sorted = prepare_batch(pairs(), window);
+    sorted.sort_by_series();
+    let readings = &sorted.readings;
+    let mut group = c.benchmark_group("store_encoding_3700_readings");
+    group.throughput(Throughput::Elements(readings.len() as u64));
+    group.bench_function("timestream_write_records", |b| {
+        b.iter(|| {
+            for chunk in readings.chunks(MAX_RECORDS_PER_WRITE) {
+                black_box(build_write_request(chunk).unwrap());
+            }
+        })
+    });
+    group.bench_function("influxdb_line_protocol", |b| {
+        let mut out = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            for chunk in readings.chunks(MAX_LINES_PER_WRITE) {
+                out.clear();
+                black_box(encode_lines(chunk, &mut out));
+            }
+        })
+    });
+    group.bench_function("influxdb_line_protocol_gzip", |b| {
+        b.iter(|| {
+            for chunk in readings.chunks(MAX_LINES_PER_WRITE) {
+                black_box(encode_request_body(chunk));
+            }
+        })
     });
     group.finish();
 }

@@ -167,6 +167,58 @@ impl Fleet {
     }
 }
 
+/// The reference batch the benchmarks and request-size figures use: 1,000 SQS bodies (IoT
+/// rule envelopes received at `received`), 700 single readings (thermostats, battery boxes)
+/// and 300 gateway batches of 10 (green wall). Returns `(message id, body)` pairs and the
+/// number of readings (3,700).
+pub fn reference_sqs_batch(received: i64) -> (Vec<(String, String)>, u64) {
+    let mut bodies = Vec::with_capacity(1000);
+    let mut readings = 0;
+    for i in 0..1000u64 {
+        let (device, payload) = if i % 10 < 7 {
+            readings += 1;
+            if i % 2 == 0 {
+                (
+                    format!("ac-{}", i % 50),
+                    format!(
+                        r#"{{"ts":{},"seq":{i},"metrics":{{"temperature":{:.1},"setpoint":21.0,"mode":"eco"}}}}"#,
+                        received - 1000,
+                        20.0 + (i % 30) as f64 / 10.0
+                    ),
+                )
+            } else {
+                (
+                    format!("battery-{}", i % 40),
+                    format!(
+                        r#"{{"ts":"2025-11-24T15:59:58.000Z","metrics":{{"voltage":{:.2},"current":-1.5,"soc":0.82,"temperature_c":31.5,"charging":false}}}}"#,
+                        12.0 + (i % 100) as f64 / 100.0
+                    ),
+                )
+            }
+        } else {
+            readings += 10;
+            let items: Vec<String> = (0..10)
+                .map(|s| {
+                    format!(
+                        r#"{{"ts":{},"metrics":{{"moisture":0.{s}3,"lux":1200,"temperature":18.5}}}}"#,
+                        received - 3_600_000 * (s % 5 + 1)
+                    )
+                })
+                .collect();
+            (
+                format!("wall-gw-{}", i % 5),
+                format!(r#"{{"readings":[{}]}}"#, items.join(",")),
+            )
+        };
+        let topic = format!("dt/{device}/telemetry");
+        bodies.push((
+            format!("msg-{i}"),
+            crate::envelope::encode_envelope(payload.as_bytes(), &topic, received, Some(&device)),
+        ));
+    }
+    (bodies, readings)
+}
+
 /// The id of a gateway's spot sensor: `<gateway>-sNN`.
 pub fn spot_id(gateway: &str, spot: usize) -> String {
     format!("{gateway}-s{spot:02}")
