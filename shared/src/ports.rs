@@ -581,3 +581,135 @@ impl<T: DeviceRegistry> DeviceRegistry for Arc<T> {
         self.as_ref().mark_watched(device_id).await
     }
 }
+
+// ---- Reading the time-series store back ----------------------------------------------------
+
+use crate::devices::record::LocationPath;
+use crate::domain::MetricValue;
+
+/// How readings in a bin are combined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    Avg,
+    Min,
+    Max,
+    Sum,
+    Count,
+    First,
+    Last,
+}
+
+impl Aggregate {
+    pub const ALL: [Aggregate; 7] = [
+        Aggregate::Avg,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Sum,
+        Aggregate::Count,
+        Aggregate::First,
+        Aggregate::Last,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Avg => "avg",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+            Aggregate::Sum => "sum",
+            Aggregate::Count => "count",
+            Aggregate::First => "first",
+            Aggregate::Last => "last",
+        }
+    }
+}
+
+/// `[from_ms, to_ms)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// One device's metric over a range: raw, or aggregated into bins aligned to the epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesQuery {
+    pub device_id: String,
+    pub metric: String,
+    pub range: TimeRange,
+    /// `Some((bin, aggregate))`: one point per non-empty bin, stamped with the bin's start.
+    pub bins: Option<(Duration, Aggregate)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub time_ms: i64,
+    pub value: MetricValue,
+}
+
+/// Which devices a fleet-wide query covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetFilter {
+    pub device_type: Option<String>,
+    /// Devices at or below this place in the hierarchy.
+    pub within: LocationPath,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceValue {
+    pub device_id: String,
+    pub time_ms: i64,
+    pub value: MetricValue,
+}
+
+/// One group of a drill-down: a zone of a site, a spot of a section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupValue {
+    pub group: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// A name or value that cannot be queried: says which and why (a 400 for the API).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("time-series store query failed: {0}")]
+    Store(String),
+}
+
+/// Reading back what the ingest path wrote. One implementation per store; for the same data
+/// they give the same answers.
+pub trait TimeSeriesReader: Send + Sync {
+    /// The latest value of each of `metrics` for one device (absent metrics are left out).
+    fn latest_values(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+    ) -> impl Future<Output = Result<Vec<(String, Point)>, QueryError>> + Send;
+
+    fn series(
+        &self,
+        query: &SeriesQuery,
+    ) -> impl Future<Output = Result<Vec<Point>, QueryError>> + Send;
+
+    /// The latest value of `metric` for each device the filter covers.
+    fn latest_by_device(
+        &self,
+        metric: &str,
+        filter: &FleetFilter,
+    ) -> impl Future<Output = Result<Vec<DeviceValue>, QueryError>> + Send;
+
+    /// `metric` aggregated over `range` for each group one level below `within` (the zones
+    /// of a site, the spots of a section).
+    fn drill_down(
+        &self,
+        metric: &str,
+        within: &LocationPath,
+        range: TimeRange,
+        aggregate: Aggregate,
+    ) -> impl Future<Output = Result<Vec<GroupValue>, QueryError>> + Send;
+}

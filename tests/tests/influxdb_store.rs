@@ -253,3 +253,211 @@ async fn an_unreachable_server_is_retried_then_reported_failed() {
     );
     assert_eq!(stats.retries, 2);
 }
+
+// ---- The read port ------------------------------------------------------------------------
+
+use iotdp::adapters::influxdb::InfluxDbStore as Reader;
+use iotdp::ports::{Aggregate, FleetFilter, Point, SeriesQuery, TimeRange, TimeSeriesReader};
+
+fn placed(
+    device: &str,
+    kind: &str,
+    path: &str,
+    time_ms: i64,
+    metrics: Vec<(&str, MetricValue)>,
+) -> Reading {
+    let mut r = reading(device, time_ms, metrics);
+    r.dimensions = Some(Arc::new(DeviceDimensions {
+        device_type: kind.into(),
+        path: LocationPath::parse(path).unwrap(),
+    }));
+    r
+}
+
+/// A thermostat's temperature at 0, 30, 60, 90 and 150 s; a green wall's spots in two zones.
+async fn known_data(store: &Reader) {
+    let mut readings = Vec::new();
+    for (offset_s, t) in [(0, 20.0), (30, 22.0), (60, 24.0), (90, 26.0), (150, 30.0)] {
+        readings.push(placed(
+            "ac-1",
+            "thermostat",
+            "home-7",
+            T0 + offset_s * 1000,
+            vec![
+                ("temperature", MetricValue::Number(t)),
+                (
+                    "mode",
+                    MetricValue::Text(if t < 25.0 { "eco" } else { "cool" }.into()),
+                ),
+            ],
+        ));
+    }
+    for (spot, zone, moisture) in [
+        ("spot-1", "zone-a", 0.2),
+        ("spot-2", "zone-a", 0.4),
+        ("spot-3", "zone-b", 0.6),
+    ] {
+        for minute in 0..3 {
+            readings.push(placed(
+                spot,
+                "plant-sensor",
+                &format!("wall-1/{zone}/s1/{spot}"),
+                T0 + minute * 60_000,
+                vec![(
+                    "moisture",
+                    MetricValue::Number(moisture + minute as f64 / 100.0),
+                )],
+            ));
+        }
+    }
+    readings.push(placed(
+        "other-wall",
+        "plant-sensor",
+        "wall-2/zone-a/s1/spot-1",
+        T0,
+        vec![("moisture", MetricValue::Number(0.9))],
+    ));
+    assert!(
+        write(store, &readings)
+            .await
+            .iter()
+            .all(|o| *o == WriteOutcome::Stored)
+    );
+}
+
+const RANGE: TimeRange = TimeRange {
+    from_ms: T0,
+    to_ms: T0 + 180_000,
+};
+
+fn numbers(points: &[Point]) -> Vec<(i64, f64)> {
+    points
+        .iter()
+        .map(|p| match p.value {
+            MetricValue::Number(v) => ((p.time_ms - T0) / 1000, (v * 1000.0).round() / 1000.0),
+            ref other => panic!("not a number: {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ranges_come_back_raw_and_in_bins_with_every_aggregate() {
+    let influx = InfluxServer::start();
+    let store = InfluxDbStore::new(&influx.settings()).unwrap();
+    known_data(&store).await;
+    let query = |bins| SeriesQuery {
+        device_id: "ac-1".into(),
+        metric: "temperature".into(),
+        range: RANGE,
+        bins,
+    };
+    assert_eq!(
+        numbers(&store.series(&query(None)).await.unwrap()),
+        [(0, 20.0), (30, 22.0), (60, 24.0), (90, 26.0), (150, 30.0)]
+    );
+    let minute = Duration::from_secs(60);
+    let expected = [
+        (Aggregate::Avg, [21.0, 25.0, 30.0]),
+        (Aggregate::Min, [20.0, 24.0, 30.0]),
+        (Aggregate::Max, [22.0, 26.0, 30.0]),
+        (Aggregate::Sum, [42.0, 50.0, 30.0]),
+        (Aggregate::Count, [2.0, 2.0, 1.0]),
+        (Aggregate::First, [20.0, 24.0, 30.0]),
+        (Aggregate::Last, [22.0, 26.0, 30.0]),
+    ];
+    for (aggregate, values) in expected {
+        let points = store
+            .series(&query(Some((minute, aggregate))))
+            .await
+            .unwrap();
+        assert_eq!(
+            numbers(&points),
+            [(0, values[0]), (60, values[1]), (120, values[2])],
+            "{aggregate:?}"
+        );
+    }
+    // A range with no data is empty, not an error.
+    let mut empty = query(Some((minute, Aggregate::Avg)));
+    empty.range = TimeRange {
+        from_ms: T0 - 600_000,
+        to_ms: T0 - 300_000,
+    };
+    assert!(store.series(&empty).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn latest_values_per_metric_and_per_device() {
+    let influx = InfluxServer::start();
+    let store = InfluxDbStore::new(&influx.settings()).unwrap();
+    known_data(&store).await;
+    let latest = store
+        .latest_values("ac-1", &["temperature", "mode", "humidity"])
+        .await
+        .unwrap();
+    assert_eq!(
+        latest,
+        [
+            (
+                "temperature".to_owned(),
+                Point {
+                    time_ms: T0 + 150_000,
+                    value: MetricValue::Number(30.0)
+                }
+            ),
+            (
+                "mode".to_owned(),
+                Point {
+                    time_ms: T0 + 150_000,
+                    value: MetricValue::Text("cool".into())
+                }
+            ),
+        ]
+    );
+    let wall = FleetFilter {
+        device_type: Some("plant-sensor".into()),
+        within: LocationPath::parse("wall-1").unwrap(),
+    };
+    let by_device: Vec<(String, f64)> = store
+        .latest_by_device("moisture", &wall)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| match d.value {
+            MetricValue::Number(v) => (d.device_id, (v * 100.0).round() / 100.0),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        by_device,
+        [
+            ("spot-1".into(), 0.22),
+            ("spot-2".into(), 0.42),
+            ("spot-3".into(), 0.62)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_site_drills_down_into_its_zones() {
+    let influx = InfluxServer::start();
+    let store = InfluxDbStore::new(&influx.settings()).unwrap();
+    known_data(&store).await;
+    let wall = LocationPath::parse("wall-1").unwrap();
+    let zones: Vec<(String, f64)> = store
+        .drill_down("moisture", &wall, RANGE, Aggregate::Avg)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.group, (g.value * 1000.0).round() / 1000.0))
+        .collect();
+    assert_eq!(zones, [("zone-a".into(), 0.31), ("zone-b".into(), 0.61)]);
+    let zone = LocationPath::parse("wall-1/zone-a/s1").unwrap();
+    let spots: Vec<String> = store
+        .drill_down("moisture", &zone, RANGE, Aggregate::Max)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group)
+        .collect();
+    assert_eq!(spots, ["spot-1", "spot-2"]);
+}

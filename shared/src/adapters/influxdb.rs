@@ -15,9 +15,14 @@ use std::time::Duration;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::adapters::influxql;
 use crate::adapters::line_protocol::{encode_lines, field_type};
-use crate::domain::Reading;
-use crate::ports::{StoreError, StoreRejection, StoreRejectionKind, TimeSeriesStore, WriteReport};
+use crate::devices::record::LocationPath;
+use crate::domain::{MetricValue, Reading};
+use crate::ports::{
+    Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, StoreError,
+    StoreRejection, StoreRejectionKind, TimeRange, TimeSeriesReader, TimeSeriesStore, WriteReport,
+};
 
 /// Lines per write request: InfluxDB's recommended batch size.
 pub const MAX_LINES_PER_WRITE: usize = 5_000;
@@ -48,6 +53,8 @@ impl std::fmt::Debug for InfluxDbSettings {
 pub struct InfluxDbStore {
     client: reqwest::Client,
     write_url: String,
+    query_url: String,
+    database: String,
     authorization: Option<String>,
 }
 
@@ -64,6 +71,8 @@ impl InfluxDbStore {
                 "{base}/write?db={}&precision=ms",
                 percent_encode(&settings.database)
             ),
+            query_url: format!("{base}/query"),
+            database: settings.database.clone(),
             authorization: settings.token.as_ref().map(|t| format!("Token {t}")),
         })
     }
@@ -126,6 +135,182 @@ impl TimeSeriesStore for InfluxDbStore {
             .and_then(parse_retry_after);
         let text = response.text().await.unwrap_or_default();
         classify_write_response(status, retry_after, &text, readings)
+    }
+}
+
+impl InfluxDbStore {
+    /// Run InfluxQL (one or more statements); each statement's result, in order.
+    async fn query(&self, influxql: &str) -> Result<Vec<serde_json::Value>, QueryError> {
+        let mut request = self.client.get(&self.query_url).query(&[
+            ("db", self.database.as_str()),
+            ("epoch", "ms"),
+            ("q", influxql),
+        ]);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| QueryError::Store(format!("InfluxDB query: {e}")))?;
+        let status = response.status().as_u16();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| QueryError::Store(format!("InfluxDB query: {e}")))?;
+        if status != 200 {
+            return Err(QueryError::Store(format!(
+                "InfluxDB query HTTP {status}: {}",
+                error_message(&body)
+            )));
+        }
+        let answer: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| QueryError::Store(format!("InfluxDB query answer: {e}")))?;
+        let results = answer["results"].as_array().cloned().unwrap_or_default();
+        for result in &results {
+            if let Some(error) = result["error"].as_str() {
+                return Err(QueryError::Store(format!("InfluxDB: {error}")));
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// A JSON value from a query answer as a metric value (`null`: no value).
+fn metric_value(value: &serde_json::Value) -> Option<MetricValue> {
+    match value {
+        serde_json::Value::Number(n) => n.as_f64().map(MetricValue::Number),
+        serde_json::Value::Bool(b) => Some(MetricValue::Bool(*b)),
+        serde_json::Value::String(s) => Some(MetricValue::Text(s.clone())),
+        _ => None,
+    }
+}
+
+/// `(time, value)` rows of a result's series, with each series' tags.
+fn rows(
+    result: &serde_json::Value,
+) -> impl Iterator<
+    Item = (
+        &serde_json::Map<String, serde_json::Value>,
+        i64,
+        MetricValue,
+    ),
+> {
+    static NO_TAGS: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    result["series"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|series| {
+            let tags = series["tags"]
+                .as_object()
+                .unwrap_or_else(|| NO_TAGS.get_or_init(Default::default));
+            series["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(move |row| {
+                    let time = row.get(0)?.as_i64()?;
+                    let value = metric_value(row.get(1)?)?;
+                    Some((tags, time, value))
+                })
+        })
+}
+
+impl TimeSeriesReader for InfluxDbStore {
+    async fn latest_values(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+    ) -> Result<Vec<(String, Point)>, QueryError> {
+        if metrics.is_empty() {
+            return Ok(vec![]);
+        }
+        let results = self
+            .query(&influxql::latest_values_query(device_id, metrics)?)
+            .await?;
+        Ok(metrics
+            .iter()
+            .zip(&results)
+            .filter_map(|(metric, result)| {
+                let (_, time_ms, value) = rows(result).next()?;
+                Some((metric.to_string(), Point { time_ms, value }))
+            })
+            .collect())
+    }
+
+    async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
+        let results = self.query(&influxql::series_query(query)?).await?;
+        Ok(results
+            .first()
+            .map(|r| {
+                rows(r)
+                    .map(|(_, time_ms, value)| Point { time_ms, value })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn latest_by_device(
+        &self,
+        metric: &str,
+        filter: &FleetFilter,
+    ) -> Result<Vec<DeviceValue>, QueryError> {
+        let results = self
+            .query(&influxql::latest_by_device_query(metric, filter)?)
+            .await?;
+        let mut out: Vec<DeviceValue> = results
+            .first()
+            .map(|r| {
+                rows(r)
+                    .filter_map(|(tags, time_ms, value)| {
+                        Some(DeviceValue {
+                            device_id: tags.get("device_id")?.as_str()?.to_owned(),
+                            time_ms,
+                            value,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        Ok(out)
+    }
+
+    async fn drill_down(
+        &self,
+        metric: &str,
+        within: &LocationPath,
+        range: TimeRange,
+        aggregate: Aggregate,
+    ) -> Result<Vec<GroupValue>, QueryError> {
+        let level = influxql::child_level(within)?;
+        let results = self
+            .query(&influxql::drill_down_query(
+                metric, within, range, aggregate,
+            )?)
+            .await?;
+        let mut out: Vec<GroupValue> = results
+            .first()
+            .map(|r| {
+                rows(r)
+                    .filter_map(|(tags, _, value)| {
+                        let group = tags.get(level)?.as_str()?;
+                        // Devices placed above this level have no value for it: not a group.
+                        let MetricValue::Number(value) = value else {
+                            return None;
+                        };
+                        (!group.is_empty()).then(|| GroupValue {
+                            group: group.to_owned(),
+                            value,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.group.cmp(&b.group));
+        Ok(out)
     }
 }
 
@@ -216,7 +401,7 @@ fn field_type_in(reading: &Reading, field: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Metric, MetricValue};
+    use crate::domain::Metric;
 
     fn reading(device: &str, field: &str, value: MetricValue) -> Reading {
         Reading {

@@ -4,6 +4,7 @@ pub mod aws;
 pub mod dynamodb_alerts;
 pub mod dynamodb_registry;
 pub mod influxdb;
+pub mod influxql;
 pub mod iot_shadow;
 #[cfg(feature = "admin")]
 pub mod iot_things;
