@@ -13,3 +13,4 @@ pub mod memory;
 pub mod s3_quarantine;
 pub mod sns_notifier;
 pub mod timestream;
+pub mod timestream_query;
