@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
-use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
+use iotdp::local::platform::{Endpoint, LocalInfluxDb, LocalOptions, LocalPlatform, QueueMode};
 use iotdp::ports::DeviceRegistry;
 use iotdp::simulator::{DeviceKind, Fleet, FleetConfig};
 use tokio::sync::watch;
@@ -48,8 +48,26 @@ pub struct LocalArgs {
     /// Run without the simulated fleet (publish yourself, e.g. with mosquitto_pub)
     #[arg(long)]
     no_simulator: bool,
+    /// Time-series store: influxdb (a local influxd: real queries), timestream (moto: stores
+    /// but cannot query), or auto (influxdb when influxd is installed)
+    #[arg(long, value_enum, default_value = "auto")]
+    store: StoreChoice,
+    /// influxd binary (`make tools` installs it)
+    #[arg(
+        long,
+        env = "IOTDP_INFLUXD",
+        default_value = ".tools/influxdb/usr/bin/influxd"
+    )]
+    influxd: PathBuf,
     #[command(flatten)]
     fleet: FleetArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreChoice {
+    Auto,
+    Influxdb,
+    Timestream,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -77,7 +95,23 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
             port: 0,
         },
     };
+    let use_influxdb = match args.store {
+        StoreChoice::Influxdb => true,
+        StoreChoice::Timestream => false,
+        StoreChoice::Auto => {
+            args.influxd.exists()
+                && !parameters
+                    .get("TimeSeriesStore")
+                    .is_some_and(|s| s == "timestream")
+        }
+    };
+    let influxdb = use_influxdb.then(|| LocalInfluxDb {
+        binary: args.influxd.clone(),
+        // Kept between runs, like the deployed store (under the ignored .local/).
+        data_dir: PathBuf::from(".local/influxdb"),
+    });
     let platform = LocalPlatform::start(LocalOptions {
+        influxdb,
         queues: match args.queues {
             Queues::InProcess => QueueMode::InProcess,
             Queues::Moto => QueueMode::Moto,
@@ -171,9 +205,7 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!(
-        "  time-series store Timestream for LiveAnalytics, emulated by moto (writes only: moto cannot query)"
-    );
+    println!("  time-series store {}", platform.store_description);
     println!("  rules loaded      {}", loaded.join(", "));
     println!(
         "  devices           {registered} registered (the simulated fleet and its green-wall spots); unknown devices are quarantined as unknown_device"
@@ -213,6 +245,19 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     let deadline = (args.fleet.duration > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_secs(args.fleet.duration + 10));
     let mut view = LiveView::new(platform, sim_stats.clone());
+    // What the view queries back: the first battery box's voltage, the first green wall's zones.
+    view.sample_battery = fleet
+        .devices
+        .iter()
+        .find(|d| d.kind == DeviceKind::BatteryBox)
+        .map(|d| d.id.clone())
+        .filter(|_| !args.no_simulator);
+    view.sample_site = fleet
+        .registry_records(0)
+        .into_iter()
+        .find(|r| r.device_type == "green-wall-gateway")
+        .map(|r| r.path)
+        .filter(|_| !args.no_simulator);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     loop {
@@ -262,6 +307,11 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
 struct LiveView<'a> {
     platform: &'a LocalPlatform,
     simulation: Arc<SimulationStats>,
+    sample_battery: Option<String>,
+    sample_site: Option<iotdp::devices::record::LocationPath>,
+    /// The last answers read back from the store, refreshed every few seconds.
+    queried: Vec<String>,
+    renders: u64,
     started: tokio::time::Instant,
     last: (u64, u64, u64),
     dead_letter_url: Option<String>,
@@ -275,13 +325,82 @@ impl<'a> LiveView<'a> {
         Self {
             platform,
             simulation,
+            sample_battery: None,
+            sample_site: None,
+            queried: Vec::new(),
+            renders: 0,
             started: tokio::time::Instant::now(),
             last: (0, 0, 0),
             dead_letter_url,
         }
     }
 
+    /// Read the store back through the query port: what the query API will serve.
+    async fn query_store(&mut self) {
+        use iotdp::ports::{Aggregate, SeriesQuery, TimeRange, TimeSeriesReader};
+        let reader = &self.platform.reader;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut answers = Vec::new();
+        let budget = Duration::from_millis(500);
+        if let Some(battery) = &self.sample_battery {
+            let query = SeriesQuery {
+                device_id: battery.clone(),
+                metric: "voltage".into(),
+                range: TimeRange {
+                    from_ms: now - 5 * 60_000,
+                    to_ms: now,
+                },
+                bins: Some((Duration::from_secs(60), Aggregate::Avg)),
+            };
+            let text = match tokio::time::timeout(budget, reader.series(&query)).await {
+                Ok(Ok(points)) => points
+                    .iter()
+                    .map(|p| match &p.value {
+                        iotdp::domain::MetricValue::Number(v) => format!("{v:.3}"),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                Ok(Err(e)) => format!("query failed: {e}"),
+                Err(_) => "query timed out".into(),
+            };
+            answers.push(format!("{battery} voltage, 1-min avg, last 5 min: {text}"));
+        }
+        if let Some(site) = &self.sample_site {
+            let range = TimeRange {
+                from_ms: now - 6 * 3_600_000,
+                to_ms: now,
+            };
+            let text = match tokio::time::timeout(
+                budget,
+                reader.drill_down("moisture", site, range, Aggregate::Avg),
+            )
+            .await
+            {
+                Ok(Ok(groups)) => groups
+                    .iter()
+                    .map(|g| format!("{} {:.3}", g.group, g.value))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                Ok(Err(e)) => format!("query failed: {e}"),
+                Err(_) => "query timed out".into(),
+            };
+            answers.push(format!("{site} moisture by zone, 6 h avg: {text}"));
+        }
+        self.queried = answers;
+    }
+
     async fn render(&mut self) {
+        // Real queries only where the store can answer them (moto's Timestream cannot).
+        if self.renders % 5 == 0
+            && matches!(
+                self.platform.reader,
+                iotdp::adapters::aws::SelectedReader::InfluxDb(_)
+            )
+        {
+            self.query_store().await;
+        }
+        self.renders += 1;
         let s = &self.platform.stats;
         let ingest = s.ingest.lock().await.clone();
         let publishes = s.broker.publishes.load(Ordering::Relaxed);
@@ -312,8 +431,9 @@ impl<'a> LiveView<'a> {
             .collect::<Vec<_>>();
         let lines = [
             format!(
-                "iotdp local  up {:>5} s   store: Timestream (moto)   Ctrl-C to stop",
-                self.started.elapsed().as_secs()
+                "iotdp local  up {:>5} s   store: {}   Ctrl-C to stop",
+                self.started.elapsed().as_secs(),
+                self.platform.store_description
             ),
             format!(
                 "devices connected   {:>8}   (simulated: {} published, {} errors)   presence events {}",
@@ -373,11 +493,19 @@ impl<'a> LiveView<'a> {
         let mut out = std::io::stdout().lock();
         if out.is_terminal() {
             let _ = writeln!(out, "\x1b[2J\x1b[H{}", lines.join("\n"));
+            for answer in &self.queried {
+                let _ = writeln!(out, "read back           {answer}");
+            }
             for alert in recent.iter().skip(1) {
                 let _ = writeln!(out, "                    {alert}");
             }
         } else {
             let _ = writeln!(out, "{}", lines[1..10].join(" | "));
+            if self.renders % 5 == 1 {
+                for answer in &self.queried {
+                    let _ = writeln!(out, "read back: {answer}");
+                }
+            }
         }
         let _ = out.flush();
     }

@@ -59,6 +59,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
             binary: moto_binary(),
             port: 0,
         },
+        influxdb: None,
     })
     .await
     .expect("local platform starts");
@@ -338,4 +339,89 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         std::net::TcpStream::connect(mqtt).is_err(),
         "the MQTT port is closed after stop"
     );
+}
+
+/// `make local` with InfluxDB as the store: MQTT in, the same ingest handler writing to a
+/// local `influxd`, and the readings coming back aggregated through the read port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_influxdb_readings_come_back_through_the_read_port() {
+    use iotdp::local::platform::LocalInfluxDb;
+    use iotdp::ports::{Aggregate, SeriesQuery, TimeRange, TimeSeriesReader};
+    let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/influxd-test")
+        .join(format!("e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let platform = LocalPlatform::start(LocalOptions {
+        queues: QueueMode::InProcess,
+        template: concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml").into(),
+        stack_name: "iotdp-influx".into(),
+        parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
+        mqtt: "127.0.0.1:0".parse().unwrap(),
+        endpoint: Endpoint::StartMoto {
+            binary: moto_binary(),
+            port: 0,
+        },
+        influxdb: Some(LocalInfluxDb {
+            binary: iotdp_integration_tests::influxd_binary(),
+            data_dir: data_dir.clone(),
+        }),
+    })
+    .await
+    .expect("local platform starts");
+    assert!(platform.store_description.starts_with("InfluxDB"));
+    let registry = DynamoDbRegistry::new(
+        aws_sdk_dynamodb::Client::new(&platform.sdk),
+        platform.physical("DeviceRegistryTable").unwrap(),
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    registry
+        .create(&DeviceRecord::new("battery-9", "battery-box", now))
+        .await
+        .unwrap();
+    let battery = device("battery-9", platform.mqtt_addr.port()).await;
+    // Four readings in two minutes: bins of [12.8, 12.6] and [12.4, 12.2].
+    let minute = now - now.rem_euclid(60_000) - 120_000;
+    for (offset, volts) in [(0, 12.8), (30_000, 12.6), (60_000, 12.4), (90_000, 12.2)] {
+        battery
+            .publish(
+                "dt/battery-9/telemetry",
+                QoS::AtLeastOnce,
+                false,
+                format!(
+                    r#"{{"ts":{},"metrics":{{"voltage":{volts}}}}}"#,
+                    minute + offset
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let query = SeriesQuery {
+        device_id: "battery-9".into(),
+        metric: "voltage".into(),
+        range: TimeRange {
+            from_ms: minute,
+            to_ms: minute + 120_000,
+        },
+        bins: Some((Duration::from_secs(60), Aggregate::Avg)),
+    };
+    let points = eventually("two one-minute bins", || {
+        let (reader, query) = (&platform.reader, &query);
+        async move {
+            let points = reader.series(query).await.ok()?;
+            (points.len() == 2).then_some(points)
+        }
+    })
+    .await;
+    let values: Vec<(i64, f64)> = points
+        .iter()
+        .map(|p| match p.value {
+            iotdp::domain::MetricValue::Number(v) => {
+                (p.time_ms - minute, (v * 100.0).round() / 100.0)
+            }
+            ref other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(values, [(0, 12.7), (60_000, 12.3)]);
+    platform.stop().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

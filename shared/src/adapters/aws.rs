@@ -141,17 +141,119 @@ pub async fn time_series_store(
             url,
             database,
             token_secret_arn,
-        } => {
-            let token = match token_secret_arn {
-                Some(arn) => Some(read_token_secret(sdk, arn).await?),
-                None => None,
-            };
-            SelectedStore::InfluxDb(InfluxDbStore::new(&InfluxDbSettings {
-                url: url.clone(),
-                database: database.clone(),
-                token,
-            })?)
+        } => SelectedStore::InfluxDb(
+            influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
+        ),
+    })
+}
+
+async fn influxdb_store(
+    sdk: &SdkConfig,
+    url: &str,
+    database: &str,
+    token_secret_arn: Option<&str>,
+) -> Result<InfluxDbStore, aws_sdk_timestreamwrite::error::BoxError> {
+    let token = match token_secret_arn {
+        Some(arn) => Some(read_token_secret(sdk, arn).await?),
+        None => None,
+    };
+    Ok(InfluxDbStore::new(&InfluxDbSettings {
+        url: url.to_owned(),
+        database: database.to_owned(),
+        token,
+    })?)
+}
+
+/// The read side of the store `config` names (the query API and `make local` read through it).
+pub enum SelectedReader {
+    Timestream(crate::adapters::timestream_query::TimestreamReader),
+    InfluxDb(InfluxDbStore),
+}
+
+impl SelectedReader {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            SelectedReader::Timestream(_) => "Timestream for LiveAnalytics",
+            SelectedReader::InfluxDb(_) => "InfluxDB",
         }
+    }
+}
+
+impl crate::ports::TimeSeriesReader for SelectedReader {
+    async fn latest_values(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+    ) -> Result<Vec<(String, crate::ports::Point)>, crate::ports::QueryError> {
+        match self {
+            SelectedReader::Timestream(r) => r.latest_values(device_id, metrics).await,
+            SelectedReader::InfluxDb(r) => r.latest_values(device_id, metrics).await,
+        }
+    }
+
+    async fn series(
+        &self,
+        query: &crate::ports::SeriesQuery,
+    ) -> Result<Vec<crate::ports::Point>, crate::ports::QueryError> {
+        match self {
+            SelectedReader::Timestream(r) => r.series(query).await,
+            SelectedReader::InfluxDb(r) => r.series(query).await,
+        }
+    }
+
+    async fn latest_by_device(
+        &self,
+        metric: &str,
+        filter: &crate::ports::FleetFilter,
+    ) -> Result<Vec<crate::ports::DeviceValue>, crate::ports::QueryError> {
+        match self {
+            SelectedReader::Timestream(r) => r.latest_by_device(metric, filter).await,
+            SelectedReader::InfluxDb(r) => r.latest_by_device(metric, filter).await,
+        }
+    }
+
+    async fn drill_down(
+        &self,
+        metric: &str,
+        within: &crate::devices::record::LocationPath,
+        range: crate::ports::TimeRange,
+        aggregate: crate::ports::Aggregate,
+    ) -> Result<Vec<crate::ports::GroupValue>, crate::ports::QueryError> {
+        match self {
+            SelectedReader::Timestream(r) => r.drill_down(metric, within, range, aggregate).await,
+            SelectedReader::InfluxDb(r) => r.drill_down(metric, within, range, aggregate).await,
+        }
+    }
+}
+
+/// The reader for the store `config` names. Timestream's query endpoint, like its write
+/// endpoint, is found by endpoint discovery against real AWS.
+pub async fn time_series_reader(
+    sdk: &SdkConfig,
+    config: &StoreConfig,
+) -> Result<SelectedReader, aws_sdk_timestreamwrite::error::BoxError> {
+    Ok(match config {
+        StoreConfig::Timestream { database, table } => {
+            let client = aws_sdk_timestreamquery::Client::new(sdk);
+            let client = match timestream_endpoint_mode(sdk, |name| std::env::var(name).ok()) {
+                EndpointMode::Override => client,
+                EndpointMode::Discovery => {
+                    let (client, reloader) = client.with_endpoint_discovery_enabled().await?;
+                    tokio::spawn(reloader.reload_task());
+                    client
+                }
+            };
+            SelectedReader::Timestream(crate::adapters::timestream_query::TimestreamReader::new(
+                client, database, table,
+            ))
+        }
+        StoreConfig::InfluxDb {
+            url,
+            database,
+            token_secret_arn,
+        } => SelectedReader::InfluxDb(
+            influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
+        ),
     })
 }
 

@@ -15,13 +15,15 @@ use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::adapters::aws::{
-    AwsIngestService, AwsSilenceWatch, device_registry, ingest_service_with, silence_watch,
+    AwsIngestService, AwsSilenceWatch, SelectedReader, device_registry, ingest_service_with,
+    silence_watch, time_series_reader,
 };
 use crate::config::{IngestConfig, LifecycleConfig, SilenceWatchConfig};
 use crate::devices::presence::record_presence_events;
 use crate::ingest::Invocation;
 use crate::local::broker::{self, BrokerStats, InboundPublish};
 use crate::local::event_source;
+use crate::local::influxd::InfluxProcess;
 use crate::local::moto::MotoProcess;
 use crate::local::provision::{LOCAL_REGION, LocalStack, RuleAction, provision};
 use crate::local::queues::{InProcessQueues, QueueBackend};
@@ -56,6 +58,16 @@ pub struct LocalOptions {
     /// MQTT listener (IoT Core stand-in); port 0 picks a free one.
     pub mqtt: SocketAddr,
     pub endpoint: Endpoint,
+    /// Run InfluxDB locally and store readings there (`TimeSeriesStore=influxdb`): the
+    /// `influxd` binary and the folder its data goes to. `None`: the template's store as
+    /// parameterised (Timestream in moto, which can store but not query).
+    pub influxdb: Option<LocalInfluxDb>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalInfluxDb {
+    pub binary: PathBuf,
+    pub data_dir: PathBuf,
 }
 
 /// Running totals for the live view and the tests.
@@ -88,9 +100,14 @@ pub struct LocalPlatform {
     pub alerts_queue_url: String,
     /// The queues the hot path runs on.
     pub queues: QueueBackend,
+    /// The ingest function's store, read through the same adapters the query API uses.
+    pub reader: SelectedReader,
+    /// Which store holds the readings, and where, for the live view.
+    pub store_description: String,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<MotoProcess>,
+    influxd: Option<InfluxProcess>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,15 +132,22 @@ impl LocalPlatform {
             Endpoint::Existing(url) => (None, url.clone()),
         };
         let sdk = local_sdk_config(&endpoint).await;
-        let stack = provision(
-            &template,
-            &options.stack_name,
-            &options.parameters,
-            &sdk,
-            &endpoint,
-        )
-        .await
-        .map_err(fail)?;
+        let mut parameters = options.parameters.clone();
+        let influxd = match &options.influxdb {
+            Some(local) => {
+                let process =
+                    InfluxProcess::start(&local.binary, &local.data_dir).map_err(LocalError)?;
+                process.create_database("iotdp").map_err(LocalError)?;
+                parameters.insert("TimeSeriesStore".into(), "influxdb".into());
+                parameters.insert("InfluxDbUrl".into(), process.url.clone());
+                parameters.insert("InfluxDbDatabase".into(), "iotdp".into());
+                Some(process)
+            }
+            None => None,
+        };
+        let stack = provision(&template, &options.stack_name, &parameters, &sdk, &endpoint)
+            .await
+            .map_err(fail)?;
         let stats = Arc::new(PlatformStats::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -209,6 +233,30 @@ impl LocalPlatform {
             }
         }
 
+        // What the readings can be read back through, and from where.
+        let ingest_config = stack
+            .functions
+            .iter()
+            .find(|f| f.binary == "ingest")
+            .map(|f| IngestConfig::from_lookup(|name| f.environment.get(name).cloned()))
+            .transpose()
+            .map_err(fail)?
+            .ok_or_else(|| LocalError("the template has no ingest function".into()))?;
+        let reader = time_series_reader(&sdk, &ingest_config.store)
+            .await
+            .map_err(|e| LocalError(e.to_string()))?;
+        let store_description = match &influxd {
+            Some(process) => format!(
+                "InfluxDB (influxd at {}, data in {}): real queries",
+                process.url,
+                process.data_dir.display()
+            ),
+            None => format!(
+                "{} emulated by moto at {endpoint}: stores records, but moto answers queries only with canned results",
+                reader.describe()
+            ),
+        };
+
         // The alerts a subscriber would get.
         let alerts_queue_url = sqs
             .create_queue()
@@ -266,9 +314,12 @@ impl LocalPlatform {
             stats,
             alerts_queue_url,
             queues,
+            reader,
+            store_description,
             shutdown,
             tasks,
             moto,
+            influxd,
         })
     }
 
@@ -290,6 +341,9 @@ impl LocalPlatform {
         }
         if let Some(mut moto) = self.moto.take() {
             moto.stop();
+        }
+        if let Some(mut influxd) = self.influxd.take() {
+            influxd.stop();
         }
     }
 }
