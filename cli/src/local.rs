@@ -100,9 +100,9 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
         StoreChoice::Timestream => false,
         StoreChoice::Auto => {
             args.influxd.exists()
-                && !parameters
+                && parameters
                     .get("TimeSeriesStore")
-                    .is_some_and(|s| s == "timestream")
+                    .is_none_or(|s| s != "timestream")
         }
     };
     let influxdb = use_influxdb.then(|| LocalInfluxDb {
@@ -392,7 +392,7 @@ impl<'a> LiveView<'a> {
 
     async fn render(&mut self) {
         // Real queries only where the store can answer them (moto's Timestream cannot).
-        if self.renders % 5 == 0
+        if self.renders.is_multiple_of(5)
             && matches!(
                 self.platform.reader,
                 iotdp::adapters::aws::SelectedReader::InfluxDb(_)
