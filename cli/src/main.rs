@@ -4,6 +4,7 @@
 
 mod devices;
 mod local;
+mod readings;
 mod simulate;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Command {
     },
     /// Devices: provisioning (things, certificates, registry), suspension, decommissioning
     Devices(devices::DevicesArgs),
+    /// One device's metric over a time range, raw or aggregated into bins, from the deployed store
+    Readings(readings::ReadingsArgs),
     /// Alert rules
     Rules {
         #[arg(
@@ -108,6 +111,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let command = match cli.command {
         Command::Local(args) => return local::run(args).await,
         Command::Devices(args) => return devices::run(args).await,
+        Command::Readings(args) => return readings::run(args).await,
         Command::Simulate { fleet, target } => {
             let stats = Arc::new(simulate::SimulationStats::default());
             let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -139,7 +143,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let dynamodb = aws_sdk_dynamodb::Client::new(&load_sdk_config().await);
     match command {
-        Command::Local(_) | Command::Simulate { .. } | Command::Devices(_) => {
+        Command::Local(_)
+        | Command::Simulate { .. }
+        | Command::Devices(_)
+        | Command::Readings(_) => {
             unreachable!("handled above")
         }
         Command::Rules { table, action } => {

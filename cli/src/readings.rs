@@ -1,0 +1,153 @@
+//! `iotdp readings <device> <metric>`: one device's metric over a time range, raw or in bins,
+//! read through the same read port as the query API, from whichever store is deployed.
+
+use std::time::Duration;
+
+use clap::Args;
+use iotdp::adapters::aws::{load_sdk_config, time_series_reader};
+use iotdp::config::StoreConfig;
+use iotdp::ports::{Aggregate, SeriesQuery, TimeRange, TimeSeriesReader};
+
+#[derive(Args)]
+pub struct ReadingsArgs {
+    device_id: String,
+    metric: String,
+    /// Start: RFC 3339 (2026-11-24T12:00:00Z) or relative to now (-15m, -6h, -7d)
+    #[arg(long, default_value = "-1h", allow_hyphen_values = true)]
+    from: String,
+    /// End (exclusive): RFC 3339, relative, or "now"
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
+    to: String,
+    /// Bin size: 1s to 1d (e.g. 60s, 5m, 1h); without it, raw readings
+    #[arg(long)]
+    bin: Option<String>,
+    /// Aggregate per bin: avg, min, max, sum, count, first, last
+    #[arg(long, default_value = "avg")]
+    agg: String,
+    /// The deployed store: timestream or influxdb
+    #[arg(long, env = "IOTDP_TIME_SERIES_STORE", default_value = "timestream")]
+    store: String,
+    #[arg(long, env = "IOTDP_TIMESTREAM_DATABASE")]
+    timestream_database: Option<String>,
+    #[arg(long, env = "IOTDP_TIMESTREAM_TABLE", default_value = "telemetry")]
+    timestream_table: String,
+    #[arg(long, env = "IOTDP_INFLUXDB_URL")]
+    influxdb_url: Option<String>,
+    #[arg(long, env = "IOTDP_INFLUXDB_DATABASE", default_value = "iotdp")]
+    influxdb_database: String,
+    /// Secrets Manager secret with the InfluxDB token (never the token itself)
+    #[arg(long, env = "IOTDP_INFLUXDB_TOKEN_SECRET_ARN")]
+    influxdb_token_secret_arn: Option<String>,
+}
+
+/// `-15m`, `-6h`, `-7d`, `now`, or RFC 3339 → epoch ms.
+pub fn parse_instant(text: &str, now_ms: i64) -> Result<i64, String> {
+    if text == "now" {
+        return Ok(now_ms);
+    }
+    if let Some(relative) = text.strip_prefix('-') {
+        return Ok(now_ms - parse_duration(relative)?.as_millis() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            format!("'{text}' is neither RFC 3339 (2026-11-24T12:00:00Z) nor relative (-6h)")
+        })
+}
+
+/// `90s`, `5m`, `1h`, `1d` → a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (amount, unit) = text.split_at(split);
+    let amount: u64 = amount
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration like 90s, 5m, 1h or 1d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("'{text}': the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(amount * seconds))
+}
+
+pub async fn run(args: ReadingsArgs) -> Result<(), String> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let range = TimeRange {
+        from_ms: parse_instant(&args.from, now)?,
+        to_ms: parse_instant(&args.to, now)?,
+    };
+    let bins = match &args.bin {
+        None => None,
+        Some(bin) => Some((
+            parse_duration(bin)?,
+            Aggregate::parse(&args.agg).ok_or_else(|| {
+                format!(
+                    "'{}' is not an aggregate: use avg, min, max, sum, count, first or last",
+                    args.agg
+                )
+            })?,
+        )),
+    };
+    let store = match args.store.as_str() {
+        "timestream" => StoreConfig::Timestream {
+            database: args.timestream_database.ok_or(
+                "--timestream-database (or IOTDP_TIMESTREAM_DATABASE) is required: the stack output TimestreamDatabaseName",
+            )?,
+            table: args.timestream_table,
+        },
+        "influxdb" => StoreConfig::InfluxDb {
+            url: args
+                .influxdb_url
+                .ok_or("--influxdb-url (or IOTDP_INFLUXDB_URL) is required with --store influxdb")?,
+            database: args.influxdb_database,
+            token_secret_arn: args.influxdb_token_secret_arn,
+        },
+        other => return Err(format!("--store '{other}': use timestream or influxdb")),
+    };
+    let query = SeriesQuery {
+        device_id: args.device_id,
+        metric: args.metric,
+        range,
+        bins,
+    };
+    let reader = time_series_reader(&load_sdk_config().await, &store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let points = reader.series(&query).await.map_err(|e| e.to_string())?;
+    println!("{:<25} VALUE", "TIME");
+    for point in &points {
+        let time = chrono::DateTime::from_timestamp_millis(point.time_ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        let value = match &point.value {
+            iotdp::domain::MetricValue::Number(v) => v.to_string(),
+            iotdp::domain::MetricValue::Bool(b) => b.to_string(),
+            iotdp::domain::MetricValue::Text(s) => s.clone(),
+        };
+        println!("{time:<25} {value}");
+    }
+    eprintln!("{} point(s) from {}", points.len(), reader.describe());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_and_durations_parse_as_operators_write_them() {
+        let now = 1_764_000_000_000;
+        assert_eq!(parse_instant("now", now), Ok(now));
+        assert_eq!(parse_instant("-6h", now), Ok(now - 6 * 3_600_000));
+        assert_eq!(parse_instant("2025-11-24T16:00:00Z", now), Ok(now));
+        assert!(parse_instant("yesterday", now).is_err());
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}
