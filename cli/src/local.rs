@@ -351,6 +351,7 @@ impl<'a> LiveView<'a> {
                     to_ms: now,
                 },
                 bins: Some((Duration::from_secs(60), Aggregate::Avg)),
+                limit: None,
             };
             let text = match tokio::time::timeout(budget, reader.series(&query)).await {
                 Ok(Ok(points)) => points

@@ -113,6 +113,7 @@ pub async fn run(args: ReadingsArgs) -> Result<(), String> {
         metric: args.metric,
         range,
         bins,
+        limit: None,
     };
     let reader = time_series_reader(&load_sdk_config().await, &store)
         .await

@@ -642,6 +642,8 @@ pub struct SeriesQuery {
     pub range: TimeRange,
     /// `Some((bin, aggregate))`: one point per non-empty bin, stamped with the bin's start.
     pub bins: Option<(Duration, Aggregate)>,
+    /// At most this many points, the earliest first: pages continue from the next point's time.
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

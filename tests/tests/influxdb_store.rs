@@ -350,6 +350,7 @@ async fn ranges_come_back_raw_and_in_bins_with_every_aggregate() {
         metric: "temperature".into(),
         range: RANGE,
         bins,
+        limit: None,
     };
     assert_eq!(
         numbers(&store.series(&query(None)).await.unwrap()),
@@ -376,6 +377,21 @@ async fn ranges_come_back_raw_and_in_bins_with_every_aggregate() {
             "{aggregate:?}"
         );
     }
+    // Pages: at most `limit` points, earliest first; the next page starts after the last.
+    let mut page = query(None);
+    page.limit = Some(2);
+    assert_eq!(
+        numbers(&store.series(&page).await.unwrap()),
+        [(0, 20.0), (30, 22.0)]
+    );
+    page.range.from_ms = T0 + 30_001;
+    assert_eq!(
+        numbers(&store.series(&page).await.unwrap()),
+        [(60, 24.0), (90, 26.0)]
+    );
+    let mut bins = query(Some((minute, Aggregate::Max)));
+    bins.limit = Some(1);
+    assert_eq!(numbers(&store.series(&bins).await.unwrap()), [(0, 22.0)]);
     // A range with no data is empty, not an error.
     let mut empty = query(Some((minute, Aggregate::Avg)));
     empty.range = TimeRange {

@@ -403,6 +403,7 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
             to_ms: minute + 120_000,
         },
         bins: Some((Duration::from_secs(60), Aggregate::Avg)),
+        limit: None,
     };
     let points = eventually("two one-minute bins", || {
         let (reader, query) = (&platform.reader, &query);

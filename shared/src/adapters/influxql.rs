@@ -120,12 +120,16 @@ pub fn series_query(query: &SeriesQuery) -> Result<String, QueryError> {
     let device = quote_string(checked_device(&query.device_id)?);
     let range = time_condition(checked_range(query.range)?);
     let from = quote_ident(MEASUREMENT);
+    let limit = query
+        .limit
+        .map(|n| format!(" LIMIT {n}"))
+        .unwrap_or_default();
     Ok(match query.bins {
         None => format!(
-            "SELECT {metric} FROM {from} WHERE \"device_id\" = {device} AND {range} ORDER BY time"
+            "SELECT {metric} FROM {from} WHERE \"device_id\" = {device} AND {range} ORDER BY time{limit}"
         ),
         Some((bin, aggregate)) => format!(
-            "SELECT {}({metric}) FROM {from} WHERE \"device_id\" = {device} AND {range} GROUP BY time({}s) fill(none) ORDER BY time",
+            "SELECT {}({metric}) FROM {from} WHERE \"device_id\" = {device} AND {range} GROUP BY time({}s) fill(none) ORDER BY time{limit}",
             function(aggregate),
             checked_bin(bin)?
         ),
@@ -191,6 +195,7 @@ mod tests {
             metric: "temperature".into(),
             range: RANGE,
             bins: Some((Duration::from_secs(60), Aggregate::Avg)),
+            limit: None,
         };
         assert_eq!(
             series_query(&q).unwrap(),
@@ -226,6 +231,7 @@ mod tests {
                 metric: h.into(),
                 range: RANGE,
                 bins: None,
+                limit: None,
             };
             assert!(series_query(&q).is_err(), "{h}");
             let filter = FleetFilter {

@@ -80,15 +80,19 @@ impl TimestreamSql {
             literal(checked_device(&query.device_id)?),
             Self::time_condition(checked_range(query.range)?)
         );
+        let limit = query
+            .limit
+            .map(|n| format!(" LIMIT {n}"))
+            .unwrap_or_default();
         Ok(match query.bins {
             None => format!(
-                "SELECT time, {m} AS value FROM {} WHERE {filter} ORDER BY time",
+                "SELECT time, {m} AS value FROM {} WHERE {filter} ORDER BY time{limit}",
                 self.table
             ),
             Some((bin, aggregate)) => {
                 let seconds = checked_bin(bin)?;
                 format!(
-                    "SELECT bin(time, {seconds}s) AS time, {} AS value FROM {} WHERE {filter} GROUP BY bin(time, {seconds}s) ORDER BY 1",
+                    "SELECT bin(time, {seconds}s) AS time, {} AS value FROM {} WHERE {filter} GROUP BY bin(time, {seconds}s) ORDER BY 1{limit}",
                     aggregate_sql(aggregate, &m),
                     self.table
                 )
@@ -333,6 +337,7 @@ mod tests {
             metric: "temperature".into(),
             range: RANGE,
             bins: Some((Duration::from_secs(60), Aggregate::Last)),
+            limit: None,
         };
         assert_eq!(
             sql().series(&q).unwrap(),
