@@ -275,7 +275,7 @@ fn placed(
 }
 
 /// A thermostat's temperature at 0, 30, 60, 90 and 150 s; a green wall's spots in two zones.
-async fn known_data(store: &Reader) {
+fn known_readings() -> Vec<Reading> {
     let mut readings = Vec::new();
     for (offset_s, t) in [(0, 20.0), (30, 22.0), (60, 24.0), (90, 26.0), (150, 30.0)] {
         readings.push(placed(
@@ -292,17 +292,22 @@ async fn known_data(store: &Reader) {
             ],
         ));
     }
-    for (spot, zone, moisture) in [
+    // Each spot a second apart: first/last across devices that share an instant are ambiguous
+    // in every store.
+    for (i, (spot, zone, moisture)) in [
         ("spot-1", "zone-a", 0.2),
         ("spot-2", "zone-a", 0.4),
         ("spot-3", "zone-b", 0.6),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         for minute in 0..3 {
             readings.push(placed(
                 spot,
                 "plant-sensor",
                 &format!("wall-1/{zone}/s1/{spot}"),
-                T0 + minute * 60_000,
+                T0 + minute * 60_000 + i as i64 * 1000,
                 vec![(
                     "moisture",
                     MetricValue::Number(moisture + minute as f64 / 100.0),
@@ -317,12 +322,13 @@ async fn known_data(store: &Reader) {
         T0,
         vec![("moisture", MetricValue::Number(0.9))],
     ));
-    assert!(
-        write(store, &readings)
-            .await
-            .iter()
-            .all(|o| *o == WriteOutcome::Stored)
-    );
+    readings
+}
+
+async fn known_data(store: &Reader) {
+    let readings = known_readings();
+    let outcomes = write(store, &readings).await;
+    assert!(outcomes.iter().all(|o| *o == WriteOutcome::Stored));
 }
 
 const RANGE: TimeRange = TimeRange {
@@ -476,4 +482,96 @@ async fn a_site_drills_down_into_its_zones() {
         .map(|g| g.group)
         .collect();
     assert_eq!(spots, ["spot-1", "spot-2"]);
+}
+
+/// The in-memory reference reader and InfluxDB give the same answers on the same data, for
+/// every query shape and aggregate.
+#[tokio::test]
+async fn influxdb_answers_as_the_reference_reader_does() {
+    use iotdp::adapters::memory::MemoryStore;
+    let influx = InfluxServer::start();
+    let store = InfluxDbStore::new(&influx.settings()).unwrap();
+    let reference = MemoryStore::new(5000);
+    known_data(&store).await;
+    known_data_into(&reference).await;
+    for aggregate in Aggregate::ALL {
+        for bins in [
+            None,
+            Some((Duration::from_secs(60), aggregate)),
+            Some((Duration::from_secs(1), aggregate)),
+        ] {
+            let q = SeriesQuery {
+                device_id: "ac-1".into(),
+                metric: "temperature".into(),
+                range: RANGE,
+                bins,
+                limit: None,
+            };
+            assert_eq!(
+                store.series(&q).await.unwrap(),
+                reference.series(&q).await.unwrap(),
+                "{q:?}"
+            );
+        }
+        for within in ["wall-1", "wall-1/zone-a", "wall-1/zone-a/s1"] {
+            let within = LocationPath::parse(within).unwrap();
+            let round = |groups: Vec<iotdp::ports::GroupValue>| -> Vec<(String, i64)> {
+                groups
+                    .into_iter()
+                    .map(|g| (g.group, (g.value * 1e6).round() as i64))
+                    .collect()
+            };
+            assert_eq!(
+                round(
+                    store
+                        .drill_down("moisture", &within, RANGE, aggregate)
+                        .await
+                        .unwrap()
+                ),
+                round(
+                    reference
+                        .drill_down("moisture", &within, RANGE, aggregate)
+                        .await
+                        .unwrap()
+                ),
+                "{within} {aggregate:?}"
+            );
+        }
+    }
+    // Values to 1e-9: InfluxDB 1.6 may return the last bit of a float differently.
+    let devices = |values: Vec<iotdp::ports::DeviceValue>| -> Vec<(String, i64, i64)> {
+        values
+            .into_iter()
+            .map(|d| match d.value {
+                MetricValue::Number(v) => (d.device_id, d.time_ms, (v * 1e9).round() as i64),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let filter = FleetFilter::default();
+    assert_eq!(
+        devices(store.latest_by_device("moisture", &filter).await.unwrap()),
+        devices(
+            reference
+                .latest_by_device("moisture", &filter)
+                .await
+                .unwrap()
+        )
+    );
+    assert_eq!(
+        store
+            .latest_values("ac-1", &["temperature", "mode"])
+            .await
+            .unwrap(),
+        reference
+            .latest_values("ac-1", &["temperature", "mode"])
+            .await
+            .unwrap()
+    );
+}
+
+/// The same readings `known_data` writes to InfluxDB.
+async fn known_data_into(store: &iotdp::adapters::memory::MemoryStore) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    write_readings(store, &known_readings(), &WritePolicy::default(), deadline).await;
 }
