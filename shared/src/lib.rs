@@ -14,6 +14,7 @@
 //! - [`ingest`]: the use case that ties them together and answers SQS;
 //! - [`alerting`]: rules, the alarm state machine, notifications, commands back to devices;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines;
+//! - [`api`]: the query API's use cases (devices, readings), independent of the HTTP front end;
 //! - [`config`]: environment configuration, validated at start-up;
 //! - [`adapters`]: Timestream, S3, DynamoDB, SNS, IoT shadows and AWS client construction,
 //!   plus in-memory stand-ins;
@@ -22,6 +23,7 @@
 
 pub mod adapters;
 pub mod alerting;
+pub mod api;
 pub mod batch;
 pub mod config;
 pub mod devices;

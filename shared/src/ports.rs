@@ -715,3 +715,37 @@ pub trait TimeSeriesReader: Send + Sync {
         aggregate: Aggregate,
     ) -> impl Future<Output = Result<Vec<GroupValue>, QueryError>> + Send;
 }
+
+impl<T: TimeSeriesReader> TimeSeriesReader for Arc<T> {
+    async fn latest_values(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+    ) -> Result<Vec<(String, Point)>, QueryError> {
+        self.as_ref().latest_values(device_id, metrics).await
+    }
+
+    async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
+        self.as_ref().series(query).await
+    }
+
+    async fn latest_by_device(
+        &self,
+        metric: &str,
+        filter: &FleetFilter,
+    ) -> Result<Vec<DeviceValue>, QueryError> {
+        self.as_ref().latest_by_device(metric, filter).await
+    }
+
+    async fn drill_down(
+        &self,
+        metric: &str,
+        within: &LocationPath,
+        range: TimeRange,
+        aggregate: Aggregate,
+    ) -> Result<Vec<GroupValue>, QueryError> {
+        self.as_ref()
+            .drill_down(metric, within, range, aggregate)
+            .await
+    }
+}

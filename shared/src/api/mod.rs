@@ -1,0 +1,429 @@
+//! The query API's use cases, independent of the HTTP framework: a request (method, path,
+//! query string, body) in, a JSON response or a problem document out. The Lambda function and
+//! the local server adapt their HTTP types to these.
+//!
+//! Routes (all JSON):
+//! - `GET /devices?type=&status=&path=&limit=&cursor=`: the registry, filtered, paginated by id;
+//! - `GET /devices/{id}?metrics=a,b`: one device's record and the latest value of each metric;
+//! - `POST /devices/{id}/suspend`, `POST /devices/{id}/resume`;
+//! - `GET /devices/{id}/readings/{metric}?from=&to=&bin=&agg=&limit=&cursor=`: raw or binned,
+//!   paginated (never truncated: `next` continues where a page ends);
+//! - `GET /readings/{metric}/latest?type=&path=`: the latest value per device across a fleet;
+//! - `GET /readings/{metric}/drill-down?path=&from=&to=&agg=`: one level below a place.
+
+pub mod params;
+
+use serde_json::{Value, json};
+
+use crate::adapters::influxql::checked_metric;
+use crate::devices::provisioning::{ProvisioningError, set_device_status};
+use crate::devices::record::{DeviceRecord, DeviceStatus};
+use crate::domain::MetricValue;
+use crate::ports::{
+    DeviceRegistry, FleetFilter, Point, QueryError, SeriesQuery, TimeRange, TimeSeriesReader,
+};
+use params::{Params, rfc3339};
+
+/// A request, as any HTTP front end can hand it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    pub body: Vec<u8>,
+}
+
+/// A response: status and JSON body (`application/problem+json` when `problem`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+    pub problem: bool,
+}
+
+impl ApiResponse {
+    fn ok(body: Value) -> Self {
+        Self {
+            status: 200,
+            body,
+            problem: false,
+        }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        if self.problem {
+            "application/problem+json"
+        } else {
+            "application/json"
+        }
+    }
+}
+
+/// An RFC 9457 problem: a stable `code`, and a `detail` that says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub status: u16,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            code: "invalid_parameter",
+            detail: detail.into(),
+        }
+    }
+
+    fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status: 404,
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    fn into_response(self) -> ApiResponse {
+        let title = match self.status {
+            400 => "Bad request",
+            404 => "Not found",
+            405 => "Method not allowed",
+            409 => "Conflict",
+            _ => "Service unavailable",
+        };
+        ApiResponse {
+            status: self.status,
+            body: json!({
+                "type": format!("https://github.com/iotdp/iotdp/blob/main/README.md#problem-{}", self.code),
+                "title": title,
+                "status": self.status,
+                "code": self.code,
+                "detail": self.detail,
+            }),
+            problem: true,
+        }
+    }
+}
+
+impl From<QueryError> for Problem {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Invalid(detail) => Problem::invalid(detail),
+            QueryError::Store(detail) => Problem {
+                status: 503,
+                code: "store_unavailable",
+                detail: format!("{detail}: retry later"),
+            },
+        }
+    }
+}
+
+fn registry_problem(e: impl std::fmt::Display) -> Problem {
+    Problem {
+        status: 503,
+        code: "registry_unavailable",
+        detail: format!("{e}: retry later"),
+    }
+}
+
+/// Most items in one page, and the default.
+pub const MAX_PAGE: usize = 10_000;
+pub const DEFAULT_PAGE: usize = 1_000;
+
+pub struct QueryApi<R, T> {
+    registry: R,
+    reader: T,
+}
+
+impl<R: DeviceRegistry, T: TimeSeriesReader> QueryApi<R, T> {
+    pub fn new(registry: R, reader: T) -> Self {
+        Self { registry, reader }
+    }
+
+    /// Answer `request` at wall-clock time `now_ms`. Never panics; user mistakes are 4xx.
+    pub async fn handle(&self, request: &ApiRequest, now_ms: i64) -> ApiResponse {
+        match self.route(request, now_ms).await {
+            Ok(body) => ApiResponse::ok(body),
+            Err(problem) => problem.into_response(),
+        }
+    }
+
+    async fn route(&self, request: &ApiRequest, now_ms: i64) -> Result<Value, Problem> {
+        let params = Params::parse(&request.query)?;
+        let decoded: Vec<String> = request
+            .path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect::<Result<_, _>>()?;
+        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+        match (request.method.as_str(), segments.as_slice()) {
+            ("GET", ["devices"]) => self.list_devices(&params).await,
+            ("GET", ["devices", id]) => self.get_device(id, &params).await,
+            ("POST", ["devices", id, action @ ("suspend" | "resume")]) => {
+                let status = if *action == "suspend" {
+                    DeviceStatus::Suspended
+                } else {
+                    DeviceStatus::Active
+                };
+                self.set_status(id, status, now_ms).await
+            }
+            ("GET", ["devices", id, "readings", metric]) => {
+                self.device_readings(id, metric, &params, now_ms).await
+            }
+            ("GET", ["readings", metric, "latest"]) => self.latest_by_device(metric, &params).await,
+            ("GET", ["readings", metric, "drill-down"]) => {
+                self.drill_down(metric, &params, now_ms).await
+            }
+            (_, ["devices"] | ["devices", _] | ["devices", _, "suspend" | "resume"])
+            | (_, ["devices", _, "readings", _])
+            | (_, ["readings", _, "latest" | "drill-down"]) => Err(Problem {
+                status: 405,
+                code: "method_not_allowed",
+                detail: format!("{} is not allowed on {}", request.method, request.path),
+            }),
+            _ => Err(Problem::not_found(
+                "no_such_route",
+                format!(
+                    "no route {} {}: see openapi.yaml",
+                    request.method, request.path
+                ),
+            )),
+        }
+    }
+}
+
+/// A path segment with its `%XX` escapes decoded (`+` stays itself, unlike in query strings).
+fn percent_decode(segment: &str) -> Result<String, Problem> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| {
+                    Problem::invalid(format!("path segment '{segment}' has a broken %-escape"))
+                })?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Problem::invalid(format!("path segment '{segment}' is not UTF-8")))
+}
+
+impl<R: DeviceRegistry, T: TimeSeriesReader> QueryApi<R, T> {
+    async fn registered(&self, id: &str) -> Result<DeviceRecord, Problem> {
+        crate::adapters::influxql::checked_device(id)?;
+        self.registry
+            .get_many(&[id])
+            .await
+            .map_err(registry_problem)?
+            .pop()
+            .ok_or_else(|| {
+                Problem::not_found("unknown_device", format!("device '{id}' is not registered"))
+            })
+    }
+
+    async fn list_devices(&self, params: &Params) -> Result<Value, Problem> {
+        let limit = params.limit()?;
+        let status = params
+            .get("status")
+            .map(|s| {
+                DeviceStatus::parse(s).ok_or_else(|| {
+                    Problem::invalid(format!(
+                        "status '{s}' must be active, suspended or decommissioned"
+                    ))
+                })
+            })
+            .transpose()?;
+        let within = params.path("path")?;
+        let kind = params.get("type");
+        let cursor = params.get("cursor").unwrap_or_default();
+        let mut devices = self.registry.list().await.map_err(registry_problem)?;
+        devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        let mut page: Vec<&DeviceRecord> = devices
+            .iter()
+            .filter(|d| d.device_id.as_str() > cursor)
+            .filter(|d| kind.is_none_or(|k| d.device_type == k))
+            .filter(|d| status.is_none_or(|s| d.status == s))
+            .filter(|d| d.path.starts_with(&within))
+            .take(limit + 1)
+            .collect();
+        let next = (page.len() > limit).then(|| {
+            page.truncate(limit);
+            page.last().map(|d| d.device_id.clone())
+        });
+        Ok(json!({
+            "devices": page.into_iter().map(device_json).collect::<Vec<_>>(),
+            "next": next.flatten(),
+        }))
+    }
+
+    async fn get_device(&self, id: &str, params: &Params) -> Result<Value, Problem> {
+        let device = self.registered(id).await?;
+        let metrics: Vec<&str> = params
+            .get("metrics")
+            .map(|m| m.split(',').filter(|m| !m.is_empty()).collect())
+            .unwrap_or_default();
+        for metric in &metrics {
+            checked_metric(metric)?;
+        }
+        let latest = self.reader.latest_values(id, &metrics).await?;
+        let latest: serde_json::Map<String, Value> = latest
+            .into_iter()
+            .map(|(metric, point)| (metric, point_json(&point)))
+            .collect();
+        Ok(json!({ "device": device_json(&device), "latest": latest }))
+    }
+
+    async fn set_status(
+        &self,
+        id: &str,
+        status: DeviceStatus,
+        now_ms: i64,
+    ) -> Result<Value, Problem> {
+        crate::adapters::influxql::checked_device(id)?;
+        match set_device_status(&self.registry, id, status, now_ms).await {
+            Ok(device) => Ok(json!({ "device": device_json(&device) })),
+            Err(ProvisioningError::NotRegistered(_)) => Err(Problem::not_found(
+                "unknown_device",
+                format!("device '{id}' is not registered"),
+            )),
+            Err(ProvisioningError::Decommissioned(_)) => Err(Problem {
+                status: 409,
+                code: "device_decommissioned",
+                detail: format!("device '{id}' is decommissioned: its id stays retired"),
+            }),
+            Err(e) => Err(registry_problem(e)),
+        }
+    }
+
+    async fn device_readings(
+        &self,
+        id: &str,
+        metric: &str,
+        params: &Params,
+        now_ms: i64,
+    ) -> Result<Value, Problem> {
+        self.registered(id).await?;
+        checked_metric(metric)?;
+        let mut range = params.range(now_ms)?;
+        let limit = params.limit()?;
+        if let Some(cursor) = params.get("cursor") {
+            let resume: i64 = cursor.parse().map_err(|_| {
+                Problem::invalid(format!("cursor '{cursor}' is not one this API handed out"))
+            })?;
+            if resume < range.from_ms || resume >= range.to_ms {
+                return Err(Problem::invalid(format!(
+                    "cursor '{cursor}' lies outside the requested range"
+                )));
+            }
+            range.from_ms = resume;
+        }
+        let bins = params.bins()?;
+        let query = SeriesQuery {
+            device_id: id.to_owned(),
+            metric: metric.to_owned(),
+            range,
+            bins,
+            limit: Some(limit + 1),
+        };
+        let mut points = self.reader.series(&query).await?;
+        let next = (points.len() > limit).then(|| {
+            let next = points[limit].time_ms;
+            points.truncate(limit);
+            next.to_string()
+        });
+        Ok(json!({
+            "device_id": id,
+            "metric": metric,
+            "from": rfc3339(range.from_ms),
+            "to": rfc3339(range.to_ms),
+            "bin_seconds": bins.map(|(b, _)| b.as_secs()),
+            "agg": bins.map(|(_, a)| a.as_str()),
+            "points": points.iter().map(point_json).collect::<Vec<_>>(),
+            "next": next,
+        }))
+    }
+
+    async fn latest_by_device(&self, metric: &str, params: &Params) -> Result<Value, Problem> {
+        checked_metric(metric)?;
+        let filter = FleetFilter {
+            device_type: params.get("type").map(str::to_owned),
+            within: params.path("path")?,
+        };
+        let devices = self.reader.latest_by_device(metric, &filter).await?;
+        Ok(json!({
+            "metric": metric,
+            "devices": devices.iter().map(|d| json!({
+                "device_id": d.device_id,
+                "time": rfc3339(d.time_ms),
+                "value": value_json(&d.value),
+            })).collect::<Vec<_>>(),
+        }))
+    }
+
+    async fn drill_down(
+        &self,
+        metric: &str,
+        params: &Params,
+        now_ms: i64,
+    ) -> Result<Value, Problem> {
+        let within = params.path("path")?;
+        let level = crate::adapters::influxql::child_level(&within)?;
+        let range: TimeRange = params.range(now_ms)?;
+        let aggregate = params.aggregate()?;
+        let groups = self
+            .reader
+            .drill_down(metric, &within, range, aggregate)
+            .await?;
+        Ok(json!({
+            "metric": metric,
+            "path": within.to_string(),
+            "level": level,
+            "agg": aggregate.as_str(),
+            "from": rfc3339(range.from_ms),
+            "to": rfc3339(range.to_ms),
+            "groups": groups.iter().map(|g| json!({"name": g.group, "value": g.value})).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+pub fn device_json(d: &DeviceRecord) -> Value {
+    let time = |ms: Option<i64>| ms.map(rfc3339);
+    json!({
+        "device_id": d.device_id,
+        "device_type": d.device_type,
+        "status": d.status.as_str(),
+        "gateway_id": d.gateway_id,
+        "path": d.path.to_string(),
+        "tags": d.tags,
+        "heartbeat_seconds": d.heartbeat_seconds,
+        "created_at": rfc3339(d.created_at_ms),
+        "last_seen": time(d.last_seen_ms),
+        "connected": d.connected,
+        "last_connected": time(d.last_connected_ms),
+        "last_disconnected": time(d.last_disconnected_ms),
+    })
+}
+
+fn value_json(value: &MetricValue) -> Value {
+    match value {
+        MetricValue::Number(v) => json!(v),
+        MetricValue::Bool(b) => json!(b),
+        MetricValue::Text(s) => json!(s),
+    }
+}
+
+fn point_json(point: &Point) -> Value {
+    json!({ "time": rfc3339(point.time_ms), "value": value_json(&point.value) })
+}
