@@ -25,6 +25,9 @@ pub struct LocalArgs {
     /// MQTT listener, the IoT Core stand-in
     #[arg(long, default_value = "127.0.0.1:1883")]
     mqtt: std::net::SocketAddr,
+    /// The query API's listener (the `api` function, served locally without auth)
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    api: std::net::SocketAddr,
     /// moto's server binary (started on a free 127.0.0.1 port)
     #[arg(
         long,
@@ -120,6 +123,7 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
         stack_name: "iotdp-local".into(),
         parameters,
         mqtt: args.mqtt,
+        api: args.api,
         endpoint,
     })
     .await
@@ -206,6 +210,11 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
             .join(", ")
     );
     println!("  time-series store {}", platform.store_description);
+    if let Some(api) = platform.api_addr {
+        println!(
+            "  query API         http://{api}   try: curl 'http://{api}/devices?limit=5'  or  curl 'http://{api}/readings/voltage/latest?type=battery-box'"
+        );
+    }
     println!("  rules loaded      {}", loaded.join(", "));
     println!(
         "  devices           {registered} registered (the simulated fleet and its green-wall spots); unknown devices are quarantined as unknown_device"

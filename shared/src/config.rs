@@ -79,31 +79,7 @@ impl IngestConfig {
     /// The same, from any lookup (tests pass a map instead of touching the process env).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
-        let store = match env.optional("TIME_SERIES_STORE").as_deref() {
-            None | Some("timestream") => StoreConfig::Timestream {
-                database: env
-                    .required("TIMESTREAM_DATABASE", "the Timestream database to write to")?,
-                table: env.required("TIMESTREAM_TABLE", "the Timestream table to write to")?,
-            },
-            Some("influxdb") => StoreConfig::InfluxDb {
-                url: env.required(
-                    "INFLUXDB_URL",
-                    "the InfluxDB endpoint, e.g. https://<id>.timestream-influxdb.<region>.on.aws:8086",
-                )?,
-                database: env.required(
-                    "INFLUXDB_DATABASE",
-                    "the InfluxDB database (or the bucket's v1 DBRP name) to write to",
-                )?,
-                token_secret_arn: env.optional("INFLUXDB_TOKEN_SECRET_ARN"),
-            },
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "TIME_SERIES_STORE",
-                    value: other.to_owned(),
-                    expected: "'timestream' or 'influxdb'",
-                });
-            }
-        };
+        let store = store_config(&env)?;
         let defaults = WritePolicy::default();
         let write = WritePolicy {
             concurrency: env.number("WRITE_CONCURRENCY", defaults.concurrency, 1..=64)?,
@@ -171,6 +147,58 @@ impl IngestConfig {
 
     pub fn time_window(&self) -> TimeWindow {
         TimeWindow::with_retention_days(self.magnetic_retention_days)
+    }
+}
+
+/// `TIME_SERIES_STORE` and the variables of the store it names.
+fn store_config(env: &Env<'_>) -> Result<StoreConfig, ConfigError> {
+    Ok(match env.optional("TIME_SERIES_STORE").as_deref() {
+        None | Some("timestream") => StoreConfig::Timestream {
+            database: env.required("TIMESTREAM_DATABASE", "the Timestream database to write to")?,
+            table: env.required("TIMESTREAM_TABLE", "the Timestream table to write to")?,
+        },
+        Some("influxdb") => StoreConfig::InfluxDb {
+            url: env.required(
+                "INFLUXDB_URL",
+                "the InfluxDB endpoint, e.g. https://<id>.timestream-influxdb.<region>.on.aws:8086",
+            )?,
+            database: env.required(
+                "INFLUXDB_DATABASE",
+                "the InfluxDB database (or the bucket's v1 DBRP name) to write to",
+            )?,
+            token_secret_arn: env.optional("INFLUXDB_TOKEN_SECRET_ARN"),
+        },
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "TIME_SERIES_STORE",
+                value: other.to_owned(),
+                expected: "'timestream' or 'influxdb'",
+            });
+        }
+    })
+}
+
+/// The `api` function: the registry and the store it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub registry_table: String,
+    pub store: StoreConfig,
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            registry_table: env.required(
+                "DEVICE_REGISTRY_TABLE",
+                "the DynamoDB device registry the API reads and updates",
+            )?,
+            store: store_config(&env)?,
+        })
     }
 }
 

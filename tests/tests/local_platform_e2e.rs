@@ -55,6 +55,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         stack_name: "iotdp-e2e".into(),
         parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
         mqtt: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         endpoint: Endpoint::StartMoto {
             binary: moto_binary(),
             port: 0,
@@ -357,6 +358,7 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
         stack_name: "iotdp-influx".into(),
         parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
         mqtt: "127.0.0.1:0".parse().unwrap(),
+        api: "127.0.0.1:0".parse().unwrap(),
         endpoint: Endpoint::StartMoto {
             binary: moto_binary(),
             port: 0,
@@ -423,6 +425,48 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
         })
         .collect();
     assert_eq!(values, [(0, 12.7), (60_000, 12.3)]);
+
+    // The same through the local query API, over real HTTP.
+    let api = platform
+        .api_addr
+        .expect("the template's api function is served");
+    let path = format!(
+        "/devices/battery-9/readings/voltage?from={}&to={}&bin=1m&agg=avg",
+        minute,
+        minute + 120_000
+    );
+    let body = tokio::task::spawn_blocking(move || http_get(api, &path))
+        .await
+        .unwrap();
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let values: Vec<f64> = page["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["value"].as_f64().unwrap() * 100.0).round() / 100.0)
+        .collect();
+    assert_eq!(values, [12.7, 12.3], "{page}");
+    let body = tokio::task::spawn_blocking(move || http_get(api, "/devices/nobody"))
+        .await
+        .unwrap();
+    assert!(body.contains("unknown_device"), "{body}");
     platform.stop().await;
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// A minimal HTTP/1.1 GET (the local API closes nothing early; read until the body is whole).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }

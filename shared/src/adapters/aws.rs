@@ -340,6 +340,19 @@ pub async fn ingest_service_with(
     ))
 }
 
+/// The query API wired to AWS: the DynamoDB registry and the selected store's reader.
+pub type AwsQueryApi = crate::api::QueryApi<DynamoDbRegistry, SelectedReader>;
+
+pub async fn query_api(
+    sdk: &SdkConfig,
+    config: &crate::config::ApiConfig,
+) -> Result<AwsQueryApi, aws_sdk_timestreamwrite::error::BoxError> {
+    Ok(crate::api::QueryApi::new(
+        device_registry(sdk, &config.registry_table),
+        time_series_reader(sdk, &config.store).await?,
+    ))
+}
+
 /// The device registry alone (the `lifecycle` function records presence in it).
 pub fn device_registry(sdk: &SdkConfig, table: &str) -> DynamoDbRegistry {
     DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(sdk), table)

@@ -11,6 +11,7 @@
 //! - `GET /readings/{metric}/latest?type=&path=`: the latest value per device across a fleet;
 //! - `GET /readings/{metric}/drill-down?path=&from=&to=&agg=`: one level below a place.
 
+pub mod http_adapter;
 pub mod params;
 
 use serde_json::{Value, json};

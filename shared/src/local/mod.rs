@@ -3,6 +3,7 @@
 //!
 //! - [`template`]: the SAM template read as data, intrinsics resolved (no second resource list);
 //! - [`rule_sql`]: the IoT SQL subset the topic rules use, parsed and executed for real;
+//! - [`api_server`]: the query API on 127.0.0.1, same handler code as the `api` Lambda;
 //! - [`broker`]: an MQTT 3.1.1 broker on 127.0.0.1 (QoS 0/1), knowing each publisher's client id;
 //! - [`iot_policy`]: IoT Core's policy evaluation, to prove what the device policy allows;
 //! - [`provision`]: the template's resources created in moto;
@@ -10,6 +11,7 @@
 //! - [`event_source`]: Lambda's SQS event source (batch size, window, partial batch failures);
 //! - [`platform`]: all of it started, watched and stopped together.
 
+pub mod api_server;
 pub mod broker;
 pub mod event_source;
 pub mod influxd;

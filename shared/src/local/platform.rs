@@ -16,11 +16,12 @@ use tokio::task::JoinHandle;
 
 use crate::adapters::aws::{
     AwsIngestService, AwsSilenceWatch, SelectedReader, device_registry, ingest_service_with,
-    silence_watch, time_series_reader,
+    query_api, silence_watch, time_series_reader,
 };
-use crate::config::{IngestConfig, LifecycleConfig, SilenceWatchConfig};
+use crate::config::{ApiConfig, IngestConfig, LifecycleConfig, SilenceWatchConfig};
 use crate::devices::presence::record_presence_events;
 use crate::ingest::Invocation;
+use crate::local::api_server;
 use crate::local::broker::{self, BrokerStats, InboundPublish};
 use crate::local::event_source;
 use crate::local::influxd::InfluxProcess;
@@ -58,6 +59,8 @@ pub struct LocalOptions {
     /// MQTT listener (IoT Core stand-in); port 0 picks a free one.
     pub mqtt: SocketAddr,
     pub endpoint: Endpoint,
+    /// The query API's local listener (port 0: a free one).
+    pub api: SocketAddr,
     /// Run InfluxDB locally and store readings there (`TimeSeriesStore=influxdb`): the
     /// `influxd` binary and the folder its data goes to. `None`: the template's store as
     /// parameterised (Timestream in moto, which can store but not query).
@@ -100,6 +103,8 @@ pub struct LocalPlatform {
     pub alerts_queue_url: String,
     /// The queues the hot path runs on.
     pub queues: QueueBackend,
+    /// Where the query API answers (`http://<addr>/devices`, …).
+    pub api_addr: Option<SocketAddr>,
     /// The ingest function's store, read through the same adapters the query API uses.
     pub reader: SelectedReader,
     /// Which store holds the readings, and where, for the live view.
@@ -160,6 +165,7 @@ impl LocalPlatform {
         };
 
         // Functions: the same handler code the deployed binaries run.
+        let mut api_addr = None;
         for function in &stack.functions {
             let env = |name: &str| function.environment.get(name).cloned();
             match function.binary.as_str() {
@@ -211,6 +217,23 @@ impl LocalPlatform {
                         }
                     });
                     spawn_sqs_triggers(&mut tasks, function, &queues, handler, &shutdown_rx);
+                }
+                "api" => {
+                    let config = ApiConfig::from_lookup(env).map_err(fail)?;
+                    let api = Arc::new(
+                        query_api(&sdk, &config)
+                            .await
+                            .map_err(|e| LocalError(e.to_string()))?,
+                    );
+                    let listener = api_server::bind(options.api).await.map_err(|e| {
+                        LocalError(format!("query API listener on {}: {e}", options.api))
+                    })?;
+                    api_addr = Some(listener.local_addr().map_err(fail)?);
+                    tasks.push(tokio::spawn(api_server::serve(
+                        listener,
+                        api,
+                        shutdown_rx.clone(),
+                    )));
                 }
                 "silence-watch" => {
                     let config = SilenceWatchConfig::from_lookup(env).map_err(fail)?;
@@ -314,6 +337,7 @@ impl LocalPlatform {
             stats,
             alerts_queue_url,
             queues,
+            api_addr,
             reader,
             store_description,
             shutdown,

@@ -46,6 +46,8 @@ pub struct Function {
     pub triggers: Vec<SqsTrigger>,
     /// EventBridge schedules (`rate(...)` expressions), as intervals.
     pub schedules: Vec<std::time::Duration>,
+    /// The function answers an HTTP API (served locally on 127.0.0.1).
+    pub http_api: bool,
 }
 
 /// `rate(1 minute)`, `rate(5 minutes)`, `rate(1 hour)`… → the interval. `cron(...)` is not
@@ -448,6 +450,9 @@ pub async fn provision(
             "AWS::S3::BucketPolicy" => local
                 .not_emulated
                 .push(format!("{id} (bucket policies are not enforced locally)")),
+            "AWS::Serverless::HttpApi" => local.not_emulated.push(format!(
+                "{id} (API Gateway: the local platform serves the API function on 127.0.0.1 without auth)"
+            )),
             "AWS::CloudWatch::Alarm" => local.not_emulated.push(format!(
                 "{id} (alarms: the live view shows the queues instead)"
             )),
@@ -608,7 +613,12 @@ fn function(
         .unwrap_or_default();
     let mut triggers = Vec::new();
     let mut schedules = Vec::new();
+    let mut http_api = false;
     for (name, event) in props["Events"].as_object().into_iter().flatten() {
+        if event["Type"] == "HttpApi" {
+            http_api = true;
+            continue;
+        }
         if event["Type"] == "Schedule" {
             let expression = event["Properties"]["Schedule"].as_str().unwrap_or_default();
             schedules.push(parse_rate(expression).ok_or_else(|| {
@@ -648,6 +658,7 @@ fn function(
         environment,
         triggers,
         schedules,
+        http_api,
     })
 }
 

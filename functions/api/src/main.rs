@@ -1,0 +1,25 @@
+//! `api` Lambda: wiring only. API Gateway (HTTP API) requests → the query API's use cases.
+
+use iotdp::adapters::aws::{load_sdk_config, query_api};
+use iotdp::api::http_adapter::{api_request, http_response};
+use iotdp::config::ApiConfig;
+use lambda_http::{Body, Error, Request, Response, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = ApiConfig::from_env()?;
+    let api = query_api(&load_sdk_config().await, &config).await?;
+    lambda_http::run(service_fn(|request: Request| {
+        let api = &api;
+        async move {
+            let call = api_request(request.method(), request.uri(), request.body().as_ref());
+            let response = api
+                .handle(&call, chrono::Utc::now().timestamp_millis())
+                .await;
+            let (parts, body) = http_response(&response).into_parts();
+            Ok::<_, Error>(Response::from_parts(parts, Body::Text(body)))
+        }
+    }))
+    .await
+}
