@@ -182,6 +182,8 @@ fn store_config(env: &Env<'_>) -> Result<StoreConfig, ConfigError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     pub registry_table: String,
+    pub rules_table: String,
+    pub state_table: String,
     pub store: StoreConfig,
 }
 
@@ -197,6 +199,8 @@ impl ApiConfig {
                 "DEVICE_REGISTRY_TABLE",
                 "the DynamoDB device registry the API reads and updates",
             )?,
+            rules_table: env.required("ALERT_RULES_TABLE", "the DynamoDB table of alert rules")?,
+            state_table: env.required("ALERT_STATE_TABLE", "the DynamoDB table of alert states")?,
             store: store_config(&env)?,
         })
     }

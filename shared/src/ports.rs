@@ -357,6 +357,22 @@ pub trait AlertStateStore: Send + Sync {
     ) -> impl Future<Output = Result<ConditionalWrite, AlertPortError>> + Send;
 }
 
+/// Alert states as operators list them (the state table scanned, optionally by state).
+pub trait AlertStateListing: Send + Sync {
+    fn list(
+        &self,
+        only: Option<crate::alerting::state_machine::AlarmState>,
+    ) -> impl Future<Output = Result<Vec<(AlertKey, AlertState)>, AlertPortError>> + Send;
+}
+
+/// Rules as operators manage them; every rule is validated before it is stored.
+pub trait RuleStore: RuleSource {
+    fn put(&self, rule: &AlertRule) -> impl Future<Output = Result<(), AlertPortError>> + Send;
+
+    /// `false` when there was no rule with that id.
+    fn delete(&self, rule_id: &str) -> impl Future<Output = Result<bool, AlertPortError>> + Send;
+}
+
 /// Where notifications go (SNS).
 pub trait Notifier: Send + Sync {
     fn publish(
@@ -747,5 +763,30 @@ impl<T: TimeSeriesReader> TimeSeriesReader for Arc<T> {
         self.as_ref()
             .drill_down(metric, within, range, aggregate)
             .await
+    }
+}
+
+impl<T: AlertStateListing> AlertStateListing for Arc<T> {
+    async fn list(
+        &self,
+        only: Option<crate::alerting::state_machine::AlarmState>,
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        self.as_ref().list(only).await
+    }
+}
+
+impl<T: RuleSource> RuleSource for Arc<T> {
+    async fn load_rules(&self) -> Result<Vec<AlertRule>, AlertPortError> {
+        self.as_ref().load_rules().await
+    }
+}
+
+impl<T: RuleStore> RuleStore for Arc<T> {
+    async fn put(&self, rule: &AlertRule) -> Result<(), AlertPortError> {
+        self.as_ref().put(rule).await
+    }
+
+    async fn delete(&self, rule_id: &str) -> Result<bool, AlertPortError> {
+        self.as_ref().delete(rule_id).await
     }
 }

@@ -3,16 +3,20 @@
 
 use std::sync::Arc;
 
-use iotdp::adapters::memory::{MemoryRegistry, MemoryStore};
+use iotdp::adapters::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use iotdp::alerting::rule::AlertRule;
+use iotdp::alerting::state_machine::{AlarmState, AlertState};
 use iotdp::api::{ApiRequest, ApiResponse, QueryApi};
 use iotdp::devices::record::{DeviceDimensions, DeviceRecord, DeviceStatus, LocationPath};
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::ports::TimeSeriesStore;
+use iotdp::ports::{AlertKey, AlertStateStore};
 use serde_json::Value;
 
 const T0: i64 = 1_764_000_000_000; // 2025-11-24T16:00:00Z
 
-type Api = QueryApi<Arc<MemoryRegistry>, Arc<MemoryStore>>;
+type Api =
+    QueryApi<Arc<MemoryRegistry>, Arc<MemoryStore>, Arc<MemoryAlertStates>, Arc<MemoryRules>>;
 
 fn device(id: &str, kind: &str, path: &str) -> DeviceRecord {
     let mut r = DeviceRecord::new(id, kind, T0);
@@ -79,7 +83,123 @@ async fn api() -> Api {
         ));
     }
     store.write(&readings).await.unwrap();
-    QueryApi::new(registry, store)
+    let rules = Arc::new(MemoryRules::new(vec![AlertRule::from_json(HOT).unwrap()]));
+    let states = Arc::new(MemoryAlertStates::default());
+    let alarm = AlertState {
+        state: AlarmState::Alarm,
+        version: 1,
+        alarm_since_ms: Some(T0),
+        last_measured: Some(29.5),
+        ..Default::default()
+    };
+    for device in ["ac-1", "ac-2"] {
+        let key = AlertKey {
+            device_id: device.into(),
+            rule_id: "too-hot".into(),
+        };
+        states.put_if_version(&key, &alarm, 0).await.unwrap();
+    }
+    QueryApi::new(registry, store, states, rules)
+}
+
+const HOT: &str = r#"{"rule_id":"too-hot","name":"Room too hot","scope":"all","metric":"temperature","condition":{"above":28},"clear":26,"severity":"warning"}"#;
+
+async fn send(api: &Api, method: &str, path: &str, body: &str) -> ApiResponse {
+    api.handle(
+        &ApiRequest {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            body: body.as_bytes().to_vec(),
+        },
+        T0,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rules_are_managed_with_the_same_validation_as_the_cli() {
+    let api = api().await;
+    let cold = r#"{"rule_id":"too-cold","name":"Room too cold","scope":"all","metric":"temperature","condition":{"below":16},"severity":"info"}"#;
+    let r = send(&api, "PUT", "/rules/too-cold", cold).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids: Vec<String> = get(&api, "/rules").await["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["too-cold", "too-hot"]);
+    let bad = send(
+        &api,
+        "PUT",
+        "/rules/too-cold",
+        &cold.replace("16", "\"chilly\""),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (400, Some("invalid_rule"))
+    );
+    assert!(
+        bad.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("condition.below")
+    );
+    let mismatch = send(&api, "PUT", "/rules/other", cold).await;
+    assert_eq!(mismatch.status, 400);
+    assert_eq!(
+        send(&api, "DELETE", "/rules/too-cold", "").await.status,
+        200
+    );
+    let gone = send(&api, "DELETE", "/rules/too-cold", "").await;
+    assert_eq!(
+        (gone.status, gone.body["code"].as_str()),
+        (404, Some("unknown_rule"))
+    );
+}
+
+#[tokio::test]
+async fn alerts_are_listed_filtered_and_acknowledged() {
+    let api = api().await;
+    let alerts = get(&api, "/alerts?state=alarm&severity=warning").await;
+    let devices: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices, ["ac-1", "ac-2"]);
+    assert_eq!(alerts["alerts"][0]["last_value"], 29.5);
+    let first = get(&api, "/alerts?limit=1").await;
+    let next = first["next"].as_str().unwrap().to_owned();
+    let second = get(&api, &format!("/alerts?limit=1&cursor={next}")).await;
+    assert_eq!(second["alerts"][0]["device_id"], "ac-2");
+    assert!(
+        get(&api, "/alerts?severity=critical").await["alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let ack = send(&api, "POST", "/alerts/ac-1/too-hot/ack", "").await;
+    assert_eq!(
+        (ack.status, ack.body["state"].as_str()),
+        (200, Some("ACKNOWLEDGED"))
+    );
+    let again = send(&api, "POST", "/alerts/ac-1/too-hot/ack", "").await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("not_in_alarm"))
+    );
+    let none = send(&api, "POST", "/alerts/ac-9/too-hot/ack", "").await;
+    assert_eq!(
+        (none.status, none.body["code"].as_str()),
+        (404, Some("unknown_alert"))
+    );
+    let remaining = get(&api, "/alerts?state=ALARM").await;
+    assert_eq!(remaining["alerts"].as_array().unwrap().len(), 1);
 }
 
 async fn call(api: &Api, method: &str, path_and_query: &str) -> ApiResponse {

@@ -341,15 +341,19 @@ pub async fn ingest_service_with(
 }
 
 /// The query API wired to AWS: the DynamoDB registry and the selected store's reader.
-pub type AwsQueryApi = crate::api::QueryApi<DynamoDbRegistry, SelectedReader>;
+pub type AwsQueryApi =
+    crate::api::QueryApi<DynamoDbRegistry, SelectedReader, DynamoDbAlertStates, DynamoDbRules>;
 
 pub async fn query_api(
     sdk: &SdkConfig,
     config: &crate::config::ApiConfig,
 ) -> Result<AwsQueryApi, aws_sdk_timestreamwrite::error::BoxError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     Ok(crate::api::QueryApi::new(
         device_registry(sdk, &config.registry_table),
         time_series_reader(sdk, &config.store).await?,
+        DynamoDbAlertStates::new(dynamodb.clone(), &config.state_table),
+        DynamoDbRules::new(dynamodb, &config.rules_table),
     ))
 }
 

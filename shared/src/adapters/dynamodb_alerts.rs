@@ -238,3 +238,22 @@ impl AlertStateStore for DynamoDbAlertStates {
         }
     }
 }
+
+impl crate::ports::RuleStore for DynamoDbRules {
+    async fn put(&self, rule: &AlertRule) -> Result<(), AlertPortError> {
+        DynamoDbRules::put(self, rule).await
+    }
+
+    async fn delete(&self, rule_id: &str) -> Result<bool, AlertPortError> {
+        DynamoDbRules::delete(self, rule_id).await
+    }
+}
+
+impl crate::ports::AlertStateListing for DynamoDbAlertStates {
+    async fn list(
+        &self,
+        only: Option<AlarmState>,
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        DynamoDbAlertStates::list(self, only).await
+    }
+}

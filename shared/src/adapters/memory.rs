@@ -100,6 +100,29 @@ impl RuleSource for MemoryRules {
     }
 }
 
+impl crate::ports::RuleStore for MemoryRules {
+    async fn put(&self, rule: &AlertRule) -> Result<(), AlertPortError> {
+        rule.validate().map_err(|e| AlertPortError(e.to_string()))?;
+        let mut rules = self
+            .0
+            .lock()
+            .map_err(|_| AlertPortError("lock poisoned".into()))?;
+        rules.retain(|r| r.rule_id != rule.rule_id);
+        rules.push(rule.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, rule_id: &str) -> Result<bool, AlertPortError> {
+        let mut rules = self
+            .0
+            .lock()
+            .map_err(|_| AlertPortError("lock poisoned".into()))?;
+        let before = rules.len();
+        rules.retain(|r| r.rule_id != rule_id);
+        Ok(rules.len() < before)
+    }
+}
+
 /// Alert states with the same conditional-write semantics as DynamoDB, and call counters.
 #[derive(Debug, Default)]
 pub struct MemoryAlertStates {
@@ -111,6 +134,25 @@ pub struct MemoryAlertStates {
 impl MemoryAlertStates {
     pub fn get(&self, key: &AlertKey) -> Option<AlertState> {
         self.states.lock().ok()?.get(key).cloned()
+    }
+}
+
+impl crate::ports::AlertStateListing for MemoryAlertStates {
+    async fn list(
+        &self,
+        only: Option<crate::alerting::state_machine::AlarmState>,
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        let states = self
+            .states
+            .lock()
+            .map_err(|_| AlertPortError("lock poisoned".into()))?;
+        let mut out: Vec<(AlertKey, AlertState)> = states
+            .iter()
+            .filter(|(_, s)| only.is_none_or(|o| s.state == o))
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 }
 

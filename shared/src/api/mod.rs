@@ -9,7 +9,9 @@
 //! - `GET /devices/{id}/readings/{metric}?from=&to=&bin=&agg=&limit=&cursor=`: raw or binned,
 //!   paginated (never truncated: `next` continues where a page ends);
 //! - `GET /readings/{metric}/latest?type=&path=`: the latest value per device across a fleet;
-//! - `GET /readings/{metric}/drill-down?path=&from=&to=&agg=`: one level below a place.
+//! - `GET /readings/{metric}/drill-down?path=&from=&to=&agg=`: one level below a place;
+//! - `GET /rules`, `PUT /rules/{id}`, `DELETE /rules/{id}`: the same validation as the CLI;
+//! - `GET /alerts?state=&severity=&device=&limit=&cursor=`, `POST /alerts/{device}/{rule}/ack`.
 
 pub mod http_adapter;
 pub mod params;
@@ -17,11 +19,15 @@ pub mod params;
 use serde_json::{Value, json};
 
 use crate::adapters::influxql::checked_metric;
+use crate::alerting::admin::{AckError, acknowledge_alert};
+use crate::alerting::rule::AlertRule;
+use crate::alerting::state_machine::AlarmState;
 use crate::devices::provisioning::{ProvisioningError, set_device_status};
 use crate::devices::record::{DeviceRecord, DeviceStatus};
 use crate::domain::MetricValue;
 use crate::ports::{
-    DeviceRegistry, FleetFilter, Point, QueryError, SeriesQuery, TimeRange, TimeSeriesReader,
+    AlertKey, AlertStateListing, AlertStateStore, DeviceRegistry, FleetFilter, Point, QueryError,
+    RuleStore, SeriesQuery, TimeRange, TimeSeriesReader,
 };
 use params::{Params, rfc3339};
 
@@ -121,6 +127,14 @@ impl From<QueryError> for Problem {
     }
 }
 
+fn alerting_problem(e: impl std::fmt::Display) -> Problem {
+    Problem {
+        status: 503,
+        code: "alerting_unavailable",
+        detail: format!("{e}: retry later"),
+    }
+}
+
 fn registry_problem(e: impl std::fmt::Display) -> Problem {
     Problem {
         status: 503,
@@ -133,14 +147,27 @@ fn registry_problem(e: impl std::fmt::Display) -> Problem {
 pub const MAX_PAGE: usize = 10_000;
 pub const DEFAULT_PAGE: usize = 1_000;
 
-pub struct QueryApi<R, T> {
+pub struct QueryApi<R, T, A, U> {
     registry: R,
     reader: T,
+    states: A,
+    rules: U,
 }
 
-impl<R: DeviceRegistry, T: TimeSeriesReader> QueryApi<R, T> {
-    pub fn new(registry: R, reader: T) -> Self {
-        Self { registry, reader }
+impl<R, T, A, U> QueryApi<R, T, A, U>
+where
+    R: DeviceRegistry,
+    T: TimeSeriesReader,
+    A: AlertStateStore + AlertStateListing,
+    U: RuleStore,
+{
+    pub fn new(registry: R, reader: T, states: A, rules: U) -> Self {
+        Self {
+            registry,
+            reader,
+            states,
+            rules,
+        }
     }
 
     /// Answer `request` at wall-clock time `now_ms`. Never panics; user mistakes are 4xx.
@@ -179,13 +206,21 @@ impl<R: DeviceRegistry, T: TimeSeriesReader> QueryApi<R, T> {
             ("GET", ["readings", metric, "drill-down"]) => {
                 self.drill_down(metric, &params, now_ms).await
             }
+            ("GET", ["rules"]) => self.list_rules().await,
+            ("PUT", ["rules", id]) => self.put_rule(id, &request.body).await,
+            ("DELETE", ["rules", id]) => self.delete_rule(id).await,
+            ("GET", ["alerts"]) => self.list_alerts(&params).await,
+            ("POST", ["alerts", device, rule, "ack"]) => self.acknowledge(device, rule).await,
             (_, ["devices"] | ["devices", _] | ["devices", _, "suspend" | "resume"])
             | (_, ["devices", _, "readings", _])
-            | (_, ["readings", _, "latest" | "drill-down"]) => Err(Problem {
-                status: 405,
-                code: "method_not_allowed",
-                detail: format!("{} is not allowed on {}", request.method, request.path),
-            }),
+            | (_, ["readings", _, "latest" | "drill-down"])
+            | (_, ["rules"] | ["rules", _] | ["alerts"] | ["alerts", _, _, "ack"]) => {
+                Err(Problem {
+                    status: 405,
+                    code: "method_not_allowed",
+                    detail: format!("{} is not allowed on {}", request.method, request.path),
+                })
+            }
             _ => Err(Problem::not_found(
                 "no_such_route",
                 format!(
@@ -221,7 +256,130 @@ fn percent_decode(segment: &str) -> Result<String, Problem> {
         .map_err(|_| Problem::invalid(format!("path segment '{segment}' is not UTF-8")))
 }
 
-impl<R: DeviceRegistry, T: TimeSeriesReader> QueryApi<R, T> {
+impl<R, T, A, U> QueryApi<R, T, A, U>
+where
+    R: DeviceRegistry,
+    T: TimeSeriesReader,
+    A: AlertStateStore + AlertStateListing,
+    U: RuleStore,
+{
+    async fn list_rules(&self) -> Result<Value, Problem> {
+        let mut rules = self.rules.load_rules().await.map_err(alerting_problem)?;
+        rules.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        Ok(json!({ "rules": rules }))
+    }
+
+    async fn put_rule(&self, id: &str, body: &[u8]) -> Result<Value, Problem> {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| Problem::invalid("the rule must be UTF-8 JSON"))?;
+        let rule = AlertRule::from_json(text).map_err(|e| Problem {
+            status: 400,
+            code: "invalid_rule",
+            detail: e.to_string(),
+        })?;
+        if rule.rule_id != id {
+            return Err(Problem::invalid(format!(
+                "the body's rule_id '{}' differs from the path's '{id}'",
+                rule.rule_id
+            )));
+        }
+        self.rules.put(&rule).await.map_err(alerting_problem)?;
+        Ok(json!({ "rule": rule }))
+    }
+
+    async fn delete_rule(&self, id: &str) -> Result<Value, Problem> {
+        if self.rules.delete(id).await.map_err(alerting_problem)? {
+            Ok(json!({ "deleted": id }))
+        } else {
+            Err(Problem::not_found(
+                "unknown_rule",
+                format!("no rule with rule_id '{id}'"),
+            ))
+        }
+    }
+
+    async fn list_alerts(&self, params: &Params) -> Result<Value, Problem> {
+        let limit = params.limit()?;
+        let state = params
+            .get("state")
+            .map(|s| {
+                AlarmState::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                    Problem::invalid(format!(
+                        "state '{s}' must be OK, PENDING, ALARM or ACKNOWLEDGED"
+                    ))
+                })
+            })
+            .transpose()?;
+        let severity = params.get("severity");
+        if let Some(s) = severity
+            && !["info", "warning", "critical"].contains(&s)
+        {
+            return Err(Problem::invalid(format!(
+                "severity '{s}' must be info, warning or critical"
+            )));
+        }
+        let device = params.get("device");
+        let cursor = params.get("cursor").unwrap_or_default();
+        let severities: std::collections::HashMap<String, &'static str> = self
+            .rules
+            .load_rules()
+            .await
+            .map_err(alerting_problem)?
+            .into_iter()
+            .map(|r| (r.rule_id, r.severity.as_str()))
+            .collect();
+        let all = self.states.list(state).await.map_err(alerting_problem)?;
+        let mut page: Vec<Value> = all
+            .iter()
+            .filter(|(k, _)| format!("{}/{}", k.device_id, k.rule_id).as_str() > cursor)
+            .filter(|(k, _)| device.is_none_or(|d| k.device_id == d))
+            .filter(|(k, _)| {
+                severity.is_none_or(|s| severities.get(&k.rule_id).copied() == Some(s))
+            })
+            .take(limit + 1)
+            .map(|(k, s)| {
+                json!({
+                    "device_id": k.device_id,
+                    "rule_id": k.rule_id,
+                    "severity": severities.get(&k.rule_id),
+                    "state": s.state.as_str(),
+                    "since": s.alarm_since_ms.or(s.last_change_ms).map(rfc3339),
+                    "last_value": s.last_measured,
+                })
+            })
+            .collect();
+        let next = (page.len() > limit).then(|| {
+            page.truncate(limit);
+            page.last().map(|a| {
+                format!(
+                    "{}/{}",
+                    a["device_id"].as_str().unwrap_or_default(),
+                    a["rule_id"].as_str().unwrap_or_default()
+                )
+            })
+        });
+        Ok(json!({ "alerts": page, "next": next.flatten() }))
+    }
+
+    async fn acknowledge(&self, device: &str, rule: &str) -> Result<Value, Problem> {
+        let key = AlertKey {
+            device_id: device.to_owned(),
+            rule_id: rule.to_owned(),
+        };
+        match acknowledge_alert(&self.states, &key).await {
+            Ok(()) => Ok(json!({ "device_id": device, "rule_id": rule, "state": "ACKNOWLEDGED" })),
+            Err(e @ AckError::NotFound(_)) => {
+                Err(Problem::not_found("unknown_alert", e.to_string()))
+            }
+            Err(e @ AckError::NotInAlarm(..)) => Err(Problem {
+                status: 409,
+                code: "not_in_alarm",
+                detail: e.to_string(),
+            }),
+            Err(e) => Err(alerting_problem(e)),
+        }
+    }
+
     async fn registered(&self, id: &str) -> Result<DeviceRecord, Problem> {
         crate::adapters::influxql::checked_device(id)?;
         self.registry
