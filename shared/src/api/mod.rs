@@ -31,6 +31,22 @@ use crate::ports::{
 };
 use params::{Params, rfc3339};
 
+/// Every route the router answers, as `openapi.yaml` documents it (a test keeps the two equal).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/devices"),
+    ("GET", "/devices/{device_id}"),
+    ("POST", "/devices/{device_id}/suspend"),
+    ("POST", "/devices/{device_id}/resume"),
+    ("GET", "/devices/{device_id}/readings/{metric}"),
+    ("GET", "/readings/{metric}/latest"),
+    ("GET", "/readings/{metric}/drill-down"),
+    ("GET", "/rules"),
+    ("PUT", "/rules/{rule_id}"),
+    ("DELETE", "/rules/{rule_id}"),
+    ("GET", "/alerts"),
+    ("POST", "/alerts/{device_id}/{rule_id}/ack"),
+];
+
 /// A request, as any HTTP front end can hand it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRequest {

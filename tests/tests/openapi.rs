@@ -1,0 +1,193 @@
+//! `openapi.yaml` describes the handlers as they are: every documented route is answered, with
+//! a documented status and the documented required fields, and the router answers nothing the
+//! document leaves out.
+
+use std::sync::Arc;
+
+use iotdp::adapters::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use iotdp::alerting::rule::AlertRule;
+use iotdp::alerting::state_machine::{AlarmState, AlertState};
+use iotdp::api::{ApiRequest, QueryApi, ROUTES};
+use iotdp::devices::record::DeviceRecord;
+use iotdp::domain::{Metric, MetricValue, Reading};
+use iotdp::ports::{AlertKey, AlertStateStore, TimeSeriesStore};
+use serde_json::Value;
+
+const T0: i64 = 1_764_000_000_000;
+const HOT: &str = r#"{"rule_id":"too-hot","name":"Room too hot","scope":"all","metric":"temperature","condition":{"above":28},"severity":"warning"}"#;
+
+fn spec() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi.yaml"))
+        .expect("openapi.yaml");
+    serde_yaml_ng::from_str(&text).expect("openapi.yaml parses")
+}
+
+/// Follow a local `$ref` (`#/components/...`).
+fn resolve<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
+    match value.get("$ref").and_then(Value::as_str) {
+        Some(reference) => reference
+            .trim_start_matches("#/")
+            .split('/')
+            .fold(spec, |node, key| &node[key]),
+        None => value,
+    }
+}
+
+async fn api()
+-> QueryApi<Arc<MemoryRegistry>, Arc<MemoryStore>, Arc<MemoryAlertStates>, Arc<MemoryRules>> {
+    let registry = Arc::new(MemoryRegistry::with([DeviceRecord::new(
+        "ac-1",
+        "thermostat",
+        T0,
+    )]));
+    let store = Arc::new(MemoryStore::new(100));
+    store
+        .write(&[Reading {
+            device_id: "ac-1".into(),
+            time_ms: T0 - 60_000,
+            seq: None,
+            metrics: vec![Metric {
+                name: "temperature".into(),
+                value: MetricValue::Number(29.5),
+            }],
+            version: T0,
+            dimensions: None,
+        }])
+        .await
+        .unwrap();
+    let states = Arc::new(MemoryAlertStates::default());
+    let key = AlertKey {
+        device_id: "ac-1".into(),
+        rule_id: "too-hot".into(),
+    };
+    let alarm = AlertState {
+        state: AlarmState::Alarm,
+        version: 1,
+        ..Default::default()
+    };
+    states.put_if_version(&key, &alarm, 0).await.unwrap();
+    let rules = Arc::new(MemoryRules::new(vec![AlertRule::from_json(HOT).unwrap()]));
+    QueryApi::new(registry, store, states, rules)
+}
+
+fn concrete(path: &str, device: &str) -> String {
+    path.replace("{device_id}", device)
+        .replace("{metric}", "temperature")
+        .replace("{rule_id}", "too-hot")
+}
+
+/// The response's status is documented and its body has the documented required fields.
+fn check(spec: &Value, operation: &Value, what: &str, status: u16, body: &Value) {
+    let responses = &operation["responses"];
+    let documented = responses
+        .get(status.to_string())
+        .unwrap_or_else(|| panic!("{what}: status {status} is not documented: {body}"));
+    let response = resolve(spec, documented);
+    let content = response["content"].as_object().expect("content");
+    let schema = resolve(spec, &content.values().next().unwrap()["schema"]);
+    for field in schema["required"].as_array().into_iter().flatten() {
+        let field = field.as_str().unwrap();
+        assert!(
+            body.get(field).is_some(),
+            "{what}: {status} body lacks '{field}': {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_answers_as_documented() {
+    let spec = spec();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            documented.push((method.to_ascii_uppercase(), path.clone()));
+            let method = method.to_ascii_uppercase();
+            // Fresh state per call: the happy path of each operation.
+            let api = api().await;
+            let body = if method == "PUT" { HOT } else { "" };
+            let request = ApiRequest {
+                method: method.clone(),
+                path: concrete(path, "ac-1"),
+                query: String::new(),
+                body: body.as_bytes().to_vec(),
+            };
+            let response = api.handle(&request, T0).await;
+            let what = format!("{method} {path}");
+            assert!(
+                response.status < 300,
+                "{what}: {} {}",
+                response.status,
+                response.body
+            );
+            check(&spec, operation, &what, response.status, &response.body);
+            // Each documented 404 is what an unknown id gets, as a problem document.
+            if operation["responses"].get("404").is_some() {
+                let request = ApiRequest {
+                    path: concrete(path, "nobody").replace(
+                        "too-hot",
+                        if method == "DELETE" {
+                            "no-rule"
+                        } else {
+                            "too-hot"
+                        },
+                    ),
+                    ..request
+                };
+                let response = api.handle(&request, T0).await;
+                assert_eq!(response.status, 404, "{what}: {}", response.body);
+                assert!(response.problem);
+                check(&spec, operation, &what, 404, &response.body);
+            }
+            // Each documented 400 is what a bad parameter gets.
+            if operation["responses"].get("400").is_some() && method == "GET" {
+                let request = ApiRequest {
+                    method: method.clone(),
+                    path: concrete(path, "ac-1"),
+                    query: "limit=0&from=yesterday&agg=median&bin=9x&status=x&state=x&severity=x&path=a%20b&metrics=9x".into(),
+                    body: vec![],
+                };
+                let response = api.handle(&request, T0).await;
+                assert_eq!(response.status, 400, "{what}: {}", response.body);
+                check(&spec, operation, &what, 400, &response.body);
+            }
+        }
+    }
+    let mut routes: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    documented.sort();
+    assert_eq!(
+        routes, documented,
+        "the router's routes and openapi.yaml differ"
+    );
+}
+
+#[tokio::test]
+async fn anything_undocumented_is_a_problem_not_an_answer() {
+    let api = api().await;
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/devices/ac-1/secrets"),
+        ("PATCH", "/devices/ac-1"),
+        ("GET", "/rules/too-hot"),
+    ] {
+        let response = api
+            .handle(
+                &ApiRequest {
+                    method: method.into(),
+                    path: path.into(),
+                    query: String::new(),
+                    body: vec![],
+                },
+                T0,
+            )
+            .await;
+        assert!(
+            response.problem && matches!(response.status, 404 | 405),
+            "{method} {path}: {}",
+            response.status
+        );
+    }
+}
