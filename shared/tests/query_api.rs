@@ -353,6 +353,63 @@ async fn devices_are_listed_filtered_paginated_and_shown_with_latest_values() {
 }
 
 #[tokio::test]
+async fn devices_are_registered_and_redefined_through_the_api() {
+    let api = api().await;
+    let body = r#"{"device_id":"spot-9","device_type":"plant-sensor","path":"wall-1/zone-b/s2/spot-9","gateway_id":"gw-1","heartbeat_seconds":21600,"tags":{"plant":"fern"}}"#;
+    let r = send(&api, "POST", "/devices", body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["device"]["path"], "wall-1/zone-b/s2/spot-9");
+    let again = send(&api, "POST", "/devices", body).await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("device_exists"))
+    );
+    let moved = send(
+        &api,
+        "PUT",
+        "/devices/spot-9",
+        &body
+            .replace("s2/spot-9", "s3/spot-9")
+            .replace("fern", "moss"),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.body["device"]["path"], "wall-1/zone-b/s3/spot-9");
+    assert_eq!(moved.body["device"]["tags"]["plant"], "moss");
+    let bad = send(
+        &api,
+        "POST",
+        "/devices",
+        r#"{"device_id":"x","device_type":"t","heartbeat_seconds":5}"#,
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (400, Some("invalid_device"))
+    );
+    assert!(
+        bad.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("heartbeat_seconds")
+    );
+    let unknown_field = send(
+        &api,
+        "POST",
+        "/devices",
+        r#"{"device_id":"x","device_type":"t","colour":"red"}"#,
+    )
+    .await;
+    assert_eq!(unknown_field.status, 400);
+    assert!(
+        unknown_field.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("colour")
+    );
+}
+
+#[tokio::test]
 async fn suspend_and_resume_through_the_api() {
     let api = api().await;
     let r = call(&api, "POST", "/devices/ac-1/suspend").await;

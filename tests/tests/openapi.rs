@@ -104,12 +104,17 @@ async fn every_documented_route_answers_as_documented() {
             let method = method.to_ascii_uppercase();
             // Fresh state per call: the happy path of each operation.
             let api = api().await;
-            let body = if method == "PUT" { HOT } else { "" };
+            let body = match (method.as_str(), path.as_str()) {
+                ("PUT", "/rules/{rule_id}") => HOT.to_owned(),
+                ("POST", "/devices") => r#"{"device_id":"ac-2","device_type":"thermostat","path":"home-2","heartbeat_seconds":3600}"#.to_owned(),
+                ("PUT", "/devices/{device_id}") => r#"{"device_id":"ac-1","device_type":"thermostat","path":"home-1/kitchen","tags":{"owner":"ops"}}"#.to_owned(),
+                _ => String::new(),
+            };
             let request = ApiRequest {
                 method: method.clone(),
                 path: concrete(path, "ac-1"),
                 query: String::new(),
-                body: body.as_bytes().to_vec(),
+                body: body.clone().into_bytes(),
             };
             let response = api.handle(&request, T0).await;
             let what = format!("{method} {path}");
@@ -131,6 +136,7 @@ async fn every_documented_route_answers_as_documented() {
                             "too-hot"
                         },
                     ),
+                    body: body.replace("ac-1", "nobody").into_bytes(),
                     ..request
                 };
                 let response = api.handle(&request, T0).await;
@@ -138,7 +144,19 @@ async fn every_documented_route_answers_as_documented() {
                 assert!(response.problem);
                 check(&spec, operation, &what, 404, &response.body);
             }
-            // Each documented 400 is what a bad parameter gets.
+            // Each documented 400 is what a bad parameter (or body) gets.
+            if operation["responses"].get("400").is_some() && method != "GET" {
+                let request = ApiRequest {
+                    method: method.clone(),
+                    path: concrete(path, "ac-1"),
+                    query: String::new(),
+                    body: br#"{"device_id":"ac-1","device_type":"bad type","rule_id":"x"}"#
+                        .to_vec(),
+                };
+                let response = api.handle(&request, T0).await;
+                assert_eq!(response.status, 400, "{what}: {}", response.body);
+                check(&spec, operation, &what, 400, &response.body);
+            }
             if operation["responses"].get("400").is_some() && method == "GET" {
                 let request = ApiRequest {
                     method: method.clone(),

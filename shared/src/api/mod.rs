@@ -34,7 +34,9 @@ use params::{Params, rfc3339};
 /// Every route the router answers, as `openapi.yaml` documents it (a test keeps the two equal).
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/devices"),
+    ("POST", "/devices"),
     ("GET", "/devices/{device_id}"),
+    ("PUT", "/devices/{device_id}"),
     ("POST", "/devices/{device_id}/suspend"),
     ("POST", "/devices/{device_id}/resume"),
     ("GET", "/devices/{device_id}/readings/{metric}"),
@@ -207,6 +209,8 @@ where
         match (request.method.as_str(), segments.as_slice()) {
             ("GET", ["devices"]) => self.list_devices(&params).await,
             ("GET", ["devices", id]) => self.get_device(id, &params).await,
+            ("POST", ["devices"]) => self.create_device(&request.body, now_ms).await,
+            ("PUT", ["devices", id]) => self.update_device(id, &request.body, now_ms).await,
             ("POST", ["devices", id, action @ ("suspend" | "resume")]) => {
                 let status = if *action == "suspend" {
                     DeviceStatus::Suspended
@@ -279,6 +283,92 @@ where
     A: AlertStateStore + AlertStateListing,
     U: RuleStore,
 {
+    /// A device definition from a request body (the fields an operator manages).
+    fn definition(body: &[u8], now_ms: i64) -> Result<DeviceRecord, Problem> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Definition {
+            device_id: String,
+            device_type: String,
+            #[serde(default)]
+            path: String,
+            #[serde(default)]
+            gateway_id: Option<String>,
+            #[serde(default)]
+            heartbeat_seconds: Option<u32>,
+            #[serde(default)]
+            tags: std::collections::BTreeMap<String, String>,
+        }
+        let d: Definition = serde_json::from_slice(body).map_err(|e| Problem {
+            status: 400,
+            code: "invalid_device",
+            detail: format!("the body must be a device definition (device_id, device_type, path, gateway_id, heartbeat_seconds, tags): {e}"),
+        })?;
+        let mut record = DeviceRecord::new(&d.device_id, &d.device_type, now_ms);
+        record.path =
+            crate::devices::record::LocationPath::parse(&d.path).map_err(|e| Problem {
+                status: 400,
+                code: "invalid_device",
+                detail: e.to_string(),
+            })?;
+        record.gateway_id = d.gateway_id.filter(|g| !g.is_empty());
+        record.heartbeat_seconds = d.heartbeat_seconds;
+        record.tags = d.tags;
+        record.validate().map_err(|e| Problem {
+            status: 400,
+            code: "invalid_device",
+            detail: e.to_string(),
+        })?;
+        Ok(record)
+    }
+
+    /// Registers a device (certificates stay with `iotdp devices create`, which writes the
+    /// private key to the operator's disk rather than into an HTTP response).
+    async fn create_device(&self, body: &[u8], now_ms: i64) -> Result<Value, Problem> {
+        let record = Self::definition(body, now_ms)?;
+        if self
+            .registry
+            .create(&record)
+            .await
+            .map_err(registry_problem)?
+        {
+            Ok(json!({ "device": device_json(&record) }))
+        } else {
+            Err(Problem {
+                status: 409,
+                code: "device_exists",
+                detail: format!(
+                    "device '{}' is already registered: PUT /devices/{} changes its definition",
+                    record.device_id, record.device_id
+                ),
+            })
+        }
+    }
+
+    async fn update_device(&self, id: &str, body: &[u8], now_ms: i64) -> Result<Value, Problem> {
+        let record = Self::definition(body, now_ms)?;
+        if record.device_id != id {
+            return Err(Problem::invalid(format!(
+                "the body's device_id '{}' differs from the path's '{id}'",
+                record.device_id
+            )));
+        }
+        let current = self.registered(id).await?;
+        if current.status == DeviceStatus::Decommissioned {
+            return Err(Problem {
+                status: 409,
+                code: "device_decommissioned",
+                detail: format!("device '{id}' is decommissioned: its id stays retired"),
+            });
+        }
+        self.registry
+            .update_definition(&record)
+            .await
+            .map_err(registry_problem)?;
+        let updated = self.registered(id).await?;
+        Ok(json!({ "device": device_json(&updated) }))
+    }
+
     async fn list_rules(&self) -> Result<Value, Problem> {
         let mut rules = self.rules.load_rules().await.map_err(alerting_problem)?;
         rules.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
