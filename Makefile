@@ -63,6 +63,7 @@ local: tools
 ## bench: criterion benchmark of the pure ingest path (decode + validate + build requests)
 bench:
 	cargo bench -p iotdp --bench ingest_path
+	cargo bench -p iotdp --features local --bench query_api
 
 ## build: sam build for arm64 with cargo-lambda from the venv (it adds the Rust target
 ## aarch64-unknown-linux-gnu through rustup on first use)

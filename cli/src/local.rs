@@ -211,6 +211,14 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     );
     println!("  time-series store {}", platform.store_description);
     if let Some(api) = platform.api_addr {
+        if !matches!(
+            platform.reader,
+            iotdp::adapters::aws::SelectedReader::InfluxDb(_)
+        ) {
+            println!(
+                "  note              readings from the query API come from moto's canned Timestream query results, not your data: use the InfluxDB store (make tools) for real answers"
+            );
+        }
         println!(
             "  query API         http://{api}   try: curl 'http://{api}/devices?limit=5'  or  curl 'http://{api}/readings/voltage/latest?type=battery-box'"
         );
