@@ -363,6 +363,12 @@ pub trait AlertStateListing: Send + Sync {
         &self,
         only: Option<crate::alerting::state_machine::AlarmState>,
     ) -> impl Future<Output = Result<Vec<(AlertKey, AlertState)>, AlertPortError>> + Send;
+
+    /// One device's alert states (a key lookup, not a scan).
+    fn for_device(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<Vec<(AlertKey, AlertState)>, AlertPortError>> + Send;
 }
 
 /// Rules as operators manage them; every rule is validated before it is stored.
@@ -772,6 +778,13 @@ impl<T: AlertStateListing> AlertStateListing for Arc<T> {
         only: Option<crate::alerting::state_machine::AlarmState>,
     ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
         self.as_ref().list(only).await
+    }
+
+    async fn for_device(
+        &self,
+        device_id: &str,
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        self.as_ref().for_device(device_id).await
     }
 }
 

@@ -350,6 +350,19 @@ async fn devices_are_listed_filtered_paginated_and_shown_with_latest_values() {
     assert_eq!(shown["device"]["device_type"], "thermostat");
     assert!((shown["latest"]["temperature"]["value"].as_f64().unwrap() - 22.4).abs() < 1e-9);
     assert!(shown["latest"].get("humidity").is_none());
+    let open: Vec<&str> = shown["open_alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(open, ["too-hot"]);
+    assert!(
+        get(&api, "/devices/spot-1").await["open_alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -256,4 +256,26 @@ impl crate::ports::AlertStateListing for DynamoDbAlertStates {
     ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
         DynamoDbAlertStates::list(self, only).await
     }
+
+    async fn for_device(
+        &self,
+        device_id: &str,
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("device_id = :d")
+            .expression_attribute_values(":d", s(device_id))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                port_error(&format!("Query of alert state table {}", self.table), e)
+            })?;
+            out.extend(page.items().iter().filter_map(Self::decode));
+        }
+        Ok(out)
+    }
 }

@@ -154,6 +154,15 @@ impl crate::ports::AlertStateListing for MemoryAlertStates {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
+
+    async fn for_device(
+        &self,
+        device_id: &str,
+    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+        let mut all = crate::ports::AlertStateListing::list(self, None).await?;
+        all.retain(|(k, _)| k.device_id == device_id);
+        Ok(all)
+    }
 }
 
 impl AlertStateStore for MemoryAlertStates {

@@ -547,7 +547,23 @@ where
             .into_iter()
             .map(|(metric, point)| (metric, point_json(&point)))
             .collect();
-        Ok(json!({ "device": device_json(&device), "latest": latest }))
+        let open_alerts: Vec<Value> = self
+            .states
+            .for_device(id)
+            .await
+            .map_err(alerting_problem)?
+            .into_iter()
+            .filter(|(_, s)| matches!(s.state, AlarmState::Alarm | AlarmState::Acknowledged))
+            .map(|(k, s)| {
+                json!({
+                    "rule_id": k.rule_id,
+                    "state": s.state.as_str(),
+                    "since": s.alarm_since_ms.or(s.last_change_ms).map(rfc3339),
+                    "last_value": s.last_measured,
+                })
+            })
+            .collect();
+        Ok(json!({ "device": device_json(&device), "latest": latest, "open_alerts": open_alerts }))
     }
 
     async fn set_status(
