@@ -85,9 +85,16 @@ async fn rules_and_alerts_round_trip_through_the_cli() {
     };
     states.put_if_version(&key, &alarm, 0).await.unwrap();
     // One device's states come from a key query (the API's device page uses it).
-    let mine = iotdp::ports::AlertStateListing::for_device(&states, "ac-1").await.unwrap();
+    let mine = iotdp::ports::AlertStateListing::for_device(&states, "ac-1")
+        .await
+        .unwrap();
     assert_eq!(mine.len(), 1);
-    assert!(iotdp::ports::AlertStateListing::for_device(&states, "ac-2").await.unwrap().is_empty());
+    assert!(
+        iotdp::ports::AlertStateListing::for_device(&states, "ac-2")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let alarms = text(&iotdp(Some(&moto), &["alerts", "list", "--state", "alarm"]).stdout);
     assert!(
         alarms.contains("ac-1") && alarms.contains("ALARM") && alarms.contains("29.5"),
