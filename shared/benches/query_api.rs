@@ -28,6 +28,10 @@ struct PreparedReader {
 }
 
 impl TimeSeriesReader for PreparedReader {
+    async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
+        Ok(vec!["temperature".into()])
+    }
+
     async fn latest_values(
         &self,
         _: &str,

@@ -708,6 +708,10 @@ pub enum QueryError {
 /// Reading back what the ingest path wrote. One implementation per store; for the same data
 /// they give the same answers.
 pub trait TimeSeriesReader: Send + Sync {
+    /// The metrics the store holds (InfluxDB: field keys; Timestream: the table's measure
+    /// columns), for "the latest value of each metric" when the caller names none.
+    fn metric_names(&self) -> impl Future<Output = Result<Vec<String>, QueryError>> + Send;
+
     /// The latest value of each of `metrics` for one device (absent metrics are left out).
     fn latest_values(
         &self,
@@ -739,6 +743,10 @@ pub trait TimeSeriesReader: Send + Sync {
 }
 
 impl<T: TimeSeriesReader> TimeSeriesReader for Arc<T> {
+    async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
+        self.as_ref().metric_names().await
+    }
+
     async fn latest_values(
         &self,
         device_id: &str,

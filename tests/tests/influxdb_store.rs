@@ -412,6 +412,10 @@ async fn latest_values_per_metric_and_per_device() {
     let influx = InfluxServer::start();
     let store = InfluxDbStore::new(&influx.settings()).unwrap();
     known_data(&store).await;
+    assert_eq!(
+        store.metric_names().await.unwrap(),
+        ["mode", "moisture", "temperature"]
+    );
     let latest = store
         .latest_values("ac-1", &["temperature", "mode", "humidity"])
         .await

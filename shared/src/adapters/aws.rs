@@ -180,6 +180,13 @@ impl SelectedReader {
 }
 
 impl crate::ports::TimeSeriesReader for SelectedReader {
+    async fn metric_names(&self) -> Result<Vec<String>, crate::ports::QueryError> {
+        match self {
+            SelectedReader::Timestream(r) => r.metric_names().await,
+            SelectedReader::InfluxDb(r) => r.metric_names().await,
+        }
+    }
+
     async fn latest_values(
         &self,
         device_id: &str,

@@ -219,6 +219,20 @@ fn rows(
 }
 
 impl TimeSeriesReader for InfluxDbStore {
+    async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
+        let results = self.query("SHOW FIELD KEYS FROM \"telemetry\"").await?;
+        let mut names: Vec<String> = results
+            .first()
+            .and_then(|r| r["series"][0]["values"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|row| row.get(0)?.as_str().map(str::to_owned))
+            .filter(|name| name != "seq")
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     async fn latest_values(
         &self,
         device_id: &str,

@@ -642,6 +642,17 @@ pub fn aggregate_values(aggregate: Aggregate, values: &[MetricValue]) -> Option<
 /// The memory store answers the read port itself: a reference implementation the API tests
 /// run on, and that the real stores are compared with.
 impl TimeSeriesReader for MemoryStore {
+    async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
+        let mut names: Vec<String> = self
+            .written()
+            .iter()
+            .flat_map(|r| r.metrics.iter().map(|m| m.name.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     async fn latest_values(
         &self,
         device_id: &str,

@@ -62,6 +62,11 @@ impl TimestreamSql {
         )
     }
 
+    /// The table's columns: measures, dimensions, time, measure_name.
+    pub fn describe(&self) -> String {
+        format!("DESCRIBE {}", self.table)
+    }
+
     pub fn latest_value(&self, device_id: &str, metric: &str) -> Result<String, QueryError> {
         let m = ident(checked_metric(metric)?);
         Ok(format!(
@@ -196,6 +201,19 @@ pub fn point_from_row(columns: &[ColumnInfo], row: &Row) -> Option<Point> {
     })
 }
 
+/// DESCRIBE answers one row per column (`Column`, `Type`, `Timestream attribute type`): the
+/// multi-measure columns are the metrics (`seq` is the device's counter, not a metric).
+pub fn measure_names(columns: &[ColumnInfo], rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|row| {
+            let cell = row_cells(columns, row);
+            let name = cell("Column")?.1.scalar_value()?;
+            let kind = cell("Timestream attribute type")?.1.scalar_value()?;
+            (kind == "MULTI" && name != "seq").then(|| name.to_owned())
+        })
+        .collect()
+}
+
 pub struct TimestreamReader {
     client: Client,
     sql: TimestreamSql,
@@ -241,6 +259,13 @@ impl TimestreamReader {
 }
 
 impl TimeSeriesReader for TimestreamReader {
+    async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
+        let (columns, rows) = self.rows(&self.sql.describe()).await?;
+        let mut names = measure_names(&columns, &rows);
+        names.sort();
+        Ok(names)
+    }
+
     async fn latest_values(
         &self,
         device_id: &str,
@@ -396,6 +421,29 @@ mod tests {
             ))
             .build()
             .unwrap()
+    }
+
+    /// The shape Timestream answers `DESCRIBE "db"."table"` with: one row per column.
+    #[test]
+    fn describe_rows_name_the_measures() {
+        let columns = [
+            column("Column", ScalarType::Varchar),
+            column("Type", ScalarType::Varchar),
+            column("Timestream attribute type", ScalarType::Varchar),
+        ];
+        let rows = [
+            row(&[Some("device_id"), Some("varchar"), Some("DIMENSION")]),
+            row(&[Some("measure_name"), Some("varchar"), Some("MEASURE_NAME")]),
+            row(&[Some("time"), Some("timestamp"), Some("TIMESTAMP")]),
+            row(&[Some("voltage"), Some("double"), Some("MULTI")]),
+            row(&[Some("seq"), Some("bigint"), Some("MULTI")]),
+            row(&[Some("mode"), Some("varchar"), Some("MULTI")]),
+        ];
+        assert_eq!(measure_names(&columns, &rows), ["voltage", "mode"]);
+        assert_eq!(
+            sql().describe(),
+            "DESCRIBE \"iotdp-prod-iotdp\".\"telemetry\""
+        );
     }
 
     /// The shape Timestream answers `SELECT time, "m" AS value …` with.

@@ -535,10 +535,15 @@ where
 
     async fn get_device(&self, id: &str, params: &Params) -> Result<Value, Problem> {
         let device = self.registered(id).await?;
-        let metrics: Vec<&str> = params
-            .get("metrics")
-            .map(|m| m.split(',').filter(|m| !m.is_empty()).collect())
-            .unwrap_or_default();
+        // Named metrics, or every metric the store holds.
+        let known;
+        let metrics: Vec<&str> = match params.get("metrics") {
+            Some(m) => m.split(',').filter(|m| !m.is_empty()).collect(),
+            None => {
+                known = self.reader.metric_names().await?;
+                known.iter().map(String::as_str).collect()
+            }
+        };
         for metric in &metrics {
             checked_metric(metric)?;
         }
