@@ -435,9 +435,20 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
         minute,
         minute + 120_000
     );
-    let body = tokio::task::spawn_blocking(move || http_get(api, &path))
+    let response = tokio::task::spawn_blocking(move || http_get_full(api, &path))
         .await
         .unwrap();
+    // The local API says where its readings come from.
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("x-iotdp-readings-source: influxdb at"),
+        "{response}"
+    );
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     let values: Vec<f64> = page["points"]
         .as_array()
@@ -454,8 +465,17 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
-/// A minimal HTTP/1.1 GET (the local API closes nothing early; read until the body is whole).
+/// The body of a GET.
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let response = http_get_full(addr, path);
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+/// A minimal HTTP/1.1 GET with `Connection: close`: the whole response, head and body.
+fn http_get_full(addr: std::net::SocketAddr, path: &str) -> String {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(
@@ -466,7 +486,4 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default()
 }

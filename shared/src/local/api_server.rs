@@ -21,10 +21,16 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Serve `api` on `listener` until `shutdown` turns true.
+/// The response header that says where readings come from (the store, or moto's canned
+/// Timestream results), so no one mistakes the local answers for something they are not.
+pub const SOURCE_HEADER: &str = "x-iotdp-readings-source";
+
+/// Serve `api` on `listener` until `shutdown` turns true; every response carries `source` in
+/// [`SOURCE_HEADER`].
 pub async fn serve(
     listener: TcpListener,
     api: Arc<AwsQueryApi>,
+    source: Arc<str>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -34,9 +40,11 @@ pub async fn serve(
         };
         let Ok((stream, _)) = accepted else { continue };
         let api = api.clone();
+        let source = source.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: hyper::Request<Incoming>| {
                 let api = api.clone();
+                let source = source.clone();
                 async move {
                     let (parts, body) = request.into_parts();
                     let bytes = body
@@ -48,7 +56,11 @@ pub async fn serve(
                     let response = api
                         .handle(&call, chrono::Utc::now().timestamp_millis())
                         .await;
-                    Ok::<_, Infallible>(http_response(&response).map(|b| Full::new(Bytes::from(b))))
+                    let mut answer = http_response(&response).map(|b| Full::new(Bytes::from(b)));
+                    if let Ok(value) = hyper::header::HeaderValue::from_str(&source) {
+                        answer.headers_mut().insert(SOURCE_HEADER, value);
+                    }
+                    Ok::<_, Infallible>(answer)
                 }
             });
             let _ = http1::Builder::new()

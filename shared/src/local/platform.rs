@@ -229,9 +229,20 @@ impl LocalPlatform {
                         LocalError(format!("query API listener on {}: {e}", options.api))
                     })?;
                     api_addr = Some(listener.local_addr().map_err(fail)?);
+                    let source: Arc<str> = match (&influxd, &config.store) {
+                        (Some(process), _) => format!("InfluxDB at {}", process.url).into(),
+                        (None, crate::config::StoreConfig::Timestream { .. }) => {
+                            "moto's Timestream emulation: canned query results, not your readings"
+                                .into()
+                        }
+                        (None, crate::config::StoreConfig::InfluxDb { url, .. }) => {
+                            format!("InfluxDB at {url}").into()
+                        }
+                    };
                     tasks.push(tokio::spawn(api_server::serve(
                         listener,
                         api,
+                        source,
                         shutdown_rx.clone(),
                     )));
                 }
