@@ -11,13 +11,29 @@ use iotdp::devices::record::DeviceStatus;
 use iotdp::ports::DeviceRegistry;
 use iotdp_integration_tests::{MotoServer, REGION, provision_template};
 
-struct Cli<'a> {
-    moto: &'a MotoServer,
+/// The `iotdp devices` binary against a moto server provisioned from template.yaml (the
+/// server stops when this is dropped).
+struct Cli {
+    moto: MotoServer,
+    sdk: aws_config::SdkConfig,
     table: String,
     policy: String,
 }
 
-impl Cli<'_> {
+impl Cli {
+    async fn start() -> Self {
+        let moto = MotoServer::start();
+        let (sdk, stack) = provision_template(&moto.endpoint).await;
+        Self {
+            table: stack.stack.physical["DeviceRegistryTable"]
+                .reference
+                .clone(),
+            policy: stack.policies[0].clone(),
+            moto,
+            sdk,
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_iotdp"))
             .arg("devices")
@@ -55,15 +71,8 @@ fn scratch(name: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_is_provisioned_suspended_resumed_and_decommissioned() {
-    let moto = MotoServer::start();
-    let (sdk, stack) = provision_template(&moto.endpoint).await;
-    let cli = Cli {
-        moto: &moto,
-        table: stack.stack.physical["DeviceRegistryTable"]
-            .reference
-            .clone(),
-        policy: stack.policies[0].clone(),
-    };
+    let cli = Cli::start().await;
+    let sdk = cli.sdk.clone();
     let iot = aws_sdk_iot::Client::new(&sdk);
     let registry = device_registry(&sdk, &cli.table);
     let out = scratch("create");
@@ -215,15 +224,8 @@ async fn a_device_is_provisioned_suspended_resumed_and_decommissioned() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn importing_a_fleet_twice_changes_nothing_the_second_time() {
-    let moto = MotoServer::start();
-    let (sdk, stack) = provision_template(&moto.endpoint).await;
-    let cli = Cli {
-        moto: &moto,
-        table: stack.stack.physical["DeviceRegistryTable"]
-            .reference
-            .clone(),
-        policy: stack.policies[0].clone(),
-    };
+    let cli = Cli::start().await;
+    let sdk = cli.sdk.clone();
     let iot = aws_sdk_iot::Client::new(&sdk);
     let out = scratch("import");
     std::fs::create_dir_all(&out).unwrap();

@@ -57,6 +57,23 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool 
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
+/// A conditional write's answer: `true` written, `false` its condition did not hold.
+fn conditional<O, E, R>(
+    result: Result<O, SdkError<E, R>>,
+    what: &str,
+    table: &str,
+) -> Result<bool, RegistryError>
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(registry_error(what, table, e)),
+    }
+}
+
 pub struct DynamoDbRegistry {
     client: Client,
     table: String,
@@ -280,11 +297,7 @@ impl DeviceRegistry for DynamoDbRegistry {
             .condition_expression("attribute_not_exists(device_id)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(registry_error("PutItem", &self.table, e)),
-        }
+        conditional(result, "PutItem", &self.table)
     }
 
     async fn update_definition(&self, record: &DeviceRecord) -> Result<bool, RegistryError> {
@@ -344,11 +357,7 @@ impl DeviceRegistry for DynamoDbRegistry {
             .expression_attribute_names("#path", "path")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(registry_error("UpdateItem", &self.table, e)),
-        }
+        conditional(result, "UpdateItem", &self.table)
     }
 
     async fn set_status(
@@ -407,11 +416,7 @@ impl DeviceRegistry for DynamoDbRegistry {
                 .expression_attribute_values(":watch_at", n(at)),
             None => request.update_expression("SET last_seen = :seen"),
         };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(registry_error("UpdateItem last_seen", &self.table, e)),
-        }
+        conditional(request.send().await, "UpdateItem last_seen", &self.table)
     }
 
     async fn reschedule_watch(
@@ -430,11 +435,7 @@ impl DeviceRegistry for DynamoDbRegistry {
             .expression_attribute_values(":watch_at", n(watch_at_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(registry_error("UpdateItem watch", &self.table, e)),
-        }
+        conditional(result, "UpdateItem watch", &self.table)
     }
 
     async fn record_presence(
@@ -462,11 +463,7 @@ impl DeviceRegistry for DynamoDbRegistry {
             .expression_attribute_values(":at", n(change.at_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(registry_error("UpdateItem presence", &self.table, e)),
-        }
+        conditional(result, "UpdateItem presence", &self.table)
     }
 
     async fn overdue(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
@@ -492,11 +489,7 @@ impl DeviceRegistry for DynamoDbRegistry {
             .expression_attribute_values(":watch_at", n(watched.watch_at_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(registry_error("UpdateItem watch", &self.table, e)),
-        }
+        conditional(result, "UpdateItem watch", &self.table)
     }
 
     async fn mark_watched(&self, device_id: &str) -> Result<bool, RegistryError> {
@@ -511,11 +504,7 @@ impl DeviceRegistry for DynamoDbRegistry {
             .expression_attribute_values(":open", s(&open_key(device_id)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(registry_error("UpdateItem watch", &self.table, e)),
-        }
+        conditional(result, "UpdateItem watch", &self.table)
     }
 }
 
