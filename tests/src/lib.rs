@@ -313,3 +313,41 @@ pub fn function_environment(
         .clone();
     move |name: &str| env.get(name).cloned()
 }
+
+/// Every quarantine line in `bucket` (under `quarantine/`), in key order: what an operator
+/// reading the quarantine would find.
+pub async fn quarantine_lines(
+    sdk: &aws_config::SdkConfig,
+    bucket: &str,
+) -> Vec<iotdp::quarantine::QuarantineLine> {
+    let s3 = iotdp::adapters::aws::s3_client(sdk);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix("quarantine/")
+        .send()
+        .await
+        .expect("list the quarantine bucket");
+    let mut lines = Vec::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("get a quarantine object")
+            .body
+            .collect()
+            .await
+            .expect("read a quarantine object")
+            .into_bytes();
+        for line in std::str::from_utf8(&body)
+            .expect("UTF-8 JSON Lines")
+            .lines()
+        {
+            lines.push(serde_json::from_str(line).expect("a quarantine line"));
+        }
+    }
+    lines
+}

@@ -3,15 +3,15 @@
 //! watch raises and clears `no_data` through the sparse index, the state table and SNS.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use iotdp::adapters::aws::{device_registry, ingest_service_with, s3_client, silence_watch};
+use iotdp::adapters::aws::{device_registry, ingest_service_with, silence_watch};
 use iotdp::config::{IngestConfig, SilenceWatchConfig};
 use iotdp::devices::record::{DeviceRecord, DeviceStatus, LocationPath};
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::Invocation;
 use iotdp::ports::DeviceRegistry;
-use iotdp::quarantine::QuarantineLine;
 use iotdp_integration_tests::{
-    MotoServer, drain_sns_envelopes, function_environment, provision_template, subscribed_queue,
+    MotoServer, drain_sns_envelopes, function_environment, provision_template, quarantine_lines,
+    subscribed_queue,
 };
 
 fn record(id: &str, kind: &str, path: &str, gateway: Option<&str>, now: i64) -> DeviceRecord {
@@ -165,34 +165,12 @@ async fn the_registry_admits_enriches_and_refuses_readings_in_the_deployed_inges
     );
 
     // Quarantined, each with its reason.
-    let s3 = s3_client(&sdk);
     let bucket = stack.stack.physical["QuarantineBucket"].reference.clone();
-    let listed = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .prefix("quarantine/")
-        .send()
+    let mut reasons: Vec<(String, String)> = quarantine_lines(&sdk, &bucket)
         .await
-        .unwrap();
-    let mut reasons = Vec::new();
-    for key in listed.contents().iter().filter_map(|o| o.key()) {
-        let body = s3
-            .get_object()
-            .bucket(&bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        for line in std::str::from_utf8(&body).unwrap().lines() {
-            let line: QuarantineLine = serde_json::from_str(line).unwrap();
-            reasons.push((line.message_id, line.reason));
-        }
-    }
+        .into_iter()
+        .map(|line| (line.message_id, line.reason))
+        .collect();
     reasons.sort();
     assert_eq!(
         reasons,

@@ -7,8 +7,7 @@ use iotdp::adapters::aws::{ingest_service_with, s3_client};
 use iotdp::config::IngestConfig;
 use iotdp::envelope::encode_envelope;
 use iotdp::ingest::Invocation;
-use iotdp::quarantine::QuarantineLine;
-use iotdp_integration_tests::{InfluxServer, MotoServer};
+use iotdp_integration_tests::{InfluxServer, MotoServer, quarantine_lines};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_go_to_influxdb_with_the_token_from_secrets_manager() {
@@ -100,31 +99,7 @@ async fn readings_go_to_influxdb_with_the_token_from_secrets_manager() {
     let stored = influx.series("SELECT COUNT(temperature) FROM telemetry WHERE device_id = 'ac-1'");
     assert_eq!(stored[0]["values"][0][1], 3);
 
-    let s3 = s3_client(&sdk);
-    let listed = s3
-        .list_objects_v2()
-        .bucket("quarantine")
-        .send()
-        .await
-        .unwrap();
-    let key = listed.contents()[0].key().unwrap().to_owned();
-    let body = s3
-        .get_object()
-        .bucket("quarantine")
-        .key(&key)
-        .send()
-        .await
-        .unwrap()
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    let lines: Vec<QuarantineLine> = std::str::from_utf8(&body)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = quarantine_lines(&sdk, "quarantine").await;
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].reason, "rejected_by_store");
     assert_eq!(lines[0].message_id, "m3");
