@@ -209,21 +209,8 @@ pub async fn run(args: DevicesArgs) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
                 .pop()
                 .ok_or_else(|| format!("device '{device_id}' is not registered"))?;
-            let time = |ms: Option<i64>| ms.and_then(crate::chrono_ms);
-            let shown = serde_json::json!({
-                "device_id": device.device_id,
-                "device_type": device.device_type,
-                "status": device.status.as_str(),
-                "gateway_id": device.gateway_id,
-                "path": device.path.to_string(),
-                "tags": device.tags,
-                "heartbeat_seconds": device.heartbeat_seconds,
-                "created_at": time(Some(device.created_at_ms)),
-                "last_seen": time(device.last_seen_ms),
-                "connected": device.connected,
-                "last_connected": time(device.last_connected_ms),
-                "last_disconnected": time(device.last_disconnected_ms),
-            });
+            // The same representation the query API answers with.
+            let shown = iotdp::api::device_json(&device);
             println!(
                 "{}",
                 serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?

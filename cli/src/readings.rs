@@ -1,10 +1,9 @@
 //! `iotdp readings <device> <metric>`: one device's metric over a time range, raw or in bins,
 //! read through the same read port as the query API, from whichever store is deployed.
 
-use std::time::Duration;
-
 use clap::Args;
 use iotdp::adapters::aws::{load_sdk_config, time_series_reader};
+use iotdp::api::params::{parse_bin, parse_duration};
 use iotdp::config::StoreConfig;
 use iotdp::ports::{Aggregate, SeriesQuery, TimeRange, TimeSeriesReader};
 
@@ -46,32 +45,16 @@ pub fn parse_instant(text: &str, now_ms: i64) -> Result<i64, String> {
         return Ok(now_ms);
     }
     if let Some(relative) = text.strip_prefix('-') {
-        return Ok(now_ms - parse_duration(relative)?.as_millis() as i64);
+        let ago = parse_duration(relative).ok_or_else(|| {
+            format!("'{text}' is not a relative time like -90s, -15m, -6h or -7d")
+        })?;
+        return Ok(now_ms - ago.as_millis() as i64);
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|_| {
             format!("'{text}' is neither RFC 3339 (2026-11-24T12:00:00Z) nor relative (-6h)")
         })
-}
-
-/// `90s`, `5m`, `1h`, `1d` → a duration.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (amount, unit) = text.split_at(split);
-    let amount: u64 = amount
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 90s, 5m, 1h or 1d"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("'{text}': the unit must be s, m, h or d")),
-    };
-    Ok(Duration::from_secs(amount * seconds))
 }
 
 pub async fn run(args: ReadingsArgs) -> Result<(), String> {
@@ -83,7 +66,7 @@ pub async fn run(args: ReadingsArgs) -> Result<(), String> {
     let bins = match &args.bin {
         None => None,
         Some(bin) => Some((
-            parse_duration(bin)?,
+            parse_bin(bin).map_err(|problem| problem.detail)?,
             Aggregate::parse(&args.agg).ok_or_else(|| {
                 format!(
                     "'{}' is not an aggregate: use avg, min, max, sum, count, first or last",
@@ -137,6 +120,8 @@ pub async fn run(args: ReadingsArgs) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -146,9 +131,10 @@ mod tests {
         assert_eq!(parse_instant("-6h", now), Ok(now - 6 * 3_600_000));
         assert_eq!(parse_instant("2025-11-24T16:00:00Z", now), Ok(now));
         assert!(parse_instant("yesterday", now).is_err());
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("5 minutes").is_err());
-        assert!(parse_duration("m").is_err());
+        assert_eq!(parse_instant("-7d", now), Ok(now - 7 * 86_400_000));
+        assert!(parse_instant("-5 minutes", now).is_err());
+        assert!(parse_instant("-m", now).is_err());
+        assert_eq!(parse_bin("90s").unwrap(), Duration::from_secs(90));
+        assert!(parse_bin("2 minutes").is_err());
     }
 }

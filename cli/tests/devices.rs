@@ -59,6 +59,19 @@ impl Cli {
     }
 }
 
+async fn certificate_status(iot: &aws_sdk_iot::Client, certificate_id: &str) -> CertificateStatus {
+    iot.describe_certificate()
+        .certificate_id(certificate_id)
+        .send()
+        .await
+        .unwrap()
+        .certificate_description()
+        .unwrap()
+        .status()
+        .unwrap()
+        .clone()
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -197,15 +210,9 @@ async fn a_device_is_provisioned_suspended_resumed_and_decommissioned() {
             .is_err(),
         "thing deleted"
     );
-    let certificate = iot
-        .describe_certificate()
-        .certificate_id(&certificate_id)
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        certificate.certificate_description().unwrap().status(),
-        Some(&CertificateStatus::Inactive)
+        certificate_status(&iot, &certificate_id).await,
+        CertificateStatus::Inactive
     );
     let row = registry
         .get_many(&["battery-7"])

@@ -32,8 +32,8 @@ async fn a_device_metric_comes_back_raw_and_binned() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     write_readings(&store, &readings, &WritePolicy::default(), deadline).await;
 
-    let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_iotdp"))
+    let invoke = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_iotdp"))
             .args([
                 "readings",
                 "ac-1",
@@ -49,7 +49,10 @@ async fn a_device_metric_comes_back_raw_and_binned() {
             ])
             .args(extra)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let run = |extra: &[&str]| {
+        let out = invoke(extra);
         assert!(
             out.status.success(),
             "{}",
@@ -71,20 +74,7 @@ async fn a_device_metric_comes_back_raw_and_binned() {
         "{binned}"
     );
     // A mistake is named, not a crash.
-    let bad = Command::new(env!("CARGO_BIN_EXE_iotdp"))
-        .args([
-            "readings",
-            "ac-1",
-            "temperature",
-            "--store",
-            "influxdb",
-            "--influxdb-url",
-            &influx.process.url,
-            "--bin",
-            "2 minutes",
-        ])
-        .output()
-        .unwrap();
+    let bad = invoke(&["--bin", "2 minutes"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("2 minutes"));
 }

@@ -99,6 +99,16 @@ pub fn prepare_batch<'m>(
     batch
 }
 
+impl MessageInfo {
+    /// The device that published the message: the `<id>` of its topic, if it has one.
+    pub fn publisher(&self) -> Option<&str> {
+        self.meta
+            .topic
+            .as_deref()
+            .and_then(|t| device_id_from_topic(t).ok())
+    }
+}
+
 impl PreparedBatch {
     pub fn reject(&mut self, origin: ReadingOrigin, rejection: Rejection) {
         self.rejections.push(RejectedReading { origin, rejection });

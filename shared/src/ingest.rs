@@ -188,13 +188,7 @@ where
         let publishers: Vec<&str> = batch
             .messages
             .iter()
-            .map(|m| {
-                m.meta
-                    .topic
-                    .as_deref()
-                    .and_then(|t| crate::envelope::device_id_from_topic(t).ok())
-                    .unwrap_or_default()
-            })
+            .map(|m| m.publisher().unwrap_or_default())
             .collect();
         let mut ids: Vec<&str> = batch
             .readings
@@ -258,11 +252,7 @@ where
         let mut latest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
         for &i in stored {
             let reading = &batch.readings[i];
-            let publisher = batch.messages[batch.origins[i].message]
-                .meta
-                .topic
-                .as_deref()
-                .and_then(|t| crate::envelope::device_id_from_topic(t).ok());
+            let publisher = batch.messages[batch.origins[i].message].publisher();
             for device in std::iter::once(reading.device_id.as_str()).chain(publisher) {
                 let at = latest.entry(device).or_insert(reading.version);
                 *at = (*at).max(reading.version);

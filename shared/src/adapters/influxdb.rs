@@ -78,8 +78,8 @@ impl InfluxDbStore {
     }
 }
 
-/// The few characters a database name could carry that a query string cannot.
-fn percent_encode(text: &str) -> String {
+/// Percent-encode everything but RFC 3986's unreserved characters (query-string values).
+pub fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {

@@ -558,7 +558,7 @@ impl MemoryRegistry {
 
 // ---- Reading the memory store back ---------------------------------------------------------
 
-use crate::devices::record::{HIERARCHY_LEVELS, LocationPath};
+use crate::devices::record::LocationPath;
 use crate::domain::MetricValue;
 use crate::ports::{
     Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
@@ -745,12 +745,8 @@ impl TimeSeriesReader for MemoryStore {
         range: TimeRange,
         aggregate: Aggregate,
     ) -> Result<Vec<GroupValue>, QueryError> {
+        crate::adapters::influxql::child_level(within)?;
         let depth = within.segments().len();
-        if depth >= HIERARCHY_LEVELS.len() {
-            return Err(QueryError::Invalid(format!(
-                "'{within}' is a spot already: there is no level below it to drill into"
-            )));
-        }
         crate::adapters::influxql::checked_range(range)?;
         let (inside, during) = (under(within), in_range(range));
         let mut groups: std::collections::BTreeMap<String, Vec<MetricValue>> = Default::default();

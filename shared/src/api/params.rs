@@ -108,7 +108,8 @@ fn instant(name: &str, text: &str) -> Result<i64, Problem> {
         })
 }
 
-pub fn parse_bin(text: &str) -> Result<Duration, Problem> {
+/// `90`, `90s`, `5m`, `1h`, `7d` → a duration (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -118,14 +119,18 @@ pub fn parse_bin(text: &str) -> Result<Duration, Problem> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => 0,
+        _ => return None,
     };
     amount
         .parse::<u64>()
         .ok()
-        .map(|a| a * seconds)
-        .filter(|s| (1..=86_400).contains(s))
-        .map(Duration::from_secs)
+        .map(|a| Duration::from_secs(a * seconds))
+}
+
+/// A bin: a duration from 1 s to 1 day.
+pub fn parse_bin(text: &str) -> Result<Duration, Problem> {
+    parse_duration(text)
+        .filter(|d| (1..=86_400).contains(&d.as_secs()))
         .ok_or_else(|| {
             Problem::invalid(format!(
                 "bin '{text}' must be 1s to 1d, e.g. 60, 60s, 5m, 1h, 1d"

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::adapters::influxdb::percent_encode;
 use crate::local::moto::free_port;
 
 /// Where `make tools` puts `influxd`, relative to the repository root.
@@ -101,8 +102,8 @@ bind-address = "127.0.0.1:{rpc_port}"
     pub fn query(&self, database: &str, query: &str) -> Result<serde_json::Value, String> {
         let path = format!(
             "/query?db={}&epoch=ms&q={}",
-            url_encode(database),
-            url_encode(query)
+            percent_encode(database),
+            percent_encode(query)
         );
         let (status, body) = self.http("GET", &path, "")?;
         if status != 200 {
@@ -140,19 +141,6 @@ bind-address = "127.0.0.1:{rpc_port}"
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Percent-encode everything but unreserved characters (RFC 3986).
-fn url_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl Drop for InfluxProcess {
