@@ -9,8 +9,9 @@ TOOLS_STAMP := $(VENV)/.installed-$(shell sha1sum requirements-dev.txt | cut -c1
 AWS_LINT_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint
 
 # InfluxDB 1.x server for the InfluxDB store's tests and `make local`: Debian's build, pinned by
-# version and checksum, unpacked into .tools/ (no root, nothing installed system-wide).
-INFLUXDB_DEB_URL := http://deb.debian.org/debian/pool/main/i/influxdb/influxdb_1.6.7~rc0-1+b13_amd64.deb
+# version and checksum, fetched with apt-get download and unpacked into .tools/ (nothing
+# installed system-wide; see scripts/install-influxd).
+INFLUXDB_DEB_VERSION := 1.6.7~rc0-1+b13
 INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
 INFLUXD := .tools/influxdb/usr/bin/influxd
 
@@ -24,11 +25,7 @@ test: tools rust-lint rust-test template-lint
 tools: $(TOOLS_STAMP) $(INFLUXD)
 
 $(INFLUXD):
-	mkdir -p .tools/influxdb
-	curl -fsSL -o .tools/influxdb/influxdb.deb "$(INFLUXDB_DEB_URL)"
-	echo "$(INFLUXDB_DEB_SHA256)  .tools/influxdb/influxdb.deb" | sha256sum -c -
-	dpkg-deb -x .tools/influxdb/influxdb.deb .tools/influxdb
-	rm .tools/influxdb/influxdb.deb
+	scripts/install-influxd "$(INFLUXDB_DEB_VERSION)" "$(INFLUXDB_DEB_SHA256)" .tools/influxdb
 	touch $@
 
 $(TOOLS_STAMP): requirements-dev.txt
@@ -63,7 +60,7 @@ local: tools
 ## bench: criterion benchmark of the pure ingest path (decode + validate + build requests)
 bench:
 	cargo bench -p iotdp --bench ingest_path
-	cargo bench -p iotdp --features local --bench query_api
+	cargo bench -p iotdp-local --bench query_api
 
 ## build: sam build for arm64 with cargo-lambda from the venv (it adds the Rust target
 ## aarch64-unknown-linux-gnu through rustup on first use)

@@ -4,14 +4,15 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use iotdp::adapters::dynamodb_registry::DynamoDbRegistry;
+use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
 use iotdp::adapters::iot_things::IotThings;
+use iotdp::devices::ports::DeviceRegistry;
 use iotdp::devices::provisioning::{
     ProvisioningTarget, create_device, decommission_device, import_devices, parse_import,
     set_device_status,
 };
-use iotdp::devices::record::{DeviceRecord, DeviceStatus, LocationPath, parse_tags};
-use iotdp::ports::DeviceRegistry;
+use iotdp::devices::record::{DeviceRecord, DeviceStatus, parse_tags};
+use iotdp::domain::LocationPath;
 
 #[derive(Args)]
 pub struct DevicesArgs {
@@ -131,7 +132,7 @@ pub async fn run(args: DevicesArgs) -> Result<(), String> {
                 .to_owned()
         })
     };
-    let sdk = iotdp::adapters::aws::load_sdk_config().await;
+    let sdk = iotdp::wiring::load_sdk_config().await;
     let registry = DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &args.registry_table);
     let iot = IotThings::new(aws_sdk_iot::Client::new(&sdk));
     match args.action {

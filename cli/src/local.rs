@@ -9,11 +9,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Args;
-use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
+use iotdp::adapters::dynamodb::alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
-use iotdp::local::platform::{Endpoint, LocalInfluxDb, LocalOptions, LocalPlatform, QueueMode};
-use iotdp::ports::DeviceRegistry;
-use iotdp::simulator::{DeviceKind, Fleet, FleetConfig};
+use iotdp::devices::ports::DeviceRegistry;
+use iotdp_local::platform::{Endpoint, LocalInfluxDb, LocalOptions, LocalPlatform, QueueMode};
+use iotdp_local::simulator::{DeviceKind, Fleet, FleetConfig};
 use tokio::sync::watch;
 
 use crate::simulate::{self, FleetArgs, SimulationStats, Target};
@@ -165,7 +165,7 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     let iot = aws_sdk_iot::Client::new(sdk);
     // The simulated fleet registered as an operator would import it (types, hierarchy,
     // gateways, heartbeats): readings of devices outside the registry are quarantined.
-    let registry = iotdp::adapters::aws::device_registry(
+    let registry = iotdp::wiring::device_registry(
         sdk,
         platform
             .physical("DeviceRegistryTable")
@@ -211,10 +211,7 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     );
     println!("  time-series store {}", platform.store_description);
     if let Some(api) = platform.api_addr {
-        if !matches!(
-            platform.reader,
-            iotdp::adapters::aws::SelectedReader::InfluxDb(_)
-        ) {
+        if !matches!(platform.reader, iotdp::wiring::SelectedReader::InfluxDb(_)) {
             println!(
                 "  note              readings from the query API come from moto's canned Timestream query results, not your data: use the InfluxDB store (make tools) for real answers"
             );
@@ -325,7 +322,7 @@ struct LiveView<'a> {
     platform: &'a LocalPlatform,
     simulation: Arc<SimulationStats>,
     sample_battery: Option<String>,
-    sample_site: Option<iotdp::devices::record::LocationPath>,
+    sample_site: Option<iotdp::domain::LocationPath>,
     /// The last answers read back from the store, refreshed every few seconds.
     queried: Vec<String>,
     renders: u64,
@@ -354,7 +351,8 @@ impl<'a> LiveView<'a> {
 
     /// Read the store back through the query port: what the query API will serve.
     async fn query_store(&mut self) {
-        use iotdp::ports::{Aggregate, SeriesQuery, TimeRange, TimeSeriesReader};
+        use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
+        use iotdp::query::ports::TimeSeriesReader;
         let reader = &self.platform.reader;
         let now = chrono::Utc::now().timestamp_millis();
         let mut answers = Vec::new();
@@ -413,7 +411,7 @@ impl<'a> LiveView<'a> {
         if self.renders.is_multiple_of(5)
             && matches!(
                 self.platform.reader,
-                iotdp::adapters::aws::SelectedReader::InfluxDb(_)
+                iotdp::wiring::SelectedReader::InfluxDb(_)
             )
         {
             self.query_store().await;

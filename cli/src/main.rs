@@ -11,12 +11,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use iotdp::adapters::aws::load_sdk_config;
-use iotdp::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
+use iotdp::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
 use iotdp::alerting::admin::acknowledge_alert;
+use iotdp::alerting::event::AlarmState;
+use iotdp::alerting::ports::{AlertKey, RuleSource};
 use iotdp::alerting::rule::AlertRule;
-use iotdp::alerting::state_machine::AlarmState;
-use iotdp::ports::{AlertKey, RuleSource};
+use iotdp::wiring::load_sdk_config;
 
 #[derive(Parser)]
 #[command(

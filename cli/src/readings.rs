@@ -2,10 +2,11 @@
 //! read through the same read port as the query API, from whichever store is deployed.
 
 use clap::Args;
-use iotdp::adapters::aws::{load_sdk_config, time_series_reader};
 use iotdp::api::params::{parse_bin, parse_duration};
 use iotdp::config::StoreConfig;
-use iotdp::ports::{Aggregate, SeriesQuery, TimeRange, TimeSeriesReader};
+use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
+use iotdp::query::ports::TimeSeriesReader;
+use iotdp::wiring::{load_sdk_config, time_series_reader};
 
 #[derive(Args)]
 pub struct ReadingsArgs {

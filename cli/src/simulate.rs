@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use iotdp::simulator::{Fleet, FleetConfig};
+use iotdp_local::simulator::{Fleet, FleetConfig};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
 use tokio::sync::watch;
 

@@ -2,9 +2,10 @@
 
 use std::process::{Command, Output};
 
-use iotdp::adapters::dynamodb_alerts::DynamoDbAlertStates;
-use iotdp::alerting::state_machine::{AlarmState, AlertState};
-use iotdp::ports::{AlertKey, AlertStateStore};
+use iotdp::adapters::dynamodb::alerts::DynamoDbAlertStates;
+use iotdp::alerting::event::AlarmState;
+use iotdp::alerting::ports::{AlertKey, AlertStateStore};
+use iotdp::alerting::state_machine::AlertState;
 use iotdp_integration_tests::{MotoServer, REGION, create_alert_tables};
 
 fn iotdp(moto: Option<&MotoServer>, args: &[&str]) -> Output {
@@ -85,12 +86,12 @@ async fn rules_and_alerts_round_trip_through_the_cli() {
     };
     states.put_if_version(&key, &alarm, 0).await.unwrap();
     // One device's states come from a key query (the API's device page uses it).
-    let mine = iotdp::ports::AlertStateListing::for_device(&states, "ac-1")
+    let mine = iotdp::alerting::ports::AlertStateListing::for_device(&states, "ac-1")
         .await
         .unwrap();
     assert_eq!(mine.len(), 1);
     assert!(
-        iotdp::ports::AlertStateListing::for_device(&states, "ac-2")
+        iotdp::alerting::ports::AlertStateListing::for_device(&states, "ac-2")
             .await
             .unwrap()
             .is_empty()

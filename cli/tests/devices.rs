@@ -6,9 +6,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use aws_sdk_iot::types::CertificateStatus;
-use iotdp::adapters::aws::device_registry;
+use iotdp::devices::ports::DeviceRegistry;
 use iotdp::devices::record::DeviceStatus;
-use iotdp::ports::DeviceRegistry;
+use iotdp::wiring::device_registry;
 use iotdp_integration_tests::{MotoServer, REGION, provision_template};
 
 /// The `iotdp devices` binary against a moto server provisioned from template.yaml (the

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use iotdp::adapters::influxdb::InfluxDbStore;
 use iotdp::domain::{Metric, MetricValue, Reading};
-use iotdp::store_writer::{WritePolicy, write_readings};
+use iotdp::ingest::store_writer::{WritePolicy, write_readings};
 use iotdp_integration_tests::InfluxServer;
 
 const T0: i64 = 1_764_000_000_000; // 2025-11-24T16:00:00Z

@@ -4,7 +4,7 @@
 use std::net::TcpStream;
 use std::path::PathBuf;
 
-use iotdp::local::moto::MotoProcess;
+use iotdp_local::moto::MotoProcess;
 
 /// The region every local resource lives in.
 pub const REGION: &str = "us-east-1";
@@ -25,14 +25,14 @@ pub fn influxd_binary() -> PathBuf {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("..")
-                .join(iotdp::local::influxd::INFLUXD_RELATIVE_PATH)
+                .join(iotdp_local::influxd::INFLUXD_RELATIVE_PATH)
         })
 }
 
 /// influxd on free 127.0.0.1 ports with database `iotdp`, its data in a fresh folder under
 /// `target/` (ignored), removed when the guard drops.
 pub struct InfluxServer {
-    pub process: iotdp::local::influxd::InfluxProcess,
+    pub process: iotdp_local::influxd::InfluxProcess,
     pub database: String,
 }
 
@@ -44,7 +44,7 @@ impl InfluxServer {
             .join("../target/influxd-test")
             .join(format!("{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let process = iotdp::local::influxd::InfluxProcess::start(&influxd_binary(), &dir)
+        let process = iotdp_local::influxd::InfluxProcess::start(&influxd_binary(), &dir)
             .unwrap_or_else(|e| panic!("{e}"));
         process.create_database("iotdp").expect("create database");
         Self {
@@ -96,20 +96,10 @@ impl MotoServer {
         }
     }
 
-    /// Point every AWS SDK client in this process at this server, with dummy credentials.
-    ///
-    /// # Safety
-    /// Mutates the process environment: call it before any other thread reads the
-    /// environment (each integration-test file runs as its own process for this reason).
-    pub unsafe fn export_environment(&self) {
-        // SAFETY: upheld by the caller, see above.
-        unsafe {
-            std::env::set_var("AWS_ENDPOINT_URL", &self.endpoint);
-            std::env::set_var("AWS_REGION", REGION);
-            std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
-            std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-            std::env::remove_var("AWS_PROFILE");
-        }
+    /// An SDK configuration pointed at this server, with dummy credentials (what the Lambda
+    /// binaries get from `AWS_ENDPOINT_URL`, without mutating the process environment).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        iotdp_local::platform::local_sdk_config(&self.endpoint).await
     }
 
     /// moto's view of all its state (`/moto-api/data.json`).
@@ -202,7 +192,7 @@ pub async fn create_ingest_resources(sdk: &aws_config::SdkConfig) {
         .send()
         .await
         .expect("create table");
-    iotdp::adapters::aws::s3_client(sdk)
+    iotdp::wiring::s3_client(sdk)
         .create_bucket()
         .bucket("quarantine")
         .send()
@@ -281,13 +271,13 @@ pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic_arn: &str, name
 /// indexes, the device policy, queues, bucket, topic, Timestream.
 pub async fn provision_template(
     endpoint: &str,
-) -> (aws_config::SdkConfig, iotdp::local::provision::LocalStack) {
-    let sdk = iotdp::local::platform::local_sdk_config(endpoint).await;
+) -> (aws_config::SdkConfig, iotdp_local::provision::LocalStack) {
+    let sdk = iotdp_local::platform::local_sdk_config(endpoint).await;
     let text =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
             .expect("read template.yaml");
-    let template = iotdp::local::template::Template::parse(&text).expect("template parses");
-    let stack = iotdp::local::provision::provision(
+    let template = iotdp_local::template::Template::parse(&text).expect("template parses");
+    let stack = iotdp_local::provision::provision(
         &template,
         "iotdp-test",
         &Default::default(),
@@ -301,7 +291,7 @@ pub async fn provision_template(
 
 /// The environment a function of the provisioned stack gets, as a lookup for its config.
 pub fn function_environment(
-    stack: &iotdp::local::provision::LocalStack,
+    stack: &iotdp_local::provision::LocalStack,
     binary: &str,
 ) -> impl Fn(&str) -> Option<String> + use<> {
     let env = stack
@@ -319,8 +309,8 @@ pub fn function_environment(
 pub async fn quarantine_lines(
     sdk: &aws_config::SdkConfig,
     bucket: &str,
-) -> Vec<iotdp::quarantine::QuarantineLine> {
-    let s3 = iotdp::adapters::aws::s3_client(sdk);
+) -> Vec<iotdp::ingest::quarantine::QuarantineLine> {
+    let s3 = iotdp::wiring::s3_client(sdk);
     let listed = s3
         .list_objects_v2()
         .bucket(bucket)

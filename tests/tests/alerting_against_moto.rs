@@ -5,23 +5,22 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use iotdp::adapters::aws::{ingest_service, load_sdk_config};
-use iotdp::adapters::dynamodb_alerts::{DynamoDbAlertStates, DynamoDbRules};
+use iotdp::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
 use iotdp::adapters::iot_shadow::IotShadowCommander;
-use iotdp::adapters::memory::RacingReads;
 use iotdp::adapters::sns_notifier::SnsNotifier;
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
+use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::rule::AlertRule;
-use iotdp::alerting::state_machine::AlarmState;
 use iotdp::config::AlertingConfig;
 use iotdp::domain::{Metric, MetricValue, Reading};
-use iotdp::envelope::encode_envelope;
-use iotdp::ingest::handle_lambda_event;
-use iotdp::ports::NoDeviceTypes;
+use iotdp::ingest::envelope::encode_envelope;
+use iotdp::ingest::service::handle_lambda_event;
+use iotdp::wiring::ingest_service_with;
 use iotdp_integration_tests::{
     MotoServer, create_alert_tables, create_ingest_resources, drain_sns_envelopes, ingest_config,
     subscribed_queue,
 };
+use iotdp_local::memory::RacingReads;
 use lambda_runtime::{Context, LambdaEvent};
 
 const RULE: &str = r#"{"rule_id":"dry-soil","name":"Soil too dry","scope":{"device_id":"valve-ctl-1"},
@@ -43,9 +42,7 @@ fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessag
 #[tokio::test]
 async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_double_notify() {
     let moto = MotoServer::start();
-    // SAFETY: the only test in this process; nothing else reads the environment yet.
-    unsafe { moto.export_environment() };
-    let sdk = load_sdk_config().await;
+    let sdk = moto.sdk_config().await;
 
     create_ingest_resources(&sdk).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
@@ -82,7 +79,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         rules_ttl: std::time::Duration::from_secs(60),
     };
     config.alerting = Some(alerting);
-    let service = ingest_service(&config).await.unwrap();
+    let service = ingest_service_with(&sdk, &config).await.unwrap();
 
     let now = chrono::Utc::now().timestamp_millis();
     let invoke = |messages: Vec<SqsMessage>| {
@@ -194,7 +191,6 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
             states,
             SnsNotifier::new(sns.clone(), &topic_arn),
             IotShadowCommander::new(shadow.clone()),
-            NoDeviceTypes,
             AlertSettings::default(),
         )
     };

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use iotdp::adapters::timestream::build_write_request;
-use iotdp::batch::prepare_batch;
 use iotdp::devices::record::KnownDevice;
-use iotdp::simulator::{Fleet, FleetConfig};
-use iotdp::validation::TimeWindow;
+use iotdp::ingest::batch::prepare_batch;
+use iotdp::ingest::validation::TimeWindow;
+use iotdp_local::simulator::{Fleet, FleetConfig};
 use serde_json::Value;
 
 const NOW: i64 = 1_764_000_000_000;
@@ -33,7 +33,7 @@ fn ingest_schema() -> BTreeSet<String> {
             let device = topic.split('/').nth(1)?.to_owned();
             Some((
                 format!("m{i}"),
-                iotdp::envelope::encode_envelope(
+                iotdp::ingest::envelope::encode_envelope(
                     payload.as_bytes(),
                     &topic,
                     NOW + i,

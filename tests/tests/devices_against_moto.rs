@@ -3,12 +3,13 @@
 //! watch raises and clears `no_data` through the sparse index, the state table and SNS.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use iotdp::adapters::aws::{device_registry, ingest_service_with, silence_watch};
 use iotdp::config::{IngestConfig, SilenceWatchConfig};
-use iotdp::devices::record::{DeviceRecord, DeviceStatus, LocationPath};
-use iotdp::envelope::encode_envelope;
-use iotdp::ingest::Invocation;
-use iotdp::ports::DeviceRegistry;
+use iotdp::devices::ports::DeviceRegistry;
+use iotdp::devices::record::{DeviceRecord, DeviceStatus};
+use iotdp::domain::LocationPath;
+use iotdp::ingest::envelope::encode_envelope;
+use iotdp::ingest::service::Invocation;
+use iotdp::wiring::{device_registry, ingest_service_with, silence_watch};
 use iotdp_integration_tests::{
     MotoServer, drain_sns_envelopes, function_environment, provision_template, quarantine_lines,
     subscribed_queue,

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iotdp::adapters::influxdb::InfluxDbStore;
-use iotdp::devices::record::{DeviceDimensions, LocationPath};
+use iotdp::domain::{DeviceDimensions, LocationPath};
 use iotdp::domain::{Metric, MetricValue, Reading};
-use iotdp::store_writer::{WriteOutcome, WritePolicy, write_readings};
+use iotdp::ingest::store_writer::{WriteOutcome, WritePolicy, write_readings};
 use iotdp_integration_tests::InfluxServer;
 use tokio::time::Instant;
 
@@ -257,7 +257,8 @@ async fn an_unreachable_server_is_retried_then_reported_failed() {
 // ---- The read port ------------------------------------------------------------------------
 
 use iotdp::adapters::influxdb::InfluxDbStore as Reader;
-use iotdp::ports::{Aggregate, FleetFilter, Point, SeriesQuery, TimeRange, TimeSeriesReader};
+use iotdp::query::model::{Aggregate, FleetFilter, Point, SeriesQuery, TimeRange};
+use iotdp::query::ports::TimeSeriesReader;
 
 fn placed(
     device: &str,
@@ -492,7 +493,7 @@ async fn a_site_drills_down_into_its_zones() {
 /// every query shape and aggregate.
 #[tokio::test]
 async fn influxdb_answers_as_the_reference_reader_does() {
-    use iotdp::adapters::memory::MemoryStore;
+    use iotdp_local::memory::MemoryStore;
     let influx = InfluxServer::start();
     let store = InfluxDbStore::new(&influx.settings()).unwrap();
     let reference = MemoryStore::new(5000);
@@ -519,7 +520,7 @@ async fn influxdb_answers_as_the_reference_reader_does() {
         }
         for within in ["wall-1", "wall-1/zone-a", "wall-1/zone-a/s1"] {
             let within = LocationPath::parse(within).unwrap();
-            let round = |groups: Vec<iotdp::ports::GroupValue>| -> Vec<(String, i64)> {
+            let round = |groups: Vec<iotdp::query::model::GroupValue>| -> Vec<(String, i64)> {
                 groups
                     .into_iter()
                     .map(|g| (g.group, (g.value * 1e6).round() as i64))
@@ -543,7 +544,7 @@ async fn influxdb_answers_as_the_reference_reader_does() {
         }
     }
     // Values to 1e-9: InfluxDB 1.6 may return the last bit of a float differently.
-    let devices = |values: Vec<iotdp::ports::DeviceValue>| -> Vec<(String, i64, i64)> {
+    let devices = |values: Vec<iotdp::query::model::DeviceValue>| -> Vec<(String, i64, i64)> {
         values
             .into_iter()
             .map(|d| match d.value {
@@ -575,7 +576,7 @@ async fn influxdb_answers_as_the_reference_reader_does() {
 }
 
 /// The same readings `known_data` writes to InfluxDB.
-async fn known_data_into(store: &iotdp::adapters::memory::MemoryStore) {
+async fn known_data_into(store: &iotdp_local::memory::MemoryStore) {
     let deadline = Instant::now() + Duration::from_secs(30);
     write_readings(store, &known_readings(), &WritePolicy::default(), deadline).await;
 }

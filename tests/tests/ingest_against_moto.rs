@@ -3,10 +3,10 @@
 //! moto's server: records land in the Timestream table, rejections in the quarantine bucket.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use iotdp::adapters::aws::{ingest_service, load_sdk_config, s3_client};
-use iotdp::envelope::encode_envelope;
-use iotdp::ingest::handle_lambda_event;
-use iotdp::quarantine::QuarantineLine;
+use iotdp::ingest::envelope::encode_envelope;
+use iotdp::ingest::quarantine::QuarantineLine;
+use iotdp::ingest::service::handle_lambda_event;
+use iotdp::wiring::{ingest_service_with, s3_client};
 use iotdp_integration_tests::{MotoServer, create_ingest_resources, ingest_config};
 use lambda_runtime::{Context, LambdaEvent};
 
@@ -20,13 +20,11 @@ fn message(id: &str, body: String) -> SqsMessage {
 #[tokio::test]
 async fn a_mixed_batch_lands_in_timestream_and_the_quarantine_bucket() {
     let moto = MotoServer::start();
-    // SAFETY: the only test in this process; nothing else reads the environment yet.
-    unsafe { moto.export_environment() };
 
-    let sdk = load_sdk_config().await;
+    let sdk = moto.sdk_config().await;
     create_ingest_resources(&sdk).await;
     let config = ingest_config();
-    let service = ingest_service(&config)
+    let service = ingest_service_with(&sdk, &config)
         .await
         .expect("service wired to moto");
 

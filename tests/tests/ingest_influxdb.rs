@@ -3,17 +3,17 @@
 //! `influxd`, a type conflict quarantined in S3 (moto) with InfluxDB's message.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use iotdp::adapters::aws::{ingest_service_with, s3_client};
 use iotdp::config::IngestConfig;
-use iotdp::envelope::encode_envelope;
-use iotdp::ingest::Invocation;
+use iotdp::ingest::envelope::encode_envelope;
+use iotdp::ingest::service::Invocation;
+use iotdp::wiring::{ingest_service_with, s3_client};
 use iotdp_integration_tests::{InfluxServer, MotoServer, quarantine_lines};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_go_to_influxdb_with_the_token_from_secrets_manager() {
     let moto = MotoServer::start();
     let influx = InfluxServer::start();
-    let sdk = iotdp::local::platform::local_sdk_config(&moto.endpoint).await;
+    let sdk = iotdp_local::platform::local_sdk_config(&moto.endpoint).await;
     let secret = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()
         .name("iotdp/influxdb-token")
@@ -113,7 +113,7 @@ async fn readings_go_to_influxdb_with_the_token_from_secrets_manager() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_without_a_token_fails_start_up_naming_the_secret() {
     let moto = MotoServer::start();
-    let sdk = iotdp::local::platform::local_sdk_config(&moto.endpoint).await;
+    let sdk = iotdp_local::platform::local_sdk_config(&moto.endpoint).await;
     let secret = aws_sdk_secretsmanager::Client::new(&sdk)
         .create_secret()
         .name("influx-admin")

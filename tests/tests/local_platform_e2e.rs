@@ -6,14 +6,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use iotdp::adapters::dynamodb_alerts::DynamoDbRules;
-use iotdp::adapters::dynamodb_registry::DynamoDbRegistry;
+use iotdp::adapters::dynamodb::alerts::DynamoDbRules;
+use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
 use iotdp::alerting::rule::AlertRule;
-use iotdp::devices::record::{DeviceRecord, LocationPath};
-use iotdp::local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
-use iotdp::ports::DeviceRegistry;
-use iotdp::quarantine::QuarantineLine;
+use iotdp::devices::ports::DeviceRegistry;
+use iotdp::devices::record::DeviceRecord;
+use iotdp::domain::LocationPath;
+use iotdp::ingest::quarantine::QuarantineLine;
 use iotdp_integration_tests::{drain_sns_envelopes, moto_binary, moto_state, subscribed_queue};
+use iotdp_local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 async fn device(id: &str, port: u16) -> AsyncClient {
@@ -120,7 +121,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
             client
                 .publish(topic, QoS::AtLeastOnce, false, payload)
                 .await
-                .unwrap()
+                .unwrap();
         }
     };
     publish(
@@ -251,7 +252,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
     }
 
     // Quarantine: the garbage and the bad gateway item, each with its reason and publisher.
-    let s3 = iotdp::adapters::aws::s3_client(&sdk);
+    let s3 = iotdp::wiring::s3_client(&sdk);
     let bucket = platform.physical("QuarantineBucket").unwrap().to_owned();
     let lines = eventually("three quarantine lines", || {
         let (s3, bucket) = (s3.clone(), bucket.clone());
@@ -346,8 +347,9 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
 /// local `influxd`, and the readings coming back aggregated through the read port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_influxdb_readings_come_back_through_the_read_port() {
-    use iotdp::local::platform::LocalInfluxDb;
-    use iotdp::ports::{Aggregate, SeriesQuery, TimeRange, TimeSeriesReader};
+    use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
+    use iotdp::query::ports::TimeSeriesReader;
+    use iotdp_local::platform::LocalInfluxDb;
     let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/influxd-test")
         .join(format!("e2e-{}", std::process::id()));

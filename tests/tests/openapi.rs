@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
-use iotdp::adapters::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use iotdp::alerting::event::AlarmState;
+use iotdp::alerting::ports::{AlertKey, AlertStateStore};
 use iotdp::alerting::rule::AlertRule;
-use iotdp::alerting::state_machine::{AlarmState, AlertState};
+use iotdp::alerting::state_machine::AlertState;
 use iotdp::api::{ApiRequest, QueryApi, ROUTES};
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{Metric, MetricValue, Reading};
-use iotdp::ports::{AlertKey, AlertStateStore, TimeSeriesStore};
+use iotdp::ingest::ports::TimeSeriesStore;
+use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
 use serde_json::Value;
 
 const T0: i64 = 1_764_000_000_000;

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use iotdp::adapters::influxdb::InfluxDbStore;
 use iotdp::adapters::timestream::TimestreamStore;
-use iotdp::batch::prepare_batch;
 use iotdp::domain::{MetricValue, Reading};
-use iotdp::ports::TimeSeriesStore;
-use iotdp::simulator::{Fleet, FleetConfig, reference_sqs_batch};
-use iotdp::store_writer::{WriteOutcome, WritePolicy, write_readings};
-use iotdp::validation::TimeWindow;
+use iotdp::ingest::batch::prepare_batch;
+use iotdp::ingest::ports::TimeSeriesStore;
+use iotdp::ingest::store_writer::{WriteOutcome, WritePolicy, write_readings};
+use iotdp::ingest::validation::TimeWindow;
 use iotdp_integration_tests::{InfluxServer, MotoServer, create_ingest_resources};
+use iotdp_local::simulator::{Fleet, FleetConfig, reference_sqs_batch};
 use tokio::time::Instant;
 
 /// What a store holds for one reading: its time and its metrics, values as text by type.
@@ -64,7 +64,12 @@ fn contract_readings() -> Vec<Reading> {
             let device = topic.split('/').nth(1).unwrap().to_owned();
             bodies.push((
                 format!("sim-{i}"),
-                iotdp::envelope::encode_envelope(payload.as_bytes(), &topic, now, Some(&device)),
+                iotdp::ingest::envelope::encode_envelope(
+                    payload.as_bytes(),
+                    &topic,
+                    now,
+                    Some(&device),
+                ),
             ));
         }
     }
@@ -97,7 +102,7 @@ async fn both_stores_hold_exactly_what_was_written() {
 
     // Timestream (moto).
     let moto = MotoServer::start();
-    let sdk = iotdp::local::platform::local_sdk_config(&moto.endpoint).await;
+    let sdk = iotdp_local::platform::local_sdk_config(&moto.endpoint).await;
     create_ingest_resources(&sdk).await;
     let timestream = TimestreamStore::new(
         aws_sdk_timestreamwrite::Client::new(&sdk),

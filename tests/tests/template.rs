@@ -62,7 +62,7 @@ fn queues_and_the_quarantine_bucket_are_encrypted() {
 
 /// The device policy, as `sam deploy` would create it for a stack in us-east-1.
 fn device_policy() -> serde_json::Value {
-    use iotdp::local::template::{Stack, Template};
+    use iotdp_local::template::{Stack, Template};
     let template = Template::parse(&repo_file("template.yaml")).unwrap();
     let stack = Stack {
         name: "iotdp".into(),
@@ -77,7 +77,7 @@ fn device_policy() -> serde_json::Value {
 
 #[test]
 fn a_device_policy_reaches_only_its_own_client_id_and_topics() {
-    use iotdp::local::iot_policy::{Connection, is_allowed};
+    use iotdp_local::iot_policy::{Connection, is_allowed};
     let policy = device_policy();
     let arn = |kind: &str, name: &str| format!("arn:aws:iot:us-east-1:123456789012:{kind}/{name}");
     let ac7 = Connection {
@@ -150,7 +150,7 @@ fn a_device_policy_reaches_only_its_own_client_id_and_topics() {
 
 /// Which resources a stack creates, and the ingest function's environment, for a store choice.
 fn stack_for(store: &str) -> (Vec<String>, serde_json::Value) {
-    use iotdp::local::template::{Stack, Template};
+    use iotdp_local::template::{Stack, Template};
     let template = Template::parse(&repo_file("template.yaml")).unwrap();
     let parameters = std::collections::HashMap::from([
         ("TimeSeriesStore".to_owned(), store.to_owned()),
@@ -174,7 +174,7 @@ fn stack_for(store: &str) -> (Vec<String>, serde_json::Value) {
             .map(|r| {
                 (
                     r.logical_id.clone(),
-                    iotdp::local::template::Physical {
+                    iotdp_local::template::Physical {
                         reference: r.logical_id.clone(),
                         attributes: ["Arn", "Name"]
                             .iter()

@@ -1,8 +1,8 @@
 //! `api` Lambda: wiring only. API Gateway (HTTP API) requests → the query API's use cases.
 
-use iotdp::adapters::aws::{load_sdk_config, query_api};
 use iotdp::api::http_adapter::{api_request, http_response};
 use iotdp::config::ApiConfig;
+use iotdp::wiring::{load_sdk_config, query_api};
 use lambda_http::{Body, Error, Request, Response, service_fn};
 
 #[tokio::main]

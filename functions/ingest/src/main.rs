@@ -5,9 +5,9 @@
 // query depth of 128.
 #![recursion_limit = "256"]
 
-use iotdp::adapters::aws::ingest_service;
 use iotdp::config::IngestConfig;
-use iotdp::ingest::handle_lambda_event;
+use iotdp::ingest::service::handle_lambda_event;
+use iotdp::wiring::ingest_service;
 use lambda_runtime::{Error, service_fn};
 
 #[tokio::main]

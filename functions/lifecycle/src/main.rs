@@ -1,9 +1,9 @@
 //! `lifecycle` Lambda: wiring only. IoT Core's connect/disconnect events arrive through SQS
 //! and are recorded in the device registry.
 
-use iotdp::adapters::aws::{device_registry, load_sdk_config};
 use iotdp::config::LifecycleConfig;
 use iotdp::devices::presence::handle_lifecycle_event;
+use iotdp::wiring::{device_registry, load_sdk_config};
 use lambda_runtime::{Error, service_fn};
 
 #[tokio::main]

@@ -1,9 +1,9 @@
 //! `silence-watch` Lambda (EventBridge schedule): wiring only. Raises and clears `no_data`
 //! alerts for devices silent longer than their heartbeat.
 
-use iotdp::adapters::aws::{load_sdk_config, silence_watch};
 use iotdp::config::SilenceWatchConfig;
 use iotdp::devices::silence::handle_scheduled_run;
+use iotdp::wiring::{load_sdk_config, silence_watch};
 use lambda_runtime::{Error, service_fn};
 
 #[tokio::main]

@@ -1,0 +1,158 @@
+//! The pure ingest path on a 1,000-message SQS batch of mixed single readings (thermostats,
+//! battery boxes) and 10-reading gateway batches (green wall): decode + validate, then build
+//! the Timestream requests. Plain serde_json parsing of the same bytes is the floor.
+
+use base64::Engine as _;
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use iotdp::adapters::influxdb::line_protocol::encode_lines;
+use iotdp::adapters::influxdb::{MAX_LINES_PER_WRITE, encode_request_body};
+use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
+use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
+use iotdp::alerting::rule::AlertRule;
+use iotdp::ingest::batch::prepare_batch;
+use iotdp::ingest::validation::TimeWindow;
+use iotdp_local::memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
+use iotdp_local::simulator::reference_sqs_batch;
+use std::hint::black_box;
+
+const RECEIVED: i64 = 1_764_000_000_000;
+
+fn mixed_batch() -> (Vec<(String, String)>, u64) {
+    reference_sqs_batch(RECEIVED)
+}
+
+fn ingest_path(c: &mut Criterion) {
+    let (bodies, readings) = mixed_batch();
+    let window = TimeWindow::with_retention_days(73_000);
+    let pairs = || bodies.iter().map(|(id, body)| (id.as_str(), body.as_str()));
+
+    let mut group = c.benchmark_group("ingest_1000_messages");
+    group.throughput(Throughput::Elements(readings));
+    group.bench_function("serde_json_floor", |b| {
+        b.iter(|| {
+            for (_, body) in pairs() {
+                let envelope: serde_json::Value = serde_json::from_str(body).unwrap();
+                let payload = base64::engine::general_purpose::STANDARD
+                    .decode(envelope["payload"].as_str().unwrap())
+                    .unwrap();
+                black_box(serde_json::from_slice::<serde_json::Value>(&payload).unwrap());
+            }
+        });
+    });
+    group.bench_function("decode_validate", |b| {
+        b.iter(|| black_box(prepare_batch(pairs(), window)));
+    });
+    group.bench_function("decode_validate_build_timestream_requests", |b| {
+        b.iter(|| {
+            let mut batch = prepare_batch(pairs(), window);
+            batch.sort_by_series();
+            for chunk in batch.readings.chunks(MAX_RECORDS_PER_WRITE) {
+                black_box(build_write_request(chunk).unwrap());
+            }
+        });
+    });
+    // The same path plus alert evaluation against 50 active rules (in-memory state store, so
+    // this measures the evaluation's CPU cost, not DynamoDB's latency). Steady state: no
+    // reading crosses a threshold.
+    let rules = fifty_rules();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let now = chrono::DateTime::from_timestamp_millis(RECEIVED).unwrap();
+    // Steady state, not a cold start: the state store is warmed with the same readings ten
+    // minutes earlier, so rate rules hold samples and nothing measured needs writing.
+    let mut warm = prepare_batch(pairs(), window);
+    warm.readings.iter_mut().for_each(|r| r.time_ms -= 600_000);
+    group.bench_function("decode_validate_build_and_evaluate_50_rules", |b| {
+        b.iter_batched(
+            || {
+                let evaluator = AlertEvaluator::new(
+                    MemoryRules::new(rules.clone()),
+                    MemoryAlertStates::default(),
+                    MemoryNotifier::default(),
+                    MemoryCommander::default(),
+                    AlertSettings::default(),
+                );
+                runtime.block_on(evaluator.evaluate(&warm.readings, now));
+                evaluator
+            },
+            |evaluator| {
+                let mut batch = prepare_batch(pairs(), window);
+                batch.sort_by_series();
+                for chunk in batch.readings.chunks(MAX_RECORDS_PER_WRITE) {
+                    black_box(build_write_request(chunk).unwrap());
+                }
+                black_box(runtime.block_on(evaluator.evaluate(&batch.readings, now)));
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+
+    // The two stores' request encoders on the same validated, sorted readings.
+    let mut sorted = prepare_batch(pairs(), window);
+    sorted.sort_by_series();
+    let readings = &sorted.readings;
+    let mut group = c.benchmark_group("store_encoding_3700_readings");
+    group.throughput(Throughput::Elements(readings.len() as u64));
+    group.bench_function("timestream_write_records", |b| {
+        b.iter(|| {
+            for chunk in readings.chunks(MAX_RECORDS_PER_WRITE) {
+                black_box(build_write_request(chunk).unwrap());
+            }
+        });
+    });
+    group.bench_function("influxdb_line_protocol", |b| {
+        let mut out = Vec::with_capacity(1 << 20);
+        b.iter(|| {
+            for chunk in readings.chunks(MAX_LINES_PER_WRITE) {
+                out.clear();
+                black_box(encode_lines(chunk, &mut out));
+            }
+        });
+    });
+    group.bench_function("influxdb_line_protocol_gzip", |b| {
+        b.iter(|| {
+            for chunk in readings.chunks(MAX_LINES_PER_WRITE) {
+                black_box(encode_request_body(chunk));
+            }
+        });
+    });
+    group.finish();
+}
+
+/// 50 rules over the metrics the batch carries: thresholds, ranges and rate-of-change, scoped
+/// to all devices or to one.
+fn fifty_rules() -> Vec<AlertRule> {
+    let metrics = [
+        "temperature",
+        "setpoint",
+        "voltage",
+        "current",
+        "soc",
+        "temperature_c",
+        "moisture",
+        "lux",
+    ];
+    (0..50)
+        .map(|i| {
+            let metric = metrics[i % metrics.len()];
+            let condition = match i % 5 {
+                0 => r#"{"above": 1000000}"#.to_owned(),
+                1 => r#"{"below": -1000000}"#.to_owned(),
+                2 => r#"{"outside": [-1000000, 1000000]}"#.to_owned(),
+                3 => r#"{"rate_of_change": {"per_hour": -1000, "window_seconds": 21600}}"#.to_owned(),
+                _ => r#"{"inside": [5000000, 6000000]}"#.to_owned(),
+            };
+            let scope = if i % 7 == 0 { r#"{"device_id": "ac-0"}"# } else { r#""all""# };
+            AlertRule::from_json(&format!(
+                r#"{{"rule_id":"r{i}","name":"rule {i}","scope":{scope},"metric":"{metric}","condition":{condition},"severity":"warning"}}"#
+            ))
+            .unwrap()
+        })
+        .collect()
+}
+
+criterion_group!(benches, ingest_path);
+criterion_main!(benches);

@@ -1,0 +1,56 @@
+//! The vocabulary of an alarm: its states and the events a transition raises. Shared by the
+//! state machine that makes them and the notifications that report them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    #[default]
+    Ok,
+    Pending,
+    Alarm,
+    Acknowledged,
+}
+
+impl AlarmState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Pending => "PENDING",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::Acknowledged => "ACKNOWLEDGED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Ok, Self::Pending, Self::Alarm, Self::Acknowledged]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+
+    pub(crate) fn alarmed(self) -> bool {
+        matches!(self, AlarmState::Alarm | AlarmState::Acknowledged)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Entered ALARM.
+    Alarm,
+    /// Back to OK from ALARM or ACKNOWLEDGED.
+    Ok,
+    /// Still in ALARM after `renotify_after`.
+    Renotify,
+}
+
+/// A change worth telling someone about.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlarmEvent {
+    pub kind: EventKind,
+    pub old_state: AlarmState,
+    pub new_state: AlarmState,
+    pub time_ms: i64,
+    /// The value, or for rate rules the measured rate per hour.
+    pub measured: f64,
+}

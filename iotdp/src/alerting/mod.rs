@@ -1,0 +1,13 @@
+//! Alerting: rules, the per-(device, rule) alarm state machine, notifications and commands.
+//!
+//! Evaluated inside the ingest path (no extra hop). The pure parts, [`rule`], [`event`],
+//! [`state_machine`] and [`notification`], know nothing of AWS; [`evaluator`] drives them
+//! over a batch through [`ports`]; [`admin`] is what operators do to an alert (acknowledge).
+
+pub mod admin;
+pub mod evaluator;
+pub mod event;
+pub mod notification;
+pub mod ports;
+pub mod rule;
+pub mod state_machine;

@@ -1,0 +1,130 @@
+//! Alert notifications: the versioned JSON body, the subject line and the SNS message
+//! attributes subscribers filter on.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::alerting::event::{AlarmEvent, AlarmState, EventKind};
+use crate::alerting::rule::{AlertRule, Condition, Severity};
+
+/// The body's schema id; bump the suffix on any incompatible change.
+pub const NOTIFICATION_SCHEMA: &str = "iotdp.alert/v1";
+/// SNS subjects: at most 100 ASCII characters, no line breaks.
+pub const MAX_SUBJECT_LEN: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    Alarm,
+    Ok,
+    Renotify,
+}
+
+/// The notification body (documented in the README, section Alerting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertNotification {
+    pub schema: String,
+    /// `<device_id>:<rule_id>:<state version>`: unique per transition, stable across retries,
+    /// so a subscriber can drop a duplicate delivery.
+    pub alert_id: String,
+    pub kind: NotificationKind,
+    pub device_id: String,
+    pub rule_id: String,
+    pub rule_name: String,
+    pub metric: String,
+    /// The reading's value, or for rate-of-change rules the measured rate per hour.
+    pub value: f64,
+    /// `value` or `rate_per_hour`.
+    pub measured: String,
+    /// The rule's condition, as written in the rule.
+    pub threshold: serde_json::Value,
+    pub severity: Severity,
+    pub old_state: AlarmState,
+    pub new_state: AlarmState,
+    /// The reading's event time (RFC 3339).
+    pub event_time: String,
+    /// When the platform evaluated it (RFC 3339).
+    pub evaluated_at: String,
+}
+
+impl AlertNotification {
+    pub fn new(
+        rule: &AlertRule,
+        device_id: &str,
+        event: &AlarmEvent,
+        version: u64,
+        evaluated_at: DateTime<Utc>,
+    ) -> Self {
+        let rfc3339 = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let event_time = DateTime::from_timestamp_millis(event.time_ms).unwrap_or(evaluated_at);
+        Self {
+            schema: NOTIFICATION_SCHEMA.into(),
+            alert_id: format!("{device_id}:{}:{version}", rule.rule_id),
+            kind: match event.kind {
+                EventKind::Alarm => NotificationKind::Alarm,
+                EventKind::Ok => NotificationKind::Ok,
+                EventKind::Renotify => NotificationKind::Renotify,
+            },
+            device_id: device_id.into(),
+            rule_id: rule.rule_id.clone(),
+            rule_name: rule.name.clone(),
+            metric: rule.metric.clone(),
+            value: event.measured,
+            measured: match rule.condition {
+                Condition::RateOfChange(_) => "rate_per_hour".into(),
+                _ => "value".into(),
+            },
+            threshold: serde_json::to_value(rule.condition).unwrap_or_default(),
+            severity: rule.severity,
+            old_state: event.old_state,
+            new_state: event.new_state,
+            event_time: rfc3339(event_time),
+            evaluated_at: rfc3339(evaluated_at),
+        }
+    }
+
+    /// e.g. `[CRITICAL] ALARM battery-7: Battery voltage falling fast (voltage -0.08/h)`
+    pub fn subject(&self) -> String {
+        let what = match self.kind {
+            NotificationKind::Alarm => "ALARM",
+            NotificationKind::Ok => "OK",
+            NotificationKind::Renotify => "STILL ALARM",
+        };
+        let unit = if self.measured == "rate_per_hour" {
+            "/h"
+        } else {
+            ""
+        };
+        let text = format!(
+            "[{}] {what} {}: {} ({} {}{unit})",
+            self.severity.as_str().to_ascii_uppercase(),
+            self.device_id,
+            self.rule_name,
+            self.metric,
+            (self.value * 1000.0).round() / 1000.0,
+        );
+        // SNS refuses non-ASCII and control characters in subjects.
+        let mut subject: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        subject.truncate(MAX_SUBJECT_LEN);
+        subject
+    }
+
+    /// SNS message attributes, for subscription filter policies.
+    pub fn attributes(&self) -> [(&'static str, String); 4] {
+        [
+            ("severity", self.severity.as_str().into()),
+            ("device_id", self.device_id.clone()),
+            ("rule_id", self.rule_id.clone()),
+            ("state", self.new_state.as_str().into()),
+        ]
+    }
+}

@@ -1,0 +1,416 @@
+//! Alert rules: what to watch, when it is wrong, when it is right again.
+//!
+//! The JSON form (CLI files, the rules table) is documented in the README, section Alerting.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::is_valid_metric_name;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    pub rule_id: String,
+    pub name: String,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    pub scope: Scope,
+    pub metric: String,
+    pub condition: Condition,
+    /// Hysteresis: the value (or range, or rate) the metric must get back past to clear.
+    /// Defaults to the condition's own threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear: Option<Clear>,
+    /// Debounce: how long the condition must hold before the alarm fires.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<Debounce>,
+    pub severity: Severity,
+    /// While in ALARM (not acknowledged), notify again after this many seconds of event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renotify_after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Actions::is_empty")]
+    pub actions: Actions,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    DeviceId(String),
+    DeviceType(String),
+    All,
+}
+
+impl Scope {
+    pub fn covers(&self, device_id: &str, device_type: Option<&str>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::DeviceId(id) => id == device_id,
+            Scope::DeviceType(t) => device_type == Some(t.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    Above(f64),
+    Below(f64),
+    /// Alarm when the value leaves `[low, high]`.
+    Outside([f64; 2]),
+    /// Alarm when the value enters `[low, high]`.
+    Inside([f64; 2]),
+    RateOfChange(RateOfChange),
+}
+
+/// The metric changes faster than `per_hour` (negative: falling, positive: rising), measured as
+/// the least-squares slope of the samples in the last `window_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateOfChange {
+    pub per_hour: f64,
+    pub window_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Clear {
+    Value(f64),
+    Range([f64; 2]),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Debounce {
+    /// N consecutive readings with the condition true.
+    Readings(u32),
+    /// The condition true for S seconds of event time.
+    Seconds(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Shadow `desired` patches sent to the device on entering ALARM and on returning to OK.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_alarm: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_ok: Option<Value>,
+}
+
+impl Actions {
+    pub fn is_empty(&self) -> bool {
+        self.on_alarm.is_none() && self.on_ok.is_none()
+    }
+}
+
+/// A rule file or item that cannot be used, naming the field to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule field '{field}': {problem}")]
+pub struct RuleError {
+    pub field: String,
+    pub problem: String,
+}
+
+fn rule_error(field: &str, problem: impl Into<String>) -> RuleError {
+    RuleError {
+        field: field.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// Longest rule id: it is half of a DynamoDB key and part of every alert id.
+pub const MAX_RULE_ID_LEN: usize = 64;
+/// The silence watch's rule: reserved, so no operator rule can take its id.
+pub const NO_DATA_RULE_ID: &str = "no_data";
+
+impl AlertRule {
+    /// Parse and validate a rule from JSON.
+    pub fn from_json(text: &str) -> Result<Self, RuleError> {
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let rule: AlertRule = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            rule_error(
+                if path == "." { "(top level)" } else { &path },
+                e.into_inner().to_string(),
+            )
+        })?;
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// The semantic checks serde cannot express.
+    pub fn validate(&self) -> Result<(), RuleError> {
+        let id_ok = !self.rule_id.is_empty()
+            && self.rule_id.len() <= MAX_RULE_ID_LEN
+            && self
+                .rule_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !id_ok {
+            return Err(rule_error(
+                "rule_id",
+                "must be 1-64 characters of [A-Za-z0-9._-]",
+            ));
+        }
+        if self.rule_id == NO_DATA_RULE_ID {
+            return Err(rule_error(
+                "rule_id",
+                "'no_data' is the built-in silence alert (set a device's heartbeat_seconds instead): choose another id",
+            ));
+        }
+        if self.name.trim().is_empty() {
+            return Err(rule_error("name", "must not be empty"));
+        }
+        if !is_valid_metric_name(&self.metric) {
+            return Err(rule_error(
+                "metric",
+                "must be a metric name (^[A-Za-z][A-Za-z0-9_.-]{0,63}$)",
+            ));
+        }
+        if let Scope::DeviceId(id) | Scope::DeviceType(id) = &self.scope
+            && id.is_empty()
+        {
+            return Err(rule_error("scope", "must name a device id or device type"));
+        }
+        let finite = |field: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(rule_error(field, "must be a finite number"))
+            }
+        };
+        match (self.condition, self.clear) {
+            (Condition::Above(t), clear) => {
+                finite("condition.above", t)?;
+                match clear {
+                    None => {}
+                    Some(Clear::Value(c)) if c <= t => {}
+                    Some(_) => {
+                        return Err(rule_error(
+                            "clear",
+                            format!("must be a number at or below the 'above' threshold {t}"),
+                        ));
+                    }
+                }
+            }
+            (Condition::Below(t), clear) => {
+                finite("condition.below", t)?;
+                match clear {
+                    None => {}
+                    Some(Clear::Value(c)) if c >= t => {}
+                    Some(_) => {
+                        return Err(rule_error(
+                            "clear",
+                            format!("must be a number at or above the 'below' threshold {t}"),
+                        ));
+                    }
+                }
+            }
+            (Condition::Outside([low, high]), clear) => {
+                range_ok("condition.outside", low, high)?;
+                match clear {
+                    None => {}
+                    Some(Clear::Range([cl, ch])) if cl >= low && ch <= high && cl <= ch => {}
+                    Some(_) => {
+                        return Err(rule_error(
+                            "clear",
+                            format!("must be a range [low, high] inside [{low}, {high}]"),
+                        ));
+                    }
+                }
+            }
+            (Condition::Inside([low, high]), clear) => {
+                range_ok("condition.inside", low, high)?;
+                match clear {
+                    None => {}
+                    Some(Clear::Range([cl, ch])) if cl <= low && ch >= high => {}
+                    Some(_) => {
+                        return Err(rule_error(
+                            "clear",
+                            format!("must be a range [low, high] containing [{low}, {high}]"),
+                        ));
+                    }
+                }
+            }
+            (Condition::RateOfChange(rate), clear) => {
+                finite("condition.rate_of_change.per_hour", rate.per_hour)?;
+                if rate.per_hour == 0.0 {
+                    return Err(rule_error(
+                        "condition.rate_of_change.per_hour",
+                        "must be non-zero: negative for falling, positive for rising",
+                    ));
+                }
+                if !(60..=7 * 86_400).contains(&rate.window_seconds) {
+                    return Err(rule_error(
+                        "condition.rate_of_change.window_seconds",
+                        "must be between 60 and 604800 (7 days)",
+                    ));
+                }
+                match clear {
+                    None => {}
+                    Some(Clear::Value(c))
+                        if c.is_finite()
+                            && c.signum() == rate.per_hour.signum()
+                            && c.abs() <= rate.per_hour.abs() => {}
+                    Some(_) => {
+                        return Err(rule_error(
+                            "clear",
+                            format!(
+                                "must be a rate per hour of the same sign as, and no steeper than, {}",
+                                rate.per_hour
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        match self.debounce {
+            Some(Debounce::Readings(0)) => {
+                return Err(rule_error("for.readings", "must be at least 1"));
+            }
+            Some(Debounce::Seconds(s)) if s > 7 * 86_400 => {
+                return Err(rule_error("for.seconds", "must be at most 604800 (7 days)"));
+            }
+            _ => {}
+        }
+        if self.renotify_after == Some(0) {
+            return Err(rule_error(
+                "renotify_after",
+                "must be at least 1 second (or omitted)",
+            ));
+        }
+        for (field, patch) in [
+            ("actions.on_alarm", &self.actions.on_alarm),
+            ("actions.on_ok", &self.actions.on_ok),
+        ] {
+            if let Some(patch) = patch
+                && !patch.is_object()
+            {
+                return Err(rule_error(
+                    field,
+                    "must be a JSON object: the shadow 'desired' patch",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn range_ok(field: &str, low: f64, high: f64) -> Result<(), RuleError> {
+    if low.is_finite() && high.is_finite() && low <= high {
+        Ok(())
+    } else {
+        Err(rule_error(
+            field,
+            "must be [low, high] with finite low <= high",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BATTERY: &str = r#"{
+        "rule_id": "battery-fade", "name": "Battery voltage falling fast",
+        "scope": {"device_type": "battery-box"}, "metric": "voltage",
+        "condition": {"rate_of_change": {"per_hour": -0.05, "window_seconds": 21600}},
+        "for": {"readings": 3}, "severity": "critical", "renotify_after": 3600,
+        "actions": {"on_alarm": {"load_shedding": true}, "on_ok": {"load_shedding": false}}
+    }"#;
+
+    #[test]
+    fn a_full_rule_parses() {
+        let rule = AlertRule::from_json(BATTERY).unwrap();
+        assert!(rule.enabled);
+        assert_eq!(rule.scope, Scope::DeviceType("battery-box".into()));
+        assert_eq!(rule.debounce, Some(Debounce::Readings(3)));
+        assert_eq!(
+            rule.condition,
+            Condition::RateOfChange(RateOfChange {
+                per_hour: -0.05,
+                window_seconds: 21600
+            })
+        );
+        let again = AlertRule::from_json(&serde_json::to_string(&rule).unwrap()).unwrap();
+        assert_eq!(again, rule);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"{"rule_id":"a"}"#, "(top level)"),
+            (&BATTERY.replace("\"critical\"", "\"urgent\""), "severity"),
+            (
+                &BATTERY.replace("-0.05", "\"fast\""),
+                "condition.rate_of_change.per_hour",
+            ),
+            (
+                &BATTERY.replace("21600", "5"),
+                "condition.rate_of_change.window_seconds",
+            ),
+            (&BATTERY.replace("\"voltage\"", "\"9v\""), "metric"),
+            (&BATTERY.replace("battery-fade", "bad id!"), "rule_id"),
+            (&BATTERY.replace("battery-fade", "no_data"), "rule_id"),
+            (
+                &BATTERY.replace("{\"readings\": 3}", "{\"readings\": 0}"),
+                "for.readings",
+            ),
+            (
+                &BATTERY.replace("{\"load_shedding\": true}", "[1]"),
+                "actions.on_alarm",
+            ),
+            (&BATTERY.replace("\"metric\"", "\"metrc\""), "metrc"),
+        ];
+        for (json, field) in cases {
+            let err = AlertRule::from_json(json).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn hysteresis_must_point_the_right_way() {
+        let above = |clear: &str| {
+            format!(
+                r#"{{"rule_id":"r","name":"n","scope":"all","metric":"t","condition":{{"above":80}},"clear":{clear},"severity":"warning"}}"#
+            )
+        };
+        assert!(AlertRule::from_json(&above("75")).is_ok());
+        assert_eq!(
+            AlertRule::from_json(&above("85")).unwrap_err().field,
+            "clear"
+        );
+        let outside = |clear: &str| {
+            format!(
+                r#"{{"rule_id":"r","name":"n","scope":{{"device_id":"ac-1"}},"metric":"t","condition":{{"outside":[18,26]}},"clear":{clear},"severity":"info"}}"#
+            )
+        };
+        assert!(AlertRule::from_json(&outside("[19,25]")).is_ok());
+        assert_eq!(
+            AlertRule::from_json(&outside("[17,25]")).unwrap_err().field,
+            "clear"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! The ground floor: the vocabulary every feature speaks. What a reading is, where a device
+//! sits, the reason codes a rejection carries, and how a topic names its device. Pure: no
+//! async, no AWS types, and no import from any other module of the crate.
+
+mod place;
+mod reading;
+pub mod reason;
+pub mod topic;
+
+pub use place::*;
+pub use reading::*;

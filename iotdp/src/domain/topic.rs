@@ -1,0 +1,60 @@
+//! Device identity comes from the topic, never from the payload: IoT policies lock each
+//! device to its own `dt/<device_id>/telemetry`, so a payload can never claim to be someone else.
+
+use crate::domain::is_valid_device_id;
+use crate::domain::reason::{ReasonCode, Rejection};
+
+/// The telemetry topic a device publishes on (and its IoT policy allows).
+pub fn telemetry_topic(device_id: &str) -> String {
+    format!("dt/{device_id}/telemetry")
+}
+
+/// `dt/<device_id>/telemetry` → `device_id`. The topic is the device's identity: IoT policies
+/// lock each device to its own topic, so the payload can never claim to be someone else.
+pub fn device_id_from_topic(topic: &str) -> Result<&str, Rejection> {
+    let device = topic
+        .strip_prefix("dt/")
+        .and_then(|rest| rest.strip_suffix("/telemetry"))
+        .ok_or_else(|| {
+            Rejection::new(
+                ReasonCode::InvalidDeviceId,
+                format!("topic '{topic}' is not of the form dt/<device_id>/telemetry"),
+            )
+        })?;
+    if is_valid_device_id(device) {
+        Ok(device)
+    } else {
+        Err(Rejection::new(
+            ReasonCode::InvalidDeviceId,
+            format!("device id '{device}' in the topic must be 1-128 characters of [A-Za-z0-9:_-]"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_comes_from_the_topic() {
+        assert_eq!(device_id_from_topic("dt/ac-7/telemetry").unwrap(), "ac-7");
+        for bad in [
+            "dt/ac 7/telemetry",
+            "dt//telemetry",
+            "xx/a/telemetry",
+            "dt/a/b/telemetry",
+        ] {
+            assert_eq!(
+                device_id_from_topic(bad).unwrap_err().reason,
+                ReasonCode::InvalidDeviceId,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_device_topic_names_the_device() {
+        let topic = telemetry_topic("battery-0001");
+        assert_eq!(device_id_from_topic(&topic).unwrap(), "battery-0001");
+    }
+}

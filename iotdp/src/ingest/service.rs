@@ -1,0 +1,365 @@
+//! The ingest use case, top to bottom:
+//! SQS batch → envelopes → readings (or rejections) → device admission (registry) → store
+//! writes → last seen → alert evaluation → quarantine → SQS batch response. Nothing is dropped: every reading ends stored, quarantined
+//! with a reason, or with its message reported failed so SQS redelivers it.
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use crate::alerting::ports::ReadingsObserver;
+use crate::devices::admission::{UnknownDevicePolicy, admit};
+use crate::devices::ports::DeviceLookup;
+use crate::domain::Reading;
+use crate::domain::reason::{ReasonCode, Rejection};
+use crate::ingest::batch::{PreparedBatch, prepare_batch};
+use crate::ingest::metrics::IngestMetrics;
+use crate::ingest::ports::{QuarantineSink, TimeSeriesStore};
+use crate::ingest::quarantine::{count_by_reason, quarantine_key, render_quarantine};
+use crate::ingest::store_writer::{WriteOutcome, WritePolicy, write_readings};
+use crate::ingest::validation::TimeWindow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestSettings {
+    pub window: TimeWindow,
+    pub write: WritePolicy,
+    pub unknown_devices: UnknownDevicePolicy,
+}
+
+/// One invocation's identity and time budget.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub request_id: String,
+    pub deadline: Instant,
+    pub started_at: DateTime<Utc>,
+}
+
+impl Invocation {
+    /// From Lambda's context: `deadline` is epoch milliseconds.
+    pub fn from_lambda(context: &lambda_runtime::Context) -> Self {
+        let now = Utc::now();
+        let remaining_ms = (context.deadline as i64 - now.timestamp_millis()).max(0);
+        Self {
+            request_id: context.request_id.clone(),
+            deadline: Instant::now() + Duration::from_millis(remaining_ms as u64),
+            started_at: now,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestReport {
+    pub response: SqsBatchResponse,
+    pub metrics: IngestMetrics,
+}
+
+/// The ingest use case over its ports: a time-series store, a quarantine, the device registry
+/// (through its cache), and an observer of stored readings (alert evaluation).
+pub struct IngestService<S, Q, D, O> {
+    store: S,
+    quarantine: Q,
+    devices: D,
+    observer: O,
+    settings: IngestSettings,
+}
+
+impl<S, Q, D, O> IngestService<S, Q, D, O>
+where
+    S: TimeSeriesStore,
+    Q: QuarantineSink,
+    D: DeviceLookup,
+    O: ReadingsObserver,
+{
+    pub fn new(store: S, quarantine: Q, devices: D, observer: O, settings: IngestSettings) -> Self {
+        Self {
+            store,
+            quarantine,
+            devices,
+            observer,
+            settings,
+        }
+    }
+
+    pub fn observer(&self) -> &O {
+        &self.observer
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn devices(&self) -> &D {
+        &self.devices
+    }
+
+    pub async fn handle(&self, event: &SqsEvent, invocation: &Invocation) -> IngestReport {
+        let messages = event.records.iter().map(|m| {
+            (
+                m.message_id.as_deref().unwrap_or_default(),
+                m.body.as_deref().unwrap_or_default(),
+            )
+        });
+        let mut batch = prepare_batch(messages, self.settings.window);
+        let mut failures = MessageFailures::new(batch.messages.len());
+
+        let registry_reads = self.admit_devices(&mut batch, &mut failures).await;
+        // Readings of a message that will be redelivered are written on redelivery.
+        batch.retain_readings(|_, origin| !failures.has(origin.message));
+        batch.sort_by_series();
+
+        let (outcomes, write_stats) = write_readings(
+            &self.store,
+            &batch.readings,
+            &self.settings.write,
+            invocation.deadline,
+        )
+        .await;
+        let mut stored = Vec::with_capacity(batch.readings.len());
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let origin = batch.origins[i];
+            match outcome {
+                WriteOutcome::Stored => stored.push(i),
+                WriteOutcome::RejectedByStore(reason) => {
+                    batch.reject(origin, Rejection::new(ReasonCode::RejectedByStore, reason));
+                }
+                WriteOutcome::Failed(why) => failures.fail(origin.message, &why),
+            }
+        }
+
+        let seen = self.record_last_seen(&batch, &stored).await;
+
+        // Alerts see what was stored, in series/time order. A reading whose evaluation could
+        // not complete sends its message back: redelivery rewrites it (an idempotent no-op)
+        // and evaluates it again.
+        let alerts = if stored.len() == batch.readings.len() {
+            self.observer.observe(&batch.readings).await
+        } else {
+            let subset: Vec<Reading> = stored.iter().map(|&i| batch.readings[i].clone()).collect();
+            self.observer.observe(&subset).await
+        };
+        for i in alerts.retry {
+            failures.fail(
+                batch.origins[stored[i]].message,
+                "alert evaluation did not complete",
+            );
+        }
+
+        let quarantined = self
+            .quarantine_rejections(&batch, &mut failures, invocation)
+            .await;
+
+        let mut metrics = IngestMetrics {
+            messages: batch.messages.len() as u64,
+            readings_accepted: batch.readings.len() as u64,
+            rejected_by_reason: count_by_reason(
+                batch
+                    .rejections
+                    .iter()
+                    .filter(|r| !failures.has(r.origin.message)),
+            ),
+            records_written: write_stats.records_written,
+            write_calls: write_stats.write_calls,
+            write_retries: write_stats.retries,
+            write_latencies_ms: write_stats.latencies_ms,
+            quarantine_lines: quarantined,
+            alerts: alerts.stats,
+            registry_reads,
+            registry_writes: seen.writes,
+            registry_write_failures: seen.failures,
+            ..Default::default()
+        };
+        let response = failures.into_response(&batch);
+        metrics.failed_messages = response.batch_item_failures.len() as u64;
+        IngestReport { response, metrics }
+    }
+
+    /// Every reading needs the registry's yes (see [`admit`]): its publisher (the topic's
+    /// device) and the device it is for must be active, and a gateway must be the device's
+    /// registered gateway. Admitted readings get the device's dimensions. Returns the
+    /// registry reads made. If the registry cannot be read, the messages are retried.
+    async fn admit_devices(
+        &self,
+        batch: &mut PreparedBatch,
+        failures: &mut MessageFailures,
+    ) -> u64 {
+        if batch.readings.is_empty() {
+            return 0;
+        }
+        let publishers: Vec<&str> = batch
+            .messages
+            .iter()
+            .map(|m| m.publisher().unwrap_or_default())
+            .collect();
+        let mut ids: Vec<&str> = batch
+            .readings
+            .iter()
+            .map(|r| r.device_id.as_str())
+            .chain(batch.origins.iter().map(|o| publishers[o.message]))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let snapshot = match self.devices.lookup(&ids).await {
+            Ok(snapshot) => snapshot,
+            Err(e) => {
+                let why = e.to_string();
+                tracing::warn!(error = %why, "device registry unavailable; messages will be retried");
+                for origin in &batch.origins {
+                    failures.fail(origin.message, &why);
+                }
+                return 0;
+            }
+        };
+        let verdicts: Vec<_> = batch
+            .readings
+            .iter()
+            .zip(&batch.origins)
+            .map(|(reading, origin)| {
+                admit(
+                    &reading.device_id,
+                    publishers[origin.message],
+                    &snapshot.devices,
+                    self.settings.unknown_devices,
+                )
+            })
+            .collect();
+        drop(publishers);
+        let mut admitted = Vec::with_capacity(verdicts.len());
+        for (i, verdict) in verdicts.into_iter().enumerate() {
+            match verdict {
+                Ok(dimensions) => {
+                    batch.readings[i].dimensions = dimensions;
+                    admitted.push(true);
+                }
+                Err(rejection) => {
+                    let origin = batch.origins[i];
+                    batch.reject(origin, rejection);
+                    admitted.push(false);
+                }
+            }
+        }
+        batch.retain_readings(|i, _| admitted[i]);
+        snapshot.registry_reads
+    }
+
+    /// `last_seen` of every device whose readings were stored (and of the gateways that
+    /// published them): IoT Core's latest receive time, written by the cache only when it
+    /// moved by more than its interval.
+    async fn record_last_seen(
+        &self,
+        batch: &PreparedBatch,
+        stored: &[usize],
+    ) -> crate::devices::ports::SeenReport {
+        let mut latest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        for &i in stored {
+            let reading = &batch.readings[i];
+            let publisher = batch.messages[batch.origins[i].message].publisher();
+            for device in std::iter::once(reading.device_id.as_str()).chain(publisher) {
+                let at = latest.entry(device).or_insert(reading.version);
+                *at = (*at).max(reading.version);
+            }
+        }
+        if latest.is_empty() {
+            return crate::devices::ports::SeenReport::default();
+        }
+        let seen: Vec<(&str, i64)> = latest.into_iter().collect();
+        self.devices.record_seen(&seen).await
+    }
+
+    /// Write every rejection of a message that is not being retried; if that fails, the
+    /// messages concerned are retried instead, so a rejection is never lost untraced.
+    async fn quarantine_rejections(
+        &self,
+        batch: &PreparedBatch,
+        failures: &mut MessageFailures,
+        invocation: &Invocation,
+    ) -> u64 {
+        let lines: Vec<_> = batch
+            .rejections
+            .iter()
+            .filter(|r| !failures.has(r.origin.message))
+            .collect();
+        if lines.is_empty() {
+            return 0;
+        }
+        let body = render_quarantine(batch, &lines);
+        let key = quarantine_key(&invocation.request_id, invocation.started_at);
+        match self.quarantine.put(&key, body).await {
+            Ok(()) => lines.len() as u64,
+            Err(error) => {
+                let why = error.to_string();
+                tracing::error!(error = %why, key, "quarantine write failed; messages will be retried");
+                for line in lines {
+                    failures.fail(line.origin.message, &why);
+                }
+                0
+            }
+        }
+    }
+}
+
+/// Which messages must go back to SQS, and the first reason why (for the logs).
+struct MessageFailures(Vec<Option<String>>);
+
+impl MessageFailures {
+    fn new(messages: usize) -> Self {
+        Self(vec![None; messages])
+    }
+
+    fn fail(&mut self, message: usize, why: &str) {
+        if self.0[message].is_none() {
+            self.0[message] = Some(why.to_owned());
+        }
+    }
+
+    fn has(&self, message: usize) -> bool {
+        self.0[message].is_some()
+    }
+
+    fn into_response(self, batch: &PreparedBatch) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for (message, why) in self.0.into_iter().enumerate() {
+            if let Some(why) = why {
+                let id = batch.messages[message].message_id.clone();
+                tracing::warn!(message_id = %id, reason = %why, "message returned to SQS for retry");
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+}
+
+/// The Lambda entry point: run the use case, print its EMF metrics, answer SQS.
+pub async fn handle_lambda_event<S, Q, D, O>(
+    service: &IngestService<S, Q, D, O>,
+    event: lambda_runtime::LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error>
+where
+    S: TimeSeriesStore,
+    Q: QuarantineSink,
+    D: DeviceLookup,
+    O: ReadingsObserver,
+{
+    let invocation = Invocation::from_lambda(&event.context);
+    let report = service.handle(&event.payload, &invocation).await;
+    let function = &event.context.env_config.function_name;
+    for document in report
+        .metrics
+        .to_emf(function, Utc::now().timestamp_millis())
+    {
+        // EMF must reach stdout as its own line; CloudWatch Logs extracts the metrics.
+        println!("{document}");
+    }
+    tracing::info!(
+        messages = report.metrics.messages,
+        accepted = report.metrics.readings_accepted,
+        rejected = report.metrics.readings_rejected(),
+        written = report.metrics.records_written,
+        failed_messages = report.metrics.failed_messages,
+        "batch ingested"
+    );
+    Ok(report.response)
+}

@@ -1,0 +1,32 @@
+//! iotdp: the IoT data platform's product crate — everything a deployed Lambda function runs,
+//! and nothing else (the local platform, the simulator and the in-memory adapters live in
+//! `iotdp-local`).
+//!
+//! Organised by feature over a small ground floor; `ARCHITECTURE.md` is the map and
+//! `tests/architecture.rs` holds every `use crate::…` to its layering rules:
+//! - [`domain`]: the vocabulary (readings, device ids, places, dimensions, reason codes, topics);
+//! - [`retry`]: backoff with jitter, shared by every adapter that retries;
+//! - [`alerting`]: rules, the alarm state machine, notifications, the evaluator, their ports;
+//! - [`devices`]: the registry record, admission, the registry cache, presence, the silence
+//!   watch (`no_data`), provisioning, their ports;
+//! - [`ingest`]: the envelope, validation, a batch, the store writer, quarantine, metrics and
+//!   the use case that answers SQS, with its ports;
+//! - [`query`]: the read model, validated query names, the reader port;
+//! - [`api`]: the query API (router, problem documents, one file per resource);
+//! - [`config`]: environment configuration, validated at start-up;
+//! - [`adapters`]: one folder or file per outside service, each implementing feature ports;
+//! - [`wiring`]: the composition root the Lambda binaries (and the local platform) call.
+
+#[macro_use]
+mod macros;
+
+pub mod adapters;
+pub mod alerting;
+pub mod api;
+pub mod config;
+pub mod devices;
+pub mod domain;
+pub mod ingest;
+pub mod query;
+pub mod retry;
+pub mod wiring;

@@ -1,0 +1,575 @@
+//! The query API's use cases on the in-memory registry and reference reader: routes, pages that
+//! never truncate, problem documents for every user mistake (never a 500).
+
+use std::sync::Arc;
+
+use iotdp::alerting::event::AlarmState;
+use iotdp::alerting::ports::{AlertKey, AlertStateStore};
+use iotdp::alerting::rule::AlertRule;
+use iotdp::alerting::state_machine::AlertState;
+use iotdp::api::{ApiRequest, ApiResponse, QueryApi};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus};
+use iotdp::domain::{DeviceDimensions, LocationPath};
+use iotdp::domain::{Metric, MetricValue, Reading};
+use iotdp::ingest::ports::TimeSeriesStore;
+use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use serde_json::Value;
+
+const T0: i64 = 1_764_000_000_000; // 2025-11-24T16:00:00Z
+
+type Api =
+    QueryApi<Arc<MemoryRegistry>, Arc<MemoryStore>, Arc<MemoryAlertStates>, Arc<MemoryRules>>;
+
+fn device(id: &str, kind: &str, path: &str) -> DeviceRecord {
+    let mut r = DeviceRecord::new(id, kind, T0);
+    r.path = LocationPath::parse(path).unwrap();
+    r
+}
+
+fn reading(id: &str, kind: &str, path: &str, time_ms: i64, metric: &str, value: f64) -> Reading {
+    Reading {
+        device_id: id.into(),
+        time_ms,
+        seq: None,
+        metrics: vec![Metric {
+            name: metric.into(),
+            value: MetricValue::Number(value),
+        }],
+        version: T0,
+        dimensions: Some(Arc::new(DeviceDimensions {
+            device_type: kind.into(),
+            path: LocationPath::parse(path).unwrap(),
+        })),
+    }
+}
+
+async fn api() -> Api {
+    let mut old = device("old-1", "thermostat", "home-1");
+    old.status = DeviceStatus::Decommissioned;
+    let registry = Arc::new(MemoryRegistry::with([
+        device("ac-1", "thermostat", "home-7"),
+        device("spot-1", "plant-sensor", "wall-1/zone-a/s1/spot-1"),
+        device("spot-2", "plant-sensor", "wall-1/zone-a/s1/spot-2"),
+        device("spot-3", "plant-sensor", "wall-1/zone-b/s1/spot-3"),
+        old,
+    ]));
+    let store = Arc::new(MemoryStore::new(1000));
+    // ac-1: 25 readings, one every 10 s, 20.0, 20.1, …
+    let mut readings: Vec<Reading> = (0..25)
+        .map(|i| {
+            reading(
+                "ac-1",
+                "thermostat",
+                "home-7",
+                T0 + i * 10_000,
+                "temperature",
+                20.0 + i as f64 / 10.0,
+            )
+        })
+        .collect();
+    for (i, (spot, zone, m)) in [
+        ("spot-1", "zone-a", 0.2),
+        ("spot-2", "zone-a", 0.4),
+        ("spot-3", "zone-b", 0.6),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        readings.push(reading(
+            spot,
+            "plant-sensor",
+            &format!("wall-1/{zone}/s1/{spot}"),
+            T0 + i as i64,
+            "moisture",
+            m,
+        ));
+    }
+    store.write(&readings).await.unwrap();
+    let rules = Arc::new(MemoryRules::new(vec![AlertRule::from_json(HOT).unwrap()]));
+    let states = Arc::new(MemoryAlertStates::default());
+    let alarm = AlertState {
+        state: AlarmState::Alarm,
+        version: 1,
+        alarm_since_ms: Some(T0),
+        last_measured: Some(29.5),
+        ..Default::default()
+    };
+    for device in ["ac-1", "ac-2"] {
+        let key = AlertKey {
+            device_id: device.into(),
+            rule_id: "too-hot".into(),
+        };
+        states.put_if_version(&key, &alarm, 0).await.unwrap();
+    }
+    QueryApi::new(registry, store, states, rules)
+}
+
+const HOT: &str = r#"{"rule_id":"too-hot","name":"Room too hot","scope":"all","metric":"temperature","condition":{"above":28},"clear":26,"severity":"warning"}"#;
+
+async fn send(api: &Api, method: &str, path: &str, body: &str) -> ApiResponse {
+    api.handle(
+        &ApiRequest {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+            body: body.as_bytes().to_vec(),
+        },
+        T0,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rules_are_managed_with_the_same_validation_as_the_cli() {
+    let api = api().await;
+    let cold = r#"{"rule_id":"too-cold","name":"Room too cold","scope":"all","metric":"temperature","condition":{"below":16},"severity":"info"}"#;
+    let r = send(&api, "PUT", "/rules/too-cold", cold).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ids: Vec<String> = get(&api, "/rules").await["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rule_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["too-cold", "too-hot"]);
+    let bad = send(
+        &api,
+        "PUT",
+        "/rules/too-cold",
+        &cold.replace("16", "\"chilly\""),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (400, Some("invalid_rule"))
+    );
+    assert!(
+        bad.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("condition.below")
+    );
+    let mismatch = send(&api, "PUT", "/rules/other", cold).await;
+    assert_eq!(mismatch.status, 400);
+    assert_eq!(
+        send(&api, "DELETE", "/rules/too-cold", "").await.status,
+        200
+    );
+    let gone = send(&api, "DELETE", "/rules/too-cold", "").await;
+    assert_eq!(
+        (gone.status, gone.body["code"].as_str()),
+        (404, Some("unknown_rule"))
+    );
+}
+
+#[tokio::test]
+async fn alerts_are_listed_filtered_and_acknowledged() {
+    let api = api().await;
+    let alerts = get(&api, "/alerts?state=alarm&severity=warning").await;
+    let devices: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(devices, ["ac-1", "ac-2"]);
+    assert_eq!(alerts["alerts"][0]["last_value"], 29.5);
+    let first = get(&api, "/alerts?limit=1").await;
+    let next = first["next"].as_str().unwrap().to_owned();
+    let second = get(&api, &format!("/alerts?limit=1&cursor={next}")).await;
+    assert_eq!(second["alerts"][0]["device_id"], "ac-2");
+    assert!(
+        get(&api, "/alerts?severity=critical").await["alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let ack = send(&api, "POST", "/alerts/ac-1/too-hot/ack", "").await;
+    assert_eq!(
+        (ack.status, ack.body["state"].as_str()),
+        (200, Some("ACKNOWLEDGED"))
+    );
+    let again = send(&api, "POST", "/alerts/ac-1/too-hot/ack", "").await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("not_in_alarm"))
+    );
+    let none = send(&api, "POST", "/alerts/ac-9/too-hot/ack", "").await;
+    assert_eq!(
+        (none.status, none.body["code"].as_str()),
+        (404, Some("unknown_alert"))
+    );
+    let remaining = get(&api, "/alerts?state=ALARM").await;
+    assert_eq!(remaining["alerts"].as_array().unwrap().len(), 1);
+}
+
+async fn call(api: &Api, method: &str, path_and_query: &str) -> ApiResponse {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    api.handle(
+        &ApiRequest {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            body: vec![],
+        },
+        T0 + 3_600_000,
+    )
+    .await
+}
+
+async fn get(api: &Api, path_and_query: &str) -> Value {
+    let response = call(api, "GET", path_and_query).await;
+    assert_eq!(response.status, 200, "{path_and_query}: {}", response.body);
+    response.body
+}
+
+#[tokio::test]
+async fn a_long_range_comes_back_in_pages_not_truncated() {
+    let api = api().await;
+    let base = "/devices/ac-1/readings/temperature?from=2025-11-24T16:00:00Z&to=2025-11-24T17:00:00Z&limit=10";
+    let mut all = Vec::new();
+    let mut url = base.to_owned();
+    let mut pages = 0;
+    loop {
+        let page = get(&api, &url).await;
+        pages += 1;
+        all.extend(
+            page["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap()),
+        );
+        match page["next"].as_str() {
+            Some(next) => url = format!("{base}&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(all.len(), 25);
+    assert_eq!(all.first(), Some(&20.0));
+    assert!((all[24] - 22.4).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn readings_are_aggregated_into_bins() {
+    let api = api().await;
+    let page = get(&api, "/devices/ac-1/readings/temperature?from=2025-11-24T16:00:00Z&to=2025-11-24T16:05:00Z&bin=1m&agg=max").await;
+    let points: Vec<(String, f64)> = page["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["time"].as_str().unwrap().to_owned(),
+                (p["value"].as_f64().unwrap() * 10.0).round() / 10.0,
+            )
+        })
+        .collect();
+    assert_eq!(
+        points,
+        [
+            ("2025-11-24T16:00:00.000Z".into(), 20.5),
+            ("2025-11-24T16:01:00.000Z".into(), 21.1),
+            ("2025-11-24T16:02:00.000Z".into(), 21.7),
+            ("2025-11-24T16:03:00.000Z".into(), 22.3),
+            ("2025-11-24T16:04:00.000Z".into(), 22.4),
+        ]
+    );
+    assert_eq!(page["bin_seconds"], 60);
+    assert_eq!(page["agg"], "max");
+}
+
+#[tokio::test]
+async fn fleet_latest_and_drill_down() {
+    let api = api().await;
+    let latest = get(
+        &api,
+        "/readings/moisture/latest?type=plant-sensor&path=wall-1/zone-a",
+    )
+    .await;
+    let ids: Vec<&str> = latest["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["spot-1", "spot-2"]);
+    let zones = get(
+        &api,
+        "/readings/moisture/drill-down?path=wall-1&from=2025-11-24T15:00:00Z&agg=avg",
+    )
+    .await;
+    assert_eq!(zones["level"], "zone");
+    let groups: Vec<(String, i64)> = zones["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().to_owned(),
+                (g["value"].as_f64().unwrap() * 100.0).round() as i64,
+            )
+        })
+        .collect();
+    assert_eq!(groups, [("zone-a".into(), 30), ("zone-b".into(), 60)]);
+}
+
+#[tokio::test]
+async fn devices_are_listed_filtered_paginated_and_shown_with_latest_values() {
+    let api = api().await;
+    let first = get(&api, "/devices?type=plant-sensor&limit=2").await;
+    let ids = |page: &Value| -> Vec<String> {
+        page["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["device_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["spot-1", "spot-2"]);
+    let next = first["next"].as_str().unwrap();
+    let second = get(
+        &api,
+        &format!("/devices?type=plant-sensor&limit=2&cursor={next}"),
+    )
+    .await;
+    assert_eq!(ids(&second), ["spot-3"]);
+    assert!(second["next"].is_null());
+    assert_eq!(
+        ids(&get(&api, "/devices?status=decommissioned").await),
+        ["old-1"]
+    );
+    assert_eq!(
+        ids(&get(&api, "/devices?path=wall-1/zone-b").await),
+        ["spot-3"]
+    );
+
+    let shown = get(&api, "/devices/ac-1?metrics=temperature,humidity").await;
+    assert_eq!(shown["device"]["device_type"], "thermostat");
+    assert!((shown["latest"]["temperature"]["value"].as_f64().unwrap() - 22.4).abs() < 1e-9);
+    assert!(shown["latest"].get("humidity").is_none());
+    let open: Vec<&str> = shown["open_alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["rule_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(open, ["too-hot"]);
+    assert!(
+        get(&api, "/devices/spot-1").await["open_alerts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn devices_are_registered_and_redefined_through_the_api() {
+    let api = api().await;
+    let body = r#"{"device_id":"spot-9","device_type":"plant-sensor","path":"wall-1/zone-b/s2/spot-9","gateway_id":"gw-1","heartbeat_seconds":21600,"tags":{"plant":"fern"}}"#;
+    let r = send(&api, "POST", "/devices", body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["device"]["path"], "wall-1/zone-b/s2/spot-9");
+    let again = send(&api, "POST", "/devices", body).await;
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("device_exists"))
+    );
+    let moved = send(
+        &api,
+        "PUT",
+        "/devices/spot-9",
+        &body
+            .replace("s2/spot-9", "s3/spot-9")
+            .replace("fern", "moss"),
+    )
+    .await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.body["device"]["path"], "wall-1/zone-b/s3/spot-9");
+    assert_eq!(moved.body["device"]["tags"]["plant"], "moss");
+    let bad = send(
+        &api,
+        "POST",
+        "/devices",
+        r#"{"device_id":"x","device_type":"t","heartbeat_seconds":5}"#,
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (400, Some("invalid_device"))
+    );
+    assert!(
+        bad.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("heartbeat_seconds")
+    );
+    let unknown_field = send(
+        &api,
+        "POST",
+        "/devices",
+        r#"{"device_id":"x","device_type":"t","colour":"red"}"#,
+    )
+    .await;
+    assert_eq!(unknown_field.status, 400);
+    assert!(
+        unknown_field.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("colour")
+    );
+}
+
+#[tokio::test]
+async fn suspend_and_resume_through_the_api() {
+    let api = api().await;
+    let r = call(&api, "POST", "/devices/ac-1/suspend").await;
+    assert_eq!(
+        (r.status, r.body["device"]["status"].as_str()),
+        (200, Some("suspended"))
+    );
+    let r = call(&api, "POST", "/devices/ac-1/resume").await;
+    assert_eq!(r.body["device"]["status"], "active");
+    let r = call(&api, "POST", "/devices/old-1/resume").await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (409, Some("device_decommissioned"))
+    );
+}
+
+/// Every user mistake is a problem document with a stable code and a fix, never a 500.
+#[tokio::test]
+async fn mistakes_are_problem_documents_that_say_what_to_fix() {
+    let api = api().await;
+    let cases = [
+        (
+            "GET",
+            "/devices/nobody/readings/temperature",
+            404,
+            "unknown_device",
+            "nobody",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?bin=7x",
+            400,
+            "invalid_parameter",
+            "bin",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?bin=2d",
+            400,
+            "invalid_parameter",
+            "1d",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?bin=1m&agg=median",
+            400,
+            "invalid_parameter",
+            "agg",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?agg=max",
+            400,
+            "invalid_parameter",
+            "bin",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?from=yesterday",
+            400,
+            "invalid_parameter",
+            "RFC 3339",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?from=2025-11-25T00:00:00Z&to=2025-11-24T00:00:00Z",
+            400,
+            "invalid_parameter",
+            "before",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?limit=0",
+            400,
+            "invalid_parameter",
+            "limit",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?cursor=abc",
+            400,
+            "invalid_parameter",
+            "cursor",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature%22)%20OR%201%3D1",
+            400,
+            "invalid_parameter",
+            "metric",
+        ),
+        (
+            "GET",
+            "/devices/ac-1'%20OR%20'1'='1/readings/temperature",
+            400,
+            "invalid_parameter",
+            "device id",
+        ),
+        (
+            "GET",
+            "/readings/moisture/drill-down?path=a/b/c/d",
+            400,
+            "invalid_parameter",
+            "spot",
+        ),
+        (
+            "GET",
+            "/readings/moisture/latest?path=a%20b",
+            400,
+            "invalid_parameter",
+            "path",
+        ),
+        (
+            "GET",
+            "/devices?status=asleep",
+            400,
+            "invalid_parameter",
+            "status",
+        ),
+        (
+            "GET",
+            "/devices?limit=1&limit=2",
+            400,
+            "invalid_parameter",
+            "twice",
+        ),
+        (
+            "DELETE",
+            "/devices/ac-1/readings/temperature",
+            405,
+            "method_not_allowed",
+            "DELETE",
+        ),
+        ("GET", "/nowhere", 404, "no_such_route", "openapi"),
+    ];
+    for (method, url, status, code, hint) in cases {
+        let r = call(&api, method, url).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (status, Some(code)),
+            "{method} {url}: {}",
+            r.body
+        );
+        assert!(r.problem && r.content_type() == "application/problem+json");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(hint), "{url}: {detail}");
+    }
+}

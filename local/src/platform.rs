@@ -1,0 +1,597 @@
+//! The local platform started, watched and stopped as one.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_lambda_events::event::sqs::SqsEvent;
+use base64::Engine as _;
+use serde_json::json;
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::api_server;
+use crate::broker::{self, BrokerStats, InboundPublish};
+use crate::event_source;
+use crate::influxd::InfluxProcess;
+use crate::moto::MotoProcess;
+use crate::provision::{LOCAL_REGION, LocalStack, RuleAction, provision};
+use crate::queues::{InProcessQueues, QueueBackend};
+use crate::rule_sql::Message;
+use crate::template::Template;
+use iotdp::config::{ApiConfig, IngestConfig, LifecycleConfig, SilenceWatchConfig};
+use iotdp::devices::presence::record_presence_events;
+use iotdp::ingest::metrics::IngestMetrics;
+use iotdp::ingest::service::Invocation;
+use iotdp::wiring::{
+    AwsIngestService, AwsSilenceWatch, SelectedReader, device_registry, ingest_service_with,
+    query_api, silence_watch, time_series_reader,
+};
+
+/// Where AWS calls go.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// Start moto's server from this binary, on this port (0: a free one).
+    StartMoto { binary: PathBuf, port: u16 },
+    /// Use an endpoint that is already running (moto, LocalStack).
+    Existing(String),
+}
+
+/// Which queues carry the hot path (rule actions → functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMode {
+    /// moto's SQS: exactly the deployed calls, but moto's SQS caps the pipeline near 100 msg/s.
+    Moto,
+    /// In-process queues with SQS semantics (visibility timeout, redrive): the default.
+    InProcess,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub queues: QueueMode,
+    pub template: PathBuf,
+    pub stack_name: String,
+    pub parameters: HashMap<String, String>,
+    /// MQTT listener (IoT Core stand-in); port 0 picks a free one.
+    pub mqtt: SocketAddr,
+    pub endpoint: Endpoint,
+    /// The query API's local listener (port 0: a free one).
+    pub api: SocketAddr,
+    /// Run InfluxDB locally and store readings there (`TimeSeriesStore=influxdb`): the
+    /// `influxd` binary and the folder its data goes to. `None`: the template's store as
+    /// parameterised (Timestream in moto, which can store but not query).
+    pub influxdb: Option<LocalInfluxDb>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalInfluxDb {
+    pub binary: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+/// Running totals for the live view and the tests.
+#[derive(Debug, Default)]
+pub struct PlatformStats {
+    pub broker: Arc<BrokerStats>,
+    pub rule_matches: AtomicU64,
+    pub rule_errors: AtomicU64,
+    pub queued: AtomicU64,
+    pub ingest: Mutex<IngestMetrics>,
+    pub invocations: AtomicU64,
+    pub alerts_raised: AtomicU64,
+    pub alerts_cleared: AtomicU64,
+    pub recent_alerts: Mutex<VecDeque<String>>,
+    /// Connect/disconnect events recorded in the registry.
+    pub presence_events: AtomicU64,
+    /// Messages the lifecycle function handled (recorded, ignored or malformed).
+    pub presence_messages: AtomicU64,
+    pub silence_runs: AtomicU64,
+    pub no_data_raised: AtomicU64,
+}
+
+pub struct LocalPlatform {
+    pub endpoint: String,
+    pub mqtt_addr: SocketAddr,
+    pub stack: LocalStack,
+    pub sdk: SdkConfig,
+    pub stats: Arc<PlatformStats>,
+    /// A queue subscribed to every SNS topic of the stack: alerts as a subscriber gets them.
+    pub alerts_queue_url: String,
+    /// The queues the hot path runs on.
+    pub queues: QueueBackend,
+    /// Where the query API answers (`http://<addr>/devices`, …).
+    pub api_addr: Option<SocketAddr>,
+    /// The ingest function's store, read through the same adapters the query API uses.
+    pub reader: SelectedReader,
+    /// Which store holds the readings, and where, for the live view.
+    pub store_description: String,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    moto: Option<MotoProcess>,
+    influxd: Option<InfluxProcess>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("local platform: {0}")]
+pub struct LocalError(pub String);
+
+fn fail(e: impl std::fmt::Display) -> LocalError {
+    LocalError(e.to_string())
+}
+
+impl LocalPlatform {
+    pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
+        let text = std::fs::read_to_string(&options.template)
+            .map_err(|e| LocalError(format!("{}: {e}", options.template.display())))?;
+        let template = Template::parse(&text).map_err(fail)?;
+        let (moto, endpoint) = match &options.endpoint {
+            Endpoint::StartMoto { binary, port } => {
+                let moto = MotoProcess::start(binary, *port).map_err(LocalError)?;
+                let endpoint = moto.endpoint.clone();
+                (Some(moto), endpoint)
+            }
+            Endpoint::Existing(url) => (None, url.clone()),
+        };
+        let sdk = local_sdk_config(&endpoint).await;
+        let mut parameters = options.parameters.clone();
+        let influxd = match &options.influxdb {
+            Some(local) => {
+                let process =
+                    InfluxProcess::start(&local.binary, &local.data_dir).map_err(LocalError)?;
+                process.create_database("iotdp").map_err(LocalError)?;
+                parameters.insert("TimeSeriesStore".into(), "influxdb".into());
+                parameters.insert("InfluxDbUrl".into(), process.url.clone());
+                parameters.insert("InfluxDbDatabase".into(), "iotdp".into());
+                Some(process)
+            }
+            None => None,
+        };
+        let stack = provision(&template, &options.stack_name, &parameters, &sdk, &endpoint)
+            .await
+            .map_err(fail)?;
+        let stats = Arc::new(PlatformStats::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let queues = match options.queues {
+            QueueMode::Moto => QueueBackend::Moto(sqs.clone()),
+            QueueMode::InProcess => {
+                QueueBackend::InProcess(Arc::new(InProcessQueues::new(stack.queues.clone())))
+            }
+        };
+
+        // Functions: the same handler code the deployed binaries run.
+        let mut api_addr = None;
+        for function in &stack.functions {
+            let env = |name: &str| function.environment.get(name).cloned();
+            match function.binary.as_str() {
+                "ingest" => {
+                    let config = IngestConfig::from_lookup(env).map_err(fail)?;
+                    let service: Arc<AwsIngestService> = Arc::new(
+                        ingest_service_with(&sdk, &config)
+                            .await
+                            .map_err(|e| LocalError(e.to_string()))?,
+                    );
+                    let invocations = Arc::new(AtomicU64::new(0));
+                    let stats_for_handler = stats.clone();
+                    let handler = Arc::new(move |event: SqsEvent| {
+                        let service = service.clone();
+                        let stats = stats_for_handler.clone();
+                        let number = invocations.fetch_add(1, Ordering::Relaxed);
+                        async move {
+                            let invocation = Invocation {
+                                request_id: format!("local-{number:08}"),
+                                deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+                                started_at: chrono::Utc::now(),
+                            };
+                            let report = service.handle(&event, &invocation).await;
+                            stats.invocations.fetch_add(1, Ordering::Relaxed);
+                            stats.ingest.lock().await.add(&report.metrics);
+                            report.response
+                        }
+                    });
+                    spawn_sqs_triggers(&mut tasks, function, &queues, handler, &shutdown_rx);
+                }
+                "lifecycle" => {
+                    let config = LifecycleConfig::from_lookup(env).map_err(fail)?;
+                    let registry = Arc::new(device_registry(&sdk, &config.registry_table));
+                    let stats_for_handler = stats.clone();
+                    let handler = Arc::new(move |event: SqsEvent| {
+                        let registry = registry.clone();
+                        let stats = stats_for_handler.clone();
+                        async move {
+                            let (response, report) =
+                                record_presence_events(registry.as_ref(), &event).await;
+                            stats
+                                .presence_events
+                                .fetch_add(report.applied, Ordering::Relaxed);
+                            stats.presence_messages.fetch_add(
+                                report.applied + report.ignored + report.malformed,
+                                Ordering::Relaxed,
+                            );
+                            response
+                        }
+                    });
+                    spawn_sqs_triggers(&mut tasks, function, &queues, handler, &shutdown_rx);
+                }
+                "api" => {
+                    let config = ApiConfig::from_lookup(env).map_err(fail)?;
+                    let api = Arc::new(
+                        query_api(&sdk, &config)
+                            .await
+                            .map_err(|e| LocalError(e.to_string()))?,
+                    );
+                    let listener = api_server::bind(options.api).await.map_err(|e| {
+                        LocalError(format!("query API listener on {}: {e}", options.api))
+                    })?;
+                    api_addr = Some(listener.local_addr().map_err(fail)?);
+                    let source: Arc<str> = match (&influxd, &config.store) {
+                        (Some(process), _) => format!("InfluxDB at {}", process.url).into(),
+                        (None, iotdp::config::StoreConfig::Timestream { .. }) => {
+                            "moto's Timestream emulation: canned query results, not your readings"
+                                .into()
+                        }
+                        (None, iotdp::config::StoreConfig::InfluxDb { url, .. }) => {
+                            format!("InfluxDB at {url}").into()
+                        }
+                    };
+                    tasks.push(tokio::spawn(api_server::serve(
+                        listener,
+                        api,
+                        source,
+                        shutdown_rx.clone(),
+                    )));
+                }
+                "silence-watch" => {
+                    let config = SilenceWatchConfig::from_lookup(env).map_err(fail)?;
+                    let watch = Arc::new(silence_watch(&sdk, &config));
+                    for &interval in &function.schedules {
+                        tasks.push(tokio::spawn(run_on_schedule(
+                            watch.clone(),
+                            interval,
+                            stats.clone(),
+                            shutdown_rx.clone(),
+                        )));
+                    }
+                }
+                other => {
+                    return Err(LocalError(format!(
+                        "{} runs binary '{other}', which the local platform cannot run",
+                        function.logical_id
+                    )));
+                }
+            }
+        }
+
+        // What the readings can be read back through, and from where.
+        let ingest_config = stack
+            .functions
+            .iter()
+            .find(|f| f.binary == "ingest")
+            .map(|f| IngestConfig::from_lookup(|name| f.environment.get(name).cloned()))
+            .transpose()
+            .map_err(fail)?
+            .ok_or_else(|| LocalError("the template has no ingest function".into()))?;
+        let reader = time_series_reader(&sdk, &ingest_config.store)
+            .await
+            .map_err(|e| LocalError(e.to_string()))?;
+        let store_description = match &influxd {
+            Some(process) => format!(
+                "InfluxDB (influxd at {}, data in {}): real queries",
+                process.url,
+                process.data_dir.display()
+            ),
+            None => format!(
+                "{} emulated by moto at {endpoint}: stores records, but moto answers queries only with canned results",
+                reader.describe()
+            ),
+        };
+
+        // The alerts a subscriber would get.
+        let alerts_queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{}-live-view-alerts", options.stack_name))
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned();
+        let sns = aws_sdk_sns::Client::new(&sdk);
+        for topic in &stack.topics {
+            let queue_arn = format!(
+                "arn:aws:sqs:{LOCAL_REGION}:123456789012:{}-live-view-alerts",
+                options.stack_name
+            );
+            sns.subscribe()
+                .topic_arn(topic)
+                .protocol("sqs")
+                .endpoint(queue_arn)
+                .send()
+                .await
+                .map_err(|e| fail(aws_sdk_sns::error::DisplayErrorContext(e)))?;
+        }
+        tasks.push(tokio::spawn(watch_alerts(
+            sqs.clone(),
+            alerts_queue_url.clone(),
+            stats.clone(),
+            shutdown_rx.clone(),
+        )));
+
+        // IoT Core: broker → rules engine → actions.
+        let listener = broker::bind(options.mqtt)
+            .await
+            .map_err(|e| LocalError(format!("MQTT listener on {}: {e}", options.mqtt)))?;
+        let mqtt_addr = listener.local_addr().map_err(fail)?;
+        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(100_000);
+        tasks.push(tokio::spawn(broker::serve(
+            listener,
+            inbound,
+            stats.broker.clone(),
+        )));
+        tasks.push(tokio::spawn(rules_engine(
+            stack.clone(),
+            queues.clone(),
+            inbound_rx,
+            stats.clone(),
+        )));
+
+        Ok(Self {
+            endpoint,
+            mqtt_addr,
+            stack,
+            sdk,
+            stats,
+            alerts_queue_url,
+            queues,
+            api_addr,
+            reader,
+            store_description,
+            shutdown,
+            tasks,
+            moto,
+            influxd,
+        })
+    }
+
+    /// The physical name (`Ref`) of a template resource, e.g. the rules table.
+    pub fn physical(&self, logical_id: &str) -> Option<&str> {
+        self.stack
+            .stack
+            .physical
+            .get(logical_id)
+            .map(|p| p.reference.as_str())
+    }
+
+    /// Stop everything it started; nothing is left listening.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Some(mut moto) = self.moto.take() {
+            moto.stop();
+        }
+        if let Some(mut influxd) = self.influxd.take() {
+            influxd.stop();
+        }
+    }
+}
+
+impl Drop for LocalPlatform {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Poll a function's SQS triggers with Lambda's event-source semantics.
+fn spawn_sqs_triggers<H, F>(
+    tasks: &mut Vec<JoinHandle<()>>,
+    function: &crate::provision::Function,
+    queues: &QueueBackend,
+    handler: Arc<H>,
+    shutdown: &watch::Receiver<bool>,
+) where
+    H: Fn(SqsEvent) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = aws_lambda_events::event::sqs::SqsBatchResponse>
+        + Send
+        + 'static,
+{
+    for trigger in &function.triggers {
+        for _ in 0..trigger.max_concurrency.clamp(1, 4) {
+            tasks.push(tokio::spawn(event_source::run(
+                queues.clone(),
+                trigger.clone(),
+                handler.clone(),
+                shutdown.clone(),
+            )));
+        }
+    }
+}
+
+/// EventBridge's schedule, locally: run the silence watch every `interval`.
+async fn run_on_schedule(
+    watch: Arc<AwsSilenceWatch>,
+    interval: Duration,
+    stats: Arc<PlatformStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.tick().await; // the first tick is immediate; EventBridge's is one interval away
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match watch.run(chrono::Utc::now()).await {
+            Ok(report) => {
+                stats.silence_runs.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .no_data_raised
+                    .fetch_add(report.raised, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "silence watch run failed"),
+        }
+    }
+}
+
+/// An SDK configuration for the local endpoint with dummy credentials.
+pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(LOCAL_REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "iotdp-local",
+        ))
+        .load()
+        .await
+}
+
+/// Every publish through every rule; outputs to SQS in batches of up to 10 (SendMessageBatch).
+async fn rules_engine(
+    stack: LocalStack,
+    queues: QueueBackend,
+    mut inbound: mpsc::Receiver<InboundPublish>,
+    stats: Arc<PlatformStats>,
+) {
+    let mut senders: HashMap<String, mpsc::Sender<String>> = HashMap::new();
+    for rule in &stack.rules {
+        for RuleAction::Sqs { queue_url } in rule.actions.iter().chain(&rule.error_action) {
+            senders.entry(queue_url.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(100_000);
+                tokio::spawn(batch_sender(queues.clone(), queue_url.clone(), rx));
+                tx
+            });
+        }
+    }
+    while let Some(publish) = inbound.recv().await {
+        let message = Message {
+            topic: &publish.topic,
+            payload: &publish.payload,
+            client_id: &publish.client_id,
+            received_at_ms: publish.received_at_ms,
+        };
+        for rule in &stack.rules {
+            let (output, error) = match rule.query.apply(&message) {
+                Ok(None) => continue,
+                Ok(Some(output)) => (Some(output), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            stats.rule_matches.fetch_add(1, Ordering::Relaxed);
+            let body = match (output, error) {
+                (Some(output), _) => Some(output.to_string()),
+                (None, Some(error)) => {
+                    stats.rule_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Some(RuleAction::Sqs { queue_url }) = &rule.error_action
+                        && let Some(sender) = senders.get(queue_url)
+                    {
+                        // IoT Core's error-action document.
+                        let document = json!({
+                            "ruleName": rule.name,
+                            "topic": publish.topic,
+                            "clientId": publish.client_id,
+                            "base64OriginalPayload": base64::engine::general_purpose::STANDARD.encode(&publish.payload),
+                            "failures": [{"failedAction": "RuleEvaluation", "errorMessage": error}],
+                        });
+                        let _ = sender.send(document.to_string()).await;
+                    }
+                    None
+                }
+                (None, None) => None,
+            };
+            let Some(body) = body else { continue };
+            for RuleAction::Sqs { queue_url } in &rule.actions {
+                if let Some(sender) = senders.get(queue_url) {
+                    stats.queued.fetch_add(1, Ordering::Relaxed);
+                    let _ = sender.send(body.clone()).await;
+                }
+            }
+        }
+    }
+}
+
+/// Rule-action output to a queue, in batches (SQS's SendMessageBatch takes 10; the
+/// in-process queues take what is waiting, up to 1,000).
+async fn batch_sender(queues: QueueBackend, queue_url: String, mut bodies: mpsc::Receiver<String>) {
+    let in_flight = Arc::new(Semaphore::new(16));
+    let limit = match queues {
+        QueueBackend::Moto(_) => 10,
+        QueueBackend::InProcess(_) => 1000,
+    };
+    while let Some(first) = bodies.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < limit {
+            match bodies.try_recv() {
+                Ok(body) => batch.push(body),
+                Err(_) => break,
+            }
+        }
+        let permit = in_flight.clone().acquire_owned().await;
+        let (queues, queue_url) = (queues.clone(), queue_url.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let count = batch.len();
+            for attempt in 0..5u64 {
+                match queues.send(&queue_url, batch.clone()).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == 4 => {
+                        tracing::error!(error = %e, queue_url, "rule action send failed after 5 attempts; {count} messages not delivered");
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100 << attempt)).await,
+                }
+            }
+        });
+    }
+}
+
+async fn watch_alerts(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    stats: Arc<PlatformStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        let received = tokio::select! {
+            r = sqs.receive_message().queue_url(&queue_url).max_number_of_messages(10).wait_time_seconds(1).send() => r,
+            _ = shutdown.changed() => return,
+        };
+        let Ok(received) = received else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        for m in received.messages() {
+            let envelope: serde_json::Value =
+                serde_json::from_str(m.body().unwrap_or_default()).unwrap_or_default();
+            let body: serde_json::Value =
+                serde_json::from_str(envelope["Message"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+            match body["kind"].as_str() {
+                Some("alarm") => stats.alerts_raised.fetch_add(1, Ordering::Relaxed),
+                Some("ok") => stats.alerts_cleared.fetch_add(1, Ordering::Relaxed),
+                _ => 0,
+            };
+            let mut recent = stats.recent_alerts.lock().await;
+            recent.push_front(envelope["Subject"].as_str().unwrap_or_default().to_owned());
+            recent.truncate(5);
+            if let Some(handle) = m.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! A simulated fleet, after the three reference customers plus a faulty device. Pure and
+//! seeded: the same seed gives the same messages. Publishing is the caller's business.
+//!
+//! - battery boxes: voltage sags slowly; every fourth box fades fast enough for the demo
+//!   rate-of-change rule to fire within minutes;
+//! - thermostats: temperature drifts; a thermostat reports only when it moved ≥ 0.1°;
+//! - green-wall gateways: hourly readings of 12 spots (registered devices, each with the
+//!   gateway as its `gateway_id`, in a site/zone/section/spot hierarchy) sent in 5-hour
+//!   batches (late data);
+//! - faulty devices: malformed payloads at the configured rate.
+
+/// How many readings a gateway batch holds: 5 hourly readings.
+pub const GATEWAY_HOURS: usize = 5;
+/// Spots per green-wall gateway.
+pub const GATEWAY_SPOTS: usize = 12;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    BatteryBox,
+    Thermostat,
+    GreenWallGateway,
+    Faulty,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimDevice {
+    pub id: String,
+    pub kind: DeviceKind,
+    value: f64,
+    reported: f64,
+    fade_per_minute: f64,
+    sent: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FleetConfig {
+    pub devices: usize,
+    pub seed: u64,
+    /// Fraction of a faulty device's messages that are malformed.
+    pub faulty_rate: f64,
+}
+
+pub struct Fleet {
+    pub devices: Vec<SimDevice>,
+    rng: fastrand::Rng,
+    faulty_rate: f64,
+    next: usize,
+    started_ms: Option<i64>,
+}
+
+impl Fleet {
+    /// A mix of 40 % thermostats, 30 % battery boxes, 10 % gateways, 20 % faulty (at least one
+    /// of each kind from four devices up).
+    pub fn new(config: FleetConfig) -> Self {
+        let mut rng = fastrand::Rng::with_seed(config.seed);
+        let kinds = [
+            DeviceKind::Thermostat,
+            DeviceKind::BatteryBox,
+            DeviceKind::GreenWallGateway,
+            DeviceKind::Faulty,
+            DeviceKind::Thermostat,
+            DeviceKind::BatteryBox,
+            DeviceKind::Thermostat,
+            DeviceKind::BatteryBox,
+            DeviceKind::Thermostat,
+            DeviceKind::Faulty,
+        ];
+        let devices = (0..config.devices)
+            .map(|i| {
+                let kind = kinds[i % kinds.len()];
+                let (prefix, value) = match kind {
+                    DeviceKind::BatteryBox => ("battery", 13.2 + rng.f64() * 0.2),
+                    DeviceKind::Thermostat => ("ac", 20.0 + rng.f64() * 4.0),
+                    DeviceKind::GreenWallGateway => ("wall-gw", 0.0),
+                    DeviceKind::Faulty => ("faulty", 0.0),
+                };
+                let fade_per_minute = if kind == DeviceKind::BatteryBox && i % 4 == 1 {
+                    0.05
+                } else {
+                    0.0005
+                };
+                SimDevice {
+                    id: format!("{prefix}-{i:04}"),
+                    kind,
+                    value,
+                    reported: f64::NAN,
+                    fade_per_minute,
+                    sent: 0,
+                }
+            })
+            .collect();
+        Self {
+            devices,
+            rng,
+            faulty_rate: config.faulty_rate,
+            next: 0,
+            started_ms: None,
+        }
+    }
+
+    /// The next message at wall-clock `now_ms`: `(device index, topic, payload)`.
+    pub fn next_message(&mut self, now_ms: i64) -> Option<(usize, String, String)> {
+        let started = *self.started_ms.get_or_insert(now_ms);
+        let minutes = (now_ms - started) as f64 / 60_000.0;
+        // Thermostats that did not move enough stay silent; look at up to every device once.
+        for _ in 0..self.devices.len() {
+            let index = self.next;
+            self.next = (self.next + 1) % self.devices.len();
+            let rng = &mut self.rng;
+            let device = &mut self.devices[index];
+            let topic = format!("dt/{}/telemetry", device.id);
+            let payload = match device.kind {
+                DeviceKind::Thermostat => {
+                    device.value += (rng.f64() - 0.5) * 0.3;
+                    if (device.value - device.reported).abs() < 0.1 {
+                        continue;
+                    }
+                    device.reported = device.value;
+                    format!(
+                        r#"{{"ts":{now_ms},"seq":{},"metrics":{{"temperature":{:.2},"setpoint":21.5,"mode":"eco","fan_on":{}}}}}"#,
+                        device.sent,
+                        device.value,
+                        device.value > 23.0
+                    )
+                }
+                DeviceKind::BatteryBox => {
+                    let voltage =
+                        device.value - device.fade_per_minute * minutes + (rng.f64() - 0.5) * 0.01;
+                    let soc = ((voltage - 11.5) / 1.8).clamp(0.0, 1.0);
+                    format!(
+                        r#"{{"ts":{now_ms},"seq":{},"metrics":{{"voltage":{voltage:.3},"current":{:.2},"soc":{soc:.3},"temperature_c":{:.1},"charging":false}}}}"#,
+                        device.sent,
+                        -1.0 - rng.f64(),
+                        25.0 + rng.f64() * 5.0
+                    )
+                }
+                DeviceKind::GreenWallGateway => {
+                    let mut items = Vec::with_capacity(GATEWAY_HOURS * GATEWAY_SPOTS);
+                    for hours_ago in (0..GATEWAY_HOURS).rev() {
+                        for spot in 0..GATEWAY_SPOTS {
+                            items.push(format!(
+                                r#"{{"device_id":"{}","ts":{},"metrics":{{"moisture":{:.3},"lux":{}}}}}"#,
+                                spot_id(&device.id, spot),
+                                now_ms - hours_ago as i64 * 3_600_000,
+                                0.25 + rng.f64() * 0.2,
+                                800 + rng.u32(0..800)
+                            ));
+                        }
+                    }
+                    format!(r#"{{"readings":[{}]}}"#, items.join(","))
+                }
+                DeviceKind::Faulty if rng.f64() < self.faulty_rate => match rng.u8(0..4) {
+                    0 => "}{ not json".to_owned(),
+                    1 => r#"{"metrics":{}}"#.to_owned(),
+                    2 => format!(r#"{{"ts":{},"metrics":{{"t":1}}}}"#, now_ms / 1000),
+                    _ => r#"{"metrics":{"9lives":1,"t":"x"}}"#.to_owned(),
+                },
+                DeviceKind::Faulty => format!(
+                    r#"{{"ts":{now_ms},"metrics":{{"t":{:.1}}}}}"#,
+                    rng.f64() * 10.0
+                ),
+            };
+            device.sent += 1;
+            return Some((index, topic, payload));
+        }
+        None
+    }
+}
+
+/// The reference batch the benchmarks and request-size figures use: 1,000 SQS bodies (IoT
+/// rule envelopes received at `received`), 700 single readings (thermostats, battery boxes)
+/// and 300 gateway batches of 10 (green wall). Returns `(message id, body)` pairs and the
+/// number of readings (3,700).
+pub fn reference_sqs_batch(received: i64) -> (Vec<(String, String)>, u64) {
+    let mut bodies = Vec::with_capacity(1000);
+    let mut readings = 0;
+    for i in 0..1000u64 {
+        let (device, payload) = if i % 10 < 7 {
+            readings += 1;
+            if i % 2 == 0 {
+                (
+                    format!("ac-{}", i % 50),
+                    format!(
+                        r#"{{"ts":{},"seq":{i},"metrics":{{"temperature":{:.1},"setpoint":21.0,"mode":"eco"}}}}"#,
+                        received - 1000,
+                        20.0 + (i % 30) as f64 / 10.0
+                    ),
+                )
+            } else {
+                (
+                    format!("battery-{}", i % 40),
+                    format!(
+                        r#"{{"ts":"2025-11-24T15:59:58.000Z","metrics":{{"voltage":{:.2},"current":-1.5,"soc":0.82,"temperature_c":31.5,"charging":false}}}}"#,
+                        12.0 + (i % 100) as f64 / 100.0
+                    ),
+                )
+            }
+        } else {
+            readings += 10;
+            let items: Vec<String> = (0..10)
+                .map(|s| {
+                    format!(
+                        r#"{{"ts":{},"metrics":{{"moisture":0.{s}3,"lux":1200,"temperature":18.5}}}}"#,
+                        received - 3_600_000 * (s % 5 + 1)
+                    )
+                })
+                .collect();
+            (
+                format!("wall-gw-{}", i % 5),
+                format!(r#"{{"readings":[{}]}}"#, items.join(",")),
+            )
+        };
+        let topic = format!("dt/{device}/telemetry");
+        bodies.push((
+            format!("msg-{i}"),
+            iotdp::ingest::envelope::encode_envelope(
+                payload.as_bytes(),
+                &topic,
+                received,
+                Some(&device),
+            ),
+        ));
+    }
+    (bodies, readings)
+}
+
+/// The id of a gateway's spot sensor: `<gateway>-sNN`.
+pub fn spot_id(gateway: &str, spot: usize) -> String {
+    format!("{gateway}-s{spot:02}")
+}
+
+impl Fleet {
+    /// What an operator would import for this fleet: every device (and every green-wall spot)
+    /// with its type, place in the hierarchy, gateway and heartbeat.
+    pub fn registry_records(&self, now_ms: i64) -> Vec<iotdp::devices::record::DeviceRecord> {
+        use iotdp::devices::record::DeviceRecord;
+        use iotdp::domain::LocationPath;
+        let mut records = Vec::new();
+        let mut add = |id: &str, kind: &str, path: String, gateway: Option<&str>, heartbeat| {
+            let mut r = DeviceRecord::new(id, kind, now_ms);
+            r.path = LocationPath::parse(&path).unwrap_or_default();
+            r.gateway_id = gateway.map(str::to_owned);
+            r.heartbeat_seconds = heartbeat;
+            records.push(r);
+        };
+        for (i, device) in self.devices.iter().enumerate() {
+            let id = device.id.as_str();
+            match device.kind {
+                // Battery boxes report every few seconds: silent for 5 minutes is news.
+                DeviceKind::BatteryBox => add(
+                    id,
+                    "battery-box",
+                    format!("farm-{}", i % 3),
+                    None,
+                    Some(300),
+                ),
+                // Thermostats report only on change: an hour of silence can be normal.
+                DeviceKind::Thermostat => {
+                    add(id, "thermostat", format!("home-{i}"), None, Some(3600));
+                }
+                DeviceKind::GreenWallGateway => {
+                    let site = format!("wall-{i}");
+                    add(id, "green-wall-gateway", site.clone(), None, Some(6 * 3600));
+                    for spot in 0..GATEWAY_SPOTS {
+                        let path = format!(
+                            "{site}/zone-{}/section-{}/spot-{spot:02}",
+                            if spot < GATEWAY_SPOTS / 2 { 'a' } else { 'b' },
+                            spot % 3
+                        );
+                        add(
+                            &spot_id(id, spot),
+                            "plant-sensor",
+                            path,
+                            Some(id),
+                            Some(6 * 3600),
+                        );
+                    }
+                }
+                DeviceKind::Faulty => add(id, "sensor", format!("lab-{i}"), None, None),
+            }
+        }
+        records
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iotdp::ingest::validation::{TimeWindow, validate_payload};
+
+    #[test]
+    fn the_same_seed_gives_the_same_messages() {
+        let config = FleetConfig {
+            devices: 10,
+            seed: 7,
+            faulty_rate: 0.5,
+        };
+        let (mut a, mut b) = (Fleet::new(config), Fleet::new(config));
+        for i in 0..200 {
+            assert_eq!(
+                a.next_message(1_764_000_000_000 + i),
+                b.next_message(1_764_000_000_000 + i)
+            );
+        }
+    }
+
+    #[test]
+    fn healthy_devices_send_valid_readings_and_faulty_ones_get_rejected() {
+        let mut fleet = Fleet::new(FleetConfig {
+            devices: 10,
+            seed: 1,
+            faulty_rate: 1.0,
+        });
+        let now = 1_764_000_000_000;
+        let (mut good, mut bad) = (0, 0);
+        for _ in 0..500 {
+            let (index, topic, payload) = fleet.next_message(now).unwrap();
+            let device = topic.split('/').nth(1).unwrap().to_owned();
+            let out = validate_payload(
+                payload.as_bytes(),
+                &device,
+                now,
+                TimeWindow::with_retention_days(73_000),
+            );
+            match fleet.devices[index].kind {
+                DeviceKind::Faulty => {
+                    assert!(out.readings.is_empty(), "{payload}");
+                    bad += 1;
+                }
+                kind => {
+                    assert!(
+                        out.rejections.is_empty(),
+                        "{kind:?}: {payload} {:?}",
+                        out.rejections
+                    );
+                    good += out.readings.len();
+                }
+            }
+        }
+        assert!(good > 0 && bad > 0);
+    }
+
+    #[test]
+    fn every_reading_of_the_fleet_is_admitted_by_its_registry_records() {
+        use iotdp::devices::admission::{UnknownDevicePolicy, admit};
+        use std::sync::Arc;
+        let mut fleet = Fleet::new(FleetConfig {
+            devices: 10,
+            seed: 5,
+            faulty_rate: 0.0,
+        });
+        let now = 1_764_000_000_000;
+        let known: std::collections::HashMap<_, _> = fleet
+            .registry_records(now)
+            .into_iter()
+            .map(|r| (r.device_id.clone(), Arc::new(r.into())))
+            .collect();
+        assert_eq!(
+            known.len(),
+            10 + GATEWAY_SPOTS,
+            "one gateway with its spots"
+        );
+        let mut spots_seen = 0;
+        for _ in 0..200 {
+            let (_, topic, payload) = fleet.next_message(now).unwrap();
+            let publisher = topic.split('/').nth(1).unwrap();
+            let out = validate_payload(
+                payload.as_bytes(),
+                publisher,
+                now,
+                TimeWindow::with_retention_days(73_000),
+            );
+            for valid in out.readings {
+                let device = &valid.reading.device_id;
+                spots_seen += usize::from(device != publisher);
+                let dims = admit(device, publisher, &known, UnknownDevicePolicy::Reject)
+                    .unwrap_or_else(|r| panic!("{device} via {publisher}: {}", r.detail))
+                    .unwrap();
+                if device != publisher {
+                    assert_eq!(dims.device_type, "plant-sensor");
+                    assert_eq!(dims.path.segments().len(), 4);
+                }
+            }
+        }
+        assert!(spots_seen > 0);
+    }
+
+    #[test]
+    fn thermostats_report_only_moves_of_a_tenth_of_a_degree() {
+        let mut fleet = Fleet::new(FleetConfig {
+            devices: 1,
+            seed: 3,
+            faulty_rate: 0.0,
+        });
+        let mut last: Option<f64> = None;
+        for i in 0..500 {
+            if let Some((_, _, payload)) = fleet.next_message(1_764_000_000_000 + i) {
+                let v: serde_json::Value = serde_json::from_str(&payload).unwrap();
+                let t = v["metrics"]["temperature"].as_f64().unwrap();
+                if let Some(previous) = last {
+                    assert!((t - previous).abs() >= 0.095, "{previous} -> {t}");
+                }
+                last = Some(t);
+            }
+        }
+    }
+}
