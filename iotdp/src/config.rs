@@ -26,6 +26,18 @@ pub enum ConfigError {
     },
 }
 
+/// Configuration read from environment variables. Each type writes only
+/// [`from_lookup`](Self::from_lookup); [`from_env`](Self::from_env) is the same over the
+/// process environment.
+pub trait FromEnvironment: Sized {
+    /// From any lookup (tests pass a map instead of touching the process env).
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError>;
+
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Timestream {
@@ -71,13 +83,8 @@ pub struct IngestConfig {
     pub write: WritePolicy,
 }
 
-impl IngestConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// The same, from any lookup (tests pass a map instead of touching the process env).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnvironment for IngestConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let store = store_config(&env)?;
         let defaults = WritePolicy::default();
@@ -144,7 +151,9 @@ impl IngestConfig {
             write,
         })
     }
+}
 
+impl IngestConfig {
     pub fn time_window(&self) -> TimeWindow {
         TimeWindow::with_retention_days(self.magnetic_retention_days)
     }
@@ -187,12 +196,8 @@ pub struct ApiConfig {
     pub store: StoreConfig,
 }
 
-impl ApiConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnvironment for ApiConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         Ok(Self {
             registry_table: env.required(
@@ -229,12 +234,8 @@ pub struct LifecycleConfig {
     pub registry_table: String,
 }
 
-impl LifecycleConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnvironment for LifecycleConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         Ok(Self {
             registry_table: env.required(
@@ -254,12 +255,8 @@ pub struct SilenceWatchConfig {
     pub severity: Severity,
 }
 
-impl SilenceWatchConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnvironment for SilenceWatchConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
         let severity = match env.optional("NO_DATA_SEVERITY").as_deref() {
             None | Some("warning") => Severity::Warning,

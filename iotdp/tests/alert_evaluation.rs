@@ -10,7 +10,7 @@ use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::notification::NotificationKind;
 use iotdp::alerting::ports::AlertKey;
 use iotdp::alerting::rule::AlertRule;
-use iotdp::domain::{Metric, MetricValue, Reading};
+use iotdp::domain::{MetricValue, Reading};
 use iotdp_local::memory::{
     MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules, RacingReads,
 };
@@ -39,17 +39,12 @@ fn evaluator(rules: Vec<AlertRule>) -> Evaluator {
 }
 
 fn reading(device: &str, minute: i64, metric: &str, value: f64) -> Reading {
-    Reading {
-        device_id: device.into(),
-        time_ms: T0 + minute * 60_000,
-        seq: None,
-        metrics: vec![Metric {
-            name: metric.into(),
-            value: MetricValue::Number(value),
-        }],
-        version: T0,
-        dimensions: None,
-    }
+    Reading::new(
+        device,
+        T0 + minute * 60_000,
+        [(metric, MetricValue::Number(value))],
+    )
+    .with_version(T0)
 }
 
 fn at(minute: i64) -> DateTime<Utc> {

@@ -72,7 +72,7 @@ fn sorting_by_series_keeps_origins_aligned() {
             );
             encode_envelope(
                 payload.as_bytes(),
-                &format!("dt/{device}/telemetry"),
+                &iotdp::domain::topic::telemetry_topic(device),
                 RECEIVED,
                 None,
             )

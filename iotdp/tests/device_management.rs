@@ -106,7 +106,7 @@ fn message(id: &str, publisher: &str, payload: &str, received: i64) -> SqsMessag
     m.message_id = Some(id.to_owned());
     m.body = Some(encode_envelope(
         payload.as_bytes(),
-        &format!("dt/{publisher}/telemetry"),
+        &iotdp::domain::topic::telemetry_topic(publisher),
         received,
         Some(publisher),
     ));

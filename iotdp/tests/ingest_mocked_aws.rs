@@ -68,7 +68,7 @@ fn event(messages: &[(String, String)]) -> SqsEvent {
 
 /// `(message id, SQS body)` for one publish of `payload` on `device`'s topic.
 fn publish(id: &str, device: &str, payload: &str) -> (String, String) {
-    let topic = format!("dt/{device}/telemetry");
+    let topic = iotdp::domain::topic::telemetry_topic(device);
     (
         id.to_owned(),
         encode_envelope(payload.as_bytes(), &topic, RECEIVED, Some(device)),
@@ -236,10 +236,17 @@ async fn records_are_multi_measure_sorted_by_series_with_shared_fields_in_common
     let common = call.common_attributes().unwrap();
     assert_eq!(common.measure_name(), Some("telemetry"));
     assert_eq!(
-        common.measure_value_type().map(aws_sdk_timestreamwrite::types::MeasureValueType::as_str),
+        common
+            .measure_value_type()
+            .map(aws_sdk_timestreamwrite::types::MeasureValueType::as_str),
         Some("MULTI")
     );
-    assert_eq!(common.time_unit().map(aws_sdk_timestreamwrite::types::TimeUnit::as_str), Some("MILLISECONDS"));
+    assert_eq!(
+        common
+            .time_unit()
+            .map(aws_sdk_timestreamwrite::types::TimeUnit::as_str),
+        Some("MILLISECONDS")
+    );
     assert_eq!(common.dimensions()[0].name(), "device_id");
     assert_eq!(common.dimensions()[0].value(), "ac-1");
     assert_eq!(common.version(), Some(RECEIVED));

@@ -9,8 +9,8 @@ use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
 use iotdp::api::{ApiRequest, ApiResponse, QueryApi};
 use iotdp::devices::record::{DeviceRecord, DeviceStatus};
-use iotdp::domain::{DeviceDimensions, LocationPath};
-use iotdp::domain::{Metric, MetricValue, Reading};
+use iotdp::domain::LocationPath;
+use iotdp::domain::{MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
 use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
 use serde_json::Value;
@@ -27,20 +27,9 @@ fn device(id: &str, kind: &str, path: &str) -> DeviceRecord {
 }
 
 fn reading(id: &str, kind: &str, path: &str, time_ms: i64, metric: &str, value: f64) -> Reading {
-    Reading {
-        device_id: id.into(),
-        time_ms,
-        seq: None,
-        metrics: vec![Metric {
-            name: metric.into(),
-            value: MetricValue::Number(value),
-        }],
-        version: T0,
-        dimensions: Some(Arc::new(DeviceDimensions {
-            device_type: kind.into(),
-            path: LocationPath::parse(path).unwrap(),
-        })),
-    }
+    Reading::new(id, time_ms, [(metric, MetricValue::Number(value))])
+        .with_version(T0)
+        .with_place(kind, LocationPath::parse(path).unwrap())
 }
 
 async fn api() -> Api {

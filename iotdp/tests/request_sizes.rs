@@ -86,7 +86,9 @@ async fn bytes_per_reading_for_each_store() {
     let bodies = (0..1000)
         .filter_map(|i| {
             let (_, topic, payload) = fleet.next_message(RECEIVED + i)?;
-            let device = topic.split('/').nth(1)?.to_owned();
+            let device = iotdp::domain::topic::device_id_from_topic(&topic)
+                .ok()?
+                .to_owned();
             Some((
                 format!("m{i}"),
                 iotdp::ingest::envelope::encode_envelope(

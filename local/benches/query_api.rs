@@ -6,6 +6,7 @@
 //! `cargo bench -p iotdp --bench query_api` prints p50/p99 over 5,000 calls of each before
 //! criterion's own runs.
 
+use iotdp::config::FromEnvironment;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

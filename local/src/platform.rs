@@ -1,5 +1,6 @@
 //! The local platform started, watched and stopped as one.
 
+use iotdp::config::FromEnvironment;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;

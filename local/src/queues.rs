@@ -194,26 +194,39 @@ impl InProcessQueues {
     }
 }
 
+/// SQS's batch calls take at most 10 entries, each with an id unique within its call.
+const SQS_BATCH_LIMIT: usize = 10;
+
+/// `items` as the entries of successive SQS batch calls, `entry(id, item)` building each.
+fn in_sqs_batches<'a, T>(
+    items: &'a [String],
+    entry: impl Fn(String, &'a str) -> Option<T> + 'a,
+) -> impl Iterator<Item = Vec<T>> + 'a {
+    items.chunks(SQS_BATCH_LIMIT).map(move |chunk| {
+        chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| entry(i.to_string(), item))
+            .collect()
+    })
+}
+
 impl QueueBackend {
     pub async fn send(&self, url: &str, bodies: Vec<String>) -> Result<(), String> {
         match self {
             QueueBackend::InProcess(queues) => queues.send(url, bodies).await,
             QueueBackend::Moto(sqs) => {
-                let entries: Vec<_> = bodies
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, body)| {
-                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .message_body(body)
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                for chunk in entries.chunks(10) {
+                let batches = in_sqs_batches(&bodies, |id, body| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(id)
+                        .message_body(body)
+                        .build()
+                        .ok()
+                });
+                for entries in batches {
                     sqs.send_message_batch()
                         .queue_url(url)
-                        .set_entries(Some(chunk.to_vec()))
+                        .set_entries(Some(entries))
                         .send()
                         .await
                         .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
@@ -265,18 +278,14 @@ impl QueueBackend {
         match self {
             QueueBackend::InProcess(queues) => queues.delete(url, receipt_handles).await,
             QueueBackend::Moto(sqs) => {
-                for chunk in receipt_handles.chunks(10) {
-                    let entries = chunk
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, h)| {
-                            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                                .id(i.to_string())
-                                .receipt_handle(h)
-                                .build()
-                                .ok()
-                        })
-                        .collect();
+                let batches = in_sqs_batches(receipt_handles, |id, handle| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(id)
+                        .receipt_handle(handle)
+                        .build()
+                        .ok()
+                });
+                for entries in batches {
                     sqs.delete_message_batch()
                         .queue_url(url)
                         .set_entries(Some(entries))

@@ -108,7 +108,7 @@ impl Fleet {
             self.next = (self.next + 1) % self.devices.len();
             let rng = &mut self.rng;
             let device = &mut self.devices[index];
-            let topic = format!("dt/{}/telemetry", device.id);
+            let topic = iotdp::domain::topic::telemetry_topic(&device.id);
             let payload = match device.kind {
                 DeviceKind::Thermostat => {
                     device.value += (rng.f64() - 0.5) * 0.3;
@@ -210,7 +210,7 @@ pub fn reference_sqs_batch(received: i64) -> (Vec<(String, String)>, u64) {
                 format!(r#"{{"readings":[{}]}}"#, items.join(",")),
             )
         };
-        let topic = format!("dt/{device}/telemetry");
+        let topic = iotdp::domain::topic::telemetry_topic(&device);
         bodies.push((
             format!("msg-{i}"),
             iotdp::ingest::envelope::encode_envelope(
@@ -315,7 +315,9 @@ mod tests {
         let (mut good, mut bad) = (0, 0);
         for _ in 0..500 {
             let (index, topic, payload) = fleet.next_message(now).unwrap();
-            let device = topic.split('/').nth(1).unwrap().to_owned();
+            let device = iotdp::domain::topic::device_id_from_topic(&topic)
+                .unwrap()
+                .to_owned();
             let out = validate_payload(
                 payload.as_bytes(),
                 &device,
@@ -363,7 +365,7 @@ mod tests {
         let mut spots_seen = 0;
         for _ in 0..200 {
             let (_, topic, payload) = fleet.next_message(now).unwrap();
-            let publisher = topic.split('/').nth(1).unwrap();
+            let publisher = iotdp::domain::topic::device_id_from_topic(&topic).unwrap();
             let out = validate_payload(
                 payload.as_bytes(),
                 publisher,

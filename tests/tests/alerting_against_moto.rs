@@ -32,7 +32,7 @@ fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessag
     message.message_id = Some(id.to_owned());
     message.body = Some(encode_envelope(
         payload.as_bytes(),
-        &format!("dt/{device}/telemetry"),
+        &iotdp::domain::topic::telemetry_topic(device),
         received_at,
         Some(device),
     ));

@@ -30,7 +30,9 @@ fn ingest_schema() -> BTreeSet<String> {
     let bodies: Vec<(String, String)> = (0..400)
         .filter_map(|i| {
             let (_, topic, payload) = fleet.next_message(NOW + i)?;
-            let device = topic.split('/').nth(1)?.to_owned();
+            let device = iotdp::domain::topic::device_id_from_topic(&topic)
+                .ok()?
+                .to_owned();
             Some((
                 format!("m{i}"),
                 iotdp::ingest::envelope::encode_envelope(

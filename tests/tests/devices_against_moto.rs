@@ -3,6 +3,7 @@
 //! watch raises and clears `no_data` through the sparse index, the state table and SNS.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use iotdp::config::FromEnvironment;
 use iotdp::config::{IngestConfig, SilenceWatchConfig};
 use iotdp::devices::ports::DeviceRegistry;
 use iotdp::devices::record::{DeviceRecord, DeviceStatus};
@@ -27,7 +28,7 @@ fn message(id: &str, publisher: &str, payload: String, received: i64) -> SqsMess
     m.message_id = Some(id.into());
     m.body = Some(encode_envelope(
         payload.as_bytes(),
-        &format!("dt/{publisher}/telemetry"),
+        &iotdp::domain::topic::telemetry_topic(publisher),
         received,
         Some(publisher),
     ));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use iotdp::adapters::influxdb::InfluxDbStore;
 use iotdp::domain::{DeviceDimensions, LocationPath};
-use iotdp::domain::{Metric, MetricValue, Reading};
+use iotdp::domain::{MetricValue, Reading};
 use iotdp::ingest::store_writer::{WriteOutcome, WritePolicy, write_readings};
 use iotdp_integration_tests::InfluxServer;
 use tokio::time::Instant;
@@ -15,20 +15,7 @@ use tokio::time::Instant;
 const T0: i64 = 1_764_000_000_000;
 
 fn reading(device: &str, time_ms: i64, metrics: Vec<(&str, MetricValue)>) -> Reading {
-    Reading {
-        device_id: device.into(),
-        time_ms,
-        seq: None,
-        metrics: metrics
-            .into_iter()
-            .map(|(name, value)| Metric {
-                name: name.into(),
-                value,
-            })
-            .collect(),
-        version: T0,
-        dimensions: None,
-    }
+    Reading::new(device, time_ms, metrics).with_version(T0)
 }
 
 async fn write(store: &InfluxDbStore, readings: &[Reading]) -> Vec<WriteOutcome> {

@@ -32,7 +32,7 @@ async fn a_mixed_batch_lands_in_timestream_and_the_quarantine_bucket() {
     let publish = |device: &str, payload: &str| {
         encode_envelope(
             payload.as_bytes(),
-            &format!("dt/{device}/telemetry"),
+            &iotdp::domain::topic::telemetry_topic(device),
             now,
             Some(device),
         )

@@ -3,6 +3,7 @@
 //! `influxd`, a type conflict quarantined in S3 (moto) with InfluxDB's message.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use iotdp::config::FromEnvironment;
 use iotdp::config::IngestConfig;
 use iotdp::ingest::envelope::encode_envelope;
 use iotdp::ingest::service::Invocation;

@@ -61,7 +61,9 @@ fn contract_readings() -> Vec<Reading> {
     });
     for i in 0..300 {
         if let Some((_, topic, payload)) = fleet.next_message(now - 1000 + i) {
-            let device = topic.split('/').nth(1).unwrap().to_owned();
+            let device = iotdp::domain::topic::device_id_from_topic(&topic)
+                .unwrap()
+                .to_owned();
             bodies.push((
                 format!("sim-{i}"),
                 iotdp::ingest::envelope::encode_envelope(

@@ -2,6 +2,7 @@
 
 use iotdp::api::http_adapter::{api_request, http_response};
 use iotdp::config::ApiConfig;
+use iotdp::config::FromEnvironment;
 use iotdp::wiring::{load_sdk_config, query_api};
 use lambda_http::{Body, Error, Request, Response, service_fn};
 

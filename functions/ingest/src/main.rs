@@ -5,6 +5,7 @@
 // query depth of 128.
 #![recursion_limit = "256"]
 
+use iotdp::config::FromEnvironment;
 use iotdp::config::IngestConfig;
 use iotdp::ingest::service::handle_lambda_event;
 use iotdp::wiring::ingest_service;

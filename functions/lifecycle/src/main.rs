@@ -1,6 +1,7 @@
 //! `lifecycle` Lambda: wiring only. IoT Core's connect/disconnect events arrive through SQS
 //! and are recorded in the device registry.
 
+use iotdp::config::FromEnvironment;
 use iotdp::config::LifecycleConfig;
 use iotdp::devices::presence::handle_lifecycle_event;
 use iotdp::wiring::{device_registry, load_sdk_config};

@@ -1,6 +1,7 @@
 //! `silence-watch` Lambda (EventBridge schedule): wiring only. Raises and clears `no_data`
 //! alerts for devices silent longer than their heartbeat.
 
+use iotdp::config::FromEnvironment;
 use iotdp::config::SilenceWatchConfig;
 use iotdp::devices::silence::handle_scheduled_run;
 use iotdp::wiring::{load_sdk_config, silence_watch};

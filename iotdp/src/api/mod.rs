@@ -231,16 +231,19 @@ where
             ("DELETE", ["rules", id]) => self.delete_rule(id).await,
             ("GET", ["alerts"]) => self.list_alerts(&params).await,
             ("POST", ["alerts", device, rule, "ack"]) => self.acknowledge(device, rule).await,
-            (_,
-["devices" | "rules" | "alerts"] | ["devices" | "rules", _] |
-["devices", _, "suspend" | "resume"] | ["devices", _, "readings", _] |
-["readings", _, "latest" | "drill-down"] | ["alerts", _, _, "ack"]) => {
-                Err(Problem {
-                    status: 405,
-                    code: "method_not_allowed",
-                    detail: format!("{} is not allowed on {}", request.method, request.path),
-                })
-            }
+            (
+                _,
+                ["devices" | "rules" | "alerts"]
+                | ["devices" | "rules", _]
+                | ["devices", _, "suspend" | "resume"]
+                | ["devices", _, "readings", _]
+                | ["readings", _, "latest" | "drill-down"]
+                | ["alerts", _, _, "ack"],
+            ) => Err(Problem {
+                status: 405,
+                code: "method_not_allowed",
+                detail: format!("{} is not allowed on {}", request.method, request.path),
+            }),
             _ => Err(Problem::not_found(
                 "no_such_route",
                 format!(

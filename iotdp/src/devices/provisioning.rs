@@ -122,7 +122,7 @@ pub fn write_device_files(
         "port": 8883,
         "certificate_id": certificate.certificate_id,
         "certificate_arn": certificate.certificate_arn,
-        "telemetry_topic": format!("dt/{device_id}/telemetry"),
+        "telemetry_topic": crate::domain::topic::telemetry_topic(device_id),
         "shadow_topic_prefix": format!("$aws/things/{device_id}/shadow"),
         "files": {
             "certificate": CERTIFICATE_FILE,

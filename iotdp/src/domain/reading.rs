@@ -1,5 +1,7 @@
 //! The domain model: what a reading is once it has been validated. No AWS types here.
 
+use crate::domain::{DeviceDimensions, LocationPath};
+
 /// Longest device id: the IoT thing-name limit.
 pub const MAX_DEVICE_ID_LEN: usize = 128;
 /// Longest metric name (the contract: `^[A-Za-z][A-Za-z0-9_.-]{0,63}$`).
@@ -37,7 +39,51 @@ pub struct Reading {
     pub version: i64,
     /// The device's type and place in the hierarchy, from the registry; `None` for an
     /// unregistered device accepted under the `accept` unknown-device policy.
-    pub dimensions: Option<std::sync::Arc<crate::domain::DeviceDimensions>>,
+    pub dimensions: Option<std::sync::Arc<DeviceDimensions>>,
+}
+
+impl Reading {
+    /// A reading of `metrics` at `time_ms`: no sequence number, write version 1, no
+    /// dimensions. Validation fills the fields one by one; tests and tools start from this.
+    pub fn new<'a>(
+        device_id: &str,
+        time_ms: i64,
+        metrics: impl IntoIterator<Item = (&'a str, MetricValue)>,
+    ) -> Self {
+        Self {
+            device_id: device_id.to_owned(),
+            time_ms,
+            seq: None,
+            metrics: metrics
+                .into_iter()
+                .map(|(name, value)| Metric {
+                    name: name.to_owned(),
+                    value,
+                })
+                .collect(),
+            version: 1,
+            dimensions: None,
+        }
+    }
+
+    /// The same reading, of a registered device of `device_type` at `path`.
+    pub fn with_place(mut self, device_type: &str, path: LocationPath) -> Self {
+        self.dimensions = Some(std::sync::Arc::new(DeviceDimensions {
+            device_type: device_type.to_owned(),
+            path,
+        }));
+        self
+    }
+
+    pub fn with_version(mut self, version: i64) -> Self {
+        self.version = version;
+        self
+    }
+
+    pub fn with_seq(mut self, seq: u64) -> Self {
+        self.seq = Some(seq);
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -133,11 +133,10 @@ pub fn encode_lines(readings: &[Reading], out: &mut Vec<u8>) -> Vec<Range<usize>
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::domain::Metric;
-    use crate::domain::{DeviceDimensions, LocationPath};
+
+    use crate::domain::LocationPath;
 
     fn line(reading: &Reading) -> String {
         let mut out = Vec::new();
@@ -146,23 +145,12 @@ mod tests {
     }
 
     fn reading(metrics: Vec<(&str, MetricValue)>) -> Reading {
-        Reading {
-            device_id: "spot-3".into(),
-            time_ms: 1_764_000_000_123,
-            seq: Some(42),
-            metrics: metrics
-                .into_iter()
-                .map(|(name, value)| Metric {
-                    name: name.into(),
-                    value,
-                })
-                .collect(),
-            version: 1,
-            dimensions: Some(Arc::new(DeviceDimensions {
-                device_type: "plant-sensor".into(),
-                path: LocationPath::parse("wall-1/zone-a/s1/spot-3").unwrap(),
-            })),
-        }
+        Reading::new("spot-3", 1_764_000_000_123, metrics)
+            .with_seq(42)
+            .with_place(
+                "plant-sensor",
+                LocationPath::parse("wall-1/zone-a/s1/spot-3").unwrap(),
+            )
     }
 
     #[test]

@@ -420,20 +420,9 @@ fn field_type_in(reading: &Reading, field: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Metric;
 
     fn reading(device: &str, field: &str, value: MetricValue) -> Reading {
-        Reading {
-            device_id: device.into(),
-            time_ms: 1_764_000_000_000,
-            seq: None,
-            metrics: vec![Metric {
-                name: field.into(),
-                value,
-            }],
-            version: 1,
-            dimensions: None,
-        }
+        Reading::new(device, 1_764_000_000_000, [(field, value)])
     }
 
     #[test]

@@ -243,28 +243,20 @@ pub fn rejection_kind(reason: &str) -> StoreRejectionKind {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use super::*;
-    use crate::domain::Metric;
-    use crate::domain::{DeviceDimensions, LocationPath};
+
+    use crate::domain::LocationPath;
 
     fn reading(device: &str, dims: Option<(&str, &str)>) -> Reading {
-        Reading {
-            device_id: device.into(),
-            time_ms: 1_764_000_000_000,
-            seq: None,
-            metrics: vec![Metric {
-                name: "moisture".into(),
-                value: MetricValue::Number(0.4),
-            }],
-            version: 1,
-            dimensions: dims.map(|(kind, path)| {
-                Arc::new(DeviceDimensions {
-                    device_type: kind.into(),
-                    path: LocationPath::parse(path).unwrap(),
-                })
-            }),
+        let reading = Reading::new(
+            device,
+            1_764_000_000_000,
+            [("moisture", MetricValue::Number(0.4))],
+        );
+        match dims {
+            Some((kind, path)) => reading.with_place(kind, LocationPath::parse(path).unwrap()),
+            None => reading,
         }
     }
 
