@@ -1,0 +1,48 @@
+//! `/rules`: list, put (the same validation as the CLI) and delete alert rules.
+
+use serde_json::{Value, json};
+
+use super::QueryApi;
+use super::problem::{Problem, alerting_problem};
+use crate::alerting::ports::RuleStore;
+use crate::alerting::rule::AlertRule;
+
+impl<R, T, A, U> QueryApi<R, T, A, U>
+where
+    U: RuleStore,
+{
+    pub(super) async fn list_rules(&self) -> Result<Value, Problem> {
+        let mut rules = self.rules.load_rules().await.map_err(alerting_problem)?;
+        rules.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        Ok(json!({ "rules": rules }))
+    }
+
+    pub(super) async fn put_rule(&self, id: &str, body: &[u8]) -> Result<Value, Problem> {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| Problem::invalid("the rule must be UTF-8 JSON"))?;
+        let rule = AlertRule::from_json(text).map_err(|e| Problem {
+            status: 400,
+            code: "invalid_rule",
+            detail: e.to_string(),
+        })?;
+        if rule.rule_id != id {
+            return Err(Problem::invalid(format!(
+                "the body's rule_id '{}' differs from the path's '{id}'",
+                rule.rule_id
+            )));
+        }
+        self.rules.put(&rule).await.map_err(alerting_problem)?;
+        Ok(json!({ "rule": rule }))
+    }
+
+    pub(super) async fn delete_rule(&self, id: &str) -> Result<Value, Problem> {
+        if self.rules.delete(id).await.map_err(alerting_problem)? {
+            Ok(json!({ "deleted": id }))
+        } else {
+            Err(Problem::not_found(
+                "unknown_rule",
+                format!("no rule with rule_id '{id}'"),
+            ))
+        }
+    }
+}
