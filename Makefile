@@ -15,7 +15,7 @@ INFLUXDB_DEB_VERSION := 1.6.7~rc0-1+b13
 INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
 INFLUXD := .tools/influxdb/usr/bin/influxd
 
-.PHONY: test tools rust-test rust-lint template-lint bench build local fmt clean-tools
+.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools
 
 ## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
 test: tools rust-lint rust-test template-lint
@@ -34,9 +34,19 @@ $(TOOLS_STAMP): requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-rust-lint:
+rust-lint: lambda-deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# The Lambda binaries link none of the local platform: no iotdp-local, MQTT broker, YAML
+# reader or HTTP server (the SDK's hyper client is expected; hyper's server feature is not).
+LAMBDAS := -p ingest -p lifecycle -p silence-watch -p api
+lambda-deps:
+	@if cargo tree $(LAMBDAS) -e normal --prefix none | grep -E '^(iotdp-local|rumqttc|serde_yaml_ng|aws-sdk-sqs) '; then \
+		echo "a Lambda binary links the local platform's crates (above)"; exit 1; fi
+	@if cargo tree $(LAMBDAS) -e features -i hyper | grep -F 'hyper feature "server"'; then \
+		echo "a Lambda binary links hyper's server"; exit 1; fi
+	@echo "Lambda dependency trees: no local-platform crates"
 
 rust-test: tools
 	cargo test --workspace

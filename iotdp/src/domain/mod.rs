@@ -2,8 +2,8 @@
 //! sits, the reason codes a rejection carries, and how a topic names its device. Pure: no
 //! async, no AWS types, and no import from any other module of the crate.
 
-mod place;
-mod reading;
+pub mod place;
+pub mod reading;
 pub mod reason;
 pub mod topic;
 

@@ -1,6 +1,6 @@
 //! The domain model: what a reading is once it has been validated. No AWS types here.
 
-use crate::domain::{DeviceDimensions, LocationPath};
+use crate::domain::place::{DeviceDimensions, LocationPath};
 
 /// Longest device id: the IoT thing-name limit.
 pub const MAX_DEVICE_ID_LEN: usize = 128;
