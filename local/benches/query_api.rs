@@ -6,13 +6,13 @@
 //! `cargo bench -p iotdp --bench query_api` prints p50/p99 over 5,000 calls of each before
 //! criterion's own runs.
 
-use iotdp::config::FromEnvironment;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use iotdp::api::{ApiRequest, QueryApi};
+use iotdp::config::FromEnvironment;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::LocationPath;
 use iotdp::domain::MetricValue;

@@ -1,6 +1,5 @@
 //! The local platform started, watched and stopped as one.
 
-use iotdp::config::FromEnvironment;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,10 +19,11 @@ use crate::broker::{self, BrokerStats, InboundPublish};
 use crate::event_source;
 use crate::influxd::InfluxProcess;
 use crate::moto::MotoProcess;
-use crate::provision::{LOCAL_REGION, LocalStack, RuleAction, provision};
+use crate::provision::{Function, LOCAL_REGION, LocalStack, RuleAction, provision};
 use crate::queues::{InProcessQueues, QueueBackend};
 use crate::rule_sql::Message;
 use crate::template::Template;
+use iotdp::config::FromEnvironment;
 use iotdp::config::{ApiConfig, IngestConfig, LifecycleConfig, SilenceWatchConfig};
 use iotdp::devices::presence::record_presence_events;
 use iotdp::ingest::metrics::IngestMetrics;
@@ -124,238 +124,88 @@ fn fail(e: impl std::fmt::Display) -> LocalError {
     LocalError(e.to_string())
 }
 
+/// What the start-up steps share: the SDK, the hot path's queues, the live view's figures,
+/// and every task they spawn (stopped together by `shutdown`).
+struct Startup {
+    sdk: SdkConfig,
+    queues: QueueBackend,
+    stats: Arc<PlatformStats>,
+    shutdown: watch::Receiver<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// moto (or the given endpoint) and, when asked for, influxd: what the stack is created in.
+struct BackingServices {
+    endpoint: String,
+    moto: Option<MotoProcess>,
+    influxd: Option<InfluxProcess>,
+    /// The template's parameters, with the store switched to InfluxDB when influxd runs.
+    parameters: HashMap<String, String>,
+}
+
 impl LocalPlatform {
+    /// Start everything `template.yaml` defines, step by step: backing services, the stack's
+    /// resources, the functions, the read-back path, the alert subscriber, then IoT Core.
     pub async fn start(options: LocalOptions) -> Result<Self, LocalError> {
         let text = std::fs::read_to_string(&options.template)
             .map_err(|e| LocalError(format!("{}: {e}", options.template.display())))?;
         let template = Template::parse(&text).map_err(fail)?;
-        let (moto, endpoint) = match &options.endpoint {
-            Endpoint::StartMoto { binary, port } => {
-                let moto = MotoProcess::start(binary, *port).map_err(LocalError)?;
-                let endpoint = moto.endpoint.clone();
-                (Some(moto), endpoint)
-            }
-            Endpoint::Existing(url) => (None, url.clone()),
-        };
-        let sdk = local_sdk_config(&endpoint).await;
-        let mut parameters = options.parameters.clone();
-        let influxd = match &options.influxdb {
-            Some(local) => {
-                let process =
-                    InfluxProcess::start(&local.binary, &local.data_dir).map_err(LocalError)?;
-                process.create_database("iotdp").map_err(LocalError)?;
-                parameters.insert("TimeSeriesStore".into(), "influxdb".into());
-                parameters.insert("InfluxDbUrl".into(), process.url.clone());
-                parameters.insert("InfluxDbDatabase".into(), "iotdp".into());
-                Some(process)
-            }
-            None => None,
-        };
-        let stack = provision(&template, &options.stack_name, &parameters, &sdk, &endpoint)
-            .await
-            .map_err(fail)?;
-        let stats = Arc::new(PlatformStats::default());
+        let services = start_backing_services(&options)?;
+        let sdk = local_sdk_config(&services.endpoint).await;
+        let stack = provision(
+            &template,
+            &options.stack_name,
+            &services.parameters,
+            &sdk,
+            &services.endpoint,
+        )
+        .await
+        .map_err(fail)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queues = match options.queues {
-            QueueMode::Moto => QueueBackend::Moto(sqs.clone()),
-            QueueMode::InProcess => {
-                QueueBackend::InProcess(Arc::new(InProcessQueues::new(stack.queues.clone())))
-            }
+        let mut startup = Startup {
+            queues: match options.queues {
+                QueueMode::Moto => QueueBackend::Moto(sqs.clone()),
+                QueueMode::InProcess => {
+                    QueueBackend::InProcess(Arc::new(InProcessQueues::new(stack.queues.clone())))
+                }
+            },
+            sdk,
+            stats: Arc::new(PlatformStats::default()),
+            shutdown: shutdown_rx,
+            tasks: Vec::new(),
         };
 
-        // Functions: the same handler code the deployed binaries run.
         let mut api_addr = None;
         for function in &stack.functions {
-            let env = |name: &str| function.environment.get(name).cloned();
-            match function.binary.as_str() {
-                "ingest" => {
-                    let config = IngestConfig::from_lookup(env).map_err(fail)?;
-                    let service: Arc<AwsIngestService> = Arc::new(
-                        ingest_service_with(&sdk, &config)
-                            .await
-                            .map_err(|e| LocalError(e.to_string()))?,
-                    );
-                    let invocations = Arc::new(AtomicU64::new(0));
-                    let stats_for_handler = stats.clone();
-                    let handler = Arc::new(move |event: SqsEvent| {
-                        let service = service.clone();
-                        let stats = stats_for_handler.clone();
-                        let number = invocations.fetch_add(1, Ordering::Relaxed);
-                        async move {
-                            let invocation = Invocation {
-                                request_id: format!("local-{number:08}"),
-                                deadline: tokio::time::Instant::now() + Duration::from_secs(60),
-                                started_at: chrono::Utc::now(),
-                            };
-                            let report = service.handle(&event, &invocation).await;
-                            stats.invocations.fetch_add(1, Ordering::Relaxed);
-                            stats.ingest.lock().await.add(&report.metrics);
-                            report.response
-                        }
-                    });
-                    spawn_sqs_triggers(&mut tasks, function, &queues, handler, &shutdown_rx);
-                }
-                "lifecycle" => {
-                    let config = LifecycleConfig::from_lookup(env).map_err(fail)?;
-                    let registry = Arc::new(device_registry(&sdk, &config.registry_table));
-                    let stats_for_handler = stats.clone();
-                    let handler = Arc::new(move |event: SqsEvent| {
-                        let registry = registry.clone();
-                        let stats = stats_for_handler.clone();
-                        async move {
-                            let (response, report) =
-                                record_presence_events(registry.as_ref(), &event).await;
-                            stats
-                                .presence_events
-                                .fetch_add(report.applied, Ordering::Relaxed);
-                            stats.presence_messages.fetch_add(
-                                report.applied + report.ignored + report.malformed,
-                                Ordering::Relaxed,
-                            );
-                            response
-                        }
-                    });
-                    spawn_sqs_triggers(&mut tasks, function, &queues, handler, &shutdown_rx);
-                }
-                "api" => {
-                    let config = ApiConfig::from_lookup(env).map_err(fail)?;
-                    let api = Arc::new(
-                        query_api(&sdk, &config)
-                            .await
-                            .map_err(|e| LocalError(e.to_string()))?,
-                    );
-                    let listener = api_server::bind(options.api).await.map_err(|e| {
-                        LocalError(format!("query API listener on {}: {e}", options.api))
-                    })?;
-                    api_addr = Some(listener.local_addr().map_err(fail)?);
-                    let source: Arc<str> = match (&influxd, &config.store) {
-                        (Some(process), _) => format!("InfluxDB at {}", process.url).into(),
-                        (None, iotdp::config::StoreConfig::Timestream { .. }) => {
-                            "moto's Timestream emulation: canned query results, not your readings"
-                                .into()
-                        }
-                        (None, iotdp::config::StoreConfig::InfluxDb { url, .. }) => {
-                            format!("InfluxDB at {url}").into()
-                        }
-                    };
-                    tasks.push(tokio::spawn(api_server::serve(
-                        listener,
-                        api,
-                        source,
-                        shutdown_rx.clone(),
-                    )));
-                }
-                "silence-watch" => {
-                    let config = SilenceWatchConfig::from_lookup(env).map_err(fail)?;
-                    let watch = Arc::new(silence_watch(&sdk, &config));
-                    for &interval in &function.schedules {
-                        tasks.push(tokio::spawn(run_on_schedule(
-                            watch.clone(),
-                            interval,
-                            stats.clone(),
-                            shutdown_rx.clone(),
-                        )));
-                    }
-                }
-                other => {
-                    return Err(LocalError(format!(
-                        "{} runs binary '{other}', which the local platform cannot run",
-                        function.logical_id
-                    )));
-                }
+            if let Some(addr) = startup
+                .function(function, &options, services.influxd.as_ref())
+                .await?
+            {
+                api_addr = Some(addr);
             }
         }
-
-        // What the readings can be read back through, and from where.
-        let ingest_config = stack
-            .functions
-            .iter()
-            .find(|f| f.binary == "ingest")
-            .map(|f| IngestConfig::from_lookup(|name| f.environment.get(name).cloned()))
-            .transpose()
-            .map_err(fail)?
-            .ok_or_else(|| LocalError("the template has no ingest function".into()))?;
-        let reader = time_series_reader(&sdk, &ingest_config.store)
-            .await
-            .map_err(|e| LocalError(e.to_string()))?;
-        let store_description = match &influxd {
-            Some(process) => format!(
-                "InfluxDB (influxd at {}, data in {}): real queries",
-                process.url,
-                process.data_dir.display()
-            ),
-            None => format!(
-                "{} emulated by moto at {endpoint}: stores records, but moto answers queries only with canned results",
-                reader.describe()
-            ),
-        };
-
-        // The alerts a subscriber would get.
-        let alerts_queue_url = sqs
-            .create_queue()
-            .queue_name(format!("{}-live-view-alerts", options.stack_name))
-            .send()
-            .await
-            .map_err(|e| fail(aws_sdk_sqs::error::DisplayErrorContext(e)))?
-            .queue_url()
-            .unwrap_or_default()
-            .to_owned();
-        let sns = aws_sdk_sns::Client::new(&sdk);
-        for topic in &stack.topics {
-            let queue_arn = format!(
-                "arn:aws:sqs:{LOCAL_REGION}:123456789012:{}-live-view-alerts",
-                options.stack_name
-            );
-            sns.subscribe()
-                .topic_arn(topic)
-                .protocol("sqs")
-                .endpoint(queue_arn)
-                .send()
-                .await
-                .map_err(|e| fail(aws_sdk_sns::error::DisplayErrorContext(e)))?;
-        }
-        tasks.push(tokio::spawn(watch_alerts(
-            sqs.clone(),
-            alerts_queue_url.clone(),
-            stats.clone(),
-            shutdown_rx.clone(),
-        )));
-
-        // IoT Core: broker → rules engine → actions.
-        let listener = broker::bind(options.mqtt)
-            .await
-            .map_err(|e| LocalError(format!("MQTT listener on {}: {e}", options.mqtt)))?;
-        let mqtt_addr = listener.local_addr().map_err(fail)?;
-        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(100_000);
-        tasks.push(tokio::spawn(broker::serve(
-            listener,
-            inbound,
-            stats.broker.clone(),
-        )));
-        tasks.push(tokio::spawn(rules_engine(
-            stack.clone(),
-            queues.clone(),
-            inbound_rx,
-            stats.clone(),
-        )));
+        let (reader, store_description) = startup.store_reader(&stack, &services).await?;
+        let alerts_queue_url = startup
+            .subscribe_alerts(&sqs, &stack, &options.stack_name)
+            .await?;
+        let mqtt_addr = startup.iot_core(&stack, options.mqtt).await?;
 
         Ok(Self {
-            endpoint,
+            endpoint: services.endpoint,
             mqtt_addr,
             stack,
-            sdk,
-            stats,
+            sdk: startup.sdk,
+            stats: startup.stats,
             alerts_queue_url,
-            queues,
+            queues: startup.queues,
             api_addr,
             reader,
             store_description,
             shutdown,
-            tasks,
-            moto,
-            influxd,
+            tasks: startup.tasks,
+            moto: services.moto,
+            influxd: services.influxd,
         })
     }
 
@@ -381,6 +231,281 @@ impl LocalPlatform {
         if let Some(mut influxd) = self.influxd.take() {
             influxd.stop();
         }
+    }
+}
+
+fn start_backing_services(options: &LocalOptions) -> Result<BackingServices, LocalError> {
+    let (moto, endpoint) = match &options.endpoint {
+        Endpoint::StartMoto { binary, port } => {
+            let moto = MotoProcess::start(binary, *port).map_err(LocalError)?;
+            let endpoint = moto.endpoint.clone();
+            (Some(moto), endpoint)
+        }
+        Endpoint::Existing(url) => (None, url.clone()),
+    };
+    let mut parameters = options.parameters.clone();
+    let influxd = match &options.influxdb {
+        Some(local) => {
+            let process =
+                InfluxProcess::start(&local.binary, &local.data_dir).map_err(LocalError)?;
+            process.create_database("iotdp").map_err(LocalError)?;
+            parameters.insert("TimeSeriesStore".into(), "influxdb".into());
+            parameters.insert("InfluxDbUrl".into(), process.url.clone());
+            parameters.insert("InfluxDbDatabase".into(), "iotdp".into());
+            Some(process)
+        }
+        None => None,
+    };
+    Ok(BackingServices {
+        endpoint,
+        moto,
+        influxd,
+        parameters,
+    })
+}
+
+impl Startup {
+    /// Run one of the template's functions the way Lambda would: the same handler code the
+    /// deployed binary runs. The query API's address, when the function is the API.
+    async fn function(
+        &mut self,
+        function: &Function,
+        options: &LocalOptions,
+        influxd: Option<&InfluxProcess>,
+    ) -> Result<Option<SocketAddr>, LocalError> {
+        let env = |name: &str| function.environment.get(name).cloned();
+        match function.binary.as_str() {
+            "ingest" => {
+                self.ingest(function, &IngestConfig::from_lookup(env).map_err(fail)?)
+                    .await?;
+            }
+            "lifecycle" => {
+                self.lifecycle(function, &LifecycleConfig::from_lookup(env).map_err(fail)?);
+            }
+            "api" => {
+                let config = ApiConfig::from_lookup(env).map_err(fail)?;
+                return self.api(&config, options.api, influxd).await.map(Some);
+            }
+            "silence-watch" => {
+                self.silence_watch(
+                    function,
+                    &SilenceWatchConfig::from_lookup(env).map_err(fail)?,
+                );
+            }
+            other => {
+                return Err(LocalError(format!(
+                    "{} runs binary '{other}', which the local platform cannot run",
+                    function.logical_id
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn ingest(
+        &mut self,
+        function: &Function,
+        config: &IngestConfig,
+    ) -> Result<(), LocalError> {
+        let service: Arc<AwsIngestService> = Arc::new(
+            ingest_service_with(&self.sdk, config)
+                .await
+                .map_err(|e| LocalError(e.to_string()))?,
+        );
+        let invocations = Arc::new(AtomicU64::new(0));
+        let stats = self.stats.clone();
+        let handler = Arc::new(move |event: SqsEvent| {
+            let service = service.clone();
+            let stats = stats.clone();
+            let number = invocations.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let invocation = Invocation {
+                    request_id: format!("local-{number:08}"),
+                    deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+                    started_at: chrono::Utc::now(),
+                };
+                let report = service.handle(&event, &invocation).await;
+                stats.invocations.fetch_add(1, Ordering::Relaxed);
+                stats.ingest.lock().await.add(&report.metrics);
+                report.response
+            }
+        });
+        spawn_sqs_triggers(
+            &mut self.tasks,
+            function,
+            &self.queues,
+            handler,
+            &self.shutdown,
+        );
+        Ok(())
+    }
+
+    fn lifecycle(&mut self, function: &Function, config: &LifecycleConfig) {
+        let registry = Arc::new(device_registry(&self.sdk, &config.registry_table));
+        let stats = self.stats.clone();
+        let handler = Arc::new(move |event: SqsEvent| {
+            let registry = registry.clone();
+            let stats = stats.clone();
+            async move {
+                let (response, report) = record_presence_events(registry.as_ref(), &event).await;
+                stats
+                    .presence_events
+                    .fetch_add(report.applied, Ordering::Relaxed);
+                stats.presence_messages.fetch_add(
+                    report.applied + report.ignored + report.malformed,
+                    Ordering::Relaxed,
+                );
+                response
+            }
+        });
+        spawn_sqs_triggers(
+            &mut self.tasks,
+            function,
+            &self.queues,
+            handler,
+            &self.shutdown,
+        );
+    }
+
+    async fn api(
+        &mut self,
+        config: &ApiConfig,
+        bind: SocketAddr,
+        influxd: Option<&InfluxProcess>,
+    ) -> Result<SocketAddr, LocalError> {
+        let api = Arc::new(
+            query_api(&self.sdk, config)
+                .await
+                .map_err(|e| LocalError(e.to_string()))?,
+        );
+        let listener = api_server::bind(bind)
+            .await
+            .map_err(|e| LocalError(format!("query API listener on {bind}: {e}")))?;
+        let addr = listener.local_addr().map_err(fail)?;
+        let source: Arc<str> = match (influxd, &config.store) {
+            (Some(process), _) => format!("InfluxDB at {}", process.url).into(),
+            (None, iotdp::config::StoreConfig::Timestream { .. }) => {
+                "moto's Timestream emulation: canned query results, not your readings".into()
+            }
+            (None, iotdp::config::StoreConfig::InfluxDb { url, .. }) => {
+                format!("InfluxDB at {url}").into()
+            }
+        };
+        self.tasks.push(tokio::spawn(api_server::serve(
+            listener,
+            api,
+            source,
+            self.shutdown.clone(),
+        )));
+        Ok(addr)
+    }
+
+    fn silence_watch(&mut self, function: &Function, config: &SilenceWatchConfig) {
+        let watch = Arc::new(silence_watch(&self.sdk, config));
+        for &interval in &function.schedules {
+            self.tasks.push(tokio::spawn(run_on_schedule(
+                watch.clone(),
+                interval,
+                self.stats.clone(),
+                self.shutdown.clone(),
+            )));
+        }
+    }
+
+    /// What the readings can be read back through, and a description of it for the live view.
+    async fn store_reader(
+        &self,
+        stack: &LocalStack,
+        services: &BackingServices,
+    ) -> Result<(SelectedReader, String), LocalError> {
+        let ingest_config = stack
+            .functions
+            .iter()
+            .find(|f| f.binary == "ingest")
+            .map(|f| IngestConfig::from_lookup(|name| f.environment.get(name).cloned()))
+            .transpose()
+            .map_err(fail)?
+            .ok_or_else(|| LocalError("the template has no ingest function".into()))?;
+        let reader = time_series_reader(&self.sdk, &ingest_config.store)
+            .await
+            .map_err(|e| LocalError(e.to_string()))?;
+        let description = match &services.influxd {
+            Some(process) => format!(
+                "InfluxDB (influxd at {}, data in {}): real queries",
+                process.url,
+                process.data_dir.display()
+            ),
+            None => format!(
+                "{} emulated by moto at {}: stores records, but moto answers queries only with canned results",
+                reader.describe(),
+                services.endpoint
+            ),
+        };
+        Ok((reader, description))
+    }
+
+    /// A queue subscribed to every SNS topic of the stack, watched for the live view: the
+    /// alerts a subscriber would get. Its URL.
+    async fn subscribe_alerts(
+        &mut self,
+        sqs: &aws_sdk_sqs::Client,
+        stack: &LocalStack,
+        stack_name: &str,
+    ) -> Result<String, LocalError> {
+        let queue_name = format!("{stack_name}-live-view-alerts");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(&queue_name)
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned();
+        let sns = aws_sdk_sns::Client::new(&self.sdk);
+        for topic in &stack.topics {
+            sns.subscribe()
+                .topic_arn(topic)
+                .protocol("sqs")
+                .endpoint(format!(
+                    "arn:aws:sqs:{LOCAL_REGION}:123456789012:{queue_name}"
+                ))
+                .send()
+                .await
+                .map_err(|e| fail(aws_sdk_sns::error::DisplayErrorContext(e)))?;
+        }
+        self.tasks.push(tokio::spawn(watch_alerts(
+            sqs.clone(),
+            queue_url.clone(),
+            self.stats.clone(),
+            self.shutdown.clone(),
+        )));
+        Ok(queue_url)
+    }
+
+    /// IoT Core: the broker, and the rules engine that hands its publishes to the queues.
+    async fn iot_core(
+        &mut self,
+        stack: &LocalStack,
+        mqtt: SocketAddr,
+    ) -> Result<SocketAddr, LocalError> {
+        let listener = broker::bind(mqtt)
+            .await
+            .map_err(|e| LocalError(format!("MQTT listener on {mqtt}: {e}")))?;
+        let addr = listener.local_addr().map_err(fail)?;
+        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(100_000);
+        self.tasks.push(tokio::spawn(broker::serve(
+            listener,
+            inbound,
+            self.stats.broker.clone(),
+        )));
+        self.tasks.push(tokio::spawn(rules_engine(
+            stack.clone(),
+            self.queues.clone(),
+            inbound_rx,
+            self.stats.clone(),
+        )));
+        Ok(addr)
     }
 }
 

@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use serde_json::Value;
 
 use crate::rule_sql::RuleQuery;
-use crate::template::{Physical, Stack, Template, TemplateError};
+use crate::template::{Physical, Resource, Stack, Template, TemplateError};
 
 pub const LOCAL_ACCOUNT: &str = "123456789012";
 pub const LOCAL_REGION: &str = "us-east-1";
@@ -236,6 +236,41 @@ fn physical_ids(
 }
 
 /// Create the stack's resources in the local endpoint.
+/// The resources the stack creates, in an order moto accepts: queues without a redrive policy
+/// (dead-letter queues) before the queues that name them, Timestream databases before tables.
+fn creation_order<'t>(
+    template: &'t Template,
+    stack: &Stack,
+) -> Result<Vec<&'t Resource>, ProvisionError> {
+    let mut created = Vec::new();
+    for r in &template.resources {
+        if template.is_created(r, stack)? {
+            created.push(r);
+        }
+    }
+    created.sort_by_key(|r| {
+        let has_redrive = template
+            .properties(r, stack)
+            .map(|p| p.get("RedrivePolicy").is_some())
+            .unwrap_or(false);
+        (r.kind == "AWS::Timestream::Table", has_redrive)
+    });
+    Ok(created)
+}
+
+/// Why a resource type has no local counterpart, for the start-up listing.
+fn not_emulated(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "AWS::IAM::Role" => "IAM is not enforced by the local endpoint",
+        "AWS::S3::BucketPolicy" => "bucket policies are not enforced locally",
+        "AWS::Serverless::HttpApi" => {
+            "API Gateway: the local platform serves the API function on 127.0.0.1 without auth"
+        }
+        "AWS::CloudWatch::Alarm" => "alarms: the live view shows the queues instead",
+        _ => return None,
+    })
+}
+
 pub async fn provision(
     template: &Template,
     stack_name: &str,
@@ -278,86 +313,14 @@ pub async fn provision(
         policies: vec![],
         not_emulated: vec![],
     };
-    let mut created = Vec::new();
-    for r in &template.resources {
-        if template.is_created(r, &stack)? {
-            created.push(r);
-        }
-    }
-    // Queues without a redrive policy (dead-letter queues) first; Timestream databases before tables.
-    created.sort_by_key(|r| {
-        let has_redrive = template
-            .properties(r, &stack)
-            .map(|p| p.get("RedrivePolicy").is_some())
-            .unwrap_or(false);
-        (r.kind == "AWS::Timestream::Table", has_redrive)
-    });
-    for r in created {
+    for r in creation_order(template, &stack)? {
         let props = template.properties(r, &stack)?;
         let physical = &stack.physical[&r.logical_id];
         let id = &r.logical_id;
         match r.kind.as_str() {
-            "AWS::SQS::Queue" => {
-                let mut request = sqs
-                    .create_queue()
-                    .queue_name(&physical.attributes["QueueName"]);
-                for (key, attribute) in [
-                    (
-                        "VisibilityTimeout",
-                        aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
-                    ),
-                    (
-                        "MessageRetentionPeriod",
-                        aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
-                    ),
-                ] {
-                    if let Some(v) = props.get(key) {
-                        request = request.attributes(attribute, scalar(v));
-                    }
-                }
-                if let Some(redrive) = props.get("RedrivePolicy") {
-                    let policy = serde_json::json!({
-                        "deadLetterTargetArn": redrive["deadLetterTargetArn"],
-                        "maxReceiveCount": scalar(&redrive["maxReceiveCount"]).parse::<u32>().unwrap_or(5),
-                    });
-                    request = request.attributes(
-                        aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-                        policy.to_string(),
-                    );
-                }
-                let visibility = props
-                    .get("VisibilityTimeout")
-                    .map(scalar)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(30);
-                let redrive = props.get("RedrivePolicy").and_then(|r| {
-                    let dlq = queue_by_arn
-                        .get(r["deadLetterTargetArn"].as_str()?)?
-                        .clone();
-                    Some((dlq, scalar(&r["maxReceiveCount"]).parse().ok()?))
-                });
-                local.queues.push(QueueSpec {
-                    url: physical.reference.clone(),
-                    visibility_timeout: std::time::Duration::from_secs(visibility),
-                    redrive,
-                });
-                let url = request
-                    .send()
-                    .await
-                    .map_err(|e| create_error(id, e))?
-                    .queue_url()
-                    .unwrap_or_default()
-                    .to_owned();
-                if url != physical.reference {
-                    return Err(ProvisionError::Create {
-                        resource: id.clone(),
-                        message: format!(
-                            "queue URL {url} differs from the expected {}",
-                            physical.reference
-                        ),
-                    });
-                }
-            }
+            "AWS::SQS::Queue" => local
+                .queues
+                .push(create_queue(&sqs, id, &props, physical, &queue_by_arn).await?),
             "AWS::S3::Bucket" => {
                 s3.create_bucket()
                     .bucket(&physical.reference)
@@ -374,29 +337,7 @@ pub async fn provision(
                     .map_err(|e| create_error(id, e))?;
             }
             "AWS::Timestream::Table" => {
-                let (database, table) = physical.reference.split_once('|').unwrap_or_default();
-                let retention = &props["RetentionProperties"];
-                let retention = aws_sdk_timestreamwrite::types::RetentionProperties::builder()
-                    .memory_store_retention_period_in_hours(
-                        scalar(&retention["MemoryStoreRetentionPeriodInHours"])
-                            .parse()
-                            .unwrap_or(24),
-                    )
-                    .magnetic_store_retention_period_in_days(
-                        scalar(&retention["MagneticStoreRetentionPeriodInDays"])
-                            .parse()
-                            .unwrap_or(73_000),
-                    )
-                    .build()
-                    .map_err(|e| create_error(id, e))?;
-                timestream
-                    .create_table()
-                    .database_name(database)
-                    .table_name(table)
-                    .retention_properties(retention)
-                    .send()
-                    .await
-                    .map_err(|e| create_error(id, e))?;
+                create_timestream_table(&timestream, id, &props, physical).await?;
             }
             "AWS::DynamoDB::Table" => create_dynamodb_table(&dynamodb, &physical.reference, &props)
                 .await
@@ -443,18 +384,9 @@ pub async fn provision(
                     .functions
                     .push(function(id, &props, &r.metadata, &queue_by_arn)?);
             }
-            "AWS::IAM::Role" => local
+            kind if not_emulated(kind).is_some() => local
                 .not_emulated
-                .push(format!("{id} (IAM is not enforced by the local endpoint)")),
-            "AWS::S3::BucketPolicy" => local
-                .not_emulated
-                .push(format!("{id} (bucket policies are not enforced locally)")),
-            "AWS::Serverless::HttpApi" => local.not_emulated.push(format!(
-                "{id} (API Gateway: the local platform serves the API function on 127.0.0.1 without auth)"
-            )),
-            "AWS::CloudWatch::Alarm" => local.not_emulated.push(format!(
-                "{id} (alarms: the live view shows the queues instead)"
-            )),
+                .push(format!("{id} ({})", not_emulated(kind).unwrap_or_default())),
             other => {
                 return Err(ProvisionError::Template(TemplateError(format!(
                     "{id}: resource type {other} is not supported by the local platform"
@@ -463,6 +395,109 @@ pub async fn provision(
         }
     }
     Ok(local)
+}
+
+/// A queue as the template defines it (retention, visibility, redrive), and its spec for the
+/// in-process queues.
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    id: &str,
+    props: &Value,
+    physical: &Physical,
+    queue_by_arn: &HashMap<String, String>,
+) -> Result<QueueSpec, ProvisionError> {
+    let mut request = sqs
+        .create_queue()
+        .queue_name(&physical.attributes["QueueName"]);
+    for (key, attribute) in [
+        (
+            "VisibilityTimeout",
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+        ),
+        (
+            "MessageRetentionPeriod",
+            aws_sdk_sqs::types::QueueAttributeName::MessageRetentionPeriod,
+        ),
+    ] {
+        if let Some(v) = props.get(key) {
+            request = request.attributes(attribute, scalar(v));
+        }
+    }
+    if let Some(redrive) = props.get("RedrivePolicy") {
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": redrive["deadLetterTargetArn"],
+            "maxReceiveCount": scalar(&redrive["maxReceiveCount"]).parse::<u32>().unwrap_or(5),
+        });
+        request = request.attributes(
+            aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+            policy.to_string(),
+        );
+    }
+    let visibility = props
+        .get("VisibilityTimeout")
+        .map(scalar)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let redrive = props.get("RedrivePolicy").and_then(|r| {
+        let dlq = queue_by_arn
+            .get(r["deadLetterTargetArn"].as_str()?)?
+            .clone();
+        Some((dlq, scalar(&r["maxReceiveCount"]).parse().ok()?))
+    });
+    let spec = QueueSpec {
+        url: physical.reference.clone(),
+        visibility_timeout: std::time::Duration::from_secs(visibility),
+        redrive,
+    };
+    let url = request
+        .send()
+        .await
+        .map_err(|e| create_error(id, e))?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    if url != physical.reference {
+        return Err(ProvisionError::Create {
+            resource: id.to_owned(),
+            message: format!(
+                "queue URL {url} differs from the expected {}",
+                physical.reference
+            ),
+        });
+    }
+    Ok(spec)
+}
+
+async fn create_timestream_table(
+    timestream: &aws_sdk_timestreamwrite::Client,
+    id: &str,
+    props: &Value,
+    physical: &Physical,
+) -> Result<(), ProvisionError> {
+    let (database, table) = physical.reference.split_once('|').unwrap_or_default();
+    let retention = &props["RetentionProperties"];
+    let retention = aws_sdk_timestreamwrite::types::RetentionProperties::builder()
+        .memory_store_retention_period_in_hours(
+            scalar(&retention["MemoryStoreRetentionPeriodInHours"])
+                .parse()
+                .unwrap_or(24),
+        )
+        .magnetic_store_retention_period_in_days(
+            scalar(&retention["MagneticStoreRetentionPeriodInDays"])
+                .parse()
+                .unwrap_or(73_000),
+        )
+        .build()
+        .map_err(|e| create_error(id, e))?;
+    timestream
+        .create_table()
+        .database_name(database)
+        .table_name(table)
+        .retention_properties(retention)
+        .send()
+        .await
+        .map_err(|e| create_error(id, e))?;
+    Ok(())
 }
 
 fn scalar(v: &Value) -> String {
