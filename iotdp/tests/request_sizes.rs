@@ -83,23 +83,7 @@ async fn bytes_per_reading_for_each_store() {
         seed: 7,
         faulty_rate: 0.0,
     });
-    let bodies = (0..1000)
-        .filter_map(|i| {
-            let (_, topic, payload) = fleet.next_message(RECEIVED + i)?;
-            let device = iotdp::domain::topic::device_id_from_topic(&topic)
-                .ok()?
-                .to_owned();
-            Some((
-                format!("m{i}"),
-                iotdp::ingest::envelope::encode_envelope(
-                    payload.as_bytes(),
-                    &topic,
-                    RECEIVED + i,
-                    Some(&device),
-                ),
-            ))
-        })
-        .collect();
+    let bodies = fleet.rule_envelopes(1000, RECEIVED);
     measure("simulated fleet (noisy values)", bodies).await;
 }
 

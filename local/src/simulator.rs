@@ -98,6 +98,25 @@ impl Fleet {
         }
     }
 
+    /// `count` of the fleet's next publishes as the SQS bodies the topic rule would queue
+    /// (message id, envelope), one a millisecond from `received_at_ms` on.
+    pub fn rule_envelopes(&mut self, count: i64, received_at_ms: i64) -> Vec<(String, String)> {
+        (0..count)
+            .filter_map(|i| {
+                let received = received_at_ms + i;
+                let (_, topic, payload) = self.next_message(received)?;
+                let device = iotdp::domain::topic::device_id_from_topic(&topic).ok()?;
+                let body = iotdp::ingest::envelope::encode_envelope(
+                    payload.as_bytes(),
+                    &topic,
+                    received,
+                    Some(device),
+                );
+                Some((format!("m{i}"), body))
+            })
+            .collect()
+    }
+
     /// The next message at wall-clock `now_ms`: `(device index, topic, payload)`.
     pub fn next_message(&mut self, now_ms: i64) -> Option<(usize, String, String)> {
         let started = *self.started_ms.get_or_insert(now_ms);

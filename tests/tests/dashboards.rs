@@ -27,23 +27,7 @@ fn ingest_schema() -> BTreeSet<String> {
         .into_iter()
         .map(|r| (r.device_id.clone(), Arc::new(KnownDevice::from(r))))
         .collect();
-    let bodies: Vec<(String, String)> = (0..400)
-        .filter_map(|i| {
-            let (_, topic, payload) = fleet.next_message(NOW + i)?;
-            let device = iotdp::domain::topic::device_id_from_topic(&topic)
-                .ok()?
-                .to_owned();
-            Some((
-                format!("m{i}"),
-                iotdp::ingest::envelope::encode_envelope(
-                    payload.as_bytes(),
-                    &topic,
-                    NOW + i,
-                    Some(&device),
-                ),
-            ))
-        })
-        .collect();
+    let bodies: Vec<(String, String)> = fleet.rule_envelopes(400, NOW);
     let mut batch = prepare_batch(
         bodies.iter().map(|(id, b)| (id.as_str(), b.as_str())),
         TimeWindow::with_retention_days(73_000),
