@@ -1,0 +1,11 @@
+//! In-memory adapters: for tests of the use cases, and for trying the pipeline without AWS.
+//! One file per feature's ports; [`reader`] answers the read port over [`MemoryStore`].
+
+mod alerting;
+mod ingest;
+mod reader;
+mod registry;
+
+pub use alerting::*;
+pub use ingest::*;
+pub use registry::*;

@@ -1,0 +1,263 @@
+//! The device registry in memory, with the DynamoDB adapter's conditional semantics and call
+//! counters for the cost figures.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iotdp::devices::ports::{DeviceRegistry, PresenceChange, RegistryError, Watched};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus};
+use iotdp::devices::silence::{watch_deadline, watch_shard};
+
+#[derive(Debug, Clone)]
+struct StoredDevice {
+    record: DeviceRecord,
+    presence_at_ms: Option<i64>,
+    /// (raised, deadline): the silence-watch index entry, if the device is watched.
+    watch: Option<(bool, i64)>,
+}
+
+/// The registry in memory, with the same conditional semantics as the DynamoDB adapter, and
+/// call counters for the cost figures.
+#[derive(Debug, Default)]
+pub struct MemoryRegistry {
+    devices: Mutex<HashMap<String, StoredDevice>>,
+    pub batch_reads: AtomicU64,
+    pub seen_writes: AtomicU64,
+    /// `last_seen` writes that also moved the silence deadline (an index write in DynamoDB).
+    pub watch_writes: AtomicU64,
+}
+
+impl MemoryRegistry {
+    pub fn with(records: impl IntoIterator<Item = DeviceRecord>) -> Self {
+        let registry = Self::default();
+        {
+            let mut devices = registry.devices.lock().unwrap();
+            for record in records {
+                let watch = initial_watch(&record, record.created_at_ms);
+                devices.insert(
+                    record.device_id.clone(),
+                    StoredDevice {
+                        record,
+                        presence_at_ms: None,
+                        watch,
+                    },
+                );
+            }
+        }
+        registry
+    }
+
+    pub fn get(&self, device_id: &str) -> Option<DeviceRecord> {
+        self.devices
+            .lock()
+            .unwrap()
+            .get(device_id)
+            .map(|d| d.record.clone())
+    }
+
+    /// The watch entry: `(raised, deadline)`.
+    pub fn watch_entry(&self, device_id: &str) -> Option<(bool, i64)> {
+        self.devices.lock().unwrap().get(device_id)?.watch
+    }
+}
+
+fn initial_watch(record: &DeviceRecord, now_ms: i64) -> Option<(bool, i64)> {
+    let heartbeat = record.heartbeat_seconds?;
+    (record.status == DeviceStatus::Active).then(|| {
+        (
+            false,
+            watch_deadline(record.last_seen_ms.unwrap_or(now_ms), heartbeat),
+        )
+    })
+}
+
+fn lock_error() -> RegistryError {
+    RegistryError("memory registry lock poisoned".into())
+}
+
+impl DeviceRegistry for MemoryRegistry {
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<DeviceRecord>, RegistryError> {
+        self.batch_reads.fetch_add(1, Ordering::Relaxed);
+        let devices = self.devices.lock().map_err(|_| lock_error())?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| devices.get(*id).map(|d| d.record.clone()))
+            .collect())
+    }
+
+    async fn list(&self) -> Result<Vec<DeviceRecord>, RegistryError> {
+        let devices = self.devices.lock().map_err(|_| lock_error())?;
+        Ok(devices.values().map(|d| d.record.clone()).collect())
+    }
+
+    async fn create(&self, record: &DeviceRecord) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        if devices.contains_key(&record.device_id) {
+            return Ok(false);
+        }
+        devices.insert(
+            record.device_id.clone(),
+            StoredDevice {
+                record: record.clone(),
+                presence_at_ms: None,
+                watch: initial_watch(record, record.created_at_ms),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn update_definition(&self, record: &DeviceRecord) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        let Some(stored) = devices.get_mut(&record.device_id) else {
+            return Ok(false);
+        };
+        let r = &mut stored.record;
+        r.device_type = record.device_type.clone();
+        r.gateway_id = record.gateway_id.clone();
+        r.path = record.path.clone();
+        r.tags = record.tags.clone();
+        r.heartbeat_seconds = record.heartbeat_seconds;
+        let raised = stored.watch.is_some_and(|(raised, _)| raised);
+        stored.watch = initial_watch(r, r.created_at_ms).map(|(_, at)| (raised, at));
+        Ok(true)
+    }
+
+    async fn set_status(
+        &self,
+        device_id: &str,
+        status: DeviceStatus,
+        now_ms: i64,
+    ) -> Result<Option<DeviceRecord>, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        let Some(stored) = devices.get_mut(device_id) else {
+            return Ok(None);
+        };
+        stored.record.status = status;
+        stored.watch = match status {
+            DeviceStatus::Active => stored
+                .record
+                .heartbeat_seconds
+                .map(|h| (false, watch_deadline(now_ms, h))),
+            _ => None,
+        };
+        Ok(Some(stored.record.clone()))
+    }
+
+    async fn touch_last_seen(
+        &self,
+        device_id: &str,
+        seen_ms: i64,
+        watch_at_ms: Option<i64>,
+    ) -> Result<bool, RegistryError> {
+        self.seen_writes.fetch_add(1, Ordering::Relaxed);
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        let Some(stored) = devices.get_mut(device_id) else {
+            return Ok(false);
+        };
+        if stored.record.last_seen_ms.is_some_and(|l| l >= seen_ms) {
+            return Ok(false);
+        }
+        stored.record.last_seen_ms = Some(seen_ms);
+        if let Some(new_at) = watch_at_ms {
+            self.watch_writes.fetch_add(1, Ordering::Relaxed);
+            if let Some((_, at)) = stored.watch.as_mut() {
+                *at = new_at;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn reschedule_watch(
+        &self,
+        device_id: &str,
+        watch_at_ms: i64,
+    ) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        match devices.get_mut(device_id).and_then(|d| d.watch.as_mut()) {
+            Some((false, at)) if *at < watch_at_ms => {
+                *at = watch_at_ms;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn record_presence(
+        &self,
+        device_id: &str,
+        change: PresenceChange,
+    ) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        let Some(stored) = devices.get_mut(device_id) else {
+            return Ok(false);
+        };
+        if stored.presence_at_ms.is_some_and(|at| at >= change.at_ms) {
+            return Ok(false);
+        }
+        stored.presence_at_ms = Some(change.at_ms);
+        stored.record.connected = change.connected;
+        if change.connected {
+            stored.record.last_connected_ms = Some(change.at_ms);
+        } else {
+            stored.record.last_disconnected_ms = Some(change.at_ms);
+        }
+        Ok(true)
+    }
+
+    async fn overdue(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
+        self.watched(shard, |raised, at| !raised && at <= now_ms)
+    }
+
+    async fn resumed(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
+        self.watched(shard, |raised, at| raised && at > now_ms)
+    }
+
+    async fn mark_silent(&self, watched: &Watched) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        match devices
+            .get_mut(&watched.device_id)
+            .and_then(|d| d.watch.as_mut())
+        {
+            Some((raised, at)) if !*raised && *at == watched.watch_at_ms => {
+                *raised = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn mark_watched(&self, device_id: &str) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        match devices.get_mut(device_id).and_then(|d| d.watch.as_mut()) {
+            Some((raised, _)) if *raised => {
+                *raised = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+impl MemoryRegistry {
+    fn watched(
+        &self,
+        shard: u16,
+        wanted: impl Fn(bool, i64) -> bool,
+    ) -> Result<Vec<Watched>, RegistryError> {
+        let devices = self.devices.lock().map_err(|_| lock_error())?;
+        let mut out: Vec<Watched> = devices
+            .values()
+            .filter(|d| watch_shard(&d.record.device_id) == shard)
+            .filter_map(|d| {
+                let (raised, at) = d.watch?;
+                wanted(raised, at).then(|| Watched {
+                    device_id: d.record.device_id.clone(),
+                    watch_at_ms: at,
+                })
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
