@@ -6,15 +6,25 @@ use crate::domain::reason::{ReasonCode, Rejection};
 
 /// The telemetry topic a device publishes on (and its IoT policy allows).
 pub fn telemetry_topic(device_id: &str) -> String {
-    format!("dt/{device_id}/telemetry")
+    format!("{PREFIX}{device_id}{SUFFIX}")
 }
+
+/// What stands before and after the device id in a telemetry topic.
+const PREFIX: &str = "dt/";
+const SUFFIX: &str = "/telemetry";
 
 /// `dt/<device_id>/telemetry` → `device_id`. The topic is the device's identity: IoT policies
 /// lock each device to its own topic, so the payload can never claim to be someone else.
 pub fn device_id_from_topic(topic: &str) -> Result<&str, Rejection> {
+    device_id_span(topic).map(|span| &topic[span])
+}
+
+/// Where the device id stands in the topic, for callers that keep the topic and want the id
+/// later without parsing it again.
+pub fn device_id_span(topic: &str) -> Result<std::ops::Range<usize>, Rejection> {
     let device = topic
-        .strip_prefix("dt/")
-        .and_then(|rest| rest.strip_suffix("/telemetry"))
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.strip_suffix(SUFFIX))
         .ok_or_else(|| {
             Rejection::new(
                 ReasonCode::InvalidDeviceId,
@@ -22,7 +32,7 @@ pub fn device_id_from_topic(topic: &str) -> Result<&str, Rejection> {
             )
         })?;
     if is_valid_device_id(device) {
-        Ok(device)
+        Ok(PREFIX.len()..PREFIX.len() + device.len())
     } else {
         Err(Rejection::new(
             ReasonCode::InvalidDeviceId,

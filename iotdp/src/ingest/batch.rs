@@ -2,7 +2,7 @@
 
 use crate::domain::Reading;
 use crate::domain::reason::Rejection;
-use crate::domain::topic::device_id_from_topic;
+use crate::domain::topic::device_id_span;
 use crate::ingest::envelope::{EnvelopeMeta, decode_envelope};
 use crate::ingest::validation::{ItemIndex, TimeWindow, validate_payload};
 
@@ -78,11 +78,11 @@ pub fn prepare_batch<'m>(
         };
         let topic = meta.topic.as_deref().unwrap_or_default();
         let mut publisher = None;
-        match device_id_from_topic(topic) {
+        match device_id_span(topic) {
             Err(rejection) => batch.reject(whole, rejection),
-            Ok(device) => {
-                let start = device.as_ptr() as usize - topic.as_ptr() as usize;
-                publisher = Some(start..start + device.len());
+            Ok(span) => {
+                let device = &topic[span.clone()];
+                publisher = Some(span);
                 let validated =
                     validate_payload(&envelope.payload, device, envelope.received_at_ms, window);
                 for valid in validated.readings {
