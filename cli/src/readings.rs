@@ -2,7 +2,7 @@
 //! read through the same read port as the query API, from whichever store is deployed.
 
 use clap::Args;
-use iotdp::api::params::{parse_bin, parse_duration};
+use iotdp::api::params::{INSTANT_FORMS, parse_bin, parse_instant};
 use iotdp::config::StoreConfig;
 use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
 use iotdp::query::ports::TimeSeriesReader;
@@ -40,29 +40,16 @@ pub struct ReadingsArgs {
     influxdb_token_secret_arn: Option<String>,
 }
 
-/// `-15m`, `-6h`, `-7d`, `now`, or RFC 3339 → epoch ms.
-pub fn parse_instant(text: &str, now_ms: i64) -> Result<i64, String> {
-    if text == "now" {
-        return Ok(now_ms);
-    }
-    if let Some(relative) = text.strip_prefix('-') {
-        let ago = parse_duration(relative).ok_or_else(|| {
-            format!("'{text}' is not a relative time like -90s, -15m, -6h or -7d")
-        })?;
-        return Ok(now_ms - ago.as_millis() as i64);
-    }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            format!("'{text}' is neither RFC 3339 (2026-11-24T12:00:00Z) nor relative (-6h)")
-        })
+/// An instant as the query API takes it (the same parser), or an error naming the flag.
+fn instant(flag: &str, text: &str, now_ms: i64) -> Result<i64, String> {
+    parse_instant(text, now_ms).ok_or_else(|| format!("{flag} '{text}' must be {INSTANT_FORMS}"))
 }
 
 pub async fn run(args: ReadingsArgs) -> Result<(), String> {
     let now = chrono::Utc::now().timestamp_millis();
     let range = TimeRange {
-        from_ms: parse_instant(&args.from, now)?,
-        to_ms: parse_instant(&args.to, now)?,
+        from_ms: instant("--from", &args.from, now)?,
+        to_ms: instant("--to", &args.to, now)?,
     };
     let bins = match &args.bin {
         None => None,
@@ -126,15 +113,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn instants_and_durations_parse_as_operators_write_them() {
+    fn flags_take_the_apis_instants_and_name_themselves_when_wrong() {
         let now = 1_764_000_000_000;
-        assert_eq!(parse_instant("now", now), Ok(now));
-        assert_eq!(parse_instant("-6h", now), Ok(now - 6 * 3_600_000));
-        assert_eq!(parse_instant("2025-11-24T16:00:00Z", now), Ok(now));
-        assert!(parse_instant("yesterday", now).is_err());
-        assert_eq!(parse_instant("-7d", now), Ok(now - 7 * 86_400_000));
-        assert!(parse_instant("-5 minutes", now).is_err());
-        assert!(parse_instant("-m", now).is_err());
+        assert_eq!(instant("--from", "-6h", now), Ok(now - 6 * 3_600_000));
+        assert_eq!(instant("--to", "now", now), Ok(now));
+        let refused = instant("--from", "yesterday", now).unwrap_err();
+        assert!(
+            refused.starts_with("--from 'yesterday' must be RFC 3339"),
+            "{refused}"
+        );
         assert_eq!(parse_bin("90s").unwrap(), Duration::from_secs(90));
         assert!(parse_bin("2 minutes").is_err());
     }

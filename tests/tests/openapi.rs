@@ -184,6 +184,74 @@ async fn every_documented_route_answers_as_documented() {
     );
 }
 
+/// Every operation that documents `from`/`to` takes each documented example (relative times
+/// among them) and answers with the instant it resolved, against the request's clock.
+#[tokio::test]
+async fn relative_times_are_answered_wherever_the_document_offers_them() {
+    let spec = spec();
+    let mut exercised = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let Some(operation) = item.get("get") else {
+            continue;
+        };
+        let parameters: Vec<&Value> = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| resolve(&spec, p))
+            .collect();
+        let examples = |name: &str| -> Vec<String> {
+            parameters
+                .iter()
+                .filter(|p| p["name"] == name)
+                .flat_map(|p| p["examples"].as_object().into_iter().flatten())
+                .map(|(_, e)| e["value"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (froms, tos) = (examples("from"), examples("to"));
+        if froms.is_empty() {
+            continue;
+        }
+        assert!(
+            froms.iter().any(|f| f.starts_with('-')) && tos.contains(&"now".to_owned()),
+            "GET {path}: the document shows no relative time"
+        );
+        for from in &froms {
+            for to in &tos {
+                let api = api().await;
+                let request = ApiRequest {
+                    method: "GET".into(),
+                    path: concrete(path, "ac-1"),
+                    query: format!("from={from}&to={to}"),
+                    body: vec![],
+                };
+                let response = api.handle(&request, T0).await;
+                let what = format!("GET {path}?from={from}&to={to}");
+                let expected_from = iotdp::api::params::parse_instant(from, T0).unwrap();
+                let expected_to = iotdp::api::params::parse_instant(to, T0).unwrap();
+                if expected_from >= expected_to {
+                    assert_eq!(response.status, 400, "{what}: {}", response.body);
+                    continue;
+                }
+                assert_eq!(response.status, 200, "{what}: {}", response.body);
+                check(&spec, operation, &what, 200, &response.body);
+                assert_eq!(
+                    response.body["from"],
+                    iotdp::api::params::rfc3339(expected_from),
+                    "{what}"
+                );
+                assert_eq!(
+                    response.body["to"],
+                    iotdp::api::params::rfc3339(expected_to),
+                    "{what}"
+                );
+                exercised += 1;
+            }
+        }
+    }
+    assert!(exercised >= 2, "no operation documents relative times");
+}
+
 #[tokio::test]
 async fn anything_undocumented_is_a_problem_not_an_answer() {
     let api = api().await;

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use super::QueryApi;
 use super::params::{Params, rfc3339};
-use super::problem::{Problem, alerting_problem};
+use super::problem::{Problem, ProblemCode, alerting_problem};
 use crate::alerting::admin::{AckError, acknowledge_alert};
 use crate::alerting::event::AlarmState;
 use crate::alerting::ports::{AlertKey, AlertStateListing, AlertStateStore, RuleSource};
@@ -85,11 +85,11 @@ where
         match acknowledge_alert(&self.states, &key).await {
             Ok(()) => Ok(json!({ "device_id": device, "rule_id": rule, "state": "ACKNOWLEDGED" })),
             Err(e @ AckError::NotFound(_)) => {
-                Err(Problem::not_found("unknown_alert", e.to_string()))
+                Err(Problem::not_found(ProblemCode::UnknownAlert, e.to_string()))
             }
             Err(e @ AckError::NotInAlarm(..)) => Err(Problem {
                 status: 409,
-                code: "not_in_alarm",
+                code: ProblemCode::NotInAlarm,
                 detail: e.to_string(),
             }),
             Err(e) => Err(alerting_problem(e)),

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::QueryApi;
 use super::params::{Params, rfc3339};
-use super::problem::{Problem, alerting_problem, registry_problem};
+use super::problem::{Problem, ProblemCode, alerting_problem, registry_problem};
 use super::readings::point_json;
 use crate::alerting::event::AlarmState;
 use crate::alerting::ports::AlertStateListing;
@@ -104,12 +104,12 @@ where
         match set_device_status(&self.registry, id, status, now_ms).await {
             Ok(device) => Ok(json!({ "device": device_json(&device) })),
             Err(ProvisioningError::NotRegistered(_)) => Err(Problem::not_found(
-                "unknown_device",
+                ProblemCode::UnknownDevice,
                 format!("device '{id}' is not registered"),
             )),
             Err(ProvisioningError::Decommissioned(_)) => Err(Problem {
                 status: 409,
-                code: "device_decommissioned",
+                code: ProblemCode::DeviceDecommissioned,
                 detail: format!("device '{id}' is decommissioned: its id stays retired"),
             }),
             Err(e) => Err(registry_problem(e)),
@@ -140,13 +140,13 @@ where
         }
         let d: Definition = serde_json::from_slice(body).map_err(|e| Problem {
             status: 400,
-            code: "invalid_device",
+            code: ProblemCode::InvalidDevice,
             detail: format!("the body must be a device definition (device_id, device_type, path, gateway_id, heartbeat_seconds, tags): {e}"),
         })?;
         let mut record = DeviceRecord::new(&d.device_id, &d.device_type, now_ms);
         record.path = crate::domain::LocationPath::parse(&d.path).map_err(|e| Problem {
             status: 400,
-            code: "invalid_device",
+            code: ProblemCode::InvalidDevice,
             detail: e.to_string(),
         })?;
         record.gateway_id = d.gateway_id.filter(|g| !g.is_empty());
@@ -154,7 +154,7 @@ where
         record.tags = d.tags;
         record.validate().map_err(|e| Problem {
             status: 400,
-            code: "invalid_device",
+            code: ProblemCode::InvalidDevice,
             detail: e.to_string(),
         })?;
         Ok(record)
@@ -174,7 +174,7 @@ where
         } else {
             Err(Problem {
                 status: 409,
-                code: "device_exists",
+                code: ProblemCode::DeviceExists,
                 detail: format!(
                     "device '{}' is already registered: PUT /devices/{} changes its definition",
                     record.device_id, record.device_id
@@ -200,7 +200,7 @@ where
         if current.status == DeviceStatus::Decommissioned {
             return Err(Problem {
                 status: 409,
-                code: "device_decommissioned",
+                code: ProblemCode::DeviceDecommissioned,
                 detail: format!("device '{id}' is decommissioned: its id stays retired"),
             });
         }
@@ -220,7 +220,10 @@ where
             .map_err(registry_problem)?
             .pop()
             .ok_or_else(|| {
-                Problem::not_found("unknown_device", format!("device '{id}' is not registered"))
+                Problem::not_found(
+                    ProblemCode::UnknownDevice,
+                    format!("device '{id}' is not registered"),
+                )
             })
     }
 }

@@ -22,7 +22,7 @@ mod readings;
 mod rules;
 
 pub use devices::device_json;
-pub use problem::Problem;
+pub use problem::{Problem, ProblemCode};
 
 use serde_json::Value;
 
@@ -166,11 +166,11 @@ where
                 | ["alerts", _, _, "ack"],
             ) => Err(Problem {
                 status: 405,
-                code: "method_not_allowed",
+                code: ProblemCode::MethodNotAllowed,
                 detail: format!("{} is not allowed on {}", request.method, request.path),
             }),
             _ => Err(Problem::not_found(
-                "no_such_route",
+                ProblemCode::NoSuchRoute,
                 format!(
                     "no route {} {}: see openapi.yaml",
                     request.method, request.path

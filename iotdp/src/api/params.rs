@@ -48,16 +48,16 @@ impl Params {
             .map_err(|e| Problem::invalid(format!("{name}: {e}")))
     }
 
-    /// `from` and `to` (RFC 3339 or epoch ms); `to` defaults to now, `from` to 24 h before.
+    /// `from` and `to` (see [`parse_instant`]); `to` defaults to now, `from` to 24 h before it.
     pub fn range(&self, now_ms: i64) -> Result<TimeRange, Problem> {
         let to = self
             .get("to")
-            .map(|t| instant("to", t))
+            .map(|t| instant("to", t, now_ms))
             .transpose()?
             .unwrap_or(now_ms);
         let from = self
             .get("from")
-            .map(|t| instant("from", t))
+            .map(|t| instant("from", t, now_ms))
             .transpose()?
             .unwrap_or(to - DEFAULT_RANGE_MS);
         if from >= to {
@@ -95,17 +95,31 @@ impl Params {
     }
 }
 
-fn instant(name: &str, text: &str) -> Result<i64, Problem> {
+/// What every time parameter accepts, in the words of the error that refuses one.
+pub const INSTANT_FORMS: &str = "RFC 3339 (2026-11-24T12:00:00Z), epoch milliseconds, 'now' or relative to now (-15m, -6h, -7d)";
+
+/// The one parser of instants, shared by the API's `from`/`to` and the CLI's `--from`/`--to`:
+/// `now`, a relative time (`-90s`, `-15m`, `-6h`, `-7d`), RFC 3339 or epoch milliseconds.
+pub fn parse_instant(text: &str, now_ms: i64) -> Option<i64> {
+    if text == "now" {
+        return Some(now_ms);
+    }
+    if let Some(relative) = text.strip_prefix('-') {
+        // A bare number after the minus is seconds, as in `bin`: `-90` is 90 s ago.
+        let ago = parse_duration(relative)?;
+        return i64::try_from(ago.as_millis()).ok().map(|ago| now_ms - ago);
+    }
     if let Ok(ms) = text.parse::<i64>() {
-        return Ok(ms);
+        return Some(ms);
     }
     chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
         .map(|t| t.timestamp_millis())
-        .map_err(|_| {
-            Problem::invalid(format!(
-                "{name} '{text}' must be RFC 3339 (2026-11-24T12:00:00Z) or epoch milliseconds"
-            ))
-        })
+}
+
+fn instant(name: &str, text: &str, now_ms: i64) -> Result<i64, Problem> {
+    parse_instant(text, now_ms)
+        .ok_or_else(|| Problem::invalid(format!("{name} '{text}' must be {INSTANT_FORMS}")))
 }
 
 /// `90`, `90s`, `5m`, `1h`, `7d` → a duration (a bare number is seconds).
@@ -142,4 +156,61 @@ pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_764_000_000_000;
+
+    #[test]
+    fn instants_parse_as_operators_write_them() {
+        assert_eq!(parse_instant("now", NOW), Some(NOW));
+        assert_eq!(parse_instant("-10m", NOW), Some(NOW - 600_000));
+        assert_eq!(parse_instant("-6h", NOW), Some(NOW - 6 * 3_600_000));
+        assert_eq!(parse_instant("-7d", NOW), Some(NOW - 7 * 86_400_000));
+        assert_eq!(parse_instant("-90", NOW), Some(NOW - 90_000));
+        assert_eq!(parse_instant("2025-11-24T16:00:00Z", NOW), Some(NOW));
+        assert_eq!(parse_instant("1764000000000", NOW), Some(NOW));
+        for refused in [
+            "yesterday",
+            "-5 minutes",
+            "-m",
+            "-",
+            "",
+            "+10m",
+            "-10y",
+            "now-1h",
+        ] {
+            assert_eq!(parse_instant(refused, NOW), None, "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn a_range_takes_relative_times_and_names_the_bad_parameter() {
+        let range = Params::parse("from=-10m&to=now")
+            .unwrap()
+            .range(NOW)
+            .unwrap();
+        assert_eq!((range.from_ms, range.to_ms), (NOW - 600_000, NOW));
+        let defaulted = Params::parse("from=-1h").unwrap().range(NOW).unwrap();
+        assert_eq!(defaulted.to_ms, NOW);
+        let bad = Params::parse("to=soon").unwrap().range(NOW).unwrap_err();
+        assert!(
+            bad.detail.starts_with("to 'soon' must be RFC 3339"),
+            "{}",
+            bad.detail
+        );
+        assert!(bad.detail.contains("-15m"), "{}", bad.detail);
+        let reversed = Params::parse("from=now&to=-1h")
+            .unwrap()
+            .range(NOW)
+            .unwrap_err();
+        assert!(
+            reversed.detail.contains("must be before"),
+            "{}",
+            reversed.detail
+        );
+    }
 }

@@ -5,11 +5,75 @@ use serde_json::json;
 use super::ApiResponse;
 use crate::query::model::QueryError;
 
+/// Every problem the API answers with. The `type` of a problem document is its URN
+/// (`urn:iotdp:problem:<code>`): stable, and resolvable to its entry in
+/// `docs/problems.md`, which ships with the project (a test checks each code has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemCode {
+    InvalidParameter,
+    InvalidDevice,
+    InvalidRule,
+    UnknownDevice,
+    UnknownRule,
+    UnknownAlert,
+    NoSuchRoute,
+    MethodNotAllowed,
+    DeviceExists,
+    DeviceDecommissioned,
+    NotInAlarm,
+    StoreUnavailable,
+    RegistryUnavailable,
+    AlertingUnavailable,
+}
+
+impl ProblemCode {
+    pub const ALL: [Self; 14] = [
+        Self::InvalidParameter,
+        Self::InvalidDevice,
+        Self::InvalidRule,
+        Self::UnknownDevice,
+        Self::UnknownRule,
+        Self::UnknownAlert,
+        Self::NoSuchRoute,
+        Self::MethodNotAllowed,
+        Self::DeviceExists,
+        Self::DeviceDecommissioned,
+        Self::NotInAlarm,
+        Self::StoreUnavailable,
+        Self::RegistryUnavailable,
+        Self::AlertingUnavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidParameter => "invalid_parameter",
+            Self::InvalidDevice => "invalid_device",
+            Self::InvalidRule => "invalid_rule",
+            Self::UnknownDevice => "unknown_device",
+            Self::UnknownRule => "unknown_rule",
+            Self::UnknownAlert => "unknown_alert",
+            Self::NoSuchRoute => "no_such_route",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::DeviceExists => "device_exists",
+            Self::DeviceDecommissioned => "device_decommissioned",
+            Self::NotInAlarm => "not_in_alarm",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::RegistryUnavailable => "registry_unavailable",
+            Self::AlertingUnavailable => "alerting_unavailable",
+        }
+    }
+
+    /// The problem document's `type`.
+    pub fn type_uri(self) -> String {
+        format!("urn:iotdp:problem:{}", self.as_str())
+    }
+}
+
 /// An RFC 9457 problem: a stable `code`, and a `detail` that says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub status: u16,
-    pub code: &'static str,
+    pub code: ProblemCode,
     pub detail: String,
 }
 
@@ -17,12 +81,12 @@ impl Problem {
     pub fn invalid(detail: impl Into<String>) -> Self {
         Self {
             status: 400,
-            code: "invalid_parameter",
+            code: ProblemCode::InvalidParameter,
             detail: detail.into(),
         }
     }
 
-    pub(crate) fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn not_found(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self {
             status: 404,
             code,
@@ -41,10 +105,10 @@ impl Problem {
         ApiResponse {
             status: self.status,
             body: json!({
-                "type": format!("https://github.com/iotdp/iotdp/blob/main/README.md#problem-{}", self.code),
+                "type": self.code.type_uri(),
                 "title": title,
                 "status": self.status,
-                "code": self.code,
+                "code": self.code.as_str(),
                 "detail": self.detail,
             }),
             problem: true,
@@ -58,7 +122,7 @@ impl From<QueryError> for Problem {
             QueryError::Invalid(detail) => Problem::invalid(detail),
             QueryError::Store(detail) => Problem {
                 status: 503,
-                code: "store_unavailable",
+                code: ProblemCode::StoreUnavailable,
                 detail: format!("{detail}: retry later"),
             },
         }
@@ -68,7 +132,7 @@ impl From<QueryError> for Problem {
 pub(crate) fn alerting_problem(e: impl std::fmt::Display) -> Problem {
     Problem {
         status: 503,
-        code: "alerting_unavailable",
+        code: ProblemCode::AlertingUnavailable,
         detail: format!("{e}: retry later"),
     }
 }
@@ -76,7 +140,51 @@ pub(crate) fn alerting_problem(e: impl std::fmt::Display) -> Problem {
 pub(crate) fn registry_problem(e: impl std::fmt::Display) -> Problem {
     Problem {
         status: 503,
-        code: "registry_unavailable",
+        code: ProblemCode::RegistryUnavailable,
         detail: format!("{e}: retry later"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_code_has_its_entry_in_the_documentation() {
+        let docs =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/problems.md"))
+                .expect("docs/problems.md");
+        let sections: Vec<&str> = docs
+            .lines()
+            .filter_map(|line| line.strip_prefix("## "))
+            .collect();
+        for code in ProblemCode::ALL {
+            assert!(
+                sections.contains(&code.as_str()),
+                "docs/problems.md has no section '## {}'",
+                code.as_str()
+            );
+        }
+        assert_eq!(
+            sections.len(),
+            ProblemCode::ALL.len(),
+            "docs/problems.md documents a code the API does not have: {sections:?}"
+        );
+    }
+
+    #[test]
+    fn a_problem_document_names_its_type_by_urn_and_code() {
+        let response = Problem::invalid("limit '0' must be 1 to 10000").into_response();
+        assert_eq!(response.status, 400);
+        assert_eq!(response.body["type"], "urn:iotdp:problem:invalid_parameter");
+        assert_eq!(response.body["code"], "invalid_parameter");
+        let mut codes = ProblemCode::ALL.map(ProblemCode::as_str).to_vec();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(
+            codes.len(),
+            ProblemCode::ALL.len(),
+            "a code is listed twice"
+        );
     }
 }

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::QueryApi;
-use super::problem::{Problem, alerting_problem};
+use super::problem::{Problem, ProblemCode, alerting_problem};
 use crate::alerting::ports::RuleStore;
 use crate::alerting::rule::AlertRule;
 
@@ -22,7 +22,7 @@ where
             .map_err(|_| Problem::invalid("the rule must be UTF-8 JSON"))?;
         let rule = AlertRule::from_json(text).map_err(|e| Problem {
             status: 400,
-            code: "invalid_rule",
+            code: ProblemCode::InvalidRule,
             detail: e.to_string(),
         })?;
         if rule.rule_id != id {
@@ -40,7 +40,7 @@ where
             Ok(json!({ "deleted": id }))
         } else {
             Err(Problem::not_found(
-                "unknown_rule",
+                ProblemCode::UnknownRule,
                 format!("no rule with rule_id '{id}'"),
             ))
         }
