@@ -64,8 +64,11 @@ template-lint: tools
 
 ## local: the whole platform on this machine (moto, MQTT on 127.0.0.1:1883, rules, functions),
 ## demo rules, a simulated fleet and a live view until Ctrl-C. ARGS="--devices 50 --rate 200" etc.
+## The binary comes from the same build as `make test` (`cargo test --workspace`): building
+## `-p iotdp-cli` alone resolves other features and recompiles much of the dependency tree.
 local: tools
-	cargo run -p iotdp-cli -- local $(ARGS)
+	cargo test --workspace --no-run --quiet
+	target/debug/iotdp local $(ARGS)
 
 ## bench: criterion benchmark of the pure ingest path (decode + validate + build requests)
 bench:

@@ -13,20 +13,18 @@ use iotdp::devices::provisioning::{
 };
 use iotdp::devices::record::{DeviceRecord, DeviceStatus, parse_tags};
 use iotdp::domain::LocationPath;
+use serde_json::{Value, json};
+
+use crate::deployment::{DEVICE_POLICY, Deployment, REGISTRY_TABLE};
+use crate::output::{Column, OutputFormat, print_list, print_result};
 
 #[derive(Args)]
 pub struct DevicesArgs {
-    #[arg(
-        long,
-        env = "IOTDP_REGISTRY_TABLE",
-        help = "DynamoDB device registry (stack output DeviceRegistryTableName)"
-    )]
-    registry_table: String,
-    #[arg(
-        long,
-        env = "IOTDP_DEVICE_POLICY",
-        help = "IoT policy attached to device certificates (stack output DevicePolicyName)"
-    )]
+    /// DynamoDB device registry [stack output: DeviceRegistryTableName]
+    #[arg(long, env = "IOTDP_REGISTRY_TABLE")]
+    registry_table: Option<String>,
+    /// IoT policy attached to device certificates [stack output: DevicePolicyName]
+    #[arg(long, env = "IOTDP_DEVICE_POLICY")]
     policy: Option<String>,
     #[command(subcommand)]
     action: DevicesAction,
@@ -93,7 +91,11 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-pub async fn run(args: DevicesArgs) -> Result<(), String> {
+pub async fn run(
+    args: DevicesArgs,
+    deployment: &Deployment,
+    output: OutputFormat,
+) -> Result<(), String> {
     // Local input is validated before any AWS call, so a typo fails fast and offline.
     let new_record = match &args.action {
         DevicesAction::Create {
@@ -126,26 +128,34 @@ pub async fn run(args: DevicesArgs) -> Result<(), String> {
         }
         _ => None,
     };
-    let policy = || {
-        args.policy.as_deref().ok_or_else(|| {
-            "--policy (or IOTDP_DEVICE_POLICY) is required: the stack output DevicePolicyName"
-                .to_owned()
-        })
+    let needs_policy = matches!(
+        args.action,
+        DevicesAction::Create { .. }
+            | DevicesAction::Import { .. }
+            | DevicesAction::Decommission { .. }
+    );
+    let policy = if needs_policy {
+        deployment.require(args.policy, &DEVICE_POLICY).await?
+    } else {
+        String::new()
     };
-    let sdk = iotdp::wiring::load_sdk_config().await;
-    let registry = DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &args.registry_table);
-    let iot = IotThings::new(aws_sdk_iot::Client::new(&sdk));
+    let table = deployment
+        .require(args.registry_table, &REGISTRY_TABLE)
+        .await?;
+    let sdk = deployment.sdk();
+    let registry = DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(sdk), &table);
+    let iot = IotThings::new(aws_sdk_iot::Client::new(sdk));
     match args.action {
         DevicesAction::Create { out, .. } => {
             let record = new_record.ok_or("no device read")?;
             let target = ProvisioningTarget {
-                policy_name: policy()?,
+                policy_name: &policy,
                 out_dir: &out,
             };
             let created = create_device(&registry, &iot, record, &target)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
+            let sentence = format!(
                 "created {} ({}) certificate {}\nendpoint {}\nfiles in {}",
                 created.record.device_id,
                 created.record.device_type,
@@ -153,24 +163,43 @@ pub async fn run(args: DevicesArgs) -> Result<(), String> {
                 created.endpoint,
                 created.files.display()
             );
+            let result = json!({
+                "device": iotdp::api::device_json(&created.record),
+                "certificate_arn": created.certificate_arn,
+                "endpoint": created.endpoint,
+                "files": created.files.display().to_string(),
+            });
+            print_result(output, &result, sentence)?;
         }
         DevicesAction::Import { out, .. } => {
             let records = imported.ok_or("no file read")?;
-            let report = import_devices(&registry, &iot, records, policy()?, &out)
+            let bar = crate::progress::bar(records.len() as u64, "devices");
+            let report = import_devices(&registry, &iot, records, &policy, &out, || bar.inc(1))
                 .await
-                .map_err(|e| e.to_string())?;
-            println!(
+                .map_err(|e| e.to_string());
+            bar.finish_and_clear();
+            let report = report?;
+            let mut sentence = format!(
                 "created {}, updated {}, unchanged {}",
                 report.created.len(),
                 report.updated.len(),
                 report.unchanged.len()
             );
             for id in &report.created {
-                println!("created {id} (files in {})", out.join(id).display());
+                sentence.push_str(&format!(
+                    "\ncreated {id} (files in {})",
+                    out.join(id).display()
+                ));
             }
             for id in &report.updated {
-                println!("updated {id}");
+                sentence.push_str(&format!("\nupdated {id}"));
             }
+            let result = json!({
+                "created": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+            });
+            print_result(output, &result, sentence)?;
         }
         DevicesAction::List {
             device_type,
@@ -180,28 +209,56 @@ pub async fn run(args: DevicesArgs) -> Result<(), String> {
             let prefix = LocationPath::parse(path.as_deref().unwrap_or_default())
                 .map_err(|e| e.to_string())?;
             let devices = registry.list().await.map_err(|e| e.to_string())?;
-            println!(
-                "{:<28} {:<16} {:<15} {:<10} {:<28} {:<20} LAST_SEEN",
-                "DEVICE_ID", "TYPE", "STATUS", "CONNECTED", "PATH", "GATEWAY"
-            );
-            for d in devices.iter().filter(|d| {
-                device_type.as_ref().is_none_or(|t| &d.device_type == t)
-                    && status.is_none_or(|s| d.status == s)
-                    && d.path.starts_with(&prefix)
-            }) {
-                println!(
-                    "{:<28} {:<16} {:<15} {:<10} {:<28} {:<20} {}",
-                    d.device_id,
-                    d.device_type,
-                    d.status.as_str(),
-                    d.connected,
-                    d.path.to_string(),
-                    d.gateway_id.as_deref().unwrap_or("-"),
-                    d.last_seen_ms
-                        .and_then(crate::chrono_ms)
-                        .unwrap_or("-".into())
-                );
-            }
+            let items: Vec<Value> = devices
+                .iter()
+                .filter(|d| {
+                    device_type.as_ref().is_none_or(|t| &d.device_type == t)
+                        && status.is_none_or(|s| d.status == s)
+                        && d.path.starts_with(&prefix)
+                })
+                .map(iotdp::api::device_json)
+                .collect();
+            print_list(
+                output,
+                &items,
+                &[
+                    Column {
+                        header: "DEVICE_ID",
+                        field: "device_id",
+                        width: 28,
+                    },
+                    Column {
+                        header: "TYPE",
+                        field: "device_type",
+                        width: 16,
+                    },
+                    Column {
+                        header: "STATUS",
+                        field: "status",
+                        width: 15,
+                    },
+                    Column {
+                        header: "CONNECTED",
+                        field: "connected",
+                        width: 10,
+                    },
+                    Column {
+                        header: "PATH",
+                        field: "path",
+                        width: 28,
+                    },
+                    Column {
+                        header: "GATEWAY",
+                        field: "gateway_id",
+                        width: 20,
+                    },
+                    Column {
+                        header: "LAST_SEEN",
+                        field: "last_seen",
+                        width: 0,
+                    },
+                ],
+            )?;
         }
         DevicesAction::Show { device_id } => {
             let device = registry
@@ -212,31 +269,42 @@ pub async fn run(args: DevicesArgs) -> Result<(), String> {
                 .ok_or_else(|| format!("device '{device_id}' is not registered"))?;
             // The same representation the query API answers with.
             let shown = iotdp::api::device_json(&device);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?
-            );
+            let pretty = serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?;
+            print_result(output, &shown, pretty)?;
         }
         DevicesAction::Suspend { device_id } => {
-            set_device_status(&registry, &device_id, DeviceStatus::Suspended, now_ms())
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("suspended {device_id}: its readings are quarantined as device_suspended");
+            let device =
+                set_device_status(&registry, &device_id, DeviceStatus::Suspended, now_ms())
+                    .await
+                    .map_err(|e| e.to_string())?;
+            print_result(
+                output,
+                &json!({ "device": iotdp::api::device_json(&device) }),
+                format!("suspended {device_id}: its readings are quarantined as device_suspended"),
+            )?;
         }
         DevicesAction::Resume { device_id } => {
-            set_device_status(&registry, &device_id, DeviceStatus::Active, now_ms())
+            let device = set_device_status(&registry, &device_id, DeviceStatus::Active, now_ms())
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("resumed {device_id}");
+            print_result(
+                output,
+                &json!({ "device": iotdp::api::device_json(&device) }),
+                format!("resumed {device_id}"),
+            )?;
         }
         DevicesAction::Decommission { device_id } => {
-            let retired = decommission_device(&registry, &iot, &device_id, policy()?, now_ms())
+            let retired = decommission_device(&registry, &iot, &device_id, &policy, now_ms())
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
-                "decommissioned {device_id}: {} certificate(s) deactivated and detached, thing deleted; registry row and data kept",
-                retired.len()
-            );
+            print_result(
+                output,
+                &json!({ "device_id": device_id, "status": "decommissioned", "certificates_retired": retired }),
+                format!(
+                    "decommissioned {device_id}: {} certificate(s) deactivated and detached, thing deleted; registry row and data kept",
+                    retired.len()
+                ),
+            )?;
         }
     }
     Ok(())

@@ -18,6 +18,11 @@ use tokio::sync::watch;
 
 use crate::simulate::{self, FleetArgs, SimulationStats, Target};
 
+/// The local platform's stack name, registered in moto's CloudFormation with the template's
+/// outputs, so `iotdp --stack iotdp-local …` works as against a deployed stack.
+const STACK: &str = "iotdp-local";
+const REGION: &str = iotdp_local::provision::LOCAL_REGION;
+
 #[derive(Args, Debug)]
 pub struct LocalArgs {
     #[arg(long, default_value = "template.yaml")]
@@ -120,7 +125,7 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
             Queues::Moto => QueueMode::Moto,
         },
         template: args.template.clone(),
-        stack_name: "iotdp-local".into(),
+        stack_name: STACK.into(),
         parameters,
         mqtt: args.mqtt,
         api: args.api,
@@ -199,6 +204,10 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
         platform.endpoint
     );
     println!(
+        "  CLI               export AWS_ENDPOINT_URL={} AWS_REGION={REGION} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n                    iotdp --stack {STACK} devices list   (or target/debug/iotdp; every command finds its names in the stack's outputs)",
+        platform.endpoint
+    );
+    println!(
         "  MQTT (IoT Core)   {}   topic rule: {}",
         platform.mqtt_addr,
         platform
@@ -233,8 +242,7 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     );
     if args.no_simulator {
         println!(
-            "  note              no devices are registered: add yours with `IOTDP_REGISTRY_TABLE={} iotdp devices create …`, or start with --parameter UnknownDevicePolicy=accept",
-            platform.physical("DeviceRegistryTable").unwrap_or_default()
+            "  note              no devices are registered: add yours with `iotdp --stack {STACK} devices create …`, or start with --parameter UnknownDevicePolicy=accept"
         );
     }
     println!("Ctrl-C stops everything.\n");

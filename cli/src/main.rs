@@ -1,30 +1,57 @@
 //! `iotdp`: the operator CLI. Works against real AWS or any endpoint set with
-//! `AWS_ENDPOINT_URL` (moto, LocalStack). Table names come from flags or the environment
-//! (the stack's outputs `AlertRulesTableName` and `AlertStateTableName`).
+//! `AWS_ENDPOINT_URL` (moto, LocalStack). Every deployment name (tables, policy, store) comes
+//! from its flag, its environment variable, or the outputs of the stack named by `--stack`.
 
+mod deployment;
 mod devices;
 mod local;
+mod output;
+mod progress;
 mod readings;
 mod simulate;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use iotdp::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
 use iotdp::alerting::admin::acknowledge_alert;
 use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::ports::{AlertKey, RuleSource};
 use iotdp::alerting::rule::AlertRule;
-use iotdp::wiring::load_sdk_config;
+use serde_json::json;
+
+use crate::deployment::{ALERT_STATE_TABLE, Deployment, RULES_TABLE};
+use crate::output::{Column, OutputFormat, print_list, print_result};
+
+/// The environment every AWS command reads, besides each flag's own variable.
+const ENVIRONMENT: &str = "\
+Environment:
+  IOTDP_STACK        the stack whose outputs supply every name (as --stack)
+  IOTDP_OUTPUT       table or json (as --output)
+  AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+                     region and credentials, as the AWS CLI reads them
+  AWS_ENDPOINT_URL   another endpoint for every AWS call (moto, LocalStack, `make local`)
+
+A name is taken from its flag, else its environment variable (shown in each command's
+--help), else the stack output named there.";
 
 #[derive(Parser)]
 #[command(
     name = "iotdp",
     version,
-    about = "Operate an iotdp deployment: devices, alert rules and alerts"
+    about = "Operate an iotdp deployment: devices, readings, alert rules and alerts",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
+    /// The deployed stack (CloudFormation) whose outputs supply every table, policy and store
+    /// name; flags and their environment variables still win
+    #[arg(long, global = true, env = "IOTDP_STACK")]
+    stack: Option<String>,
+    /// table for people; json for programs (JSON Lines for lists, the API's field names)
+    #[arg(long, global = true, env = "IOTDP_OUTPUT", value_enum, default_value_t)]
+    output: OutputFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,25 +74,27 @@ enum Command {
     Readings(readings::ReadingsArgs),
     /// Alert rules
     Rules {
-        #[arg(
-            long,
-            env = "IOTDP_RULES_TABLE",
-            help = "DynamoDB rules table (stack output AlertRulesTableName)"
-        )]
-        table: String,
+        /// DynamoDB rules table [stack output: AlertRulesTableName]
+        #[arg(long, env = "IOTDP_RULES_TABLE")]
+        table: Option<String>,
         #[command(subcommand)]
         action: RulesAction,
     },
     /// Alerts: the state of each (device, rule) pair
     Alerts {
-        #[arg(
-            long,
-            env = "IOTDP_ALERT_STATE_TABLE",
-            help = "DynamoDB alert state table (stack output AlertStateTableName)"
-        )]
-        table: String,
+        /// DynamoDB alert state table [stack output: AlertStateTableName]
+        #[arg(long, env = "IOTDP_ALERT_STATE_TABLE")]
+        table: Option<String>,
+        /// The rules table, for each alert's severity [stack output: AlertRulesTableName]
+        #[arg(long, env = "IOTDP_RULES_TABLE")]
+        rules_table: Option<String>,
         #[command(subcommand)]
         action: AlertsAction,
+    },
+    /// Print a shell completion script: iotdp completions bash > /etc/bash_completion.d/iotdp
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -108,121 +137,222 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let command = match cli.command {
-        Command::Local(args) => return local::run(args).await,
-        Command::Devices(args) => return devices::run(args).await,
-        Command::Readings(args) => return readings::run(args).await,
-        Command::Simulate { fleet, target } => {
-            let stats = Arc::new(simulate::SimulationStats::default());
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                let _ = tokio::signal::ctrl_c().await;
-                let _ = stop.send(true);
-            });
-            simulate::run(fleet, target, stats.clone(), stopped).await?;
-            println!(
-                "published {} messages ({} errors)",
-                stats.published.load(std::sync::atomic::Ordering::Relaxed),
-                stats.errors.load(std::sync::atomic::Ordering::Relaxed)
-            );
-            return Ok(());
+    let output = cli.output;
+    match cli.command {
+        Command::Local(args) => local::run(args).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "iotdp", &mut std::io::stdout());
+            Ok(())
         }
-        other => other,
-    };
-    // Validate local input before touching AWS, so a bad file fails fast and offline.
-    let rule_file = match &command {
-        Command::Rules {
-            action: RulesAction::Put { file },
-            ..
-        } => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            Some(AlertRule::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))?)
+        Command::Simulate { fleet, target } => simulate_fleet(fleet, target).await,
+        Command::Devices(args) => {
+            devices::run(args, &Deployment::load(cli.stack).await, output).await
         }
-        _ => None,
-    };
-    let dynamodb = aws_sdk_dynamodb::Client::new(&load_sdk_config().await);
-    match command {
-        Command::Local(_)
-        | Command::Simulate { .. }
-        | Command::Devices(_)
-        | Command::Readings(_) => {
-            unreachable!("handled above")
+        Command::Readings(args) => {
+            readings::run(args, &Deployment::load(cli.stack).await, output).await
         }
         Command::Rules { table, action } => {
-            let rules = DynamoDbRules::new(dynamodb, table);
-            match action {
-                RulesAction::Put { .. } => {
-                    let rule = rule_file.ok_or("no rule read")?;
-                    rules.put(&rule).await.map_err(|e| e.to_string())?;
-                    println!("stored rule {}", rule.rule_id);
-                }
-                RulesAction::List => {
-                    let mut all = rules.load_rules().await.map_err(|e| e.to_string())?;
-                    all.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
-                    println!(
-                        "{:<24} {:<8} {:<9} {:<16} NAME",
-                        "RULE_ID", "ENABLED", "SEVERITY", "METRIC"
-                    );
-                    for r in all {
-                        println!(
-                            "{:<24} {:<8} {:<9} {:<16} {}",
-                            r.rule_id,
-                            r.enabled,
-                            r.severity.as_str(),
-                            r.metric,
-                            r.name
-                        );
-                    }
-                }
-                RulesAction::Delete { rule_id } => {
-                    if rules.delete(&rule_id).await.map_err(|e| e.to_string())? {
-                        println!("deleted rule {rule_id}");
-                    } else {
-                        return Err(format!("no rule with rule_id '{rule_id}'"));
-                    }
-                }
-            }
+            // Validate local input before touching AWS, so a bad file fails fast and offline.
+            let rule_file = match &action {
+                RulesAction::Put { file } => Some(read_rule(file)?),
+                _ => None,
+            };
+            let deployment = Deployment::load(cli.stack).await;
+            let table = deployment.require(table, &RULES_TABLE).await?;
+            let rules = DynamoDbRules::new(aws_sdk_dynamodb::Client::new(deployment.sdk()), table);
+            rules_command(&rules, action, rule_file, output).await
         }
-        Command::Alerts { table, action } => {
+        Command::Alerts {
+            table,
+            rules_table,
+            action,
+        } => {
+            let deployment = Deployment::load(cli.stack).await;
+            let table = deployment.require(table, &ALERT_STATE_TABLE).await?;
+            let dynamodb = aws_sdk_dynamodb::Client::new(deployment.sdk());
+            let rules = deployment
+                .optional(rules_table, &RULES_TABLE)
+                .await?
+                .map(|t| DynamoDbRules::new(dynamodb.clone(), t));
             let states = DynamoDbAlertStates::new(dynamodb, table);
-            match action {
-                AlertsAction::List { state } => {
-                    let all = states.list(state).await.map_err(|e| e.to_string())?;
-                    println!(
-                        "{:<32} {:<24} {:<13} {:<14} SINCE",
-                        "DEVICE_ID", "RULE_ID", "STATE", "LAST_VALUE"
-                    );
-                    for (key, s) in all {
-                        let since = s
-                            .alarm_since_ms
-                            .or(s.last_change_ms)
-                            .and_then(chrono_ms)
-                            .unwrap_or_default();
-                        let value = s.last_measured.map(|v| v.to_string()).unwrap_or_default();
-                        println!(
-                            "{:<32} {:<24} {:<13} {:<14} {since}",
-                            key.device_id,
-                            key.rule_id,
-                            s.state.as_str(),
-                            value
-                        );
-                    }
-                }
-                AlertsAction::Ack { device_id, rule_id } => {
-                    let key = AlertKey { device_id, rule_id };
-                    acknowledge_alert(&states, &key)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    println!("acknowledged {} / {}", key.device_id, key.rule_id);
-                }
-            }
+            alerts_command(&states, rules.as_ref(), action, output).await
         }
     }
+}
+
+fn read_rule(file: &std::path::Path) -> Result<AlertRule, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    AlertRule::from_json(&text).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+async fn simulate_fleet(
+    fleet: simulate::FleetArgs,
+    target: simulate::Target,
+) -> Result<(), String> {
+    let stats = Arc::new(simulate::SimulationStats::default());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
+    });
+    let counter = progress::counter("messages published");
+    let shown = stats.clone();
+    let ticker = {
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            loop {
+                counter.set_position(shown.published.load(Ordering::Relaxed));
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let result = simulate::run(fleet, target, stats.clone(), stopped).await;
+    ticker.abort();
+    counter.finish_and_clear();
+    result?;
+    println!(
+        "published {} messages ({} errors)",
+        stats.published.load(Ordering::Relaxed),
+        stats.errors.load(Ordering::Relaxed)
+    );
     Ok(())
 }
 
-fn chrono_ms(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+async fn rules_command(
+    rules: &DynamoDbRules,
+    action: RulesAction,
+    rule_file: Option<AlertRule>,
+    output: OutputFormat,
+) -> Result<(), String> {
+    match action {
+        RulesAction::Put { .. } => {
+            let rule = rule_file.ok_or("no rule read")?;
+            rules.put(&rule).await.map_err(|e| e.to_string())?;
+            let sentence = format!("stored rule {}", rule.rule_id);
+            print_result(output, &json!({ "rule": rule }), sentence)
+        }
+        RulesAction::List => {
+            let mut all = rules.load_rules().await.map_err(|e| e.to_string())?;
+            all.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+            let items: Vec<serde_json::Value> = all.iter().map(|r| json!(r)).collect();
+            print_list(
+                output,
+                &items,
+                &[
+                    Column {
+                        header: "RULE_ID",
+                        field: "rule_id",
+                        width: 24,
+                    },
+                    Column {
+                        header: "ENABLED",
+                        field: "enabled",
+                        width: 8,
+                    },
+                    Column {
+                        header: "SEVERITY",
+                        field: "severity",
+                        width: 9,
+                    },
+                    Column {
+                        header: "METRIC",
+                        field: "metric",
+                        width: 16,
+                    },
+                    Column {
+                        header: "NAME",
+                        field: "name",
+                        width: 0,
+                    },
+                ],
+            )
+        }
+        RulesAction::Delete { rule_id } => {
+            if rules.delete(&rule_id).await.map_err(|e| e.to_string())? {
+                print_result(
+                    output,
+                    &json!({ "deleted": rule_id }),
+                    format!("deleted rule {rule_id}"),
+                )
+            } else {
+                Err(format!("no rule with rule_id '{rule_id}'"))
+            }
+        }
+    }
+}
+
+async fn alerts_command(
+    states: &DynamoDbAlertStates,
+    rules: Option<&DynamoDbRules>,
+    action: AlertsAction,
+    output: OutputFormat,
+) -> Result<(), String> {
+    match action {
+        AlertsAction::List { state } => {
+            let severities: std::collections::HashMap<String, &'static str> = match rules {
+                Some(rules) => rules
+                    .load_rules()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|r| (r.rule_id, r.severity.as_str()))
+                    .collect(),
+                None => Default::default(),
+            };
+            let all = states.list(state).await.map_err(|e| e.to_string())?;
+            let items: Vec<serde_json::Value> = all
+                .iter()
+                .map(|(key, s)| {
+                    iotdp::api::alert_json(key, s, severities.get(&key.rule_id).copied())
+                })
+                .collect();
+            print_list(
+                output,
+                &items,
+                &[
+                    Column {
+                        header: "DEVICE_ID",
+                        field: "device_id",
+                        width: 32,
+                    },
+                    Column {
+                        header: "RULE_ID",
+                        field: "rule_id",
+                        width: 24,
+                    },
+                    Column {
+                        header: "STATE",
+                        field: "state",
+                        width: 13,
+                    },
+                    Column {
+                        header: "SEVERITY",
+                        field: "severity",
+                        width: 9,
+                    },
+                    Column {
+                        header: "LAST_VALUE",
+                        field: "last_value",
+                        width: 14,
+                    },
+                    Column {
+                        header: "SINCE",
+                        field: "since",
+                        width: 0,
+                    },
+                ],
+            )
+        }
+        AlertsAction::Ack { device_id, rule_id } => {
+            let key = AlertKey { device_id, rule_id };
+            acknowledge_alert(states, &key)
+                .await
+                .map_err(|e| e.to_string())?;
+            print_result(
+                output,
+                &json!({ "device_id": key.device_id, "rule_id": key.rule_id, "state": "ACKNOWLEDGED" }),
+                format!("acknowledged {} / {}", key.device_id, key.rule_id),
+            )
+        }
+    }
 }

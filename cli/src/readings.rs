@@ -6,7 +6,14 @@ use iotdp::api::params::{INSTANT_FORMS, parse_bin, parse_instant};
 use iotdp::config::StoreConfig;
 use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
 use iotdp::query::ports::TimeSeriesReader;
-use iotdp::wiring::{load_sdk_config, time_series_reader};
+use iotdp::wiring::time_series_reader;
+use serde_json::Value;
+
+use crate::deployment::{
+    Deployment, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL, STORE, TIMESTREAM_DATABASE,
+    TIMESTREAM_TABLE,
+};
+use crate::output::{Column, OutputFormat, print_list};
 
 #[derive(Args)]
 pub struct ReadingsArgs {
@@ -24,18 +31,24 @@ pub struct ReadingsArgs {
     /// Aggregate per bin: avg, min, max, sum, count, first, last
     #[arg(long, default_value = "avg")]
     agg: String,
-    /// The deployed store: timestream or influxdb
-    #[arg(long, env = "IOTDP_TIME_SERIES_STORE", default_value = "timestream")]
-    store: String,
+    /// The deployed store: timestream or influxdb [stack output: TimeSeriesStoreInUse;
+    /// default: timestream]
+    #[arg(long, env = "IOTDP_TIME_SERIES_STORE")]
+    store: Option<String>,
+    /// [stack output: TimestreamDatabaseName]
     #[arg(long, env = "IOTDP_TIMESTREAM_DATABASE")]
     timestream_database: Option<String>,
-    #[arg(long, env = "IOTDP_TIMESTREAM_TABLE", default_value = "telemetry")]
-    timestream_table: String,
+    /// [stack output: TimestreamTableName; default: telemetry]
+    #[arg(long, env = "IOTDP_TIMESTREAM_TABLE")]
+    timestream_table: Option<String>,
+    /// [stack output: InfluxDbUrl]
     #[arg(long, env = "IOTDP_INFLUXDB_URL")]
     influxdb_url: Option<String>,
-    #[arg(long, env = "IOTDP_INFLUXDB_DATABASE", default_value = "iotdp")]
-    influxdb_database: String,
-    /// Secrets Manager secret with the InfluxDB token (never the token itself)
+    /// [stack output: InfluxDbDatabaseName; default: iotdp]
+    #[arg(long, env = "IOTDP_INFLUXDB_DATABASE")]
+    influxdb_database: Option<String>,
+    /// Secrets Manager secret with the InfluxDB token, never the token itself [stack output:
+    /// InfluxDbTokenSecretArn]
     #[arg(long, env = "IOTDP_INFLUXDB_TOKEN_SECRET_ARN")]
     influxdb_token_secret_arn: Option<String>,
 }
@@ -45,7 +58,11 @@ fn instant(flag: &str, text: &str, now_ms: i64) -> Result<i64, String> {
     parse_instant(text, now_ms).ok_or_else(|| format!("{flag} '{text}' must be {INSTANT_FORMS}"))
 }
 
-pub async fn run(args: ReadingsArgs) -> Result<(), String> {
+pub async fn run(
+    args: ReadingsArgs,
+    deployment: &Deployment,
+    output: OutputFormat,
+) -> Result<(), String> {
     let now = chrono::Utc::now().timestamp_millis();
     let range = TimeRange {
         from_ms: instant("--from", &args.from, now)?,
@@ -63,19 +80,26 @@ pub async fn run(args: ReadingsArgs) -> Result<(), String> {
             })?,
         )),
     };
-    let store = match args.store.as_str() {
+    let store = deployment.optional(args.store, &STORE).await?;
+    let store = match store.as_deref().unwrap_or("timestream") {
         "timestream" => StoreConfig::Timestream {
-            database: args.timestream_database.ok_or(
-                "--timestream-database (or IOTDP_TIMESTREAM_DATABASE) is required: the stack output TimestreamDatabaseName",
-            )?,
-            table: args.timestream_table,
+            database: deployment
+                .require(args.timestream_database, &TIMESTREAM_DATABASE)
+                .await?,
+            table: deployment
+                .optional(args.timestream_table, &TIMESTREAM_TABLE)
+                .await?
+                .unwrap_or_else(|| "telemetry".to_owned()),
         },
         "influxdb" => StoreConfig::InfluxDb {
-            url: args
-                .influxdb_url
-                .ok_or("--influxdb-url (or IOTDP_INFLUXDB_URL) is required with --store influxdb")?,
-            database: args.influxdb_database,
-            token_secret_arn: args.influxdb_token_secret_arn,
+            url: deployment.require(args.influxdb_url, &INFLUXDB_URL).await?,
+            database: deployment
+                .optional(args.influxdb_database, &INFLUXDB_DATABASE)
+                .await?
+                .unwrap_or_else(|| "iotdp".to_owned()),
+            token_secret_arn: deployment
+                .optional(args.influxdb_token_secret_arn, &INFLUXDB_TOKEN_SECRET)
+                .await?,
         },
         other => return Err(format!("--store '{other}': use timestream or influxdb")),
     };
@@ -86,22 +110,27 @@ pub async fn run(args: ReadingsArgs) -> Result<(), String> {
         bins,
         limit: None,
     };
-    let reader = time_series_reader(&load_sdk_config().await, &store)
+    let reader = time_series_reader(deployment.sdk(), &store)
         .await
         .map_err(|e| e.to_string())?;
     let points = reader.series(&query).await.map_err(|e| e.to_string())?;
-    println!("{:<25} VALUE", "TIME");
-    for point in &points {
-        let time = chrono::DateTime::from_timestamp_millis(point.time_ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default();
-        let value = match &point.value {
-            iotdp::domain::MetricValue::Number(v) => v.to_string(),
-            iotdp::domain::MetricValue::Bool(b) => b.to_string(),
-            iotdp::domain::MetricValue::Text(s) => s.clone(),
-        };
-        println!("{time:<25} {value}");
-    }
+    let items: Vec<Value> = points.iter().map(iotdp::api::point_json).collect();
+    print_list(
+        output,
+        &items,
+        &[
+            Column {
+                header: "TIME",
+                field: "time",
+                width: 25,
+            },
+            Column {
+                header: "VALUE",
+                field: "value",
+                width: 0,
+            },
+        ],
+    )?;
     eprintln!("{} point(s) from {}", points.len(), reader.describe());
     Ok(())
 }

@@ -476,3 +476,25 @@ mod tests {
         assert!(err.to_string().contains("TIME_SERIES_STORE"), "{err}");
     }
 }
+
+/// A deployed stack's outputs by name (`AlertRulesTableName` → the table). The operator CLI
+/// reads them once per run, so nobody copies names out of the console by hand.
+pub type StackOutputs = std::collections::BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackLookupError {
+    #[error(
+        "stack '{0}' does not exist in this account and region: check --stack (or IOTDP_STACK) and AWS_REGION or AWS_PROFILE"
+    )]
+    NotFound(String),
+    #[error("reading the outputs of stack '{stack}': {message}")]
+    Unavailable { stack: String, message: String },
+}
+
+/// Where a stack's outputs come from (CloudFormation `DescribeStacks`).
+pub trait StackOutputSource {
+    fn outputs(
+        &self,
+        stack: &str,
+    ) -> impl Future<Output = Result<StackOutputs, StackLookupError>> + Send;
+}

@@ -19,7 +19,7 @@ use crate::broker::{self, BrokerStats, InboundPublish};
 use crate::event_source;
 use crate::influxd::InfluxProcess;
 use crate::moto::MotoProcess;
-use crate::provision::{Function, LOCAL_REGION, LocalStack, RuleAction, provision};
+use crate::provision::{Function, LOCAL_REGION, LocalStack, RuleAction, provision, register_stack};
 use crate::queues::{InProcessQueues, QueueBackend};
 use crate::rule_sql::Message;
 use crate::template::Template;
@@ -110,6 +110,8 @@ pub struct LocalPlatform {
     pub reader: SelectedReader,
     /// Which store holds the readings, and where, for the live view.
     pub store_description: String,
+    /// The stack's outputs as registered in the endpoint's CloudFormation (`--stack`).
+    pub outputs: std::collections::BTreeMap<String, String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<MotoProcess>,
@@ -190,6 +192,10 @@ impl LocalPlatform {
             .subscribe_alerts(&sqs, &stack, &options.stack_name)
             .await?;
         let mqtt_addr = startup.iot_core(&stack, options.mqtt).await?;
+        let api_url = api_addr.map(|addr| ("QueryApiUrl", format!("http://{addr}")));
+        let outputs = register_stack(&template, &stack, &startup.sdk, api_url.as_slice())
+            .await
+            .map_err(fail)?;
 
         Ok(Self {
             endpoint: services.endpoint,
@@ -202,6 +208,7 @@ impl LocalPlatform {
             api_addr,
             reader,
             store_description,
+            outputs,
             shutdown,
             tasks: startup.tasks,
             moto: services.moto,

@@ -2,7 +2,7 @@
 //! template gives them. Resource types with no local meaning (IAM, alarms, bucket policies,
 //! e-mail subscriptions) are listed as not emulated; an unknown type is an error.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_config::SdkConfig;
 use serde_json::Value;
@@ -269,6 +269,40 @@ fn not_emulated(kind: &str) -> Option<&'static str> {
         "AWS::CloudWatch::Alarm" => "alarms: the live view shows the queues instead",
         _ => return None,
     })
+}
+
+/// Register the stack in the local endpoint's CloudFormation under its own name, with the
+/// outputs the template declares (resolved against what was created here; `overrides` for
+/// the ones only the running platform knows, like the query API's address). Then
+/// `iotdp --stack <name>` finds every name locally exactly as it does on AWS. The outputs as
+/// registered are returned.
+pub async fn register_stack(
+    template: &Template,
+    local: &LocalStack,
+    sdk: &SdkConfig,
+    overrides: &[(&str, String)],
+) -> Result<BTreeMap<String, String>, ProvisionError> {
+    let (mut outputs, _left_out) = template.outputs(&local.stack)?;
+    for (name, value) in overrides {
+        outputs.insert((*name).to_owned(), value.clone());
+    }
+    let body = serde_json::json!({
+        "Description": "iotdp, provisioned locally: the outputs of template.yaml",
+        // A stack needs a resource; this one is nothing (CloudFormation's no-op type).
+        "Resources": {"LocalPlatform": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::json!({ "Value": value })))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    aws_sdk_cloudformation::Client::new(sdk)
+        .create_stack()
+        .stack_name(&local.stack.name)
+        .template_body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| create_error("the CloudFormation stack", e))?;
+    Ok(outputs)
 }
 
 pub async fn provision(

@@ -31,6 +31,8 @@ pub struct Template {
     pub parameters: BTreeMap<String, Value>,
     conditions: BTreeMap<String, Value>,
     pub resources: Vec<Resource>,
+    /// `Outputs`, unresolved: what the deployed stack tells operators and the CLI.
+    outputs: BTreeMap<String, Value>,
 }
 
 /// What a resource resolves to: its `Ref` value and its `!GetAtt` attributes.
@@ -81,10 +83,12 @@ impl Template {
                 logical_id,
             })
             .collect();
+        let outputs = section("Outputs").into_iter().collect();
         Ok(Self {
             parameters,
             conditions,
             resources,
+            outputs,
         })
     }
 
@@ -139,6 +143,32 @@ impl Template {
                 "condition {name} did not evaluate to a boolean: {other:?}"
             )),
         }
+    }
+
+    /// The outputs CloudFormation would publish for this stack: each one whose `Condition`
+    /// holds, resolved. Outputs that name a resource not created here are left out, listed
+    /// second with why.
+    pub fn outputs(
+        &self,
+        stack: &Stack,
+    ) -> Result<(BTreeMap<String, String>, Vec<String>), TemplateError> {
+        let mut resolved = BTreeMap::new();
+        let mut left_out = Vec::new();
+        for (name, output) in &self.outputs {
+            if let Some(condition) = output.get("Condition").and_then(Value::as_str)
+                && !self.condition(condition, stack)?
+            {
+                continue;
+            }
+            match self.resolve(&output["Value"], stack) {
+                Ok(Some(Value::String(value))) => {
+                    resolved.insert(name.clone(), value);
+                }
+                Ok(other) => left_out.push(format!("{name}: not a string ({other:?})")),
+                Err(why) => left_out.push(format!("{name}: {}", why.0)),
+            }
+        }
+        Ok((resolved, left_out))
     }
 
     /// A resource's properties with every intrinsic resolved.

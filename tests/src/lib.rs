@@ -273,20 +273,32 @@ pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic_arn: &str, name
 pub async fn provision_template(
     endpoint: &str,
 ) -> (aws_config::SdkConfig, iotdp_local::provision::LocalStack) {
+    provision_template_with(endpoint, "iotdp-test", &[]).await
+}
+
+/// [`provision_template`] with a stack name and parameter overrides; the stack and its outputs
+/// are registered in moto's CloudFormation, as the local platform registers them.
+pub async fn provision_template_with(
+    endpoint: &str,
+    stack_name: &str,
+    parameters: &[(&str, &str)],
+) -> (aws_config::SdkConfig, iotdp_local::provision::LocalStack) {
     let sdk = iotdp_local::platform::local_sdk_config(endpoint).await;
     let text =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
             .expect("read template.yaml");
     let template = iotdp_local::template::Template::parse(&text).expect("template parses");
-    let stack = iotdp_local::provision::provision(
-        &template,
-        "iotdp-test",
-        &Default::default(),
-        &sdk,
-        endpoint,
-    )
-    .await
-    .expect("template provisions in moto");
+    let parameters = parameters
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let stack =
+        iotdp_local::provision::provision(&template, stack_name, &parameters, &sdk, endpoint)
+            .await
+            .expect("template provisions in moto");
+    iotdp_local::provision::register_stack(&template, &stack, &sdk, &[])
+        .await
+        .expect("stack registers in moto's CloudFormation");
     (sdk, stack)
 }
 

@@ -463,6 +463,31 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
         .await
         .unwrap();
     assert!(body.contains("unknown_device"), "{body}");
+
+    // The stack is registered under its name with the template's outputs, so `iotdp --stack
+    // iotdp-influx` finds every name, the local store and the local API among them.
+    use iotdp::config::StackOutputSource;
+    let outputs = iotdp::adapters::cloudformation::CloudFormationStacks::new(
+        aws_sdk_cloudformation::Client::new(&platform.sdk),
+    )
+    .outputs("iotdp-influx")
+    .await
+    .unwrap();
+    assert_eq!(outputs, platform.outputs);
+    assert_eq!(outputs["TimeSeriesStoreInUse"], "influxdb");
+    assert!(
+        outputs["InfluxDbUrl"].starts_with("http://127.0.0.1:"),
+        "{outputs:?}"
+    );
+    assert_eq!(outputs["QueryApiUrl"], format!("http://{api}"));
+    assert_eq!(
+        Some(outputs["DeviceRegistryTableName"].as_str()),
+        platform.physical("DeviceRegistryTable")
+    );
+    assert!(
+        !outputs.contains_key("TimestreamDatabaseName"),
+        "{outputs:?}"
+    );
     platform.stop().await;
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -1,6 +1,8 @@
 //! Adapters: one per outside service family, each implementing ports of the features. No
 //! adapter imports another family's adapter; shared query names come from [`crate::query`].
 
+#[cfg(feature = "admin")]
+pub mod cloudformation;
 pub mod dynamodb;
 pub mod influxdb;
 pub mod iot_shadow;

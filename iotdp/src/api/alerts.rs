@@ -8,6 +8,7 @@ use super::problem::{Problem, ProblemCode, alerting_problem};
 use crate::alerting::admin::{AckError, acknowledge_alert};
 use crate::alerting::event::AlarmState;
 use crate::alerting::ports::{AlertKey, AlertStateListing, AlertStateStore, RuleSource};
+use crate::alerting::state_machine::AlertState;
 
 impl<R, T, A, U> QueryApi<R, T, A, U>
 where
@@ -53,16 +54,7 @@ where
                 severity.is_none_or(|s| severities.get(&k.rule_id).copied() == Some(s))
             })
             .take(limit + 1)
-            .map(|(k, s)| {
-                json!({
-                    "device_id": k.device_id,
-                    "rule_id": k.rule_id,
-                    "severity": severities.get(&k.rule_id),
-                    "state": s.state.as_str(),
-                    "since": s.alarm_since_ms.or(s.last_change_ms).map(rfc3339),
-                    "last_value": s.last_measured,
-                })
-            })
+            .map(|(k, s)| alert_json(k, s, severities.get(&k.rule_id).copied()))
             .collect();
         let next = (page.len() > limit).then(|| {
             page.truncate(limit);
@@ -95,4 +87,16 @@ where
             Err(e) => Err(alerting_problem(e)),
         }
     }
+}
+
+/// An alert state as the API (and the CLI's `--output json`) represents it.
+pub fn alert_json(key: &AlertKey, state: &AlertState, severity: Option<&str>) -> Value {
+    json!({
+        "device_id": key.device_id,
+        "rule_id": key.rule_id,
+        "severity": severity,
+        "state": state.state.as_str(),
+        "since": state.alarm_since_ms.or(state.last_change_ms).map(rfc3339),
+        "last_value": state.last_measured,
+    })
 }

@@ -21,8 +21,10 @@ mod problem;
 mod readings;
 mod rules;
 
+pub use alerts::alert_json;
 pub use devices::device_json;
 pub use problem::{Problem, ProblemCode};
+pub use readings::point_json;
 
 use serde_json::Value;
 

@@ -120,6 +120,7 @@ pub(super) fn value_json(value: &MetricValue) -> Value {
     }
 }
 
-pub(super) fn point_json(point: &Point) -> Value {
+/// A point as the API (and the CLI's `--output json`) represents it.
+pub fn point_json(point: &Point) -> Value {
     json!({ "time": rfc3339(point.time_ms), "value": value_json(&point.value) })
 }

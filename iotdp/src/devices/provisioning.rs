@@ -246,12 +246,14 @@ pub struct ImportReport {
 
 /// Bring the registry in line with `records`: create the missing (certificates into
 /// `out_dir/<device id>/`), update the changed definitions, leave the rest untouched.
+/// `row_done` is called after each record, for a progress bar.
 pub async fn import_devices<R, I>(
     registry: &R,
     iot: &I,
     records: Vec<DeviceRecord>,
     policy_name: &str,
     out_dir: &Path,
+    mut row_done: impl FnMut(),
 ) -> Result<ImportReport, ProvisioningError>
 where
     R: DeviceRegistry,
@@ -289,6 +291,7 @@ where
                 report.created.push(created.record.device_id);
             }
         }
+        row_done();
     }
     Ok(report)
 }

@@ -1,0 +1,143 @@
+//! Where each deployment name comes from: its flag, then its environment variable (clap reads
+//! both), then the stack's output when `--stack` (or `IOTDP_STACK`) names one. The outputs are
+//! read once per run, and only when a name is not given otherwise.
+
+use aws_config::SdkConfig;
+use iotdp::adapters::cloudformation::CloudFormationStacks;
+use iotdp::config::{StackOutputSource, StackOutputs};
+use tokio::sync::OnceCell;
+
+/// One deployment name: how an operator passes it, and the stack output that holds it.
+pub struct Setting {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub output: &'static str,
+}
+
+pub const RULES_TABLE: Setting = Setting {
+    flag: "--table",
+    env: "IOTDP_RULES_TABLE",
+    output: "AlertRulesTableName",
+};
+pub const ALERT_STATE_TABLE: Setting = Setting {
+    flag: "--table",
+    env: "IOTDP_ALERT_STATE_TABLE",
+    output: "AlertStateTableName",
+};
+pub const REGISTRY_TABLE: Setting = Setting {
+    flag: "--registry-table",
+    env: "IOTDP_REGISTRY_TABLE",
+    output: "DeviceRegistryTableName",
+};
+pub const DEVICE_POLICY: Setting = Setting {
+    flag: "--policy",
+    env: "IOTDP_DEVICE_POLICY",
+    output: "DevicePolicyName",
+};
+pub const STORE: Setting = Setting {
+    flag: "--store",
+    env: "IOTDP_TIME_SERIES_STORE",
+    output: "TimeSeriesStoreInUse",
+};
+pub const TIMESTREAM_DATABASE: Setting = Setting {
+    flag: "--timestream-database",
+    env: "IOTDP_TIMESTREAM_DATABASE",
+    output: "TimestreamDatabaseName",
+};
+pub const TIMESTREAM_TABLE: Setting = Setting {
+    flag: "--timestream-table",
+    env: "IOTDP_TIMESTREAM_TABLE",
+    output: "TimestreamTableName",
+};
+pub const INFLUXDB_URL: Setting = Setting {
+    flag: "--influxdb-url",
+    env: "IOTDP_INFLUXDB_URL",
+    output: "InfluxDbUrl",
+};
+pub const INFLUXDB_DATABASE: Setting = Setting {
+    flag: "--influxdb-database",
+    env: "IOTDP_INFLUXDB_DATABASE",
+    output: "InfluxDbDatabaseName",
+};
+pub const INFLUXDB_TOKEN_SECRET: Setting = Setting {
+    flag: "--influxdb-token-secret-arn",
+    env: "IOTDP_INFLUXDB_TOKEN_SECRET_ARN",
+    output: "InfluxDbTokenSecretArn",
+};
+
+/// The deployment a command works on: the SDK configuration (region and credentials from the
+/// usual AWS configuration) and, lazily, the named stack's outputs.
+pub struct Deployment {
+    stack: Option<String>,
+    sdk: SdkConfig,
+    outputs: OnceCell<StackOutputs>,
+}
+
+impl Deployment {
+    pub async fn load(stack: Option<String>) -> Self {
+        Self {
+            stack,
+            sdk: iotdp::wiring::load_sdk_config().await,
+            outputs: OnceCell::new(),
+        }
+    }
+
+    pub fn sdk(&self) -> &SdkConfig {
+        &self.sdk
+    }
+
+    /// The stack's outputs, read on first use; `None` without `--stack`.
+    async fn stack_outputs(&self) -> Result<Option<(&str, &StackOutputs)>, String> {
+        let Some(stack) = self.stack.as_deref() else {
+            return Ok(None);
+        };
+        let outputs = self
+            .outputs
+            .get_or_try_init(|| async {
+                CloudFormationStacks::new(aws_sdk_cloudformation::Client::new(&self.sdk))
+                    .outputs(stack)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+            .await?;
+        Ok(Some((stack, outputs)))
+    }
+
+    /// A name the command cannot run without: the given value, else the stack's output, else
+    /// an error that says every way to supply it.
+    pub async fn require(
+        &self,
+        given: Option<String>,
+        setting: &Setting,
+    ) -> Result<String, String> {
+        if let Some(value) = self.optional(given, setting).await? {
+            return Ok(value);
+        }
+        Err(match self.stack.as_deref() {
+            Some(stack) => format!(
+                "stack '{stack}' has no output {} (needed for {}): pass {} or set {}, or deploy a stack that has it",
+                setting.output, setting.flag, setting.flag, setting.env
+            ),
+            None => format!(
+                "{} (or {}) is required, or --stack NAME (or IOTDP_STACK) to read it from the stack output {}",
+                setting.flag, setting.env, setting.output
+            ),
+        })
+    }
+
+    /// A name the command can do without (an output the stack has only in some
+    /// configurations, like the InfluxDB token's secret).
+    pub async fn optional(
+        &self,
+        given: Option<String>,
+        setting: &Setting,
+    ) -> Result<Option<String>, String> {
+        if given.is_some() {
+            return Ok(given);
+        }
+        Ok(self
+            .stack_outputs()
+            .await?
+            .and_then(|(_, outputs)| outputs.get(setting.output).cloned()))
+    }
+}
