@@ -68,7 +68,10 @@ template-lint: tools
 ## `-p iotdp-cli` alone resolves other features and recompiles much of the dependency tree.
 local: tools
 	cargo test --workspace --no-run --quiet
-	target/debug/iotdp local $(ARGS)
+	$(TARGET_DIR)/debug/iotdp local $(ARGS)
+
+# Where cargo puts binaries (honours CARGO_TARGET_DIR); evaluated only when a recipe uses it.
+TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
 ## bench: criterion benchmark of the pure ingest path (decode + validate + build requests)
 bench:

@@ -200,7 +200,7 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
 
     println!("iotdp local platform");
     println!(
-        "  AWS endpoint      {} (moto's server; set AWS_ENDPOINT_URL to it to use the aws CLI or iotdp rules/alerts)",
+        "  AWS endpoint      {} (moto's server: the aws CLI and iotdp use it through AWS_ENDPOINT_URL)",
         platform.endpoint
     );
     println!(

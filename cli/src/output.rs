@@ -87,16 +87,20 @@ fn cell(value: &Value) -> String {
             .or_else(|| n.as_f64().map(|f| f.to_string()))
             .unwrap_or_else(|| n.to_string()),
         Value::Object(map) if map.is_empty() => "-".to_owned(),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(","),
+        // Sorted, so a table reads the same whatever order the map keeps.
+        Value::Object(map) => {
+            let mut pairs: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
+                .collect();
+            pairs.sort_unstable();
+            pairs.join(",")
+        }
         other => other.to_string(),
     }
 }
