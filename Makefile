@@ -73,10 +73,15 @@ local: tools
 # Where cargo puts binaries (honours CARGO_TARGET_DIR); evaluated only when a recipe uses it.
 TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
-## bench: criterion benchmark of the pure ingest path (decode + validate + build requests)
+## bench: criterion benchmarks of the pure paths, then the end-to-end benchmark of the real
+## release `ingest` binary under a Lambda Runtime API, against a fake AWS endpoint that checks
+## every write (tests/src/ingest_bench.rs; the table goes into docs/performance.md)
 bench:
 	cargo bench -p iotdp --bench ingest_path
 	cargo bench -p iotdp-local --bench query_api
+	cargo build --release -p ingest
+	cargo test --workspace --no-run --quiet
+	$(TARGET_DIR)/debug/ingest-bench --bootstrap $(TARGET_DIR)/release/ingest
 
 ## build: sam build for arm64 with cargo-lambda from the venv (it adds the Rust target
 ## aarch64-unknown-linux-gnu through rustup on first use)

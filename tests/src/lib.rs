@@ -1,6 +1,9 @@
 //! Test harness: moto's server on a free 127.0.0.1 port, started per test binary and killed
 //! when the guard drops (also when a test panics), so nothing is left listening.
 
+pub mod fake_aws;
+pub mod ingest_bench;
+
 use iotdp::config::FromEnvironment;
 use std::net::TcpStream;
 use std::path::PathBuf;

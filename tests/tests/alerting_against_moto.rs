@@ -88,6 +88,8 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         let mut context = Context::default();
         context.request_id = format!("req-{}", next_request_number());
         context.deadline = (now + 60_000) as u64;
+        // As Lambda delivers it: JSON, read into the binary's own event type.
+        let event = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
         LambdaEvent::new(event, context)
     };
     // Dry: fires. Wet again, but not past the clear threshold: stays. Wetter: clears.

@@ -69,6 +69,8 @@ async fn a_mixed_batch_lands_in_timestream_and_the_quarantine_bucket() {
     let mut context = Context::default();
     context.request_id = "integration-1".into();
     context.deadline = (now + 60_000) as u64;
+    // The event as Lambda delivers it (JSON), read into the binary's own event type.
+    let event = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
     let response = handle_lambda_event(&service, LambdaEvent::new(event, context))
         .await
         .unwrap();

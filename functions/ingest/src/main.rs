@@ -11,7 +11,10 @@ use iotdp::ingest::service::handle_lambda_event;
 use iotdp::wiring::ingest_service;
 use lambda_runtime::{Error, service_fn};
 
-#[tokio::main]
+/// One thread: Lambda gives a function at most a few vCPUs and runs one invocation at a time,
+/// and the handler's work is concurrent I/O. A multi-threaded scheduler spent more CPU waking
+/// and parking its workers than it saved.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = IngestConfig::from_env()?;

@@ -49,6 +49,23 @@ impl Invocation {
     }
 }
 
+/// The SQS event as the ingest function reads it: each message's id and body, nothing else.
+/// `aws_lambda_events::SqsEvent` builds two attribute maps and eight more strings for every
+/// message; this reads the same JSON in one pass and skips what the function never looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct SqsBatch {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<SqsBatchMessage>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct SqsBatchMessage {
+    #[serde(rename = "messageId", default)]
+    pub message_id: String,
+    #[serde(default)]
+    pub body: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngestReport {
     pub response: SqsBatchResponse,
@@ -101,6 +118,24 @@ where
                 m.body.as_deref().unwrap_or_default(),
             )
         });
+        self.handle_messages(messages, invocation).await
+    }
+
+    /// The same for the Lambda binary's own event type.
+    pub async fn handle_batch(&self, event: &SqsBatch, invocation: &Invocation) -> IngestReport {
+        let messages = event
+            .records
+            .iter()
+            .map(|m| (m.message_id.as_str(), m.body.as_str()));
+        self.handle_messages(messages, invocation).await
+    }
+
+    /// `(message id, body)` pairs → stored, quarantined or returned for retry.
+    pub async fn handle_messages<'a>(
+        &self,
+        messages: impl Iterator<Item = (&'a str, &'a str)>,
+        invocation: &Invocation,
+    ) -> IngestReport {
         let mut batch = prepare_batch(messages, self.settings.window);
         let mut failures = MessageFailures::new(batch.messages.len());
 
@@ -335,7 +370,7 @@ impl MessageFailures {
 /// The Lambda entry point: run the use case, print its EMF metrics, answer SQS.
 pub async fn handle_lambda_event<S, Q, D, O>(
     service: &IngestService<S, Q, D, O>,
-    event: lambda_runtime::LambdaEvent<SqsEvent>,
+    event: lambda_runtime::LambdaEvent<SqsBatch>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error>
 where
     S: TimeSeriesStore,
@@ -344,7 +379,7 @@ where
     O: ReadingsObserver,
 {
     let invocation = Invocation::from_lambda(&event.context);
-    let report = service.handle(&event.payload, &invocation).await;
+    let report = service.handle_batch(&event.payload, &invocation).await;
     let function = &event.context.env_config.function_name;
     for document in report
         .metrics
@@ -362,4 +397,42 @@ where
         "batch ingested"
     );
     Ok(report.response)
+}
+
+#[cfg(test)]
+mod batch_event_tests {
+    use super::*;
+
+    /// An SQS event exactly as Lambda delivers it: the batch type keeps ids and bodies, in
+    /// order, and skips every other field.
+    #[test]
+    fn the_lambda_event_is_read_into_ids_and_bodies() {
+        let event = r#"{"Records":[
+            {"messageId":"059f36b4-87a3-44ab-83d2-661975830a7d","receiptHandle":"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+             "body":"{\"payload\":\"e30=\",\"topic\":\"dt/ac-1/telemetry\",\"received_at\":1}",
+             "attributes":{"ApproximateReceiveCount":"1","SentTimestamp":"1545082649183","SenderId":"AIDAIENQZJOLO23YVJ4VO","ApproximateFirstReceiveTimestamp":"1545082649185"},
+             "messageAttributes":{"a":{"stringValue":"x","dataType":"String","stringListValues":[],"binaryListValues":[]}},
+             "md5OfBody":"e4e68fb7bd0e697a0ae8f1bb342846b3","eventSource":"aws:sqs",
+             "eventSourceARN":"arn:aws:sqs:us-east-2:123456789012:my-queue","awsRegion":"us-east-2"},
+            {"messageId":"2e1424d4-f796-459a-8184-9c92662be6da","body":"second"}
+        ]}"#;
+        let batch: SqsBatch = serde_json::from_str(event).unwrap();
+        let pairs: Vec<(&str, &str)> = batch
+            .records
+            .iter()
+            .map(|m| (m.message_id.as_str(), m.body.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "059f36b4-87a3-44ab-83d2-661975830a7d",
+                    r#"{"payload":"e30=","topic":"dt/ac-1/telemetry","received_at":1}"#
+                ),
+                ("2e1424d4-f796-459a-8184-9c92662be6da", "second"),
+            ]
+        );
+        let empty: SqsBatch = serde_json::from_str("{}").unwrap();
+        assert!(empty.records.is_empty());
+    }
 }

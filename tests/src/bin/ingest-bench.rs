@@ -1,0 +1,84 @@
+//! `ingest-bench`: the end-to-end benchmark of the real `ingest` bootstrap (see
+//! `iotdp_integration_tests::ingest_bench`). `make bench` runs it on the release build:
+//!
+//! ```sh
+//! cargo build --release -p ingest
+//! target/debug/ingest-bench [--bootstrap target/release/ingest] [--invocations 30] [--messages 1000] [--devices 500] [--only timestream-on]
+//! ```
+//!
+//! It prints the table docs/performance.md shows, and fails if anything written differs from
+//! the reference.
+
+use std::path::PathBuf;
+
+use iotdp_integration_tests::ingest_bench::{self, Options, Scenario, Store};
+
+fn main() -> std::process::ExitCode {
+    let mut options = Options {
+        bootstrap: ingest_bench::default_bootstrap(),
+        warm_invocations: 30,
+        messages_per_event: 1000,
+        devices: 500,
+        rules_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/local/rules")),
+    };
+    let mut only: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().unwrap_or_default();
+        match flag.as_str() {
+            "--bootstrap" => options.bootstrap = PathBuf::from(value()),
+            "--invocations" => options.warm_invocations = value().parse().unwrap_or(30),
+            "--messages" => options.messages_per_event = value().parse().unwrap_or(1000),
+            "--devices" => options.devices = value().parse().unwrap_or(500),
+            "--only" => only = Some(value()),
+            other => {
+                eprintln!(
+                    "unknown argument {other}: use --bootstrap PATH, --invocations N, --messages N, --devices N, --only timestream-on|timestream-off|influxdb-on|influxdb-off"
+                );
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
+    let scenarios = [
+        ("timestream-on", Store::Timestream, true),
+        ("timestream-off", Store::Timestream, false),
+        ("influxdb-on", Store::InfluxDb, true),
+        ("influxdb-off", Store::InfluxDb, false),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut measured = Vec::new();
+    for (name, store, on) in scenarios {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let scenario = Scenario {
+            store,
+            registry_and_alerting: on,
+        };
+        match runtime.block_on(ingest_bench::run(&options, scenario)) {
+            Ok(m) => {
+                eprintln!(
+                    "{}: first invocation's calls {:?}",
+                    scenario.label(),
+                    m.first_calls
+                );
+                measured.push(m);
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", scenario.label());
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    print!("{}", ingest_bench::table(&measured));
+    if let [on, off, ..] = measured.as_slice() {
+        println!(
+            "\nTimestream, registry and alerting on vs off: {:.2}x the CPU per reading",
+            on.cpu_us_per_reading / off.cpu_us_per_reading
+        );
+    }
+    std::process::ExitCode::SUCCESS
+}
