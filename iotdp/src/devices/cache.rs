@@ -13,14 +13,14 @@ use tokio::time::Instant;
 use crate::devices::ports::{
     DeviceLookup, DeviceRegistry, DeviceSnapshot, RegistryError, SeenReport,
 };
-use crate::devices::record::{DeviceStatus, KnownDevice};
+use crate::devices::record::{DeviceStatus, KnownDevice, last_seen_resolution_ms};
 
 /// BatchGetItem takes at most 100 keys per call: one registry read covers up to 100 devices.
 pub const MAX_DEVICES_PER_READ: usize = 100;
 /// Beyond this many cached devices, expired entries are dropped on the next fill.
 const PRUNE_ABOVE: usize = 200_000;
 /// `last_seen` updates in flight at once.
-const SEEN_WRITE_CONCURRENCY: usize = 8;
+const SEEN_WRITE_CONCURRENCY: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegistryCacheSettings {
@@ -150,9 +150,13 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                         .map(|h| i64::from(h) * 1000);
                     let move_deadline = heartbeat_ms
                         .filter(|h| entry.watch_written_ms.is_none_or(|w| at - w >= h / 4));
+                    let resolution_ms = record
+                        .heartbeat_seconds
+                        .filter(|_| record.status == DeviceStatus::Active)
+                        .map_or(interval_ms, |h| last_seen_resolution_ms(h).max(interval_ms));
                     let seen_moved = entry
                         .last_seen_ms
-                        .is_none_or(|last| at - last > interval_ms);
+                        .is_none_or(|last| at - last > resolution_ms);
                     (seen_moved || move_deadline.is_some())
                         .then(|| (id.to_owned(), at, move_deadline.map(|h| at + h)))
                 })

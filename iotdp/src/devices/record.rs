@@ -192,8 +192,25 @@ pub fn parse_tags(text: &str) -> Result<BTreeMap<String, String>, RecordError> {
     Ok(tags)
 }
 
+/// How stale `last_seen` may be for a device with this heartbeat: a tenth of it. Ingest
+/// writes `last_seen` when it moved by more than this (and by more than
+/// `LastSeenIntervalSeconds`), and the silence watch waits this much past the heartbeat before
+/// raising, so `no_data` is never early and at most 10 % late. A 6-hour plant sensor is
+/// written every 36 minutes instead of every minute.
+pub fn last_seen_resolution_ms(heartbeat_seconds: u32) -> i64 {
+    i64::from(heartbeat_seconds) * 100
+}
+
 #[cfg(test)]
 mod tests {
+    use super::last_seen_resolution_ms;
+
+    #[test]
+    fn last_seen_is_as_fresh_as_a_tenth_of_the_heartbeat() {
+        assert_eq!(last_seen_resolution_ms(21_600), 2_160_000);
+        assert_eq!(last_seen_resolution_ms(600), 60_000);
+    }
+
     use super::*;
 
     #[test]

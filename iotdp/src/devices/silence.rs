@@ -20,6 +20,7 @@ use crate::alerting::ports::AlertStats;
 use crate::alerting::ports::{AlertPortError, AlertStateStore, NoCommands, Notifier, RuleSource};
 use crate::alerting::rule::{Actions, AlertRule, Condition, NO_DATA_RULE_ID, Scope, Severity};
 use crate::devices::ports::{DeviceRegistry, RegistryError};
+use crate::devices::record::last_seen_resolution_ms;
 use crate::domain::{Metric, MetricValue, Reading};
 
 /// Index partitions. 16 keeps each under DynamoDB's per-partition write rate at 100,000
@@ -159,7 +160,8 @@ where
                 continue;
             };
             let heard_ms = record.last_seen_ms.unwrap_or(record.created_at_ms);
-            let deadline = watch_deadline(heard_ms, heartbeat);
+            // last_seen may be up to its resolution stale: wait that long too, never raise early.
+            let deadline = watch_deadline(heard_ms, heartbeat) + last_seen_resolution_ms(heartbeat);
             if deadline > now_ms {
                 self.registry
                     .reschedule_watch(&watched.device_id, deadline)

@@ -98,9 +98,10 @@ pub fn build_write_request(readings: &[Reading]) -> Result<TimestreamWriteReques
     }
 
     let mut records = Vec::with_capacity(readings.len());
+    let mut previous: Option<(&str, Vec<Dimension>)> = None;
     let mut number = ryu::Buffer::new();
     let mut integer = itoa::Buffer::new();
-    for reading in readings {
+    for (index, reading) in readings.iter().enumerate() {
         let mut measures = Vec::with_capacity(reading.metrics.len() + 1);
         for metric in &reading.metrics {
             let (value, kind) = match &metric.value {
@@ -132,7 +133,19 @@ pub fn build_write_request(readings: &[Reading]) -> Result<TimestreamWriteReques
             .time(integer.format(reading.time_ms))
             .set_measure_values(Some(measures));
         if one_device.is_none() {
-            record = record.set_dimensions(Some(series_dimensions(reading)?));
+            // Readings come sorted by series: a device's run of records copies one set
+            // instead of building it again.
+            let dimensions = match previous.take() {
+                Some((device, dimensions)) if device == reading.device_id => dimensions,
+                _ => series_dimensions(reading)?,
+            };
+            if readings
+                .get(index + 1)
+                .is_some_and(|next| next.device_id == reading.device_id)
+            {
+                previous = Some((reading.device_id.as_str(), dimensions.clone()));
+            }
+            record = record.set_dimensions(Some(dimensions));
         }
         if one_version.is_none() {
             record = record.version(reading.version);
@@ -150,7 +163,8 @@ pub fn build_write_request(readings: &[Reading]) -> Result<TimestreamWriteReques
 /// dimensions are the same on every record, so one device is one series.
 fn series_dimensions(reading: &Reading) -> Result<Vec<Dimension>, BuildError> {
     let dimension = |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
-    let mut dimensions = vec![dimension(DEVICE_DIMENSION, &reading.device_id)?];
+    let mut dimensions = Vec::with_capacity(6);
+    dimensions.push(dimension(DEVICE_DIMENSION, &reading.device_id)?);
     if let Some(d) = &reading.dimensions {
         dimensions.push(dimension(DEVICE_TYPE_DIMENSION, &d.device_type)?);
         for (level, segment) in d.path.levels() {
