@@ -577,3 +577,33 @@ async fn a_failed_no_data_publish_is_retried_by_the_next_run() {
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].severity, Severity::Critical);
 }
+
+/// A fresh ingest instance trusts the registry's stored deadline and last_seen: a device heard
+/// from recently, with a current deadline, costs no write; one whose deadline is unknown gets it
+/// moved. (A cold instance used to rewrite every watched device's deadline.)
+#[tokio::test(start_paused = true)]
+async fn a_cold_instance_rewrites_only_deadlines_that_are_stale() {
+    let heard = T0 - 10_000;
+    let mut current = device("ac-1", "thermostat", "home-1", None);
+    current.heartbeat_seconds = Some(3600);
+    current.last_seen_ms = Some(heard);
+    current.watch_at_ms = Some(heard + 3_600_000);
+    let mut unknown = device("ac-2", "thermostat", "home-2", None);
+    unknown.heartbeat_seconds = Some(3600);
+    unknown.last_seen_ms = Some(heard);
+    let h = harness(vec![current, unknown], UnknownDevicePolicy::Reject);
+    let report = ingest(
+        &h,
+        vec![
+            message("m1", "ac-1", &single(T0 - 100), T0),
+            message("m2", "ac-2", &single(T0 - 100), T0),
+        ],
+    )
+    .await;
+    assert_eq!(report.metrics.readings_accepted, 2);
+    assert_eq!(
+        report.metrics.registry_writes, 1,
+        "only ac-2's deadline is moved"
+    );
+    assert_eq!(h.registry.watch_writes.load(Ordering::Relaxed), 1);
+}

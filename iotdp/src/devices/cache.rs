@@ -19,6 +19,8 @@ use crate::devices::record::{DeviceStatus, KnownDevice, last_seen_resolution_ms}
 pub const MAX_DEVICES_PER_READ: usize = 100;
 /// Beyond this many cached devices, expired entries are dropped on the next fill.
 const PRUNE_ABOVE: usize = 200_000;
+/// Registry reads (BatchGetItem, 100 devices each) in flight at once.
+const READ_CONCURRENCY: usize = 8;
 /// `last_seen` updates in flight at once.
 const SEEN_WRITE_CONCURRENCY: usize = 32;
 
@@ -96,9 +98,20 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
         }
         missing.sort_unstable();
         missing.dedup();
+        // A cold instance reads its whole fleet at once: the reads go out together, not one
+        // after another.
+        let mut pending = Vec::new();
         for chunk in missing.chunks(MAX_DEVICES_PER_READ) {
+            let registry = &self.registry;
+            pending.push(async move { (chunk, registry.get_many(chunk).await) });
+        }
+        let reads: Vec<_> = stream::iter(pending)
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        for (chunk, found) in reads {
             snapshot.registry_reads += 1;
-            let found = self.registry.get_many(chunk).await?;
+            let found = found?;
             let now = Instant::now();
             let mut entries = self.entries();
             if entries.len() > PRUNE_ABOVE {
@@ -121,11 +134,17 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
             for record in found {
                 let id = record.device_id.clone();
                 let last_seen = record.last_seen_ms;
+                // The stored deadline is `seen + heartbeat`: what it was written for.
+                let deadline_written_for = record
+                    .watch_at_ms
+                    .zip(record.heartbeat_seconds)
+                    .map(|(at, h)| at - i64::from(h) * 1000);
                 let device = Arc::new(KnownDevice::from(record));
                 snapshot.devices.insert(id.clone(), device.clone());
                 if let Some(e) = entries.get_mut(&id) {
                     e.device = Some(device);
                     e.last_seen_ms = last_seen;
+                    e.watch_written_ms = e.watch_written_ms.max(deadline_written_for);
                 }
             }
         }

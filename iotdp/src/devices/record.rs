@@ -75,6 +75,9 @@ pub struct DeviceRecord {
     pub connected: bool,
     pub last_connected_ms: Option<i64>,
     pub last_disconnected_ms: Option<i64>,
+    /// The silence deadline as the registry holds it (`watch_at`), so a fresh ingest instance
+    /// knows which deadlines are current instead of rewriting every one.
+    pub watch_at_ms: Option<i64>,
 }
 
 impl DeviceRecord {
@@ -93,6 +96,7 @@ impl DeviceRecord {
             connected: false,
             last_connected_ms: None,
             last_disconnected_ms: None,
+            watch_at_ms: None,
         }
     }
 

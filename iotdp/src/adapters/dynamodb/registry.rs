@@ -220,6 +220,7 @@ fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<DeviceReco
             .unwrap_or(false),
         last_connected_ms: number("last_connected_at"),
         last_disconnected_ms: number("last_disconnected_at"),
+        watch_at_ms: number("watch_at"),
         device_id,
     })
 }
@@ -518,7 +519,16 @@ mod tests {
         r.heartbeat_seconds = Some(21_600);
         r.last_seen_ms = Some(5_000);
         let item = item_from_record(&r);
-        assert_eq!(record_from_item(&item).unwrap(), r);
+        // The deadline is derived on write (seen + heartbeat) and read back as stored.
+        let read = record_from_item(&item).unwrap();
+        assert_eq!(read.watch_at_ms, Some(5_000 + 21_600_000));
+        assert_eq!(
+            DeviceRecord {
+                watch_at_ms: None,
+                ..read
+            },
+            r
+        );
         assert_eq!(
             item["watch_at"].as_n().unwrap(),
             &(5_000 + 21_600_000).to_string()
