@@ -222,41 +222,13 @@ pub async fn run(
                 output,
                 &items,
                 &[
-                    Column {
-                        header: "DEVICE_ID",
-                        field: "device_id",
-                        width: 28,
-                    },
-                    Column {
-                        header: "TYPE",
-                        field: "device_type",
-                        width: 16,
-                    },
-                    Column {
-                        header: "STATUS",
-                        field: "status",
-                        width: 15,
-                    },
-                    Column {
-                        header: "CONNECTED",
-                        field: "connected",
-                        width: 10,
-                    },
-                    Column {
-                        header: "PATH",
-                        field: "path",
-                        width: 28,
-                    },
-                    Column {
-                        header: "GATEWAY",
-                        field: "gateway_id",
-                        width: 20,
-                    },
-                    Column {
-                        header: "LAST_SEEN",
-                        field: "last_seen",
-                        width: 0,
-                    },
+                    Column::new("DEVICE_ID", "device_id", 28),
+                    Column::new("TYPE", "device_type", 16),
+                    Column::new("STATUS", "status", 15),
+                    Column::new("CONNECTED", "connected", 10),
+                    Column::new("PATH", "path", 28),
+                    Column::new("GATEWAY", "gateway_id", 20),
+                    Column::new("LAST_SEEN", "last_seen", 0),
                 ],
             )?;
         }

@@ -239,31 +239,11 @@ async fn rules_command(
                 output,
                 &items,
                 &[
-                    Column {
-                        header: "RULE_ID",
-                        field: "rule_id",
-                        width: 24,
-                    },
-                    Column {
-                        header: "ENABLED",
-                        field: "enabled",
-                        width: 8,
-                    },
-                    Column {
-                        header: "SEVERITY",
-                        field: "severity",
-                        width: 9,
-                    },
-                    Column {
-                        header: "METRIC",
-                        field: "metric",
-                        width: 16,
-                    },
-                    Column {
-                        header: "NAME",
-                        field: "name",
-                        width: 0,
-                    },
+                    Column::new("RULE_ID", "rule_id", 24),
+                    Column::new("ENABLED", "enabled", 8),
+                    Column::new("SEVERITY", "severity", 9),
+                    Column::new("METRIC", "metric", 16),
+                    Column::new("NAME", "name", 0),
                 ],
             )
         }
@@ -310,36 +290,12 @@ async fn alerts_command(
                 output,
                 &items,
                 &[
-                    Column {
-                        header: "DEVICE_ID",
-                        field: "device_id",
-                        width: 32,
-                    },
-                    Column {
-                        header: "RULE_ID",
-                        field: "rule_id",
-                        width: 24,
-                    },
-                    Column {
-                        header: "STATE",
-                        field: "state",
-                        width: 13,
-                    },
-                    Column {
-                        header: "SEVERITY",
-                        field: "severity",
-                        width: 9,
-                    },
-                    Column {
-                        header: "LAST_VALUE",
-                        field: "last_value",
-                        width: 14,
-                    },
-                    Column {
-                        header: "SINCE",
-                        field: "since",
-                        width: 0,
-                    },
+                    Column::new("DEVICE_ID", "device_id", 32),
+                    Column::new("RULE_ID", "rule_id", 24),
+                    Column::new("STATE", "state", 13),
+                    Column::new("SEVERITY", "severity", 9),
+                    Column::new("LAST_VALUE", "last_value", 14),
+                    Column::new("SINCE", "since", 0),
                 ],
             )
         }

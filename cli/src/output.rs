@@ -22,6 +22,16 @@ pub struct Column {
     pub width: usize,
 }
 
+impl Column {
+    pub const fn new(header: &'static str, field: &'static str, width: usize) -> Self {
+        Self {
+            header,
+            field,
+            width,
+        }
+    }
+}
+
 /// A list: one JSON object per line, or a table of the given columns.
 pub fn print_list(format: OutputFormat, items: &[Value], columns: &[Column]) -> Result<(), String> {
     let mut out = std::io::stdout().lock();

@@ -119,16 +119,8 @@ pub async fn run(
         output,
         &items,
         &[
-            Column {
-                header: "TIME",
-                field: "time",
-                width: 25,
-            },
-            Column {
-                header: "VALUE",
-                field: "value",
-                width: 0,
-            },
+            Column::new("TIME", "time", 25),
+            Column::new("VALUE", "value", 0),
         ],
     )?;
     eprintln!("{} point(s) from {}", points.len(), reader.describe());

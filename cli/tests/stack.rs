@@ -33,6 +33,11 @@ const NAME_VARIABLES: &[&str] = &[
 ];
 
 fn iotdp(endpoint: &str, args: &[&str]) -> Output {
+    iotdp_with(endpoint, args, &[])
+}
+
+/// The CLI with only the AWS variables (and `extra`) set: no name reaches it but the stack.
+fn iotdp_with(endpoint: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iotdp"));
     for name in NAME_VARIABLES {
         command.env_remove(name);
@@ -43,6 +48,7 @@ fn iotdp(endpoint: &str, args: &[&str]) -> Output {
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(extra.iter().copied())
         .output()
         .expect("run iotdp")
 }
@@ -321,19 +327,11 @@ async fn a_missing_output_or_stack_is_named_and_flags_still_win() {
     );
     assert!(listed.starts_with("DEVICE_ID"), "{listed}");
     // And IOTDP_STACK is the same as --stack.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iotdp"));
-    for name in NAME_VARIABLES {
-        command.env_remove(name);
-    }
-    let via_env = command
-        .args(["rules", "list", "--output", "json"])
-        .env("IOTDP_STACK", "iotdp-full")
-        .env("AWS_ENDPOINT_URL", &moto.endpoint)
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .output()
-        .unwrap();
+    let via_env = iotdp_with(
+        &moto.endpoint,
+        &["rules", "list", "--output", "json"],
+        &[("IOTDP_STACK", "iotdp-full")],
+    );
     assert!(
         via_env.status.success(),
         "{}",
