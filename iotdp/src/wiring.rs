@@ -60,6 +60,11 @@ pub async fn timestream_write_client(
 ) -> Result<aws_sdk_timestreamwrite::Client, aws_sdk_timestreamwrite::error::BoxError> {
     let config = aws_sdk_timestreamwrite::config::Builder::from(sdk)
         .retry_config(RetryConfig::disabled())
+        // Bodies are in memory and answers are a few bytes; the writer's own deadline bounds
+        // a stuck call. The protection's per-call timers and body wrappers buy nothing here.
+        .stalled_stream_protection(
+            aws_sdk_timestreamwrite::config::StalledStreamProtectionConfig::disabled(),
+        )
         .build();
     let client = aws_sdk_timestreamwrite::Client::from_conf(config);
     match timestream_endpoint_mode(sdk, |name| std::env::var(name).ok()) {
