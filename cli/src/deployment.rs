@@ -14,56 +14,47 @@ pub struct Setting {
     pub output: &'static str,
 }
 
-pub const RULES_TABLE: Setting = Setting {
-    flag: "--table",
-    env: "IOTDP_RULES_TABLE",
-    output: "AlertRulesTableName",
-};
-pub const ALERT_STATE_TABLE: Setting = Setting {
-    flag: "--table",
-    env: "IOTDP_ALERT_STATE_TABLE",
-    output: "AlertStateTableName",
-};
-pub const REGISTRY_TABLE: Setting = Setting {
-    flag: "--registry-table",
-    env: "IOTDP_REGISTRY_TABLE",
-    output: "DeviceRegistryTableName",
-};
-pub const DEVICE_POLICY: Setting = Setting {
-    flag: "--policy",
-    env: "IOTDP_DEVICE_POLICY",
-    output: "DevicePolicyName",
-};
-pub const STORE: Setting = Setting {
-    flag: "--store",
-    env: "IOTDP_TIME_SERIES_STORE",
-    output: "TimeSeriesStoreInUse",
-};
-pub const TIMESTREAM_DATABASE: Setting = Setting {
-    flag: "--timestream-database",
-    env: "IOTDP_TIMESTREAM_DATABASE",
-    output: "TimestreamDatabaseName",
-};
-pub const TIMESTREAM_TABLE: Setting = Setting {
-    flag: "--timestream-table",
-    env: "IOTDP_TIMESTREAM_TABLE",
-    output: "TimestreamTableName",
-};
-pub const INFLUXDB_URL: Setting = Setting {
-    flag: "--influxdb-url",
-    env: "IOTDP_INFLUXDB_URL",
-    output: "InfluxDbUrl",
-};
-pub const INFLUXDB_DATABASE: Setting = Setting {
-    flag: "--influxdb-database",
-    env: "IOTDP_INFLUXDB_DATABASE",
-    output: "InfluxDbDatabaseName",
-};
-pub const INFLUXDB_TOKEN_SECRET: Setting = Setting {
-    flag: "--influxdb-token-secret-arn",
-    env: "IOTDP_INFLUXDB_TOKEN_SECRET_ARN",
-    output: "InfluxDbTokenSecretArn",
-};
+impl Setting {
+    const fn new(flag: &'static str, env: &'static str, output: &'static str) -> Self {
+        Self { flag, env, output }
+    }
+}
+
+pub const RULES_TABLE: Setting =
+    Setting::new("--table", "IOTDP_RULES_TABLE", "AlertRulesTableName");
+pub const ALERT_STATE_TABLE: Setting =
+    Setting::new("--table", "IOTDP_ALERT_STATE_TABLE", "AlertStateTableName");
+pub const REGISTRY_TABLE: Setting = Setting::new(
+    "--registry-table",
+    "IOTDP_REGISTRY_TABLE",
+    "DeviceRegistryTableName",
+);
+pub const DEVICE_POLICY: Setting =
+    Setting::new("--policy", "IOTDP_DEVICE_POLICY", "DevicePolicyName");
+pub const STORE: Setting =
+    Setting::new("--store", "IOTDP_TIME_SERIES_STORE", "TimeSeriesStoreInUse");
+pub const TIMESTREAM_DATABASE: Setting = Setting::new(
+    "--timestream-database",
+    "IOTDP_TIMESTREAM_DATABASE",
+    "TimestreamDatabaseName",
+);
+pub const TIMESTREAM_TABLE: Setting = Setting::new(
+    "--timestream-table",
+    "IOTDP_TIMESTREAM_TABLE",
+    "TimestreamTableName",
+);
+pub const INFLUXDB_URL: Setting =
+    Setting::new("--influxdb-url", "IOTDP_INFLUXDB_URL", "InfluxDbUrl");
+pub const INFLUXDB_DATABASE: Setting = Setting::new(
+    "--influxdb-database",
+    "IOTDP_INFLUXDB_DATABASE",
+    "InfluxDbDatabaseName",
+);
+pub const INFLUXDB_TOKEN_SECRET: Setting = Setting::new(
+    "--influxdb-token-secret-arn",
+    "IOTDP_INFLUXDB_TOKEN_SECRET_ARN",
+    "InfluxDbTokenSecretArn",
+);
 
 /// The deployment a command works on: the SDK configuration (region and credentials from the
 /// usual AWS configuration) and, lazily, the named stack's outputs.

@@ -70,30 +70,16 @@ impl FakeAws {
         );
         let server = {
             let (state, keys) = (state.clone(), keys.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let (state, keys) = (state.clone(), keys.clone());
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request: Request<Incoming>| {
-                            let (state, keys) = (state.clone(), keys.clone());
-                            async move {
-                                let (parts, body) = request.into_parts();
-                                let body = body
-                                    .collect()
-                                    .await
-                                    .map(http_body_util::Collected::to_bytes)
-                                    .unwrap_or_default();
-                                Ok::<_, Infallible>(answer(&state, &keys, &parts, &body))
-                            }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
+            serve(listener, move |request| {
+                let (state, keys) = (state.clone(), keys.clone());
+                async move {
+                    let (parts, body) = request.into_parts();
+                    let body = body
+                        .collect()
+                        .await
+                        .map(http_body_util::Collected::to_bytes)
+                        .unwrap_or_default();
+                    answer(&state, &keys, &parts, &body)
                 }
             })
         };
@@ -130,6 +116,33 @@ impl Drop for FakeAws {
     fn drop(&mut self) {
         self.server.abort();
     }
+}
+
+/// Serve HTTP/1 on `listener` with `handler` until the task is aborted (the benchmark's
+/// endpoint and its Lambda Runtime API both).
+pub(crate) fn serve<H, F>(listener: TcpListener, handler: H) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let answer = handler(request);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    })
 }
 
 fn respond(

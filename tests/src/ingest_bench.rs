@@ -8,7 +8,6 @@
 //! per delivery, every rejected one quarantined with its reason.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -18,13 +17,9 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use iotdp::config::{FromEnvironment, IngestConfig};
 use iotdp::devices::cache::CachedRegistry;
-use iotdp::devices::ports::NoRegistry;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::ingest::service::{IngestService, IngestSettings, Invocation};
 use iotdp_local::memory::{MemoryQuarantine, MemoryRegistry, MemoryStore};
@@ -32,7 +27,7 @@ use iotdp_local::simulator::{Fleet, FleetConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 
-use crate::fake_aws::{FakeAws, Received};
+use crate::fake_aws::{FakeAws, Received, serve};
 
 /// The store the function writes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,32 +241,19 @@ async fn reference(
     };
     let store = Arc::new(MemoryStore::new(100));
     let quarantine = Arc::new(MemoryQuarantine::default());
-    let report = match &config.registry {
-        Some(registry) => {
-            let devices =
-                CachedRegistry::new(MemoryRegistry::with(records.to_vec()), registry.cache);
-            IngestService::new(
-                store.clone(),
-                quarantine.clone(),
-                devices,
-                iotdp::alerting::ports::NoAlerts,
-                settings,
-            )
-            .handle(event, &invocation)
-            .await
-        }
-        None => {
-            IngestService::new(
-                store.clone(),
-                quarantine.clone(),
-                NoRegistry,
-                iotdp::alerting::ports::NoAlerts,
-                settings,
-            )
-            .handle(event, &invocation)
-            .await
-        }
-    };
+    // No registry is `None`, as in the deployed wiring (`DeviceLookup for Option<T>`).
+    let devices = config.registry.as_ref().map(|registry| {
+        CachedRegistry::new(MemoryRegistry::with(records.to_vec()), registry.cache)
+    });
+    let report = IngestService::new(
+        store.clone(),
+        quarantine.clone(),
+        devices,
+        iotdp::alerting::ports::NoAlerts,
+        settings,
+    )
+    .handle(event, &invocation)
+    .await;
     assert!(
         report.response.batch_item_failures.is_empty(),
         "the reference retried messages"
@@ -320,30 +302,10 @@ impl RuntimeApi {
         let first_next = Arc::new(Mutex::new(None));
         let server = {
             let first_next = first_next.clone();
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let (events_rx, responses_tx, first_next) =
-                        (events_rx.clone(), responses_tx.clone(), first_next.clone());
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request: Request<Incoming>| {
-                            let (events_rx, responses_tx, first_next) =
-                                (events_rx.clone(), responses_tx.clone(), first_next.clone());
-                            async move {
-                                Ok::<_, Infallible>(
-                                    runtime_answer(request, &events_rx, &responses_tx, &first_next)
-                                        .await,
-                                )
-                            }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
+            serve(listener, move |request| {
+                let (events_rx, responses_tx, first_next) =
+                    (events_rx.clone(), responses_tx.clone(), first_next.clone());
+                async move { runtime_answer(request, &events_rx, &responses_tx, &first_next).await }
             })
         };
         Self {
