@@ -12,6 +12,7 @@
 //! - [`ingest`]: the envelope, validation, a batch, the store writer, quarantine, metrics and
 //!   the use case that answers SQS, with its ports;
 //! - [`query`]: the read model, validated query names, the reader port;
+//! - [`rollup`]: tiers of aggregates kept exact under late data, the job, and reads from them;
 //! - [`api`]: the query API (router, problem documents, one file per resource);
 //! - [`config`]: environment configuration, validated at start-up;
 //! - [`adapters`]: one folder or file per outside service, each implementing feature ports;
@@ -29,4 +30,5 @@ pub mod domain;
 pub mod ingest;
 pub mod query;
 pub mod retry;
+pub mod rollup;
 pub mod wiring;

@@ -107,10 +107,11 @@ fn layer(top: &str) -> u8 {
         "alerting" => 1,
         "devices" => 2,
         "ingest" | "query" => 3,
-        "api" => 4,
-        "config" => 5,
-        "adapters" => 6,
-        "wiring" => 7,
+        "rollup" => 4,
+        "api" => 5,
+        "config" => 6,
+        "adapters" => 7,
+        "wiring" => 8,
         other => panic!("module `{other}` has no layer: add it to ARCHITECTURE.md and here"),
     }
 }
@@ -129,6 +130,9 @@ const USE_CASES: &[&str] = &[
     "devices::provisioning",
     "ingest::service",
     "ingest::store_writer",
+    "rollup::job",
+    "rollup::late",
+    "rollup::reads",
 ];
 
 const PURE: &[&str] = &[
@@ -146,6 +150,10 @@ const PURE: &[&str] = &[
     "ingest::metrics",
     "query::model",
     "query::names",
+    "rollup::tier",
+    "rollup::aggregate",
+    "rollup::model",
+    "rollup::compute",
 ];
 
 fn product_modules() -> Vec<(String, PathBuf, String)> {

@@ -91,6 +91,23 @@ pub struct GroupValue {
     pub value: f64,
 }
 
+/// An answer and the sources it was read from, coarsest first (`["1d", "1h", "raw"]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered<T> {
+    pub value: T,
+    pub sources: Vec<&'static str>,
+}
+
+impl<T> Answered<T> {
+    /// Read from raw readings only.
+    pub fn raw(value: T) -> Self {
+        Self {
+            value,
+            sources: vec!["raw"],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
     /// A name or value that cannot be queried: says which and why (a 400 for the API).

@@ -4,7 +4,8 @@ use std::future::Future;
 
 use crate::domain::LocationPath;
 use crate::query::model::{
-    Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
+    Aggregate, Answered, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery,
+    TimeRange,
 };
 
 /// Reading back what the ingest path wrote. One implementation per store.
@@ -41,6 +42,30 @@ pub trait TimeSeriesReader: Send + Sync {
         range: TimeRange,
         aggregate: Aggregate,
     ) -> impl Future<Output = Result<Vec<GroupValue>, QueryError>> + Send;
+
+    /// [`series`](Self::series), saying which sources answered (a reader over raw readings
+    /// only: `raw`; the rollup-aware reader: the tiers it stitched).
+    fn series_answered(
+        &self,
+        query: &SeriesQuery,
+    ) -> impl Future<Output = Result<Answered<Vec<Point>>, QueryError>> + Send {
+        async move { Ok(Answered::raw(self.series(query).await?)) }
+    }
+
+    /// [`drill_down`](Self::drill_down), saying which sources answered.
+    fn drill_down_answered(
+        &self,
+        metric: &str,
+        within: &LocationPath,
+        range: TimeRange,
+        aggregate: Aggregate,
+    ) -> impl Future<Output = Result<Answered<Vec<GroupValue>>, QueryError>> + Send {
+        async move {
+            Ok(Answered::raw(
+                self.drill_down(metric, within, range, aggregate).await?,
+            ))
+        }
+    }
 }
 
 forward_through_arc!(TimeSeriesReader {
@@ -49,4 +74,6 @@ forward_through_arc!(TimeSeriesReader {
     fn series(&self, query: &SeriesQuery) -> impl Future<Output = Result<Vec<Point>, QueryError>> + Send;
     fn latest_by_device(&self, metric: &str, filter: &FleetFilter) -> impl Future<Output = Result<Vec<DeviceValue>, QueryError>> + Send;
     fn drill_down(&self, metric: &str, within: &LocationPath, range: TimeRange, aggregate: Aggregate) -> impl Future<Output = Result<Vec<GroupValue>, QueryError>> + Send;
+    fn series_answered(&self, query: &SeriesQuery) -> impl Future<Output = Result<Answered<Vec<Point>>, QueryError>> + Send;
+    fn drill_down_answered(&self, metric: &str, within: &LocationPath, range: TimeRange, aggregate: Aggregate) -> impl Future<Output = Result<Answered<Vec<GroupValue>>, QueryError>> + Send;
 });

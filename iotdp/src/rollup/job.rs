@@ -1,0 +1,283 @@
+//! The rollup job: each run computes the 1-minute windows that closed since the last one and
+//! the late-marked windows, then the hours and days they complete or change, and moves the
+//! watermark. Its work grows with new and late data, never with history: a run reads the raw
+//! readings of the windows it computes and the finer rows of the coarser windows it touches.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::domain::LocationPath;
+use crate::query::model::TimeRange;
+use crate::rollup::compute::{roll_up, rows_from_readings};
+use crate::rollup::model::{JobState, RowSelection};
+use crate::rollup::ports::{RollupError, RollupStateStore, RollupStore};
+use crate::rollup::tier::{Coverage, Tier};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupSettings {
+    /// How long after its end a window is computed (readings arriving later are late).
+    pub grace: Duration,
+    /// Most new 1-minute windows one run computes (a job behind catches up over several).
+    pub max_windows_per_run: usize,
+    /// Raw readings are read this many 1-minute windows at a time.
+    pub windows_per_read: usize,
+}
+
+impl Default for RollupSettings {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(120),
+            max_windows_per_run: 24 * 60,
+            windows_per_read: 60,
+        }
+    }
+}
+
+/// What one run did, for logs, metrics and the live view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// New 1-minute windows computed.
+    pub windows: usize,
+    /// Already computed 1-minute windows computed again because late readings marked them.
+    pub late_windows: usize,
+    pub hours: usize,
+    pub days: usize,
+    pub rows_written: usize,
+    pub raw_readings: usize,
+    pub watermark_ms: i64,
+    /// How far the watermark is behind now (the grace included).
+    pub lag_ms: i64,
+}
+
+pub struct RollupJob<S, T> {
+    store: S,
+    state: T,
+    settings: RollupSettings,
+}
+
+impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
+    pub fn new(store: S, state: T, settings: RollupSettings) -> Self {
+        Self {
+            store,
+            state,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> RollupSettings {
+        self.settings
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn state(&self) -> &T {
+        &self.state
+    }
+
+    /// The last window start that has closed at `now_ms`.
+    fn target(&self, now_ms: i64) -> i64 {
+        Tier::Minute.window_start(now_ms - self.settings.grace.as_millis() as i64)
+    }
+
+    /// One scheduled run at `now_ms`.
+    pub async fn run(&self, now_ms: i64) -> Result<RunReport, RollupError> {
+        let target = self.target(now_ms);
+        let previous = self.state.coverage().await?;
+        // The first run starts at the beginning of the current day: everything before is
+        // answered from raw readings until `iotdp rollups rebuild` covers it.
+        let current = previous.unwrap_or(Coverage {
+            since_ms: Tier::Day.window_start(target),
+            watermark_ms: Tier::Day.window_start(target),
+        });
+        let max_new = self.settings.max_windows_per_run as i64 * Tier::Minute.millis();
+        let new_watermark = target.min(current.watermark_ms + max_new).max(current.watermark_ms);
+        let marks = self.state.late_marks().await?;
+        let late: BTreeSet<i64> = marks
+            .iter()
+            .map(|m| m.window_start_ms)
+            .filter(|w| *w >= current.since_ms && *w < current.watermark_ms)
+            .collect();
+
+        let mut report = RunReport {
+            windows: ((new_watermark - current.watermark_ms) / Tier::Minute.millis()) as usize,
+            late_windows: late.len(),
+            watermark_ms: new_watermark,
+            lag_ms: now_ms - new_watermark,
+            ..RunReport::default()
+        };
+        let mut minutes: Vec<TimeRange> = late
+            .iter()
+            .map(|&w| TimeRange {
+                from_ms: w,
+                to_ms: w + Tier::Minute.millis(),
+            })
+            .collect();
+        if new_watermark > current.watermark_ms {
+            minutes.push(TimeRange {
+                from_ms: current.watermark_ms,
+                to_ms: new_watermark,
+            });
+        }
+        for range in merge_adjacent(minutes) {
+            self.compute_minutes(range, &LocationPath::default(), now_ms, &mut report)
+                .await?;
+        }
+
+        // Coarser windows: those the new watermark closes, and the closed ones a late window
+        // sits in.
+        let mut touched: BTreeSet<i64> = late.iter().copied().collect();
+        touched.extend(
+            (current.watermark_ms..new_watermark)
+                .step_by(Tier::Minute.millis() as usize)
+                .filter(|w| (w + Tier::Minute.millis()) % Tier::Hour.millis() == 0),
+        );
+        for tier in [Tier::Hour, Tier::Day] {
+            let windows: BTreeSet<i64> = touched
+                .iter()
+                .map(|w| tier.window_start(*w))
+                .filter(|w| w + tier.millis() <= new_watermark && *w >= current.since_ms)
+                .collect();
+            for &window in &windows {
+                self.compute_coarse(tier, window, now_ms, &mut report).await?;
+            }
+            match tier {
+                Tier::Hour => report.hours = windows.len(),
+                _ => report.days = windows.len(),
+            }
+        }
+
+        let next = JobState {
+            since_ms: current.since_ms,
+            watermark_ms: new_watermark,
+        };
+        if previous != Some(next) {
+            self.state.save_coverage(previous, next).await?;
+        }
+        if !marks.is_empty() {
+            self.state.clear_marks(&marks).await?;
+        }
+        Ok(report)
+    }
+
+    /// 1-minute rows of `range` (whole minutes) from raw readings at or below `within`.
+    async fn compute_minutes(
+        &self,
+        range: TimeRange,
+        within: &LocationPath,
+        now_ms: i64,
+        report: &mut RunReport,
+    ) -> Result<(), RollupError> {
+        let step = self.settings.windows_per_read.max(1) as i64 * Tier::Minute.millis();
+        let mut from = range.from_ms;
+        while from < range.to_ms {
+            let to = (from + step).min(range.to_ms);
+            let chunk = TimeRange {
+                from_ms: from,
+                to_ms: to,
+            };
+            let readings = self.store.raw_readings(chunk, within).await?;
+            report.raw_readings += readings.len();
+            let rows = rows_from_readings(&readings, Tier::Minute, now_ms);
+            self.store.write_rollups(Tier::Minute, &rows).await?;
+            report.rows_written += rows.len();
+            from = to;
+        }
+        Ok(())
+    }
+
+    /// One window of `tier` from the rows of the tier below it.
+    async fn compute_coarse(
+        &self,
+        tier: Tier,
+        window: i64,
+        now_ms: i64,
+        report: &mut RunReport,
+    ) -> Result<(), RollupError> {
+        let finer = tier.finer().unwrap_or(Tier::Minute);
+        let range = TimeRange {
+            from_ms: window,
+            to_ms: window + tier.millis(),
+        };
+        let rows = self.store.rollups(finer, range, RowSelection::All).await?;
+        let coarse = roll_up(&rows, tier, now_ms);
+        self.store.write_rollups(tier, &coarse).await?;
+        report.rows_written += coarse.len();
+        Ok(())
+    }
+
+    /// Recompute `range` (widened to whole days, and up to where the rollups begin so no gap
+    /// is left) for the readings at or below `within`: after an import, a corrected batch or a
+    /// changed tier. Idempotent. `progress(done, total)` is called after each day.
+    pub async fn rebuild(
+        &self,
+        range: TimeRange,
+        within: &LocationPath,
+        now_ms: i64,
+        mut progress: impl FnMut(usize, usize) + Send,
+    ) -> Result<RunReport, RollupError> {
+        let target = self.target(now_ms);
+        let previous = self.state.coverage().await?;
+        let from = Tier::Day.window_start(range.from_ms);
+        let to = match previous {
+            Some(c) => Tier::Day.ceil(range.to_ms).max(c.since_ms).min(c.watermark_ms),
+            None => Tier::Day.ceil(range.to_ms).min(target),
+        };
+        let mut report = RunReport::default();
+        let days: Vec<i64> = (from..to).step_by(Tier::Day.millis() as usize).collect();
+        for (done, &day) in days.iter().enumerate() {
+            let day_range = TimeRange {
+                from_ms: day,
+                to_ms: (day + Tier::Day.millis()).min(to),
+            };
+            // A day at a time from raw, every tier computed from the one below in memory.
+            let readings = self.store.raw_readings(day_range, within).await?;
+            report.raw_readings += readings.len();
+            let minutes = rows_from_readings(&readings, Tier::Minute, now_ms);
+            let mut hours = roll_up(&minutes, Tier::Hour, now_ms);
+            hours.retain(|r| r.window_end_ms() <= day_range.to_ms);
+            let mut day_rows = roll_up(&hours, Tier::Day, now_ms);
+            day_rows.retain(|r| r.window_end_ms() <= day_range.to_ms);
+            for (tier, rows) in [
+                (Tier::Minute, &minutes),
+                (Tier::Hour, &hours),
+                (Tier::Day, &day_rows),
+            ] {
+                self.store.write_rollups(tier, rows).await?;
+                report.rows_written += rows.len();
+            }
+            report.windows += ((day_range.to_ms - day) / Tier::Minute.millis()) as usize;
+            progress(done + 1, days.len());
+        }
+        let next = match previous {
+            Some(c) => Coverage {
+                since_ms: c.since_ms.min(from),
+                watermark_ms: c.watermark_ms,
+            },
+            None => Coverage {
+                since_ms: from,
+                watermark_ms: to.max(from),
+            },
+        };
+        if previous != Some(next) {
+            self.state.save_coverage(previous, next).await?;
+        }
+        report.watermark_ms = next.watermark_ms;
+        report.lag_ms = now_ms - next.watermark_ms;
+        Ok(report)
+    }
+}
+
+/// Sorted, with touching ranges joined (fewer, longer raw reads).
+fn merge_adjacent(mut ranges: Vec<TimeRange>) -> Vec<TimeRange> {
+    ranges.sort_by_key(|r| r.from_ms);
+    let mut out: Vec<TimeRange> = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        match out.last_mut() {
+            Some(last) if last.to_ms >= range.from_ms => last.to_ms = last.to_ms.max(range.to_ms),
+            _ => out.push(range),
+        }
+    }
+    out
+}

@@ -1,0 +1,94 @@
+//! The rollup feature's ports: where rows are read from and written to (the time-series store
+//! that holds the raw readings), and where the job keeps its state and the late marks.
+
+use std::future::Future;
+
+use crate::domain::{LocationPath, Reading};
+use crate::query::model::{QueryError, TimeRange};
+use crate::rollup::model::{JobState, LateMark, RollupRow, RowSelection};
+use crate::rollup::tier::Tier;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RollupError {
+    #[error("rollup store: {0}")]
+    Store(String),
+    #[error("rollup state: {0}")]
+    State(String),
+    /// Another run moved the state first: nothing is lost, the next run carries on from it.
+    #[error("rollup state changed under this run (another run or a rebuild moved it): {0}")]
+    Conflict(String),
+}
+
+impl From<QueryError> for RollupError {
+    fn from(e: QueryError) -> Self {
+        RollupError::Store(e.to_string())
+    }
+}
+
+/// The store's side: raw readings in, rollup rows out and back.
+pub trait RollupStore: Send + Sync {
+    /// Every reading stored with a time in `range` at or below `within` (everything when
+    /// `within` is empty), as the store holds it: one per device and instant, the latest write.
+    fn raw_readings(
+        &self,
+        range: TimeRange,
+        within: &LocationPath,
+    ) -> impl Future<Output = Result<Vec<Reading>, QueryError>> + Send;
+
+    /// Rows of `tier` with a window starting in `range`.
+    fn rollups(
+        &self,
+        tier: Tier,
+        range: TimeRange,
+        selection: RowSelection<'_>,
+    ) -> impl Future<Output = Result<Vec<RollupRow>, QueryError>> + Send;
+
+    /// Write rows of `tier`; a row for a series, metric and window already written replaces
+    /// the earlier one (Timestream: a higher version; InfluxDB: the same point).
+    fn write_rollups(
+        &self,
+        tier: Tier,
+        rows: &[RollupRow],
+    ) -> impl Future<Output = Result<(), RollupError>> + Send;
+}
+
+/// The job's durable state: coverage, and the 1-minute windows marked late.
+pub trait RollupStateStore: Send + Sync {
+    fn coverage(&self) -> impl Future<Output = Result<Option<JobState>, RollupError>> + Send;
+
+    /// Replace the state if it is still `previous` ([`RollupError::Conflict`] otherwise).
+    fn save_coverage(
+        &self,
+        previous: Option<JobState>,
+        next: JobState,
+    ) -> impl Future<Output = Result<(), RollupError>> + Send;
+
+    fn late_marks(&self) -> impl Future<Output = Result<Vec<LateMark>, RollupError>> + Send;
+
+    /// Remove each mark whose token is still the one read (a window marked again meanwhile
+    /// keeps its mark for the next run).
+    fn clear_marks(&self, marks: &[LateMark])
+    -> impl Future<Output = Result<(), RollupError>> + Send;
+}
+
+/// The ingest path's side: windows that received readings after the job may have computed them.
+pub trait LateWindowMarker: Send + Sync {
+    fn mark(&self, window_starts: &[i64]) -> impl Future<Output = Result<(), RollupError>> + Send;
+}
+
+forward_through_arc!(RollupStore {
+    fn raw_readings(&self, range: TimeRange, within: &LocationPath) -> impl Future<Output = Result<Vec<Reading>, QueryError>> + Send;
+    fn rollups(&self, tier: Tier, range: TimeRange, selection: RowSelection<'_>) -> impl Future<Output = Result<Vec<RollupRow>, QueryError>> + Send;
+    fn write_rollups(&self, tier: Tier, rows: &[RollupRow]) -> impl Future<Output = Result<(), RollupError>> + Send;
+});
+
+forward_through_arc!(RollupStateStore {
+    fn coverage(&self) -> impl Future<Output = Result<Option<JobState>, RollupError>> + Send;
+    fn save_coverage(&self, previous: Option<JobState>, next: JobState) -> impl Future<Output = Result<(), RollupError>> + Send;
+    fn late_marks(&self) -> impl Future<Output = Result<Vec<LateMark>, RollupError>> + Send;
+    fn clear_marks(&self, marks: &[LateMark]) -> impl Future<Output = Result<(), RollupError>> + Send;
+});
+
+forward_through_arc!(LateWindowMarker {
+    fn mark(&self, window_starts: &[i64]) -> impl Future<Output = Result<(), RollupError>> + Send;
+});
