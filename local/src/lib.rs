@@ -5,6 +5,8 @@
 //! - [`simulator`]: the seeded simulated fleet of the three reference customers;
 //! - [`iot_policy`]: IoT Core's policy evaluation, to prove what the device policy allows;
 //! - [`template`]: the SAM template read as data, intrinsics resolved (no second resource list);
+//! - [`rollup_check`]: late-data scenarios replayed through the rollup job, and the rows each
+//!   tier should hold, computed the plain way;
 //! - [`rule_sql`]: the IoT SQL subset the topic rules use, parsed and executed for real;
 //! - [`moto`]: moto's server on a free 127.0.0.1 port;
 //! - [`provision`]: the template's resources created in moto;
@@ -25,6 +27,7 @@ pub mod moto;
 pub mod platform;
 pub mod provision;
 pub mod queues;
+pub mod rollup_check;
 pub mod rule_sql;
 pub mod simulator;
 pub mod template;

@@ -29,11 +29,19 @@ pub fn late_windows<'a>(
     windows.into_iter().collect()
 }
 
+/// The wall clock, epoch milliseconds.
+pub type Clock = fn() -> i64;
+
+fn wall_clock() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 /// A store that marks late windows after each write it passes on.
 pub struct LateMarkingStore<S, M> {
     store: S,
     marker: M,
     grace_ms: i64,
+    clock: Box<dyn Fn() -> i64 + Send + Sync>,
 }
 
 impl<S, M> LateMarkingStore<S, M> {
@@ -42,7 +50,14 @@ impl<S, M> LateMarkingStore<S, M> {
             store,
             marker,
             grace_ms: grace.as_millis() as i64,
+            clock: Box::new(wall_clock as Clock),
         }
+    }
+
+    /// The same, judging lateness by `clock` (simulated time in tests and the simulator).
+    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
     }
 
     pub fn inner(&self) -> &S {
@@ -57,7 +72,7 @@ impl<S: TimeSeriesStore, M: LateWindowMarker> TimeSeriesStore for LateMarkingSto
 
     async fn write(&self, readings: &[Reading]) -> Result<WriteReport, StoreError> {
         let report = self.store.write(readings).await?;
-        let stored_at_ms = chrono::Utc::now().timestamp_millis();
+        let stored_at_ms = (self.clock)();
         let stored = readings
             .iter()
             .enumerate()

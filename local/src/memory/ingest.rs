@@ -1,31 +1,73 @@
 //! The ingest path's ports in memory: a store that keeps every reading, a quarantine that
 //! keeps every object (and can be told to fail).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use iotdp::domain::Reading;
+use iotdp::rollup::model::{RollupRow, SeriesKey};
+use iotdp::rollup::tier::Tier;
 
 use iotdp::ingest::ports::{
     QuarantineError, QuarantineSink, StoreError, TimeSeriesStore, WriteReport,
 };
 
-/// Keeps every reading written, in write order.
+/// Keeps every reading written, in write order, indexed by time; and the rollup tables.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub batch_len: usize,
     written: Mutex<Vec<Reading>>,
+    /// `(time, device)` → the index in `written` of the latest write of that instant.
+    pub(crate) by_time: Mutex<BTreeMap<(i64, String), usize>>,
+    pub(crate) rollups: Mutex<BTreeMap<RollupKey, RollupRow>>,
+    /// Readings and rollup rows every read has returned: what a query costs the store.
+    rows_read: AtomicUsize,
 }
+
+/// A rollup row's identity: a later write of the same key replaces the row.
+pub(crate) type RollupKey = (Tier, i64, SeriesKey, String);
 
 impl MemoryStore {
     pub fn new(batch_len: usize) -> Self {
         Self {
             batch_len,
-            written: Mutex::default(),
+            ..Self::default()
         }
     }
 
     pub fn written(&self) -> Vec<Reading> {
         self.written.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    /// Run `f` over every reading written, without copying them.
+    pub fn with_written<R>(&self, f: impl FnOnce(&[Reading]) -> R) -> R {
+        match self.written.lock() {
+            Ok(written) => f(&written),
+            Err(_) => f(&[]),
+        }
+    }
+
+    /// Readings and rollup rows returned by reads so far.
+    pub fn rows_read(&self) -> usize {
+        self.rows_read.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_read(&self, rows: usize) {
+        self.rows_read.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// Every rollup row of `tier`, in window order.
+    pub fn rollup_rows(&self, tier: Tier) -> Vec<RollupRow> {
+        self.rollups
+            .lock()
+            .map(|r| {
+                r.iter()
+                    .filter(|(k, _)| k.0 == tier)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -35,10 +77,13 @@ impl TimeSeriesStore for MemoryStore {
     }
 
     async fn write(&self, readings: &[Reading]) -> Result<WriteReport, StoreError> {
-        self.written
-            .lock()
-            .map_err(|_| StoreError::Failed("memory store lock poisoned".into()))?
-            .extend_from_slice(readings);
+        let poisoned = || StoreError::Failed("memory store lock poisoned".into());
+        let mut written = self.written.lock().map_err(|_| poisoned())?;
+        let mut by_time = self.by_time.lock().map_err(|_| poisoned())?;
+        for reading in readings {
+            by_time.insert((reading.time_ms, reading.device_id.clone()), written.len());
+            written.push(reading.clone());
+        }
         Ok(WriteReport::default())
     }
 }

@@ -5,7 +5,9 @@ mod alerting;
 mod ingest;
 mod reader;
 mod registry;
+mod rollup;
 
 pub use alerting::*;
 pub use ingest::*;
 pub use registry::*;
+pub use rollup::*;

@@ -16,9 +16,10 @@ impl MemoryStore {
     /// `(time, value)` of `metric` for readings matching `keep`, in time order; a later write of
     /// the same series and instant replaces an earlier one, as in the real stores.
     fn values(&self, metric: &str, keep: impl Fn(&Reading) -> bool) -> Vec<(Reading, MetricValue)> {
-        let written = self.written();
         let mut latest: HashMap<(String, i64), (Reading, MetricValue)> = HashMap::new();
-        for reading in written.into_iter().filter(|r| keep(r)) {
+        let kept: Vec<Reading> =
+            self.with_written(|written| written.iter().filter(|r| keep(r)).cloned().collect());
+        for reading in kept {
             let value = if metric == "seq" {
                 reading.seq.map(|s| MetricValue::Number(s as f64))
             } else {
@@ -37,6 +38,7 @@ impl MemoryStore {
         }
         let mut out: Vec<_> = latest.into_values().collect();
         out.sort_by_key(|(r, _)| (r.time_ms, r.device_id.clone()));
+        self.count_read(out.len());
         out
     }
 }

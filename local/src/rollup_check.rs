@@ -1,0 +1,171 @@
+//! Holding rollups to the raw readings: a late-data scenario replayed through the real ingest
+//! store wrapper and job, and the rows every tier should hold, computed the plain way (a loop
+//! per window, none of the job's code). The memory and InfluxDB property tests share it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use iotdp::domain::{MetricValue, Reading};
+use iotdp::ingest::ports::TimeSeriesStore;
+use iotdp::rollup::job::RollupJob;
+use iotdp::rollup::model::{RollupRow, SeriesKey};
+use iotdp::rollup::ports::{RollupStateStore, RollupStore};
+use iotdp::rollup::tier::{Coverage, Tier};
+
+/// A batch a device or gateway sends, and when it reaches the ingest path.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub arrival_ms: i64,
+    pub readings: Vec<Reading>,
+}
+
+/// What happens, in time order.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Deliver(Delivery),
+    RunJob(i64),
+}
+
+/// A simulated clock the late-marking store reads.
+#[derive(Debug, Clone, Default)]
+pub struct SimClock(Arc<AtomicI64>);
+
+impl SimClock {
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Replay `steps` (sorted by time): deliveries through `store` (a `LateMarkingStore` reading
+/// `clock`), job runs at their times; then run the job until it has caught up at `end_ms`.
+pub async fn replay<W, S, T>(
+    steps: &[Step],
+    clock: &SimClock,
+    store: &W,
+    job: &RollupJob<S, T>,
+    end_ms: i64,
+) -> Result<(), String>
+where
+    W: TimeSeriesStore,
+    S: RollupStore,
+    T: RollupStateStore,
+{
+    for step in steps {
+        match step {
+            Step::Deliver(delivery) => {
+                clock.set(delivery.arrival_ms);
+                for chunk in delivery.readings.chunks(store.max_batch_len().max(1)) {
+                    store.write(chunk).await.map_err(|e| e.to_string())?;
+                }
+            }
+            Step::RunJob(at) => {
+                clock.set(*at);
+                job.run(*at).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    clock.set(end_ms);
+    loop {
+        let report = job.run(end_ms).await.map_err(|e| e.to_string())?;
+        if report.windows == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn numeric(value: &MetricValue) -> Option<f64> {
+    match value {
+        MetricValue::Number(n) => Some(*n),
+        MetricValue::Bool(b) => Some(f64::from(u8::from(*b))),
+        MetricValue::Text(_) => None,
+    }
+}
+
+/// `(key, metric, window start)` → (count, sum, min, max, (first time, first), (last time, last)).
+pub type Expected = BTreeMap<(SeriesKey, String, i64), (u64, f64, f64, f64, (i64, f64), (i64, f64))>;
+
+/// The rows `tier` should hold for `readings` (the latest write of each device and instant),
+/// for windows inside `coverage`.
+pub fn expected_rows(readings: &[Reading], tier: Tier, coverage: Coverage) -> Expected {
+    let mut latest: BTreeMap<(String, i64), &Reading> = BTreeMap::new();
+    for r in readings {
+        latest.insert((r.device_id.clone(), r.time_ms), r);
+    }
+    let mut out: Expected = BTreeMap::new();
+    for r in latest.values() {
+        let window = r.time_ms.div_euclid(tier.millis()) * tier.millis();
+        if window < coverage.since_ms || window + tier.millis() > coverage.watermark_ms {
+            continue;
+        }
+        let mut keys = vec![SeriesKey::Device(r.device_id.clone())];
+        if let Some(d) = &r.dimensions {
+            for depth in 1..=d.path.segments().len() {
+                let prefix = d.path.segments()[..depth].join("/");
+                keys.push(SeriesKey::Group(
+                    iotdp::domain::LocationPath::parse(&prefix).unwrap_or_default(),
+                ));
+            }
+        }
+        for m in &r.metrics {
+            let Some(v) = numeric(&m.value) else { continue };
+            for key in &keys {
+                let e = out
+                    .entry((key.clone(), m.name.clone(), window))
+                    .or_insert((0, 0.0, v, v, (r.time_ms, v), (r.time_ms, v)));
+                e.0 += 1;
+                e.1 += v;
+                e.2 = e.2.min(v);
+                e.3 = e.3.max(v);
+                if (r.time_ms, v) < e.4 {
+                    e.4 = (r.time_ms, v);
+                }
+                if (r.time_ms, v) > e.5 {
+                    e.5 = (r.time_ms, v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Differences between the rows a tier holds and the expected ones (sums compared to 1e-9
+/// relative: the order floating-point additions happen in differs; everything else exactly).
+pub fn differences(actual: &[RollupRow], expected: &Expected) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for row in actual {
+        let key = (row.key.clone(), row.metric.clone(), row.window_start_ms);
+        let Some(e) = expected.get(&key) else {
+            // A window outside the compared coverage is not judged.
+            continue;
+        };
+        seen += 1;
+        let a = &row.aggregates;
+        let close = (a.sum - e.1).abs() <= 1e-9 * e.1.abs().max(1.0);
+        if a.count != e.0
+            || !close
+            || a.min != e.2
+            || a.max != e.3
+            || (a.first_ms, a.first) != e.4
+            || (a.last_ms, a.last) != e.5
+        {
+            problems.push(format!("{key:?}: got {a:?}, want {e:?}"));
+        }
+    }
+    if seen != expected.len() {
+        let held: std::collections::BTreeSet<_> = actual
+            .iter()
+            .map(|r| (r.key.clone(), r.metric.clone(), r.window_start_ms))
+            .collect();
+        for key in expected.keys().filter(|k| !held.contains(k)).take(5) {
+            problems.push(format!("{key:?}: missing"));
+        }
+        problems.push(format!("{} of {} expected rows held", seen, expected.len()));
+    }
+    problems
+}
