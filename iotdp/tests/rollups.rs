@@ -104,7 +104,7 @@ proptest! {
             (0..3usize, 0..2usize, 0..(3 * 86_400i64), -400..400i32, 0..4u8, 0..100_000i64),
             1..160,
         ),
-        job_runs in proptest::collection::vec(0..(6 * DAY), 0..24),
+        job_runs in proptest::collection::vec(180_000..(6 * DAY), 0..24),
         redeliver in 0..1000usize,
     ) {
         check(scenario(&raw, &job_runs, redeliver))?;
