@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use iotdp::domain::{MetricValue, Reading};
+use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
 use iotdp::rollup::job::RollupJob;
 use iotdp::rollup::model::{RollupRow, SeriesKey};
 use iotdp::rollup::ports::{RollupStateStore, RollupStore};
 use iotdp::rollup::tier::{Coverage, Tier};
+use proptest::prelude::*;
 
 /// A batch a device or gateway sends, and when it reaches the ingest path.
 #[derive(Debug, Clone)]
@@ -78,6 +79,102 @@ where
     }
 }
 
+/// A day boundary the scenarios start at.
+pub const T0: i64 = 20_400 * DAY;
+const DAY: i64 = 86_400_000;
+const GATEWAY_BATCH: i64 = 5 * 3_600_000;
+
+const PLACES: [Option<&str>; 3] = [
+    Some("wall-1/zone-a/s1/p1"),
+    Some("wall-1/zone-b/s1/p2"),
+    None,
+];
+const METRICS: [&str; 2] = ["moisture", "pump_on"];
+
+/// (device, metric, offset in seconds, value, lateness class, jitter in ms)
+pub type Raw = (usize, usize, i64, i32, u8, i64);
+
+/// The steps of one scenario: readings with their lateness, a batch delivered twice (two
+/// hours after the first time), the job at the given offsets from `T0`.
+pub fn scenario(raw: &[Raw], job_runs: &[i64], redeliver: usize) -> Vec<Step> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut batches: BTreeMap<i64, Vec<Reading>> = BTreeMap::new();
+    for &(device, metric, offset_s, value, lateness, jitter) in raw {
+        let time_ms = T0 + offset_s * 1000 + jitter % 1000;
+        if !seen.insert((device, time_ms)) {
+            continue;
+        }
+        let value = if METRICS[metric] == "pump_on" {
+            MetricValue::Bool(value % 2 == 0)
+        } else {
+            MetricValue::Number(f64::from(value) / 4.0)
+        };
+        let mut reading = Reading::new(
+            &format!("dev-{device}"),
+            time_ms,
+            [(METRICS[metric], value)],
+        );
+        if let Some(path) = PLACES[device] {
+            reading = reading.with_place("spot-sensor", LocationPath::parse(path).unwrap());
+        }
+        let arrival = match lateness % 4 {
+            0 => time_ms + jitter.rem_euclid(60_000),
+            1 => time_ms + 30 * 60_000,
+            2 => (time_ms.div_euclid(GATEWAY_BATCH) + 1) * GATEWAY_BATCH + jitter.rem_euclid(5_000),
+            _ => time_ms + 3 * DAY,
+        };
+        batches.entry(arrival).or_default().push(reading);
+    }
+    let mut steps: Vec<(i64, Step)> = batches
+        .into_iter()
+        .map(|(arrival_ms, readings)| {
+            (
+                arrival_ms,
+                Step::Deliver(Delivery {
+                    arrival_ms,
+                    readings,
+                }),
+            )
+        })
+        .collect();
+    if let Some((at, Step::Deliver(again))) = steps.get(redeliver % steps.len().max(1)).cloned() {
+        let later = at + 7_200_000;
+        steps.push((
+            later,
+            Step::Deliver(Delivery {
+                arrival_ms: later,
+                ..again
+            }),
+        ));
+    }
+    steps.push((T0 + 180_000, Step::RunJob(T0 + 180_000)));
+    for &run in job_runs {
+        steps.push((T0 + run, Step::RunJob(T0 + run)));
+    }
+    steps.sort_by_key(|(t, _)| *t);
+    steps.into_iter().map(|(_, s)| s).collect()
+}
+
+/// Random scenarios of up to `readings` readings over three days, 0-24 extra job runs.
+pub fn scenarios(readings: usize) -> impl Strategy<Value = Vec<Step>> {
+    (
+        proptest::collection::vec(
+            (
+                0..3usize,
+                0..2usize,
+                0..(3 * 86_400i64),
+                -400..400i32,
+                0..4u8,
+                0..100_000i64,
+            ),
+            1..readings,
+        ),
+        proptest::collection::vec(180_000..(6 * DAY), 0..24),
+        0..1000usize,
+    )
+        .prop_map(|(raw, job_runs, redeliver)| scenario(&raw, &job_runs, redeliver))
+}
+
 fn numeric(value: &MetricValue) -> Option<f64> {
     match value {
         MetricValue::Number(n) => Some(*n),
@@ -87,7 +184,8 @@ fn numeric(value: &MetricValue) -> Option<f64> {
 }
 
 /// `(key, metric, window start)` → (count, sum, min, max, (first time, first), (last time, last)).
-pub type Expected = BTreeMap<(SeriesKey, String, i64), (u64, f64, f64, f64, (i64, f64), (i64, f64))>;
+pub type Expected =
+    BTreeMap<(SeriesKey, String, i64), (u64, f64, f64, f64, (i64, f64), (i64, f64))>;
 
 /// The rows `tier` should hold for `readings` (the latest write of each device and instant),
 /// for windows inside `coverage`.
@@ -107,16 +205,21 @@ pub fn expected_rows(readings: &[Reading], tier: Tier, coverage: Coverage) -> Ex
             for depth in 1..=d.path.segments().len() {
                 let prefix = d.path.segments()[..depth].join("/");
                 keys.push(SeriesKey::Group(
-                    iotdp::domain::LocationPath::parse(&prefix).unwrap_or_default(),
+                    LocationPath::parse(&prefix).unwrap_or_default(),
                 ));
             }
         }
         for m in &r.metrics {
             let Some(v) = numeric(&m.value) else { continue };
             for key in &keys {
-                let e = out
-                    .entry((key.clone(), m.name.clone(), window))
-                    .or_insert((0, 0.0, v, v, (r.time_ms, v), (r.time_ms, v)));
+                let e = out.entry((key.clone(), m.name.clone(), window)).or_insert((
+                    0,
+                    0.0,
+                    v,
+                    v,
+                    (r.time_ms, v),
+                    (r.time_ms, v),
+                ));
                 e.0 += 1;
                 e.1 += v;
                 e.2 = e.2.min(v);

@@ -132,7 +132,10 @@ mod tests {
                 ("wall/z2".into(), 1, 1.0),
             ]
         );
-        assert!(rows.iter().all(|r| r.window_start_ms == 60_000 && r.computed_at_ms == 7));
+        assert!(
+            rows.iter()
+                .all(|r| r.window_start_ms == 60_000 && r.computed_at_ms == 7)
+        );
     }
 
     #[test]

@@ -92,7 +92,9 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             watermark_ms: Tier::Day.window_start(target),
         });
         let max_new = self.settings.max_windows_per_run as i64 * Tier::Minute.millis();
-        let new_watermark = target.min(current.watermark_ms + max_new).max(current.watermark_ms);
+        let new_watermark = target
+            .min(current.watermark_ms + max_new)
+            .max(current.watermark_ms);
         let marks = self.state.late_marks().await?;
         let late: BTreeSet<i64> = marks
             .iter()
@@ -140,7 +142,8 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 .filter(|w| w + tier.millis() <= new_watermark && *w >= current.since_ms)
                 .collect();
             for &window in &windows {
-                self.compute_coarse(tier, window, now_ms, &mut report).await?;
+                self.compute_coarse(tier, window, now_ms, &mut report)
+                    .await?;
             }
             match tier {
                 Tier::Hour => report.hours = windows.len(),
@@ -221,7 +224,10 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         let previous = self.state.coverage().await?;
         let from = Tier::Day.window_start(range.from_ms);
         let to = match previous {
-            Some(c) => Tier::Day.ceil(range.to_ms).max(c.since_ms).min(c.watermark_ms),
+            Some(c) => Tier::Day
+                .ceil(range.to_ms)
+                .max(c.since_ms)
+                .min(c.watermark_ms),
             None => Tier::Day.ceil(range.to_ms).min(target),
         };
         let mut report = RunReport::default();

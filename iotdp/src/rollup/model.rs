@@ -71,7 +71,10 @@ impl RollupRow {
 pub enum RowSelection<'a> {
     /// Every row (the job, rolling a tier up into the next).
     All,
-    Device { device_id: &'a str, metric: &'a str },
+    Device {
+        device_id: &'a str,
+        metric: &'a str,
+    },
     /// The groups one level below `within` (the zones of a site, the spots of a section).
     Children {
         within: &'a LocationPath,

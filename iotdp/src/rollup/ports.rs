@@ -67,8 +67,10 @@ pub trait RollupStateStore: Send + Sync {
 
     /// Remove each mark whose token is still the one read (a window marked again meanwhile
     /// keeps its mark for the next run).
-    fn clear_marks(&self, marks: &[LateMark])
-    -> impl Future<Output = Result<(), RollupError>> + Send;
+    fn clear_marks(
+        &self,
+        marks: &[LateMark],
+    ) -> impl Future<Output = Result<(), RollupError>> + Send;
 }
 
 /// The ingest path's side: windows that received readings after the job may have computed them.

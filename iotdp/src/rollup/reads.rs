@@ -9,7 +9,9 @@ use crate::query::model::{
     Aggregate, Answered, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery,
     TimeRange,
 };
-use crate::query::names::{checked_bin, checked_device, checked_metric, checked_range, child_level};
+use crate::query::names::{
+    checked_bin, checked_device, checked_metric, checked_range, child_level,
+};
 use crate::query::ports::TimeSeriesReader;
 use crate::rollup::aggregate::{Aggregates, numeric};
 use crate::rollup::model::{RowSelection, SeriesKey};
@@ -229,7 +231,10 @@ where
             .value)
     }
 
-    async fn series_answered(&self, query: &SeriesQuery) -> Result<Answered<Vec<Point>>, QueryError> {
+    async fn series_answered(
+        &self,
+        query: &SeriesQuery,
+    ) -> Result<Answered<Vec<Point>>, QueryError> {
         if let Some((bin, aggregate)) = query.bins {
             checked_device(&query.device_id)?;
             checked_metric(&query.metric)?;
@@ -263,7 +268,9 @@ where
             return Ok(answer);
         }
         Ok(Answered::raw(
-            self.raw.drill_down(metric, within, range, aggregate).await?,
+            self.raw
+                .drill_down(metric, within, range, aggregate)
+                .await?,
         ))
     }
 }

@@ -283,7 +283,11 @@ mod tests {
             }
         }
         assert_eq!(
-            Source::names(&[Source::Raw, Source::Tier(Tier::Minute), Source::Tier(Tier::Day)]),
+            Source::names(&[
+                Source::Raw,
+                Source::Tier(Tier::Minute),
+                Source::Tier(Tier::Day)
+            ]),
             ["1d", "1m", "raw"]
         );
     }

@@ -75,7 +75,12 @@ impl RollupStore for MemoryStore {
             .map_err(|_| RollupError::Store("memory store lock poisoned".into()))?;
         for row in rows {
             table.insert(
-                (tier, row.window_start_ms, row.key.clone(), row.metric.clone()),
+                (
+                    tier,
+                    row.window_start_ms,
+                    row.key.clone(),
+                    row.metric.clone(),
+                ),
                 row.clone(),
             );
         }
