@@ -40,7 +40,7 @@ rust-lint: lambda-deps
 
 # The Lambda binaries link none of the local platform: no iotdp-local, MQTT broker, YAML
 # reader or HTTP server (the SDK's hyper client is expected; hyper's server feature is not).
-LAMBDAS := -p ingest -p lifecycle -p silence-watch -p api
+LAMBDAS := -p ingest -p lifecycle -p silence-watch -p api -p rollup
 lambda-deps:
 	@if cargo tree $(LAMBDAS) -e normal --prefix none | grep -E '^(iotdp-local|rumqttc|serde_yaml_ng|aws-sdk-sqs) '; then \
 		echo "a Lambda binary links the local platform's crates (above)"; exit 1; fi

@@ -81,6 +81,8 @@ pub struct IngestConfig {
     /// The table's magnetic-store retention: readings older than this are `timestamp_too_old`.
     pub magnetic_retention_days: u32,
     pub write: WritePolicy,
+    /// Late readings mark their windows for the rollup job when set.
+    pub rollup: Option<RollupConfig>,
 }
 
 impl FromEnvironment for IngestConfig {
@@ -149,6 +151,7 @@ impl FromEnvironment for IngestConfig {
             )?,
             magnetic_retention_days: env.number("MAGNETIC_RETENTION_DAYS", 73_000, 1..=73_000)?,
             write,
+            rollup: rollup_config(&env)?,
         })
     }
 }
@@ -187,6 +190,56 @@ fn store_config(env: &Env<'_>) -> Result<StoreConfig, ConfigError> {
     })
 }
 
+/// Rollups are on when `ROLLUP_STATE_TABLE` is set: the ingest path marks late windows in
+/// it, the `rollup` function keeps its watermark there, the API reads coverage from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupConfig {
+    pub state_table: String,
+    /// How long after its end a 1-minute window is computed.
+    pub grace: Duration,
+    /// Timestream: the 1m, 1h and 1d tables (InfluxDB uses measurements of the same names).
+    pub tables: [String; 3],
+}
+
+fn rollup_config(env: &Env<'_>) -> Result<Option<RollupConfig>, ConfigError> {
+    let Some(state_table) = env.optional("ROLLUP_STATE_TABLE") else {
+        return Ok(None);
+    };
+    let table = |name: &str, default: &str| env.optional(name).unwrap_or_else(|| default.into());
+    Ok(Some(RollupConfig {
+        state_table,
+        grace: Duration::from_secs(env.number("ROLLUP_GRACE_SECONDS", 120, 0..=86_400)?),
+        tables: [
+            table("ROLLUP_TABLE_1M", "telemetry_1m"),
+            table("ROLLUP_TABLE_1H", "telemetry_1h"),
+            table("ROLLUP_TABLE_1D", "telemetry_1d"),
+        ],
+    }))
+}
+
+/// The `rollup` function: the store it reads and writes, and its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupJobConfig {
+    pub store: StoreConfig,
+    pub rollup: RollupConfig,
+    /// Most new 1-minute windows one run computes (a job behind catches up over several runs).
+    pub max_windows_per_run: usize,
+}
+
+impl FromEnvironment for RollupJobConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Self {
+            store: store_config(&env)?,
+            rollup: rollup_config(&env)?.ok_or(ConfigError::Missing {
+                name: "ROLLUP_STATE_TABLE",
+                purpose: "the DynamoDB table holding the rollup job's watermark and late windows",
+            })?,
+            max_windows_per_run: env.number("ROLLUP_MAX_WINDOWS_PER_RUN", 1440, 1..=100_000)?,
+        })
+    }
+}
+
 /// The `api` function: the registry and the store it reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
@@ -194,6 +247,8 @@ pub struct ApiConfig {
     pub rules_table: String,
     pub state_table: String,
     pub store: StoreConfig,
+    /// Binned reads and drill-downs answer from rollups when set.
+    pub rollup: Option<RollupConfig>,
 }
 
 impl FromEnvironment for ApiConfig {
@@ -207,6 +262,7 @@ impl FromEnvironment for ApiConfig {
             rules_table: env.required("ALERT_RULES_TABLE", "the DynamoDB table of alert rules")?,
             state_table: env.required("ALERT_STATE_TABLE", "the DynamoDB table of alert states")?,
             store: store_config(&env)?,
+            rollup: rollup_config(&env)?,
         })
     }
 }

@@ -10,18 +10,25 @@ use std::sync::Arc;
 
 use crate::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
 use crate::adapters::dynamodb::registry::DynamoDbRegistry;
+use crate::adapters::dynamodb::rollup_state::DynamoDbRollupState;
 use crate::adapters::influxdb::{InfluxDbSettings, InfluxDbStore};
 use crate::adapters::iot_shadow::IotShadowCommander;
 use crate::adapters::s3_quarantine::S3Quarantine;
 use crate::adapters::sns_notifier::SnsNotifier;
 use crate::adapters::timestream::TimestreamStore;
+use crate::adapters::timestream::rollups::{RollupTables, TimestreamRollups};
 use crate::alerting::evaluator::{AlertEvaluator, AlertSettings};
-use crate::config::{AlertingConfig, IngestConfig, SilenceWatchConfig, StoreConfig};
+use crate::config::{
+    AlertingConfig, IngestConfig, RollupConfig, RollupJobConfig, SilenceWatchConfig, StoreConfig,
+};
 use crate::devices::cache::CachedRegistry;
 use crate::devices::silence::SilenceWatch;
 use crate::domain::Reading;
 use crate::ingest::ports::{StoreError, TimeSeriesStore, WriteReport};
 use crate::ingest::service::{IngestService, IngestSettings};
+use crate::rollup::job::{RollupJob, RollupSettings};
+use crate::rollup::late::LateMarkingStore;
+use crate::rollup::reads::RollupReader;
 
 /// The service-specific override variable for Timestream writes.
 pub const TIMESTREAM_WRITE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_TIMESTREAM_WRITE";
@@ -241,17 +248,10 @@ pub async fn time_series_reader(
 ) -> Result<SelectedReader, aws_sdk_timestreamwrite::error::BoxError> {
     Ok(match config {
         StoreConfig::Timestream { database, table } => {
-            let client = aws_sdk_timestreamquery::Client::new(sdk);
-            let client = match timestream_endpoint_mode(sdk, |name| std::env::var(name).ok()) {
-                EndpointMode::Override => client,
-                EndpointMode::Discovery => {
-                    let (client, reloader) = client.with_endpoint_discovery_enabled().await?;
-                    tokio::spawn(reloader.reload_task());
-                    client
-                }
-            };
             SelectedReader::Timestream(crate::adapters::timestream::query::TimestreamReader::new(
-                client, database, table,
+                timestream_query_client(sdk).await?,
+                database,
+                table,
             ))
         }
         StoreConfig::InfluxDb {
@@ -262,6 +262,114 @@ pub async fn time_series_reader(
             influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
         ),
     })
+}
+
+/// A Timestream query client (endpoint discovery against real AWS, as for writes).
+pub async fn timestream_query_client(
+    sdk: &SdkConfig,
+) -> Result<aws_sdk_timestreamquery::Client, aws_sdk_timestreamwrite::error::BoxError> {
+    let client = aws_sdk_timestreamquery::Client::new(sdk);
+    Ok(
+        match timestream_endpoint_mode(sdk, |name| std::env::var(name).ok()) {
+            EndpointMode::Override => client,
+            EndpointMode::Discovery => {
+                let (client, reloader) = client.with_endpoint_discovery_enabled().await?;
+                tokio::spawn(reloader.reload_task());
+                client
+            }
+        },
+    )
+}
+
+/// The rollup port of the store `config` names.
+pub enum SelectedRollupStore {
+    Timestream(TimestreamRollups),
+    InfluxDb(InfluxDbStore),
+}
+
+impl crate::rollup::ports::RollupStore for SelectedRollupStore {
+    async fn raw_readings(
+        &self,
+        range: crate::query::model::TimeRange,
+        within: &crate::domain::LocationPath,
+    ) -> Result<Vec<Reading>, crate::query::model::QueryError> {
+        match self {
+            SelectedRollupStore::Timestream(s) => s.raw_readings(range, within).await,
+            SelectedRollupStore::InfluxDb(s) => s.raw_readings(range, within).await,
+        }
+    }
+
+    async fn rollups(
+        &self,
+        tier: crate::rollup::tier::Tier,
+        range: crate::query::model::TimeRange,
+        selection: crate::rollup::model::RowSelection<'_>,
+    ) -> Result<Vec<crate::rollup::model::RollupRow>, crate::query::model::QueryError> {
+        match self {
+            SelectedRollupStore::Timestream(s) => s.rollups(tier, range, selection).await,
+            SelectedRollupStore::InfluxDb(s) => s.rollups(tier, range, selection).await,
+        }
+    }
+
+    async fn write_rollups(
+        &self,
+        tier: crate::rollup::tier::Tier,
+        rows: &[crate::rollup::model::RollupRow],
+    ) -> Result<(), crate::rollup::ports::RollupError> {
+        match self {
+            SelectedRollupStore::Timestream(s) => s.write_rollups(tier, rows).await,
+            SelectedRollupStore::InfluxDb(s) => s.write_rollups(tier, rows).await,
+        }
+    }
+}
+
+pub async fn rollup_store(
+    sdk: &SdkConfig,
+    store: &StoreConfig,
+    rollup: &RollupConfig,
+) -> Result<SelectedRollupStore, aws_sdk_timestreamwrite::error::BoxError> {
+    Ok(match store {
+        StoreConfig::Timestream { database, table } => {
+            SelectedRollupStore::Timestream(TimestreamRollups::new(
+                timestream_query_client(sdk).await?,
+                timestream_write_client(sdk).await?,
+                RollupTables {
+                    database: database.clone(),
+                    raw: table.clone(),
+                    tiers: rollup.tables.clone(),
+                },
+            ))
+        }
+        StoreConfig::InfluxDb {
+            url,
+            database,
+            token_secret_arn,
+        } => SelectedRollupStore::InfluxDb(
+            influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
+        ),
+    })
+}
+
+pub fn rollup_state(sdk: &SdkConfig, rollup: &RollupConfig) -> DynamoDbRollupState {
+    DynamoDbRollupState::new(aws_sdk_dynamodb::Client::new(sdk), &rollup.state_table)
+}
+
+/// The rollup job wired to AWS: the selected store and the DynamoDB state table.
+pub type AwsRollupJob = RollupJob<SelectedRollupStore, DynamoDbRollupState>;
+
+pub async fn rollup_job(
+    sdk: &SdkConfig,
+    config: &RollupJobConfig,
+) -> Result<AwsRollupJob, aws_sdk_timestreamwrite::error::BoxError> {
+    Ok(RollupJob::new(
+        rollup_store(sdk, &config.store, &config.rollup).await?,
+        rollup_state(sdk, &config.rollup),
+        RollupSettings {
+            grace: config.rollup.grace,
+            max_windows_per_run: config.max_windows_per_run,
+            ..RollupSettings::default()
+        },
+    ))
 }
 
 /// The InfluxDB API token from Secrets Manager: the secret string itself, or its JSON
@@ -304,8 +412,15 @@ pub fn token_from_secret(text: &str) -> Option<String> {
 
 /// The ingest use case wired to AWS: the selected time-series store, S3 quarantine, the
 /// registry and alerting when configured.
-pub type AwsIngestService =
-    IngestService<SelectedStore, S3Quarantine, Option<AwsRegistryCache>, Option<AwsAlertEvaluator>>;
+pub type AwsIngestService = IngestService<
+    AwsIngestStore,
+    S3Quarantine,
+    Option<AwsRegistryCache>,
+    Option<AwsAlertEvaluator>,
+>;
+
+/// The selected store, marking late windows for the rollup job when rollups are on.
+pub type AwsIngestStore = LateMarkingStore<SelectedStore, Option<DynamoDbRollupState>>;
 
 /// The silence watch wired to AWS: the DynamoDB registry, alert states and SNS.
 pub type AwsSilenceWatch = SilenceWatch<DynamoDbRegistry, DynamoDbAlertStates, SnsNotifier>;
@@ -322,7 +437,14 @@ pub async fn ingest_service_with(
     config: &IngestConfig,
 ) -> Result<AwsIngestService, aws_sdk_timestreamwrite::error::BoxError> {
     let sdk = sdk.clone();
-    let store = time_series_store(&sdk, &config.store).await?;
+    let store = LateMarkingStore::new(
+        time_series_store(&sdk, &config.store).await?,
+        config.rollup.as_ref().map(|r| rollup_state(&sdk, r)),
+        config
+            .rollup
+            .as_ref()
+            .map_or(RollupSettings::default().grace, |r| r.grace),
+    );
     let quarantine = S3Quarantine::new(s3_client(&sdk), &config.quarantine_bucket);
     let registry = config.registry.as_ref().map(|registry| {
         Arc::new(CachedRegistry::new(
@@ -349,7 +471,27 @@ pub async fn ingest_service_with(
 
 /// The query API wired to AWS: the DynamoDB registry and the selected store's reader.
 pub type AwsQueryApi =
-    crate::api::QueryApi<DynamoDbRegistry, SelectedReader, DynamoDbAlertStates, DynamoDbRules>;
+    crate::api::QueryApi<DynamoDbRegistry, AwsReader, DynamoDbAlertStates, DynamoDbRules>;
+
+/// The selected store's reader, answering long ranges from rollups when they are on.
+pub type AwsReader =
+    RollupReader<SelectedReader, Option<SelectedRollupStore>, Option<DynamoDbRollupState>>;
+
+pub async fn reader(
+    sdk: &SdkConfig,
+    store: &StoreConfig,
+    rollup: Option<&RollupConfig>,
+) -> Result<AwsReader, aws_sdk_timestreamwrite::error::BoxError> {
+    let rollups = match rollup {
+        Some(r) => Some(rollup_store(sdk, store, r).await?),
+        None => None,
+    };
+    Ok(RollupReader::new(
+        time_series_reader(sdk, store).await?,
+        rollups,
+        rollup.map(|r| rollup_state(sdk, r)),
+    ))
+}
 
 pub async fn query_api(
     sdk: &SdkConfig,
@@ -358,7 +500,7 @@ pub async fn query_api(
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     Ok(crate::api::QueryApi::new(
         device_registry(sdk, &config.registry_table),
-        time_series_reader(sdk, &config.store).await?,
+        reader(sdk, &config.store, config.rollup.as_ref()).await?,
         DynamoDbAlertStates::new(dynamodb.clone(), &config.state_table),
         DynamoDbRules::new(dynamodb, &config.rules_table),
     ))

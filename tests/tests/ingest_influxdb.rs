@@ -43,7 +43,7 @@ async fn readings_go_to_influxdb_with_the_token_from_secrets_manager() {
     })
     .unwrap();
     let service = ingest_service_with(&sdk, &config).await.unwrap();
-    assert_eq!(service.store().describe(), "InfluxDB");
+    assert_eq!(service.store().inner().describe(), "InfluxDB");
 
     let now = chrono::Utc::now().timestamp_millis();
     let message = |id: &str, payload: String| {

@@ -148,8 +148,13 @@ fn a_device_policy_reaches_only_its_own_client_id_and_topics() {
     ));
 }
 
-/// Which resources a stack creates, and the ingest function's environment, for a store choice.
+/// Which resources a stack creates, and the ingest function's properties, for a store choice.
 fn stack_for(store: &str) -> (Vec<String>, serde_json::Value) {
+    stack_with(store, "IngestFunction")
+}
+
+/// Which resources a stack creates, and one resource's resolved properties.
+fn stack_with(store: &str, logical_id: &str) -> (Vec<String>, serde_json::Value) {
     use iotdp_local::template::{Stack, Template};
     let template = Template::parse(&repo_file("template.yaml")).unwrap();
     let parameters = std::collections::HashMap::from([
@@ -191,8 +196,8 @@ fn stack_for(store: &str) -> (Vec<String>, serde_json::Value) {
         .filter(|r| template.is_created(r, &stack).unwrap())
         .map(|r| r.kind.clone())
         .collect();
-    let ingest = template.resource("IngestFunction").unwrap();
-    let props = template.properties(ingest, &stack).unwrap();
+    let resource = template.resource(logical_id).unwrap();
+    let props = template.properties(resource, &stack).unwrap();
     (created, props)
 }
 
@@ -217,4 +222,140 @@ fn a_stack_creates_only_the_store_it_uses() {
     let statements = props["Policies"][0]["Statement"].to_string();
     assert!(!statements.contains("timestream:"), "{statements}");
     assert!(statements.contains("secretsmanager:GetSecretValue"));
+}
+
+/// `(sid, actions, resources)` of a function's inline policy, conditions resolved.
+fn statements(props: &serde_json::Value) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().unwrap_or_default().to_owned())
+                .collect(),
+            other => vec![other.as_str().unwrap_or_default().to_owned()],
+        }
+    };
+    props["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["Sid"].as_str().unwrap_or_default().to_owned(),
+                list(&s["Action"]),
+                list(&s["Resource"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_rollup_job_is_scheduled_alone_with_only_the_permissions_it_needs() {
+    let (_, rollup) = stack_with("timestream", "RollupFunction");
+    assert_eq!(
+        rollup["ReservedConcurrentExecutions"]
+            .to_string()
+            .trim_matches('"'),
+        "1"
+    );
+    assert_eq!(rollup["Events"]["OnSchedule"]["Type"], "Schedule");
+    assert_eq!(
+        rollup["Events"]["OnSchedule"]["Properties"]["Schedule"],
+        "rate(1 minute)"
+    );
+    let env = &rollup["Environment"]["Variables"];
+    assert_eq!(env["ROLLUP_STATE_TABLE"], "RollupStateTable");
+    assert_eq!(env["ROLLUP_TABLE_1D"], "Rollup1dTable.Name");
+    assert_eq!(
+        env["ROLLUP_GRACE_SECONDS"].to_string().trim_matches('"'),
+        "120"
+    );
+    let rollup_tables = [
+        "Rollup1mTable.Arn",
+        "Rollup1hTable.Arn",
+        "Rollup1dTable.Arn",
+    ];
+    for (sid, actions, resources) in statements(&rollup) {
+        match sid.as_str() {
+            "KeepTheWatermarkAndClearLateMarks" => {
+                assert_eq!(
+                    actions,
+                    [
+                        "dynamodb:GetItem",
+                        "dynamodb:PutItem",
+                        "dynamodb:Scan",
+                        "dynamodb:DeleteItem"
+                    ]
+                );
+                assert_eq!(resources, ["RollupStateTable.Arn"]);
+            }
+            "ReadRawReadingsAndRollups" => {
+                assert_eq!(actions, ["timestream:Select"]);
+                assert_eq!(resources[0], "TelemetryTable.Arn");
+                assert_eq!(resources[1..], rollup_tables);
+            }
+            // Raw readings are never written by the job.
+            "WriteRollups" => {
+                assert_eq!(actions, ["timestream:WriteRecords"]);
+                assert_eq!(resources, rollup_tables);
+            }
+            "DiscoverTimestreamEndpoints" => assert_eq!(actions, ["timestream:DescribeEndpoints"]),
+            other => panic!("unexpected statement {other}"),
+        }
+    }
+    // The ingest path may only add late marks; the API may only read the coverage.
+    let (_, ingest) = stack_with("timestream", "IngestFunction");
+    let marks: Vec<_> = statements(&ingest)
+        .into_iter()
+        .filter(|s| s.2.contains(&"RollupStateTable.Arn".to_owned()))
+        .collect();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0].1, ["dynamodb:BatchWriteItem"]);
+    let (_, api) = stack_with("timestream", "ApiFunction");
+    let coverage: Vec<_> = statements(&api)
+        .into_iter()
+        .filter(|s| s.2.contains(&"RollupStateTable.Arn".to_owned()))
+        .collect();
+    assert_eq!(coverage.len(), 1);
+    assert_eq!(coverage[0].1, ["dynamodb:GetItem"]);
+
+    // InfluxDB: measurements in the same database, no Timestream permission at all.
+    let (_, rollup) = stack_with("influxdb", "RollupFunction");
+    assert_eq!(
+        rollup["Environment"]["Variables"]["ROLLUP_TABLE_1M"],
+        "telemetry_1m"
+    );
+    assert!(!rollup["Policies"].to_string().contains("timestream:"));
+}
+
+#[test]
+fn rollup_tables_are_kept_indefinitely_by_default_each_by_its_own_parameter() {
+    let (created, _) = stack_with("timestream", "RollupFunction");
+    assert_eq!(
+        created
+            .iter()
+            .filter(|k| *k == "AWS::Timestream::Table")
+            .count(),
+        4
+    );
+    for tier in ["1m", "1h", "1d"] {
+        let (_, table) = stack_with("timestream", &format!("Rollup{tier}Table"));
+        assert_eq!(table["TableName"], format!("telemetry_{tier}"));
+        let retention = &table["RetentionProperties"]["MagneticStoreRetentionPeriodInDays"];
+        assert_eq!(retention.to_string().trim_matches('"'), "73000", "{tier}");
+        assert_eq!(
+            table["MagneticStoreWriteProperties"]["EnableMagneticStoreWrites"],
+            true
+        );
+    }
+    let template = repo_file("template.yaml");
+    for parameter in [
+        "Rollup1mRetentionDays:",
+        "Rollup1hRetentionDays:",
+        "Rollup1dRetentionDays:",
+        "RollupGraceSeconds:",
+        "RollupSchedule:",
+    ] {
+        assert!(template.contains(parameter), "{parameter}");
+    }
 }

@@ -94,3 +94,85 @@ forward_through_arc!(RollupStateStore {
 forward_through_arc!(LateWindowMarker {
     fn mark(&self, window_starts: &[i64]) -> impl Future<Output = Result<(), RollupError>> + Send;
 });
+
+/// Rollups switched off (no state table configured): no coverage, so reads go to raw
+/// readings, and nothing is marked.
+impl<T: RollupStateStore> RollupStateStore for Option<T> {
+    async fn coverage(&self) -> Result<Option<JobState>, RollupError> {
+        match self {
+            Some(state) => state.coverage().await,
+            None => Ok(None),
+        }
+    }
+
+    async fn save_coverage(
+        &self,
+        previous: Option<JobState>,
+        next: JobState,
+    ) -> Result<(), RollupError> {
+        match self {
+            Some(state) => state.save_coverage(previous, next).await,
+            None => Err(RollupError::State(
+                "rollups are not configured (ROLLUP_STATE_TABLE)".into(),
+            )),
+        }
+    }
+
+    async fn late_marks(&self) -> Result<Vec<LateMark>, RollupError> {
+        match self {
+            Some(state) => state.late_marks().await,
+            None => Ok(vec![]),
+        }
+    }
+
+    async fn clear_marks(&self, marks: &[LateMark]) -> Result<(), RollupError> {
+        match self {
+            Some(state) => state.clear_marks(marks).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl<M: LateWindowMarker> LateWindowMarker for Option<M> {
+    async fn mark(&self, window_starts: &[i64]) -> Result<(), RollupError> {
+        match self {
+            Some(marker) => marker.mark(window_starts).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// No rollup store configured: never asked, because an absent state means no coverage.
+impl<S: RollupStore> RollupStore for Option<S> {
+    async fn raw_readings(
+        &self,
+        range: TimeRange,
+        within: &LocationPath,
+    ) -> Result<Vec<Reading>, QueryError> {
+        match self {
+            Some(store) => store.raw_readings(range, within).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    async fn rollups(
+        &self,
+        tier: Tier,
+        range: TimeRange,
+        selection: RowSelection<'_>,
+    ) -> Result<Vec<RollupRow>, QueryError> {
+        match self {
+            Some(store) => store.rollups(tier, range, selection).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    async fn write_rollups(&self, tier: Tier, rows: &[RollupRow]) -> Result<(), RollupError> {
+        match self {
+            Some(store) => store.write_rollups(tier, rows).await,
+            None => Err(RollupError::Store(
+                "rollups are not configured (ROLLUP_STATE_TABLE)".into(),
+            )),
+        }
+    }
+}

@@ -1,6 +1,8 @@
-//! DynamoDB adapters: the device registry ([`registry`]) and alert rules and states
-//! ([`alerts`]), sharing one paginated Scan ([`scan`]).
+//! DynamoDB adapters: the device registry ([`registry`]), alert rules and states
+//! ([`alerts`]) and the rollup job's state and late marks ([`rollup_state`]), sharing one
+//! paginated Scan ([`scan`]).
 
 pub mod alerts;
 pub mod registry;
+pub mod rollup_state;
 pub mod scan;

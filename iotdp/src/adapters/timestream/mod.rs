@@ -5,6 +5,7 @@
 //! request shares goes into `CommonAttributes` once instead of 100 times.
 
 pub mod query;
+pub mod rollups;
 
 use aws_sdk_timestreamwrite::Client;
 use aws_sdk_timestreamwrite::error::{BuildError, DisplayErrorContext, SdkError};
