@@ -47,7 +47,8 @@ where
             bins,
             limit: Some(limit + 1),
         };
-        let mut points = self.reader.series(&query).await?;
+        let answered = self.reader.series_answered(&query).await?;
+        let mut points = answered.value;
         let next = (points.len() > limit).then(|| {
             let next = points[limit].time_ms;
             points.truncate(limit);
@@ -62,6 +63,7 @@ where
             "agg": bins.map(|(_, a)| a.as_str()),
             "points": points.iter().map(point_json).collect::<Vec<_>>(),
             "next": next,
+            "tiers": answered.sources,
         }))
     }
 
@@ -96,10 +98,11 @@ where
         let level = crate::query::names::child_level(&within)?;
         let range: TimeRange = params.range(now_ms)?;
         let aggregate = params.aggregate()?;
-        let groups = self
+        let answered = self
             .reader
-            .drill_down(metric, &within, range, aggregate)
+            .drill_down_answered(metric, &within, range, aggregate)
             .await?;
+        let groups = answered.value;
         Ok(json!({
             "metric": metric,
             "path": within.to_string(),
@@ -108,6 +111,7 @@ where
             "from": rfc3339(range.from_ms),
             "to": rfc3339(range.to_ms),
             "groups": groups.iter().map(|g| json!({"name": g.group, "value": g.value})).collect::<Vec<_>>(),
+            "tiers": answered.sources,
         }))
     }
 }

@@ -1,7 +1,7 @@
 //! The ingest path's ports in memory: a store that keeps every reading, a quarantine that
 //! keeps every object (and can be told to fail).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,13 +20,11 @@ pub struct MemoryStore {
     written: Mutex<Vec<Reading>>,
     /// `(time, device)` → the index in `written` of the latest write of that instant.
     pub(crate) by_time: Mutex<BTreeMap<(i64, String), usize>>,
-    pub(crate) rollups: Mutex<BTreeMap<RollupKey, RollupRow>>,
+    /// `(tier, window start)` → the rows of that window by series and metric.
+    pub(crate) rollups: Mutex<BTreeMap<(Tier, i64), HashMap<(SeriesKey, String), RollupRow>>>,
     /// Readings and rollup rows every read has returned: what a query costs the store.
     rows_read: AtomicUsize,
 }
-
-/// A rollup row's identity: a later write of the same key replaces the row.
-pub(crate) type RollupKey = (Tier, i64, SeriesKey, String);
 
 impl MemoryStore {
     pub fn new(batch_len: usize) -> Self {
@@ -59,15 +57,17 @@ impl MemoryStore {
 
     /// Every rollup row of `tier`, in window order.
     pub fn rollup_rows(&self, tier: Tier) -> Vec<RollupRow> {
-        self.rollups
+        let mut rows: Vec<RollupRow> = self
+            .rollups
             .lock()
             .map(|r| {
-                r.iter()
-                    .filter(|(k, _)| k.0 == tier)
-                    .map(|(_, v)| v.clone())
+                r.range((tier, i64::MIN)..=(tier, i64::MAX))
+                    .flat_map(|(_, window)| window.values().cloned())
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        iotdp::rollup::compute::sort_rows(&mut rows);
+        rows
     }
 }
 

@@ -1,8 +1,6 @@
 //! The memory store read back: the reference implementation of the read port every store's
 //! reader is held to.
 
-use std::collections::HashMap;
-
 use super::ingest::MemoryStore;
 use iotdp::domain::LocationPath;
 use iotdp::domain::MetricValue;
@@ -12,32 +10,45 @@ use iotdp::query::model::{
 };
 use iotdp::query::ports::TimeSeriesReader;
 
+/// One stored value of one metric: what the reference reader aggregates.
+pub(crate) struct Found {
+    device_id: String,
+    time_ms: i64,
+    dimensions: Option<std::sync::Arc<iotdp::domain::DeviceDimensions>>,
+    value: MetricValue,
+}
+
 impl MemoryStore {
-    /// `(time, value)` of `metric` for readings matching `keep`, in time order; a later write of
-    /// the same series and instant replaces an earlier one, as in the real stores.
-    fn values(&self, metric: &str, keep: impl Fn(&Reading) -> bool) -> Vec<(Reading, MetricValue)> {
-        let mut latest: HashMap<(String, i64), (Reading, MetricValue)> = HashMap::new();
-        let kept: Vec<Reading> =
-            self.with_written(|written| written.iter().filter(|r| keep(r)).cloned().collect());
-        for reading in kept {
-            let value = if metric == "seq" {
-                reading.seq.map(|s| MetricValue::Number(s as f64))
-            } else {
-                reading
-                    .metrics
-                    .iter()
-                    .find(|m| m.name == metric)
-                    .map(|m| m.value.clone())
-            };
-            if let Some(value) = value {
-                latest.insert(
-                    (reading.device_id.clone(), reading.time_ms),
-                    (reading, value),
-                );
-            }
-        }
-        let mut out: Vec<_> = latest.into_values().collect();
-        out.sort_by_key(|(r, _)| (r.time_ms, r.device_id.clone()));
+    /// `metric`'s value in each stored reading matching `keep`, in time order: the latest write
+    /// of each device and instant, as the real stores keep it.
+    fn values(&self, metric: &str, keep: impl Fn(&Reading) -> bool) -> Vec<Found> {
+        let Ok(by_time) = self.by_time.lock() else {
+            return vec![];
+        };
+        let out: Vec<Found> = self.with_written(|written| {
+            by_time
+                .values()
+                .map(|&i| &written[i])
+                .filter(|r| keep(r))
+                .filter_map(|reading| {
+                    let value = if metric == "seq" {
+                        reading.seq.map(|s| MetricValue::Number(s as f64))
+                    } else {
+                        reading
+                            .metrics
+                            .iter()
+                            .find(|m| m.name == metric)
+                            .map(|m| m.value.clone())
+                    }?;
+                    Some(Found {
+                        device_id: reading.device_id.clone(),
+                        time_ms: reading.time_ms,
+                        dimensions: reading.dimensions.clone(),
+                        value,
+                    })
+                })
+                .collect()
+        });
         self.count_read(out.len());
         out
     }
@@ -110,12 +121,12 @@ impl TimeSeriesReader for MemoryStore {
         Ok(metrics
             .iter()
             .filter_map(|metric| {
-                let (reading, value) = self.values(metric, |r| r.device_id == device_id).pop()?;
+                let found = self.values(metric, |r| r.device_id == device_id).pop()?;
                 Some((
                     metric.to_string(),
                     Point {
-                        time_ms: reading.time_ms,
-                        value,
+                        time_ms: found.time_ms,
+                        value: found.value,
                     },
                 ))
             })
@@ -131,19 +142,19 @@ impl TimeSeriesReader for MemoryStore {
         let mut points: Vec<Point> = match query.bins {
             None => values
                 .into_iter()
-                .map(|(r, value)| Point {
-                    time_ms: r.time_ms,
-                    value,
+                .map(|f| Point {
+                    time_ms: f.time_ms,
+                    value: f.value,
                 })
                 .collect(),
             Some((bin, aggregate)) => {
                 let bin_ms = iotdp::query::names::checked_bin(bin)? as i64 * 1000;
                 let mut bins: std::collections::BTreeMap<i64, Vec<MetricValue>> =
                     Default::default();
-                for (r, value) in values {
-                    bins.entry(r.time_ms - r.time_ms.rem_euclid(bin_ms))
+                for f in values {
+                    bins.entry(f.time_ms - f.time_ms.rem_euclid(bin_ms))
                         .or_default()
-                        .push(value);
+                        .push(f.value);
                 }
                 bins.into_iter()
                     .filter_map(|(time_ms, values)| {
@@ -168,7 +179,7 @@ impl TimeSeriesReader for MemoryStore {
     ) -> Result<Vec<DeviceValue>, QueryError> {
         let mut latest: std::collections::BTreeMap<String, DeviceValue> = Default::default();
         let within = under(&filter.within);
-        for (r, value) in self.values(metric, |r| {
+        for f in self.values(metric, |r| {
             (filter.within.is_empty() || within(r))
                 && filter
                     .device_type
@@ -176,11 +187,11 @@ impl TimeSeriesReader for MemoryStore {
                     .is_none_or(|t| r.dimensions.as_ref().is_some_and(|d| &d.device_type == t))
         }) {
             latest.insert(
-                r.device_id.clone(),
+                f.device_id.clone(),
                 DeviceValue {
-                    device_id: r.device_id,
-                    time_ms: r.time_ms,
-                    value,
+                    device_id: f.device_id,
+                    time_ms: f.time_ms,
+                    value: f.value,
                 },
             );
         }
@@ -199,8 +210,9 @@ impl TimeSeriesReader for MemoryStore {
         iotdp::query::names::checked_range(range)?;
         let (inside, during) = (under(within), in_range(range));
         let mut groups: std::collections::BTreeMap<String, Vec<MetricValue>> = Default::default();
-        for (r, value) in self.values(metric, |r| inside(r) && during(r)) {
-            if let Some(group) = r
+        for f in self.values(metric, |r| inside(r) && during(r)) {
+            let value = f.value;
+            if let Some(group) = f
                 .dimensions
                 .as_ref()
                 .and_then(|d| d.path.segments().get(depth).cloned())

@@ -53,16 +53,13 @@ impl RollupStore for MemoryStore {
             .rollups
             .lock()
             .map_err(|_| QueryError::Store("memory store lock poisoned".into()))?;
-        let out: Vec<RollupRow> = rows
-            .iter()
-            .filter(|(k, row)| {
-                k.0 == tier
-                    && row.window_start_ms >= range.from_ms
-                    && row.window_start_ms < range.to_ms
-                    && selection.matches(row)
-            })
-            .map(|(_, row)| row.clone())
+        let mut out: Vec<RollupRow> = rows
+            .range((tier, range.from_ms)..(tier, range.to_ms.max(range.from_ms)))
+            .flat_map(|(_, window)| window.values())
+            .filter(|row| selection.matches(row))
+            .cloned()
             .collect();
+        iotdp::rollup::compute::sort_rows(&mut out);
         drop(rows);
         self.count_read(out.len());
         Ok(out)
@@ -74,15 +71,10 @@ impl RollupStore for MemoryStore {
             .lock()
             .map_err(|_| RollupError::Store("memory store lock poisoned".into()))?;
         for row in rows {
-            table.insert(
-                (
-                    tier,
-                    row.window_start_ms,
-                    row.key.clone(),
-                    row.metric.clone(),
-                ),
-                row.clone(),
-            );
+            table
+                .entry((tier, row.window_start_ms))
+                .or_default()
+                .insert((row.key.clone(), row.metric.clone()), row.clone());
         }
         Ok(())
     }
