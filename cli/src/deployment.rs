@@ -29,6 +29,11 @@ pub const REGISTRY_TABLE: Setting = Setting::new(
     "IOTDP_REGISTRY_TABLE",
     "DeviceRegistryTableName",
 );
+pub const ROLLUP_STATE_TABLE: Setting = Setting::new(
+    "--rollup-state-table",
+    "IOTDP_ROLLUP_STATE_TABLE",
+    "RollupStateTableName",
+);
 pub const DEVICE_POLICY: Setting =
     Setting::new("--policy", "IOTDP_DEVICE_POLICY", "DevicePolicyName");
 pub const STORE: Setting =

@@ -8,6 +8,7 @@ mod local;
 mod output;
 mod progress;
 mod readings;
+mod rollups;
 mod simulate;
 
 use std::process::ExitCode;
@@ -72,6 +73,8 @@ enum Command {
     Devices(devices::DevicesArgs),
     /// One device's metric over a time range, raw or aggregated into bins, from the deployed store
     Readings(readings::ReadingsArgs),
+    /// Rollups: the job's coverage, and rebuilding a range from raw readings
+    Rollups(rollups::RollupsArgs),
     /// Alert rules
     Rules {
         /// DynamoDB rules table [stack output: AlertRulesTableName]
@@ -150,6 +153,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Readings(args) => {
             readings::run(args, &Deployment::load(cli.stack).await, output).await
+        }
+        Command::Rollups(args) => {
+            rollups::run(args, &Deployment::load(cli.stack).await, output).await
         }
         Command::Rules { table, action } => {
             // Validate local input before touching AWS, so a bad file fails fast and offline.

@@ -3,34 +3,20 @@
 
 use clap::Args;
 use iotdp::api::params::{INSTANT_FORMS, parse_bin, parse_instant};
-use iotdp::config::StoreConfig;
+use iotdp::config::{RollupConfig, StoreConfig};
 use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
 use iotdp::query::ports::TimeSeriesReader;
-use iotdp::wiring::time_series_reader;
 use serde_json::Value;
 
 use crate::deployment::{
-    Deployment, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL, STORE, TIMESTREAM_DATABASE,
-    TIMESTREAM_TABLE,
+    Deployment, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL, ROLLUP_STATE_TABLE, STORE,
+    TIMESTREAM_DATABASE, TIMESTREAM_TABLE,
 };
 use crate::output::{Column, OutputFormat, print_list};
 
+/// Which store is deployed and where: flags, variables, or the stack's outputs.
 #[derive(Args)]
-pub struct ReadingsArgs {
-    device_id: String,
-    metric: String,
-    /// Start: RFC 3339 (2026-11-24T12:00:00Z) or relative to now (-15m, -6h, -7d)
-    #[arg(long, default_value = "-1h", allow_hyphen_values = true)]
-    from: String,
-    /// End (exclusive): RFC 3339, relative, or "now"
-    #[arg(long, default_value = "now", allow_hyphen_values = true)]
-    to: String,
-    /// Bin size: 1s to 1d (e.g. 60s, 5m, 1h); without it, raw readings
-    #[arg(long)]
-    bin: Option<String>,
-    /// Aggregate per bin: avg, min, max, sum, count, first, last
-    #[arg(long, default_value = "avg")]
-    agg: String,
+pub struct StoreArgs {
     /// The deployed store: timestream or influxdb [stack output: TimeSeriesStoreInUse;
     /// default: timestream]
     #[arg(long, env = "IOTDP_TIME_SERIES_STORE")]
@@ -53,8 +39,73 @@ pub struct ReadingsArgs {
     influxdb_token_secret_arn: Option<String>,
 }
 
+impl StoreArgs {
+    pub async fn config(self, deployment: &Deployment) -> Result<StoreConfig, String> {
+        let store = deployment.optional(self.store, &STORE).await?;
+        Ok(match store.as_deref().unwrap_or("timestream") {
+            "timestream" => StoreConfig::Timestream {
+                database: deployment
+                    .require(self.timestream_database, &TIMESTREAM_DATABASE)
+                    .await?,
+                table: deployment
+                    .optional(self.timestream_table, &TIMESTREAM_TABLE)
+                    .await?
+                    .unwrap_or_else(|| "telemetry".to_owned()),
+            },
+            "influxdb" => StoreConfig::InfluxDb {
+                url: deployment.require(self.influxdb_url, &INFLUXDB_URL).await?,
+                database: deployment
+                    .optional(self.influxdb_database, &INFLUXDB_DATABASE)
+                    .await?
+                    .unwrap_or_else(|| "iotdp".to_owned()),
+                token_secret_arn: deployment
+                    .optional(self.influxdb_token_secret_arn, &INFLUXDB_TOKEN_SECRET)
+                    .await?,
+            },
+            other => return Err(format!("--store '{other}': use timestream or influxdb")),
+        })
+    }
+}
+
+/// The rollup settings the deployed functions use, around the state table.
+pub fn rollup_config(state_table: String) -> RollupConfig {
+    RollupConfig {
+        state_table,
+        grace: std::time::Duration::from_secs(120),
+        tables: [
+            "telemetry_1m".into(),
+            "telemetry_1h".into(),
+            "telemetry_1d".into(),
+        ],
+    }
+}
+
+#[derive(Args)]
+pub struct ReadingsArgs {
+    device_id: String,
+    metric: String,
+    /// Start: RFC 3339 (2026-11-24T12:00:00Z) or relative to now (-15m, -6h, -7d)
+    #[arg(long, default_value = "-1h", allow_hyphen_values = true)]
+    from: String,
+    /// End (exclusive): RFC 3339, relative, or "now"
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
+    to: String,
+    /// Bin size: 1s to 1d (e.g. 60s, 5m, 1h); without it, raw readings
+    #[arg(long)]
+    bin: Option<String>,
+    /// Aggregate per bin: avg, min, max, sum, count, first, last
+    #[arg(long, default_value = "avg")]
+    agg: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The rollup job's state table: long ranges in whole-minute bins are then read from
+    /// rollups [stack output: RollupStateTableName]
+    #[arg(long, env = "IOTDP_ROLLUP_STATE_TABLE")]
+    rollup_state_table: Option<String>,
+}
+
 /// An instant as the query API takes it (the same parser), or an error naming the flag.
-fn instant(flag: &str, text: &str, now_ms: i64) -> Result<i64, String> {
+pub fn instant(flag: &str, text: &str, now_ms: i64) -> Result<i64, String> {
     parse_instant(text, now_ms).ok_or_else(|| format!("{flag} '{text}' must be {INSTANT_FORMS}"))
 }
 
@@ -80,29 +131,11 @@ pub async fn run(
             })?,
         )),
     };
-    let store = deployment.optional(args.store, &STORE).await?;
-    let store = match store.as_deref().unwrap_or("timestream") {
-        "timestream" => StoreConfig::Timestream {
-            database: deployment
-                .require(args.timestream_database, &TIMESTREAM_DATABASE)
-                .await?,
-            table: deployment
-                .optional(args.timestream_table, &TIMESTREAM_TABLE)
-                .await?
-                .unwrap_or_else(|| "telemetry".to_owned()),
-        },
-        "influxdb" => StoreConfig::InfluxDb {
-            url: deployment.require(args.influxdb_url, &INFLUXDB_URL).await?,
-            database: deployment
-                .optional(args.influxdb_database, &INFLUXDB_DATABASE)
-                .await?
-                .unwrap_or_else(|| "iotdp".to_owned()),
-            token_secret_arn: deployment
-                .optional(args.influxdb_token_secret_arn, &INFLUXDB_TOKEN_SECRET)
-                .await?,
-        },
-        other => return Err(format!("--store '{other}': use timestream or influxdb")),
-    };
+    let store = args.store.config(deployment).await?;
+    let rollup = deployment
+        .optional(args.rollup_state_table, &ROLLUP_STATE_TABLE)
+        .await?
+        .map(rollup_config);
     let query = SeriesQuery {
         device_id: args.device_id,
         metric: args.metric,
@@ -110,10 +143,14 @@ pub async fn run(
         bins,
         limit: None,
     };
-    let reader = time_series_reader(deployment.sdk(), &store)
+    let reader = iotdp::wiring::reader(deployment.sdk(), &store, rollup.as_ref())
         .await
         .map_err(|e| e.to_string())?;
-    let points = reader.series(&query).await.map_err(|e| e.to_string())?;
+    let answered = reader
+        .series_answered(&query)
+        .await
+        .map_err(|e| e.to_string())?;
+    let points = answered.value;
     let items: Vec<Value> = points.iter().map(iotdp::api::point_json).collect();
     print_list(
         output,
@@ -123,7 +160,12 @@ pub async fn run(
             Column::new("VALUE", "value", 0),
         ],
     )?;
-    eprintln!("{} point(s) from {}", points.len(), reader.describe());
+    eprintln!(
+        "{} point(s) from {} ({})",
+        points.len(),
+        reader.raw().describe(),
+        answered.sources.join(", ")
+    );
     Ok(())
 }
 

@@ -34,6 +34,11 @@ where
         Self { raw, store, state }
     }
 
+    /// The reader of raw readings underneath.
+    pub fn raw(&self) -> &R {
+        &self.raw
+    }
+
     /// What the job has covered; a state that cannot be read means raw answers, not a failure.
     async fn coverage(&self) -> Option<Coverage> {
         match self.state.coverage().await {

@@ -1,0 +1,180 @@
+//! `iotdp rollups`: where the rollup job stands (`status`), and `rebuild`, which recomputes a
+//! range of every tier from raw readings (after an import, a corrected batch, a changed tier).
+
+use clap::{Args, Subcommand};
+use iotdp::api::params::rfc3339;
+use iotdp::domain::LocationPath;
+use iotdp::query::model::TimeRange;
+use iotdp::rollup::job::{RollupJob, RollupSettings};
+use iotdp::rollup::ports::RollupStateStore;
+use serde_json::json;
+
+use crate::deployment::{Deployment, REGISTRY_TABLE, ROLLUP_STATE_TABLE};
+use crate::output::{OutputFormat, print_result};
+use crate::readings::{StoreArgs, instant, rollup_config};
+
+#[derive(Args)]
+pub struct RollupsArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The rollup job's state table [stack output: RollupStateTableName]
+    #[arg(long, env = "IOTDP_ROLLUP_STATE_TABLE")]
+    state_table: Option<String>,
+    #[command(subcommand)]
+    action: RollupsAction,
+}
+
+#[derive(Subcommand)]
+enum RollupsAction {
+    /// What the job has covered, how far it lags, and the late windows waiting
+    Status,
+    /// Recompute every tier from raw readings over a range (widened to whole days);
+    /// idempotent, and safe while the scheduled job runs
+    Rebuild {
+        /// Start: RFC 3339 or relative to now (-30d)
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// End: RFC 3339, relative, or "now"
+        #[arg(long, default_value = "now", allow_hyphen_values = true)]
+        to: String,
+        /// Only the site this device is placed at (its device and place rows)
+        #[arg(long, conflicts_with = "within")]
+        device: Option<String>,
+        /// Only readings at or below this place (a site: wall-1)
+        #[arg(long)]
+        within: Option<String>,
+        /// The device registry, to find --device's place [stack output: DeviceRegistryTableName]
+        #[arg(long, env = "IOTDP_REGISTRY_TABLE")]
+        registry_table: Option<String>,
+    },
+}
+
+pub async fn run(
+    args: RollupsArgs,
+    deployment: &Deployment,
+    output: OutputFormat,
+) -> Result<(), String> {
+    let store = args.store.config(deployment).await?;
+    let rollup = rollup_config(
+        deployment
+            .require(args.state_table, &ROLLUP_STATE_TABLE)
+            .await?,
+    );
+    let sdk = deployment.sdk();
+    let job = RollupJob::new(
+        iotdp::wiring::rollup_store(sdk, &store, &rollup)
+            .await
+            .map_err(|e| e.to_string())?,
+        iotdp::wiring::rollup_state(sdk, &rollup),
+        RollupSettings {
+            grace: rollup.grace,
+            ..RollupSettings::default()
+        },
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    match args.action {
+        RollupsAction::Status => {
+            let coverage = job.state().coverage().await.map_err(|e| e.to_string())?;
+            let marks = job.state().late_marks().await.map_err(|e| e.to_string())?;
+            match coverage {
+                None => print_result(
+                    output,
+                    &json!({"covered": false, "late_windows": marks.len()}),
+                    "the rollup job has not run yet: every read comes from raw readings",
+                ),
+                Some(c) => {
+                    let lag = (now - c.watermark_ms) / 1000;
+                    print_result(
+                        output,
+                        &json!({
+                            "covered": true,
+                            "since": rfc3339(c.since_ms),
+                            "watermark": rfc3339(c.watermark_ms),
+                            "lag_seconds": lag,
+                            "late_windows": marks.len(),
+                        }),
+                        format!(
+                            "rollups cover {} to {} ({lag} s behind now); {} late window(s) waiting",
+                            rfc3339(c.since_ms),
+                            rfc3339(c.watermark_ms),
+                            marks.len()
+                        ),
+                    )
+                }
+            }
+        }
+        RollupsAction::Rebuild {
+            from,
+            to,
+            device,
+            within,
+            registry_table,
+        } => {
+            let range = TimeRange {
+                from_ms: instant("--from", &from, now)?,
+                to_ms: instant("--to", &to, now)?,
+            };
+            if range.from_ms >= range.to_ms {
+                return Err(format!("--from {from} must be before --to {to}"));
+            }
+            let within = match (device, within) {
+                (Some(id), _) => {
+                    let table = deployment.require(registry_table, &REGISTRY_TABLE).await?;
+                    device_site(deployment, &table, &id).await?
+                }
+                (None, Some(path)) => {
+                    LocationPath::parse(&path).map_err(|e| format!("--within: {e}"))?
+                }
+                (None, None) => LocationPath::default(),
+            };
+            let bar = crate::progress::bar(0, "days");
+            let report = job
+                .rebuild(range, &within, now, |done, total| {
+                    bar.set_length(total as u64);
+                    bar.set_position(done as u64);
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            bar.finish_and_clear();
+            print_result(
+                output,
+                &json!({
+                    "within": within.to_string(),
+                    "windows": report.windows,
+                    "raw_readings": report.raw_readings,
+                    "rows_written": report.rows_written,
+                    "watermark": rfc3339(report.watermark_ms),
+                }),
+                format!(
+                    "rebuilt {} minute window(s) of {}: {} raw reading(s) read, {} rollup row(s) written",
+                    report.windows,
+                    if within.is_empty() {
+                        "the fleet".to_owned()
+                    } else {
+                        within.to_string()
+                    },
+                    report.raw_readings,
+                    report.rows_written
+                ),
+            )
+        }
+    }
+}
+
+/// The site a device is placed at (the place its rows and its places' rows come from).
+async fn device_site(
+    deployment: &Deployment,
+    table: &str,
+    id: &str,
+) -> Result<LocationPath, String> {
+    use iotdp::devices::ports::DeviceRegistry;
+    let registry = iotdp::wiring::device_registry(deployment.sdk(), table);
+    let record = registry
+        .get_many(&[id])
+        .await
+        .map_err(|e| e.to_string())?
+        .pop()
+        .ok_or_else(|| format!("device '{id}' is not in the registry {table}"))?;
+    let site = record.path.segments().first().cloned().unwrap_or_default();
+    LocationPath::parse(&site).map_err(|e| e.to_string())
+}
