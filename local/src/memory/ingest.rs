@@ -20,11 +20,14 @@ pub struct MemoryStore {
     written: Mutex<Vec<Reading>>,
     /// `(time, device)` → the index in `written` of the latest write of that instant.
     pub(crate) by_time: Mutex<BTreeMap<(i64, String), usize>>,
-    /// `(tier, window start)` → the rows of that window by series and metric.
-    pub(crate) rollups: Mutex<BTreeMap<(Tier, i64), HashMap<(SeriesKey, String), RollupRow>>>,
+    pub(crate) rollups: Mutex<RollupTables>,
     /// Readings and rollup rows every read has returned: what a query costs the store.
     rows_read: AtomicUsize,
 }
+
+/// `(tier, window start)` → the rows of that window by series and metric (a later write of the
+/// same series and metric replaces the row).
+pub(crate) type RollupTables = BTreeMap<(Tier, i64), HashMap<(SeriesKey, String), RollupRow>>;
 
 impl MemoryStore {
     pub fn new(batch_len: usize) -> Self {
