@@ -510,6 +510,22 @@ impl<'a> LiveView<'a> {
                 s.no_data_raised.load(Ordering::Relaxed)
             ),
             format!(
+                "rollups             {:>8} runs  watermark {}   windows {}  late windows recomputed {}  rows {}  failed runs {}",
+                s.rollup_runs.load(Ordering::Relaxed),
+                if s.rollup_runs.load(Ordering::Relaxed) == 0 {
+                    "not yet computed".to_owned()
+                } else {
+                    format!(
+                        "{} s behind",
+                        s.rollup_lag_ms.load(Ordering::Relaxed) / 1000
+                    )
+                },
+                s.rollup_windows.load(Ordering::Relaxed),
+                s.rollup_late_windows.load(Ordering::Relaxed),
+                s.rollup_rows.load(Ordering::Relaxed),
+                s.rollup_failures.load(Ordering::Relaxed)
+            ),
+            format!(
                 "recent alerts       {}",
                 recent.first().cloned().unwrap_or_default()
             ),

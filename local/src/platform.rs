@@ -24,7 +24,9 @@ use crate::queues::{InProcessQueues, QueueBackend};
 use crate::rule_sql::Message;
 use crate::template::Template;
 use iotdp::config::FromEnvironment;
-use iotdp::config::{ApiConfig, IngestConfig, LifecycleConfig, SilenceWatchConfig};
+use iotdp::config::{
+    ApiConfig, IngestConfig, LifecycleConfig, RollupJobConfig, SilenceWatchConfig,
+};
 use iotdp::devices::presence::record_presence_events;
 use iotdp::ingest::metrics::IngestMetrics;
 use iotdp::ingest::service::Invocation;
@@ -92,6 +94,14 @@ pub struct PlatformStats {
     pub presence_messages: AtomicU64,
     pub silence_runs: AtomicU64,
     pub no_data_raised: AtomicU64,
+    /// Rollup job runs, the 1-minute windows they computed, the late windows they computed
+    /// again, and how far the watermark trails now (ms; -1 before the first run).
+    pub rollup_runs: AtomicU64,
+    pub rollup_windows: AtomicU64,
+    pub rollup_late_windows: AtomicU64,
+    pub rollup_rows: AtomicU64,
+    pub rollup_lag_ms: std::sync::atomic::AtomicI64,
+    pub rollup_failures: AtomicU64,
 }
 
 pub struct LocalPlatform {
@@ -299,6 +309,10 @@ impl Startup {
                     &SilenceWatchConfig::from_lookup(env).map_err(fail)?,
                 );
             }
+            "rollup" => {
+                self.rollup(function, &RollupJobConfig::from_lookup(env).map_err(fail)?)
+                    .await?;
+            }
             other => {
                 return Err(LocalError(format!(
                     "{} runs binary '{other}', which the local platform cannot run",
@@ -417,6 +431,27 @@ impl Startup {
                 self.shutdown.clone(),
             )));
         }
+    }
+
+    async fn rollup(
+        &mut self,
+        function: &Function,
+        config: &RollupJobConfig,
+    ) -> Result<(), LocalError> {
+        let job = Arc::new(
+            iotdp::wiring::rollup_job(&self.sdk, config)
+                .await
+                .map_err(|e| LocalError(e.to_string()))?,
+        );
+        for &interval in &function.schedules {
+            self.tasks.push(tokio::spawn(run_rollups_on_schedule(
+                job.clone(),
+                interval,
+                self.stats.clone(),
+                self.shutdown.clone(),
+            )));
+        }
+        Ok(())
     }
 
     /// What the readings can be read back through, and a description of it for the live view.
@@ -571,6 +606,42 @@ async fn run_on_schedule(
                     .fetch_add(report.raised, Ordering::Relaxed);
             }
             Err(e) => tracing::warn!(error = %e, "silence watch run failed"),
+        }
+    }
+}
+
+/// EventBridge's schedule for the rollup job. Its first run is at once, so the live view shows
+/// the watermark from the start.
+async fn run_rollups_on_schedule(
+    job: Arc<iotdp::wiring::AwsRollupJob>,
+    interval: Duration,
+    stats: Arc<PlatformStats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        match job.run(chrono::Utc::now().timestamp_millis()).await {
+            Ok(report) => {
+                stats.rollup_runs.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .rollup_windows
+                    .fetch_add(report.windows as u64, Ordering::Relaxed);
+                stats
+                    .rollup_late_windows
+                    .fetch_add(report.late_windows as u64, Ordering::Relaxed);
+                stats
+                    .rollup_rows
+                    .fetch_add(report.rows_written as u64, Ordering::Relaxed);
+                stats.rollup_lag_ms.store(report.lag_ms, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.rollup_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "rollup job run failed");
+            }
         }
     }
 }

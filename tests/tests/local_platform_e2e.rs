@@ -459,6 +459,26 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
         .map(|p| (p["value"].as_f64().unwrap() * 100.0).round() / 100.0)
         .collect();
     assert_eq!(values, [12.7, 12.3], "{page}");
+    // The rollup job runs on the template's schedule (its first run at start): the answer
+    // says which sources gave it, and is the same whether the job has reached these minutes.
+    assert!(
+        page["tiers"].as_array().is_some_and(|t| !t.is_empty()),
+        "{page}"
+    );
+    let runs = eventually("the rollup job's first run", || {
+        let stats = platform.stats.clone();
+        async move {
+            let runs = stats.rollup_runs.load(std::sync::atomic::Ordering::Relaxed);
+            (runs >= 1).then_some(runs)
+        }
+    })
+    .await;
+    assert!(runs >= 1);
+    let lag = platform
+        .stats
+        .rollup_lag_ms
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!((120_000..300_000).contains(&lag), "watermark lag {lag} ms");
     let body = tokio::task::spawn_blocking(move || http_get(api, "/devices/nobody"))
         .await
         .unwrap();
