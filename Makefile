@@ -78,6 +78,7 @@ TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | $(PYTHON) -c 
 ## every write (tests/src/ingest_bench.rs; the table goes into docs/performance.md)
 bench:
 	cargo bench -p iotdp --bench ingest_path
+	cargo bench -p iotdp --bench rollups
 	cargo bench -p iotdp-local --bench query_api
 	cargo build --release -p ingest
 	cargo test --workspace --no-run --quiet

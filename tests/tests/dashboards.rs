@@ -47,6 +47,26 @@ fn ingest_schema() -> BTreeSet<String> {
     schema
 }
 
+/// Dimension and measure names of the rollup records the rollup job writes.
+fn rollup_schema() -> BTreeSet<String> {
+    use iotdp::rollup::aggregate::Aggregates;
+    use iotdp::rollup::model::{RollupRow, SeriesKey};
+    let row = RollupRow {
+        tier: iotdp::rollup::tier::Tier::Hour,
+        key: SeriesKey::Device("ac-1".into()),
+        metric: "temperature".into(),
+        window_start_ms: NOW,
+        aggregates: Aggregates::of(NOW, 21.0),
+        computed_at_ms: NOW,
+    };
+    let mut schema: BTreeSet<String> = ["time", "measure_name"].map(String::from).into();
+    for record in iotdp::adapters::timestream::rollups::rollup_records(&[row]).unwrap() {
+        schema.extend(record.dimensions().iter().map(|d| d.name().to_owned()));
+        schema.extend(record.measure_values().iter().map(|m| m.name().to_owned()));
+    }
+    schema
+}
+
 fn dashboards() -> Vec<(String, Value)> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/dashboards");
     let mut out: Vec<(String, Value)> = std::fs::read_dir(dir)
@@ -97,7 +117,9 @@ fn identifiers(query: &str) -> Vec<String> {
 #[test]
 fn every_dashboard_query_uses_the_schema_the_ingest_path_writes() {
     let schema = ingest_schema();
+    let rollups = rollup_schema();
     let all = dashboards();
+    let mut from_rollups = 0;
     let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -111,20 +133,35 @@ fn every_dashboard_query_uses_the_schema_the_ingest_path_writes() {
     let mut checked = 0;
     for (name, dashboard) in &all {
         for query in timestream_queries(dashboard) {
-            assert!(
-                query.contains("\"$__database\".\"$__table\""),
-                "{name}: {query}"
-            );
-            assert!(
-                query.contains("measure_name = 'telemetry'"),
-                "{name}: {query}"
-            );
+            // Long-range panels read a rollup table, in its own schema.
+            let rollup_table = ["telemetry_1m", "telemetry_1h", "telemetry_1d"]
+                .into_iter()
+                .find(|t| query.contains(&format!("\"$__database\".\"{t}\"")));
+            let schema = if rollup_table.is_some() {
+                from_rollups += 1;
+                assert!(query.contains("measure_name = 'rollup'"), "{name}: {query}");
+                &rollups
+            } else {
+                assert!(
+                    query.contains("\"$__database\".\"$__table\""),
+                    "{name}: {query}"
+                );
+                assert!(
+                    query.contains("measure_name = 'telemetry'"),
+                    "{name}: {query}"
+                );
+                &schema
+            };
             assert!(
                 query.contains("$__timeFilter"),
                 "{name}: unbounded scan: {query}"
             );
             for id in identifiers(&query) {
-                if id == "$__database" || id == "$__table" || id == "$metric" {
+                if id == "$__database"
+                    || id == "$__table"
+                    || id == "$metric"
+                    || rollup_table == Some(id.as_str())
+                {
                     continue;
                 }
                 assert!(
@@ -148,6 +185,7 @@ fn every_dashboard_query_uses_the_schema_the_ingest_path_writes() {
         }
     }
     assert!(checked >= 12, "{checked} queries checked");
+    assert!(from_rollups >= 2, "{from_rollups} long-range panels read rollups");
 }
 
 #[test]

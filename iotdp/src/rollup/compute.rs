@@ -41,14 +41,19 @@ pub fn rows_from_readings(readings: &[Reading], tier: Tier, computed_at_ms: i64)
             }
         }
     }
+    // One key per series, cloned into its rows (not built again for every window).
+    let mut keys: HashMap<KeyRef<'_>, SeriesKey> = HashMap::new();
     let mut rows: Vec<RollupRow> = windows
         .into_iter()
         .map(|((key, metric, window), aggregates)| RollupRow {
             tier,
-            key: match key {
-                KeyRef::Device(id) => SeriesKey::Device(id.to_owned()),
-                KeyRef::Group(segments) => SeriesKey::Group(group_path(segments)),
-            },
+            key: keys
+                .entry(key)
+                .or_insert_with(|| match key {
+                    KeyRef::Device(id) => SeriesKey::Device(id.to_owned()),
+                    KeyRef::Group(segments) => SeriesKey::Group(group_path(segments)),
+                })
+                .clone(),
             metric: metric.to_owned(),
             window_start_ms: window,
             aggregates,
