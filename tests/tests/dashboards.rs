@@ -185,7 +185,10 @@ fn every_dashboard_query_uses_the_schema_the_ingest_path_writes() {
         }
     }
     assert!(checked >= 12, "{checked} queries checked");
-    assert!(from_rollups >= 2, "{from_rollups} long-range panels read rollups");
+    assert!(
+        from_rollups >= 2,
+        "{from_rollups} long-range panels read rollups"
+    );
 }
 
 #[test]
