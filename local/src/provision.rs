@@ -184,6 +184,16 @@ fn physical_ids(
                     attributes: attrs(&[("Arn", format!("arn:aws:iam::{account}:role/{name}"))]),
                 }
             }
+            "AWS::Logs::LogGroup" => {
+                let name = format!("/iotdp/{}/{}", stack.name, r.logical_id);
+                Physical {
+                    reference: name.clone(),
+                    attributes: attrs(&[(
+                        "Arn",
+                        format!("arn:aws:logs:{region}:{account}:log-group:{name}"),
+                    )]),
+                }
+            }
             "AWS::Serverless::Function" => {
                 let name = named(r, "FunctionName")?;
                 Physical {
@@ -267,6 +277,7 @@ fn not_emulated(kind: &str) -> Option<&'static str> {
             "API Gateway: the local platform serves the API function on 127.0.0.1 without auth"
         }
         "AWS::CloudWatch::Alarm" => "alarms: the live view shows the queues instead",
+        "AWS::Logs::LogGroup" => "log groups: the local platform logs to its terminal",
         _ => return None,
     })
 }
