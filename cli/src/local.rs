@@ -137,7 +137,9 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
     let result = demo_and_view(&platform, &args).await;
     let mqtt = platform.mqtt_addr;
     platform.stop().await;
-    println!("\nstopped: moto, the MQTT listener on {mqtt} and every worker");
+    say(&format!(
+        "\nstopped: moto, the MQTT listener on {mqtt} and every worker"
+    ));
     result
 }
 
@@ -297,19 +299,26 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     if let Some(simulator) = simulator {
         let _ = simulator.await;
     }
-    // Let the last batches drain before the summary (at most 30 s).
-    for _ in 0..30 {
+    // Let the last batches drain before the summary: at most 3 s, so everything has stopped
+    // within 5 s of Ctrl-C; a second Ctrl-C skips the wait.
+    let drain_until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let second_ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(second_ctrl_c);
+    while tokio::time::Instant::now() < drain_until {
         let queued = platform.stats.queued.load(Ordering::Relaxed);
         let processed = platform.stats.ingest.lock().await.messages
             + platform.stats.presence_messages.load(Ordering::Relaxed);
         if processed >= queued {
             break;
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::select! {
+            _ = &mut second_ctrl_c => break,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
     }
     view.render().await;
     let ingest = platform.stats.ingest.lock().await.clone();
-    println!(
+    say(&format!(
         "\nsummary: {} published, {} publishes received, {} messages queued by the topic rules, {} processed by ingest \
          and {} presence events by the lifecycle function ({} readings stored, {} rejected and quarantined, {} messages returned for retry)",
         sim_stats.published.load(Ordering::Relaxed),
@@ -320,8 +329,15 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
         ingest.records_written,
         ingest.readings_rejected(),
         ingest.failed_messages,
-    );
+    ));
     Ok(())
+}
+
+/// A line on stdout that may be gone (`make local | tee log`: Ctrl-C stops `tee` too), so the
+/// last lines never panic on a closed pipe.
+fn say(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
 
 /// The live terminal view: one screen, redrawn every second (one line per second when stdout is

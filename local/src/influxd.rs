@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,6 +65,9 @@ bind-address = "127.0.0.1:{rpc_port}"
             .arg(&config_path)
             .stdout(Stdio::null())
             .stderr(log)
+            // Its own process group: a Ctrl-C at the terminal reaches iotdp, which drains and
+            // then stops this server, instead of killing it under the last writes.
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let mut influx = Self {

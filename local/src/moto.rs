@@ -2,6 +2,7 @@
 //! nothing is left listening.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,6 +27,9 @@ impl MotoProcess {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C at the terminal reaches iotdp, which drains and
+            // then stops this server, instead of killing it under the last writes.
+            .process_group(0)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         let mut moto = Self {
