@@ -17,7 +17,7 @@ INFLUXDB_DEB_VERSION := 1.6.7~rc0-1+b13
 INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
 INFLUXD := .tools/influxdb/usr/bin/influxd
 
-.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools
+.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz
 
 ## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
 test: tools rust-lint rust-test template-lint
@@ -83,6 +83,12 @@ local: tools
 
 # Where cargo puts binaries (honours CARGO_TARGET_DIR); evaluated only when a recipe uses it.
 TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+
+## fuzz: every fuzz target (tests/tests/fuzz.rs) for FUZZ_SECONDS each (default 600: an hour
+## across the six targets); `make test` runs them for 2 s each
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --workspace --test fuzz -- --nocapture --test-threads 1
 
 ## bench: criterion benchmarks of the pure paths, then the end-to-end benchmark of the real
 ## release `ingest` binary under a Lambda Runtime API, against a fake AWS endpoint that checks
