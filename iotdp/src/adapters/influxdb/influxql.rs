@@ -31,7 +31,7 @@ fn function(aggregate: Aggregate) -> &'static str {
     }
 }
 
-fn time_condition(range: TimeRange) -> String {
+pub(crate) fn time_condition(range: TimeRange) -> String {
     format!("time >= {}ms AND time < {}ms", range.from_ms, range.to_ms)
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::adapters::influxdb::influxql::{quote_ident, quote_string};
+use crate::adapters::influxdb::influxql::{quote_ident, quote_string, time_condition};
 use crate::adapters::influxdb::line_protocol::{MEASUREMENT, push_key, push_measurement};
 use crate::adapters::influxdb::{InfluxDbStore, MAX_LINES_PER_WRITE, error_message, gzip};
 use crate::domain::{
@@ -73,10 +73,6 @@ pub fn encode_rollup_lines(tier: Tier, rows: &[RollupRow], out: &mut Vec<u8>) {
         out.extend_from_slice(integer.format(row.window_start_ms).as_bytes());
         out.push(b'\n');
     }
-}
-
-fn time_condition(range: TimeRange) -> String {
-    format!("time >= {}ms AND time < {}ms", range.from_ms, range.to_ms)
 }
 
 /// `SELECT *` of the raw readings in `range` at or below `within`.

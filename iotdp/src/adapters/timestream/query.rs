@@ -21,12 +21,12 @@ use crate::query::names::{
 use crate::query::ports::TimeSeriesReader;
 
 /// `"name"`, with `"` doubled (SQL identifiers).
-fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `'text'`, with `'` doubled (SQL literals).
-fn literal(text: &str) -> String {
+pub(crate) fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
@@ -55,7 +55,7 @@ impl TimestreamSql {
         }
     }
 
-    fn time_condition(range: TimeRange) -> String {
+    pub(crate) fn time_condition(range: TimeRange) -> String {
         format!(
             "time >= from_milliseconds({}) AND time < from_milliseconds({})",
             range.from_ms, range.to_ms
@@ -227,33 +227,39 @@ impl TimestreamReader {
         }
     }
 
-    /// Every row of every page, with the columns.
     async fn rows(&self, sql: &str) -> Result<(Vec<ColumnInfo>, Vec<Row>), QueryError> {
-        let mut columns = Vec::new();
-        let mut rows = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .query_string(sql)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    QueryError::Store(format!(
-                        "Timestream query: {}",
-                        aws_sdk_timestreamquery::error::DisplayErrorContext(e)
-                    ))
-                })?;
-            if columns.is_empty() {
-                columns = page.column_info().to_vec();
-            }
-            rows.extend(page.rows().iter().cloned());
-            match page.next_token() {
-                Some(next) => token = Some(next.to_owned()),
-                None => return Ok((columns, rows)),
-            }
+        query_all(&self.client, sql).await
+    }
+}
+
+/// Every row of every page of `sql`, with the columns.
+pub(crate) async fn query_all(
+    client: &Client,
+    sql: &str,
+) -> Result<(Vec<ColumnInfo>, Vec<Row>), QueryError> {
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .query()
+            .query_string(sql)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| {
+                QueryError::Store(format!(
+                    "Timestream query: {}",
+                    aws_sdk_timestreamquery::error::DisplayErrorContext(e)
+                ))
+            })?;
+        if columns.is_empty() {
+            columns = page.column_info().to_vec();
+        }
+        rows.extend(page.rows().iter().cloned());
+        match page.next_token() {
+            Some(next) => token = Some(next.to_owned()),
+            None => return Ok((columns, rows)),
         }
     }
 }

@@ -13,7 +13,9 @@ use aws_sdk_timestreamwrite::error::DisplayErrorContext;
 use aws_sdk_timestreamwrite::types::{Dimension, MeasureValue, MeasureValueType, Record, TimeUnit};
 
 use crate::adapters::timestream::MEASURE_NAME;
-use crate::adapters::timestream::query::{parse_timestamp, row_cells};
+use crate::adapters::timestream::query::{
+    TimestreamSql, ident, literal, parse_timestamp, query_all, row_cells,
+};
 use crate::domain::{
     DeviceDimensions, HIERARCHY_LEVELS, LocationPath, Metric, MetricValue, Reading,
 };
@@ -28,21 +30,6 @@ use crate::rollup::tier::Tier;
 pub const ROLLUP_MEASURE_NAME: &str = "rollup";
 /// WriteRecords takes at most 100 records per call.
 const RECORDS_PER_WRITE: usize = 100;
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-fn time_condition(range: TimeRange) -> String {
-    format!(
-        "time >= from_milliseconds({}) AND time < from_milliseconds({})",
-        range.from_ms, range.to_ms
-    )
-}
 
 /// The tables: raw readings and one per tier.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +56,7 @@ impl RollupTables {
     ) -> Result<String, QueryError> {
         let mut conditions = vec![
             format!("measure_name = {}", literal(MEASURE_NAME)),
-            time_condition(checked_range(range)?),
+            TimestreamSql::time_condition(checked_range(range)?),
         ];
         for (level, segment) in within.levels() {
             conditions.push(format!("{} = {}", ident(level), literal(segment)));
@@ -89,7 +76,7 @@ impl RollupTables {
     ) -> Result<String, QueryError> {
         let mut conditions = vec![
             format!("measure_name = {}", literal(ROLLUP_MEASURE_NAME)),
-            time_condition(checked_range(range)?),
+            TimestreamSql::time_condition(checked_range(range)?),
         ];
         match selection {
             RowSelection::All => {}
@@ -311,32 +298,7 @@ impl TimestreamRollups {
     }
 
     async fn rows(&self, sql: &str) -> Result<(Vec<ColumnInfo>, Vec<Row>), QueryError> {
-        let mut columns = Vec::new();
-        let mut rows = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .query
-                .query()
-                .query_string(sql)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    QueryError::Store(format!(
-                        "Timestream query: {}",
-                        aws_sdk_timestreamquery::error::DisplayErrorContext(e)
-                    ))
-                })?;
-            if columns.is_empty() {
-                columns = page.column_info().to_vec();
-            }
-            rows.extend(page.rows().iter().cloned());
-            match page.next_token() {
-                Some(next) => token = Some(next.to_owned()),
-                None => return Ok((columns, rows)),
-            }
-        }
+        query_all(&self.query, sql).await
     }
 }
 
