@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::rollup::job::{RollupJob, RollupSettings};
-use iotdp::rollup::late::LateMarkingStore;
 use iotdp::rollup::ports::RollupStateStore;
 use iotdp::rollup::tier::Tier;
 use iotdp_local::memory::{MemoryRollupState, MemoryStore};
 use iotdp_local::rollup_check::Step;
-use iotdp_local::rollup_check::{SimClock, T0, differences, expected_rows, replay, scenarios};
+use iotdp_local::rollup_check::{
+    Simulated, T0, differences, expected_rows, replay, scenarios, simulated,
+};
 use proptest::prelude::*;
 
 const DAY: i64 = 86_400_000;
@@ -26,12 +27,8 @@ fn check(steps: Vec<Step>) -> Result<(), TestCaseError> {
     runtime.block_on(async {
         let store = Arc::new(MemoryStore::new(7));
         let state = Arc::new(MemoryRollupState::default());
-        let clock = SimClock::default();
         let settings = RollupSettings::default();
-        let reading_clock = clock.clone();
-        let ingest = LateMarkingStore::new(store.clone(), state.clone(), settings.grace)
-            .with_clock(move || reading_clock.now());
-        let job = RollupJob::new(store.clone(), state.clone(), settings);
+        let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
         replay(&steps, &clock, &ingest, &job, T0 + 7 * DAY)
             .await
             .map_err(TestCaseError::fail)?;
@@ -69,11 +66,7 @@ async fn late_readings_recompute_only_their_windows() {
         grace: Duration::from_secs(120),
         ..RollupSettings::default()
     };
-    let clock = SimClock::default();
-    let reading_clock = clock.clone();
-    let ingest = LateMarkingStore::new(store.clone(), state.clone(), settings.grace)
-        .with_clock(move || reading_clock.now());
-    let job = RollupJob::new(store.clone(), state.clone(), settings);
+    let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
     use iotdp::ingest::ports::TimeSeriesStore;
     let reading = |t: i64, v: f64| {
         Reading::new("gw-7", t, [("moisture", MetricValue::Number(v))])

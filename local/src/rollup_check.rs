@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
-use iotdp::rollup::job::RollupJob;
+use iotdp::rollup::job::{RollupJob, RollupSettings};
+use iotdp::rollup::late::LateMarkingStore;
 use iotdp::rollup::model::{RollupRow, SeriesKey};
 use iotdp::rollup::ports::{RollupStateStore, RollupStore};
 use iotdp::rollup::tier::{Coverage, Tier};
@@ -39,6 +40,29 @@ impl SimClock {
 
     pub fn now(&self) -> i64 {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The ingest path's late marking and the rollup job over one store and state, judging lateness
+/// by a simulated clock: what every late-data scenario runs on.
+pub struct Simulated<S, T> {
+    pub clock: SimClock,
+    pub ingest: LateMarkingStore<S, T>,
+    pub job: RollupJob<S, T>,
+}
+
+pub fn simulated<S: RollupStore + Clone, T: RollupStateStore + Clone>(
+    store: S,
+    state: T,
+    settings: RollupSettings,
+) -> Simulated<S, T> {
+    let clock = SimClock::default();
+    let reading_clock = clock.clone();
+    Simulated {
+        ingest: LateMarkingStore::new(store.clone(), state.clone(), settings.grace)
+            .with_clock(move || reading_clock.now()),
+        job: RollupJob::new(store, state, settings),
+        clock,
     }
 }
 

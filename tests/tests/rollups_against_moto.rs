@@ -7,13 +7,12 @@ use std::sync::Arc;
 use iotdp::config::{ApiConfig, FromEnvironment, IngestConfig, RollupJobConfig};
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
-use iotdp::rollup::job::{RollupJob, RollupSettings};
-use iotdp::rollup::late::LateMarkingStore;
+use iotdp::rollup::job::RollupSettings;
 use iotdp::rollup::ports::{LateWindowMarker, RollupError, RollupStateStore};
 use iotdp::rollup::tier::{Coverage, Tier};
 use iotdp_integration_tests::{MotoServer, function_environment, provision_template};
 use iotdp_local::memory::MemoryStore;
-use iotdp_local::rollup_check::{SimClock, differences, expected_rows};
+use iotdp_local::rollup_check::{Simulated, differences, expected_rows, simulated};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 20_400 * DAY;
@@ -82,11 +81,7 @@ async fn a_job_over_the_dynamodb_state_recomputes_what_late_readings_marked() {
         grace: config.rollup.grace,
         ..RollupSettings::default()
     };
-    let clock = SimClock::default();
-    let reading_clock = clock.clone();
-    let ingest = LateMarkingStore::new(store.clone(), state.clone(), settings.grace)
-        .with_clock(move || reading_clock.now());
-    let job = RollupJob::new(store.clone(), state.clone(), settings);
+    let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
     let reading = |t: i64, v: f64| {
         Reading::new("gw-1", t, [("moisture", MetricValue::Number(v))])
             .with_place("gateway", LocationPath::parse("wall-1/zone-a").unwrap())

@@ -12,15 +12,16 @@ use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
 use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
 use iotdp::query::ports::TimeSeriesReader;
-use iotdp::rollup::job::{RollupJob, RollupSettings};
-use iotdp::rollup::late::LateMarkingStore;
+use iotdp::rollup::job::RollupSettings;
 use iotdp::rollup::model::RowSelection;
 use iotdp::rollup::ports::{RollupStateStore, RollupStore};
 use iotdp::rollup::reads::RollupReader;
 use iotdp::rollup::tier::Tier;
 use iotdp_integration_tests::InfluxServer;
 use iotdp_local::memory::{MemoryRollupState, MemoryStore};
-use iotdp_local::rollup_check::{SimClock, Step, differences, expected_rows, replay, scenarios};
+use iotdp_local::rollup_check::{
+    Simulated, Step, differences, expected_rows, replay, scenarios, simulated,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -53,12 +54,9 @@ fn every_tier_on_influxdb_equals_the_raw_readings_whatever_the_arrival_order() {
             let store = Arc::new(database(&influx, &format!("case{n}")));
             runtime.block_on(async {
                 let state = Arc::new(MemoryRollupState::default());
-                let clock = SimClock::default();
                 let settings = RollupSettings::default();
-                let reading_clock = clock.clone();
-                let ingest = LateMarkingStore::new(store.clone(), state.clone(), settings.grace)
-                    .with_clock(move || reading_clock.now());
-                let job = RollupJob::new(store.clone(), state.clone(), settings);
+                let Simulated { clock, ingest, job } =
+                    simulated(store.clone(), state.clone(), settings);
                 let end = iotdp_local::rollup_check::T0 + 7 * DAY;
                 replay(&steps, &clock, &ingest, &job, end)
                     .await
@@ -139,15 +137,11 @@ async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
         S: TimeSeriesStore + RollupStore + 'static,
     {
         let state = Arc::new(MemoryRollupState::default());
-        let clock = SimClock::default();
         let settings = RollupSettings {
             grace: Duration::from_secs(120),
             ..RollupSettings::default()
         };
-        let reading_clock = clock.clone();
-        let ingest = LateMarkingStore::new(store.clone(), state.clone(), settings.grace)
-            .with_clock(move || reading_clock.now());
-        let job = RollupJob::new(store.clone(), state.clone(), settings);
+        let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
         let mut steps: Vec<Step> = readings
             .chunk_by(|a, b| a.0 / 600_000 == b.0 / 600_000)
             .map(|batch| {

@@ -112,40 +112,35 @@ pub fn rollup_records(
     rows.iter()
         .map(|row| {
             let a = &row.aggregates;
-            let mut measures = Vec::with_capacity(10);
-            measures.push(
-                MeasureValue::builder()
-                    .name("count")
-                    .value(integer.format(a.count))
-                    .r#type(MeasureValueType::Bigint)
-                    .build()?,
-            );
-            for (name, value) in [
+            let doubles = [
                 ("sum", a.sum),
                 ("min", a.min),
                 ("max", a.max),
                 ("first", a.first),
                 ("last", a.last),
-            ] {
-                measures.push(
-                    MeasureValue::builder()
-                        .name(name)
-                        .value(number.format_finite(value))
-                        .r#type(MeasureValueType::Double)
-                        .build()?,
-                );
-            }
-            for (name, value) in [
+            ]
+            .map(|(name, v)| {
+                (
+                    name,
+                    number.format_finite(v).to_owned(),
+                    MeasureValueType::Double,
+                )
+            });
+            let bigints = [
+                ("count", i64::try_from(a.count).unwrap_or(i64::MAX)),
                 ("first_time", a.first_ms),
                 ("last_time", a.last_ms),
                 ("window_end", row.window_end_ms()),
                 ("computed_at", row.computed_at_ms),
-            ] {
+            ]
+            .map(|(name, v)| (name, integer.format(v).to_owned(), MeasureValueType::Bigint));
+            let mut measures = Vec::with_capacity(10);
+            for (name, value, kind) in bigints.into_iter().chain(doubles) {
                 measures.push(
                     MeasureValue::builder()
                         .name(name)
-                        .value(integer.format(value))
-                        .r#type(MeasureValueType::Bigint)
+                        .value(value)
+                        .r#type(kind)
                         .build()?,
                 );
             }
