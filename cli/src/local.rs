@@ -56,6 +56,17 @@ pub struct LocalArgs {
     /// Run without the simulated fleet (publish yourself, e.g. with mosquitto_pub)
     #[arg(long)]
     no_simulator: bool,
+    /// At most this visibility timeout (seconds) on the in-process queues, so a message
+    /// returned for retry comes back this soon instead of after the template's 360 s
+    #[arg(long)]
+    visibility_timeout: Option<u64>,
+    /// Where the local influxd keeps its data (kept between runs)
+    #[arg(long, default_value = ".local/influxdb")]
+    influxdb_data: PathBuf,
+    /// At the end, write the run's conservation figures here as JSON (published, received,
+    /// queued, processed, stored, quarantined, backlog)
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Time-series store: influxdb (a local influxd: real queries), timestream (moto: stores
     /// but cannot query), or auto (influxdb when influxd is installed)
     #[arg(long, value_enum, default_value = "auto")]
@@ -115,8 +126,8 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
     };
     let influxdb = use_influxdb.then(|| LocalInfluxDb {
         binary: args.influxd.clone(),
-        // Kept between runs, like the deployed store (under the ignored .local/).
-        data_dir: PathBuf::from(".local/influxdb"),
+        // Kept between runs, like the deployed store (by default under the ignored .local/).
+        data_dir: args.influxdb_data.clone(),
     });
     let platform = LocalPlatform::start(LocalOptions {
         influxdb,
@@ -130,6 +141,7 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
         mqtt: args.mqtt,
         api: args.api,
         endpoint,
+        visibility_timeout_cap: args.visibility_timeout.map(Duration::from_secs),
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -299,16 +311,22 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
     if let Some(simulator) = simulator {
         let _ = simulator.await;
     }
-    // Let the last batches drain before the summary: at most 3 s, so everything has stopped
-    // within 5 s of Ctrl-C; a second Ctrl-C skips the wait.
-    let drain_until = tokio::time::Instant::now() + Duration::from_secs(3);
+    // Let the last batches drain before the summary: at most 3 s after Ctrl-C, so everything
+    // has stopped within 5 s; a second Ctrl-C skips the wait. A run with a duration waits up
+    // to a minute, so its figures are final.
+    let drain = if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+        Duration::from_secs(60)
+    } else {
+        Duration::from_secs(3)
+    };
+    let drain_until = tokio::time::Instant::now() + drain;
     let second_ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(second_ctrl_c);
     while tokio::time::Instant::now() < drain_until {
         let queued = platform.stats.queued.load(Ordering::Relaxed);
         let processed = platform.stats.ingest.lock().await.messages
             + platform.stats.presence_messages.load(Ordering::Relaxed);
-        if processed >= queued {
+        if processed >= queued && platform.ingest_backlog().await.unwrap_or_default() == 0 {
             break;
         }
         tokio::select! {
@@ -330,7 +348,43 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
         ingest.readings_rejected(),
         ingest.failed_messages,
     ));
+    if let Some(path) = &args.report {
+        let report = run_report(platform, &sim_stats, &ingest).await;
+        std::fs::write(path, format!("{report:#}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(())
+}
+
+/// The run's figures, for `--report`: each step of the pipeline's count, what became of the
+/// readings, and what was left waiting.
+async fn run_report(
+    platform: &LocalPlatform,
+    sim_stats: &SimulationStats,
+    ingest: &iotdp::ingest::metrics::IngestMetrics,
+) -> serde_json::Value {
+    let dead_letters = match platform.physical("IngestDeadLetterQueue") {
+        Some(url) => platform.queues.depth(url).await,
+        None => None,
+    };
+    serde_json::json!({
+        "published": sim_stats.published.load(Ordering::Relaxed),
+        "publish_errors": sim_stats.errors.load(Ordering::Relaxed),
+        "received_by_broker": platform.stats.broker.publishes.load(Ordering::Relaxed),
+        "queued_by_rules": platform.stats.queued.load(Ordering::Relaxed),
+        "rule_errors": platform.stats.rule_errors.load(Ordering::Relaxed),
+        "processed_by_ingest": ingest.messages,
+        "processed_by_lifecycle": platform.stats.presence_messages.load(Ordering::Relaxed),
+        "returned_for_retry": ingest.failed_messages,
+        "readings_accepted": ingest.readings_accepted,
+        "records_written": ingest.records_written,
+        "readings_rejected": ingest.readings_rejected(),
+        "rejected_by_reason": ingest.rejected_by_reason.iter().map(|(r, n)| (r.as_str().to_owned(), *n)).collect::<std::collections::BTreeMap<_, _>>(),
+        "quarantine_lines": ingest.quarantine_lines,
+        "ingest_backlog": platform.ingest_backlog().await,
+        "dead_letters": dead_letters,
+        "influxdb_url": platform.influxd().map(|p| p.url.clone()),
+    })
 }
 
 /// A line on stdout that may be gone (`make local | tee log`: Ctrl-C stops `tee` too), so the
@@ -457,6 +511,12 @@ impl<'a> LiveView<'a> {
             }
             None => "-".into(),
         };
+        let backlog =
+            tokio::time::timeout(Duration::from_millis(300), self.platform.ingest_backlog())
+                .await
+                .ok()
+                .flatten()
+                .map_or_else(|| "?".to_owned(), |d| d.to_string());
         let rejected: Vec<String> = ingest
             .rejected_by_reason
             .iter()
@@ -505,7 +565,7 @@ impl<'a> LiveView<'a> {
                 rejected.join(", ")
             ),
             format!(
-                "messages retried    {:>8}   dead-letter queue depth {dlq}   rule errors {}",
+                "messages retried    {:>8}   ingest backlog {backlog}   dead-letter queue depth {dlq}   rule errors {}",
                 ingest.failed_messages,
                 s.rule_errors.load(Ordering::Relaxed)
             ),

@@ -17,6 +17,7 @@ pub const INFLUXD_RELATIVE_PATH: &str = ".tools/influxdb/usr/bin/influxd";
 
 pub struct InfluxProcess {
     child: Child,
+    binary: PathBuf,
     pub port: u16,
     /// `http://127.0.0.1:<port>`: the v1 HTTP API (`/write`, `/query`, `/ping`).
     pub url: String,
@@ -60,37 +61,50 @@ bind-address = "127.0.0.1:{rpc_port}"
             .map_err(|e| format!("{}: {e}", config_path.display()))?;
         let log = std::fs::File::create(data_dir.join("influxd.log"))
             .map_err(|e| format!("influxd log: {e}"))?;
-        let child = Command::new(binary)
-            .arg("-config")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            // Its own process group: a Ctrl-C at the terminal reaches iotdp, which drains and
-            // then stops this server, instead of killing it under the last writes.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let child = spawn(binary, &config_path, log)?;
         let mut influx = Self {
             child,
+            binary: binary.to_path_buf(),
             port,
             url: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
         };
+        influx.wait_until_ready()?;
+        Ok(influx)
+    }
+
+    /// Start the server again after [`Self::stop`], on the same ports with the same data
+    /// (an outage and its recovery, as the outage tests need).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.data_dir.join("influxd.log"))
+            .map_err(|e| format!("influxd log: {e}"))?;
+        self.child = spawn(&self.binary, &self.data_dir.join("influxdb.conf"), log)?;
+        self.wait_until_ready()
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
-        while influx.http("GET", "/ping", "").map(|(status, _)| status) != Ok(204) {
-            if let Ok(Some(status)) = influx.child.try_wait() {
+        while self.http("GET", "/ping", "").map(|(status, _)| status) != Ok(204) {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
                     "influxd exited with {status}; see {}",
-                    data_dir.join("influxd.log").display()
+                    self.data_dir.join("influxd.log").display()
                 ));
             }
             if started.elapsed() > Duration::from_secs(30) {
-                influx.stop();
-                return Err(format!("influxd did not answer on port {port} within 30 s"));
+                self.stop();
+                return Err(format!(
+                    "influxd did not answer on port {} within 30 s",
+                    self.port
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(influx)
+        Ok(())
     }
 
     /// `CREATE DATABASE` (idempotent in InfluxDB).
@@ -145,6 +159,19 @@ bind-address = "127.0.0.1:{rpc_port}"
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(binary: &Path, config_path: &Path, log: std::fs::File) -> Result<Child, String> {
+    Command::new(binary)
+        .arg("-config")
+        .arg(config_path)
+        .stdout(Stdio::null())
+        .stderr(log)
+        // Its own process group: a Ctrl-C at the terminal reaches iotdp, which drains and
+        // then stops this server, instead of killing it under the last writes.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))
 }
 
 impl Drop for InfluxProcess {

@@ -68,6 +68,10 @@ pub struct LocalOptions {
     /// `influxd` binary and the folder its data goes to. `None`: the template's store as
     /// parameterised (Timestream in moto, which can store but not query).
     pub influxdb: Option<LocalInfluxDb>,
+    /// At most this visibility timeout on the in-process queues (the template's 360 s means a
+    /// message returned for retry comes back six minutes later): outage tests and demos of
+    /// redelivery set a few seconds. `None`: the template's.
+    pub visibility_timeout_cap: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -136,10 +140,17 @@ fn fail(e: impl std::fmt::Display) -> LocalError {
     LocalError(e.to_string())
 }
 
+/// The ingest function's `Timeout` in template.yaml.
+const INGEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What the start-up steps share: the SDK, the hot path's queues, the live view's figures,
 /// and every task they spawn (stopped together by `shutdown`).
 struct Startup {
     sdk: SdkConfig,
+    /// How long an ingest invocation may run: the template's 60 s timeout, and never as long
+    /// as half a capped visibility timeout (SQS would hand its messages to another poller
+    /// while it still runs, and they would be processed twice).
+    invocation_timeout: Duration,
     queues: QueueBackend,
     stats: Arc<PlatformStats>,
     shutdown: watch::Receiver<bool>,
@@ -179,10 +190,18 @@ impl LocalPlatform {
             queues: match options.queues {
                 QueueMode::Moto => QueueBackend::Moto(sqs.clone()),
                 QueueMode::InProcess => {
-                    QueueBackend::InProcess(Arc::new(InProcessQueues::new(stack.queues.clone())))
+                    let cap = options.visibility_timeout_cap.unwrap_or(Duration::MAX);
+                    let specs = stack.queues.iter().cloned().map(|mut spec| {
+                        spec.visibility_timeout = spec.visibility_timeout.min(cap);
+                        spec
+                    });
+                    QueueBackend::InProcess(Arc::new(InProcessQueues::new(specs)))
                 }
             },
             sdk,
+            invocation_timeout: options
+                .visibility_timeout_cap
+                .map_or(INGEST_TIMEOUT, |cap| INGEST_TIMEOUT.min(cap / 2)),
             stats: Arc::new(PlatformStats::default()),
             shutdown: shutdown_rx,
             tasks: Vec::new(),
@@ -233,6 +252,39 @@ impl LocalPlatform {
             .physical
             .get(logical_id)
             .map(|p| p.reference.as_str())
+    }
+
+    /// Messages waiting in or being processed from the ingest function's queues: the backlog
+    /// an outage builds and its retries drain.
+    pub async fn ingest_backlog(&self) -> Option<usize> {
+        let mut total = 0;
+        for function in self.stack.functions.iter().filter(|f| f.binary == "ingest") {
+            for trigger in &function.triggers {
+                total += self.queues.depth(&trigger.queue_url).await?;
+            }
+        }
+        Some(total)
+    }
+
+    /// The local influxd, when the platform runs one: its URL and queries for checks.
+    pub fn influxd(&self) -> Option<&InfluxProcess> {
+        self.influxd.as_ref()
+    }
+
+    /// Stop the local influxd as an outage would (its data stays on disk); `None` if the
+    /// platform runs none or it is already stopped.
+    pub fn stop_influxd(&mut self) -> Option<()> {
+        self.influxd.as_mut()?.stop();
+        Some(())
+    }
+
+    /// Start the local influxd again on the same ports with the same data, after
+    /// [`Self::stop_influxd`].
+    pub fn restart_influxd(&mut self) -> Result<(), LocalError> {
+        match self.influxd.as_mut() {
+            Some(process) => process.restart().map_err(LocalError),
+            None => Err(LocalError("this platform runs no influxd".into())),
+        }
     }
 
     /// Stop everything it started; nothing is left listening.
@@ -335,6 +387,7 @@ impl Startup {
         );
         let invocations = Arc::new(AtomicU64::new(0));
         let stats = self.stats.clone();
+        let timeout = self.invocation_timeout;
         let handler = Arc::new(move |event: SqsEvent| {
             let service = service.clone();
             let stats = stats.clone();
@@ -342,7 +395,7 @@ impl Startup {
             async move {
                 let invocation = Invocation {
                     request_id: format!("local-{number:08}"),
-                    deadline: tokio::time::Instant::now() + Duration::from_secs(60),
+                    deadline: tokio::time::Instant::now() + timeout,
                     started_at: chrono::Utc::now(),
                 };
                 let report = service.handle(&event, &invocation).await;

@@ -3,6 +3,7 @@
 
 pub mod fake_aws;
 pub mod ingest_bench;
+pub mod relay;
 
 use iotdp::config::FromEnvironment;
 use std::net::TcpStream;

@@ -62,6 +62,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
             port: 0,
         },
         influxdb: None,
+        visibility_timeout_cap: None,
     })
     .await
     .expect("local platform starts");
@@ -369,6 +370,7 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
             binary: iotdp_integration_tests::influxd_binary(),
             data_dir: data_dir.clone(),
         }),
+        visibility_timeout_cap: None,
     })
     .await
     .expect("local platform starts");
