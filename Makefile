@@ -7,6 +7,8 @@ PYTHON ?= python3
 TOOLS_STAMP := $(VENV)/.installed-$(shell sha1sum requirements-dev.txt | cut -c1-12)
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha1sum requirements-checkov.txt | cut -c1-12)
+SCHEMATHESIS_VENV := .venv-schemathesis
+SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell sha1sum requirements-schemathesis.txt | cut -c1-12)
 # Offline-friendly settings for the AWS CLIs used in linting: no telemetry, no credentials needed.
 AWS_LINT_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint
 
@@ -23,8 +25,15 @@ INFLUXD := .tools/influxdb/usr/bin/influxd
 test: tools rust-lint rust-test template-lint
 
 ## tools: Python venv with moto[server], cfn-lint and aws-sam-cli (pinned in requirements-dev.txt),
-## and influxd (pinned Debian package)
-tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) $(INFLUXD)
+## checkov and schemathesis in venvs of their own (requirements-checkov.txt,
+## requirements-schemathesis.txt), and influxd (pinned Debian package)
+tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) $(SCHEMATHESIS_STAMP) $(INFLUXD)
+
+$(SCHEMATHESIS_STAMP): requirements-schemathesis.txt
+	$(PYTHON) -m venv $(SCHEMATHESIS_VENV)
+	$(SCHEMATHESIS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-schemathesis.txt
+	rm -f $(SCHEMATHESIS_VENV)/.installed-*
+	touch $@
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -110,4 +119,4 @@ fmt:
 	cargo fmt --all
 
 clean-tools:
-	rm -rf $(VENV) $(CHECKOV_VENV)
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SCHEMATHESIS_VENV)

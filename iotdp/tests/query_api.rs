@@ -139,7 +139,7 @@ async fn rules_are_managed_with_the_same_validation_as_the_cli() {
             .contains("condition.below")
     );
     let mismatch = send(&api, "PUT", "/rules/other", cold).await;
-    assert_eq!(mismatch.status, 400);
+    assert_eq!(mismatch.status, 422);
     assert_eq!(
         send(&api, "DELETE", "/rules/too-cold", "").await.status,
         200
@@ -154,7 +154,7 @@ async fn rules_are_managed_with_the_same_validation_as_the_cli() {
 #[tokio::test]
 async fn alerts_are_listed_filtered_and_acknowledged() {
     let api = api().await;
-    let alerts = get(&api, "/alerts?state=alarm&severity=warning").await;
+    let alerts = get(&api, "/alerts?state=ALARM&severity=warning").await;
     let devices: Vec<&str> = alerts["alerts"]
         .as_array()
         .unwrap()
@@ -430,6 +430,25 @@ async fn suspend_and_resume_through_the_api() {
     );
 }
 
+/// A 405 says which methods the path takes (RFC 9110's `Allow`), over HTTP too.
+#[tokio::test]
+async fn a_method_not_allowed_names_the_methods_that_are() {
+    let api = api().await;
+    for (method, path, allow) in [
+        ("TRACE", "/devices", "GET, POST"),
+        ("DELETE", "/devices/ac-1", "GET, PUT"),
+        ("GET", "/rules/too-hot", "PUT, DELETE"),
+        ("PATCH", "/alerts/ac-1/too-hot/ack", "POST"),
+    ] {
+        let response = call(&api, method, path).await;
+        assert_eq!(response.status, 405, "{method} {path}");
+        assert_eq!(response.allow.as_deref(), Some(allow), "{method} {path}");
+        let http = iotdp::api::http_adapter::http_response(&response);
+        assert_eq!(http.headers()["allow"], allow);
+    }
+    assert_eq!(call(&api, "GET", "/devices").await.allow, None);
+}
+
 /// Every user mistake is a problem document with a stable code and a fix, never a 500.
 #[tokio::test]
 async fn mistakes_are_problem_documents_that_say_what_to_fix() {
@@ -466,7 +485,7 @@ async fn mistakes_are_problem_documents_that_say_what_to_fix() {
         (
             "GET",
             "/devices/ac-1/readings/temperature?agg=max",
-            400,
+            422,
             "invalid_parameter",
             "bin",
         ),
@@ -480,7 +499,7 @@ async fn mistakes_are_problem_documents_that_say_what_to_fix() {
         (
             "GET",
             "/devices/ac-1/readings/temperature?from=2025-11-25T00:00:00Z&to=2025-11-24T00:00:00Z",
-            400,
+            422,
             "invalid_parameter",
             "before",
         ),
@@ -494,7 +513,7 @@ async fn mistakes_are_problem_documents_that_say_what_to_fix() {
         (
             "GET",
             "/devices/ac-1/readings/temperature?cursor=abc",
-            400,
+            422,
             "invalid_parameter",
             "cursor",
         ),
@@ -548,6 +567,44 @@ async fn mistakes_are_problem_documents_that_say_what_to_fix() {
             "DELETE",
         ),
         ("GET", "/nowhere", 404, "no_such_route", "openapi"),
+        // A value with a format or a set of values is refused empty, not read as absent.
+        (
+            "GET",
+            "/alerts?severity=",
+            400,
+            "invalid_parameter",
+            "empty",
+        ),
+        ("GET", "/alerts?state=ok", 400, "invalid_parameter", "ALARM"),
+        ("GET", "/devices?status=", 400, "invalid_parameter", "empty"),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?to=",
+            400,
+            "invalid_parameter",
+            "empty",
+        ),
+        (
+            "GET",
+            "/devices/ac-1/readings/temperature?from=-99999999999",
+            400,
+            "invalid_parameter",
+            "RFC 3339",
+        ),
+        (
+            "GET",
+            "/devices?path=wall-1/",
+            400,
+            "invalid_parameter",
+            "trailing",
+        ),
+        (
+            "GET",
+            "/devices/ac-1?metrics=temperature,,humidity",
+            400,
+            "invalid_parameter",
+            "metric",
+        ),
     ];
     for (method, url, status, code, hint) in cases {
         let r = call(&api, method, url).await;

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::whole_number;
+
 use crate::domain::is_valid_metric_name;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,7 +28,11 @@ pub struct AlertRule {
     pub debounce: Option<Debounce>,
     pub severity: Severity,
     /// While in ALARM (not acknowledged), notify again after this many seconds of event time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number::optional"
+    )]
     pub renotify_after: Option<u64>,
     #[serde(default, skip_serializing_if = "Actions::is_empty")]
     pub actions: Actions,
@@ -72,6 +78,7 @@ pub enum Condition {
 #[serde(deny_unknown_fields)]
 pub struct RateOfChange {
     pub per_hour: f64,
+    #[serde(deserialize_with = "whole_number::exact")]
     pub window_seconds: u64,
 }
 
@@ -86,9 +93,9 @@ pub enum Clear {
 #[serde(rename_all = "snake_case")]
 pub enum Debounce {
     /// N consecutive readings with the condition true.
-    Readings(u32),
+    Readings(#[serde(deserialize_with = "whole_number::exact")] u32),
     /// The condition true for S seconds of event time.
-    Seconds(u64),
+    Seconds(#[serde(deserialize_with = "whole_number::exact")] u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -180,8 +187,13 @@ impl AlertRule {
                 "'no_data' is the built-in silence alert (set a device's heartbeat_seconds instead): choose another id",
             ));
         }
-        if self.name.trim().is_empty() {
-            return Err(rule_error("name", "must not be empty"));
+        // Spaces, tabs and line breaks only: the same test as openapi.yaml's pattern.
+        if self
+            .name
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            return Err(rule_error("name", "must not be empty or blank"));
         }
         if !is_valid_metric_name(&self.metric) {
             return Err(rule_error(

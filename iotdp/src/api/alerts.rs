@@ -18,16 +18,19 @@ where
     pub(super) async fn list_alerts(&self, params: &Params) -> Result<Value, Problem> {
         let limit = params.limit()?;
         let state = params
-            .get("state")
+            .value("state")?
             .map(|s| {
-                AlarmState::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
-                    Problem::invalid(format!(
-                        "state '{s}' must be OK, PENDING, ALARM or ACKNOWLEDGED"
-                    ))
-                })
+                // Exactly as openapi.yaml's enum spells them (the CLI forgives case).
+                AlarmState::parse(s)
+                    .filter(|state| state.as_str() == s)
+                    .ok_or_else(|| {
+                        Problem::invalid(format!(
+                            "state '{s}' must be OK, PENDING, ALARM or ACKNOWLEDGED"
+                        ))
+                    })
             })
             .transpose()?;
-        let severity = params.get("severity");
+        let severity = params.value("severity")?;
         if let Some(s) = severity
             && !["info", "warning", "critical"].contains(&s)
         {

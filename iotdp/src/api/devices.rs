@@ -24,7 +24,7 @@ where
     pub(super) async fn list_devices(&self, params: &Params) -> Result<Value, Problem> {
         let limit = params.limit()?;
         let status = params
-            .get("status")
+            .value("status")?
             .map(|s| {
                 DeviceStatus::parse(s).ok_or_else(|| {
                     Problem::invalid(format!(
@@ -34,7 +34,7 @@ where
             })
             .transpose()?;
         let within = params.path("path")?;
-        let kind = params.get("type");
+        let kind = params.device_type()?;
         let cursor = params.get("cursor").unwrap_or_default();
         let mut devices = self.registry.list().await.map_err(registry_problem)?;
         devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
@@ -60,8 +60,8 @@ where
         let device = self.registered(id).await?;
         // Named metrics, or every metric the store holds.
         let known;
-        let metrics: Vec<&str> = match params.get("metrics") {
-            Some(m) => m.split(',').filter(|m| !m.is_empty()).collect(),
+        let metrics: Vec<&str> = match params.value("metrics")? {
+            Some(m) => m.split(',').collect(),
             None => {
                 known = self.reader.metric_names().await?;
                 known.iter().map(String::as_str).collect()
@@ -133,7 +133,7 @@ where
             path: String,
             #[serde(default)]
             gateway_id: Option<String>,
-            #[serde(default)]
+            #[serde(default, deserialize_with = "crate::domain::whole_number::optional")]
             heartbeat_seconds: Option<u32>,
             #[serde(default)]
             tags: std::collections::BTreeMap<String, String>,
@@ -144,12 +144,18 @@ where
             detail: format!("the body must be a device definition (device_id, device_type, path, gateway_id, heartbeat_seconds, tags): {e}"),
         })?;
         let mut record = DeviceRecord::new(&d.device_id, &d.device_type, now_ms);
-        record.path = crate::domain::LocationPath::parse(&d.path).map_err(|e| Problem {
+        record.path = crate::domain::LocationPath::parse_exact(&d.path).map_err(|e| Problem {
             status: 400,
             code: ProblemCode::InvalidDevice,
             detail: e.to_string(),
         })?;
-        record.gateway_id = d.gateway_id.filter(|g| !g.is_empty());
+        if d.gateway_id.as_deref() == Some(d.device_id.as_str()) {
+            return Err(Problem::unprocessable(
+                ProblemCode::InvalidDevice,
+                "device field 'gateway_id': a device is its own gateway already; leave gateway_id out",
+            ));
+        }
+        record.gateway_id = d.gateway_id;
         record.heartbeat_seconds = d.heartbeat_seconds;
         record.tags = d.tags;
         record.validate().map_err(|e| Problem {
@@ -191,10 +197,13 @@ where
     ) -> Result<Value, Problem> {
         let record = Self::definition(body, now_ms)?;
         if record.device_id != id {
-            return Err(Problem::invalid(format!(
-                "the body's device_id '{}' differs from the path's '{id}'",
-                record.device_id
-            )));
+            return Err(Problem::unprocessable(
+                ProblemCode::InvalidDevice,
+                format!(
+                    "the body's device_id '{}' differs from the path's '{id}'",
+                    record.device_id
+                ),
+            ));
         }
         let current = self.registered(id).await?;
         if current.status == DeviceStatus::Decommissioned {

@@ -13,7 +13,11 @@ pub fn api_request(method: &http::Method, uri: &http::Uri, body: &[u8]) -> ApiRe
 }
 
 pub fn http_response(response: &ApiResponse) -> http::Response<String> {
-    http::Response::builder()
+    let mut builder = http::Response::builder();
+    if let Some(allow) = &response.allow {
+        builder = builder.header(http::header::ALLOW, allow);
+    }
+    builder
         .status(response.status)
         .header(http::header::CONTENT_TYPE, response.content_type())
         .header(http::header::CACHE_CONTROL, "no-store")

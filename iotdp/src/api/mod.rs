@@ -68,6 +68,8 @@ pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
     pub problem: bool,
+    /// The methods a 405's path takes (its `Allow` header, RFC 9110 §15.5.6).
+    pub allow: Option<String>,
 }
 
 impl ApiResponse {
@@ -76,6 +78,7 @@ impl ApiResponse {
             status: 200,
             body,
             problem: false,
+            allow: None,
         }
     }
 
@@ -119,7 +122,14 @@ where
     pub async fn handle(&self, request: &ApiRequest, now_ms: i64) -> ApiResponse {
         match self.route(request, now_ms).await {
             Ok(body) => ApiResponse::ok(body),
-            Err(problem) => problem.into_response(),
+            Err(problem) => {
+                let status = problem.status;
+                let mut response = problem.into_response();
+                if status == 405 {
+                    response.allow = Some(allowed_methods(&request.path).join(", "));
+                }
+                response
+            }
         }
     }
 
@@ -180,6 +190,23 @@ where
             )),
         }
     }
+}
+
+/// The methods [`ROUTES`] answers on `path` (`{name}` matches any one segment).
+pub fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    ROUTES
+        .iter()
+        .filter(|(_, template)| {
+            let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
+            parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| part.starts_with('{') || part == segment)
+        })
+        .map(|(method, _)| *method)
+        .collect()
 }
 
 /// A path segment with its `%XX` escapes decoded (`+` stays itself, unlike in query strings).

@@ -3,9 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::api::{DEFAULT_PAGE, MAX_PAGE, Problem};
+use crate::api::{DEFAULT_PAGE, MAX_PAGE, Problem, ProblemCode};
 use crate::domain::LocationPath;
 use crate::query::model::{Aggregate, TimeRange};
+
+/// 2262-01-01T00:00:00Z: the last whole year of int64 nanoseconds since the epoch.
+pub const LATEST_STORABLE_MS: i64 = 9_214_646_400_000;
 
 /// Default range for readings: the last 24 hours.
 pub const DEFAULT_RANGE_MS: i64 = 86_400_000;
@@ -25,6 +28,7 @@ impl Params {
         Ok(Self(map))
     }
 
+    /// A free-text parameter: empty is the same as absent (`type=` means any type).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .get(name)
@@ -32,8 +36,19 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// A parameter with a format or a set of values (`severity`, `from`, `limit`…): empty is
+    /// refused, as openapi.yaml says, rather than read as absent.
+    pub fn value(&self, name: &str) -> Result<Option<&str>, Problem> {
+        match self.0.get(name).map(String::as_str) {
+            Some("") => Err(Problem::invalid(format!(
+                "parameter '{name}' is empty: give a value or leave it out"
+            ))),
+            other => Ok(other),
+        }
+    }
+
     pub fn limit(&self) -> Result<usize, Problem> {
-        match self.get("limit") {
+        match self.value("limit")? {
             None => Ok(DEFAULT_PAGE),
             Some(text) => text
                 .parse()
@@ -43,29 +58,47 @@ impl Params {
         }
     }
 
+    /// A device type filter (`type`): empty or absent for every type.
+    pub fn device_type(&self) -> Result<Option<&str>, Problem> {
+        match self.get("type") {
+            Some(kind) if !crate::domain::is_valid_label(kind) => Err(Problem::invalid(format!(
+                "type: device type '{kind}' must be 1-64 characters of A-Z a-z 0-9 _ . : -"
+            ))),
+            other => Ok(other),
+        }
+    }
+
+    /// A place (`site[/zone[/section[/spot]]]`, empty for the whole fleet), written exactly:
+    /// no leading or trailing `/` or spaces.
     pub fn path(&self, name: &str) -> Result<LocationPath, Problem> {
-        LocationPath::parse(self.get(name).unwrap_or_default())
+        LocationPath::parse_exact(self.get(name).unwrap_or_default())
             .map_err(|e| Problem::invalid(format!("{name}: {e}")))
     }
 
     /// `from` and `to` (see [`parse_instant`]); `to` defaults to now, `from` to 24 h before it.
     pub fn range(&self, now_ms: i64) -> Result<TimeRange, Problem> {
         let to = self
-            .get("to")
+            .value("to")?
             .map(|t| instant("to", t, now_ms))
             .transpose()?
             .unwrap_or(now_ms);
         let from = self
-            .get("from")
+            .value("from")?
             .map(|t| instant("from", t, now_ms))
             .transpose()?
             .unwrap_or(to - DEFAULT_RANGE_MS);
+        // What the stores can hold (InfluxDB and Timestream keep int64 nanoseconds): a range
+        // reaching past either end is answered for the part inside, and says so in from/to.
+        let (from, to) = (from.max(0), to.min(LATEST_STORABLE_MS));
         if from >= to {
-            return Err(Problem::invalid(format!(
-                "from ({}) must be before to ({})",
-                rfc3339(from),
-                rfc3339(to)
-            )));
+            return Err(Problem::unprocessable(
+                ProblemCode::InvalidParameter,
+                format!(
+                    "from ({}) must be before to ({})",
+                    rfc3339(from),
+                    rfc3339(to)
+                ),
+            ));
         }
         Ok(TimeRange {
             from_ms: from,
@@ -74,7 +107,7 @@ impl Params {
     }
 
     pub fn aggregate(&self) -> Result<Aggregate, Problem> {
-        let text = self.get("agg").unwrap_or("avg");
+        let text = self.value("agg")?.unwrap_or("avg");
         Aggregate::parse(text).ok_or_else(|| {
             Problem::invalid(format!(
                 "agg '{text}' must be one of avg, min, max, sum, count, first, last"
@@ -84,9 +117,12 @@ impl Params {
 
     /// `bin` (`60`, `60s`, `5m`, `1h`, `1d`; 1 s to 1 day) with `agg`; `None` for raw readings.
     pub fn bins(&self) -> Result<Option<(Duration, Aggregate)>, Problem> {
-        let Some(text) = self.get("bin") else {
-            if self.get("agg").is_some() {
-                return Err(Problem::invalid("agg needs a bin (e.g. bin=1m)"));
+        let Some(text) = self.value("bin")? else {
+            if self.value("agg")?.is_some() {
+                return Err(Problem::unprocessable(
+                    ProblemCode::InvalidParameter,
+                    "agg needs a bin (e.g. bin=1m): without one the answer is raw readings",
+                ));
             }
             return Ok(None);
         };
@@ -105,12 +141,26 @@ pub fn parse_instant(text: &str, now_ms: i64) -> Option<i64> {
         return Some(now_ms);
     }
     if let Some(relative) = text.strip_prefix('-') {
-        // A bare number after the minus is seconds, as in `bin`: `-90` is 90 s ago.
+        // A bare number after the minus is seconds, as in `bin`: `-90` is 90 s ago. At most
+        // about 270 years back (10 digits of seconds, 8 of minutes, 6 of hours, 5 of days),
+        // so every answer's time is a four-digit-year RFC 3339 instant.
+        let digits = relative.bytes().take_while(u8::is_ascii_digit).count();
+        let most = match &relative[digits..] {
+            "" | "s" => 10,
+            "m" => 8,
+            "h" => 6,
+            "d" => 5,
+            _ => return None,
+        };
+        if digits > most {
+            return None;
+        }
         let ago = parse_duration(relative)?;
         return i64::try_from(ago.as_millis()).ok().map(|ago| now_ms - ago);
     }
-    if let Ok(ms) = text.parse::<i64>() {
-        return Some(ms);
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        // Epoch milliseconds: at most 14 digits (the year 5138).
+        return (text.len() <= 14).then(|| text.parse().ok()).flatten();
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()
@@ -138,7 +188,8 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     amount
         .parse::<u64>()
         .ok()
-        .map(|a| Duration::from_secs(a * seconds))
+        .and_then(|a| a.checked_mul(seconds))
+        .map(Duration::from_secs)
 }
 
 /// A bin: a duration from 1 s to 1 day.
@@ -185,6 +236,21 @@ mod tests {
         ] {
             assert_eq!(parse_instant(refused, NOW), None, "{refused:?}");
         }
+    }
+
+    #[test]
+    fn a_range_past_what_the_stores_hold_is_answered_for_the_part_inside() {
+        let range = Params::parse("from=-99999d&to=3559-04-24T07:21:40Z")
+            .unwrap()
+            .range(NOW)
+            .unwrap();
+        assert_eq!((range.from_ms, range.to_ms), (0, LATEST_STORABLE_MS));
+        assert_eq!(rfc3339(LATEST_STORABLE_MS), "2262-01-01T00:00:00.000Z");
+        let beyond = Params::parse("from=2300-01-01T00:00:00Z&to=2400-01-01T00:00:00Z")
+            .unwrap()
+            .range(NOW)
+            .unwrap_err();
+        assert_eq!(beyond.status, 422);
     }
 
     #[test]

@@ -86,6 +86,17 @@ impl Problem {
         }
     }
 
+    /// A request the schema allows but a rule across its fields refuses (from after to, an
+    /// id in the body that differs from the path's, a rule's clear level on the wrong side of
+    /// its threshold): 422, so 400 always means "does not match openapi.yaml".
+    pub fn unprocessable(code: ProblemCode, detail: impl Into<String>) -> Self {
+        Self {
+            status: 422,
+            code,
+            detail: detail.into(),
+        }
+    }
+
     pub(crate) fn not_found(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self {
             status: 404,
@@ -100,6 +111,7 @@ impl Problem {
             404 => "Not found",
             405 => "Method not allowed",
             409 => "Conflict",
+            422 => "Unprocessable content",
             _ => "Service unavailable",
         };
         ApiResponse {
@@ -112,6 +124,7 @@ impl Problem {
                 "detail": self.detail,
             }),
             problem: true,
+            allow: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::QueryApi;
 use super::params::{Params, rfc3339};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemCode};
 use crate::devices::ports::DeviceRegistry;
 use crate::domain::MetricValue;
 use crate::query::model::{FleetFilter, Point, SeriesQuery, TimeRange};
@@ -30,12 +30,16 @@ where
         let limit = params.limit()?;
         if let Some(cursor) = params.get("cursor") {
             let resume: i64 = cursor.parse().map_err(|_| {
-                Problem::invalid(format!("cursor '{cursor}' is not one this API handed out"))
+                Problem::unprocessable(
+                    ProblemCode::InvalidParameter,
+                    format!("cursor '{cursor}' is not one this API handed out"),
+                )
             })?;
             if resume < range.from_ms || resume >= range.to_ms {
-                return Err(Problem::invalid(format!(
-                    "cursor '{cursor}' lies outside the requested range"
-                )));
+                return Err(Problem::unprocessable(
+                    ProblemCode::InvalidParameter,
+                    format!("cursor '{cursor}' lies outside the requested range"),
+                ));
             }
             range.from_ms = resume;
         }
@@ -74,7 +78,7 @@ where
     ) -> Result<Value, Problem> {
         checked_metric(metric)?;
         let filter = FleetFilter {
-            device_type: params.get("type").map(str::to_owned),
+            device_type: params.device_type()?.map(str::to_owned),
             within: params.path("path")?,
         };
         let devices = self.reader.latest_by_device(metric, &filter).await?;

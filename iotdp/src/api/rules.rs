@@ -21,15 +21,27 @@ where
         let text = std::str::from_utf8(body)
             .map_err(|_| Problem::invalid("the rule must be UTF-8 JSON"))?;
         let rule = AlertRule::from_json(text).map_err(|e| Problem {
-            status: 400,
+            // What openapi.yaml's Rule schema cannot say: a clear level against its threshold,
+            // a range's ends against each other.
+            status: if e.field == "clear"
+                || e.field.starts_with("condition.outside")
+                || e.field.starts_with("condition.inside")
+            {
+                422
+            } else {
+                400
+            },
             code: ProblemCode::InvalidRule,
             detail: e.to_string(),
         })?;
         if rule.rule_id != id {
-            return Err(Problem::invalid(format!(
-                "the body's rule_id '{}' differs from the path's '{id}'",
-                rule.rule_id
-            )));
+            return Err(Problem::unprocessable(
+                ProblemCode::InvalidRule,
+                format!(
+                    "the body's rule_id '{}' differs from the path's '{id}'",
+                    rule.rule_id
+                ),
+            ));
         }
         self.rules.put(&rule).await.map_err(alerting_problem)?;
         Ok(json!({ "rule": rule }))

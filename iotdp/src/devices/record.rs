@@ -151,7 +151,7 @@ impl DeviceRecord {
             ));
         }
         for (key, value) in &self.tags {
-            if !is_valid_label(key) || value.is_empty() || value.len() > 256 {
+            if !is_valid_label(key) || value.is_empty() || value.chars().count() > 256 {
                 return Err(RecordError::new(
                     "tags",
                     format!(

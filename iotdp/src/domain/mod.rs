@@ -6,6 +6,7 @@ pub mod place;
 pub mod reading;
 pub mod reason;
 pub mod topic;
+pub mod whole_number;
 
 pub use place::*;
 pub use reading::*;

@@ -12,6 +12,20 @@ pub const MAX_LABEL_LEN: usize = 64;
 pub struct LocationPath(Vec<String>);
 
 impl LocationPath {
+    /// As [`Self::parse`], but refusing what `parse` forgives (surrounding spaces or `/`):
+    /// the API's form, where the pattern in openapi.yaml is the rule.
+    pub fn parse_exact(text: &str) -> Result<Self, RecordError> {
+        if text.trim().trim_matches('/') != text {
+            return Err(RecordError::new(
+                "path",
+                format!(
+                    "'{text}' must be site[/zone[/section[/spot]]] with no leading or trailing '/' or spaces"
+                ),
+            ));
+        }
+        Self::parse(text)
+    }
+
     pub fn parse(text: &str) -> Result<Self, RecordError> {
         let text = text.trim().trim_matches('/');
         if text.is_empty() {
