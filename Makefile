@@ -19,7 +19,7 @@ INFLUXDB_DEB_VERSION := 1.6.7~rc0-1+b13
 INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
 INFLUXD := .tools/influxdb/usr/bin/influxd
 
-.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz
+.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz soak
 
 ## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
 test: tools rust-lint rust-test template-lint
@@ -98,6 +98,15 @@ TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | $(PYTHON) -c 
 FUZZ_SECONDS ?= 600
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --workspace --test fuzz -- --nocapture --test-threads 1
+
+## soak: the local platform (release build, influxd as the store) at the smart-AC reference load
+## for SOAK_SECONDS (default 600), then its conservation report, RSS slope and the query API's
+## p99 under load (tests/src/bin/soak.rs; figures in target/soak/summary.txt, docs/performance.md)
+SOAK_SECONDS ?= 600
+soak: tools
+	cargo build --release -p iotdp-cli
+	cargo test --workspace --no-run --quiet
+	$(TARGET_DIR)/debug/soak --iotdp $(TARGET_DIR)/release/iotdp --seconds $(SOAK_SECONDS)
 
 ## bench: criterion benchmarks of the pure paths, then the end-to-end benchmark of the real
 ## release `ingest` binary under a Lambda Runtime API, against a fake AWS endpoint that checks
