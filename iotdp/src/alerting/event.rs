@@ -51,6 +51,21 @@ pub struct AlarmEvent {
     pub old_state: AlarmState,
     pub new_state: AlarmState,
     pub time_ms: i64,
-    /// The value, or for rate rules the measured rate per hour.
+    /// The value; for rate rules the rate per hour, for forecasts the level predicted at the
+    /// horizon, for anomaly rules the reading's score.
     pub measured: f64,
+    /// A forecast rule's fit behind the decision.
+    pub prediction: Option<Prediction>,
+}
+
+/// What a forecast rule saw: the fitted trend, how well it fits, and when it crosses.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Event time the fitted line crosses the threshold (`None`: it moves away from it).
+    pub crossing_ms: Option<i64>,
+    /// The fit's coefficient of determination (0: no trend, 1: a straight line).
+    pub r_squared: f64,
+    pub slope_per_hour: f64,
+    /// Points the line was fitted to.
+    pub points: u32,
 }

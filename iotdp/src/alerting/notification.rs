@@ -32,10 +32,14 @@ pub struct AlertNotification {
     pub rule_id: String,
     pub rule_name: String,
     pub metric: String,
-    /// The reading's value, or for rate-of-change rules the measured rate per hour.
+    /// The reading's value; for rate-of-change rules the measured rate per hour, for forecasts
+    /// the level predicted at the horizon, for anomaly rules the reading's score.
     pub value: f64,
-    /// `value` or `rate_per_hour`.
+    /// `value`, `rate_per_hour`, `predicted_value` or `anomaly_score`.
     pub measured: String,
+    /// A forecast rule's fit: when the trend crosses the threshold and how well it fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<PredictionBody>,
     /// The rule's condition, as written in the rule.
     pub threshold: serde_json::Value,
     pub severity: Severity,
@@ -45,6 +49,16 @@ pub struct AlertNotification {
     pub event_time: String,
     /// When the platform evaluated it (RFC 3339).
     pub evaluated_at: String,
+}
+
+/// A forecast's prediction as subscribers read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionBody {
+    /// When the fitted trend reaches the threshold (RFC 3339; `null`: it moves away).
+    pub crossing_time: Option<String>,
+    pub r_squared: f64,
+    pub slope_per_hour: f64,
+    pub points: u32,
 }
 
 impl AlertNotification {
@@ -72,8 +86,19 @@ impl AlertNotification {
             value: event.measured,
             measured: match rule.condition {
                 Condition::RateOfChange(_) => "rate_per_hour".into(),
+                Condition::Forecast(_) => "predicted_value".into(),
+                Condition::Anomaly(_) => "anomaly_score".into(),
                 _ => "value".into(),
             },
+            prediction: event.prediction.map(|p| PredictionBody {
+                crossing_time: p
+                    .crossing_ms
+                    .and_then(DateTime::from_timestamp_millis)
+                    .map(rfc3339),
+                r_squared: (p.r_squared * 1000.0).round() / 1000.0,
+                slope_per_hour: p.slope_per_hour,
+                points: p.points,
+            }),
             threshold: serde_json::to_value(rule.condition).unwrap_or_default(),
             severity: rule.severity,
             old_state: event.old_state,

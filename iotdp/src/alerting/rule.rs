@@ -70,6 +70,47 @@ pub enum Condition {
     /// Alarm when the value enters `[low, high]`.
     Inside([f64; 2]),
     RateOfChange(RateOfChange),
+    /// Alarm when the trend fitted over the last `window_seconds` is predicted to cross the
+    /// threshold within `within_seconds`.
+    Forecast(Forecast),
+    /// Alarm when a reading is further from the device's own recent baseline (median) than
+    /// `threshold` robust deviations (MAD).
+    Anomaly(Anomaly),
+}
+
+/// `{"forecast": {"below": 11.8, "within_seconds": 172800, "window_seconds": 86400}}` (or
+/// `above`): exactly one of `below` and `above`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forecast {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    #[serde(deserialize_with = "whole_number::exact")]
+    pub within_seconds: u64,
+    #[serde(deserialize_with = "whole_number::exact")]
+    pub window_seconds: u64,
+}
+
+impl Forecast {
+    /// The threshold, and whether the alarm is for falling below it.
+    pub fn threshold(&self) -> (f64, bool) {
+        match (self.below, self.above) {
+            (Some(t), _) => (t, true),
+            (None, Some(t)) => (t, false),
+            (None, None) => (f64::NAN, true),
+        }
+    }
+}
+
+/// `{"anomaly": {"threshold": 4, "baseline_seconds": 86400}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anomaly {
+    pub threshold: f64,
+    #[serde(deserialize_with = "whole_number::exact")]
+    pub baseline_seconds: u64,
 }
 
 /// The metric changes faster than `per_hour` (negative: falling, positive: rising), measured as
@@ -149,6 +190,8 @@ fn rule_error(field: &str, problem: impl Into<String>) -> RuleError {
 
 /// Longest rule id: it is half of a DynamoDB key and part of every alert id.
 pub const MAX_RULE_ID_LEN: usize = 64;
+/// Longest forecast window or horizon, and anomaly baseline: 30 days.
+pub const MAX_FORECAST_SECONDS: u64 = 30 * 86_400;
 /// The silence watch's rule: reserved, so no operator rule can take its id.
 pub const NO_DATA_RULE_ID: &str = "no_data";
 
@@ -262,6 +305,70 @@ impl AlertRule {
                         return Err(rule_error(
                             "clear",
                             format!("must be a range [low, high] containing [{low}, {high}]"),
+                        ));
+                    }
+                }
+            }
+            (Condition::Forecast(f), clear) => {
+                let (threshold, falling) = match (f.below, f.above) {
+                    (Some(t), None) => (t, true),
+                    (None, Some(t)) => (t, false),
+                    _ => {
+                        return Err(rule_error(
+                            "condition.forecast",
+                            "must have exactly one of below and above",
+                        ));
+                    }
+                };
+                finite("condition.forecast", threshold)?;
+                for (field, seconds) in [
+                    ("condition.forecast.within_seconds", f.within_seconds),
+                    ("condition.forecast.window_seconds", f.window_seconds),
+                ] {
+                    if !(60..=MAX_FORECAST_SECONDS).contains(&seconds) {
+                        return Err(rule_error(
+                            field,
+                            "must be between 60 and 2592000 (30 days)",
+                        ));
+                    }
+                }
+                match clear {
+                    None => {}
+                    Some(Clear::Value(c))
+                        if (falling && c >= threshold) || (!falling && c <= threshold) => {}
+                    Some(_) => {
+                        return Err(rule_error(
+                            "clear",
+                            format!(
+                                "must be a predicted level on the OK side of the threshold {threshold}"
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Condition::Anomaly(a), clear) => {
+                if !(a.threshold.is_finite() && a.threshold > 0.0) {
+                    return Err(rule_error(
+                        "condition.anomaly.threshold",
+                        "must be a positive number of robust deviations (4 is a good start)",
+                    ));
+                }
+                if !(3600..=MAX_FORECAST_SECONDS).contains(&a.baseline_seconds) {
+                    return Err(rule_error(
+                        "condition.anomaly.baseline_seconds",
+                        "must be between 3600 and 2592000 (30 days)",
+                    ));
+                }
+                match clear {
+                    None => {}
+                    Some(Clear::Value(c)) if c > 0.0 && c <= a.threshold => {}
+                    Some(_) => {
+                        return Err(rule_error(
+                            "clear",
+                            format!(
+                                "must be a score above 0 and at most the threshold {}",
+                                a.threshold
+                            ),
                         ));
                     }
                 }

@@ -15,9 +15,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::alerting::event::{AlarmEvent, AlarmState, EventKind};
+use crate::alerting::event::{AlarmEvent, AlarmState, EventKind, Prediction};
 use crate::alerting::notification::AlertNotification;
-use crate::alerting::rule::{AlertRule, Clear, Condition, Debounce};
+use crate::alerting::rule::{AlertRule, Clear, Condition, Debounce, Forecast};
+
+/// Forecasts keep one sample per 32nd of the window (a state write at most that often)…
+pub const FORECAST_SAMPLES_PER_WINDOW: i64 = 32;
+/// …and fire only on a line fitted to at least this many points (the window half full)…
+pub const MIN_FORECAST_POINTS: u32 = 16;
+/// …that explains at least this share of the variance. A noisy stable series has an R² near 0
+/// (16 points of noise reach 0.8 by chance with p < 10⁻⁵) and never fires; any fit, however
+/// poor, can clear (a flat recovered series must).
+pub const MIN_FORECAST_R_SQUARED: f64 = 0.8;
+/// Anomaly baselines keep one sample per sixteenth of `baseline_seconds`…
+pub const ANOMALY_SAMPLES_PER_BASELINE: i64 = 16;
+/// …and score nothing before half of them are there (the warm-up).
+pub const ANOMALY_WARM_UP_SAMPLES: usize = 8;
 
 /// Everything remembered for one (device, rule) pair between invocations.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -58,18 +71,52 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
         return Step::default();
     }
     let mut changed = false;
+    let mut confident = true;
+    let mut prediction = None;
     let measured = match rule.condition {
         Condition::RateOfChange(rate) => {
-            changed |= record_sample(state, rate.window_seconds, time_ms, value);
-            match slope_per_hour(&state.samples, rate.window_seconds, time_ms, value) {
-                Some(slope) => slope,
+            changed |= record_sample(state, rate.window_seconds, 8, time_ms, value);
+            match fit_line(&state.samples, rate.window_seconds, time_ms, value) {
+                Some(fit) => fit.slope_per_hour,
                 // Not enough history yet: nothing can fire or clear.
+                None => return finish(state, changed, None, time_ms, value),
+            }
+        }
+        Condition::Forecast(forecast) => {
+            changed |= record_sample(
+                state,
+                forecast.window_seconds,
+                FORECAST_SAMPLES_PER_WINDOW,
+                time_ms,
+                value,
+            );
+            let Some(fit) = fit_line(&state.samples, forecast.window_seconds, time_ms, value)
+            else {
+                return finish(state, changed, None, time_ms, value);
+            };
+            confident =
+                fit.points >= MIN_FORECAST_POINTS && fit.r_squared >= MIN_FORECAST_R_SQUARED;
+            prediction = Some(predict(&forecast, &fit, time_ms));
+            fit.level_now + fit.slope_per_hour * forecast.within_seconds as f64 / 3600.0
+        }
+        Condition::Anomaly(anomaly) => {
+            // Scored against the baseline before this reading joins it.
+            let score = anomaly_score(&state.samples, anomaly.baseline_seconds, time_ms, value);
+            changed |= record_sample(
+                state,
+                anomaly.baseline_seconds,
+                ANOMALY_SAMPLES_PER_BASELINE,
+                time_ms,
+                value,
+            );
+            match score {
+                Some(score) => score,
                 None => return finish(state, changed, None, time_ms, value),
             }
         }
         _ => value,
     };
-    let fires = fires(rule, measured);
+    let fires = confident && fires(rule, measured);
     let old = state.state;
     let mut event = None;
     let kind_for = |new| {
@@ -87,6 +134,7 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
                 new_state: new,
                 time_ms,
                 measured,
+                prediction,
             });
         }
         state.state = new;
@@ -137,6 +185,7 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
                     new_state: AlarmState::Alarm,
                     time_ms,
                     measured,
+                    prediction,
                 });
                 changed = true;
             }
@@ -201,6 +250,11 @@ pub fn fires(rule: &AlertRule, m: f64) -> bool {
         Condition::Inside([l, h]) => (l..=h).contains(&m),
         Condition::RateOfChange(r) if r.per_hour < 0.0 => m < r.per_hour,
         Condition::RateOfChange(r) => m > r.per_hour,
+        Condition::Forecast(f) => match f.threshold() {
+            (t, true) => m < t,
+            (t, false) => m > t,
+        },
+        Condition::Anomaly(a) => m > a.threshold,
     }
 }
 
@@ -226,17 +280,28 @@ pub fn clears(rule: &AlertRule, m: f64) -> bool {
         }
         Condition::RateOfChange(r) if r.per_hour < 0.0 => m >= value(r.per_hour),
         Condition::RateOfChange(r) => m <= value(r.per_hour),
+        Condition::Forecast(f) => match f.threshold() {
+            (t, true) => m >= value(t),
+            (t, false) => m <= value(t),
+        },
+        Condition::Anomaly(a) => m <= value(a.threshold),
     }
 }
 
-/// Keep at most one sample per window/8; samples that left the window are dropped only when a
-/// new one is stored, so in between nothing needs writing.
-fn record_sample(state: &mut AlertState, window_seconds: u64, time_ms: i64, value: f64) -> bool {
+/// Keep at most one sample per window/`per_window`; samples that left the window are dropped
+/// only when a new one is stored, so in between nothing needs writing.
+fn record_sample(
+    state: &mut AlertState,
+    window_seconds: u64,
+    per_window: i64,
+    time_ms: i64,
+    value: f64,
+) -> bool {
     let window_ms = window_seconds as i64 * 1000;
     let due = state
         .samples
         .last()
-        .is_none_or(|(t, _)| time_ms - t >= window_ms / 8);
+        .is_none_or(|(t, _)| time_ms - t >= window_ms / per_window);
     if due {
         state.samples.retain(|(t, _)| time_ms - t <= window_ms);
         state.samples.push((time_ms, value));
@@ -244,15 +309,94 @@ fn record_sample(state: &mut AlertState, window_seconds: u64, time_ms: i64, valu
     due
 }
 
-/// Least-squares slope per hour over the stored samples and the current reading. `None` until
-/// there are three points spanning at least half the window. No allocation: it runs for every
-/// reading of every rate rule.
-fn slope_per_hour(
+/// A least-squares line through a window's samples, times in hours relative to the reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    pub slope_per_hour: f64,
+    /// The line's value at the reading's time.
+    pub level_now: f64,
+    pub r_squared: f64,
+    pub points: u32,
+}
+
+/// When the fitted line reaches the forecast's threshold, and how well it fits.
+fn predict(forecast: &Forecast, fit: &Fit, time_ms: i64) -> Prediction {
+    let (threshold, falling) = forecast.threshold();
+    let reached = if falling {
+        fit.level_now <= threshold
+    } else {
+        fit.level_now >= threshold
+    };
+    let towards = if falling {
+        fit.slope_per_hour < 0.0
+    } else {
+        fit.slope_per_hour > 0.0
+    };
+    let crossing_ms = if reached {
+        Some(time_ms)
+    } else if towards {
+        let hours = (threshold - fit.level_now) / fit.slope_per_hour;
+        // Beyond any time a notification can name: no crossing worth reporting.
+        (hours < 1e9).then(|| time_ms + (hours * 3_600_000.0) as i64)
+    } else {
+        None
+    };
+    Prediction {
+        crossing_ms,
+        r_squared: fit.r_squared,
+        slope_per_hour: fit.slope_per_hour,
+        points: fit.points,
+    }
+}
+
+/// How many robust deviations `value` lies from the median of the baseline's samples:
+/// |value − median| / (1.4826 · MAD), the MAD floored at 1 % of the median's size so a
+/// sensor that repeats one value does not turn its first change into an anomaly. `None`
+/// during the warm-up. No allocation: at most 17 samples are sorted on the stack.
+pub fn anomaly_score(
     samples: &[(i64, f64)],
-    window_seconds: u64,
+    baseline_seconds: u64,
     time_ms: i64,
     value: f64,
 ) -> Option<f64> {
+    const MOST: usize = ANOMALY_SAMPLES_PER_BASELINE as usize + 1;
+    let baseline_ms = baseline_seconds as i64 * 1000;
+    let mut values = [0.0f64; MOST];
+    let mut n = 0;
+    for (t, v) in samples.iter().rev() {
+        if time_ms - t > baseline_ms || n == MOST {
+            break;
+        }
+        values[n] = *v;
+        n += 1;
+    }
+    if n < ANOMALY_WARM_UP_SAMPLES {
+        return None;
+    }
+    let values = &mut values[..n];
+    let centre = median(values);
+    for v in values.iter_mut() {
+        *v = (*v - centre).abs();
+    }
+    let mad = median(values);
+    let scale = (1.4826 * mad).max(0.01 * centre.abs()).max(1e-9);
+    Some((value - centre).abs() / scale)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_unstable_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// The least-squares line over the stored samples and the current reading. `None` until
+/// there are three points spanning at least half the window. No allocation: it runs for every
+/// reading of every rate and forecast rule.
+fn fit_line(samples: &[(i64, f64)], window_seconds: u64, time_ms: i64, value: f64) -> Option<Fit> {
     let window_ms = window_seconds as i64 * 1000;
     let current = (samples.last() != Some(&(time_ms, value))).then_some((time_ms, value));
     let points = {
@@ -265,13 +409,15 @@ fn slope_per_hour(
     };
     // One pass over the sums: times are hours relative to this reading, so small and exact
     // enough for the textbook formula.
-    let (mut n, mut st, mut sv, mut stt, mut stv, mut earliest) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0f64);
+    let (mut n, mut st, mut sv, mut stt, mut stv, mut svv, mut earliest) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0f64);
     for (t, v) in points {
         n += 1.0;
         st += t;
         sv += v;
         stt += t * t;
         stv += t * v;
+        svv += v * v;
         earliest = earliest.min(t);
     }
     if n < 3.0 || -earliest * 3600.0 < window_seconds as f64 / 2.0 {
@@ -279,7 +425,22 @@ fn slope_per_hour(
     }
     let covariance = stv - st * sv / n;
     let variance = stt - st * st / n;
-    (variance > 0.0).then(|| covariance / variance)
+    let value_variance = svv - sv * sv / n;
+    if variance <= 0.0 {
+        return None;
+    }
+    let slope = covariance / variance;
+    let r_squared = if value_variance > 0.0 {
+        (covariance * covariance / (variance * value_variance)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Some(Fit {
+        slope_per_hour: slope,
+        level_now: sv / n - slope * st / n,
+        r_squared,
+        points: n as u32,
+    })
 }
 
 #[cfg(test)]
@@ -471,6 +632,20 @@ mod tests {
             (0.0..100.0f64).prop_map(Condition::Below),
             (0.0..50.0f64, 50.0..100.0f64).prop_map(|(l, h)| Condition::Outside([l, h])),
             (0.0..50.0f64, 50.0..100.0f64).prop_map(|(l, h)| Condition::Inside([l, h])),
+            (0.0..100.0f64, any::<bool>(), 600..7200u64, 600..7200u64).prop_map(
+                |(t, falling, within, window)| Condition::Forecast(Forecast {
+                    below: falling.then_some(t),
+                    above: (!falling).then_some(t),
+                    within_seconds: within,
+                    window_seconds: window,
+                })
+            ),
+            (1.0..6.0f64, 3600..7200u64).prop_map(|(threshold, baseline)| Condition::Anomaly(
+                crate::alerting::rule::Anomaly {
+                    threshold,
+                    baseline_seconds: baseline
+                }
+            )),
         ];
         let debounce = prop_oneof![
             Just(None),
@@ -491,12 +666,186 @@ mod tests {
                         Some(Clear::Range([l + margin.min((h - l) / 2.0), h]))
                     }
                     Condition::Inside([l, h]) => Some(Clear::Range([l - margin, h + margin])),
+                    Condition::Forecast(f) => match f.threshold() {
+                        (t, true) => Some(Clear::Value(t + margin)),
+                        (t, false) => Some(Clear::Value(t - margin)),
+                    },
+                    Condition::Anomaly(a) => {
+                        Some(Clear::Value(a.threshold * (1.0 - margin / 40.0)))
+                    }
                     Condition::RateOfChange(_) => None,
                 };
                 let mut r = rule(condition, clear, debounce);
                 r.renotify_after = renotify;
                 r
             })
+    }
+
+    fn forecast(below: f64, within_hours: u64, window_hours: u64) -> AlertRule {
+        rule(
+            Condition::Forecast(Forecast {
+                below: Some(below),
+                above: None,
+                within_seconds: within_hours * 3600,
+                window_seconds: window_hours * 3600,
+            }),
+            None,
+            None,
+        )
+    }
+
+    /// Readings every `minutes` of `level(hour)`; the hour each rule first alarmed.
+    fn first_alarm(
+        rule: &AlertRule,
+        minutes: i64,
+        hours: i64,
+        level: impl Fn(f64) -> f64,
+    ) -> Option<(f64, AlarmEvent)> {
+        let mut state = AlertState::default();
+        (0..hours * 60 / minutes).find_map(|i| {
+            let hour = (i * minutes) as f64 / 60.0;
+            let step = apply_reading(rule, &mut state, i * minutes * 60_000, level(hour));
+            step.event
+                .filter(|e| e.kind == EventKind::Alarm)
+                .map(|e| (hour, e))
+        })
+    }
+
+    #[test]
+    fn a_fading_battery_is_forecast_hours_before_it_crosses() {
+        // 13.0 V falling 0.02 V/h with ±5 mV of noise: it reaches 11.8 V at hour 60.
+        let noise = |hour: f64| (hour * 7919.0).sin() * 0.005;
+        let level = |hour: f64| 13.0 - 0.02 * hour + noise(hour);
+        let predicted = forecast(11.8, 48, 6);
+        let below = rule(Condition::Below(11.8), None, None);
+        let (warned_at, event) =
+            first_alarm(&predicted, 10, 100, level).expect("the forecast fires");
+        let (crossed_at, _) = first_alarm(&below, 10, 100, level).expect("the threshold fires");
+        println!("forecast at {warned_at} h, threshold at {crossed_at} h");
+        assert!(
+            crossed_at - warned_at >= 40.0,
+            "warned at {warned_at} h, crossed at {crossed_at} h"
+        );
+        let prediction = event.prediction.expect("a forecast carries its fit");
+        assert!(prediction.r_squared >= MIN_FORECAST_R_SQUARED);
+        assert!(prediction.points >= MIN_FORECAST_POINTS);
+        let crossing_hour = prediction.crossing_ms.unwrap() as f64 / 3_600_000.0;
+        assert!(
+            (crossing_hour - 60.0).abs() < 4.0,
+            "predicted crossing at {crossing_hour} h"
+        );
+        assert!(
+            event.measured < 11.8,
+            "the level predicted at the horizon: {}",
+            event.measured
+        );
+    }
+
+    #[test]
+    fn a_forecast_clears_when_the_trend_turns_and_a_flat_series_clears_it_too() {
+        let r = forecast(11.8, 48, 6);
+        let mut state = AlertState::default();
+        let mut kinds = Vec::new();
+        for i in 0..(120 * 6) {
+            let hour = i as f64 / 6.0;
+            // Falling for 30 hours, then replaced: flat at 13.2 V with noise.
+            let v = if hour < 30.0 {
+                13.0 - 0.02 * hour
+            } else {
+                13.2 + (hour * 31.0).sin() * 0.003
+            };
+            kinds.extend(
+                apply_reading(&r, &mut state, i * 600_000, v)
+                    .event
+                    .map(|e| e.kind),
+            );
+        }
+        assert_eq!(kinds, vec![EventKind::Alarm, EventKind::Ok]);
+    }
+
+    proptest! {
+        /// A noisy series with no trend never forecasts a crossing, however close its mean
+        /// is to the threshold (as long as it is not already across it).
+        #[test]
+        fn a_noisy_stable_series_never_fires_a_forecast(
+            mean in 12.0..13.0f64,
+            noise in 0.0..0.3f64,
+            seed in any::<u64>(),
+        ) {
+            let r = forecast(mean - noise - 0.05, 48, 6);
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut state = AlertState::default();
+            for i in 0..(72 * 6) {
+                let v = mean + (rng.f64() - 0.5) * 2.0 * noise;
+                let step = apply_reading(&r, &mut state, i * 600_000, v);
+                prop_assert!(step.event.is_none(), "fired at reading {i}: {:?}", step.event);
+            }
+        }
+    }
+
+    fn anomaly(threshold: f64) -> AlertRule {
+        rule(
+            Condition::Anomaly(crate::alerting::rule::Anomaly {
+                threshold,
+                baseline_seconds: 86_400,
+            }),
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn an_anomaly_fires_after_the_warm_up_and_clears_when_the_reading_is_ordinary_again() {
+        let r = anomaly(4.0);
+        let mut state = AlertState::default();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut kinds = Vec::new();
+        // Hourly moisture around 0.35 (±0.1); a jump to 0.9 at hour 30 for three hours.
+        for hour in 0..48i64 {
+            let v = if (30..33).contains(&hour) {
+                0.9
+            } else {
+                0.25 + rng.f64() * 0.2
+            };
+            let step = apply_reading(&r, &mut state, hour * 3_600_000, v);
+            kinds.extend(step.event.map(|e| (hour, e.kind)));
+        }
+        assert_eq!(kinds, vec![(30, EventKind::Alarm), (33, EventKind::Ok)]);
+        // During the warm-up nothing is scored, however odd.
+        let mut fresh = AlertState::default();
+        assert!(apply_reading(&r, &mut fresh, 0, 0.3).event.is_none());
+        assert!(
+            apply_reading(&r, &mut fresh, 3_600_000, 50.0)
+                .event
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_anomaly_baseline_stays_bounded_and_is_written_once_per_sixteenth() {
+        let r = anomaly(4.0);
+        let mut state = AlertState::default();
+        let mut writes = 0;
+        // A reading a minute for three days.
+        for minute in 0..(3 * 1440) {
+            writes += apply_reading(
+                &r,
+                &mut state,
+                minute * 60_000,
+                0.3 + (minute % 7) as f64 * 0.01,
+            )
+            .changed as u32;
+        }
+        assert!(
+            state.samples.len() <= ANOMALY_SAMPLES_PER_BASELINE as usize + 1,
+            "{}",
+            state.samples.len()
+        );
+        assert_eq!(
+            writes,
+            3 * 16,
+            "one write per 90 minutes of a one-day baseline"
+        );
     }
 
     proptest! {
