@@ -109,6 +109,14 @@ enum RulesAction {
     List,
     /// Delete a rule by id
     Delete { rule_id: String },
+    /// Turn an AWS IoT Events alarm model (the JSON `aws iotevents describe-alarm-model`
+    /// prints) into the equivalent rule and store it, reporting what has no equivalent
+    ImportIotEvents {
+        file: std::path::PathBuf,
+        /// Print the rule and the report; store nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -161,6 +169,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             // Validate local input before touching AWS, so a bad file fails fast and offline.
             let rule_file = match &action {
                 RulesAction::Put { file } => Some(read_rule(file)?),
+                RulesAction::ImportIotEvents { file, dry_run } => {
+                    let rule = import_iot_events(file)?;
+                    if *dry_run {
+                        return print_result(
+                            output,
+                            &json!({ "rule": rule }),
+                            serde_json::to_string_pretty(&rule).unwrap_or_default(),
+                        );
+                    }
+                    Some(rule)
+                }
                 _ => None,
             };
             let deployment = Deployment::load(cli.stack).await;
@@ -184,6 +203,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             alerts_command(&states, rules.as_ref(), action, output).await
         }
     }
+}
+
+/// The rule an IoT Events alarm model maps to; the report (mapped, and what has no
+/// equivalent) goes to stderr, so stdout stays the rule.
+fn import_iot_events(file: &std::path::Path) -> Result<AlertRule, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let imported = iotdp::alerting::iot_events::import_alarm_model(&text)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    for line in &imported.mapped {
+        eprintln!("mapped      {line}");
+    }
+    for line in &imported.not_mapped {
+        eprintln!("not mapped  {line}");
+    }
+    Ok(imported.rule)
 }
 
 fn read_rule(file: &std::path::Path) -> Result<AlertRule, String> {
@@ -231,7 +265,7 @@ async fn rules_command(
     output: OutputFormat,
 ) -> Result<(), String> {
     match action {
-        RulesAction::Put { .. } => {
+        RulesAction::Put { .. } | RulesAction::ImportIotEvents { .. } => {
             let rule = rule_file.ok_or("no rule read")?;
             rules.put(&rule).await.map_err(|e| e.to_string())?;
             let sentence = format!("stored rule {}", rule.rule_id);

@@ -44,6 +44,78 @@ fn an_invalid_rule_file_is_refused_naming_the_field_without_touching_aws() {
     assert!(stderr.contains("bad.json"), "{stderr}");
 }
 
+/// `rules import-iot-events` on the documented example model: a dry run prints the rule on
+/// stdout and the report on stderr without touching AWS; without it the rule is stored.
+#[tokio::test]
+async fn an_iot_events_alarm_model_becomes_a_stored_rule() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/examples/iot-events-alarm-model.json"
+    );
+    let dry = iotdp(
+        None,
+        &[
+            "--output",
+            "json",
+            "rules",
+            "import-iot-events",
+            model,
+            "--dry-run",
+        ],
+    );
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    assert_eq!(printed["rule"]["rule_id"], "batteryVoltageLow");
+    assert_eq!(printed["rule"]["metric"], "voltage");
+    assert_eq!(printed["rule"]["severity"], "critical");
+    let report = text(&dry.stderr);
+    assert!(
+        report.contains("mapped      LESS_OR_EQUAL 11.8"),
+        "{report}"
+    );
+    assert!(
+        report.contains("not mapped  sns action to arn:aws:sns:us-east-1:123456789012:battery-ops"),
+        "{report}"
+    );
+    assert!(report.contains("not mapped  alarmNotification"), "{report}");
+    assert!(report.contains("LATCHED"), "{report}");
+
+    let moto = MotoServer::start();
+    let sdk = iotdp_local::platform::local_sdk_config(&moto.endpoint).await;
+    create_alert_tables(&aws_sdk_dynamodb::Client::new(&sdk), "rules", "states").await;
+    let stored = iotdp(Some(&moto), &["rules", "import-iot-events", model]);
+    assert!(stored.status.success(), "{}", text(&stored.stderr));
+    let list = text(&iotdp(Some(&moto), &["rules", "list"]).stdout);
+    assert!(
+        list.contains("batteryVoltageLow") && list.contains("voltage"),
+        "{list}"
+    );
+
+    let broken = std::env::temp_dir().join(format!("iotdp-iot-events-{}.json", std::process::id()));
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(model)
+            .unwrap()
+            .replace(r#""11.8""#, r#""$input.BatteryTelemetry.limit""#),
+    )
+    .unwrap();
+    let refused = iotdp(
+        None,
+        &[
+            "rules",
+            "import-iot-events",
+            broken.to_str().unwrap(),
+            "--dry-run",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("is an expression, not a number"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
 #[tokio::test]
 async fn rules_and_alerts_round_trip_through_the_cli() {
     let moto = MotoServer::start();

@@ -141,6 +141,7 @@ const PURE: &[&str] = &[
     "alerting::event",
     "alerting::state_machine",
     "alerting::notification",
+    "alerting::iot_events",
     "devices::record",
     "devices::admission",
     "ingest::envelope",
