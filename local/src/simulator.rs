@@ -30,6 +30,9 @@ pub struct SimDevice {
     reported: f64,
     fade_per_minute: f64,
     sent: u64,
+    /// The last event time sent: each device's times strictly increase, as a real device's do
+    /// (two messages in one millisecond would be one point in the store).
+    last_ts: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +89,7 @@ impl Fleet {
                     reported: f64::NAN,
                     fade_per_minute,
                     sent: 0,
+                    last_ts: i64::MIN,
                 }
             })
             .collect();
@@ -127,6 +131,7 @@ impl Fleet {
             self.next = (self.next + 1) % self.devices.len();
             let rng = &mut self.rng;
             let device = &mut self.devices[index];
+            let now_ms = now_ms.max(device.last_ts.saturating_add(1));
             let topic = iotdp::domain::topic::telemetry_topic(&device.id);
             let payload = match device.kind {
                 DeviceKind::Thermostat => {
@@ -187,6 +192,7 @@ impl Fleet {
                 ),
             };
             device.sent += 1;
+            device.last_ts = now_ms;
             return Some((index, topic, payload));
         }
         None

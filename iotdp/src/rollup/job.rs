@@ -8,10 +8,17 @@ use std::time::Duration;
 
 use crate::domain::LocationPath;
 use crate::query::model::TimeRange;
-use crate::rollup::compute::{roll_up, rows_from_readings};
+use crate::rollup::compute::{roll_up, rows_from_readings, sort_rows};
 use crate::rollup::model::{JobState, RowSelection};
+use crate::rollup::model::{RollupRow, SeriesKey};
 use crate::rollup::ports::{RollupError, RollupStateStore, RollupStore};
 use crate::rollup::tier::{Coverage, Tier};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+/// By default, a raw read over this many readings makes the next span half as long (see
+/// `RollupJob::compute_minutes`): about 70 MB of readings in memory.
+pub const MAX_READINGS_PER_READ: usize = 200_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RollupSettings {
@@ -19,8 +26,10 @@ pub struct RollupSettings {
     pub grace: Duration,
     /// Most new 1-minute windows one run computes (a job behind catches up over several).
     pub max_windows_per_run: usize,
-    /// Raw readings are read this many 1-minute windows at a time.
+    /// Raw readings are read at most this many 1-minute windows at a time…
     pub windows_per_read: usize,
+    /// …and in shorter spans while a read returns more than this many readings.
+    pub max_readings_per_read: usize,
 }
 
 impl Default for RollupSettings {
@@ -29,6 +38,7 @@ impl Default for RollupSettings {
             grace: Duration::from_secs(120),
             max_windows_per_run: 24 * 60,
             windows_per_read: 60,
+            max_readings_per_read: MAX_READINGS_PER_READ,
         }
     }
 }
@@ -165,6 +175,13 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
     }
 
     /// 1-minute rows of `range` (whole minutes) from raw readings at or below `within`.
+    ///
+    /// Raw readings are read a span at a time, the span adapting to the fleet's density: it
+    /// starts at one minute, doubles (up to `windows_per_read` minutes) while reads stay under
+    /// a quarter of `max_readings_per_read`, and halves (down to a second) when one goes over, so a run
+    /// holds a bounded number of readings whatever the load (a minute of a 32,000 readings/s
+    /// fleet is 1.9 million). Aggregates merge exactly, so a window read in several spans
+    /// gets the same row; each window is written once all of it has been read.
     async fn compute_minutes(
         &self,
         range: TimeRange,
@@ -172,20 +189,63 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         now_ms: i64,
         report: &mut RunReport,
     ) -> Result<(), RollupError> {
-        let step = self.settings.windows_per_read.max(1) as i64 * Tier::Minute.millis();
+        let longest = self.settings.windows_per_read.max(1) as i64 * Tier::Minute.millis();
+        let mut span = Tier::Minute.millis().min(longest);
+        let mut open: HashMap<(SeriesKey, String, i64), RollupRow> = HashMap::new();
         let mut from = range.from_ms;
         while from < range.to_ms {
-            let to = (from + step).min(range.to_ms);
-            let chunk = TimeRange {
-                from_ms: from,
-                to_ms: to,
-            };
-            let readings = self.store.raw_readings(chunk, within).await?;
+            let to = (from + span).min(range.to_ms);
+            let readings = self
+                .store
+                .raw_readings(
+                    TimeRange {
+                        from_ms: from,
+                        to_ms: to,
+                    },
+                    within,
+                )
+                .await?;
             report.raw_readings += readings.len();
-            let rows = rows_from_readings(&readings, Tier::Minute, now_ms);
-            self.store.write_rollups(Tier::Minute, &rows).await?;
-            report.rows_written += rows.len();
+            let read = readings.len();
+            for row in rows_from_readings(&readings, Tier::Minute, now_ms) {
+                match open.entry((row.key.clone(), row.metric.clone(), row.window_start_ms)) {
+                    Entry::Occupied(mut merged) => {
+                        merged.get_mut().aggregates.merge(&row.aggregates)
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(row);
+                    }
+                }
+            }
+            drop(readings);
             from = to;
+            // Every window that ends by `from` has been read whole.
+            let complete: Vec<_> = open
+                .keys()
+                .filter(|(_, _, start)| start + Tier::Minute.millis() <= from)
+                .cloned()
+                .collect();
+            if !complete.is_empty() {
+                let mut rows: Vec<RollupRow> =
+                    complete.iter().filter_map(|k| open.remove(k)).collect();
+                sort_rows(&mut rows);
+                self.store.write_rollups(Tier::Minute, &rows).await?;
+                report.rows_written += rows.len();
+            }
+            let most = self.settings.max_readings_per_read.max(1);
+            span = if read > most {
+                (span / 2).max(1000)
+            } else if read < most / 4 {
+                (span * 2).min(longest)
+            } else {
+                span
+            };
+        }
+        let mut rest: Vec<RollupRow> = open.into_values().collect();
+        if !rest.is_empty() {
+            sort_rows(&mut rest);
+            self.store.write_rollups(Tier::Minute, &rest).await?;
+            report.rows_written += rest.len();
         }
         Ok(())
     }
