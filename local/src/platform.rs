@@ -140,6 +140,12 @@ fn fail(e: impl std::fmt::Display) -> LocalError {
     LocalError(e.to_string())
 }
 
+/// Messages the broker → rules engine → queue hand-offs buffer before they push back (the
+/// broker then stops reading its sockets, as IoT Core throttles). A gateway's 5-hour batch is
+/// ~5 KB, so this bounds each hand-off near 50 MB; 100,000 let a short stall of ingest (a
+/// rollup run) leave half a gigabyte behind per hand-off (`make soak`).
+const HOT_PATH_BUFFER: usize = 10_000;
+
 /// The ingest function's `Timeout` in template.yaml.
 const INGEST_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -588,7 +594,7 @@ impl Startup {
             .await
             .map_err(|e| LocalError(format!("MQTT listener on {mqtt}: {e}")))?;
         let addr = listener.local_addr().map_err(fail)?;
-        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(100_000);
+        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(HOT_PATH_BUFFER);
         self.tasks.push(tokio::spawn(broker::serve(
             listener,
             inbound,
@@ -726,7 +732,7 @@ async fn rules_engine(
     for rule in &stack.rules {
         for RuleAction::Sqs { queue_url } in rule.actions.iter().chain(&rule.error_action) {
             senders.entry(queue_url.clone()).or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(100_000);
+                let (tx, rx) = mpsc::channel(HOT_PATH_BUFFER);
                 tokio::spawn(batch_sender(queues.clone(), queue_url.clone(), rx));
                 tx
             });

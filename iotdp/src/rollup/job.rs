@@ -177,7 +177,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
     /// 1-minute rows of `range` (whole minutes) from raw readings at or below `within`.
     ///
     /// Raw readings are read a span at a time, the span adapting to the fleet's density: it
-    /// starts at one minute, doubles (up to `windows_per_read` minutes) while reads stay under
+    /// starts at one second, doubles (up to `windows_per_read` minutes) while reads stay under
     /// a quarter of `max_readings_per_read`, and halves (down to a second) when one goes over, so a run
     /// holds a bounded number of readings whatever the load (a minute of a 32,000 readings/s
     /// fleet is 1.9 million). Aggregates merge exactly, so a window read in several spans
@@ -190,7 +190,8 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         report: &mut RunReport,
     ) -> Result<(), RollupError> {
         let longest = self.settings.windows_per_read.max(1) as i64 * Tier::Minute.millis();
-        let mut span = Tier::Minute.millis().min(longest);
+        // From a second up: a run's first read is as bounded as the others.
+        let mut span = 1000.min(longest);
         let mut open: HashMap<(SeriesKey, String, i64), RollupRow> = HashMap::new();
         let mut from = range.from_ms;
         while from < range.to_ms {
@@ -210,7 +211,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             for row in rows_from_readings(&readings, Tier::Minute, now_ms) {
                 match open.entry((row.key.clone(), row.metric.clone(), row.window_start_ms)) {
                     Entry::Occupied(mut merged) => {
-                        merged.get_mut().aggregates.merge(&row.aggregates)
+                        merged.get_mut().aggregates.merge(&row.aggregates);
                     }
                     Entry::Vacant(slot) => {
                         slot.insert(row);
