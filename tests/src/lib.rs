@@ -358,3 +358,34 @@ pub async fn quarantine_lines(
     }
     lines
 }
+
+/// The local platform as the end-to-end tests start it: template.yaml, in-process queues, a
+/// one-second batching window, every listener on a free port, moto started for it, and
+/// influxd as the store when `influxd_data` names its folder. Tests change what they need
+/// with struct update syntax.
+pub fn local_options(
+    stack_name: &str,
+    influxd_data: Option<PathBuf>,
+) -> iotdp_local::platform::LocalOptions {
+    use iotdp_local::platform::{Endpoint, LocalInfluxDb, LocalOptions, QueueMode};
+    LocalOptions {
+        queues: QueueMode::InProcess,
+        template: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")),
+        stack_name: stack_name.into(),
+        parameters: std::collections::HashMap::from([(
+            "IngestBatchingWindowSeconds".to_owned(),
+            "1".to_owned(),
+        )]),
+        mqtt: "127.0.0.1:0".parse().expect("an address"),
+        api: "127.0.0.1:0".parse().expect("an address"),
+        endpoint: Endpoint::StartMoto {
+            binary: moto_binary(),
+            port: 0,
+        },
+        influxdb: influxd_data.map(|data_dir| LocalInfluxDb {
+            binary: influxd_binary(),
+            data_dir,
+        }),
+        visibility_timeout_cap: None,
+    }
+}

@@ -6,7 +6,6 @@
 //! refused (beyond the 422s tests/schemathesis.toml lists) and no invalid one accepted.
 //! `SCHEMATHESIS_SEED` picks the generated cases (default: a fixed seed, so CI repeats itself).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,8 +15,7 @@ use iotdp::alerting::rule::AlertRule;
 use iotdp::devices::ports::DeviceRegistry;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::LocationPath;
-use iotdp_integration_tests::{influxd_binary, moto_binary};
-use iotdp_local::platform::{Endpoint, LocalInfluxDb, LocalOptions, LocalPlatform, QueueMode};
+use iotdp_local::platform::LocalPlatform;
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
 fn repository() -> PathBuf {
@@ -38,23 +36,10 @@ async fn schemathesis_finds_no_difference_between_openapi_yaml_and_the_api() {
         .join("target/influxd-test")
         .join(format!("contract-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let platform = LocalPlatform::start(LocalOptions {
-        queues: QueueMode::InProcess,
-        template: repository().join("template.yaml"),
-        stack_name: "iotdp-contract".into(),
-        parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
-        mqtt: "127.0.0.1:0".parse().unwrap(),
-        api: "127.0.0.1:0".parse().unwrap(),
-        endpoint: Endpoint::StartMoto {
-            binary: moto_binary(),
-            port: 0,
-        },
-        influxdb: Some(LocalInfluxDb {
-            binary: influxd_binary(),
-            data_dir: data_dir.clone(),
-        }),
-        visibility_timeout_cap: None,
-    })
+    let platform = LocalPlatform::start(iotdp_integration_tests::local_options(
+        "iotdp-contract",
+        Some(data_dir.clone()),
+    ))
     .await
     .expect("local platform starts");
     // Something to find: devices at places, rules, readings, and an alert in ALARM.

@@ -350,28 +350,14 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
 async fn with_influxdb_readings_come_back_through_the_read_port() {
     use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
     use iotdp::query::ports::TimeSeriesReader;
-    use iotdp_local::platform::LocalInfluxDb;
     let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/influxd-test")
         .join(format!("e2e-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let platform = LocalPlatform::start(LocalOptions {
-        queues: QueueMode::InProcess,
-        template: concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml").into(),
-        stack_name: "iotdp-influx".into(),
-        parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
-        mqtt: "127.0.0.1:0".parse().unwrap(),
-        api: "127.0.0.1:0".parse().unwrap(),
-        endpoint: Endpoint::StartMoto {
-            binary: moto_binary(),
-            port: 0,
-        },
-        influxdb: Some(LocalInfluxDb {
-            binary: iotdp_integration_tests::influxd_binary(),
-            data_dir: data_dir.clone(),
-        }),
-        visibility_timeout_cap: None,
-    })
+    let platform = LocalPlatform::start(iotdp_integration_tests::local_options(
+        "iotdp-influx",
+        Some(data_dir.clone()),
+    ))
     .await
     .expect("local platform starts");
     assert!(platform.store_description.starts_with("InfluxDB"));

@@ -14,9 +14,9 @@ use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
 use iotdp::devices::ports::DeviceRegistry;
 use iotdp::devices::record::DeviceRecord;
 use iotdp_integration_tests::relay::Relay;
-use iotdp_integration_tests::{influxd_binary, moto_binary, quarantine_lines};
+use iotdp_integration_tests::{local_options, moto_binary, quarantine_lines};
 use iotdp_local::moto::MotoProcess;
-use iotdp_local::platform::{Endpoint, LocalInfluxDb, LocalOptions, LocalPlatform, QueueMode};
+use iotdp_local::platform::{Endpoint, LocalOptions, LocalPlatform};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use tokio::sync::Mutex;
 
@@ -52,25 +52,18 @@ async fn start_platform(name: &str, endpoint: Endpoint) -> (LocalPlatform, std::
         .join("../target/influxd-test")
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
+    let parameters = HashMap::from([
+        ("IngestBatchingWindowSeconds".to_owned(), "1".to_owned()),
+        // The outage outlasts the default five receives at this visibility timeout; a
+        // deployment's 360 s timeout gives five receives 30 minutes.
+        ("IngestMaxReceiveCount".to_owned(), "1000".to_owned()),
+    ]);
     let platform = LocalPlatform::start(LocalOptions {
-        queues: QueueMode::InProcess,
-        template: concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml").into(),
-        stack_name: format!("iotdp-{name}"),
-        parameters: HashMap::from([
-            ("IngestBatchingWindowSeconds".to_owned(), "1".to_owned()),
-            // The outage outlasts the default five receives at this visibility timeout; a
-            // deployment's 360 s timeout gives five receives 30 minutes.
-            ("IngestMaxReceiveCount".to_owned(), "1000".to_owned()),
-        ]),
-        mqtt: "127.0.0.1:0".parse().unwrap(),
-        api: "127.0.0.1:0".parse().unwrap(),
+        parameters,
         endpoint,
-        influxdb: Some(LocalInfluxDb {
-            binary: influxd_binary(),
-            data_dir: data_dir.clone(),
-        }),
         // Redelivery within seconds, not the template's six minutes.
         visibility_timeout_cap: Some(Duration::from_secs(5)),
+        ..local_options(&format!("iotdp-{name}"), Some(data_dir.clone()))
     })
     .await
     .expect("local platform starts");
