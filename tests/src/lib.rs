@@ -45,10 +45,7 @@ impl InfluxServer {
     pub fn start() -> Self {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/influxd-test")
-            .join(format!("{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_influxd_dir(&n.to_string());
         let process = iotdp_local::influxd::InfluxProcess::start(&influxd_binary(), &dir)
             .unwrap_or_else(|e| panic!("{e}"));
         process.create_database("iotdp").expect("create database");
@@ -357,6 +354,16 @@ pub async fn quarantine_lines(
         }
     }
     lines
+}
+
+/// An empty folder for one test's influxd data, under `target/influxd-test/` (ignored), named
+/// by the test and this process so parallel runs never share one.
+pub fn fresh_influxd_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/influxd-test")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// The local platform as the end-to-end tests start it: template.yaml, in-process queues, a

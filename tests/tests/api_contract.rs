@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use iotdp::adapters::dynamodb::alerts::DynamoDbRules;
-use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::devices::ports::DeviceRegistry;
 use iotdp::devices::record::DeviceRecord;
@@ -32,10 +31,7 @@ fn schemathesis() -> PathBuf {
 async fn schemathesis_finds_no_difference_between_openapi_yaml_and_the_api() {
     let st = schemathesis();
     assert!(st.exists(), "{} not found: run `make tools`", st.display());
-    let data_dir = repository()
-        .join("target/influxd-test")
-        .join(format!("contract-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_dir = iotdp_integration_tests::fresh_influxd_dir("contract");
     let platform = LocalPlatform::start(iotdp_integration_tests::local_options(
         "iotdp-contract",
         Some(data_dir.clone()),
@@ -43,8 +39,8 @@ async fn schemathesis_finds_no_difference_between_openapi_yaml_and_the_api() {
     .await
     .expect("local platform starts");
     // Something to find: devices at places, rules, readings, and an alert in ALARM.
-    let registry = DynamoDbRegistry::new(
-        aws_sdk_dynamodb::Client::new(&platform.sdk),
+    let registry = iotdp::wiring::device_registry(
+        &platform.sdk,
         platform.physical("DeviceRegistryTable").unwrap(),
     );
     let now = chrono::Utc::now().timestamp_millis();

@@ -350,10 +350,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
 async fn with_influxdb_readings_come_back_through_the_read_port() {
     use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
     use iotdp::query::ports::TimeSeriesReader;
-    let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/influxd-test")
-        .join(format!("e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_dir = iotdp_integration_tests::fresh_influxd_dir("e2e");
     let platform = LocalPlatform::start(iotdp_integration_tests::local_options(
         "iotdp-influx",
         Some(data_dir.clone()),
@@ -361,8 +358,8 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
     .await
     .expect("local platform starts");
     assert!(platform.store_description.starts_with("InfluxDB"));
-    let registry = DynamoDbRegistry::new(
-        aws_sdk_dynamodb::Client::new(&platform.sdk),
+    let registry = iotdp::wiring::device_registry(
+        &platform.sdk,
         platform.physical("DeviceRegistryTable").unwrap(),
     );
     let now = chrono::Utc::now().timestamp_millis();

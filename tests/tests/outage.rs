@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
 use iotdp::devices::ports::DeviceRegistry;
 use iotdp::devices::record::DeviceRecord;
 use iotdp_integration_tests::relay::Relay;
@@ -48,10 +47,7 @@ struct Observed {
 }
 
 async fn start_platform(name: &str, endpoint: Endpoint) -> (LocalPlatform, std::path::PathBuf) {
-    let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/influxd-test")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let data_dir = iotdp_integration_tests::fresh_influxd_dir(name);
     let parameters = HashMap::from([
         ("IngestBatchingWindowSeconds".to_owned(), "1".to_owned()),
         // The outage outlasts the default five receives at this visibility timeout; a
@@ -67,8 +63,8 @@ async fn start_platform(name: &str, endpoint: Endpoint) -> (LocalPlatform, std::
     })
     .await
     .expect("local platform starts");
-    let registry = DynamoDbRegistry::new(
-        aws_sdk_dynamodb::Client::new(&platform.sdk),
+    let registry = iotdp::wiring::device_registry(
+        &platform.sdk,
         platform.physical("DeviceRegistryTable").unwrap(),
     );
     let now = chrono::Utc::now().timestamp_millis();
