@@ -17,10 +17,12 @@ use std::sync::atomic::Ordering;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use iotdp::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
-use iotdp::alerting::admin::acknowledge_alert;
+use iotdp::alerting::admin::act_on_alert;
 use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::ports::{AlertKey, RuleSource};
 use iotdp::alerting::rule::AlertRule;
+use iotdp::alerting::state_machine::OperatorAction;
+use iotdp::api::params::{parse_duration, parse_instant};
 use serde_json::json;
 
 use crate::deployment::{ALERT_STATE_TABLE, Deployment, RULES_TABLE};
@@ -123,17 +125,67 @@ enum RulesAction {
 enum AlertsAction {
     /// List alert states
     List {
-        /// Only this state: OK, PENDING, ALARM or ACKNOWLEDGED
+        /// Only this state: OK, PENDING, ALARM, ACKNOWLEDGED, LATCHED or DISABLED
         #[arg(long, value_parser = parse_state)]
         state: Option<AlarmState>,
     },
-    /// Acknowledge an alarm: no re-notification until it clears
-    Ack { device_id: String, rule_id: String },
+    /// Acknowledge an alarm: no re-notification until it clears (a LATCHED alarm: back to OK)
+    Ack {
+        device_id: String,
+        rule_id: String,
+        #[command(flatten)]
+        version: IfVersion,
+    },
+    /// Hold back a pair's notifications until a time, or for a while (an alarm still raised
+    /// then is notified again)
+    Snooze {
+        device_id: String,
+        rule_id: String,
+        /// When the snooze ends: RFC 3339 or epoch ms
+        #[arg(long, conflicts_with = "for_", required_unless_present = "for_")]
+        until: Option<String>,
+        /// How long it lasts: 90s, 30m, 2h, 1d (at most 30 days)
+        #[arg(long = "for")]
+        for_: Option<String>,
+        #[command(flatten)]
+        version: IfVersion,
+    },
+    /// Stop evaluating a rule for one device (state DISABLED) until enabled
+    Disable {
+        device_id: String,
+        rule_id: String,
+        #[command(flatten)]
+        version: IfVersion,
+    },
+    /// Evaluate a disabled pair again, from OK
+    Enable {
+        device_id: String,
+        rule_id: String,
+        #[command(flatten)]
+        version: IfVersion,
+    },
+    /// Back to OK, forgetting the alarm (a condition that still holds raises it again)
+    Reset {
+        device_id: String,
+        rule_id: String,
+        #[command(flatten)]
+        version: IfVersion,
+    },
+}
+
+#[derive(clap::Args)]
+struct IfVersion {
+    /// Act only if the alert state is still at this version (the one `alerts list -o json` showed)
+    #[arg(long = "if-version")]
+    version: Option<u64>,
 }
 
 fn parse_state(text: &str) -> Result<AlarmState, String> {
-    AlarmState::parse(text)
-        .ok_or_else(|| format!("'{text}' is not a state: use OK, PENDING, ALARM or ACKNOWLEDGED"))
+    AlarmState::parse(text).ok_or_else(|| {
+        format!(
+            "'{text}' is not a state: use OK, PENDING, ALARM, ACKNOWLEDGED, LATCHED or DISABLED"
+        )
+    })
 }
 
 #[tokio::main]
@@ -339,16 +391,121 @@ async fn alerts_command(
                 ],
             )
         }
-        AlertsAction::Ack { device_id, rule_id } => {
+        AlertsAction::Ack {
+            device_id,
+            rule_id,
+            version,
+        } => {
             let key = AlertKey { device_id, rule_id };
-            acknowledge_alert(states, &key)
-                .await
-                .map_err(|e| e.to_string())?;
-            print_result(
+            operator_action(
+                states,
+                rules,
+                key,
+                OperatorAction::Acknowledge,
+                version,
                 output,
-                &json!({ "device_id": key.device_id, "rule_id": key.rule_id, "state": "ACKNOWLEDGED" }),
-                format!("acknowledged {} / {}", key.device_id, key.rule_id),
             )
+            .await
+        }
+        AlertsAction::Snooze {
+            device_id,
+            rule_id,
+            until,
+            for_,
+            version,
+        } => {
+            let now_ms = chrono::Utc::now().timestamp_millis();
+            let until_ms = match (until, for_) {
+                (Some(text), _) => parse_instant(&text, now_ms)
+                    .ok_or_else(|| format!("--until '{text}' must be RFC 3339 or epoch ms"))?,
+                (None, Some(text)) => {
+                    let length = parse_duration(&text).ok_or_else(|| {
+                        format!("--for '{text}' must be a duration such as 90s, 30m, 2h or 1d")
+                    })?;
+                    now_ms + length.as_millis() as i64
+                }
+                (None, None) => return Err("give --until or --for".into()),
+            };
+            if until_ms <= now_ms || until_ms - now_ms > 30 * 86_400_000 {
+                return Err(
+                    "a snooze must end in the future and within 30 days (disable the pair for longer)"
+                        .into(),
+                );
+            }
+            let key = AlertKey { device_id, rule_id };
+            operator_action(
+                states,
+                rules,
+                key,
+                OperatorAction::Snooze { until_ms },
+                version,
+                output,
+            )
+            .await
+        }
+        AlertsAction::Disable {
+            device_id,
+            rule_id,
+            version,
+        } => {
+            let key = AlertKey { device_id, rule_id };
+            operator_action(states, rules, key, OperatorAction::Disable, version, output).await
+        }
+        AlertsAction::Enable {
+            device_id,
+            rule_id,
+            version,
+        } => {
+            let key = AlertKey { device_id, rule_id };
+            operator_action(states, rules, key, OperatorAction::Enable, version, output).await
+        }
+        AlertsAction::Reset {
+            device_id,
+            rule_id,
+            version,
+        } => {
+            let key = AlertKey { device_id, rule_id };
+            operator_action(states, rules, key, OperatorAction::Reset, version, output).await
         }
     }
+}
+
+/// One operator action through the same use case the API calls. Snoozing or disabling a pair
+/// never evaluated is allowed for a rule that exists.
+async fn operator_action(
+    states: &DynamoDbAlertStates,
+    rules: Option<&DynamoDbRules>,
+    key: AlertKey,
+    action: OperatorAction,
+    version: IfVersion,
+    output: OutputFormat,
+) -> Result<(), String> {
+    let create_missing = matches!(
+        action,
+        OperatorAction::Snooze { .. } | OperatorAction::Disable
+    ) && match rules {
+        _ if key.rule_id == iotdp::alerting::rule::NO_DATA_RULE_ID => true,
+        Some(rules) => rules
+            .load_rules()
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|r| r.rule_id == key.rule_id),
+        None => false,
+    };
+    let state = act_on_alert(states, &key, action, version.version, create_missing)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_result(
+        output,
+        &iotdp::api::alert_json(&key, &state, None),
+        format!(
+            "{} {} / {}: {} (version {})",
+            action.name(),
+            key.device_id,
+            key.rule_id,
+            state.state.as_str(),
+            state.version
+        ),
+    )
 }

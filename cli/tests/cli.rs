@@ -184,7 +184,7 @@ async fn rules_and_alerts_round_trip_through_the_cli() {
     let again = iotdp(Some(&moto), &["alerts", "ack", "ac-1", "too-hot"]);
     assert!(!again.status.success());
     assert!(
-        text(&again.stderr).contains("ACKNOWLEDGED, not ALARM"),
+        text(&again.stderr).contains("is ACKNOWLEDGED: acknowledge applies to ALARM or LATCHED"),
         "{}",
         text(&again.stderr)
     );
@@ -193,6 +193,60 @@ async fn rules_and_alerts_round_trip_through_the_cli() {
             .lines()
             .count()
             == 1
+    );
+    // The rest of the lifecycle, each through the same use case as the API.
+    let state_of = || async {
+        states.get_many(std::slice::from_ref(&key)).await.unwrap()[0]
+            .1
+            .clone()
+    };
+    let stale = iotdp(
+        Some(&moto),
+        &["alerts", "disable", "ac-1", "too-hot", "--if-version", "1"],
+    );
+    assert!(!stale.status.success());
+    assert!(
+        text(&stale.stderr).contains("is at version 2, not 1"),
+        "{}",
+        text(&stale.stderr)
+    );
+    for (args, expected) in [
+        (
+            vec!["alerts", "snooze", "ac-1", "too-hot", "--for", "2h"],
+            AlarmState::Acknowledged,
+        ),
+        (
+            vec!["alerts", "disable", "ac-1", "too-hot", "--if-version", "3"],
+            AlarmState::Disabled,
+        ),
+        (vec!["alerts", "enable", "ac-1", "too-hot"], AlarmState::Ok),
+        (vec!["alerts", "reset", "ac-1", "too-hot"], AlarmState::Ok),
+    ] {
+        let out = iotdp(Some(&moto), &args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(state_of().await.state, expected, "{args:?}");
+    }
+    let refused = iotdp(Some(&moto), &["alerts", "enable", "ac-1", "too-hot"]);
+    assert!(
+        text(&refused.stderr).contains("enable applies to DISABLED"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let past = iotdp(
+        Some(&moto),
+        &[
+            "alerts",
+            "snooze",
+            "ac-1",
+            "too-hot",
+            "--until",
+            "2020-01-01T00:00:00Z",
+        ],
+    );
+    assert!(
+        text(&past.stderr).contains("must end in the future"),
+        "{}",
+        text(&past.stderr)
     );
 
     let delete = iotdp(Some(&moto), &["rules", "delete", "too-hot"]);

@@ -203,8 +203,12 @@ async fn every_command_runs_with_the_stack_name_alone() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0]["severity"], "warning");
     assert_eq!(alerts[0]["last_value"], 29.5);
-    let alert_schema = &spec["paths"]["/alerts"]["get"]["responses"]["200"]["content"]["application/json"]
-        ["schema"]["properties"]["alerts"]["items"];
+    assert_eq!(
+        spec["paths"]["/alerts"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            ["properties"]["alerts"]["items"]["$ref"],
+        "#/components/schemas/Alert"
+    );
+    let alert_schema = &spec["components"]["schemas"]["Alert"];
     assert_eq!(keys(&alerts[0]), documented(alert_schema));
     at(&["alerts", "ack", "ac-1", "too-hot"]);
     let acknowledged = json_lines(&at(&[

@@ -53,41 +53,67 @@ fn ingest_path(c: &mut Criterion) {
     });
     // The same path plus alert evaluation against 50 active rules (in-memory state store, so
     // this measures the evaluation's CPU cost, not DynamoDB's latency). Steady state: no
-    // reading crosses a threshold.
-    let rules = fifty_rules();
+    // reading crosses a threshold. Two mixes: thresholds, ranges and rates; and the same with
+    // forecasts, anomaly baselines, levels and latched flapping rules in place of half of them.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .unwrap();
     let now = chrono::DateTime::from_timestamp_millis(RECEIVED).unwrap();
-    // Steady state, not a cold start: the state store is warmed with the same readings ten
-    // minutes earlier, so rate rules hold samples and nothing measured needs writing.
-    let mut warm = prepare_batch(pairs(), window);
-    warm.readings.iter_mut().for_each(|r| r.time_ms -= 600_000);
-    group.bench_function("decode_validate_build_and_evaluate_50_rules", |b| {
-        b.iter_batched(
-            || {
-                let evaluator = AlertEvaluator::new(
-                    MemoryRules::new(rules.clone()),
-                    MemoryAlertStates::default(),
-                    MemoryNotifier::default(),
-                    MemoryCommander::default(),
-                    AlertSettings::default(),
-                );
+    for (name, rules) in [
+        (
+            "decode_validate_build_and_evaluate_50_rules",
+            fifty_rules(false),
+        ),
+        (
+            "decode_validate_build_and_evaluate_50_rules_with_forecasts_anomalies_levels",
+            fifty_rules(true),
+        ),
+    ] {
+        // Steady state, not a cold start: the states are warmed with the same readings every 23
+        // minutes for the 13 hours before (the last 10 minutes before), so rate and forecast
+        // rules hold their samples and anomaly baselines (one day, a sample per 22.5 minutes)
+        // are past their warm-up, and no rule's next sample is due: nothing measured is written.
+        let warm_states = {
+            let evaluator = AlertEvaluator::new(
+                MemoryRules::new(rules.clone()),
+                MemoryAlertStates::default(),
+                MemoryNotifier::default(),
+                MemoryCommander::default(),
+                AlertSettings::default(),
+            );
+            for minutes_before in (0..34).rev().map(|k| 10 + 23 * k) {
+                let mut warm = prepare_batch(pairs(), window);
+                warm.readings
+                    .iter_mut()
+                    .for_each(|r| r.time_ms -= minutes_before * 60_000);
                 runtime.block_on(evaluator.evaluate(&warm.readings, now));
-                evaluator
-            },
-            |evaluator| {
-                let mut batch = prepare_batch(pairs(), window);
-                batch.sort_by_series();
-                for chunk in batch.readings.chunks(MAX_RECORDS_PER_WRITE) {
-                    black_box(build_write_request(chunk).unwrap());
-                }
-                black_box(runtime.block_on(evaluator.evaluate(&batch.readings, now)));
-            },
-            BatchSize::SmallInput,
-        );
-    });
+            }
+            evaluator.states().snapshot()
+        };
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    AlertEvaluator::new(
+                        MemoryRules::new(rules.clone()),
+                        MemoryAlertStates::from_snapshot(warm_states.clone()),
+                        MemoryNotifier::default(),
+                        MemoryCommander::default(),
+                        AlertSettings::default(),
+                    )
+                },
+                |evaluator| {
+                    let mut batch = prepare_batch(pairs(), window);
+                    batch.sort_by_series();
+                    for chunk in batch.readings.chunks(MAX_RECORDS_PER_WRITE) {
+                        black_box(build_write_request(chunk).unwrap());
+                    }
+                    black_box(runtime.block_on(evaluator.evaluate(&batch.readings, now)));
+                },
+                BatchSize::SmallInput,
+            );
+        });
+    }
     group.finish();
 
     // The two stores' request encoders on the same validated, sorted readings.
@@ -123,8 +149,9 @@ fn ingest_path(c: &mut Criterion) {
 }
 
 /// 50 rules over the metrics the batch carries: thresholds, ranges and rate-of-change, scoped
-/// to all devices or to one.
-fn fifty_rules() -> Vec<AlertRule> {
+/// to all devices or to one; with `v2`, every other one a forecast, an anomaly baseline, a
+/// rule with levels or a latched rule with flapping detection.
+fn fifty_rules(v2: bool) -> Vec<AlertRule> {
     let metrics = [
         "temperature",
         "setpoint",
@@ -138,16 +165,20 @@ fn fifty_rules() -> Vec<AlertRule> {
     (0..50)
         .map(|i| {
             let metric = metrics[i % metrics.len()];
-            let condition = match i % 5 {
-                0 => r#"{"above": 1000000}"#.to_owned(),
-                1 => r#"{"below": -1000000}"#.to_owned(),
-                2 => r#"{"outside": [-1000000, 1000000]}"#.to_owned(),
-                3 => r#"{"rate_of_change": {"per_hour": -1000, "window_seconds": 21600}}"#.to_owned(),
-                _ => r#"{"inside": [5000000, 6000000]}"#.to_owned(),
+            let condition = match (v2 && i % 2 == 1, i % 5) {
+                (false, 0) => r#""condition": {"above": 1000000}, "severity": "warning""#,
+                (false, 1) => r#""condition": {"below": -1000000}, "severity": "warning""#,
+                (false, 2) => r#""condition": {"outside": [-1000000, 1000000]}, "severity": "warning""#,
+                (false, 3) => r#""condition": {"rate_of_change": {"per_hour": -1000, "window_seconds": 21600}}, "severity": "warning""#,
+                (false, _) => r#""condition": {"inside": [5000000, 6000000]}, "severity": "warning""#,
+                (true, 0 | 4) => r#""condition": {"forecast": {"below": -1000000, "within_seconds": 86400, "window_seconds": 21600}}, "severity": "warning""#,
+                (true, 1) => r#""condition": {"anomaly": {"threshold": 1000000, "baseline_seconds": 86400}}, "severity": "warning""#,
+                (true, 2) => r#""levels": {"warning": {"above": 1000000}, "critical": {"above": 2000000}}"#,
+                (true, _) => r#""condition": {"above": 1000000}, "severity": "critical", "latched": true, "flapping": {"low": 1, "high": 4, "window_seconds": 600}"#,
             };
             let scope = if i % 7 == 0 { r#"{"device_id": "ac-0"}"# } else { r#""all""# };
             AlertRule::from_json(&format!(
-                r#"{{"rule_id":"r{i}","name":"rule {i}","scope":{scope},"metric":"{metric}","condition":{condition},"severity":"warning"}}"#
+                r#"{{"rule_id":"r{i}","name":"rule {i}","scope":{scope},"metric":"{metric}",{condition}}}"#
             ))
             .unwrap()
         })

@@ -274,3 +274,82 @@ async fn calls_per_1000_readings_in_steady_state_and_in_an_alert_storm() {
     assert_eq!(storm.commands_sent, 100);
     assert_eq!((after.state_writes, after.notifications_published), (0, 0));
 }
+
+/// Calls per 1,000 readings while every one of 100 devices flaps (10 readings each, crossing
+/// the threshold every reading), with and without the rule's `flapping` setting; then the
+/// batch in which they settle. Run with `--nocapture` to see them.
+#[tokio::test]
+async fn calls_per_1000_readings_while_flapping() {
+    let plain = evaluator(vec![valve_rule()]);
+    let mut flapping_rule = valve_rule();
+    flapping_rule.flapping = Some(iotdp::alerting::rule::Flapping {
+        low: 1,
+        high: 4,
+        window_seconds: 3600,
+    });
+    let flapping = evaluator(vec![flapping_rule]);
+    let batch = |minute: i64, alternating: bool| -> Vec<Reading> {
+        (0..1000)
+            .map(|i| {
+                let value = if alternating && (i / 100) % 2 == 0 {
+                    0.1
+                } else {
+                    0.4
+                };
+                reading(
+                    &format!("spot-{}", i % 100),
+                    minute + i / 100,
+                    "moisture",
+                    value,
+                )
+            })
+            .collect()
+    };
+    let mut rows = Vec::new();
+    for (name, readings, now) in [
+        ("flapping, first batch", batch(0, true), at(10)),
+        ("flapping, still", batch(10, true), at(20)),
+        ("settled, an hour later", batch(80, false), at(90)),
+    ] {
+        let p = plain.evaluate(&readings, now).await.stats;
+        let f = flapping.evaluate(&readings, now).await.stats;
+        println!(
+            "per 1000 readings, {name}: without flapping {} BatchGetItem, {} PutItem, {} Publish, {} commands; \
+             with flapping {} BatchGetItem, {} PutItem, {} Publish, {} commands",
+            p.state_batch_reads,
+            p.state_writes,
+            p.notifications_published,
+            p.commands_sent,
+            f.state_batch_reads,
+            f.state_writes,
+            f.notifications_published,
+            f.commands_sent,
+        );
+        rows.push((
+            (p.state_writes, p.notifications_published, p.commands_sent),
+            (f.state_writes, f.notifications_published, f.commands_sent),
+        ));
+    }
+    // Without: every crossing is told and commanded. With: alarm, ok, alarm, then one
+    // flapping notification per device; nothing while it goes on; one settled when it stops.
+    assert_eq!(rows[0], ((200, 1000, 1000), (200, 400, 300)));
+    assert_eq!(rows[1], ((200, 1000, 1000), (100, 0, 0)));
+    assert_eq!(rows[2], ((0, 0, 0), (200, 100, 100)));
+    let kinds: Vec<NotificationKind> = flapping
+        .notifier()
+        .published()
+        .iter()
+        .filter(|n| n.device_id == "spot-7")
+        .map(|n| n.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            NotificationKind::Alarm,
+            NotificationKind::Ok,
+            NotificationKind::Alarm,
+            NotificationKind::Flapping,
+            NotificationKind::Settled
+        ]
+    );
+}

@@ -482,7 +482,7 @@ async fn a_silent_device_raises_no_data_once_and_clears_when_data_resumes() {
 
     // 9 minutes after registration: within the heartbeat.
     let report = watch.run(at(9)).await.unwrap();
-    assert_eq!((report.raised, report.index_queries), (0, 32));
+    assert_eq!((report.raised, report.index_queries), (0, 48));
     // 11 minutes: overdue.
     let report = watch.run(at(11)).await.unwrap();
     assert_eq!(report.raised, 1);

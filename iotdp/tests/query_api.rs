@@ -193,6 +193,125 @@ async fn alerts_are_listed_filtered_and_acknowledged() {
     assert_eq!(remaining["alerts"].as_array().unwrap().len(), 1);
 }
 
+/// Snooze, disable, enable and reset through the API, each conditional on the version the
+/// caller read when it names one, each refused with the code that says why.
+#[tokio::test]
+async fn operators_snooze_disable_enable_and_reset_alerts_conditionally_on_their_version() {
+    let api = api().await;
+    let listed = get(&api, "/alerts?device=ac-1").await;
+    let version = listed["alerts"][0]["version"].as_u64().unwrap();
+    assert_eq!(version, 1);
+
+    let stale = send(
+        &api,
+        "POST",
+        "/alerts/ac-1/too-hot/disable",
+        r#"{"version":0}"#,
+    )
+    .await;
+    assert_eq!(
+        (stale.status, stale.body["code"].as_str()),
+        (409, Some("stale_version"))
+    );
+    assert!(
+        stale.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("version 1, not 0"),
+        "{}",
+        stale.body
+    );
+
+    let snoozed = send(
+        &api,
+        "POST",
+        "/alerts/ac-1/too-hot/snooze",
+        r#"{"for_seconds":7200,"version":1}"#,
+    )
+    .await;
+    assert_eq!(snoozed.status, 200, "{}", snoozed.body);
+    assert_eq!(snoozed.body["state"], "ALARM");
+    assert_eq!(snoozed.body["version"], 2);
+    assert_eq!(
+        snoozed.body["snoozed_until"],
+        iotdp::api::params::rfc3339(T0 + 7_200_000)
+    );
+    for (body, status) in [
+        (r#"{"until":"2020-01-01T00:00:00Z"}"#, 422),
+        (r#"{"for_seconds":99999999}"#, 422),
+        (r#"{"until":"2026-01-01T00:00:00Z","for_seconds":60}"#, 400),
+        ("", 400),
+        (r#"{"until":"soon"}"#, 400),
+    ] {
+        let refused = send(&api, "POST", "/alerts/ac-1/too-hot/snooze", body).await;
+        assert_eq!(refused.status, status, "{body}: {}", refused.body);
+        assert!(refused.problem);
+    }
+
+    let disabled = send(&api, "POST", "/alerts/ac-1/too-hot/disable", "").await;
+    assert_eq!(
+        (disabled.status, disabled.body["state"].as_str()),
+        (200, Some("DISABLED"))
+    );
+    for action in ["disable", "reset", "snooze"] {
+        let body = if action == "snooze" {
+            r#"{"for_seconds":60}"#
+        } else {
+            ""
+        };
+        let refused = send(
+            &api,
+            "POST",
+            &format!("/alerts/ac-1/too-hot/{action}"),
+            body,
+        )
+        .await;
+        assert_eq!(
+            (refused.status, refused.body["code"].as_str()),
+            (409, Some("wrong_alert_state")),
+            "{action}: {}",
+            refused.body
+        );
+    }
+    let listed = get(&api, "/alerts?state=DISABLED").await;
+    assert_eq!(listed["alerts"][0]["device_id"], "ac-1");
+    let enabled = send(&api, "POST", "/alerts/ac-1/too-hot/enable", "").await;
+    assert_eq!(
+        (enabled.status, enabled.body["state"].as_str()),
+        (200, Some("OK"))
+    );
+    let again = send(&api, "POST", "/alerts/ac-1/too-hot/enable", "").await;
+    assert_eq!(again.body["code"], "wrong_alert_state");
+
+    let reset = send(&api, "POST", "/alerts/ac-2/too-hot/reset", "").await;
+    assert_eq!(
+        (reset.status, reset.body["state"].as_str()),
+        (200, Some("OK"))
+    );
+
+    // A pair never evaluated may be disabled, for a real device and rule only.
+    let fresh = send(&api, "POST", "/alerts/spot-1/too-hot/disable", "").await;
+    assert_eq!(
+        (fresh.status, fresh.body["state"].as_str()),
+        (200, Some("DISABLED"))
+    );
+    let no_rule = send(&api, "POST", "/alerts/spot-1/no-such-rule/disable", "").await;
+    assert_eq!(
+        (no_rule.status, no_rule.body["code"].as_str()),
+        (404, Some("unknown_rule"))
+    );
+    let no_device = send(&api, "POST", "/alerts/ghost/too-hot/disable", "").await;
+    assert_eq!(
+        (no_device.status, no_device.body["code"].as_str()),
+        (404, Some("unknown_device"))
+    );
+    let no_state = send(&api, "POST", "/alerts/spot-2/too-hot/reset", "").await;
+    assert_eq!(
+        (no_state.status, no_state.body["code"].as_str()),
+        (404, Some("unknown_alert"))
+    );
+}
+
 async fn call(api: &Api, method: &str, path_and_query: &str) -> ApiResponse {
     let (path, query) = path_and_query
         .split_once('?')

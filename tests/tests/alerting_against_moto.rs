@@ -1,6 +1,7 @@
 //! Alerting end to end against moto's server: a rule fires and clears through the real ingest
 //! handler; the notifications reach an SQS queue subscribed to the SNS topic, as a real
-//! subscriber sees them; the device shadow gets the command; two racing evaluators notify once.
+//! subscriber sees them; the device shadow gets the command; two racing evaluators notify once;
+//! a forecast fires and clears; a latched alarm waits for its acknowledgement.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -225,6 +226,178 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         .await
         .unwrap();
     assert_eq!(states.len(), 1);
+}
+
+/// Forecast and latched rules through the real ingest handler and moto: the forecast fires
+/// hours before the battery is empty and clears when the trend turns; the latched alarm stays
+/// raised after its condition clears, until an operator acknowledges it.
+#[tokio::test]
+async fn a_forecast_fires_and_clears_and_a_latched_alarm_waits_for_its_acknowledgement() {
+    let moto = MotoServer::start();
+    let sdk = moto.sdk_config().await;
+    create_ingest_resources(&sdk).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    create_alert_tables(&dynamodb, "rules", "states").await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic_arn = sns
+        .create_topic()
+        .name("alerts")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_owned();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = subscribed_queue(&sdk, &topic_arn, "operator-inbox").await;
+    let rules = DynamoDbRules::new(dynamodb.clone(), "rules");
+    for rule in [
+        r#"{"rule_id":"soc-forecast","name":"Battery empty within a day","scope":{"device_id":"box-1"},
+            "metric":"soc","condition":{"forecast":{"below":0.2,"within_seconds":86400,"window_seconds":7200}},
+            "severity":"warning"}"#,
+        r#"{"rule_id":"overheat","name":"Cabinet overheating","scope":{"device_id":"box-1"},
+            "metric":"temperature","condition":{"above":60},"severity":"critical","latched":true}"#,
+    ] {
+        rules
+            .put(&AlertRule::from_json(rule).unwrap())
+            .await
+            .unwrap();
+    }
+    let mut config = ingest_config();
+    config.alerting = Some(AlertingConfig {
+        rules_table: "rules".into(),
+        state_table: "states".into(),
+        topic_arn: topic_arn.clone(),
+        rules_ttl: std::time::Duration::from_secs(60),
+    });
+    let service = ingest_service_with(&sdk, &config).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let invoke = |messages: Vec<SqsMessage>| {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        let mut context = Context::default();
+        context.request_id = format!("req-{}", next_request_number());
+        context.deadline = (now + 60_000) as u64;
+        let event = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+        LambdaEvent::new(event, context)
+    };
+    // Five hours, a reading every two minutes: state of charge falling 0.2 an hour for 2.5 h
+    // (empty in 4.5 h), then a recharged battery holding at 0.95. The cabinet overheats once,
+    // early, and cools down.
+    let start = now - 5 * 3_600_000;
+    let readings: Vec<(i64, f64, f64)> = (0..150i64)
+        .map(|i| {
+            let hours = i as f64 / 30.0;
+            let soc = if hours < 2.5 { 0.9 - 0.2 * hours } else { 0.95 };
+            let temperature = if (10..14).contains(&i) { 70.0 } else { 35.0 };
+            (start + i * 120_000, soc, temperature)
+        })
+        .collect();
+    for (batch, chunk) in readings.chunks(10).enumerate() {
+        let messages = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (ts, soc, temperature))| {
+                message(
+                    &format!("f-{batch}-{i}"),
+                    "box-1",
+                    &format!(
+                        r#"{{"ts":{ts},"metrics":{{"soc":{soc},"temperature":{temperature}}}}}"#
+                    ),
+                    now,
+                )
+            })
+            .collect();
+        let response = handle_lambda_event(&service, invoke(messages))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let bodies: Vec<serde_json::Value> = drain_sns_envelopes(&sqs, &queue_url)
+        .await
+        .iter()
+        .map(|e| serde_json::from_str(e["Message"].as_str().unwrap()).unwrap())
+        .collect();
+    let told = |rule: &str| -> Vec<(String, String)> {
+        bodies
+            .iter()
+            .filter(|b| b["rule_id"] == rule)
+            .map(|b| {
+                (
+                    b["kind"].as_str().unwrap().to_owned(),
+                    b["new_state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        told("soc-forecast"),
+        [("alarm".into(), "ALARM".into()), ("ok".into(), "OK".into())]
+    );
+    assert_eq!(told("overheat"), [("alarm".into(), "ALARM".into())]);
+    let forecast = bodies
+        .iter()
+        .find(|b| b["rule_id"] == "soc-forecast" && b["kind"] == "alarm")
+        .unwrap();
+    let prediction = &forecast["prediction"];
+    assert!(
+        prediction["r_squared"].as_f64().unwrap() >= 0.8,
+        "{forecast}"
+    );
+    assert!(prediction["points"].as_u64().unwrap() >= 16, "{forecast}");
+    assert_eq!(forecast["measured"], "predicted_value");
+    let crossing =
+        chrono::DateTime::parse_from_rfc3339(prediction["crossing_time"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+    let event = chrono::DateTime::parse_from_rfc3339(forecast["event_time"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    let warning_hours = (crossing - event) as f64 / 3_600_000.0;
+    assert!(
+        (1.0..=4.0).contains(&warning_hours),
+        "the battery was forecast empty {warning_hours:.1} h ahead"
+    );
+
+    // The cabinet cooled down unacknowledged: still raised, LATCHED, until acknowledged.
+    let states = DynamoDbAlertStates::new(dynamodb.clone(), "states");
+    let key = iotdp::alerting::ports::AlertKey {
+        device_id: "box-1".into(),
+        rule_id: "overheat".into(),
+    };
+    let listed = states.list(Some(AlarmState::Latched)).await.unwrap();
+    assert_eq!(listed.iter().map(|(k, _)| k).collect::<Vec<_>>(), [&key]);
+    let acknowledged = iotdp::alerting::admin::acknowledge_alert(&states, &key)
+        .await
+        .unwrap();
+    assert_eq!(acknowledged.state, AlarmState::Ok);
+    // A stale version is refused and changes nothing.
+    let stale = iotdp::alerting::admin::act_on_alert(
+        &states,
+        &key,
+        iotdp::alerting::state_machine::OperatorAction::Disable,
+        Some(acknowledged.version - 1),
+        false,
+    )
+    .await;
+    assert!(
+        matches!(stale, Err(iotdp::alerting::admin::AlertActionError::VersionMismatch { current, .. }) if current == acknowledged.version),
+        "{stale:?}"
+    );
+    // A cool reading after the acknowledgement tells nobody anything.
+    let response = handle_lambda_event(
+        &service,
+        invoke(vec![message(
+            "after-ack",
+            "box-1",
+            &format!(r#"{{"ts":{now},"metrics":{{"temperature":30}}}}"#),
+            now,
+        )]),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert!(drain_sns_envelopes(&sqs, &queue_url).await.is_empty());
 }
 
 fn next_request_number() -> u32 {

@@ -248,7 +248,7 @@ async fn a_silent_device_raises_no_data_and_clears_it_when_data_resumes() {
     let report = watch.run(now).await.unwrap();
     assert_eq!(
         (report.overdue, report.raised, report.index_queries),
-        (1, 1, 32)
+        (1, 1, 48)
     );
     assert_eq!(
         notifications().await,
@@ -289,4 +289,149 @@ async fn a_silent_device_raises_no_data_and_clears_it_when_data_resumes() {
             "warning".into()
         )]
     );
+}
+
+/// Suppression by hierarchy against moto: while a gateway is silent, the `no_data` of the spots
+/// it reports for is raised suppressed (recorded, listed, not notified); when the gateway is
+/// heard from again, a spot that came back with it clears unnotified and one still silent is
+/// notified then. A suspended gateway suppresses the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_gateway_suppresses_its_spots_no_data_until_it_recovers() {
+    let moto = MotoServer::start();
+    let (sdk, stack) = provision_template(&moto.endpoint).await;
+    let config =
+        SilenceWatchConfig::from_lookup(function_environment(&stack, "silence-watch")).unwrap();
+    let registry = device_registry(&sdk, &config.registry_table);
+    let now = chrono::Utc::now();
+    let now_ms = now.timestamp_millis();
+    let created = now_ms - 600_000;
+    let mut devices = vec![record("gw-9", "gateway", "wall-9", None, created)];
+    for spot in ["spot-91", "spot-92"] {
+        devices.push(record(
+            spot,
+            "plant-sensor",
+            &format!("wall-9/zone-a/s1/{spot}"),
+            Some("gw-9"),
+            created,
+        ));
+    }
+    devices.push(record("gw-8", "gateway", "wall-8", None, created));
+    devices.push(record(
+        "spot-81",
+        "plant-sensor",
+        "wall-8/zone-a/s1/spot-81",
+        Some("gw-8"),
+        created,
+    ));
+    for mut device in devices {
+        device.heartbeat_seconds = Some(60);
+        registry.create(&device).await.unwrap();
+    }
+    // gw-8 is suspended by an operator and stays heard from otherwise.
+    registry
+        .set_status("gw-8", DeviceStatus::Suspended, now_ms)
+        .await
+        .unwrap();
+
+    let inbox = subscribed_queue(&sdk, &config.topic_arn, "hierarchy-inbox").await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let watch = silence_watch(&sdk, &config);
+    let notified = || async {
+        let mut told: Vec<(String, String)> = drain_sns_envelopes(&sqs, &inbox)
+            .await
+            .iter()
+            .map(|e| {
+                let body: serde_json::Value =
+                    serde_json::from_str(e["Message"].as_str().unwrap()).unwrap();
+                (
+                    body["kind"].as_str().unwrap().to_owned(),
+                    body["device_id"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        told.sort();
+        told
+    };
+    let states = iotdp::adapters::dynamodb::alerts::DynamoDbAlertStates::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &config.state_table,
+    );
+    let listed = || async {
+        let mut rows: Vec<(String, String, bool)> = states
+            .list(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, s)| (k.device_id, s.state.as_str().to_owned(), s.suppressed))
+            .collect();
+        rows.sort();
+        rows
+    };
+
+    let report = watch.run(now).await.unwrap();
+    assert_eq!((report.raised, report.suppressed), (1, 3), "{report:?}");
+    assert_eq!(notified().await, [("alarm".into(), "gw-9".into())]);
+    assert_eq!(
+        listed().await,
+        [
+            ("gw-9".into(), "ALARM".into(), false),
+            ("spot-81".into(), "ALARM".into(), true),
+            ("spot-91".into(), "ALARM".into(), true),
+            ("spot-92".into(), "ALARM".into(), true),
+        ]
+    );
+    // Still down a minute later: nothing new, nothing told.
+    let report = watch
+        .run(now + chrono::Duration::seconds(60))
+        .await
+        .unwrap();
+    assert_eq!((report.held, report.raised, report.released), (3, 0, 0));
+    assert!(notified().await.is_empty());
+
+    // gw-9's batch arrives with spot-91's readings, not spot-92's.
+    let back = now_ms + 90_000;
+    for id in ["gw-9", "spot-91"] {
+        assert!(
+            registry
+                .touch_last_seen(id, back, Some(back + 60_000))
+                .await
+                .unwrap()
+        );
+    }
+    let report = watch
+        .run(now + chrono::Duration::seconds(100))
+        .await
+        .unwrap();
+    assert_eq!((report.released, report.cleared), (1, 2), "{report:?}");
+    assert_eq!(
+        notified().await,
+        [
+            ("alarm".into(), "spot-92".into()),
+            ("ok".into(), "gw-9".into())
+        ],
+        "spot-91 came back with its gateway: never told; spot-92 outlasted it: told now"
+    );
+    assert_eq!(
+        listed().await,
+        [
+            ("gw-9".into(), "OK".into(), false),
+            ("spot-81".into(), "ALARM".into(), true),
+            ("spot-91".into(), "OK".into(), false),
+            ("spot-92".into(), "ALARM".into(), false),
+        ]
+    );
+    // spot-92 is an ordinary raised silence now: it clears, notified, when it is heard from.
+    let later = now_ms + 150_000;
+    for id in ["gw-9", "spot-91", "spot-92"] {
+        registry
+            .touch_last_seen(id, later, Some(later + 60_000))
+            .await
+            .unwrap();
+    }
+    let report = watch
+        .run(now + chrono::Duration::seconds(160))
+        .await
+        .unwrap();
+    assert_eq!(report.cleared, 1);
+    assert_eq!(notified().await, [("ok".into(), "spot-92".into())]);
 }

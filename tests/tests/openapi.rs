@@ -110,8 +110,20 @@ async fn every_documented_route_answers_as_documented() {
                 ("PUT", "/rules/{rule_id}") => HOT.to_owned(),
                 ("POST", "/devices") => r#"{"device_id":"ac-2","device_type":"thermostat","path":"home-2","heartbeat_seconds":3600}"#.to_owned(),
                 ("PUT", "/devices/{device_id}") => r#"{"device_id":"ac-1","device_type":"thermostat","path":"home-1/kitchen","tags":{"owner":"ops"}}"#.to_owned(),
+                ("POST", "/alerts/{device_id}/{rule_id}/snooze") => r#"{"for_seconds":3600}"#.to_owned(),
+                ("POST", "/alerts/{device_id}/{rule_id}/disable") => r#"{"version":1}"#.to_owned(),
                 _ => String::new(),
             };
+            if path.ends_with("/enable") {
+                // Only a disabled pair can be enabled.
+                let disable = ApiRequest {
+                    method: "POST".into(),
+                    path: concrete("/alerts/{device_id}/{rule_id}/disable", "ac-1"),
+                    query: String::new(),
+                    body: vec![],
+                };
+                assert_eq!(api.handle(&disable, T0).await.status, 200);
+            }
             let request = ApiRequest {
                 method: method.clone(),
                 path: concrete(path, "ac-1"),

@@ -17,14 +17,15 @@ use futures_util::stream;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::alerting::event::EventKind;
 use crate::alerting::notification::AlertNotification;
 use crate::alerting::ports::{
     AlertKey, AlertPortError, AlertStateStore, AlertStats, ConditionalWrite, DeviceCommander,
     Notifier, ObserverOutcome, ReadingsObserver, RuleSource,
 };
 use crate::alerting::rule::AlertRule;
-use crate::alerting::state_machine::{AlertState, apply_reading};
+use crate::alerting::state_machine::{
+    ActionKind, AlertState, apply_reading, apply_suppressed_reading,
+};
 use crate::domain::{MetricValue, Reading};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +181,7 @@ fn decide(
     key: &AlertKey,
     mut next: AlertState,
     readings: &[(usize, i64, f64)],
+    suppressed: &[usize],
     now: DateTime<Utc>,
     owed_lease: Duration,
 ) -> Option<Decision> {
@@ -195,9 +197,19 @@ fn decide(
     let mut deliver: Vec<AlertNotification> = if inherited { next.owed.clone() } else { vec![] };
     let mut commands = Vec::new();
     let mut changed = false;
-    for &(_, time_ms, value) in readings {
-        let step = apply_reading(rule, &mut next, time_ms, value);
+    for &(index, time_ms, value) in readings {
+        let step = if suppressed.binary_search(&index).is_ok() {
+            apply_suppressed_reading(rule, &mut next, time_ms, value)
+        } else {
+            apply_reading(rule, &mut next, time_ms, value)
+        };
         changed |= step.changed;
+        let action = match step.action {
+            Some(ActionKind::OnAlarm) => rule.actions.on_alarm.as_ref(),
+            Some(ActionKind::OnOk) => rule.actions.on_ok.as_ref(),
+            None => None,
+        };
+        commands.extend(action.cloned());
         if let Some(event) = step.event {
             let notification = AlertNotification::new(
                 rule,
@@ -208,12 +220,6 @@ fn decide(
             );
             next.owed.push(notification.clone());
             deliver.push(notification);
-            let action = match event.kind {
-                EventKind::Alarm => rule.actions.on_alarm.as_ref(),
-                EventKind::Ok => rule.actions.on_ok.as_ref(),
-                EventKind::Renotify => None,
-            };
-            commands.extend(action.cloned());
         }
     }
     if !changed && deliver.is_empty() {
@@ -297,6 +303,17 @@ where
 
     /// Evaluate `readings` at wall-clock time `now`.
     pub async fn evaluate(&self, readings: &[Reading], now: DateTime<Utc>) -> ObserverOutcome {
+        self.evaluate_with_suppression(readings, &[], now).await
+    }
+
+    /// Evaluate `readings`, those at the (sorted) indexes `suppressed` recording their
+    /// transitions without notifying them (see [`apply_suppressed_reading`]).
+    pub async fn evaluate_with_suppression(
+        &self,
+        readings: &[Reading],
+        suppressed: &[usize],
+        now: DateTime<Utc>,
+    ) -> ObserverOutcome {
         let mut stats = AlertStats::default();
         let all = || ObserverOutcome {
             retry: (0..readings.len()).collect(),
@@ -348,6 +365,7 @@ where
                 &key,
                 state,
                 list,
+                suppressed,
                 now,
                 self.settings.owed_lease,
             ) {
@@ -363,7 +381,14 @@ where
                 let list = pairs.readings(pair);
                 let mut pair_stats = AlertStats::default();
                 let ok = self
-                    .commit_pair(rule, &key, decision, list, now, &mut pair_stats)
+                    .commit_pair(
+                        rule,
+                        &key,
+                        decision,
+                        (list, suppressed),
+                        now,
+                        &mut pair_stats,
+                    )
                     .await;
                 (ok, list, pair_stats)
             });
@@ -387,7 +412,7 @@ where
         rule: &AlertRule,
         key: &AlertKey,
         mut decision: Decision,
-        readings: &[(usize, i64, f64)],
+        (readings, suppressed): (&[(usize, i64, f64)], &[usize]),
         now: DateTime<Utc>,
         stats: &mut AlertStats,
     ) -> bool {
@@ -423,7 +448,15 @@ where
                             return false;
                         }
                     };
-                    match decide(rule, key, reread, readings, now, self.settings.owed_lease) {
+                    match decide(
+                        rule,
+                        key,
+                        reread,
+                        readings,
+                        suppressed,
+                        now,
+                        self.settings.owed_lease,
+                    ) {
                         Some(again) => decision = again,
                         // Someone else already made this change: nothing left for us to do.
                         None => return true,

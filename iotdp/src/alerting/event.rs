@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::alerting::rule::Severity;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AlarmState {
@@ -11,26 +13,46 @@ pub enum AlarmState {
     Pending,
     Alarm,
     Acknowledged,
+    /// A latched rule's condition cleared before anyone acknowledged the alarm: it stays
+    /// raised until acknowledged (IoT Events' LATCHED).
+    Latched,
+    /// Switched off for this device by an operator: readings are not evaluated until enabled.
+    Disabled,
 }
 
 impl AlarmState {
+    pub const ALL: [AlarmState; 6] = [
+        Self::Ok,
+        Self::Pending,
+        Self::Alarm,
+        Self::Acknowledged,
+        Self::Latched,
+        Self::Disabled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlarmState::Ok => "OK",
             AlarmState::Pending => "PENDING",
             AlarmState::Alarm => "ALARM",
             AlarmState::Acknowledged => "ACKNOWLEDGED",
+            AlarmState::Latched => "LATCHED",
+            AlarmState::Disabled => "DISABLED",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Ok, Self::Pending, Self::Alarm, Self::Acknowledged]
+        Self::ALL
             .into_iter()
             .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
 
-    pub(crate) fn alarmed(self) -> bool {
-        matches!(self, AlarmState::Alarm | AlarmState::Acknowledged)
+    /// Raised, as subscribers see it: ALARM, ACKNOWLEDGED or LATCHED.
+    pub fn alarmed(self) -> bool {
+        matches!(
+            self,
+            AlarmState::Alarm | AlarmState::Acknowledged | AlarmState::Latched
+        )
     }
 }
 
@@ -40,8 +62,16 @@ pub enum EventKind {
     Alarm,
     /// Back to OK from ALARM or ACKNOWLEDGED.
     Ok,
-    /// Still in ALARM after `renotify_after`.
+    /// Still in ALARM after `renotify_after` (or when a snooze ends on an unacknowledged alarm).
     Renotify,
+    /// Still raised, at a higher level of a rule with levels.
+    Escalated,
+    /// Still raised, at a lower level.
+    Deescalated,
+    /// The pair started flapping: its transitions are not notified until it settles.
+    Flapping,
+    /// The pair stopped flapping; the notification carries the state it settled in.
+    Settled,
 }
 
 /// A change worth telling someone about.
@@ -50,6 +80,8 @@ pub struct AlarmEvent {
     pub kind: EventKind,
     pub old_state: AlarmState,
     pub new_state: AlarmState,
+    /// The alarm's level: the one it is raised at, or for OK the one it was raised at.
+    pub severity: Severity,
     pub time_ms: i64,
     /// The value; for rate rules the rate per hour, for forecasts the level predicted at the
     /// horizon, for anomaly rules the reading's score.

@@ -5,8 +5,8 @@
 //! Mapped: the simple rule (input property, comparison operator, literal threshold), the
 //! severity, `disabledOnInitialization`, the key attribute (iotdp keys every alarm by the
 //! device the topic names). Reported, not mapped: notification and event actions (iotdp
-//! notifies on the stack's SNS topic, which subscribers filter by `rule_id`), the acknowledge
-//! flow's LATCHED state, and thresholds that are expressions rather than numbers.
+//! notifies on the stack's SNS topic, which subscribers filter by `rule_id`) and thresholds
+//! that are expressions rather than numbers. The acknowledge flow becomes a latched rule.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -183,13 +183,17 @@ pub fn import_alarm_model(text: &str) -> Result<Imported, ImportError> {
             "disabledOnInitialization → enabled: false (enable with `iotdp rules put`)".into(),
         );
     }
-    match capabilities.acknowledge_flow {
+    let latched = match capabilities.acknowledge_flow {
         Some(AcknowledgeFlow { enabled: true }) => {
-            mapped.push("acknowledgeFlow → `iotdp alerts ack` / POST /alerts/{device}/{rule}/ack (no re-notification until it clears)".into());
-            not_mapped.push("acknowledgeFlow's LATCHED state: an iotdp alarm returns to OK when the condition clears, acknowledged or not".into());
+            mapped.push("acknowledgeFlow → latched: true (an alarm whose condition clears unacknowledged stays LATCHED until `iotdp alerts ack` / POST /alerts/{device}/{rule}/ack)".into());
+            true
         }
-        _ => mapped.push("no acknowledge flow → the alarm returns to OK when the condition clears (acknowledging stays possible)".into()),
-    }
+        _ => {
+            mapped.push("no acknowledge flow → the alarm returns to OK when the condition clears (acknowledging stays possible)".into());
+            false
+        }
+    };
+    mapped.push("snooze, disable, enable and reset → `iotdp alerts snooze|disable|enable|reset` / POST /alerts/{device}/{rule}/…".into());
     for action in model.alarm_event_actions.unwrap_or_default().alarm_actions {
         for (kind, target) in action {
             match kind.as_str() {
@@ -223,7 +227,10 @@ pub fn import_alarm_model(text: &str) -> Result<Imported, ImportError> {
         clear: None,
         debounce: None,
         severity,
+        levels: Vec::new(),
         renotify_after: None,
+        latched,
+        flapping: None,
         actions: Default::default(),
     };
     rule.validate().map_err(|e| fail(e.to_string()))?;
@@ -318,7 +325,8 @@ mod tests {
         assert!(rule.enabled);
         assert_eq!(rule.scope, Scope::All);
         assert!(imported.mapped.iter().any(|m| m.contains("key deviceId")));
-        assert!(imported.not_mapped.iter().any(|m| m.contains("LATCHED")));
+        assert!(rule.latched, "the acknowledge flow maps to a latched rule");
+        assert!(imported.mapped.iter().any(|m| m.contains("LATCHED")));
         assert!(
             imported
                 .not_mapped
@@ -329,7 +337,13 @@ mod tests {
             imported.not_mapped
         );
         let without = import_alarm_model(&model("LESS", "11.8", None)).unwrap();
-        assert!(!without.not_mapped.iter().any(|m| m.contains("LATCHED")));
+        assert!(!without.rule.latched);
+        assert!(
+            !import_alarm_model(&model("LESS", "11.8", Some(false)))
+                .unwrap()
+                .rule
+                .latched
+        );
         let disabled = model("LESS", "11.8", Some(false)).replace(
             r#""disabledOnInitialization":false"#,
             r#""disabledOnInitialization":true"#,

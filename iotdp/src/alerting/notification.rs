@@ -18,6 +18,24 @@ pub enum NotificationKind {
     Alarm,
     Ok,
     Renotify,
+    Escalated,
+    Deescalated,
+    Flapping,
+    Settled,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::Alarm => "alarm",
+            NotificationKind::Ok => "ok",
+            NotificationKind::Renotify => "renotify",
+            NotificationKind::Escalated => "escalated",
+            NotificationKind::Deescalated => "deescalated",
+            NotificationKind::Flapping => "flapping",
+            NotificationKind::Settled => "settled",
+        }
+    }
 }
 
 /// The notification body (documented in the README, section Alerting).
@@ -40,8 +58,9 @@ pub struct AlertNotification {
     /// A forecast rule's fit: when the trend crosses the threshold and how well it fits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prediction: Option<PredictionBody>,
-    /// The rule's condition, as written in the rule.
+    /// The rule's condition, as written in the rule (for a rule with levels, the level's).
     pub threshold: serde_json::Value,
+    /// The alarm's level (for `ok`, the level it was raised at).
     pub severity: Severity,
     pub old_state: AlarmState,
     pub new_state: AlarmState,
@@ -78,6 +97,10 @@ impl AlertNotification {
                 EventKind::Alarm => NotificationKind::Alarm,
                 EventKind::Ok => NotificationKind::Ok,
                 EventKind::Renotify => NotificationKind::Renotify,
+                EventKind::Escalated => NotificationKind::Escalated,
+                EventKind::Deescalated => NotificationKind::Deescalated,
+                EventKind::Flapping => NotificationKind::Flapping,
+                EventKind::Settled => NotificationKind::Settled,
             },
             device_id: device_id.into(),
             rule_id: rule.rule_id.clone(),
@@ -99,8 +122,13 @@ impl AlertNotification {
                 slope_per_hour: p.slope_per_hour,
                 points: p.points,
             }),
-            threshold: serde_json::to_value(rule.condition).unwrap_or_default(),
-            severity: rule.severity,
+            threshold: serde_json::to_value(
+                rule.all_levels()
+                    .find(|(severity, _)| *severity == event.severity)
+                    .map_or(&rule.condition, |(_, condition)| condition),
+            )
+            .unwrap_or_default(),
+            severity: event.severity,
             old_state: event.old_state,
             new_state: event.new_state,
             event_time: rfc3339(event_time),
@@ -114,6 +142,13 @@ impl AlertNotification {
             NotificationKind::Alarm => "ALARM",
             NotificationKind::Ok => "OK",
             NotificationKind::Renotify => "STILL ALARM",
+            NotificationKind::Escalated => "ESCALATED",
+            NotificationKind::Deescalated => "DEESCALATED",
+            NotificationKind::Flapping => "FLAPPING",
+            NotificationKind::Settled => match self.new_state {
+                AlarmState::Ok => "SETTLED OK",
+                _ => "SETTLED ALARM",
+            },
         };
         let unit = if self.measured == "rate_per_hour" {
             "/h"
@@ -144,9 +179,10 @@ impl AlertNotification {
     }
 
     /// SNS message attributes, for subscription filter policies.
-    pub fn attributes(&self) -> [(&'static str, String); 4] {
+    pub fn attributes(&self) -> [(&'static str, String); 5] {
         [
             ("severity", self.severity.as_str().into()),
+            ("kind", self.kind.as_str().into()),
             ("device_id", self.device_id.clone()),
             ("rule_id", self.rule_id.clone()),
             ("state", self.new_state.as_str().into()),

@@ -2,6 +2,8 @@
 //!
 //! The JSON form (CLI files, the rules table) is documented in the README, section Alerting.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -9,33 +11,243 @@ use crate::domain::whole_number;
 
 use crate::domain::is_valid_metric_name;
 
+/// A rule as the platform uses it. Its JSON form is [`RuleDocument`]: either one `condition`
+/// with its `severity`, or `levels` (severity → condition); here the lowest level is always
+/// `condition`/`severity` (it decides ALARM and OK) and `levels` holds the higher ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RuleDocument", into = "RuleDocument")]
+pub struct AlertRule {
+    pub rule_id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub scope: Scope,
+    pub metric: String,
+    /// The entry condition: firing it raises the alarm (at `severity`), clearing it ends it.
+    pub condition: Condition,
+    /// Hysteresis: the value (or range, or rate) the metric must get back past to clear.
+    /// Defaults to the condition's own threshold.
+    pub clear: Option<Clear>,
+    /// Debounce: how long the condition must hold before the alarm fires.
+    pub debounce: Option<Debounce>,
+    pub severity: Severity,
+    /// Higher severities, ascending, each with a stricter condition on the same measure: while
+    /// in ALARM the alarm's severity is the highest level whose condition holds.
+    pub levels: Vec<(Severity, Condition)>,
+    /// While in ALARM (not acknowledged), notify again after this many seconds of event time.
+    pub renotify_after: Option<u64>,
+    /// IoT Events' acknowledge flow: when the condition clears before anyone acknowledged the
+    /// alarm, it stays raised (LATCHED) until acknowledged.
+    pub latched: bool,
+    /// Replace notifications by one `flapping` notification while the pair keeps changing.
+    pub flapping: Option<Flapping>,
+    pub actions: Actions,
+}
+
+/// The JSON form of a rule (CLI files, the rules table, the API).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlertRule {
+pub struct RuleDocument {
     pub rule_id: String,
     pub name: String,
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     pub scope: Scope,
     pub metric: String,
-    pub condition: Condition,
-    /// Hysteresis: the value (or range, or rate) the metric must get back past to clear.
-    /// Defaults to the condition's own threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub levels: Option<BTreeMap<Severity, Condition>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clear: Option<Clear>,
-    /// Debounce: how long the condition must hold before the alarm fires.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub debounce: Option<Debounce>,
-    pub severity: Severity,
-    /// While in ALARM (not acknowledged), notify again after this many seconds of event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "whole_number::optional"
     )]
     pub renotify_after: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub latched: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<Flapping>,
     #[serde(default, skip_serializing_if = "Actions::is_empty")]
     pub actions: Actions,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl TryFrom<RuleDocument> for AlertRule {
+    type Error = RuleError;
+
+    fn try_from(doc: RuleDocument) -> Result<Self, RuleError> {
+        let (condition, severity, levels) = match (doc.condition, doc.severity, doc.levels) {
+            (Some(condition), Some(severity), None) => (condition, severity, Vec::new()),
+            (Some(_), _, Some(_)) => {
+                return Err(rule_error(
+                    "levels",
+                    "give either condition and severity, or levels, not both",
+                ));
+            }
+            (None, Some(_), Some(_)) => {
+                return Err(rule_error(
+                    "severity",
+                    "a rule with levels takes its severities from the levels' names: remove severity",
+                ));
+            }
+            (Some(_), None, None) => {
+                return Err(rule_error("severity", "missing field `severity`"));
+            }
+            (None, _, None) => {
+                return Err(rule_error(
+                    "condition",
+                    "missing field `condition` (or `levels`)",
+                ));
+            }
+            (None, None, Some(levels)) => {
+                let mut levels = levels.into_iter();
+                let Some((severity, condition)) = levels.next() else {
+                    return Err(rule_error(
+                        "levels",
+                        "must name at least one of info, warning and critical",
+                    ));
+                };
+                (condition, severity, levels.collect())
+            }
+        };
+        Ok(AlertRule {
+            rule_id: doc.rule_id,
+            name: doc.name,
+            enabled: doc.enabled,
+            scope: doc.scope,
+            metric: doc.metric,
+            condition,
+            clear: doc.clear,
+            debounce: doc.debounce,
+            severity,
+            levels,
+            renotify_after: doc.renotify_after,
+            latched: doc.latched,
+            flapping: doc.flapping,
+            actions: doc.actions,
+        })
+    }
+}
+
+impl From<AlertRule> for RuleDocument {
+    fn from(rule: AlertRule) -> Self {
+        let (condition, severity, levels) = if rule.levels.is_empty() {
+            (Some(rule.condition), Some(rule.severity), None)
+        } else {
+            let mut levels: BTreeMap<Severity, Condition> = rule.levels.into_iter().collect();
+            levels.insert(rule.severity, rule.condition);
+            (None, None, Some(levels))
+        };
+        RuleDocument {
+            rule_id: rule.rule_id,
+            name: rule.name,
+            enabled: rule.enabled,
+            scope: rule.scope,
+            metric: rule.metric,
+            condition,
+            levels,
+            clear: rule.clear,
+            debounce: rule.debounce,
+            severity,
+            renotify_after: rule.renotify_after,
+            latched: rule.latched,
+            flapping: rule.flapping,
+            actions: rule.actions,
+        }
+    }
+}
+
+/// `{"low": 2, "high": 6, "window_seconds": 3600}`: Kapacitor's `flapping(low, high)` over
+/// the pair's last state changes, counted in time rather than in evaluations (so steady state
+/// still writes nothing). Flapping starts when `high` changes fall within `window_seconds`, and
+/// settles when at most `low` remain in the last `window_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flapping {
+    #[serde(deserialize_with = "whole_number::exact")]
+    pub low: u32,
+    #[serde(deserialize_with = "whole_number::exact")]
+    pub high: u32,
+    #[serde(deserialize_with = "whole_number::exact")]
+    pub window_seconds: u64,
+}
+
+/// Most state changes a flapping rule counts (the times kept in the alert state).
+pub const MAX_FLAPPING_CHANGES: u32 = 20;
+
+impl AlertRule {
+    /// The severity a measure stands at while alarmed: the highest level whose condition
+    /// holds, and at least the entry severity (hysteresis may keep an alarm whose entry
+    /// condition no longer holds).
+    pub fn level_for(&self, measured: f64) -> Severity {
+        self.levels
+            .iter()
+            .rev()
+            .find(|(_, condition)| condition_fires(condition, measured))
+            .map_or(self.severity, |(severity, _)| *severity)
+    }
+
+    /// Every level, lowest first, with its condition.
+    pub fn all_levels(&self) -> impl Iterator<Item = (Severity, &Condition)> {
+        std::iter::once((self.severity, &self.condition))
+            .chain(self.levels.iter().map(|(s, c)| (*s, c)))
+    }
+}
+
+/// Whether `condition` fires on `measured` (the measure its rule computes).
+pub fn condition_fires(condition: &Condition, m: f64) -> bool {
+    match *condition {
+        Condition::Above(t) => m > t,
+        Condition::Below(t) => m < t,
+        Condition::Outside([l, h]) => m < l || m > h,
+        Condition::Inside([l, h]) => (l..=h).contains(&m),
+        Condition::RateOfChange(r) if r.per_hour < 0.0 => m < r.per_hour,
+        Condition::RateOfChange(r) => m > r.per_hour,
+        Condition::Forecast(f) => match f.threshold() {
+            (t, true) => m < t,
+            (t, false) => m > t,
+        },
+        Condition::Anomaly(a) => m > a.threshold,
+    }
+}
+
+/// Whether `higher` fires only where `lower` fires, on the same measure: the shape a level
+/// above another must have (a stricter threshold of the same kind).
+fn stricter(lower: &Condition, higher: &Condition) -> bool {
+    use Condition as C;
+    match (*lower, *higher) {
+        (C::Above(l), C::Above(h)) => h > l,
+        (C::Below(l), C::Below(h)) => h < l,
+        (C::Outside([ll, lh]), C::Outside([hl, hh])) => {
+            hl <= ll && hh >= lh && (hl, hh) != (ll, lh)
+        }
+        (C::Inside([ll, lh]), C::Inside([hl, hh])) => hl >= ll && hh <= lh && (hl, hh) != (ll, lh),
+        (C::RateOfChange(l), C::RateOfChange(h)) => {
+            l.window_seconds == h.window_seconds
+                && l.per_hour.signum() == h.per_hour.signum()
+                && h.per_hour.abs() > l.per_hour.abs()
+        }
+        (C::Forecast(l), C::Forecast(h)) => {
+            let ((lt, lf), (ht, hf)) = (l.threshold(), h.threshold());
+            l.window_seconds == h.window_seconds
+                && l.within_seconds == h.within_seconds
+                && lf == hf
+                && if lf { ht < lt } else { ht > lt }
+        }
+        (C::Anomaly(l), C::Anomaly(h)) => {
+            l.baseline_seconds == h.baseline_seconds && h.threshold > l.threshold
+        }
+        _ => false,
+    }
 }
 
 fn enabled_by_default() -> bool {
@@ -199,13 +411,15 @@ impl AlertRule {
     /// Parse and validate a rule from JSON.
     pub fn from_json(text: &str) -> Result<Self, RuleError> {
         let deserializer = &mut serde_json::Deserializer::from_str(text);
-        let rule: AlertRule = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            rule_error(
-                if path == "." { "(top level)" } else { &path },
-                e.into_inner().to_string(),
-            )
-        })?;
+        let document: RuleDocument =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                rule_error(
+                    if path == "." { "(top level)" } else { &path },
+                    e.into_inner().to_string(),
+                )
+            })?;
+        let rule = AlertRule::try_from(document)?;
         rule.validate()?;
         Ok(rule)
     }
@@ -405,6 +619,39 @@ impl AlertRule {
                 }
             }
         }
+        let mut lower = (self.severity, &self.condition);
+        for (severity, condition) in &self.levels {
+            let field = format!("levels.{}", severity.as_str());
+            range_or_finite(&field, condition)?;
+            if !stricter(lower.1, condition) {
+                return Err(rule_error(
+                    &field,
+                    format!(
+                        "must be the same kind of condition as the {} level, with a stricter threshold (it may only fire where {} fires)",
+                        lower.0.as_str(),
+                        lower.0.as_str()
+                    ),
+                ));
+            }
+            lower = (*severity, condition);
+        }
+        if let Some(f) = self.flapping {
+            if !(1..=MAX_FLAPPING_CHANGES).contains(&f.high) {
+                return Err(rule_error(
+                    "flapping.high",
+                    "must be between 1 and 20 state changes",
+                ));
+            }
+            if f.low >= f.high {
+                return Err(rule_error("flapping.low", "must be below flapping.high"));
+            }
+            if !(60..=7 * 86_400).contains(&f.window_seconds) {
+                return Err(rule_error(
+                    "flapping.window_seconds",
+                    "must be between 60 and 604800 (7 days)",
+                ));
+            }
+        }
         match self.debounce {
             Some(Debounce::Readings(0)) => {
                 return Err(rule_error("for.readings", "must be at least 1"));
@@ -434,6 +681,24 @@ impl AlertRule {
             }
         }
         Ok(())
+    }
+}
+
+/// A level's own numbers must be usable (finite, ranges ordered); its kind is checked after.
+fn range_or_finite(field: &str, condition: &Condition) -> Result<(), RuleError> {
+    let number = |v: f64| {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(rule_error(field, "must be a finite number"))
+        }
+    };
+    match *condition {
+        Condition::Outside([l, h]) | Condition::Inside([l, h]) => range_ok(field, l, h),
+        Condition::RateOfChange(r) => number(r.per_hour),
+        Condition::Forecast(f) => number(f.threshold().0),
+        Condition::Anomaly(a) => number(a.threshold),
+        Condition::Above(t) | Condition::Below(t) => number(t),
     }
 }
 

@@ -5,7 +5,15 @@
 //!    ▲  (or straight to ALARM without debounce)  │                  │
 //!    └──────────────── clears ◀──────────────────┴──────────────────┘
 //!   PENDING ──stops firing──▶ OK (silently: it never alarmed)
+//!   ALARM ──clears, rule latched──▶ LATCHED ──ack──▶ OK   (fires again: ALARM)
+//!   any ──disable──▶ DISABLED ──enable──▶ OK;   any but DISABLED ──reset──▶ OK
 //! ```
+//!
+//! Notifications are the differences between what subscribers were last told (`told`: OK, or
+//! raised at a level) and the state: raised (`alarm`), cleared (`ok`), a level up or down
+//! (`escalated`, `deescalated`). A snooze, a suppression (the device's gateway is down) or
+//! flapping quiets them; what is still different when the quiet ends is told then. Flapping
+//! replaces the transitions by one `flapping` and one `settled` notification.
 //!
 //! Boundaries: `above T` fires when value > T and clears when value ≤ clear (default T);
 //! `below T` fires when value < T and clears when value ≥ clear; `outside [l, h]` fires outside
@@ -17,7 +25,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::alerting::event::{AlarmEvent, AlarmState, EventKind, Prediction};
 use crate::alerting::notification::AlertNotification;
-use crate::alerting::rule::{AlertRule, Clear, Condition, Debounce, Forecast};
+use crate::alerting::rule::{
+    AlertRule, Clear, Condition, Debounce, Forecast, Severity, condition_fires,
+};
 
 /// Forecasts keep one sample per 32nd of the window (a state write at most that often)…
 pub const FORECAST_SAMPLES_PER_WINDOW: i64 = 32;
@@ -59,6 +69,57 @@ pub struct AlertState {
     /// Wall-clock time the owed notifications were decided: a lease, so a concurrent
     /// invocation does not publish what the deciding one is publishing right now.
     pub owed_since_ms: Option<i64>,
+    /// The level the alarm is raised at (`None` while not raised).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Severity>,
+    /// What subscribers were last told. Notifications are the differences between this and
+    /// the state, announced whenever nothing quiets them (a snooze, a suppression, flapping).
+    /// Absent in states written before it existed: then they were told the state itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub told: Option<Told>,
+    /// No notifications for this pair before this event time (an operator's snooze).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snoozed_until_ms: Option<i64>,
+    /// The alarm is raised but held back by a suppression (its gateway is silent or
+    /// suspended): recorded and listed, notified only if it outlasts the suppression.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub suppressed: bool,
+    /// Event times of the last state changes, oldest first (flapping rules only, at most
+    /// `flapping.high`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<i64>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub flapping: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// What subscribers believe about a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Told {
+    Ok,
+    Alarm(Severity),
+}
+
+impl Told {
+    /// How the state presents itself to subscribers: raised at its level, or not raised.
+    pub fn of(state: AlarmState, level: Option<Severity>, rule: &AlertRule) -> Self {
+        if state.alarmed() {
+            Told::Alarm(level.unwrap_or(rule.severity))
+        } else {
+            Told::Ok
+        }
+    }
+}
+
+/// The shadow patch a step asks for: the rule's `on_alarm` or `on_ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    OnAlarm,
+    OnOk,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -66,24 +127,50 @@ pub struct Step {
     /// The state must be written back.
     pub changed: bool,
     pub event: Option<AlarmEvent>,
+    /// A command for the device. It follows the state itself, not what was told: a snooze
+    /// quiets people, not the devices' protection. Held back only while the pair flaps.
+    pub action: Option<ActionKind>,
 }
 
 /// Apply one reading of the rule's metric at event time `time_ms`.
 pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, value: f64) -> Step {
-    if !rule.enabled || state.last_change_ms.is_some_and(|last| time_ms <= last) {
+    evaluate(rule, state, time_ms, value, false)
+}
+
+/// Apply one reading whose transitions are recorded but not notified (the device's gateway
+/// is silent or suspended); the next reading without suppression announces what remains.
+pub fn apply_suppressed_reading(
+    rule: &AlertRule,
+    state: &mut AlertState,
+    time_ms: i64,
+    value: f64,
+) -> Step {
+    evaluate(rule, state, time_ms, value, true)
+}
+
+fn evaluate(
+    rule: &AlertRule,
+    state: &mut AlertState,
+    time_ms: i64,
+    value: f64,
+    suppressed: bool,
+) -> Step {
+    if !rule.enabled
+        || state.state == AlarmState::Disabled
+        || state.last_change_ms.is_some_and(|last| time_ms <= last)
+    {
         return Step::default();
     }
     let mut changed = false;
     let mut confident = true;
     let mut prediction = None;
+    // `None`: not enough history yet, so nothing can fire or clear (what was told may still
+    // have to catch up with the state).
     let measured = match rule.condition {
         Condition::RateOfChange(rate) => {
             changed |= record_sample(state, rate.window_seconds, 8, time_ms, value);
-            match fit_line(&state.samples, rate.window_seconds, time_ms, value) {
-                Some(fit) => fit.slope_per_hour,
-                // Not enough history yet: nothing can fire or clear.
-                None => return finish(state, changed, None, time_ms, value),
-            }
+            fit_line(&state.samples, rate.window_seconds, time_ms, value)
+                .map(|fit| fit.slope_per_hour)
         }
         Condition::Forecast(forecast) => {
             changed |= record_sample(
@@ -93,14 +180,12 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
                 time_ms,
                 value,
             );
-            let Some(fit) = fit_line(&state.samples, forecast.window_seconds, time_ms, value)
-            else {
-                return finish(state, changed, None, time_ms, value);
-            };
-            confident =
-                fit.points >= MIN_FORECAST_POINTS && fit.r_squared >= MIN_FORECAST_R_SQUARED;
-            prediction = Some(predict(&forecast, &fit, time_ms));
-            fit.level_now + fit.slope_per_hour * forecast.within_seconds as f64 / 3600.0
+            fit_line(&state.samples, forecast.window_seconds, time_ms, value).map(|fit| {
+                confident =
+                    fit.points >= MIN_FORECAST_POINTS && fit.r_squared >= MIN_FORECAST_R_SQUARED;
+                prediction = Some(predict(&forecast, &fit, time_ms));
+                fit.level_now + fit.slope_per_hour * forecast.within_seconds as f64 / 3600.0
+            })
         }
         Condition::Anomaly(anomaly) => {
             // Scored against the baseline before this reading joins it.
@@ -112,53 +197,33 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
                 time_ms,
                 value,
             );
-            match score {
-                Some(score) => score,
-                None => return finish(state, changed, None, time_ms, value),
-            }
+            score
         }
-        _ => value,
+        _ => Some(value),
     };
-    let fires = confident && fires(rule, measured);
+    let fires = confident && measured.is_some_and(|m| fires(rule, m));
+    let clears_now = |m: Option<f64>| m.is_some_and(|m| clears(rule, m));
     let old = state.state;
-    let mut event = None;
-    let kind_for = |new| {
-        if new == AlarmState::Alarm {
-            EventKind::Alarm
-        } else {
-            EventKind::Ok
-        }
-    };
-    let mut go = |state: &mut AlertState, new: AlarmState| {
-        if old != new && (new == AlarmState::Alarm || (old.alarmed() && new == AlarmState::Ok)) {
-            event = Some(AlarmEvent {
-                kind: kind_for(new),
-                old_state: old,
-                new_state: new,
-                time_ms,
-                measured,
-                prediction,
-            });
-        }
-        state.state = new;
-    };
+    let before = Told::of(old, state.level, rule);
+
+    // 1. The transition itself.
+    let mut new = old;
     match old {
+        _ if measured.is_none() => {}
         AlarmState::Ok if fires => {
             state.pending_count = 1;
             state.pending_since_ms = Some(time_ms);
-            let next = if debounce_met(rule, state, time_ms) {
+            new = if debounce_met(rule, state, time_ms) {
                 AlarmState::Alarm
             } else {
                 AlarmState::Pending
             };
-            go(state, next);
             changed = true;
         }
-        AlarmState::Ok => {}
         AlarmState::Pending if fires => {
             state.pending_count = state.pending_count.saturating_add(1);
             if debounce_met(rule, state, time_ms) {
-                go(state, AlarmState::Alarm);
+                new = AlarmState::Alarm;
                 changed = true;
             } else {
                 // A count debounce must remember the count; a time debounce needs no write.
@@ -166,55 +231,183 @@ pub fn apply_reading(rule: &AlertRule, state: &mut AlertState, time_ms: i64, val
             }
         }
         AlarmState::Pending => {
-            go(state, AlarmState::Ok);
+            new = AlarmState::Ok;
             changed = true;
         }
-        AlarmState::Alarm | AlarmState::Acknowledged if clears(rule, measured) => {
-            go(state, AlarmState::Ok);
+        AlarmState::Alarm if clears_now(measured) => {
+            new = if rule.latched {
+                AlarmState::Latched
+            } else {
+                AlarmState::Ok
+            };
             changed = true;
         }
-        AlarmState::Alarm => {
-            let due = rule.renotify_after.is_some_and(|after| {
-                let since = state
-                    .last_notified_ms
-                    .or(state.alarm_since_ms)
-                    .unwrap_or(time_ms);
-                time_ms - since >= after as i64 * 1000
-            });
-            if due {
-                event = Some(AlarmEvent {
-                    kind: EventKind::Renotify,
-                    old_state: AlarmState::Alarm,
-                    new_state: AlarmState::Alarm,
-                    time_ms,
-                    measured,
-                    prediction,
-                });
-                changed = true;
-            }
+        AlarmState::Acknowledged if clears_now(measured) => {
+            new = AlarmState::Ok;
+            changed = true;
         }
-        AlarmState::Acknowledged => {}
+        AlarmState::Latched if fires => {
+            new = AlarmState::Alarm;
+            changed = true;
+        }
+        AlarmState::Ok
+        | AlarmState::Alarm
+        | AlarmState::Acknowledged
+        | AlarmState::Latched
+        | AlarmState::Disabled => {}
     }
-    if state.state != AlarmState::Pending {
+
+    // 2. The level, while raised with the condition holding (a latched alarm keeps its own).
+    if matches!(new, AlarmState::Alarm | AlarmState::Acknowledged) {
+        let level = measured.map_or(state.level.unwrap_or(rule.severity), |m| rule.level_for(m));
+        if state.level != Some(level) {
+            // An acknowledged alarm that escalates needs attention again.
+            if new == AlarmState::Acknowledged && state.level.is_some_and(|l| level > l) {
+                new = AlarmState::Alarm;
+            }
+            state.level = Some(level);
+            changed = true;
+        }
+    } else if new == AlarmState::Latched {
+        if state.level.is_none() {
+            state.level = Some(rule.severity);
+            changed = true;
+        }
+    } else if state.level.take().is_some() {
+        changed = true;
+    }
+    if new != AlarmState::Pending {
         state.pending_count = 0;
         state.pending_since_ms = None;
     }
-    if let Some(e) = event {
-        if e.kind == EventKind::Alarm {
-            state.alarm_since_ms = Some(time_ms);
-        }
-        if e.kind == EventKind::Ok {
-            state.alarm_since_ms = None;
-        }
-        state.last_notified_ms = Some(time_ms);
+    if new.alarmed() && !old.alarmed() {
+        state.alarm_since_ms = Some(time_ms);
+    } else if !new.alarmed() && old.alarmed() {
+        state.alarm_since_ms = None;
     }
-    finish(state, changed, event, time_ms, measured)
+    state.state = new;
+    let actual = Told::of(new, state.level, rule);
+    let mut action = match (before, actual) {
+        (Told::Ok, Told::Alarm(_)) => Some(ActionKind::OnAlarm),
+        (Told::Alarm(_), Told::Ok) => Some(ActionKind::OnOk),
+        _ => None,
+    };
+
+    // 3. What subscribers are to be told.
+    let stored_told = state.told;
+    let mut told = stored_told.unwrap_or(before);
+    let told_before = told;
+    let mut kind = None;
+    // A snooze or a suppression quiets everything, flapping notifications included (the
+    // flapping itself is still tracked, and commands still follow the state).
+    let snoozed = state.snoozed_until_ms.is_some_and(|until| time_ms < until);
+    let held = suppressed || snoozed;
+    if let Some(flapping) = rule.flapping {
+        if actual != before {
+            state.changes.push(time_ms);
+            let excess = state.changes.len().saturating_sub(flapping.high as usize);
+            state.changes.drain(..excess);
+        }
+        let window_ms = flapping.window_seconds as i64 * 1000;
+        let recent = state
+            .changes
+            .iter()
+            .filter(|&&t| time_ms - t < window_ms)
+            .count();
+        if !state.flapping && recent >= flapping.high as usize {
+            state.flapping = true;
+            changed = true;
+            if !held {
+                kind = Some(EventKind::Flapping);
+            }
+        } else if state.flapping && recent <= flapping.low as usize {
+            state.flapping = false;
+            changed = true;
+            if !held {
+                kind = Some(EventKind::Settled);
+                told = actual;
+            }
+            // The device gets the command for the state the pair settled in.
+            action = Some(if new.alarmed() {
+                ActionKind::OnAlarm
+            } else {
+                ActionKind::OnOk
+            });
+        }
+        if state.flapping {
+            action = None;
+        }
+    }
+    let quiet = held || state.flapping;
+    if kind.is_none() && !quiet && told != actual {
+        kind = Some(match (told, actual) {
+            (Told::Ok, Told::Alarm(_)) => EventKind::Alarm,
+            (Told::Alarm(_), Told::Ok) => EventKind::Ok,
+            (Told::Alarm(was), Told::Alarm(now)) if now > was => EventKind::Escalated,
+            _ => EventKind::Deescalated,
+        });
+        told = actual;
+    }
+    if kind.is_none() && !quiet && matches!(new, AlarmState::Alarm | AlarmState::Latched) {
+        let renotify_due = rule.renotify_after.is_some_and(|after| {
+            let since = state
+                .last_notified_ms
+                .or(state.alarm_since_ms)
+                .unwrap_or(time_ms);
+            time_ms - since >= after as i64 * 1000
+        });
+        // A snooze that ran out on an unacknowledged alarm: remind once.
+        let snooze_over = state.snoozed_until_ms.is_some();
+        if renotify_due || snooze_over {
+            kind = Some(EventKind::Renotify);
+        }
+    }
+    if state.snoozed_until_ms.is_some() && !snoozed {
+        state.snoozed_until_ms = None;
+        changed = true;
+    }
+    let held_back = suppressed && told != actual;
+    if state.suppressed != held_back {
+        state.suppressed = held_back;
+        changed = true;
+    }
+    if stored_told != Some(told) && (stored_told.is_some() || changed || told != before) {
+        state.told = Some(told);
+        changed = true;
+    }
+    let event = kind.map(|kind| {
+        let severity = match (kind, told_before, actual) {
+            (EventKind::Ok, Told::Alarm(severity), _) => severity,
+            (_, _, Told::Alarm(severity)) => severity,
+            _ => rule.severity,
+        };
+        state.last_notified_ms = Some(time_ms);
+        changed = true;
+        AlarmEvent {
+            kind,
+            old_state: old,
+            new_state: new,
+            severity,
+            time_ms,
+            measured: measured.unwrap_or(value),
+            prediction,
+        }
+    });
+    finish(
+        state,
+        changed,
+        event,
+        action,
+        time_ms,
+        measured.unwrap_or(value),
+    )
 }
 
 fn finish(
     state: &mut AlertState,
     changed: bool,
     event: Option<AlarmEvent>,
+    action: Option<ActionKind>,
     time_ms: i64,
     measured: f64,
 ) -> Step {
@@ -222,17 +415,96 @@ fn finish(
         state.last_change_ms = Some(time_ms);
         state.last_measured = Some(measured);
     }
-    Step { changed, event }
+    Step {
+        changed,
+        event,
+        action,
+    }
 }
 
-/// An operator's acknowledgement: only an ALARM can be acknowledged.
-pub fn acknowledge(state: &mut AlertState) -> Result<(), AlarmState> {
-    if state.state == AlarmState::Alarm {
-        state.state = AlarmState::Acknowledged;
-        Ok(())
-    } else {
-        Err(state.state)
+/// What an operator does to one (device, rule) pair (the CLI and the API call these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// ALARM → ACKNOWLEDGED (no re-notification until it clears); LATCHED → OK.
+    Acknowledge,
+    /// No notifications before this event time (a time in the past ends a snooze).
+    Snooze { until_ms: i64 },
+    /// Stop evaluating this pair until enabled (any state → DISABLED).
+    Disable,
+    /// DISABLED → OK; evaluation resumes with the next reading.
+    Enable,
+    /// Back to OK from any state but DISABLED, forgetting the alarm; a condition that still
+    /// holds raises it again with the next reading.
+    Reset,
+}
+
+impl OperatorAction {
+    pub fn name(self) -> &'static str {
+        match self {
+            OperatorAction::Acknowledge => "acknowledge",
+            OperatorAction::Snooze { .. } => "snooze",
+            OperatorAction::Disable => "disable",
+            OperatorAction::Enable => "enable",
+            OperatorAction::Reset => "reset",
+        }
     }
+
+    /// The states the action applies to, as an error message says it.
+    pub fn applies_to(self) -> &'static str {
+        match self {
+            OperatorAction::Acknowledge => "ALARM or LATCHED",
+            OperatorAction::Enable => "DISABLED",
+            OperatorAction::Disable => "any state but DISABLED",
+            OperatorAction::Snooze { .. } | OperatorAction::Reset => "any state but DISABLED",
+        }
+    }
+}
+
+/// Apply an operator's action. Operators' actions are not notified: whoever acted knows, and
+/// the API's audit log records it; what subscribers were told is set to the result, so no
+/// notification is later sent on account of the action. `Err` carries the state that does not
+/// allow it.
+pub fn operate(state: &mut AlertState, action: OperatorAction) -> Result<(), AlarmState> {
+    let forget_alarm = |state: &mut AlertState, to: AlarmState| {
+        state.state = to;
+        state.level = None;
+        state.told = Some(Told::Ok);
+        state.pending_count = 0;
+        state.pending_since_ms = None;
+        state.alarm_since_ms = None;
+        state.suppressed = false;
+        state.flapping = false;
+        state.changes.clear();
+    };
+    match (action, state.state) {
+        (OperatorAction::Acknowledge, AlarmState::Alarm) => {
+            state.state = AlarmState::Acknowledged;
+        }
+        (OperatorAction::Acknowledge, AlarmState::Latched) => forget_alarm(state, AlarmState::Ok),
+        (OperatorAction::Enable, AlarmState::Disabled) => state.state = AlarmState::Ok,
+        (OperatorAction::Acknowledge | OperatorAction::Enable, current)
+        | (
+            OperatorAction::Disable | OperatorAction::Reset | OperatorAction::Snooze { .. },
+            current @ AlarmState::Disabled,
+        ) => return Err(current),
+        (OperatorAction::Disable, _) => {
+            forget_alarm(state, AlarmState::Disabled);
+            state.snoozed_until_ms = None;
+        }
+        (OperatorAction::Reset, _) => {
+            forget_alarm(state, AlarmState::Ok);
+            state.last_notified_ms = None;
+        }
+        (OperatorAction::Snooze { until_ms }, _) => {
+            state.snoozed_until_ms = Some(until_ms);
+        }
+    }
+    Ok(())
+}
+
+/// An operator's acknowledgement: only an ALARM (or a LATCHED alarm) can be acknowledged.
+pub fn acknowledge(state: &mut AlertState) -> Result<(), AlarmState> {
+    operate(state, OperatorAction::Acknowledge)
 }
 
 fn debounce_met(rule: &AlertRule, state: &AlertState, time_ms: i64) -> bool {
@@ -245,20 +517,9 @@ fn debounce_met(rule: &AlertRule, state: &AlertState, time_ms: i64) -> bool {
     }
 }
 
+/// The entry condition fires: the alarm is to be raised.
 pub fn fires(rule: &AlertRule, m: f64) -> bool {
-    match rule.condition {
-        Condition::Above(t) => m > t,
-        Condition::Below(t) => m < t,
-        Condition::Outside([l, h]) => m < l || m > h,
-        Condition::Inside([l, h]) => (l..=h).contains(&m),
-        Condition::RateOfChange(r) if r.per_hour < 0.0 => m < r.per_hour,
-        Condition::RateOfChange(r) => m > r.per_hour,
-        Condition::Forecast(f) => match f.threshold() {
-            (t, true) => m < t,
-            (t, false) => m > t,
-        },
-        Condition::Anomaly(a) => m > a.threshold,
-    }
+    condition_fires(&rule.condition, m)
 }
 
 pub fn clears(rule: &AlertRule, m: f64) -> bool {
@@ -464,7 +725,7 @@ fn fit_line(samples: &[(i64, f64)], window_seconds: u64, time_ms: i64, value: f6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alerting::rule::{RateOfChange, Scope, Severity};
+    use crate::alerting::rule::{MAX_FLAPPING_CHANGES, RateOfChange, Scope, Severity};
     use proptest::prelude::*;
 
     fn rule(condition: Condition, clear: Option<Clear>, debounce: Option<Debounce>) -> AlertRule {
@@ -478,7 +739,10 @@ mod tests {
             clear,
             debounce,
             severity: Severity::Warning,
+            levels: Vec::new(),
             renotify_after: None,
+            latched: false,
+            flapping: None,
             actions: Default::default(),
         }
     }
@@ -919,6 +1183,439 @@ mod tests {
                 apply_reading(&r, &mut state, i as i64 * 1000, *v);
                 model_alarmed = if model_alarmed { *v > threshold - margin } else { *v > threshold };
                 prop_assert_eq!(state.state == AlarmState::Alarm, model_alarmed);
+            }
+        }
+    }
+
+    fn levels_rule() -> AlertRule {
+        AlertRule::from_json(
+            r#"{"rule_id":"hot","name":"Room too hot","scope":"all","metric":"t",
+                "levels":{"warning":{"above":26},"critical":{"above":30}}}"#,
+        )
+        .unwrap()
+    }
+
+    /// Feed values a minute apart from `start_minute`; the (kind, severity) of each event.
+    fn feed(
+        rule: &AlertRule,
+        state: &mut AlertState,
+        start_minute: i64,
+        values: &[f64],
+    ) -> Vec<(EventKind, Severity)> {
+        values
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| {
+                apply_reading(rule, state, (start_minute + i as i64) * 60_000, *v)
+                    .event
+                    .map(|e| (e.kind, e.severity))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_rule_escalates_and_deescalates_through_its_levels() {
+        let r = levels_rule();
+        let mut state = AlertState::default();
+        let kinds = feed(&r, &mut state, 0, &[25.0, 27.0, 31.0, 32.0, 28.0, 25.0]);
+        assert_eq!(
+            kinds,
+            vec![
+                (EventKind::Alarm, Severity::Warning),
+                (EventKind::Escalated, Severity::Critical),
+                (EventKind::Deescalated, Severity::Warning),
+                (EventKind::Ok, Severity::Warning),
+            ]
+        );
+        // Straight to critical: one alarm, at the critical level.
+        let mut state = AlertState::default();
+        assert_eq!(
+            feed(&r, &mut state, 0, &[35.0, 20.0]),
+            vec![
+                (EventKind::Alarm, Severity::Critical),
+                (EventKind::Ok, Severity::Critical)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_acknowledged_warning_that_escalates_is_an_alarm_again() {
+        let r = levels_rule();
+        let mut state = AlertState::default();
+        feed(&r, &mut state, 0, &[27.0]);
+        acknowledge(&mut state).unwrap();
+        assert_eq!(
+            feed(&r, &mut state, 1, &[28.0, 31.0]),
+            vec![(EventKind::Escalated, Severity::Critical)]
+        );
+        assert_eq!(state.state, A);
+    }
+
+    #[test]
+    fn levels_must_be_stricter_and_of_the_same_kind() {
+        let rule = |levels: &str| {
+            AlertRule::from_json(&format!(
+                r#"{{"rule_id":"r","name":"n","scope":"all","metric":"t","levels":{levels}}}"#
+            ))
+        };
+        assert!(rule(r#"{"warning":{"outside":[18,26]},"critical":{"outside":[15,30]}}"#).is_ok());
+        for (levels, field) in [
+            (
+                r#"{"warning":{"above":30},"critical":{"above":26}}"#,
+                "levels.critical",
+            ),
+            (
+                r#"{"warning":{"above":26},"critical":{"below":10}}"#,
+                "levels.critical",
+            ),
+            (
+                r#"{"info":{"below":20},"warning":{"below":20}}"#,
+                "levels.warning",
+            ),
+            (
+                r#"{"warning":{"outside":[18,26]},"critical":{"outside":[19,30]}}"#,
+                "levels.critical",
+            ),
+            (r#"{}"#, "levels"),
+        ] {
+            assert_eq!(rule(levels).unwrap_err().field, field, "{levels}");
+        }
+        let both = r#"{"rule_id":"r","name":"n","scope":"all","metric":"t","condition":{"above":1},"severity":"info","levels":{"warning":{"above":2}}}"#;
+        assert_eq!(AlertRule::from_json(both).unwrap_err().field, "levels");
+        // The JSON form survives a round trip.
+        let r = levels_rule();
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(
+            text.contains(r#""levels":{"warning":{"above":26.0},"critical":{"above":30.0}}"#),
+            "{text}"
+        );
+        assert_eq!(AlertRule::from_json(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn a_latched_alarm_stays_raised_until_acknowledged() {
+        let mut r = rule(Condition::Above(80.0), None, None);
+        r.latched = true;
+        let mut state = AlertState::default();
+        assert_eq!(
+            feed(&r, &mut state, 0, &[90.0, 50.0, 40.0]),
+            vec![(EventKind::Alarm, Severity::Warning)]
+        );
+        assert_eq!(state.state, AlarmState::Latched);
+        // Firing again while latched is the same alarm: no second notification.
+        assert!(feed(&r, &mut state, 3, &[95.0, 50.0]).is_empty());
+        assert_eq!(state.state, AlarmState::Latched);
+        acknowledge(&mut state).unwrap();
+        assert_eq!(state.state, O);
+        assert!(
+            feed(&r, &mut state, 5, &[50.0]).is_empty(),
+            "the acknowledger closed it"
+        );
+        // Acknowledged before it clears: back to OK when it clears, notified.
+        assert_eq!(
+            feed(&r, &mut state, 6, &[90.0]),
+            vec![(EventKind::Alarm, Severity::Warning)]
+        );
+        acknowledge(&mut state).unwrap();
+        assert_eq!(
+            feed(&r, &mut state, 7, &[50.0]),
+            vec![(EventKind::Ok, Severity::Warning)]
+        );
+    }
+
+    #[test]
+    fn a_flapping_pair_sends_one_flapping_and_one_settled_notification() {
+        let mut r = rule(Condition::Above(80.0), None, None);
+        r.actions.on_alarm = Some(serde_json::json!({"fan": true}));
+        r.flapping = Some(crate::alerting::rule::Flapping {
+            low: 1,
+            high: 4,
+            window_seconds: 600,
+        });
+        let mut state = AlertState::default();
+        let mut kinds = Vec::new();
+        let mut actions = Vec::new();
+        // Alternating every minute for 20 minutes, then steadily in alarm for 20.
+        for minute in 0..40i64 {
+            let v = if minute < 20 && minute % 2 == 1 {
+                70.0
+            } else {
+                90.0
+            };
+            let step = apply_reading(&r, &mut state, minute * 60_000, v);
+            kinds.extend(step.event.map(|e| (minute, e.kind, e.new_state)));
+            actions.extend(step.action.map(|a| (minute, a)));
+        }
+        assert_eq!(
+            kinds,
+            vec![
+                (0, EventKind::Alarm, A),
+                (1, EventKind::Ok, O),
+                (2, EventKind::Alarm, A),
+                (3, EventKind::Flapping, O),
+                // The last change was at minute 20; at 29 only it is in the last 10 minutes.
+                (29, EventKind::Settled, A),
+            ]
+        );
+        assert_eq!(
+            actions,
+            vec![
+                (0, ActionKind::OnAlarm),
+                (1, ActionKind::OnOk),
+                (2, ActionKind::OnAlarm),
+                (29, ActionKind::OnAlarm)
+            ],
+            "commands are held back while flapping and sent for the state it settled in"
+        );
+        assert!(state.changes.len() <= 4);
+    }
+
+    #[test]
+    fn a_snooze_holds_notifications_back_and_what_remains_is_told_when_it_ends() {
+        let r = rule(Condition::Above(80.0), None, None);
+        let mut state = AlertState::default();
+        operate(
+            &mut state,
+            OperatorAction::Snooze {
+                until_ms: 10 * 60_000,
+            },
+        )
+        .unwrap();
+        // Raised and cleared within the snooze: nobody hears of it.
+        assert!(feed(&r, &mut state, 0, &[90.0, 50.0]).is_empty());
+        // Raised during the snooze and still raised after it: told when it ends.
+        assert!(feed(&r, &mut state, 2, &[90.0, 91.0]).is_empty());
+        assert_eq!(
+            feed(&r, &mut state, 10, &[92.0, 93.0]),
+            vec![(EventKind::Alarm, Severity::Warning)]
+        );
+        assert_eq!(state.snoozed_until_ms, None);
+        // Told before the snooze, still raised after it: reminded once.
+        operate(
+            &mut state,
+            OperatorAction::Snooze {
+                until_ms: 20 * 60_000,
+            },
+        )
+        .unwrap();
+        assert!(feed(&r, &mut state, 12, &[95.0]).is_empty());
+        assert_eq!(
+            feed(&r, &mut state, 20, &[95.0, 96.0]),
+            vec![(EventKind::Renotify, Severity::Warning)]
+        );
+    }
+
+    #[test]
+    fn a_suppressed_alarm_is_told_only_if_it_outlasts_the_suppression() {
+        let r = rule(Condition::Above(0.0), None, None);
+        let mut state = AlertState::default();
+        let step = apply_suppressed_reading(&r, &mut state, 1_000, 600.0);
+        assert!(step.event.is_none() && step.changed);
+        assert!(state.suppressed && state.state == A);
+        // Still silent, still suppressed: no write.
+        assert!(!apply_suppressed_reading(&r, &mut state, 2_000, 700.0).changed);
+        // The suppression lifted and the device is still silent: told now.
+        let step = apply_reading(&r, &mut state, 3_000, 800.0);
+        assert_eq!(step.event.map(|e| e.kind), Some(EventKind::Alarm));
+        assert!(!state.suppressed);
+        // Another one that clears while suppressed is never told at all.
+        let mut other = AlertState::default();
+        apply_suppressed_reading(&r, &mut other, 1_000, 600.0);
+        assert!(apply_reading(&r, &mut other, 2_000, 0.0).event.is_none());
+        assert_eq!(other.state, O);
+    }
+
+    #[test]
+    fn a_disabled_pair_is_not_evaluated_until_enabled_and_reset_forgets_the_alarm() {
+        let r = rule(Condition::Above(80.0), None, None);
+        let mut state = AlertState::default();
+        feed(&r, &mut state, 0, &[90.0]);
+        operate(&mut state, OperatorAction::Disable).unwrap();
+        assert_eq!(state.state, AlarmState::Disabled);
+        assert!(!apply_reading(&r, &mut state, 60_000, 95.0).changed);
+        assert_eq!(
+            operate(&mut state, OperatorAction::Reset),
+            Err(AlarmState::Disabled)
+        );
+        assert_eq!(
+            operate(&mut state, OperatorAction::Snooze { until_ms: 1 }),
+            Err(AlarmState::Disabled)
+        );
+        operate(&mut state, OperatorAction::Enable).unwrap();
+        assert_eq!(operate(&mut state, OperatorAction::Enable), Err(O));
+        // Enabled while the condition holds: a new alarm, told.
+        assert_eq!(
+            feed(&r, &mut state, 2, &[95.0]),
+            vec![(EventKind::Alarm, Severity::Warning)]
+        );
+        operate(&mut state, OperatorAction::Reset).unwrap();
+        assert_eq!(state.state, O);
+        assert_eq!(
+            feed(&r, &mut state, 3, &[96.0]),
+            vec![(EventKind::Alarm, Severity::Warning)],
+            "a condition that still holds raises it again"
+        );
+    }
+
+    #[test]
+    fn states_written_before_told_existed_are_taken_as_told() {
+        let r = rule(Condition::Above(80.0), None, None);
+        let mut state = AlertState::default();
+        feed(&r, &mut state, 0, &[90.0]);
+        let mut legacy: serde_json::Value = serde_json::to_value(&state).unwrap();
+        legacy.as_object_mut().unwrap().remove("told");
+        legacy.as_object_mut().unwrap().remove("level");
+        let mut legacy: AlertState = serde_json::from_value(legacy).unwrap();
+        assert!(
+            feed(&r, &mut legacy, 1, &[91.0]).is_empty(),
+            "no second alarm"
+        );
+        assert_eq!(
+            feed(&r, &mut legacy, 2, &[50.0]),
+            vec![(EventKind::Ok, Severity::Warning)]
+        );
+    }
+
+    /// Any rule of the v2 vocabulary: levels, latched, flapping on top of [`any_rule`].
+    fn any_v2_rule() -> impl Strategy<Value = AlertRule> {
+        (
+            any_rule(),
+            any::<bool>(),
+            proptest::option::of((0..3u32, 1..5u32, 120..1800u64)),
+            proptest::option::of(1.0..30.0f64),
+        )
+            .prop_map(|(mut r, latched, flapping, step)| {
+                r.latched = latched;
+                r.flapping = flapping.map(|(low, extra, window)| crate::alerting::rule::Flapping {
+                    low,
+                    high: low + extra,
+                    window_seconds: window,
+                });
+                if let (Some(step), Condition::Above(t)) = (step, r.condition) {
+                    r.severity = Severity::Info;
+                    r.levels = vec![
+                        (Severity::Warning, Condition::Above(t + step)),
+                        (Severity::Critical, Condition::Above(t + 2.0 * step)),
+                    ];
+                }
+                r
+            })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Reading {
+            value: f64,
+            gap_ms: i64,
+            suppressed: bool,
+        },
+        Operator(OperatorAction),
+    }
+
+    fn any_input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            6 => (0.0..100.0f64, 1..120_000i64, proptest::bool::weighted(0.15)).prop_map(
+                |(value, gap_ms, suppressed)| Input::Reading { value, gap_ms, suppressed }
+            ),
+            1 => prop_oneof![
+                Just(OperatorAction::Acknowledge),
+                Just(OperatorAction::Disable),
+                Just(OperatorAction::Enable),
+                Just(OperatorAction::Reset),
+                (0..600_000i64).prop_map(|ahead| OperatorAction::Snooze { until_ms: ahead }),
+            ]
+            .prop_map(Input::Operator),
+        ]
+    }
+
+    proptest! {
+        /// For any rule (each condition, levels, latched, flapping), any readings, suppressed
+        /// or not, and any interleaving of acknowledge, snooze, disable, enable and reset:
+        /// every notification is a documented transition of what subscribers were told (never
+        /// a repeat), every event is written, and whenever nothing quiets the pair (snooze,
+        /// suppression, flapping) subscribers have been told exactly the state.
+        #[test]
+        fn notifications_are_exactly_the_documented_transitions(
+            rule in any_v2_rule(),
+            inputs in proptest::collection::vec(any_input(), 1..200),
+        ) {
+            let mut state = AlertState::default();
+            let mut told = Told::Ok;
+            let mut t = 0i64;
+            let mut last_event_ms = i64::MIN;
+            for input in inputs {
+                match input {
+                    Input::Operator(action) => {
+                        let action = match action {
+                            OperatorAction::Snooze { until_ms } => OperatorAction::Snooze { until_ms: t + until_ms },
+                            other => other,
+                        };
+                        let before = state.clone();
+                        match operate(&mut state, action) {
+                            Ok(()) => {
+                                let closes = match action {
+                                    OperatorAction::Snooze { .. } => false,
+                                    OperatorAction::Acknowledge => before.state == AlarmState::Latched,
+                                    _ => true,
+                                };
+                                if closes {
+                                    told = Told::Ok;
+                                }
+                            }
+                            Err(current) => prop_assert_eq!(&state, &before, "{:?} refused in {:?} changes nothing", action, current),
+                        }
+                    }
+                    Input::Reading { value, gap_ms, suppressed } => {
+                        t += gap_ms;
+                        let step = if suppressed {
+                            apply_suppressed_reading(&rule, &mut state, t, value)
+                        } else {
+                            apply_reading(&rule, &mut state, t, value)
+                        };
+                        let actual = Told::of(state.state, state.level, &rule);
+                        if let Some(e) = step.event {
+                            prop_assert!(step.changed, "an event is always written");
+                            prop_assert!(e.time_ms > last_event_ms, "one event per reading time: alert ids never repeat");
+                            last_event_ms = e.time_ms;
+                            match e.kind {
+                                EventKind::Alarm => {
+                                    prop_assert_eq!(told, Told::Ok);
+                                    prop_assert_eq!(actual, Told::Alarm(e.severity));
+                                    told = actual;
+                                }
+                                EventKind::Ok => {
+                                    prop_assert_eq!(told, Told::Alarm(e.severity));
+                                    prop_assert_eq!(actual, Told::Ok);
+                                    told = actual;
+                                }
+                                EventKind::Escalated | EventKind::Deescalated => {
+                                    let Told::Alarm(was) = told else {
+                                        return Err(TestCaseError::fail(format!("{:?} while told OK", e.kind)));
+                                    };
+                                    prop_assert_eq!(e.kind == EventKind::Escalated, e.severity > was);
+                                    prop_assert_ne!(e.severity, was);
+                                    prop_assert_eq!(actual, Told::Alarm(e.severity));
+                                    told = actual;
+                                }
+                                EventKind::Renotify => {
+                                    prop_assert_eq!(told, actual);
+                                    prop_assert!(matches!(state.state, AlarmState::Alarm | AlarmState::Latched));
+                                }
+                                EventKind::Flapping => prop_assert!(state.flapping),
+                                EventKind::Settled => {
+                                    prop_assert!(!state.flapping);
+                                    told = actual;
+                                }
+                            }
+                        }
+                        let snoozed = state.snoozed_until_ms.is_some_and(|until| t < until);
+                        if !suppressed && !snoozed && !state.flapping && state.state != AlarmState::Disabled && rule.enabled {
+                            prop_assert_eq!(told, actual, "nothing quiets the pair: subscribers know the state");
+                        }
+                        prop_assert!(state.changes.len() <= MAX_FLAPPING_CHANGES as usize);
+                        prop_assert!(state.samples.len() <= ANOMALY_SAMPLES_PER_BASELINE as usize + 1);
+                    }
+                }
             }
         }
     }

@@ -3,12 +3,15 @@
 use serde_json::{Value, json};
 
 use super::QueryApi;
-use super::params::{Params, rfc3339};
+use super::params::{Params, parse_instant, rfc3339};
 use super::problem::{Problem, ProblemCode, alerting_problem};
-use crate::alerting::admin::{AckError, acknowledge_alert};
+use crate::alerting::admin::{AlertActionError, act_on_alert};
 use crate::alerting::event::AlarmState;
 use crate::alerting::ports::{AlertKey, AlertStateListing, AlertStateStore, RuleSource};
+use crate::alerting::rule::{NO_DATA_RULE_ID, Severity};
 use crate::alerting::state_machine::AlertState;
+use crate::alerting::state_machine::OperatorAction;
+use crate::devices::ports::DeviceRegistry;
 
 impl<R, T, A, U> QueryApi<R, T, A, U>
 where
@@ -25,7 +28,7 @@ where
                     .filter(|state| state.as_str() == s)
                     .ok_or_else(|| {
                         Problem::invalid(format!(
-                            "state '{s}' must be OK, PENDING, ALARM or ACKNOWLEDGED"
+                            "state '{s}' must be OK, PENDING, ALARM, ACKNOWLEDGED, LATCHED or DISABLED"
                         ))
                     })
             })
@@ -53,8 +56,14 @@ where
             .iter()
             .filter(|(k, _)| format!("{}/{}", k.device_id, k.rule_id).as_str() > cursor)
             .filter(|(k, _)| device.is_none_or(|d| k.device_id == d))
-            .filter(|(k, _)| {
-                severity.is_none_or(|s| severities.get(&k.rule_id).copied() == Some(s))
+            .filter(|(k, state)| {
+                severity.is_none_or(|s| {
+                    state
+                        .level
+                        .map(Severity::as_str)
+                        .or(severities.get(&k.rule_id).copied())
+                        == Some(s)
+                })
             })
             .take(limit + 1)
             .map(|(k, s)| alert_json(k, s, severities.get(&k.rule_id).copied()))
@@ -72,34 +81,170 @@ where
         Ok(json!({ "alerts": page, "next": next.flatten() }))
     }
 
-    pub(super) async fn acknowledge(&self, device: &str, rule: &str) -> Result<Value, Problem> {
+    /// `POST /alerts/{device}/{rule}/{action}`: acknowledge, snooze, disable, enable, reset.
+    /// The body (optional but for snooze) may carry `version`: act only if the state is still
+    /// at that version, the one the caller read.
+    pub(super) async fn act(
+        &self,
+        device: &str,
+        rule: &str,
+        action: &str,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<Value, Problem>
+    where
+        R: DeviceRegistry,
+    {
+        let body = ActionBody::parse(body)?;
+        let action = match action {
+            "ack" => OperatorAction::Acknowledge,
+            "disable" => OperatorAction::Disable,
+            "enable" => OperatorAction::Enable,
+            "reset" => OperatorAction::Reset,
+            _ => OperatorAction::Snooze {
+                until_ms: body.snooze_until(now_ms)?,
+            },
+        };
         let key = AlertKey {
             device_id: device.to_owned(),
             rule_id: rule.to_owned(),
         };
-        match acknowledge_alert(&self.states, &key).await {
-            Ok(()) => Ok(json!({ "device_id": device, "rule_id": rule, "state": "ACKNOWLEDGED" })),
-            Err(e @ AckError::NotFound(_)) => {
+        // Snoozing or disabling a pair never evaluated is allowed, for a real device and rule.
+        let create_missing = matches!(
+            action,
+            OperatorAction::Snooze { .. } | OperatorAction::Disable
+        );
+        if create_missing {
+            self.registered(device).await?;
+            if rule != NO_DATA_RULE_ID
+                && !self
+                    .rules
+                    .load_rules()
+                    .await
+                    .map_err(alerting_problem)?
+                    .iter()
+                    .any(|r| r.rule_id == rule)
+            {
+                return Err(Problem::not_found(
+                    ProblemCode::UnknownRule,
+                    format!("no rule '{rule}': see GET /rules"),
+                ));
+            }
+        }
+        let severity = self.severity_of(rule).await?;
+        match act_on_alert(&self.states, &key, action, body.version, create_missing).await {
+            Ok(state) => {
+                tracing::info!(
+                    audit = "alert_action",
+                    action = action.name(),
+                    device_id = device,
+                    rule_id = rule,
+                    state = state.state.as_str(),
+                    version = state.version,
+                    "operator action"
+                );
+                Ok(alert_json(&key, &state, severity.as_deref()))
+            }
+            Err(e @ AlertActionError::NotFound(_)) => {
                 Err(Problem::not_found(ProblemCode::UnknownAlert, e.to_string()))
             }
-            Err(e @ AckError::NotInAlarm(..)) => Err(Problem {
+            Err(e @ AlertActionError::WrongState { .. }) => Err(Problem {
                 status: 409,
-                code: ProblemCode::NotInAlarm,
+                code: if action == OperatorAction::Acknowledge {
+                    ProblemCode::NotInAlarm
+                } else {
+                    ProblemCode::WrongAlertState
+                },
+                detail: e.to_string(),
+            }),
+            Err(e @ AlertActionError::VersionMismatch { .. }) => Err(Problem {
+                status: 409,
+                code: ProblemCode::StaleVersion,
                 detail: e.to_string(),
             }),
             Err(e) => Err(alerting_problem(e)),
         }
     }
+
+    /// The rule's entry severity (`no_data` has no rule item: its severity is configured).
+    async fn severity_of(&self, rule: &str) -> Result<Option<String>, Problem> {
+        Ok(self
+            .rules
+            .load_rules()
+            .await
+            .map_err(alerting_problem)?
+            .into_iter()
+            .find(|r| r.rule_id == rule)
+            .map(|r| r.severity.as_str().to_owned()))
+    }
+}
+
+/// The body of an operator action: `{"version": 7}`, and for a snooze `{"until": "…"}` (an
+/// instant as `from`/`to` take it) or `{"for_seconds": 3600}`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    #[serde(default, deserialize_with = "crate::domain::whole_number::optional")]
+    version: Option<u64>,
+    until: Option<String>,
+    #[serde(default, deserialize_with = "crate::domain::whole_number::optional")]
+    for_seconds: Option<u64>,
+}
+
+/// Longest snooze: 30 days (a longer silence is a disable).
+const MAX_SNOOZE_SECONDS: i64 = 30 * 86_400;
+
+impl ActionBody {
+    fn parse(body: &[u8]) -> Result<Self, Problem> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        serde_json::from_slice(body).map_err(|e| {
+            Problem::invalid(format!(
+                "the body must be a JSON object with version (and for a snooze until or for_seconds): {e}"
+            ))
+        })
+    }
+
+    fn snooze_until(&self, now_ms: i64) -> Result<i64, Problem> {
+        let until = match (&self.until, self.for_seconds) {
+            (Some(text), None) => parse_instant(text, now_ms).ok_or_else(|| {
+                Problem::invalid(format!(
+                    "until '{text}' must be RFC 3339, epoch ms or relative to now (+2h is written 2h)"
+                ))
+            })?,
+            (None, Some(seconds)) => {
+                now_ms.saturating_add(seconds.min(u64::MAX / 2000) as i64 * 1000)
+            }
+            _ => {
+                return Err(Problem::invalid(
+                    "a snooze needs exactly one of until and for_seconds",
+                ));
+            }
+        };
+        if until <= now_ms || until - now_ms > MAX_SNOOZE_SECONDS * 1000 {
+            return Err(Problem::unprocessable(
+                ProblemCode::InvalidParameter,
+                "a snooze must end in the future and within 30 days (disable the pair for longer)",
+            ));
+        }
+        Ok(until)
+    }
 }
 
 /// An alert state as the API (and the CLI's `--output json`) represents it.
+/// `severity` is the rule's; a raised alarm of a rule with levels shows its current level.
 pub fn alert_json(key: &AlertKey, state: &AlertState, severity: Option<&str>) -> Value {
     json!({
         "device_id": key.device_id,
         "rule_id": key.rule_id,
-        "severity": severity,
+        "severity": state.level.map(Severity::as_str).or(severity),
         "state": state.state.as_str(),
         "since": state.alarm_since_ms.or(state.last_change_ms).map(rfc3339),
         "last_value": state.last_measured,
+        "version": state.version,
+        "snoozed_until": state.snoozed_until_ms.map(rfc3339),
+        "suppressed": state.suppressed,
+        "flapping": state.flapping,
     })
 }

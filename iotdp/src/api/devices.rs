@@ -7,7 +7,6 @@ use super::QueryApi;
 use super::params::{Params, rfc3339};
 use super::problem::{Problem, ProblemCode, alerting_problem, registry_problem};
 use super::readings::point_json;
-use crate::alerting::event::AlarmState;
 use crate::alerting::ports::AlertStateListing;
 use crate::devices::ports::DeviceRegistry;
 use crate::devices::provisioning::{ProvisioningError, set_device_status};
@@ -81,7 +80,7 @@ where
             .await
             .map_err(alerting_problem)?
             .into_iter()
-            .filter(|(_, s)| matches!(s.state, AlarmState::Alarm | AlarmState::Acknowledged))
+            .filter(|(_, s)| s.state.alarmed())
             .map(|(k, s)| {
                 json!({
                     "rule_id": k.rule_id,

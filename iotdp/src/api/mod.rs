@@ -11,7 +11,8 @@
 //! - `GET /readings/{metric}/latest?type=&path=`: the latest value per device across a fleet;
 //! - `GET /readings/{metric}/drill-down?path=&from=&to=&agg=`: one level below a place;
 //! - `GET /rules`, `PUT /rules/{id}`, `DELETE /rules/{id}`: the same validation as the CLI;
-//! - `GET /alerts?state=&severity=&device=&limit=&cursor=`, `POST /alerts/{device}/{rule}/ack`.
+//! - `GET /alerts?state=&severity=&device=&limit=&cursor=`;
+//! - `POST /alerts/{device}/{rule}/ack|snooze|disable|enable|reset` (conditional on `version`).
 
 mod alerts;
 mod devices;
@@ -50,6 +51,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/rules/{rule_id}"),
     ("GET", "/alerts"),
     ("POST", "/alerts/{device_id}/{rule_id}/ack"),
+    ("POST", "/alerts/{device_id}/{rule_id}/snooze"),
+    ("POST", "/alerts/{device_id}/{rule_id}/disable"),
+    ("POST", "/alerts/{device_id}/{rule_id}/enable"),
+    ("POST", "/alerts/{device_id}/{rule_id}/reset"),
 ];
 
 /// A request, as any HTTP front end can hand it over.
@@ -167,7 +172,15 @@ where
             ("PUT", ["rules", id]) => self.put_rule(id, &request.body).await,
             ("DELETE", ["rules", id]) => self.delete_rule(id).await,
             ("GET", ["alerts"]) => self.list_alerts(&params).await,
-            ("POST", ["alerts", device, rule, "ack"]) => self.acknowledge(device, rule).await,
+            (
+                "POST",
+                [
+                    "alerts",
+                    device,
+                    rule,
+                    action @ ("ack" | "snooze" | "disable" | "enable" | "reset"),
+                ],
+            ) => self.act(device, rule, action, &request.body, now_ms).await,
             (
                 _,
                 ["devices" | "rules" | "alerts"]
@@ -175,7 +188,12 @@ where
                 | ["devices", _, "suspend" | "resume"]
                 | ["devices", _, "readings", _]
                 | ["readings", _, "latest" | "drill-down"]
-                | ["alerts", _, _, "ack"],
+                | [
+                    "alerts",
+                    _,
+                    _,
+                    "ack" | "snooze" | "disable" | "enable" | "reset",
+                ],
             ) => Err(Problem {
                 status: 405,
                 code: ProblemCode::MethodNotAllowed,

@@ -21,13 +21,15 @@ pub enum ProblemCode {
     DeviceExists,
     DeviceDecommissioned,
     NotInAlarm,
+    WrongAlertState,
+    StaleVersion,
     StoreUnavailable,
     RegistryUnavailable,
     AlertingUnavailable,
 }
 
 impl ProblemCode {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::InvalidParameter,
         Self::InvalidDevice,
         Self::InvalidRule,
@@ -39,6 +41,8 @@ impl ProblemCode {
         Self::DeviceExists,
         Self::DeviceDecommissioned,
         Self::NotInAlarm,
+        Self::WrongAlertState,
+        Self::StaleVersion,
         Self::StoreUnavailable,
         Self::RegistryUnavailable,
         Self::AlertingUnavailable,
@@ -57,6 +61,8 @@ impl ProblemCode {
             Self::DeviceExists => "device_exists",
             Self::DeviceDecommissioned => "device_decommissioned",
             Self::NotInAlarm => "not_in_alarm",
+            Self::WrongAlertState => "wrong_alert_state",
+            Self::StaleVersion => "stale_version",
             Self::StoreUnavailable => "store_unavailable",
             Self::RegistryUnavailable => "registry_unavailable",
             Self::AlertingUnavailable => "alerting_unavailable",

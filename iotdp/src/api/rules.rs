@@ -22,10 +22,13 @@ where
             .map_err(|_| Problem::invalid("the rule must be UTF-8 JSON"))?;
         let rule = AlertRule::from_json(text).map_err(|e| Problem {
             // What openapi.yaml's Rule schema cannot say: a clear level against its threshold,
-            // a range's ends against each other.
+            // a range's ends against each other, a level against the one below it, flapping's
+            // low against its high.
             status: if e.field == "clear"
                 || e.field.starts_with("condition.outside")
                 || e.field.starts_with("condition.inside")
+                || e.field.starts_with("levels.")
+                || e.field == "flapping.low"
             {
                 422
             } else {

@@ -106,8 +106,26 @@ pub trait DeviceRegistry: Send + Sync {
         watched: &Watched,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 
-    /// Move a raised device back to the watched set (its silence cleared, or raising failed).
+    /// Move a raised or held device back to the watched set (its silence cleared, or raising
+    /// failed).
     fn mark_watched(
+        &self,
+        device_id: &str,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+
+    /// Devices of `shard` whose silence was raised while their gateway was silent or
+    /// suspended: held back, not notified, until the gateway recovers. Only during a gateway's
+    /// outage is this set non-empty.
+    fn held(&self, shard: u16) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
+
+    /// Move an overdue device to the held set, if its deadline is still the one listed.
+    fn mark_held(
+        &self,
+        watched: &Watched,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+
+    /// Move a held device to the raised set: its silence outlasted its gateway's.
+    fn release_held(
         &self,
         device_id: &str,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
@@ -246,4 +264,7 @@ forward_through_arc!(DeviceRegistry {
     fn resumed(&self, shard: u16, now_ms: i64) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
     fn mark_silent(&self, watched: &Watched) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn mark_watched(&self, device_id: &str) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+    fn held(&self, shard: u16) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
+    fn mark_held(&self, watched: &Watched) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+    fn release_held(&self, device_id: &str) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 });

@@ -9,6 +9,12 @@
 //! deadline passed and `open` devices whose deadline moved into the future (data resumed):
 //! both answers contain just the devices that need action. Suspended and decommissioned
 //! devices and devices without a heartbeat are not in the index at all.
+//!
+//! Suppression by hierarchy (Kapacitor's `inhibit`): a device whose gateway is itself silent
+//! or suspended is claimed into a third set (`held`) and its `no_data` raised suppressed:
+//! recorded and listed, not notified. Each run looks at the held set (empty but during a
+//! gateway's outage): a held device heard from again clears unnotified; one still silent once
+//! its gateway is back is notified then, and moves to the raised set.
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -20,7 +26,7 @@ use crate::alerting::ports::AlertStats;
 use crate::alerting::ports::{AlertPortError, AlertStateStore, NoCommands, Notifier, RuleSource};
 use crate::alerting::rule::{Actions, AlertRule, Condition, NO_DATA_RULE_ID, Scope, Severity};
 use crate::devices::ports::{DeviceRegistry, RegistryError};
-use crate::devices::record::last_seen_resolution_ms;
+use crate::devices::record::{DeviceRecord, DeviceStatus, last_seen_resolution_ms};
 use crate::domain::{Metric, MetricValue, Reading};
 
 /// Index partitions. 16 keeps each under DynamoDB's per-partition write rate at 100,000
@@ -58,7 +64,10 @@ pub fn no_data_rule(severity: Severity) -> AlertRule {
         clear: None,
         debounce: None,
         severity,
+        levels: Vec::new(),
         renotify_after: None,
+        latched: false,
+        flapping: None,
         actions: Actions::default(),
     }
 }
@@ -81,6 +90,13 @@ pub struct SilenceReport {
     pub rescheduled: u64,
     pub resumed: u64,
     pub raised: u64,
+    /// Raised while the gateway they report through is silent or suspended: recorded, not
+    /// notified.
+    pub suppressed: u64,
+    /// Devices in the held set this run looked at.
+    pub held: u64,
+    /// Held devices still silent after their gateway recovered: notified now.
+    pub released: u64,
     pub cleared: u64,
     /// Devices whose alert could not be raised or cleared this run (retried on the next).
     pub failures: u64,
@@ -124,34 +140,56 @@ where
             .map(|shard| async move {
                 let overdue = self.registry.overdue(shard, now_ms).await?;
                 let resumed = self.registry.resumed(shard, now_ms).await?;
-                Ok::<_, RegistryError>((overdue, resumed))
+                let held = self.registry.held(shard).await?;
+                Ok::<_, RegistryError>((overdue, resumed, held))
             })
             .buffer_unordered(4)
             .collect()
             .await;
-        let (mut overdue, mut resumed) = (Vec::new(), Vec::new());
+        let (mut overdue, mut resumed, mut held) = (Vec::new(), Vec::new(), Vec::new());
         for list in lists {
-            let (o, r) = list?;
-            report.index_queries += 2;
+            let (o, r, h) = list?;
+            report.index_queries += 3;
             overdue.extend(o);
             resumed.extend(r);
+            held.extend(h);
         }
         report.overdue = overdue.len() as u64;
         report.resumed = resumed.len() as u64;
 
+        // The records of every device to decide on, and of their gateways.
+        let mut records = std::collections::HashMap::new();
+        let ids: Vec<&str> = overdue
+            .iter()
+            .chain(&held)
+            .map(|w| w.device_id.as_str())
+            .collect();
+        self.load_records(&ids, &mut records).await?;
+        // Each gateway once: BatchGetItem refuses a list with a key twice.
+        let gateways: std::collections::BTreeSet<String> = records
+            .values()
+            .filter_map(|r| r.gateway_id.clone())
+            .filter(|g| !records.contains_key(g))
+            .collect();
+        let gateways: Vec<&str> = gateways.iter().map(String::as_str).collect();
+        self.load_records(&gateways, &mut records).await?;
+        let gateway_down = |record: &DeviceRecord| {
+            record
+                .gateway_id
+                .as_ref()
+                .and_then(|g| records.get(g))
+                .is_some_and(|gateway| is_silent_or_suspended(gateway, now_ms))
+        };
+
         // Raise: the index's deadline may be up to a quarter heartbeat stale (see the cache),
         // so each overdue device's own last_seen decides: still within its heartbeat, the
         // deadline is moved on; silent, the entry is claimed (conditional on the deadline we
-        // saw, so data arriving meanwhile wins) and alerted; a failed alert hands it back.
+        // saw, so data arriving meanwhile wins) and alerted; a failed alert hands it back. A
+        // device whose gateway is silent or suspended is claimed into the held set instead,
+        // and its alert raised suppressed.
         let mut readings = Vec::new();
+        let mut suppressed = Vec::new();
         let mut raising = Vec::new();
-        let ids: Vec<&str> = overdue.iter().map(|w| w.device_id.as_str()).collect();
-        let mut records = std::collections::HashMap::new();
-        for chunk in ids.chunks(100) {
-            for record in self.registry.get_many(chunk).await? {
-                records.insert(record.device_id.clone(), record);
-            }
-        }
         for watched in &overdue {
             let Some(record) = records.get(&watched.device_id) else {
                 continue;
@@ -167,36 +205,107 @@ where
                     .reschedule_watch(&watched.device_id, deadline)
                     .await?;
                 report.rescheduled += 1;
+            } else if gateway_down(record) {
+                if self.registry.mark_held(watched).await? {
+                    suppressed.push(readings.len());
+                    readings.push(silence_reading(&watched.device_id, heard_ms, now_ms));
+                    raising.push((watched.device_id.clone(), Claim::Held));
+                }
             } else if self.registry.mark_silent(watched).await? {
                 readings.push(silence_reading(&watched.device_id, heard_ms, now_ms));
-                raising.push(watched.device_id.clone());
+                raising.push((watched.device_id.clone(), Claim::Raised));
             }
         }
+        // Held devices: heard from again, their suppressed alert clears unnotified; still
+        // silent once the gateway is back, it is notified now (it outlasted the gateway).
+        let mut releasing = Vec::new();
+        for watched in &held {
+            let Some(record) = records.get(&watched.device_id) else {
+                continue;
+            };
+            let heard_ms = record.last_seen_ms.unwrap_or(record.created_at_ms);
+            let silent = record.heartbeat_seconds.is_none_or(|heartbeat| {
+                watch_deadline(heard_ms, heartbeat) + last_seen_resolution_ms(heartbeat) <= now_ms
+            });
+            if !silent {
+                resumed.push(watched.clone());
+            } else if !gateway_down(record) {
+                readings.push(silence_reading(&watched.device_id, heard_ms, now_ms));
+                releasing.push(watched.device_id.clone());
+            }
+        }
+        report.suppressed = suppressed.len() as u64;
+        report.held = held.len() as u64;
+        let releasing_from = readings.len() - releasing.len();
         let clearing: Vec<String> = resumed.into_iter().map(|w| w.device_id).collect();
+        let clearing_from = readings.len();
         readings.extend(clearing.iter().map(|id| resumed_reading(id, now_ms)));
         if readings.is_empty() {
             return Ok(report);
         }
-        let outcome = self.alerts.evaluate(&readings, now).await;
+        let outcome = self
+            .alerts
+            .evaluate_with_suppression(&readings, &suppressed, now)
+            .await;
         report.alerts = outcome.stats;
         let failed: std::collections::HashSet<usize> = outcome.retry.into_iter().collect();
-        for (i, id) in raising.iter().enumerate() {
+        for (i, (id, claim)) in raising.iter().enumerate() {
             if failed.contains(&i) {
                 report.failures += 1;
                 self.registry.mark_watched(id).await?;
-            } else {
+            } else if *claim == Claim::Raised {
                 report.raised += 1;
             }
         }
+        for (j, id) in releasing.iter().enumerate() {
+            if failed.contains(&(releasing_from + j)) {
+                report.failures += 1; // still held: decided again next run
+            } else if self.registry.release_held(id).await? {
+                report.raised += 1;
+                report.released += 1;
+            }
+        }
         for (j, id) in clearing.iter().enumerate() {
-            if failed.contains(&(raising.len() + j)) {
-                report.failures += 1; // still listed as resumed next run
+            if failed.contains(&(clearing_from + j)) {
+                report.failures += 1; // still listed as resumed (or held) next run
             } else if self.registry.mark_watched(id).await? {
                 report.cleared += 1;
             }
         }
         Ok(report)
     }
+
+    async fn load_records(
+        &self,
+        ids: &[&str],
+        into: &mut std::collections::HashMap<String, DeviceRecord>,
+    ) -> Result<(), RegistryError> {
+        for chunk in ids.chunks(100) {
+            for record in self.registry.get_many(chunk).await? {
+                into.insert(record.device_id.clone(), record);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How an overdue device was claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    Raised,
+    Held,
+}
+
+/// A gateway whose own silence is (or is about to be) raised, or that an operator suspended:
+/// the devices it reports for are not to be alerted on while it is down.
+pub fn is_silent_or_suspended(gateway: &DeviceRecord, now_ms: i64) -> bool {
+    if gateway.status == DeviceStatus::Suspended {
+        return true;
+    }
+    gateway.heartbeat_seconds.is_some_and(|heartbeat| {
+        let heard_ms = gateway.last_seen_ms.unwrap_or(gateway.created_at_ms);
+        watch_deadline(heard_ms, heartbeat) + last_seen_resolution_ms(heartbeat) <= now_ms
+    })
 }
 
 /// The Lambda entry point of the `silence-watch` function (an EventBridge schedule; the

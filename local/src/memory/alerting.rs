@@ -63,6 +63,18 @@ impl MemoryAlertStates {
     pub fn get(&self, key: &AlertKey) -> Option<AlertState> {
         self.states.lock().ok()?.get(key).cloned()
     }
+
+    /// Every stored state (benchmarks start each run from the same warmed states).
+    pub fn snapshot(&self) -> HashMap<AlertKey, AlertState> {
+        self.states.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn from_snapshot(states: HashMap<AlertKey, AlertState>) -> Self {
+        Self {
+            states: Mutex::new(states),
+            ..Self::default()
+        }
+    }
 }
 
 impl iotdp::alerting::ports::AlertStateListing for MemoryAlertStates {

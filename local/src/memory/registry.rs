@@ -15,6 +15,8 @@ struct StoredDevice {
     presence_at_ms: Option<i64>,
     /// (raised, deadline): the silence-watch index entry, if the device is watched.
     watch: Option<(bool, i64)>,
+    /// Raised while its gateway was silent or suspended (the `held#NN` partition).
+    held: bool,
 }
 
 /// The registry in memory, with the same conditional semantics as the DynamoDB adapter, and
@@ -41,6 +43,7 @@ impl MemoryRegistry {
                         record,
                         presence_at_ms: None,
                         watch,
+                        held: false,
                     },
                 );
             }
@@ -102,6 +105,7 @@ impl DeviceRegistry for MemoryRegistry {
                 record: record.clone(),
                 presence_at_ms: None,
                 watch: initial_watch(record, record.created_at_ms),
+                held: false,
             },
         );
         Ok(true)
@@ -134,6 +138,7 @@ impl DeviceRegistry for MemoryRegistry {
             return Ok(None);
         };
         stored.record.status = status;
+        stored.held = false;
         stored.watch = match status {
             DeviceStatus::Active => stored
                 .record
@@ -206,11 +211,41 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn overdue(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
-        self.watched(shard, |raised, at| !raised && at <= now_ms)
+        self.watched(shard, |raised, _, at| !raised && at <= now_ms)
     }
 
     async fn resumed(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
-        self.watched(shard, |raised, at| raised && at > now_ms)
+        self.watched(shard, |raised, held, at| raised && !held && at > now_ms)
+    }
+
+    async fn held(&self, shard: u16) -> Result<Vec<Watched>, RegistryError> {
+        self.watched(shard, |raised, held, _| raised && held)
+    }
+
+    async fn mark_held(&self, watched: &Watched) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        let Some(stored) = devices.get_mut(&watched.device_id) else {
+            return Ok(false);
+        };
+        match stored.watch.as_mut() {
+            Some((raised, at)) if !*raised && *at == watched.watch_at_ms => {
+                *raised = true;
+                stored.held = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_held(&self, device_id: &str) -> Result<bool, RegistryError> {
+        let mut devices = self.devices.lock().map_err(|_| lock_error())?;
+        match devices.get_mut(device_id) {
+            Some(stored) if stored.held && stored.watch.is_some() => {
+                stored.held = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn mark_silent(&self, watched: &Watched) -> Result<bool, RegistryError> {
@@ -229,9 +264,13 @@ impl DeviceRegistry for MemoryRegistry {
 
     async fn mark_watched(&self, device_id: &str) -> Result<bool, RegistryError> {
         let mut devices = self.devices.lock().map_err(|_| lock_error())?;
-        match devices.get_mut(device_id).and_then(|d| d.watch.as_mut()) {
+        let Some(stored) = devices.get_mut(device_id) else {
+            return Ok(false);
+        };
+        match stored.watch.as_mut() {
             Some((raised, _)) if *raised => {
                 *raised = false;
+                stored.held = false;
                 Ok(true)
             }
             _ => Ok(false),
@@ -243,7 +282,7 @@ impl MemoryRegistry {
     fn watched(
         &self,
         shard: u16,
-        wanted: impl Fn(bool, i64) -> bool,
+        wanted: impl Fn(bool, bool, i64) -> bool,
     ) -> Result<Vec<Watched>, RegistryError> {
         let devices = self.devices.lock().map_err(|_| lock_error())?;
         let mut out: Vec<Watched> = devices
@@ -251,7 +290,7 @@ impl MemoryRegistry {
             .filter(|d| watch_shard(&d.record.device_id) == shard)
             .filter_map(|d| {
                 let (raised, at) = d.watch?;
-                wanted(raised, at).then(|| Watched {
+                wanted(raised, d.held, at).then(|| Watched {
                     device_id: d.record.device_id.clone(),
                     watch_at_ms: at,
                 })

@@ -154,14 +154,20 @@ fn soak(options: &Options, root: &std::path::Path) -> Result<bool, String> {
         figure("readings_rejected"),
     );
     let seconds = options.seconds as f64;
-    let slope = slope_mib_per_hour(&rss);
+    let slope = slope_mib_per_hour(&rss, 60.0);
+    // Growth is what matters, not the high-water mark the first rollup runs set: the slope
+    // over the run's second half.
+    let half = seconds / 2.0;
+    let late_slope = slope_mib_per_hour(&rss, half);
+    let late = rss.iter().filter(|s| s.0 >= half).map(|s| s.1);
+    let (late_min, late_max) = late.fold((f64::MAX, 0.0f64), |(lo, hi), m| (lo.min(m), hi.max(m)));
     // The rollup job runs in the same process every minute and holds a minute of the fleet's
     // raw readings while it computes; the lowest sample of each minute is what stays.
     let floor: Vec<(f64, f64)> = rss
         .chunk_by(|a, b| (a.0 / 60.0).floor() == (b.0 / 60.0).floor())
         .filter_map(|minute| minute.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)))
         .collect();
-    let floor_slope = slope_mib_per_hour(&floor);
+    let floor_slope = slope_mib_per_hour(&floor, 60.0);
     let peak = rss.iter().map(|s| s.1).fold(0.0, f64::max);
     let mut lines = vec![
         format!(
@@ -180,7 +186,7 @@ fn soak(options: &Options, root: &std::path::Path) -> Result<bool, String> {
             report["returned_for_retry"], report["ingest_backlog"], report["dead_letters"]
         ),
         format!(
-            "iotdp RSS: {} samples, {:.1} MiB at 10 s, {:.1} MiB at the end, peak {peak:.1} MiB; slope of all samples {slope:.0} MiB/hour, of each minute's lowest {floor_slope:.1} MiB/hour (least squares, from the first minute on)",
+            "iotdp RSS: {} samples, {:.1} MiB at 10 s, {:.1} MiB at the end, peak {peak:.1} MiB; slope of all samples {slope:.0} MiB/hour, of each minute's lowest {floor_slope:.1} MiB/hour (least squares, from the first minute on); second half {late_min:.1}–{late_max:.1} MiB, slope {late_slope:.1} MiB/hour",
             rss.len(),
             rss.get(1).map_or(0.0, |s| s.1),
             rss.last().map_or(0.0, |s| s.1)
@@ -227,10 +233,10 @@ fn vm_rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Least-squares slope of RSS over time, in MiB per hour, from the first minute on (start-up
-/// allocations are not growth).
-fn slope_mib_per_hour(samples: &[(f64, f64)]) -> f64 {
-    let points: Vec<_> = samples.iter().filter(|(t, _)| *t >= 60.0).collect();
+/// Least-squares slope of RSS over time, in MiB per hour, of the samples from `from_seconds`
+/// on (start-up allocations are not growth).
+fn slope_mib_per_hour(samples: &[(f64, f64)], from_seconds: f64) -> f64 {
+    let points: Vec<_> = samples.iter().filter(|(t, _)| *t >= from_seconds).collect();
     let n = points.len() as f64;
     if n < 2.0 {
         return 0.0;

@@ -1,7 +1,8 @@
 //! DynamoDB adapter for the device registry ([`DeviceRegistry`]).
 //!
 //! Table key `device_id`. The silence watch lives in a sparse global secondary index
-//! [`SILENCE_INDEX`]: partition `watch_pk` = `due#NN` (watched) or `open#NN` (silence raised),
+//! [`SILENCE_INDEX`]: partition `watch_pk` = `due#NN` (watched), `open#NN` (silence raised) or
+//! `held#NN` (raised while the device's gateway is silent: suppressed),
 //! sort `watch_at` (the deadline). Only active devices with a heartbeat carry `watch_pk`, so
 //! nothing else is in the index. Every write that could race is conditional.
 
@@ -40,6 +41,10 @@ fn due_key(device_id: &str) -> String {
 
 fn open_key(device_id: &str) -> String {
     format!("open#{:02}", watch_shard(device_id))
+}
+
+fn held_key(device_id: &str) -> String {
+    format!("held#{:02}", watch_shard(device_id))
 }
 
 fn registry_error<E, R>(what: &str, table: &str, e: SdkError<E, R>) -> RegistryError
@@ -496,9 +501,46 @@ impl DeviceRegistry for DynamoDbRegistry {
             .update_item()
             .table_name(&self.table)
             .key("device_id", s(device_id))
-            .condition_expression("watch_pk = :open")
+            .condition_expression("watch_pk IN (:open, :held)")
             .update_expression("SET watch_pk = :due")
             .expression_attribute_values(":due", s(&due_key(device_id)))
+            .expression_attribute_values(":open", s(&open_key(device_id)))
+            .expression_attribute_values(":held", s(&held_key(device_id)))
+            .send()
+            .await;
+        conditional(result, "UpdateItem watch", &self.table)
+    }
+
+    async fn held(&self, shard: u16) -> Result<Vec<Watched>, RegistryError> {
+        self.query_watch(format!("held#{shard:02}"), "watch_at >= :now", i64::MIN)
+            .await
+    }
+
+    async fn mark_held(&self, watched: &Watched) -> Result<bool, RegistryError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("device_id", s(&watched.device_id))
+            .condition_expression("watch_pk = :due AND watch_at = :watch_at")
+            .update_expression("SET watch_pk = :held")
+            .expression_attribute_values(":due", s(&due_key(&watched.device_id)))
+            .expression_attribute_values(":held", s(&held_key(&watched.device_id)))
+            .expression_attribute_values(":watch_at", n(watched.watch_at_ms))
+            .send()
+            .await;
+        conditional(result, "UpdateItem watch", &self.table)
+    }
+
+    async fn release_held(&self, device_id: &str) -> Result<bool, RegistryError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("device_id", s(device_id))
+            .condition_expression("watch_pk = :held")
+            .update_expression("SET watch_pk = :open")
+            .expression_attribute_values(":held", s(&held_key(device_id)))
             .expression_attribute_values(":open", s(&open_key(device_id)))
             .send()
             .await;
