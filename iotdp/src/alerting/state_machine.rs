@@ -90,6 +90,17 @@ pub struct AlertState {
     pub changes: Vec<i64>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub flapping: bool,
+    /// An anomaly rule's baseline (median and scale of its samples), recomputed only when a
+    /// sample joins: scoring a reading is then a subtraction and a division, not two sorts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
+}
+
+/// The centre and scale an anomaly rule scores readings against.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub centre: f64,
+    pub scale: f64,
 }
 
 fn is_false(value: &bool) -> bool {
@@ -188,15 +199,22 @@ fn evaluate(
             })
         }
         Condition::Anomaly(anomaly) => {
-            // Scored against the baseline before this reading joins it.
-            let score = anomaly_score(&state.samples, anomaly.baseline_seconds, time_ms, value);
-            changed |= record_sample(
+            // Scored against the baseline before this reading joins it. States written before
+            // the baseline was kept compute it once here.
+            if state.baseline.is_none() && !state.samples.is_empty() {
+                state.baseline = baseline_of(&state.samples, anomaly.baseline_seconds, time_ms);
+            }
+            let score = state.baseline.map(|b| (value - b.centre).abs() / b.scale);
+            if record_sample(
                 state,
                 anomaly.baseline_seconds,
                 ANOMALY_SAMPLES_PER_BASELINE,
                 time_ms,
                 value,
-            );
+            ) {
+                state.baseline = baseline_of(&state.samples, anomaly.baseline_seconds, time_ms);
+                changed = true;
+            }
             score
         }
         _ => Some(value),
@@ -613,17 +631,27 @@ fn predict(forecast: &Forecast, fit: &Fit, time_ms: i64) -> Prediction {
     }
 }
 
-/// How many robust deviations `value` lies from the median of the baseline's samples:
-/// |value − median| / scale, the scale the larger of 1.4826 · MAD and the standard deviation
-/// of the middle three quarters of the samples, and at least 1 % of the median's size so a
-/// sensor that repeats one value does not turn its first change into an anomaly. `None`
-/// during the warm-up. No allocation: at most 65 samples are sorted on the stack.
+/// How many robust deviations `value` lies from the median of the baseline's samples (see
+/// [`baseline_of`]); `None` during the warm-up.
 pub fn anomaly_score(
     samples: &[(i64, f64)],
     baseline_seconds: u64,
     time_ms: i64,
     value: f64,
 ) -> Option<f64> {
+    baseline_of(samples, baseline_seconds, time_ms).map(|b| (value - b.centre).abs() / b.scale)
+}
+
+/// The median of the samples within `baseline_seconds` of `time_ms`, and the scale: the larger
+/// of 1.4826 · MAD and the standard deviation of the middle three quarters of the samples, and
+/// at least 1 % of the median's size so a sensor that repeats one value does not turn its first
+/// change into an anomaly. `None` during the warm-up. No allocation: at most 65 samples are
+/// sorted on the stack.
+pub fn baseline_of(
+    samples: &[(i64, f64)],
+    baseline_seconds: u64,
+    time_ms: i64,
+) -> Option<Baseline> {
     const MOST: usize = ANOMALY_SAMPLES_PER_BASELINE as usize + 1;
     let baseline_ms = baseline_seconds as i64 * 1000;
     let mut values = [0.0f64; MOST];
@@ -659,7 +687,7 @@ pub fn anomaly_score(
         .max(trimmed_sd)
         .max(0.01 * centre.abs())
         .max(1e-9);
-    Some((value - centre).abs() / scale)
+    Some(Baseline { centre, scale })
 }
 
 fn median(values: &mut [f64]) -> f64 {
