@@ -242,6 +242,8 @@ async fn operators_snooze_disable_enable_and_reset_alerts_conditionally_on_their
         (r#"{"until":"2026-01-01T00:00:00Z","for_seconds":60}"#, 400),
         ("", 400),
         (r#"{"until":"soon"}"#, 400),
+        (r#"{"for_seconds":null}"#, 400),
+        (r#"{"for_seconds":60,"version":null}"#, 400),
     ] {
         let refused = send(&api, "POST", "/alerts/ac-1/too-hot/snooze", body).await;
         assert_eq!(refused.status, status, "{body}: {}", refused.body);

@@ -53,15 +53,27 @@ pub struct RuleDocument {
     pub enabled: bool,
     pub scope: Scope,
     pub metric: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub condition: Option<Condition>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub levels: Option<BTreeMap<Severity, Condition>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clear: Option<Clear>,
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
     pub debounce: Option<Debounce>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub severity: Option<Severity>,
     #[serde(
         default,
@@ -71,10 +83,21 @@ pub struct RuleDocument {
     pub renotify_after: Option<u64>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub latched: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub flapping: Option<Flapping>,
     #[serde(default, skip_serializing_if = "Actions::is_empty")]
     pub actions: Actions,
+}
+
+/// An optional field that, when present, is not `null` (as openapi.yaml's Rule schema says).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 fn is_false(value: &bool) -> bool {

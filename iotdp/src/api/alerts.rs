@@ -181,14 +181,24 @@ where
 
 /// The body of an operator action: `{"version": 7}`, and for a snooze `{"until": "…"}` (an
 /// instant as `from`/`to` take it) or `{"for_seconds": 3600}`.
+/// A field may be left out but, when present, not be `null` (openapi.yaml's types say so).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
-    #[serde(default, deserialize_with = "crate::domain::whole_number::optional")]
+    #[serde(default, deserialize_with = "present_whole_number")]
     version: Option<u64>,
+    #[serde(default, deserialize_with = "present_string")]
     until: Option<String>,
-    #[serde(default, deserialize_with = "crate::domain::whole_number::optional")]
+    #[serde(default, deserialize_with = "present_whole_number")]
     for_seconds: Option<u64>,
+}
+
+fn present_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    crate::domain::whole_number::exact(d).map(Some)
+}
+
+fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// Longest snooze: 30 days (a longer silence is a disable).
