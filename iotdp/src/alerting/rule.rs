@@ -56,13 +56,13 @@ pub struct RuleDocument {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
+        deserialize_with = "crate::domain::present"
     )]
     pub condition: Option<Condition>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
+        deserialize_with = "crate::domain::present"
     )]
     pub levels: Option<BTreeMap<Severity, Condition>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,7 +72,7 @@ pub struct RuleDocument {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
+        deserialize_with = "crate::domain::present"
     )]
     pub severity: Option<Severity>,
     #[serde(
@@ -86,18 +86,11 @@ pub struct RuleDocument {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "present"
+        deserialize_with = "crate::domain::present"
     )]
     pub flapping: Option<Flapping>,
     #[serde(default, skip_serializing_if = "Actions::is_empty")]
     pub actions: Actions,
-}
-
-/// An optional field that, when present, is not `null` (as openapi.yaml's Rule schema says).
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 fn is_false(value: &bool) -> bool {

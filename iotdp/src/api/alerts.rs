@@ -185,20 +185,12 @@ where
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
-    #[serde(default, deserialize_with = "present_whole_number")]
+    #[serde(default, deserialize_with = "crate::domain::whole_number::present")]
     version: Option<u64>,
-    #[serde(default, deserialize_with = "present_string")]
+    #[serde(default, deserialize_with = "crate::domain::present")]
     until: Option<String>,
-    #[serde(default, deserialize_with = "present_whole_number")]
+    #[serde(default, deserialize_with = "crate::domain::whole_number::present")]
     for_seconds: Option<u64>,
-}
-
-fn present_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    crate::domain::whole_number::exact(d).map(Some)
-}
-
-fn present_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    <String as serde::Deserialize>::deserialize(d).map(Some)
 }
 
 /// Longest snooze: 30 days (a longer silence is a disable).

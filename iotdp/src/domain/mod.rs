@@ -10,3 +10,11 @@ pub mod whole_number;
 
 pub use place::*;
 pub use reading::*;
+
+/// `#[serde(default, deserialize_with = "present")]`: a field that may be left out but is not
+/// `null` when present (what openapi.yaml's types say; serde's `Option` would take `null`).
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}

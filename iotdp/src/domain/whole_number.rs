@@ -38,6 +38,11 @@ pub fn exact<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<T, D::E
     d.deserialize_any(Whole(std::marker::PhantomData))
 }
 
+/// An optional field that is not `null` when present (pair with `#[serde(default)]`).
+pub fn present<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Option<T>, D::Error> {
+    exact(d).map(Some)
+}
+
 /// The same for an optional field (`null` or absent: `None`; pair with `#[serde(default)]`).
 pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<u64>>(d: D) -> Result<Option<T>, D::Error> {
     struct Maybe<T>(std::marker::PhantomData<T>);

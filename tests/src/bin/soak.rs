@@ -168,6 +168,10 @@ fn soak(options: &Options, root: &std::path::Path) -> Result<bool, String> {
         .filter_map(|minute| minute.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)))
         .collect();
     let floor_slope = slope_mib_per_hour(&floor, 60.0);
+    let late_floor_slope = slope_mib_per_hour(&floor, half);
+    let late_floor = floor.iter().filter(|s| s.0 >= half).map(|s| s.1);
+    let (late_floor_min, late_floor_max) =
+        late_floor.fold((f64::MAX, 0.0f64), |(lo, hi), m| (lo.min(m), hi.max(m)));
     let peak = rss.iter().map(|s| s.1).fold(0.0, f64::max);
     let mut lines = vec![
         format!(
@@ -186,7 +190,7 @@ fn soak(options: &Options, root: &std::path::Path) -> Result<bool, String> {
             report["returned_for_retry"], report["ingest_backlog"], report["dead_letters"]
         ),
         format!(
-            "iotdp RSS: {} samples, {:.1} MiB at 10 s, {:.1} MiB at the end, peak {peak:.1} MiB; slope of all samples {slope:.0} MiB/hour, of each minute's lowest {floor_slope:.1} MiB/hour (least squares, from the first minute on); second half {late_min:.1}–{late_max:.1} MiB, slope {late_slope:.1} MiB/hour",
+            "iotdp RSS: {} samples, {:.1} MiB at 10 s, {:.1} MiB at the end, peak {peak:.1} MiB; slope of all samples {slope:.0} MiB/hour, of each minute's lowest {floor_slope:.1} MiB/hour (least squares, from the first minute on); second half {late_min:.1}–{late_max:.1} MiB, slope {late_slope:.1} MiB/hour, each minute's lowest {late_floor_min:.1}–{late_floor_max:.1} MiB, slope {late_floor_slope:.1} MiB/hour",
             rss.len(),
             rss.get(1).map_or(0.0, |s| s.1),
             rss.last().map_or(0.0, |s| s.1)
