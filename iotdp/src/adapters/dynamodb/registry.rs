@@ -143,6 +143,39 @@ impl DynamoDbRegistry {
         }
         Ok(out)
     }
+
+    /// Move a device's silence-watch entry to the set `to`, if it is in one of the sets `from`
+    /// and, when `listed_at_ms` is given, still has the deadline it was listed with (data that
+    /// arrived meanwhile wins).
+    async fn move_watch(
+        &self,
+        device_id: &str,
+        from: &[fn(&str) -> String],
+        to: fn(&str) -> String,
+        listed_at_ms: Option<i64>,
+    ) -> Result<bool, RegistryError> {
+        let names: Vec<String> = (0..from.len()).map(|i| format!(":from{i}")).collect();
+        let mut condition = match names.as_slice() {
+            [one] => format!("watch_pk = {one}"),
+            many => format!("watch_pk IN ({})", many.join(", ")),
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("device_id", s(device_id))
+            .update_expression("SET watch_pk = :to")
+            .expression_attribute_values(":to", s(&to(device_id)));
+        for (name, key) in names.iter().zip(from) {
+            request = request.expression_attribute_values(name, s(&key(device_id)));
+        }
+        if let Some(at) = listed_at_ms {
+            condition.push_str(" AND watch_at = :watch_at");
+            request = request.expression_attribute_values(":watch_at", n(at));
+        }
+        let result = request.condition_expression(condition).send().await;
+        conditional(result, "UpdateItem watch", &self.table)
+    }
 }
 
 /// The whole item of a new record, with its watch entry when it is watched.
@@ -480,35 +513,18 @@ impl DeviceRegistry for DynamoDbRegistry {
     }
 
     async fn mark_silent(&self, watched: &Watched) -> Result<bool, RegistryError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("device_id", s(&watched.device_id))
-            .condition_expression("watch_pk = :due AND watch_at = :watch_at")
-            .update_expression("SET watch_pk = :open")
-            .expression_attribute_values(":due", s(&due_key(&watched.device_id)))
-            .expression_attribute_values(":open", s(&open_key(&watched.device_id)))
-            .expression_attribute_values(":watch_at", n(watched.watch_at_ms))
-            .send()
-            .await;
-        conditional(result, "UpdateItem watch", &self.table)
+        self.move_watch(
+            &watched.device_id,
+            &[due_key],
+            open_key,
+            Some(watched.watch_at_ms),
+        )
+        .await
     }
 
     async fn mark_watched(&self, device_id: &str) -> Result<bool, RegistryError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("device_id", s(device_id))
-            .condition_expression("watch_pk IN (:open, :held)")
-            .update_expression("SET watch_pk = :due")
-            .expression_attribute_values(":due", s(&due_key(device_id)))
-            .expression_attribute_values(":open", s(&open_key(device_id)))
-            .expression_attribute_values(":held", s(&held_key(device_id)))
-            .send()
-            .await;
-        conditional(result, "UpdateItem watch", &self.table)
+        self.move_watch(device_id, &[open_key, held_key], due_key, None)
+            .await
     }
 
     async fn held(&self, shard: u16) -> Result<Vec<Watched>, RegistryError> {
@@ -517,34 +533,18 @@ impl DeviceRegistry for DynamoDbRegistry {
     }
 
     async fn mark_held(&self, watched: &Watched) -> Result<bool, RegistryError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("device_id", s(&watched.device_id))
-            .condition_expression("watch_pk = :due AND watch_at = :watch_at")
-            .update_expression("SET watch_pk = :held")
-            .expression_attribute_values(":due", s(&due_key(&watched.device_id)))
-            .expression_attribute_values(":held", s(&held_key(&watched.device_id)))
-            .expression_attribute_values(":watch_at", n(watched.watch_at_ms))
-            .send()
-            .await;
-        conditional(result, "UpdateItem watch", &self.table)
+        self.move_watch(
+            &watched.device_id,
+            &[due_key],
+            held_key,
+            Some(watched.watch_at_ms),
+        )
+        .await
     }
 
     async fn release_held(&self, device_id: &str) -> Result<bool, RegistryError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("device_id", s(device_id))
-            .condition_expression("watch_pk = :held")
-            .update_expression("SET watch_pk = :open")
-            .expression_attribute_values(":held", s(&held_key(device_id)))
-            .expression_attribute_values(":open", s(&open_key(device_id)))
-            .send()
-            .await;
-        conditional(result, "UpdateItem watch", &self.table)
+        self.move_watch(device_id, &[held_key], open_key, None)
+            .await
     }
 }
 
