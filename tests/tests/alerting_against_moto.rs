@@ -28,23 +28,19 @@ const RULE: &str = r#"{"rule_id":"dry-soil","name":"Soil too dry","scope":{"devi
     "metric":"moisture","condition":{"below":0.2},"clear":0.25,"severity":"critical",
     "actions":{"on_alarm":{"valve":"open"},"on_ok":{"valve":"closed"}}}"#;
 
-fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessage {
-    let mut message = SqsMessage::default();
-    message.message_id = Some(id.to_owned());
-    message.body = Some(encode_envelope(
-        payload.as_bytes(),
-        &iotdp::domain::topic::telemetry_topic(device),
-        received_at,
-        Some(device),
-    ));
-    message
+/// moto with the ingest resources, the rules and state tables, the alerts topic and an
+/// operator's queue subscribed to it.
+struct Fixture {
+    sdk: aws_config::SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    topic_arn: String,
+    queue_url: String,
 }
 
-#[tokio::test]
-async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_double_notify() {
-    let moto = MotoServer::start();
+async fn fixture(moto: &MotoServer) -> Fixture {
     let sdk = moto.sdk_config().await;
-
     create_ingest_resources(&sdk).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_alert_tables(&dynamodb, "rules", "states").await;
@@ -60,6 +56,39 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         .to_owned();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let queue_url = subscribed_queue(&sdk, &topic_arn, "operator-inbox").await;
+    Fixture {
+        sdk,
+        dynamodb,
+        sns,
+        sqs,
+        topic_arn,
+        queue_url,
+    }
+}
+
+fn message(id: &str, device: &str, payload: &str, received_at: i64) -> SqsMessage {
+    let mut message = SqsMessage::default();
+    message.message_id = Some(id.to_owned());
+    message.body = Some(encode_envelope(
+        payload.as_bytes(),
+        &iotdp::domain::topic::telemetry_topic(device),
+        received_at,
+        Some(device),
+    ));
+    message
+}
+
+#[tokio::test]
+async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_double_notify() {
+    let moto = MotoServer::start();
+    let Fixture {
+        sdk,
+        dynamodb,
+        sns,
+        sqs,
+        topic_arn,
+        queue_url,
+    } = fixture(&moto).await;
     let iot = aws_sdk_iot::Client::new(&sdk);
     iot.create_thing()
         .thing_name("valve-ctl-1")
@@ -234,22 +263,14 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
 #[tokio::test]
 async fn a_forecast_fires_and_clears_and_a_latched_alarm_waits_for_its_acknowledgement() {
     let moto = MotoServer::start();
-    let sdk = moto.sdk_config().await;
-    create_ingest_resources(&sdk).await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    create_alert_tables(&dynamodb, "rules", "states").await;
-    let sns = aws_sdk_sns::Client::new(&sdk);
-    let topic_arn = sns
-        .create_topic()
-        .name("alerts")
-        .send()
-        .await
-        .unwrap()
-        .topic_arn()
-        .unwrap()
-        .to_owned();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = subscribed_queue(&sdk, &topic_arn, "operator-inbox").await;
+    let Fixture {
+        sdk,
+        dynamodb,
+        sns: _,
+        sqs,
+        topic_arn,
+        queue_url,
+    } = fixture(&moto).await;
     let rules = DynamoDbRules::new(dynamodb.clone(), "rules");
     for rule in [
         r#"{"rule_id":"soc-forecast","name":"Battery empty within a day","scope":{"device_id":"box-1"},
