@@ -15,7 +15,7 @@ use iotdp::alerting::rule::AlertRule;
 use iotdp::config::AlertingConfig;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::ingest::envelope::encode_envelope;
-use iotdp::ingest::service::handle_lambda_event;
+use iotdp::ingest::service::{SqsBatch, handle_lambda_event};
 use iotdp::wiring::ingest_service_with;
 use iotdp_integration_tests::{
     MotoServer, create_alert_tables, create_ingest_resources, drain_sns_envelopes, ingest_config,
@@ -102,26 +102,10 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         .unwrap();
 
     let mut config = ingest_config();
-    let alerting = AlertingConfig {
-        rules_table: "rules".into(),
-        state_table: "states".into(),
-        topic_arn: topic_arn.clone(),
-        rules_ttl: std::time::Duration::from_secs(60),
-    };
-    config.alerting = Some(alerting);
+    config.alerting = Some(alerting_config(&topic_arn));
     let service = ingest_service_with(&sdk, &config).await.unwrap();
-
     let now = chrono::Utc::now().timestamp_millis();
-    let invoke = |messages: Vec<SqsMessage>| {
-        let mut event = SqsEvent::default();
-        event.records = messages;
-        let mut context = Context::default();
-        context.request_id = format!("req-{}", next_request_number());
-        context.deadline = (now + 60_000) as u64;
-        // As Lambda delivers it: JSON, read into the binary's own event type.
-        let event = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
-        LambdaEvent::new(event, context)
-    };
+    let invoke = |messages: Vec<SqsMessage>| lambda_event(messages, now + 60_000);
     // Dry: fires. Wet again, but not past the clear threshold: stays. Wetter: clears.
     let first = handle_lambda_event(
         &service,
@@ -285,23 +269,10 @@ async fn a_forecast_fires_and_clears_and_a_latched_alarm_waits_for_its_acknowled
             .unwrap();
     }
     let mut config = ingest_config();
-    config.alerting = Some(AlertingConfig {
-        rules_table: "rules".into(),
-        state_table: "states".into(),
-        topic_arn: topic_arn.clone(),
-        rules_ttl: std::time::Duration::from_secs(60),
-    });
+    config.alerting = Some(alerting_config(&topic_arn));
     let service = ingest_service_with(&sdk, &config).await.unwrap();
     let now = chrono::Utc::now().timestamp_millis();
-    let invoke = |messages: Vec<SqsMessage>| {
-        let mut event = SqsEvent::default();
-        event.records = messages;
-        let mut context = Context::default();
-        context.request_id = format!("req-{}", next_request_number());
-        context.deadline = (now + 60_000) as u64;
-        let event = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
-        LambdaEvent::new(event, context)
-    };
+    let invoke = |messages: Vec<SqsMessage>| lambda_event(messages, now + 60_000);
     // Five hours, a reading every two minutes: state of charge falling 0.2 an hour for 2.5 h
     // (empty in 4.5 h), then a recharged battery holding at 0.95. The cabinet overheats once,
     // early, and cools down.
@@ -419,6 +390,27 @@ async fn a_forecast_fires_and_clears_and_a_latched_alarm_waits_for_its_acknowled
     .unwrap();
     assert!(response.batch_item_failures.is_empty());
     assert!(drain_sns_envelopes(&sqs, &queue_url).await.is_empty());
+}
+
+/// Alerting on the fixture's tables and topic.
+fn alerting_config(topic_arn: &str) -> AlertingConfig {
+    AlertingConfig {
+        rules_table: "rules".into(),
+        state_table: "states".into(),
+        topic_arn: topic_arn.to_owned(),
+        rules_ttl: std::time::Duration::from_secs(60),
+    }
+}
+
+/// An SQS batch as Lambda delivers it: JSON, read into the binary's own event type.
+fn lambda_event(messages: Vec<SqsMessage>, deadline_ms: i64) -> LambdaEvent<SqsBatch> {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    let mut context = Context::default();
+    context.request_id = format!("req-{}", next_request_number());
+    context.deadline = deadline_ms as u64;
+    let event = serde_json::from_value(serde_json::to_value(&event).unwrap()).unwrap();
+    LambdaEvent::new(event, context)
 }
 
 fn next_request_number() -> u32 {
