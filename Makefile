@@ -113,6 +113,7 @@ soak: tools
 ## every write (tests/src/ingest_bench.rs; the table goes into docs/performance.md)
 bench:
 	cargo bench -p iotdp --bench ingest_path
+	cargo bench -p iotdp --bench alert_overhead
 	cargo bench -p iotdp --bench rollups
 	cargo bench -p iotdp-local --bench query_api
 	cargo build --release -p ingest

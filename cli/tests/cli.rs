@@ -177,7 +177,8 @@ async fn rules_and_alerts_round_trip_through_the_cli() {
     assert!(ack.status.success(), "{}", text(&ack.stderr));
     assert_eq!(
         states.get_many(std::slice::from_ref(&key)).await.unwrap()[0]
-            .1
+            .as_ref()
+            .unwrap()
             .state,
         AlarmState::Acknowledged
     );
@@ -197,8 +198,8 @@ async fn rules_and_alerts_round_trip_through_the_cli() {
     // The rest of the lifecycle, each through the same use case as the API.
     let state_of = || async {
         states.get_many(std::slice::from_ref(&key)).await.unwrap()[0]
-            .1
             .clone()
+            .unwrap()
     };
     let stale = iotdp(
         Some(&moto),

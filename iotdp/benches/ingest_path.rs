@@ -8,12 +8,14 @@ use iotdp::adapters::influxdb::line_protocol::encode_lines;
 use iotdp::adapters::influxdb::{MAX_LINES_PER_WRITE, encode_request_body};
 use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
-use iotdp::alerting::rule::AlertRule;
 use iotdp::ingest::batch::prepare_batch;
 use iotdp::ingest::validation::TimeWindow;
 use iotdp_local::memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
 use iotdp_local::simulator::reference_sqs_batch;
 use std::hint::black_box;
+use support::{fifty_rules, warm_states};
+
+mod support;
 
 const RECEIVED: i64 = 1_764_000_000_000;
 
@@ -70,27 +72,7 @@ fn ingest_path(c: &mut Criterion) {
             fifty_rules(true),
         ),
     ] {
-        // Steady state, not a cold start: the states are warmed with the same readings every 23
-        // minutes for the 13 hours before (the last 10 minutes before), so rate and forecast
-        // rules hold their samples and anomaly baselines (one day, a sample per 22.5 minutes)
-        // are past their warm-up, and no rule's next sample is due: nothing measured is written.
-        let warm_states = {
-            let evaluator = AlertEvaluator::new(
-                MemoryRules::new(rules.clone()),
-                MemoryAlertStates::default(),
-                MemoryNotifier::default(),
-                MemoryCommander::default(),
-                AlertSettings::default(),
-            );
-            for minutes_before in (0..34).rev().map(|k| 10 + 23 * k) {
-                let mut warm = prepare_batch(pairs(), window);
-                warm.readings
-                    .iter_mut()
-                    .for_each(|r| r.time_ms -= minutes_before * 60_000);
-                runtime.block_on(evaluator.evaluate(&warm.readings, now));
-            }
-            evaluator.states().snapshot()
-        };
+        let warm_states = warm_states(&rules, &runtime, now, || prepare_batch(pairs(), window));
         group.bench_function(name, |b| {
             b.iter_batched(
                 || {
@@ -148,43 +130,6 @@ fn ingest_path(c: &mut Criterion) {
         });
     });
     group.finish();
-}
-
-/// 50 rules over the metrics the batch carries: thresholds, ranges and rate-of-change, scoped
-/// to all devices or to one; with `v2`, every other one a forecast, an anomaly baseline, a
-/// rule with levels or a latched rule with flapping detection.
-fn fifty_rules(v2: bool) -> Vec<AlertRule> {
-    let metrics = [
-        "temperature",
-        "setpoint",
-        "voltage",
-        "current",
-        "soc",
-        "temperature_c",
-        "moisture",
-        "lux",
-    ];
-    (0..50)
-        .map(|i| {
-            let metric = metrics[i % metrics.len()];
-            let condition = match (v2 && i % 2 == 1, i % 5) {
-                (false, 0) => r#""condition": {"above": 1000000}, "severity": "warning""#,
-                (false, 1) => r#""condition": {"below": -1000000}, "severity": "warning""#,
-                (false, 2) => r#""condition": {"outside": [-1000000, 1000000]}, "severity": "warning""#,
-                (false, 3) => r#""condition": {"rate_of_change": {"per_hour": -1000, "window_seconds": 21600}}, "severity": "warning""#,
-                (false, _) => r#""condition": {"inside": [5000000, 6000000]}, "severity": "warning""#,
-                (true, 0 | 4) => r#""condition": {"forecast": {"below": -1000000, "within_seconds": 86400, "window_seconds": 21600}}, "severity": "warning""#,
-                (true, 1) => r#""condition": {"anomaly": {"threshold": 1000000, "baseline_seconds": 86400}}, "severity": "warning""#,
-                (true, 2) => r#""levels": {"warning": {"above": 1000000}, "critical": {"above": 2000000}}"#,
-                (true, _) => r#""condition": {"above": 1000000}, "severity": "critical", "latched": true, "flapping": {"low": 1, "high": 4, "window_seconds": 600}"#,
-            };
-            let scope = if i % 7 == 0 { r#"{"device_id": "ac-0"}"# } else { r#""all""# };
-            AlertRule::from_json(&format!(
-                r#"{{"rule_id":"r{i}","name":"rule {i}","scope":{scope},"metric":"{metric}",{condition}}}"#
-            ))
-            .unwrap()
-        })
-        .collect()
 }
 
 criterion_group!(benches, ingest_path);

@@ -42,8 +42,13 @@ pub async fn act_on_alert<S: AlertStateStore>(
     create_missing: bool,
 ) -> Result<AlertState, AlertActionError> {
     for _ in 0..3 {
-        let mut state = match states.get_many(std::slice::from_ref(key)).await?.pop() {
-            Some((_, state)) => state,
+        let mut state = match states
+            .get_many(std::slice::from_ref(key))
+            .await?
+            .pop()
+            .flatten()
+        {
+            Some(state) => state,
             None if create_missing => AlertState::default(),
             None => return Err(AlertActionError::NotFound(key.clone())),
         };

@@ -7,7 +7,6 @@
 //! A notification is recorded as owed in the same write and cleared once published: if the
 //! publish fails, the next invocation that touches the pair (or the SQS redelivery) sends it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,16 +55,28 @@ impl Default for AlertSettings {
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<AlertRule>,
-    by_metric: HashMap<String, Vec<usize>>,
+    /// Sorted by metric name. A fleet watches tens of metrics, so a binary search over short
+    /// names is cheaper than hashing each reading's metric names.
+    by_metric: Vec<(String, Vec<usize>)>,
 }
 
 impl RuleSet {
     pub fn new(rules: Vec<AlertRule>) -> Self {
-        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_metric: Vec<(String, Vec<usize>)> = Vec::new();
         for (i, rule) in rules.iter().enumerate().filter(|(_, r)| r.enabled) {
-            by_metric.entry(rule.metric.clone()).or_default().push(i);
+            match by_metric.binary_search_by(|(name, _)| name.as_str().cmp(&rule.metric)) {
+                Ok(at) => by_metric[at].1.push(i),
+                Err(at) => by_metric.insert(at, (rule.metric.clone(), vec![i])),
+            }
         }
         Self { rules, by_metric }
+    }
+
+    /// Where `metric`'s rules are in `by_metric`, if any enabled rule watches it.
+    fn metric_slot(&self, metric: &str) -> Option<usize> {
+        self.by_metric
+            .binary_search_by(|(name, _)| name.as_str().cmp(metric))
+            .ok()
     }
 
     pub fn len(&self) -> usize {
@@ -82,8 +93,10 @@ impl RuleSet {
 #[derive(Debug, Default)]
 pub struct TouchedPairs {
     entries: Vec<(usize, i64, f64)>,
-    /// (rule index, device id, range of `entries`).
-    pairs: Vec<(usize, String, std::ops::Range<usize>)>,
+    /// (rule index, range of `entries`) per pair.
+    pairs: Vec<(usize, std::ops::Range<usize>)>,
+    /// Each pair's state key, in the same order: what the state store is asked for.
+    keys: Vec<AlertKey>,
 }
 
 impl TouchedPairs {
@@ -97,31 +110,49 @@ impl TouchedPairs {
 
     /// The readings of pair `pair`.
     pub fn readings(&self, pair: usize) -> &[(usize, i64, f64)] {
-        &self.entries[self.pairs[pair].2.clone()]
+        &self.entries[self.pairs[pair].1.clone()]
+    }
+
+    /// Every pair's state key, in pair order.
+    pub fn keys(&self) -> &[AlertKey] {
+        &self.keys
     }
 
     /// `(rule index, device id, readings)` per pair.
     pub fn iter(&self) -> impl Iterator<Item = (usize, &str, &[(usize, i64, f64)])> {
         self.pairs
             .iter()
-            .map(|(rule, device, range)| (*rule, device.as_str(), &self.entries[range.clone()]))
+            .zip(&self.keys)
+            .map(|((rule, range), key)| {
+                (*rule, key.device_id.as_str(), &self.entries[range.clone()])
+            })
     }
 }
 
 /// Group readings by (device, rule): the pure first step. Readings are walked device by device
 /// in time order (the ingest path hands them over sorted by series, so the sort below finds
-/// them in order); a device's matches are then ordered by rule, keeping time order.
+/// them in order). A device's readings are gathered once per metric, and every rule on that
+/// metric whose scope covers the device shares that one range: the rules of a fleet mostly
+/// watch a few metrics, so copying readings per rule would copy each one several times.
 pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
     let mut order: Vec<usize> = (0..readings.len()).collect();
     order.sort_by(|&a, &b| {
         (readings[a].device_id.as_str(), readings[a].time_ms)
             .cmp(&(readings[b].device_id.as_str(), readings[b].time_ms))
     });
+    let device_type = |index: usize| reading_type(&readings[index]);
     let mut out = TouchedPairs::default();
-    // Per rule, the current device's matches. The slots keep their capacity from device to
-    // device, so after the first few devices grouping allocates nothing.
-    let mut slots: Vec<Vec<(usize, i64, f64)>> = vec![Vec::new(); rules.rules.len()];
+    // Per watched metric, the current device's readings of it. The slots keep their capacity
+    // from device to device, so after the first few devices grouping allocates nothing.
+    let mut slots: Vec<Vec<(usize, i64, f64)>> = vec![Vec::new(); rules.by_metric.len()];
+    // Whether a slot's readings all carry one device type (admission puts the registry's type
+    // on each, so they do); a type-scoped rule then covers all of them or none.
+    let mut uniform: Vec<bool> = vec![true; rules.by_metric.len()];
     let mut touched: Vec<usize> = Vec::new();
+    let mut device_pairs: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+    // A device's readings name their metrics in the same order: looking a name up where it
+    // was last found is one comparison, not a search.
+    let mut found_at: Vec<(&str, Option<usize>)> = Vec::new();
     let mut start = 0;
     while start < order.len() {
         let device = readings[order[start]].device_id.as_str();
@@ -131,13 +162,20 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
             .map_or(order.len(), |offset| start + offset);
         for &index in &order[start..end] {
             let reading = &readings[index];
-            // Admission put the registry's type on the reading: no second registry read.
-            let device_type = reading
-                .dimensions
-                .as_deref()
-                .map(|d| d.device_type.as_str());
-            for metric in &reading.metrics {
-                let Some(rule_ids) = rules.by_metric.get(&metric.name) else {
+            for (position, metric) in reading.metrics.iter().enumerate() {
+                let slot = match found_at.get(position) {
+                    Some(&(name, slot)) if name == metric.name => slot,
+                    _ => {
+                        let slot = rules.metric_slot(&metric.name);
+                        if position < found_at.len() {
+                            found_at[position] = (&metric.name, slot);
+                        } else if position == found_at.len() {
+                            found_at.push((&metric.name, slot));
+                        }
+                        slot
+                    }
+                };
+                let Some(slot) = slot else {
                     continue;
                 };
                 let value = match metric.value {
@@ -145,26 +183,63 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
                     MetricValue::Bool(b) => f64::from(u8::from(b)),
                     MetricValue::Text(_) => continue,
                 };
-                for &rule in rule_ids {
-                    if rules.rules[rule].scope.covers(device, device_type) {
-                        if slots[rule].is_empty() {
-                            touched.push(rule);
+                match slots[slot].first() {
+                    None => {
+                        touched.push(slot);
+                        uniform[slot] = true;
+                    }
+                    Some(&(first, _, _)) => {
+                        uniform[slot] &= device_type(first) == reading_type(reading);
+                    }
+                }
+                slots[slot].push((index, reading.time_ms, value));
+            }
+        }
+        for slot in touched.drain(..) {
+            let begin = out.entries.len();
+            out.entries.append(&mut slots[slot]);
+            let shared = begin..out.entries.len();
+            let first_type = device_type(out.entries[begin].0);
+            for &rule in &rules.by_metric[slot].1 {
+                let scope = &rules.rules[rule].scope;
+                if uniform[slot] {
+                    if scope.covers(device, first_type) {
+                        device_pairs.push((rule, shared.clone()));
+                    }
+                } else {
+                    // Readings of one device with different types: this rule gets its own copy
+                    // of the readings its scope covers.
+                    let own = out.entries.len();
+                    for at in shared.clone() {
+                        let entry = out.entries[at];
+                        if scope.covers(device, device_type(entry.0)) {
+                            out.entries.push(entry);
                         }
-                        slots[rule].push((index, reading.time_ms, value));
+                    }
+                    if out.entries.len() > own {
+                        device_pairs.push((rule, own..out.entries.len()));
                     }
                 }
             }
         }
-        touched.sort_unstable();
-        for rule in touched.drain(..) {
-            let begin = out.entries.len();
-            out.entries.append(&mut slots[rule]);
-            out.pairs
-                .push((rule, device.to_owned(), begin..out.entries.len()));
+        device_pairs.sort_unstable_by_key(|(rule, _)| *rule);
+        for (rule, range) in device_pairs.drain(..) {
+            out.pairs.push((rule, range));
+            out.keys.push(AlertKey {
+                device_id: device.to_owned(),
+                rule_id: rules.rules[rule].rule_id.clone(),
+            });
         }
         start = end;
     }
     out
+}
+
+fn reading_type(reading: &Reading) -> Option<&str> {
+    reading
+        .dimensions
+        .as_deref()
+        .map(|d| d.device_type.as_str())
 }
 
 /// What evaluating one pair's readings decided: the state to write, what to publish, which
@@ -209,7 +284,9 @@ fn decide(
             Some(ActionKind::OnOk) => rule.actions.on_ok.as_ref(),
             None => None,
         };
-        commands.extend(action.cloned());
+        if let Some(desired) = action {
+            commands.push(desired.clone());
+        }
         if let Some(event) = step.event {
             let notification = AlertNotification::new(
                 rule,
@@ -339,16 +416,17 @@ where
                 stats,
             };
         }
-        let keys: Vec<AlertKey> = pairs
-            .iter()
-            .map(|(rule, device, _)| AlertKey {
-                device_id: device.to_owned(),
-                rule_id: rules.rules[rule].rule_id.clone(),
-            })
-            .collect();
         stats.state_batch_reads += 1;
-        let mut stored: HashMap<AlertKey, AlertState> = match self.states.get_many(&keys).await {
-            Ok(found) => found.into_iter().collect(),
+        let stored = match self.states.get_many(pairs.keys()).await {
+            Ok(found) if found.len() == pairs.len() => found,
+            Ok(found) => {
+                tracing::error!(
+                    asked = pairs.len(),
+                    answered = found.len(),
+                    "alert state store answered a different number of keys; readings will be retried"
+                );
+                return all();
+            }
             Err(e) => {
                 tracing::error!(error = %e, "alert states unavailable; readings will be retried");
                 return all();
@@ -358,32 +436,33 @@ where
         // (asynchronous) conditional write, publish and commands.
         stats.pairs_evaluated = pairs.len() as u64;
         let mut to_write = Vec::new();
-        for (pair, ((rule, _, list), key)) in pairs.iter().zip(keys).enumerate() {
-            let state = stored.remove(&key).unwrap_or_default();
+        for (pair, ((rule, _, list), state)) in pairs.iter().zip(stored).enumerate() {
+            let key = &pairs.keys()[pair];
             if let Some(decision) = decide(
                 &rules.rules[rule],
-                &key,
-                state,
+                key,
+                state.unwrap_or_default(),
                 list,
                 suppressed,
                 now,
                 self.settings.owed_lease,
             ) {
-                to_write.push((rule, key, decision, pair));
+                to_write.push((rule, decision, pair));
             }
         }
         let pairs = &pairs;
         let rules = &rules;
         let work = to_write
             .into_iter()
-            .map(|(rule, key, decision, pair)| async move {
+            .map(|(rule, decision, pair)| async move {
                 let rule = &rules.rules[rule];
+                let key = &pairs.keys()[pair];
                 let list = pairs.readings(pair);
                 let mut pair_stats = AlertStats::default();
                 let ok = self
                     .commit_pair(
                         rule,
-                        &key,
+                        key,
                         decision,
                         (list, suppressed),
                         now,
@@ -442,7 +521,7 @@ where
                 Ok(ConditionalWrite::Conflict) => {
                     stats.conflicts += 1;
                     let reread = match self.states.get_many(std::slice::from_ref(key)).await {
-                        Ok(mut found) => found.pop().map(|(_, s)| s).unwrap_or_default(),
+                        Ok(mut found) => found.pop().flatten().unwrap_or_default(),
                         Err(e) => {
                             tracing::error!(error = %e, ?key, "alert state re-read failed");
                             return false;
@@ -534,5 +613,124 @@ where
 {
     async fn observe(&self, readings: &[Reading]) -> ObserverOutcome {
         self.evaluate(readings, Utc::now()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{LocationPath, MetricValue};
+
+    fn rule(id: &str, metric: &str, scope: &str) -> AlertRule {
+        AlertRule::from_json(&format!(
+            r#"{{"rule_id":"{id}","name":"{id}","scope":{scope},"metric":"{metric}","condition":{{"above":1}},"severity":"warning"}}"#
+        ))
+        .unwrap()
+    }
+
+    fn reading(device: &str, time_ms: i64, metrics: &[(&str, MetricValue)], kind: &str) -> Reading {
+        Reading::new(
+            device,
+            time_ms,
+            metrics.iter().map(|(n, v)| (*n, v.clone())),
+        )
+        .with_place(kind, LocationPath::parse("site-1").unwrap())
+    }
+
+    /// `(rule id, device, [(batch index, time)])`: one pair as the evaluator reads it.
+    type Grouped = (String, String, Vec<(usize, i64)>);
+
+    fn grouped(rules: &RuleSet, readings: &[Reading]) -> Vec<Grouped> {
+        let pairs = pairs_touched(rules, readings);
+        pairs
+            .iter()
+            .zip(pairs.keys())
+            .map(|((rule, device, list), key)| {
+                assert_eq!(
+                    (key.device_id.as_str(), key.rule_id.as_str()),
+                    (device, rules.rules[rule].rule_id.as_str())
+                );
+                (
+                    key.rule_id.clone(),
+                    device.to_owned(),
+                    list.iter().map(|(i, t, _)| (*i, *t)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rules_on_one_metric_share_the_devices_readings_in_time_order() {
+        let rules = RuleSet::new(vec![
+            rule("b-hot", "temperature", r#""all""#),
+            rule("a-hot", "temperature", r#""all""#),
+            rule("only-ac-2", "temperature", r#"{"device_id": "ac-2"}"#),
+            rule("humid", "humidity", r#""all""#),
+        ]);
+        let n = |v: f64| MetricValue::Number(v);
+        let readings = [
+            reading(
+                "ac-1",
+                30,
+                &[("temperature", n(1.0)), ("humidity", n(2.0))],
+                "thermostat",
+            ),
+            // Metrics in another order, a text metric and one no rule watches.
+            reading(
+                "ac-1",
+                10,
+                &[("humidity", n(3.0)), ("temperature", n(4.0))],
+                "thermostat",
+            ),
+            reading(
+                "ac-2",
+                20,
+                &[
+                    ("label", MetricValue::Text("x".into())),
+                    ("temperature", n(5.0)),
+                ],
+                "thermostat",
+            ),
+            reading("ac-1", 20, &[("lux", n(6.0))], "thermostat"),
+        ];
+        assert_eq!(
+            grouped(&rules, &readings),
+            [
+                ("b-hot".into(), "ac-1".into(), vec![(1, 10), (0, 30)]),
+                ("a-hot".into(), "ac-1".into(), vec![(1, 10), (0, 30)]),
+                ("humid".into(), "ac-1".into(), vec![(1, 10), (0, 30)]),
+                ("b-hot".into(), "ac-2".into(), vec![(2, 20)]),
+                ("a-hot".into(), "ac-2".into(), vec![(2, 20)]),
+                ("only-ac-2".into(), "ac-2".into(), vec![(2, 20)]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_type_scoped_rule_gets_only_the_readings_of_its_type() {
+        let rules = RuleSet::new(vec![
+            rule("boxes", "voltage", r#"{"device_type": "battery-box"}"#),
+            rule("any", "voltage", r#""all""#),
+        ]);
+        let v = |x: f64| [("voltage", MetricValue::Number(x))];
+        // One device whose readings carry two types (a re-registration inside one batch).
+        let readings = [
+            reading("box-1", 10, &v(12.0), "battery-box"),
+            reading("box-1", 20, &v(12.1), "gateway"),
+            reading("box-1", 30, &v(12.2), "battery-box"),
+            reading("gw-1", 10, &v(5.0), "gateway"),
+        ];
+        assert_eq!(
+            grouped(&rules, &readings),
+            [
+                ("boxes".into(), "box-1".into(), vec![(0, 10), (2, 30)]),
+                (
+                    "any".into(),
+                    "box-1".into(),
+                    vec![(0, 10), (1, 20), (2, 30)]
+                ),
+                ("any".into(), "gw-1".into(), vec![(3, 10)]),
+            ]
+        );
     }
 }

@@ -36,11 +36,12 @@ pub enum ConditionalWrite {
 
 /// Alert states, written with optimistic concurrency on `AlertState::version`.
 pub trait AlertStateStore: Send + Sync {
-    /// The stored states among `keys` (absent keys are simply missing from the answer).
+    /// One entry per key, in the keys' order: the stored state, or `None` when there is none.
+    /// Aligned answers let the evaluator walk keys and states together, with no map between.
     fn get_many(
         &self,
         keys: &[AlertKey],
-    ) -> impl Future<Output = Result<Vec<(AlertKey, AlertState)>, AlertPortError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Option<AlertState>>, AlertPortError>> + Send;
 
     /// Store `state` if the stored version is still `expected_version` (0: no item yet).
     fn put_if_version(
@@ -179,7 +180,7 @@ forward_through_arc!(RuleStore {
 });
 
 forward_through_arc!(AlertStateStore {
-    fn get_many(&self, keys: &[AlertKey]) -> impl Future<Output = Result<Vec<(AlertKey, AlertState)>, AlertPortError>> + Send;
+    fn get_many(&self, keys: &[AlertKey]) -> impl Future<Output = Result<Vec<Option<AlertState>>, AlertPortError>> + Send;
     fn put_if_version(&self, key: &AlertKey, state: &AlertState, expected_version: u64) -> impl Future<Output = Result<ConditionalWrite, AlertPortError>> + Send;
 });
 

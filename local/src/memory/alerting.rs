@@ -106,20 +106,14 @@ impl iotdp::alerting::ports::AlertStateListing for MemoryAlertStates {
 }
 
 impl AlertStateStore for MemoryAlertStates {
-    async fn get_many(
-        &self,
-        keys: &[AlertKey],
-    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+    async fn get_many(&self, keys: &[AlertKey]) -> Result<Vec<Option<AlertState>>, AlertPortError> {
         self.batch_reads
             .fetch_add(keys.len().div_ceil(100) as u64, Ordering::Relaxed);
         let states = self
             .states
             .lock()
             .map_err(|_| AlertPortError("lock poisoned".into()))?;
-        Ok(keys
-            .iter()
-            .filter_map(|k| states.get(k).map(|s| (k.clone(), s.clone())))
-            .collect())
+        Ok(keys.iter().map(|k| states.get(k).cloned()).collect())
     }
 
     async fn put_if_version(
@@ -214,10 +208,7 @@ impl<S> RacingReads<S> {
 }
 
 impl<S: AlertStateStore> AlertStateStore for RacingReads<S> {
-    async fn get_many(
-        &self,
-        keys: &[AlertKey],
-    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
+    async fn get_many(&self, keys: &[AlertKey]) -> Result<Vec<Option<AlertState>>, AlertPortError> {
         let found = self.inner.get_many(keys).await;
         if self.reads.fetch_add(1, Ordering::SeqCst) < self.readers {
             self.barrier.wait().await;

@@ -152,11 +152,11 @@ impl DynamoDbAlertStates {
 }
 
 impl AlertStateStore for DynamoDbAlertStates {
-    async fn get_many(
-        &self,
-        keys: &[AlertKey],
-    ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
-        let mut found = Vec::with_capacity(keys.len());
+    async fn get_many(&self, keys: &[AlertKey]) -> Result<Vec<Option<AlertState>>, AlertPortError> {
+        // BatchGetItem answers in any order: each item is put back at its key's place.
+        let place: HashMap<&AlertKey, usize> =
+            keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
+        let mut found: Vec<Option<AlertState>> = vec![None; keys.len()];
         for chunk in keys.chunks(MAX_KEYS_PER_BATCH_GET) {
             let mut pending = KeysAndAttributes::builder()
                 .set_keys(Some(chunk.iter().map(Self::key).collect()))
@@ -173,7 +173,11 @@ impl AlertStateStore for DynamoDbAlertStates {
                     .await
                     .map_err(|e| port_error(&format!("BatchGetItem on {}", self.table), e))?;
                 if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                    found.extend(items.iter().filter_map(Self::decode));
+                    for (key, state) in items.iter().filter_map(Self::decode) {
+                        if let Some(&at) = place.get(&key) {
+                            found[at] = Some(state);
+                        }
+                    }
                 }
                 match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
                     Some(rest) if !rest.keys().is_empty() => {
