@@ -155,6 +155,7 @@ const PURE: &[&str] = &[
     "rollup::aggregate",
     "rollup::model",
     "rollup::compute",
+    "api::access",
 ];
 
 fn product_modules() -> Vec<(String, PathBuf, String)> {

@@ -7,6 +7,7 @@ use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::ports::{AlertKey, AlertStateStore};
 use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
+use iotdp::api::access::Caller;
 use iotdp::api::{ApiRequest, ApiResponse, QueryApi};
 use iotdp::devices::record::{DeviceRecord, DeviceStatus};
 use iotdp::domain::LocationPath;
@@ -103,6 +104,7 @@ async fn send(api: &Api, method: &str, path: &str, body: &str) -> ApiResponse {
             query: String::new(),
             body: body.as_bytes().to_vec(),
         },
+        &Caller::admin("test"),
         T0,
     )
     .await
@@ -325,6 +327,7 @@ async fn call(api: &Api, method: &str, path_and_query: &str) -> ApiResponse {
             query: query.into(),
             body: vec![],
         },
+        &Caller::admin("test"),
         T0 + 3_600_000,
     )
     .await

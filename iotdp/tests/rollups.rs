@@ -125,6 +125,7 @@ async fn late_readings_recompute_only_their_windows() {
 /// fewer rows from the store.
 #[tokio::test]
 async fn a_year_of_readings_is_answered_from_rollups_with_a_hundredth_of_the_rows() {
+    use iotdp::api::access::Caller;
     use iotdp::api::{ApiRequest, QueryApi};
     use iotdp::devices::record::DeviceRecord;
     use iotdp::rollup::reads::RollupReader;
@@ -209,10 +210,12 @@ async fn a_year_of_readings_is_answered_from_rollups_with_a_hundredth_of_the_row
             body: vec![],
         };
         let before = store.rows_read();
-        let from_raw = raw_api.handle(&request, now).await;
+        let from_raw = raw_api.handle(&request, &Caller::admin("test"), now).await;
         let raw_rows = store.rows_read() - before;
         let before = store.rows_read();
-        let from_rollups = rollup_api.handle(&request, now).await;
+        let from_rollups = rollup_api
+            .handle(&request, &Caller::admin("test"), now)
+            .await;
         let rollup_rows = store.rows_read() - before;
         assert_eq!(from_raw.status, 200, "{}", from_raw.body);
         assert_eq!(from_rollups.status, 200, "{}", from_rollups.body);

@@ -3,14 +3,16 @@
 //! what is measured is routing, validation, the registry lookup and JSON rendering. Also the
 //! cold-start init: building the SDK configuration and every client the `api` function builds.
 //!
-//! `cargo bench -p iotdp --bench query_api` prints p50/p99 over 5,000 calls of each before
-//! criterion's own runs.
+//! `cargo bench -p iotdp-local --bench query_api` prints p50/p99 over 5,000 calls of each
+//! before criterion's own runs. The list rows compare a page of a 10,000-device registry for a
+//! caller who sees the fleet and for one scoped to one of its ten sites.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use iotdp::api::access::{Access, Caller, Role};
 use iotdp::api::{ApiRequest, QueryApi};
 use iotdp::config::FromEnvironment;
 use iotdp::devices::record::DeviceRecord;
@@ -74,7 +76,12 @@ type Api = QueryApi<Arc<MemoryRegistry>, PreparedReader, Arc<MemoryAlertStates>,
 fn api() -> Api {
     let mut ac = DeviceRecord::new("ac-1", "thermostat", NOW);
     ac.path = LocationPath::parse("home-7/living").unwrap();
-    let registry = Arc::new(MemoryRegistry::with([ac]));
+    let fleet = (0..10_000).map(|i| {
+        let mut d = DeviceRecord::new(&format!("spot-{i:05}"), "spot", NOW);
+        d.path = LocationPath::parse(&format!("site-{}/zone-{}", i % 10, i % 7)).unwrap();
+        d
+    });
+    let registry = Arc::new(MemoryRegistry::with(std::iter::once(ac).chain(fleet)));
     let day_of_minutes = (0..1440)
         .map(|i| Point {
             time_ms: NOW - 86_400_000 + i * 60_000,
@@ -87,6 +94,10 @@ fn api() -> Api {
         Arc::new(MemoryAlertStates::default()),
         Arc::new(MemoryRules::default()),
     )
+}
+
+fn admin() -> Caller {
+    Caller::admin("bench")
 }
 
 fn request(path: &str, query: &str) -> ApiRequest {
@@ -106,7 +117,7 @@ fn percentiles(
     let mut samples: Vec<Duration> = (0..5000)
         .map(|_| {
             let started = Instant::now();
-            let response = runtime.block_on(api.handle(request, NOW));
+            let response = runtime.block_on(api.handle(request, &admin(), NOW));
             let elapsed = started.elapsed();
             assert_eq!(response.status, 200, "{}", response.body);
             black_box(response.body.to_string());
@@ -145,15 +156,39 @@ fn query_api(c: &mut Criterion) {
     group.bench_function("device_page", |b| {
         b.iter(|| {
             runtime
-                .block_on(api.handle(&device_page, NOW))
+                .block_on(api.handle(&device_page, &admin(), NOW))
                 .body
                 .to_string()
         });
     });
+    let page = request("/devices", "limit=100");
+    let site_viewer = Caller {
+        identity: "viewer".into(),
+        role: Some(Role::Viewer),
+        access: Access {
+            places: vec![LocationPath::parse("site-3").unwrap()],
+            ..Access::default()
+        },
+    };
+    for (name, caller) in [
+        ("devices_page_of_100_fleet", admin()),
+        ("devices_page_of_100_one_site", site_viewer),
+    ] {
+        let answered = runtime.block_on(api.handle(&page, &caller, NOW));
+        assert_eq!(answered.body["devices"].as_array().map(Vec::len), Some(100));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(api.handle(&page, &caller, NOW))
+                    .body
+                    .to_string()
+            });
+        });
+    }
     group.bench_function("day_in_one_minute_bins", |b| {
         b.iter(|| {
             runtime
-                .block_on(api.handle(&day_in_minutes, NOW))
+                .block_on(api.handle(&day_in_minutes, &admin(), NOW))
                 .body
                 .to_string()
         });

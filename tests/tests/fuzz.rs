@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use iotdp::api::access::Caller;
 use iotdp::api::{ApiRequest, ProblemCode, QueryApi};
 use iotdp::domain::reason::ReasonCode;
 use iotdp::ingest::batch::prepare_batch;
@@ -253,6 +254,7 @@ fn query_api_paths_parameters_and_bodies() {
                 query,
                 body,
             },
+            &Caller::admin("fuzz"),
             NOW,
         ));
         prop_assert!(

@@ -8,6 +8,7 @@ use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::ports::{AlertKey, AlertStateStore};
 use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
+use iotdp::api::access::Caller;
 use iotdp::api::{ApiRequest, QueryApi, ROUTES};
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{Metric, MetricValue, Reading};
@@ -122,7 +123,12 @@ async fn every_documented_route_answers_as_documented() {
                     query: String::new(),
                     body: vec![],
                 };
-                assert_eq!(api.handle(&disable, T0).await.status, 200);
+                assert_eq!(
+                    api.handle(&disable, &Caller::admin("test"), T0)
+                        .await
+                        .status,
+                    200
+                );
             }
             let request = ApiRequest {
                 method: method.clone(),
@@ -130,7 +136,7 @@ async fn every_documented_route_answers_as_documented() {
                 query: String::new(),
                 body: body.clone().into_bytes(),
             };
-            let response = api.handle(&request, T0).await;
+            let response = api.handle(&request, &Caller::admin("test"), T0).await;
             let what = format!("{method} {path}");
             assert!(
                 response.status < 300,
@@ -153,7 +159,7 @@ async fn every_documented_route_answers_as_documented() {
                     body: body.replace("ac-1", "nobody").into_bytes(),
                     ..request
                 };
-                let response = api.handle(&request, T0).await;
+                let response = api.handle(&request, &Caller::admin("test"), T0).await;
                 assert_eq!(response.status, 404, "{what}: {}", response.body);
                 assert!(response.problem);
                 check(&spec, operation, &what, 404, &response.body);
@@ -169,7 +175,7 @@ async fn every_documented_route_answers_as_documented() {
                     body: br#"{"device_id":"ac-1","device_type":"bad type","rule_id":"x"}"#
                         .to_vec(),
                 };
-                let response = api.handle(&request, T0).await;
+                let response = api.handle(&request, &Caller::admin("test"), T0).await;
                 assert_eq!(response.status, 400, "{what}: {}", response.body);
                 check(&spec, operation, &what, 400, &response.body);
             }
@@ -180,7 +186,7 @@ async fn every_documented_route_answers_as_documented() {
                     query: "limit=0&from=yesterday&agg=median&bin=9x&status=x&state=x&severity=x&path=a%20b&metrics=9x".into(),
                     body: vec![],
                 };
-                let response = api.handle(&request, T0).await;
+                let response = api.handle(&request, &Caller::admin("test"), T0).await;
                 assert_eq!(response.status, 400, "{what}: {}", response.body);
                 check(&spec, operation, &what, 400, &response.body);
             }
@@ -239,7 +245,7 @@ async fn relative_times_are_answered_wherever_the_document_offers_them() {
                     query: format!("from={from}&to={to}"),
                     body: vec![],
                 };
-                let response = api.handle(&request, T0).await;
+                let response = api.handle(&request, &Caller::admin("test"), T0).await;
                 let what = format!("GET {path}?from={from}&to={to}");
                 let expected_from = iotdp::api::params::parse_instant(from, T0).unwrap();
                 let expected_to = iotdp::api::params::parse_instant(to, T0).unwrap();
@@ -283,6 +289,7 @@ async fn anything_undocumented_is_a_problem_not_an_answer() {
                     query: String::new(),
                     body: vec![],
                 },
+                &Caller::admin("test"),
                 T0,
             )
             .await;

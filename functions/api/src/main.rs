@@ -1,10 +1,11 @@
 //! `api` Lambda: wiring only. API Gateway (HTTP API) requests → the query API's use cases.
 
-use iotdp::api::http_adapter::{api_request, http_response};
+use iotdp::api::http_adapter::{api_request, caller_of, http_response};
 use iotdp::config::ApiConfig;
 use iotdp::config::FromEnvironment;
 use iotdp::wiring::{load_sdk_config, query_api};
-use lambda_http::{Body, Error, Request, Response, service_fn};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Error, Request, RequestExt, Response, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -15,8 +16,12 @@ async fn main() -> Result<(), Error> {
         let api = &api;
         async move {
             let call = api_request(request.method(), request.uri(), request.body().as_ref());
+            let caller = match request.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(context)) => caller_of(context),
+                _ => iotdp::api::access::Caller::from_claims(&Default::default()),
+            };
             let response = api
-                .handle(&call, chrono::Utc::now().timestamp_millis())
+                .handle(&call, &caller, chrono::Utc::now().timestamp_millis())
                 .await;
             let (parts, body) = http_response(&response).into_parts();
             Ok::<_, Error>(Response::from_parts(parts, Body::Text(body)))

@@ -25,7 +25,7 @@ use crate::alerting::rule::AlertRule;
 use crate::alerting::state_machine::{
     ActionKind, AlertState, apply_reading, apply_suppressed_reading,
 };
-use crate::domain::{MetricValue, Reading};
+use crate::domain::{DeviceDimensions, MetricValue, Reading};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlertSettings {
@@ -140,13 +140,13 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
         (readings[a].device_id.as_str(), readings[a].time_ms)
             .cmp(&(readings[b].device_id.as_str(), readings[b].time_ms))
     });
-    let device_type = |index: usize| reading_type(&readings[index]);
+    let dimensions = |index: usize| dimensions_of(&readings[index]);
     let mut out = TouchedPairs::default();
     // Per watched metric, the current device's readings of it. The slots keep their capacity
     // from device to device, so after the first few devices grouping allocates nothing.
     let mut slots: Vec<Vec<(usize, i64, f64)>> = vec![Vec::new(); rules.by_metric.len()];
-    // Whether a slot's readings all carry one device type (admission puts the registry's type
-    // on each, so they do); a type-scoped rule then covers all of them or none.
+    // Whether a slot's readings all carry the same dimensions (admission puts the registry's
+    // on each, so they do); a type- or place-scoped rule then covers all of them or none.
     let mut uniform: Vec<bool> = vec![true; rules.by_metric.len()];
     let mut touched: Vec<usize> = Vec::new();
     let mut device_pairs: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
@@ -189,7 +189,7 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
                         uniform[slot] = true;
                     }
                     Some(&(first, _, _)) => {
-                        uniform[slot] &= device_type(first) == reading_type(reading);
+                        uniform[slot] &= same_dimensions(&readings[first], reading);
                     }
                 }
                 slots[slot].push((index, reading.time_ms, value));
@@ -199,11 +199,11 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
             let begin = out.entries.len();
             out.entries.append(&mut slots[slot]);
             let shared = begin..out.entries.len();
-            let first_type = device_type(out.entries[begin].0);
+            let first = dimensions(out.entries[begin].0);
             for &rule in &rules.by_metric[slot].1 {
                 let scope = &rules.rules[rule].scope;
                 if uniform[slot] {
-                    if scope.covers(device, first_type) {
+                    if scope.covers(device, first) {
                         device_pairs.push((rule, shared.clone()));
                     }
                 } else {
@@ -212,7 +212,7 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
                     let own = out.entries.len();
                     for at in shared.clone() {
                         let entry = out.entries[at];
-                        if scope.covers(device, device_type(entry.0)) {
+                        if scope.covers(device, dimensions(entry.0)) {
                             out.entries.push(entry);
                         }
                     }
@@ -235,11 +235,17 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
     out
 }
 
-fn reading_type(reading: &Reading) -> Option<&str> {
-    reading
-        .dimensions
-        .as_deref()
-        .map(|d| d.device_type.as_str())
+fn dimensions_of(reading: &Reading) -> Option<&DeviceDimensions> {
+    reading.dimensions.as_deref()
+}
+
+/// Admission shares one `Arc` per device, so this is a pointer comparison in practice.
+fn same_dimensions(a: &Reading, b: &Reading) -> bool {
+    match (&a.dimensions, &b.dimensions) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y) || x == y,
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// What evaluating one pair's readings decided: the state to write, what to publish, which

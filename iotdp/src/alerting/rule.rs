@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::whole_number;
+use crate::domain::{DeviceDimensions, LocationPath};
 
 use crate::domain::is_valid_metric_name;
 
@@ -275,15 +276,20 @@ fn enabled_by_default() -> bool {
 pub enum Scope {
     DeviceId(String),
     DeviceType(String),
+    /// The devices at a place or below it (`{"path": "wall-3/zone-a"}`): what a caller scoped
+    /// to that place may see and change.
+    Path(LocationPath),
     All,
 }
 
 impl Scope {
-    pub fn covers(&self, device_id: &str, device_type: Option<&str>) -> bool {
+    /// Whether a reading of `device_id`, with the registry's `dimensions` on it, is watched.
+    pub fn covers(&self, device_id: &str, dimensions: Option<&DeviceDimensions>) -> bool {
         match self {
             Scope::All => true,
             Scope::DeviceId(id) => id == device_id,
-            Scope::DeviceType(t) => device_type == Some(t.as_str()),
+            Scope::DeviceType(t) => dimensions.is_some_and(|d| d.device_type == *t),
+            Scope::Path(place) => dimensions.is_some_and(|d| d.path.starts_with(place)),
         }
     }
 }
@@ -478,6 +484,12 @@ impl AlertRule {
             && id.is_empty()
         {
             return Err(rule_error("scope", "must name a device id or device type"));
+        }
+        if matches!(&self.scope, Scope::Path(place) if place.is_empty()) {
+            return Err(rule_error(
+                "scope.path",
+                "must name a place (site[/zone[/section[/spot]]]); the whole fleet is \"all\"",
+            ));
         }
         let finite = |field: &str, v: f64| {
             if v.is_finite() {

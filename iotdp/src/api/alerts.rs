@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use super::QueryApi;
+use super::access::Access;
 use super::params::{Params, parse_instant, rfc3339};
 use super::problem::{Problem, ProblemCode, alerting_problem};
 use crate::alerting::admin::{AlertActionError, act_on_alert};
@@ -15,10 +16,15 @@ use crate::devices::ports::DeviceRegistry;
 
 impl<R, T, A, U> QueryApi<R, T, A, U>
 where
+    R: DeviceRegistry,
     A: AlertStateStore + AlertStateListing,
     U: RuleSource,
 {
-    pub(super) async fn list_alerts(&self, params: &Params) -> Result<Value, Problem> {
+    pub(super) async fn list_alerts(
+        &self,
+        params: &Params,
+        access: &Access,
+    ) -> Result<Value, Problem> {
         let limit = params.limit()?;
         let state = params
             .value("state")?
@@ -51,11 +57,13 @@ where
             .into_iter()
             .map(|r| (r.rule_id, r.severity.as_str()))
             .collect();
+        let scoped = self.scoped_devices(access).await?;
         let all = self.states.list(state).await.map_err(alerting_problem)?;
         let mut page: Vec<Value> = all
             .iter()
             .filter(|(k, _)| format!("{}/{}", k.device_id, k.rule_id).as_str() > cursor)
             .filter(|(k, _)| device.is_none_or(|d| k.device_id == d))
+            .filter(|(k, _)| scoped.as_ref().is_none_or(|s| s.contains_key(&k.device_id)))
             .filter(|(k, state)| {
                 severity.is_none_or(|s| {
                     state
@@ -91,10 +99,13 @@ where
         action: &str,
         body: &[u8],
         now_ms: i64,
-    ) -> Result<Value, Problem>
-    where
-        R: DeviceRegistry,
-    {
+        access: &Access,
+    ) -> Result<Value, Problem> {
+        // A caller who sees the fleet may act on an unregistered device's alerts (the accept
+        // policy); a scoped caller only on their registered devices'.
+        if !access.fleet {
+            self.visible(device, access).await?;
+        }
         let body = ActionBody::parse(body)?;
         let action = match action {
             "ack" => OperatorAction::Acknowledge,

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::QueryApi;
+use super::access::Access;
 use super::params::{Params, rfc3339};
 use super::problem::{Problem, ProblemCode, alerting_problem, registry_problem};
 use super::readings::point_json;
@@ -20,7 +21,11 @@ where
     T: TimeSeriesReader,
     A: AlertStateListing,
 {
-    pub(super) async fn list_devices(&self, params: &Params) -> Result<Value, Problem> {
+    pub(super) async fn list_devices(
+        &self,
+        params: &Params,
+        access: &Access,
+    ) -> Result<Value, Problem> {
         let limit = params.limit()?;
         let status = params
             .value("status")?
@@ -40,6 +45,7 @@ where
         let mut page: Vec<&DeviceRecord> = devices
             .iter()
             .filter(|d| d.device_id.as_str() > cursor)
+            .filter(|d| access.sees_device(&d.device_id, &d.path))
             .filter(|d| kind.is_none_or(|k| d.device_type == k))
             .filter(|d| status.is_none_or(|s| d.status == s))
             .filter(|d| d.path.starts_with(&within))
@@ -55,8 +61,13 @@ where
         }))
     }
 
-    pub(super) async fn get_device(&self, id: &str, params: &Params) -> Result<Value, Problem> {
-        let device = self.registered(id).await?;
+    pub(super) async fn get_device(
+        &self,
+        id: &str,
+        params: &Params,
+        access: &Access,
+    ) -> Result<Value, Problem> {
+        let device = self.visible(id, access).await?;
         // Named metrics, or every metric the store holds.
         let known;
         let metrics: Vec<&str> = match params.value("metrics")? {
@@ -98,8 +109,9 @@ where
         id: &str,
         status: DeviceStatus,
         now_ms: i64,
+        access: &Access,
     ) -> Result<Value, Problem> {
-        crate::query::names::checked_device(id)?;
+        self.visible(id, access).await?;
         match set_device_status(&self.registry, id, status, now_ms).await {
             Ok(device) => Ok(json!({ "device": device_json(&device) })),
             Err(ProvisioningError::NotRegistered(_)) => Err(Problem::not_found(
@@ -167,8 +179,14 @@ where
 
     /// Registers a device (certificates stay with `iotdp devices create`, which writes the
     /// private key to the operator's disk rather than into an HTTP response).
-    pub(super) async fn create_device(&self, body: &[u8], now_ms: i64) -> Result<Value, Problem> {
+    pub(super) async fn create_device(
+        &self,
+        body: &[u8],
+        now_ms: i64,
+        access: &Access,
+    ) -> Result<Value, Problem> {
         let record = Self::definition(body, now_ms)?;
+        in_scope(&record, access)?;
         if self
             .registry
             .create(&record)
@@ -193,6 +211,7 @@ where
         id: &str,
         body: &[u8],
         now_ms: i64,
+        access: &Access,
     ) -> Result<Value, Problem> {
         let record = Self::definition(body, now_ms)?;
         if record.device_id != id {
@@ -204,7 +223,8 @@ where
                 ),
             ));
         }
-        let current = self.registered(id).await?;
+        let current = self.visible(id, access).await?;
+        in_scope(&record, access)?;
         if current.status == DeviceStatus::Decommissioned {
             return Err(Problem {
                 status: 409,
@@ -220,6 +240,37 @@ where
         Ok(json!({ "device": device_json(&updated) }))
     }
 
+    /// The device's record, if it is registered and in the caller's scope: a device outside
+    /// it is answered exactly as one never registered, so ids do not leak across tenants.
+    pub(super) async fn visible(&self, id: &str, access: &Access) -> Result<DeviceRecord, Problem> {
+        let record = self.registered(id).await?;
+        if access.sees_device(&record.device_id, &record.path) {
+            Ok(record)
+        } else {
+            Err(not_registered(id))
+        }
+    }
+
+    /// Where each device the caller may see is, or `None` for a caller who sees the fleet
+    /// (then nothing needs filtering and the registry is not read).
+    pub(super) async fn scoped_devices(
+        &self,
+        access: &Access,
+    ) -> Result<Option<std::collections::HashMap<String, crate::domain::LocationPath>>, Problem>
+    {
+        if access.fleet {
+            return Ok(None);
+        }
+        let devices = self.registry.list().await.map_err(registry_problem)?;
+        Ok(Some(
+            devices
+                .into_iter()
+                .filter(|d| access.sees_device(&d.device_id, &d.path))
+                .map(|d| (d.device_id, d.path))
+                .collect(),
+        ))
+    }
+
     pub(super) async fn registered(&self, id: &str) -> Result<DeviceRecord, Problem> {
         crate::query::names::checked_device(id)?;
         self.registry
@@ -227,12 +278,32 @@ where
             .await
             .map_err(registry_problem)?
             .pop()
-            .ok_or_else(|| {
-                Problem::not_found(
-                    ProblemCode::UnknownDevice,
-                    format!("device '{id}' is not registered"),
-                )
-            })
+            .ok_or_else(|| not_registered(id))
+    }
+}
+
+fn not_registered(id: &str) -> Problem {
+    Problem::not_found(
+        ProblemCode::UnknownDevice,
+        format!("device '{id}' is not registered"),
+    )
+}
+
+/// A device a scoped admin registers or redefines must land inside their scope.
+fn in_scope(record: &DeviceRecord, access: &Access) -> Result<(), Problem> {
+    if access.sees_device(&record.device_id, &record.path) {
+        Ok(())
+    } else {
+        Err(Problem {
+            status: 403,
+            code: ProblemCode::OutsideScope,
+            detail: format!(
+                "device '{}' at '{}' would be outside your scope ({}): give a path inside it",
+                record.device_id,
+                record.path,
+                access.describe()
+            ),
+        })
     }
 }
 

@@ -1,6 +1,9 @@
 //! HTTP front ends (API Gateway through `lambda_http`, the local server through hyper) hand
 //! their requests over as `http` types; this turns them into [`ApiRequest`]s and back.
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+
+use crate::api::access::{Access, Caller};
 use crate::api::{ApiRequest, ApiResponse};
 
 pub fn api_request(method: &http::Method, uri: &http::Uri, body: &[u8]) -> ApiRequest {
@@ -27,4 +30,103 @@ pub fn http_response(response: &ApiResponse) -> http::Response<String> {
             *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
             fallback
         })
+}
+
+/// The caller API Gateway (HTTP API, payload 2.0) authenticated: an IAM-signed caller has
+/// the whole fleet as admin (IAM policy decides who may call at all); a JWT caller has the
+/// role and scope its verified claims give; a request with neither (no authorizer in front
+/// of the route) gets no role, so every route refuses it.
+pub fn caller_of(context: &ApiGatewayV2httpRequestContext) -> Caller {
+    let authorizer = context.authorizer.as_ref();
+    if let Some(iam) = authorizer.and_then(|a| a.iam.as_ref()) {
+        let identity = iam
+            .user_arn
+            .clone()
+            .or_else(|| iam.caller_id.clone())
+            .unwrap_or_else(|| "iam".into());
+        return Caller::admin(identity);
+    }
+    if let Some(jwt) = authorizer.and_then(|a| a.jwt.as_ref()) {
+        return Caller::from_claims(&jwt.claims);
+    }
+    Caller {
+        identity: "anonymous".into(),
+        role: None,
+        access: Access::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::access::Role;
+    use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+
+    /// The request API Gateway sends, as its documentation shows it, with `authorizer` set.
+    fn request_with(authorizer: serde_json::Value) -> ApiGatewayV2httpRequest {
+        serde_json::from_value(serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/devices",
+            "rawQueryString": "",
+            "headers": {"accept": "application/json"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api-id",
+                "authorizer": authorizer,
+                "domainName": "id.execute-api.us-east-1.amazonaws.com",
+                "domainPrefix": "id",
+                "http": {"method": "GET", "path": "/devices", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "agent"},
+                "requestId": "id",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "12/Mar/2020:19:03:58 +0000",
+                "timeEpoch": 1583348638390i64
+            },
+            "isBase64Encoded": false
+        }))
+        .expect("the documented payload 2.0 shape")
+    }
+
+    #[test]
+    fn a_cognito_jwt_gives_its_groups_role_and_places() {
+        let request = request_with(serde_json::json!({
+            "jwt": {
+                "claims": {
+                    "sub": "7d1c-…",
+                    "cognito:username": "ana",
+                    "cognito:groups": "[iotdp-operator place:site-1]",
+                    "iss": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_x",
+                    "token_use": "access"
+                },
+                "scopes": null
+            }
+        }));
+        let caller = caller_of(&request.request_context);
+        assert_eq!(caller.identity, "ana");
+        assert_eq!(caller.role, Some(Role::Operator));
+        assert_eq!(caller.access.describe(), "place:site-1");
+    }
+
+    #[test]
+    fn an_iam_signed_caller_is_admin_of_the_fleet() {
+        let request = request_with(serde_json::json!({
+            "iam": {
+                "accessKey": "AKIAEXAMPLE",
+                "accountId": "123456789012",
+                "callerId": "AIDAEXAMPLE",
+                "principalOrgId": null,
+                "userArn": "arn:aws:iam::123456789012:user/ops",
+                "userId": "AIDAEXAMPLE"
+            }
+        }));
+        let caller = caller_of(&request.request_context);
+        assert_eq!(caller, Caller::admin("arn:aws:iam::123456789012:user/ops"));
+    }
+
+    #[test]
+    fn no_authorizer_means_no_role() {
+        let request = request_with(serde_json::Value::Null);
+        assert_eq!(caller_of(&request.request_context).role, None);
+    }
 }

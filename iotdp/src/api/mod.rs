@@ -14,6 +14,7 @@
 //! - `GET /alerts?state=&severity=&device=&limit=&cursor=`;
 //! - `POST /alerts/{device}/{rule}/ack|snooze|disable|enable|reset` (conditional on `version`).
 
+pub mod access;
 mod alerts;
 mod devices;
 pub mod http_adapter;
@@ -33,6 +34,7 @@ use crate::alerting::ports::{AlertStateListing, AlertStateStore, RuleStore};
 use crate::devices::ports::DeviceRegistry;
 use crate::devices::record::DeviceStatus;
 use crate::query::ports::TimeSeriesReader;
+use access::{Access, Caller, required_role};
 use params::Params;
 
 /// Every route the router answers, as `openapi.yaml` documents it (a test keeps the two equal).
@@ -123,9 +125,10 @@ where
         }
     }
 
-    /// Answer `request` at wall-clock time `now_ms`. Never panics; user mistakes are 4xx.
-    pub async fn handle(&self, request: &ApiRequest, now_ms: i64) -> ApiResponse {
-        match self.route(request, now_ms).await {
+    /// Answer `request` from `caller` at wall-clock time `now_ms`. Never panics; user mistakes
+    /// are 4xx. Every state-changing call is logged as one audit line.
+    pub async fn handle(&self, request: &ApiRequest, caller: &Caller, now_ms: i64) -> ApiResponse {
+        let response = match self.authorised_route(request, caller, now_ms).await {
             Ok(body) => ApiResponse::ok(body),
             Err(problem) => {
                 let status = problem.status;
@@ -135,10 +138,57 @@ where
                 }
                 response
             }
+        };
+        if request.method != "GET" && request.method != "HEAD" {
+            tracing::info!(
+                audit = "api_call",
+                caller = %caller.identity,
+                role = caller.role.map_or("none", |r| r.as_str()),
+                scope = %caller.access.describe(),
+                method = %request.method,
+                path = %request.path,
+                status = response.status,
+                "state-changing API call"
+            );
         }
+        response
     }
 
-    async fn route(&self, request: &ApiRequest, now_ms: i64) -> Result<Value, Problem> {
+    /// The role check comes first and depends on the route alone, so it reveals nothing; the
+    /// scope checks are in the handlers, before any store answers.
+    async fn authorised_route(
+        &self,
+        request: &ApiRequest,
+        caller: &Caller,
+        now_ms: i64,
+    ) -> Result<Value, Problem> {
+        if let Some(template) = route_template(&request.method, &request.path) {
+            let needed = required_role(&request.method, template);
+            if caller.role.is_none_or(|role| role < needed) {
+                return Err(Problem {
+                    status: 403,
+                    code: ProblemCode::Forbidden,
+                    detail: format!(
+                        "{} {template} needs the {} role; {} has {}",
+                        request.method,
+                        needed.as_str(),
+                        caller.identity,
+                        caller
+                            .role
+                            .map_or("no iotdp role (see docs/access.md)", |r| r.as_str())
+                    ),
+                });
+            }
+        }
+        self.route(request, &caller.access, now_ms).await
+    }
+
+    async fn route(
+        &self,
+        request: &ApiRequest,
+        access: &Access,
+        now_ms: i64,
+    ) -> Result<Value, Problem> {
         let params = Params::parse(&request.query)?;
         let decoded: Vec<String> = request
             .path
@@ -149,29 +199,32 @@ where
             .collect::<Result<_, _>>()?;
         let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         match (request.method.as_str(), segments.as_slice()) {
-            ("GET", ["devices"]) => self.list_devices(&params).await,
-            ("GET", ["devices", id]) => self.get_device(id, &params).await,
-            ("POST", ["devices"]) => self.create_device(&request.body, now_ms).await,
-            ("PUT", ["devices", id]) => self.update_device(id, &request.body, now_ms).await,
+            ("GET", ["devices"]) => self.list_devices(&params, access).await,
+            ("GET", ["devices", id]) => self.get_device(id, &params, access).await,
+            ("POST", ["devices"]) => self.create_device(&request.body, now_ms, access).await,
+            ("PUT", ["devices", id]) => self.update_device(id, &request.body, now_ms, access).await,
             ("POST", ["devices", id, action @ ("suspend" | "resume")]) => {
                 let status = if *action == "suspend" {
                     DeviceStatus::Suspended
                 } else {
                     DeviceStatus::Active
                 };
-                self.set_status(id, status, now_ms).await
+                self.set_status(id, status, now_ms, access).await
             }
             ("GET", ["devices", id, "readings", metric]) => {
-                self.device_readings(id, metric, &params, now_ms).await
+                self.device_readings(id, metric, &params, now_ms, access)
+                    .await
             }
-            ("GET", ["readings", metric, "latest"]) => self.latest_by_device(metric, &params).await,
+            ("GET", ["readings", metric, "latest"]) => {
+                self.latest_by_device(metric, &params, access).await
+            }
             ("GET", ["readings", metric, "drill-down"]) => {
-                self.drill_down(metric, &params, now_ms).await
+                self.drill_down(metric, &params, now_ms, access).await
             }
-            ("GET", ["rules"]) => self.list_rules().await,
-            ("PUT", ["rules", id]) => self.put_rule(id, &request.body).await,
-            ("DELETE", ["rules", id]) => self.delete_rule(id).await,
-            ("GET", ["alerts"]) => self.list_alerts(&params).await,
+            ("GET", ["rules"]) => self.list_rules(access).await,
+            ("PUT", ["rules", id]) => self.put_rule(id, &request.body, access).await,
+            ("DELETE", ["rules", id]) => self.delete_rule(id, access).await,
+            ("GET", ["alerts"]) => self.list_alerts(&params, access).await,
             (
                 "POST",
                 [
@@ -180,7 +233,10 @@ where
                     rule,
                     action @ ("ack" | "snooze" | "disable" | "enable" | "reset"),
                 ],
-            ) => self.act(device, rule, action, &request.body, now_ms).await,
+            ) => {
+                self.act(device, rule, action, &request.body, now_ms, access)
+                    .await
+            }
             (
                 _,
                 ["devices" | "rules" | "alerts"]
@@ -210,19 +266,30 @@ where
     }
 }
 
+/// The [`ROUTES`] template `method` on `path` is answered by, if any.
+pub fn route_template(method: &str, path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    ROUTES
+        .iter()
+        .find(|(m, template)| *m == method && matches_template(template, &segments))
+        .map(|(_, template)| *template)
+}
+
+fn matches_template(template: &str, segments: &[&str]) -> bool {
+    let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
+    parts.len() == segments.len()
+        && parts
+            .iter()
+            .zip(segments)
+            .all(|(part, segment)| part.starts_with('{') || part == segment)
+}
+
 /// The methods [`ROUTES`] answers on `path` (`{name}` matches any one segment).
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     ROUTES
         .iter()
-        .filter(|(_, template)| {
-            let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
-            parts.len() == segments.len()
-                && parts
-                    .iter()
-                    .zip(&segments)
-                    .all(|(part, segment)| part.starts_with('{') || part == segment)
-        })
+        .filter(|(_, template)| matches_template(template, &segments))
         .map(|(method, _)| *method)
         .collect()
 }

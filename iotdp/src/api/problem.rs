@@ -26,10 +26,13 @@ pub enum ProblemCode {
     StoreUnavailable,
     RegistryUnavailable,
     AlertingUnavailable,
+    Forbidden,
+    OutsideScope,
+    UnknownPlace,
 }
 
 impl ProblemCode {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 19] = [
         Self::InvalidParameter,
         Self::InvalidDevice,
         Self::InvalidRule,
@@ -46,6 +49,9 @@ impl ProblemCode {
         Self::StoreUnavailable,
         Self::RegistryUnavailable,
         Self::AlertingUnavailable,
+        Self::Forbidden,
+        Self::OutsideScope,
+        Self::UnknownPlace,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -66,6 +72,9 @@ impl ProblemCode {
             Self::StoreUnavailable => "store_unavailable",
             Self::RegistryUnavailable => "registry_unavailable",
             Self::AlertingUnavailable => "alerting_unavailable",
+            Self::Forbidden => "forbidden",
+            Self::OutsideScope => "outside_scope",
+            Self::UnknownPlace => "unknown_place",
         }
     }
 

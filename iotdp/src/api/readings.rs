@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::QueryApi;
+use super::access::Access;
 use super::params::{Params, rfc3339};
 use super::problem::{Problem, ProblemCode};
 use crate::devices::ports::DeviceRegistry;
@@ -23,8 +24,9 @@ where
         metric: &str,
         params: &Params,
         now_ms: i64,
+        access: &Access,
     ) -> Result<Value, Problem> {
-        self.registered(id).await?;
+        self.visible(id, access).await?;
         checked_metric(metric)?;
         let mut range = params.range(now_ms)?;
         let limit = params.limit()?;
@@ -75,13 +77,18 @@ where
         &self,
         metric: &str,
         params: &Params,
+        access: &Access,
     ) -> Result<Value, Problem> {
         checked_metric(metric)?;
+        let scoped = self.scoped_devices(access).await?;
         let filter = FleetFilter {
             device_type: params.device_type()?.map(str::to_owned),
             within: params.path("path")?,
         };
-        let devices = self.reader.latest_by_device(metric, &filter).await?;
+        let mut devices = self.reader.latest_by_device(metric, &filter).await?;
+        if let Some(scoped) = &scoped {
+            devices.retain(|d| scoped.contains_key(&d.device_id));
+        }
         Ok(json!({
             "metric": metric,
             "devices": devices.iter().map(|d| json!({
@@ -97,8 +104,20 @@ where
         metric: &str,
         params: &Params,
         now_ms: i64,
+        access: &Access,
     ) -> Result<Value, Problem> {
         let within = params.path("path")?;
+        // Every group below an in-scope place is in scope; a place above or beside the
+        // caller's would aggregate other tenants' devices, so it is not found for them.
+        if !access.sees_place(&within) {
+            return Err(Problem::not_found(
+                ProblemCode::UnknownPlace,
+                format!(
+                    "no place '{within}' in your scope ({}): drill down from one of its places",
+                    access.describe()
+                ),
+            ));
+        }
         let level = crate::query::names::child_level(&within)?;
         let range: TimeRange = params.range(now_ms)?;
         let aggregate = params.aggregate()?;

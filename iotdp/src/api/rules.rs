@@ -3,21 +3,31 @@
 use serde_json::{Value, json};
 
 use super::QueryApi;
+use super::access::Access;
 use super::problem::{Problem, ProblemCode, alerting_problem};
 use crate::alerting::ports::RuleStore;
 use crate::alerting::rule::AlertRule;
+use crate::devices::ports::DeviceRegistry;
 
 impl<R, T, A, U> QueryApi<R, T, A, U>
 where
+    R: DeviceRegistry,
     U: RuleStore,
 {
-    pub(super) async fn list_rules(&self) -> Result<Value, Problem> {
+    pub(super) async fn list_rules(&self, access: &Access) -> Result<Value, Problem> {
         let mut rules = self.rules.load_rules().await.map_err(alerting_problem)?;
+        let scoped = self.scoped_devices(access).await?;
+        rules.retain(|r| sees_rule(access, scoped.as_ref(), r));
         rules.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
         Ok(json!({ "rules": rules }))
     }
 
-    pub(super) async fn put_rule(&self, id: &str, body: &[u8]) -> Result<Value, Problem> {
+    pub(super) async fn put_rule(
+        &self,
+        id: &str,
+        body: &[u8],
+        access: &Access,
+    ) -> Result<Value, Problem> {
         let text = std::str::from_utf8(body)
             .map_err(|_| Problem::invalid("the rule must be UTF-8 JSON"))?;
         let rule = AlertRule::from_json(text).map_err(|e| Problem {
@@ -46,18 +56,68 @@ where
                 ),
             ));
         }
+        let scoped = self.scoped_devices(access).await?;
+        if !sees_rule(access, scoped.as_ref(), &rule) {
+            return Err(Problem {
+                status: 403,
+                code: ProblemCode::OutsideScope,
+                detail: format!(
+                    "rule '{id}' would watch devices outside your scope ({}): scope it to a place or device of yours",
+                    access.describe()
+                ),
+            });
+        }
+        // Another tenant's rule of that id is not replaced, nor revealed.
+        if let Some(existing) = self.existing_rule(id).await?
+            && !sees_rule(access, scoped.as_ref(), &existing)
+        {
+            return Err(unknown_rule(id));
+        }
         self.rules.put(&rule).await.map_err(alerting_problem)?;
         Ok(json!({ "rule": rule }))
     }
 
-    pub(super) async fn delete_rule(&self, id: &str) -> Result<Value, Problem> {
+    pub(super) async fn delete_rule(&self, id: &str, access: &Access) -> Result<Value, Problem> {
+        let scoped = self.scoped_devices(access).await?;
+        match self.existing_rule(id).await? {
+            Some(rule) if sees_rule(access, scoped.as_ref(), &rule) => {}
+            _ => return Err(unknown_rule(id)),
+        }
         if self.rules.delete(id).await.map_err(alerting_problem)? {
             Ok(json!({ "deleted": id }))
         } else {
-            Err(Problem::not_found(
-                ProblemCode::UnknownRule,
-                format!("no rule with rule_id '{id}'"),
-            ))
+            Err(unknown_rule(id))
         }
     }
+
+    async fn existing_rule(&self, id: &str) -> Result<Option<AlertRule>, Problem> {
+        Ok(self
+            .rules
+            .load_rules()
+            .await
+            .map_err(alerting_problem)?
+            .into_iter()
+            .find(|r| r.rule_id == id))
+    }
+}
+
+fn unknown_rule(id: &str) -> Problem {
+    Problem::not_found(
+        ProblemCode::UnknownRule,
+        format!("no rule with rule_id '{id}'"),
+    )
+}
+
+/// Whether the caller may see `rule`: `scoped` holds where their devices are (`None`: the
+/// fleet), so a rule on one device is theirs when that device is.
+fn sees_rule(
+    access: &Access,
+    scoped: Option<&std::collections::HashMap<String, crate::domain::LocationPath>>,
+    rule: &AlertRule,
+) -> bool {
+    let device_path = match &rule.scope {
+        crate::alerting::rule::Scope::DeviceId(id) => scoped.and_then(|s| s.get(id)),
+        _ => None,
+    };
+    access.sees_rule(&rule.scope, device_path)
 }

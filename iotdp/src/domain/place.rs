@@ -8,8 +8,35 @@ pub const HIERARCHY_LEVELS: [&str; 4] = ["site", "zone", "section", "spot"];
 pub const MAX_LABEL_LEN: usize = 64;
 /// Where a device sits: up to four levels, `site/zone/section/spot`. Segments use a label
 /// alphabet safe as a Timestream dimension value, an InfluxDB tag and a query literal.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// In JSON it is its text (`"wall-3/zone-a"`), read as strictly as [`Self::parse_exact`].
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct LocationPath(Vec<String>);
+
+impl TryFrom<String> for LocationPath {
+    type Error = RecordError;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        Self::parse_exact(&text)
+    }
+}
+
+impl From<LocationPath> for String {
+    fn from(path: LocationPath) -> Self {
+        path.to_string()
+    }
+}
 
 impl LocationPath {
     /// As [`Self::parse`], but refusing what `parse` forgives (surrounding spaces or `/`):
