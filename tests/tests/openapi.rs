@@ -8,7 +8,7 @@ use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::ports::{AlertKey, AlertStateStore};
 use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
-use iotdp::api::access::Caller;
+use iotdp::api::access::{Access, Caller, Role, required_role};
 use iotdp::api::{ApiRequest, QueryApi, ROUTES};
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{Metric, MetricValue, Reading};
@@ -202,6 +202,73 @@ async fn every_documented_route_answers_as_documented() {
         routes, documented,
         "the router's routes and openapi.yaml differ"
     );
+}
+
+/// Each operation documents the least role it needs (`x-iotdp-role`), and the router agrees:
+/// a caller with exactly that role is let through, one a role below is refused with
+/// `forbidden` before any store answers.
+#[tokio::test]
+async fn every_operation_documents_the_role_the_router_requires() {
+    let spec = spec();
+    let caller = |role: Role| Caller {
+        identity: format!("a {}", role.as_str()),
+        role: Some(role),
+        access: Access::fleet(),
+    };
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let method = method.to_ascii_uppercase();
+            let what = format!("{method} {path}");
+            let documented = operation["x-iotdp-role"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{what}: no x-iotdp-role"));
+            let needed = required_role(&method, path);
+            assert_eq!(documented, needed.as_str(), "{what}");
+            let request = ApiRequest {
+                method: method.clone(),
+                path: concrete(path, "ac-1"),
+                query: String::new(),
+                body: vec![],
+            };
+            let api = api().await;
+            let allowed = api.handle(&request, &caller(needed), T0).await;
+            assert_ne!(
+                allowed.status, 403,
+                "{what} as {documented}: {}",
+                allowed.body
+            );
+            let below = match needed {
+                Role::Viewer => None,
+                Role::Operator => Some(Role::Viewer),
+                Role::Admin => Some(Role::Operator),
+            };
+            for role in below
+                .into_iter()
+                .chain((needed == Role::Admin).then_some(Role::Viewer))
+            {
+                let refused = api.handle(&request, &caller(role), T0).await;
+                assert_eq!(
+                    (refused.status, refused.body["code"].as_str()),
+                    (403, Some("forbidden")),
+                    "{what} as {}",
+                    role.as_str()
+                );
+                check(&spec, operation, &what, 403, &refused.body);
+            }
+            let nobody = Caller {
+                role: None,
+                ..caller(Role::Viewer)
+            };
+            assert_eq!(
+                api.handle(&request, &nobody, T0).await.status,
+                403,
+                "{what}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, ROUTES.len());
 }
 
 /// Every operation that documents `from`/`to` takes each documented example (relative times

@@ -9,7 +9,7 @@ use super::problem::{Problem, ProblemCode, alerting_problem};
 use crate::alerting::admin::{AlertActionError, act_on_alert};
 use crate::alerting::event::AlarmState;
 use crate::alerting::ports::{AlertKey, AlertStateListing, AlertStateStore, RuleSource};
-use crate::alerting::rule::{NO_DATA_RULE_ID, Severity};
+use crate::alerting::rule::{NO_DATA_RULE_ID, Scope, Severity};
 use crate::alerting::state_machine::AlertState;
 use crate::alerting::state_machine::OperatorAction;
 use crate::devices::ports::DeviceRegistry;
@@ -127,6 +127,9 @@ where
         );
         if create_missing {
             self.registered(device).await?;
+            // A scoped caller names only rules they see or fleet-wide ones (whose alerts on
+            // their devices they see anyway): another tenant's rule is not found.
+            let scoped = self.scoped_devices(access).await?;
             if rule != NO_DATA_RULE_ID
                 && !self
                     .rules
@@ -134,7 +137,11 @@ where
                     .await
                     .map_err(alerting_problem)?
                     .iter()
-                    .any(|r| r.rule_id == rule)
+                    .any(|r| {
+                        r.rule_id == rule
+                            && (matches!(r.scope, Scope::All | Scope::DeviceType(_))
+                                || super::rules::sees_rule(access, scoped.as_ref(), r))
+                    })
             {
                 return Err(Problem::not_found(
                     ProblemCode::UnknownRule,

@@ -110,7 +110,7 @@ fn unknown_rule(id: &str) -> Problem {
 
 /// Whether the caller may see `rule`: `scoped` holds where their devices are (`None`: the
 /// fleet), so a rule on one device is theirs when that device is.
-fn sees_rule(
+pub(super) fn sees_rule(
     access: &Access,
     scoped: Option<&std::collections::HashMap<String, crate::domain::LocationPath>>,
     rule: &AlertRule,
