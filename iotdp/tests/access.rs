@@ -44,7 +44,7 @@ fn rule(id: &str, scope: &str) -> AlertRule {
 
 async fn api() -> Api {
     let registry = Arc::new(MemoryRegistry::with(DEVICES.iter().map(|(id, path)| {
-        let mut r = DeviceRecord::new(*id, "plant-sensor", T0);
+        let mut r = DeviceRecord::new(id, "plant-sensor", T0);
         r.path = LocationPath::parse(path).unwrap();
         r
     })));
@@ -55,7 +55,7 @@ async fn api() -> Api {
         .flat_map(|(n, (id, path))| {
             (0..5).map(move |i| {
                 Reading::new(
-                    *id,
+                    id,
                     T0 - 3_600_000 + i * 60_000,
                     [("moisture", MetricValue::Number(0.1 * (n + 1) as f64))],
                 )
@@ -191,7 +191,7 @@ async fn a_site_1_caller_gets_nothing_of_site_2_on_any_route() {
         let uses_rule = template.contains("{rule_id}");
         if !uses_device && !uses_rule {
             match (*method, *template) {
-                ("GET", "/devices") | ("GET", "/alerts") => {
+                ("GET", "/devices" | "/alerts") => {
                     // Page by page through the cursors: never an item of site-2, and every item
                     // of site-1.
                     let mut cursor: Option<String> = None;
