@@ -70,7 +70,7 @@ rust-test: tools
 
 # Linted as given (Timestream) and with TimeSeriesStore defaulting to influxdb, so both
 # store choices are clean.
-# template-lint: cfn-lint and sam validate on both store variants, and checkov: every finding is
+# template-lint: cfn-lint and sam validate on both store variants and the user-pool variant, and checkov: every finding is
 # fixed or skipped in the template with its one-line reason, so a new one fails.
 template-lint: tools
 	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint template.yaml
@@ -81,6 +81,11 @@ template-lint: tools
 	grep -q 'Default: influxdb' target/template-influxdb.yaml
 	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint target/template-influxdb.yaml
 	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template target/template-influxdb.yaml
+	sed '/^  ApiAuth:/,/Default:/s/Default: iam/Default: cognito/' template.yaml > target/template-cognito.yaml
+	grep -q 'Default: cognito' target/template-cognito.yaml
+	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint target/template-cognito.yaml
+	$(CHECKOV_VENV)/bin/checkov -f target/template-cognito.yaml --framework cloudformation --skip-download --compact --quiet
+	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template target/template-cognito.yaml
 
 ## local: the whole platform on this machine (moto, MQTT on 127.0.0.1:1883, rules, functions),
 ## demo rules, a simulated fleet and a live view until Ctrl-C. ARGS="--devices 50 --rate 200" etc.

@@ -310,6 +310,7 @@ impl Template {
             "AWS::Region" => stack.region.clone(),
             "AWS::AccountId" => stack.account_id.clone(),
             "AWS::Partition" => "aws".into(),
+            "AWS::URLSuffix" => "amazonaws.com".into(),
             _ => match (stack.parameters.get(name), stack.physical.get(name)) {
                 (Some(value), _) => value.clone(),
                 (None, Some(physical)) => physical.reference.clone(),

@@ -155,10 +155,18 @@ fn stack_for(store: &str) -> (Vec<String>, serde_json::Value) {
 
 /// Which resources a stack creates, and one resource's resolved properties.
 fn stack_with(store: &str, logical_id: &str) -> (Vec<String>, serde_json::Value) {
+    stack_with_parameters(&[("TimeSeriesStore", store)], logical_id)
+}
+
+/// [`stack_with`], the stack given `overrides` of its parameters.
+fn stack_with_parameters(
+    overrides: &[(&str, &str)],
+    logical_id: &str,
+) -> (Vec<String>, serde_json::Value) {
     use iotdp_local::template::{Stack, Template};
     let template = Template::parse(&repo_file("template.yaml")).unwrap();
-    let parameters = std::collections::HashMap::from([
-        ("TimeSeriesStore".to_owned(), store.to_owned()),
+    let mut parameters = std::collections::HashMap::from([
+        ("TimeSeriesStore".to_owned(), "timestream".to_owned()),
         (
             "InfluxDbUrl".to_owned(),
             "https://influx.example:8086".to_owned(),
@@ -168,6 +176,9 @@ fn stack_with(store: &str, logical_id: &str) -> (Vec<String>, serde_json::Value)
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:influx".to_owned(),
         ),
     ]);
+    for (name, value) in overrides {
+        parameters.insert((*name).to_owned(), (*value).to_owned());
+    }
     let stack = Stack {
         name: "iotdp".into(),
         region: "us-east-1".into(),
@@ -429,4 +440,72 @@ fn every_checkov_skip_gives_its_reason() {
         }
     }
     assert!(skips >= 20, "{skips}");
+}
+
+/// `ApiAuth` picks how API callers sign in: IAM alone by default (no user pool is made), a user
+/// pool with one group per role wired to the JWT authorizer, or the caller's own OIDC issuer.
+#[test]
+fn the_api_signs_callers_in_with_iam_a_user_pool_or_your_own_issuer() {
+    let auth = |props: &serde_json::Value| props["Auth"].clone();
+    let (created, api) = stack_with_parameters(&[], "QueryHttpApi");
+    assert!(
+        !created.iter().any(|k| k.starts_with("AWS::Cognito::")),
+        "{created:?}"
+    );
+    assert_eq!(auth(&api)["DefaultAuthorizer"], "AWS_IAM");
+
+    let (created, api) = stack_with_parameters(&[("ApiAuth", "cognito")], "QueryHttpApi");
+    assert_eq!(auth(&api)["DefaultAuthorizer"], "OidcAuthorizer");
+    let jwt = &auth(&api)["Authorizers"]["OidcAuthorizer"]["JwtConfiguration"];
+    assert_eq!(
+        jwt["issuer"],
+        "https://cognito-idp.us-east-1.amazonaws.com/ApiUserPool"
+    );
+    assert_eq!(jwt["audience"][0], "ApiUserPoolClient");
+    assert_eq!(
+        created
+            .iter()
+            .filter(|k| *k == "AWS::Cognito::UserPoolGroup")
+            .count(),
+        3
+    );
+    // The groups are the ones the API reads roles from.
+    let groups: Vec<String> = ["ApiViewerGroup", "ApiOperatorGroup", "ApiAdminGroup"]
+        .iter()
+        .map(|id| {
+            let (_, group) = stack_with_parameters(&[("ApiAuth", "cognito")], id);
+            group["GroupName"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let roles: Vec<String> = iotdp::api::access::Role::ALL
+        .iter()
+        .map(|r| r.group())
+        .collect();
+    assert_eq!(groups, roles);
+    let (_, pool) = stack_with_parameters(&[("ApiAuth", "cognito")], "ApiUserPool");
+    assert_eq!(
+        pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"], true,
+        "users are given their scope by an admin, so nobody signs themselves up"
+    );
+    let (_, client) = stack_with_parameters(&[("ApiAuth", "cognito")], "ApiUserPoolClient");
+    assert_eq!(
+        client["GenerateSecret"], false,
+        "a browser cannot keep a secret"
+    );
+    assert_eq!(client["PreventUserExistenceErrors"], "ENABLED");
+
+    let (created, api) = stack_with_parameters(
+        &[
+            ("ApiAuth", "jwt"),
+            ("ApiJwtIssuer", "https://login.example/tenant"),
+            ("ApiJwtAudience", "iotdp"),
+        ],
+        "QueryHttpApi",
+    );
+    assert!(!created.iter().any(|k| k.starts_with("AWS::Cognito::")));
+    let jwt = &auth(&api)["Authorizers"]["OidcAuthorizer"]["JwtConfiguration"];
+    assert_eq!(
+        (jwt["issuer"].as_str(), jwt["audience"][0].as_str()),
+        (Some("https://login.example/tenant"), Some("iotdp"))
+    );
 }

@@ -36,6 +36,14 @@ impl Role {
         }
     }
 
+    /// Every role, least first.
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+
+    /// The Cognito group (or `iotdp_scope` entry) that gives this role.
+    pub fn group(self) -> String {
+        format!("{ROLE_GROUP_PREFIX}{}", self.as_str())
+    }
+
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "viewer" => Some(Role::Viewer),
@@ -119,6 +127,8 @@ pub struct Caller {
 
 /// The claim carrying Cognito's groups.
 pub const GROUPS_CLAIM: &str = "cognito:groups";
+/// What a group giving a role is named: `iotdp-` and the role.
+pub const ROLE_GROUP_PREFIX: &str = "iotdp-";
 /// The role claim for identity providers without groups.
 pub const ROLE_CLAIM: &str = "iotdp_role";
 /// The scope claim for identity providers without groups: space-separated entries.
@@ -148,7 +158,7 @@ impl Caller {
         let mut role = claims.get(ROLE_CLAIM).and_then(|r| Role::parse(r.trim()));
         let mut access = Access::default();
         let mut take = |entry: &str| {
-            if let Some(group_role) = entry.strip_prefix("iotdp-").and_then(Role::parse) {
+            if let Some(group_role) = entry.strip_prefix(ROLE_GROUP_PREFIX).and_then(Role::parse) {
                 role = role.max(Some(group_role));
             } else if entry == "fleet" {
                 access.fleet = true;
