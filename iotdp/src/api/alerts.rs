@@ -125,23 +125,18 @@ where
             action,
             OperatorAction::Snooze { .. } | OperatorAction::Disable
         );
+        // One read of the rules answers both whether the rule exists and its severity.
+        let found = self.existing_rule(rule).await?;
         if create_missing {
             self.registered(device).await?;
             // A scoped caller names only rules they see or fleet-wide ones (whose alerts on
             // their devices they see anyway): another tenant's rule is not found.
             let scoped = self.scoped_devices(access).await?;
             if rule != NO_DATA_RULE_ID
-                && !self
-                    .rules
-                    .load_rules()
-                    .await
-                    .map_err(alerting_problem)?
-                    .iter()
-                    .any(|r| {
-                        r.rule_id == rule
-                            && (matches!(r.scope, Scope::All | Scope::DeviceType(_))
-                                || super::rules::sees_rule(access, scoped.as_ref(), r))
-                    })
+                && !found.as_ref().is_some_and(|r| {
+                    matches!(r.scope, Scope::All | Scope::DeviceType(_))
+                        || super::rules::sees_rule(access, scoped.as_ref(), r)
+                })
             {
                 return Err(Problem::not_found(
                     ProblemCode::UnknownRule,
@@ -149,7 +144,8 @@ where
                 ));
             }
         }
-        let severity = self.severity_of(rule).await?;
+        // The rule's entry severity (`no_data` has no rule item: its severity is configured).
+        let severity = found.map(|r| r.severity.as_str().to_owned());
         match act_on_alert(&self.states, &key, action, body.version, create_missing).await {
             Ok(state) => {
                 tracing::info!(
@@ -182,18 +178,6 @@ where
             }),
             Err(e) => Err(alerting_problem(e)),
         }
-    }
-
-    /// The rule's entry severity (`no_data` has no rule item: its severity is configured).
-    async fn severity_of(&self, rule: &str) -> Result<Option<String>, Problem> {
-        Ok(self
-            .rules
-            .load_rules()
-            .await
-            .map_err(alerting_problem)?
-            .into_iter()
-            .find(|r| r.rule_id == rule)
-            .map(|r| r.severity.as_str().to_owned()))
     }
 }
 

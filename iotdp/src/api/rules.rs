@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::QueryApi;
 use super::access::Access;
 use super::problem::{Problem, ProblemCode, alerting_problem};
-use crate::alerting::ports::RuleStore;
+use crate::alerting::ports::{RuleSource, RuleStore};
 use crate::alerting::rule::AlertRule;
 use crate::devices::ports::DeviceRegistry;
 
@@ -89,8 +89,11 @@ where
             Err(unknown_rule(id))
         }
     }
+}
 
-    async fn existing_rule(&self, id: &str) -> Result<Option<AlertRule>, Problem> {
+impl<R, T, A, U: RuleSource> QueryApi<R, T, A, U> {
+    /// The rule `id`, if the fleet has one (whoever's it is: callers check scope).
+    pub(super) async fn existing_rule(&self, id: &str) -> Result<Option<AlertRule>, Problem> {
         Ok(self
             .rules
             .load_rules()
