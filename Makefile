@@ -57,7 +57,7 @@ rust-lint: lambda-deps
 
 # The Lambda binaries link none of the local platform: no iotdp-local, MQTT broker, YAML
 # reader or HTTP server (the SDK's hyper client is expected; hyper's server feature is not).
-LAMBDAS := -p ingest -p lifecycle -p silence-watch -p api -p rollup
+LAMBDAS := -p ingest -p lifecycle -p silence-watch -p api -p rollup -p commands
 lambda-deps:
 	@if cargo tree $(LAMBDAS) -e normal --prefix none | grep -E '^(iotdp-local|rumqttc|serde_yaml_ng|aws-sdk-sqs) '; then \
 		echo "a Lambda binary links the local platform's crates (above)"; exit 1; fi

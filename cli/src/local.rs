@@ -33,6 +33,9 @@ pub struct LocalArgs {
     /// The query API's listener (the `api` function, served locally without auth)
     #[arg(long, default_value = "127.0.0.1:8080")]
     api: std::net::SocketAddr,
+    /// The IoT Data Plane stand-in's listener (device shadows over HTTP; port 0: a free one)
+    #[arg(long, default_value = "127.0.0.1:0")]
+    iot_data: std::net::SocketAddr,
     /// moto's server binary (started on a free 127.0.0.1 port)
     #[arg(
         long,
@@ -140,6 +143,7 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
         parameters,
         mqtt: args.mqtt,
         api: args.api,
+        iot_data: args.iot_data,
         endpoint,
         visibility_timeout_cap: args.visibility_timeout.map(Duration::from_secs),
     })

@@ -61,6 +61,34 @@ pub struct AlertingConfig {
     pub state_table: String,
     pub topic_arn: String,
     pub rules_ttl: Duration,
+    /// Rule actions are commands: recorded here and sent through the shadow.
+    pub commands: CommandsConfig,
+}
+
+/// Where commands are recorded and which IoT Data Plane endpoint their shadows are written at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandsConfig {
+    pub table: String,
+    /// `IOT_DATA_ENDPOINT`: the account's `iot:Data-ATS` endpoint (`aws iot describe-endpoint`)
+    /// as a URL; unset, the SDK's regional default. The local platform points it at its
+    /// IoT Core stand-in.
+    pub iot_data_endpoint: Option<String>,
+}
+
+impl FromEnvironment for CommandsConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        commands_config(&Env(&lookup))
+    }
+}
+
+fn commands_config(env: &Env<'_>) -> Result<CommandsConfig, ConfigError> {
+    Ok(CommandsConfig {
+        table: env.required(
+            "COMMAND_TABLE",
+            "the DynamoDB table of device commands (their history and status)",
+        )?,
+        iot_data_endpoint: env.optional("IOT_DATA_ENDPOINT"),
+    })
 }
 
 /// The device registry is on when `DEVICE_REGISTRY_TABLE` is set.
@@ -118,6 +146,7 @@ impl FromEnvironment for IngestConfig {
                 state_table: env.required("ALERT_STATE_TABLE", "the DynamoDB table of alert states (alerting is on because ALERT_RULES_TABLE is set)")?,
                 topic_arn: env.required("ALERT_TOPIC_ARN", "the SNS topic alert notifications go to (alerting is on because ALERT_RULES_TABLE is set)")?,
                 rules_ttl: Duration::from_secs(env.number("ALERT_RULES_CACHE_SECONDS", 60, 0..=3600)?),
+                commands: commands_config(&env)?,
             }),
         };
         let registry = registry_config(&env)?;
@@ -249,6 +278,7 @@ pub struct ApiConfig {
     pub store: StoreConfig,
     /// Binned reads and drill-downs answer from rollups when set.
     pub rollup: Option<RollupConfig>,
+    pub commands: CommandsConfig,
 }
 
 impl FromEnvironment for ApiConfig {
@@ -263,6 +293,7 @@ impl FromEnvironment for ApiConfig {
             state_table: env.required("ALERT_STATE_TABLE", "the DynamoDB table of alert states")?,
             store: store_config(&env)?,
             rollup: rollup_config(&env)?,
+            commands: commands_config(&env)?,
         })
     }
 }
@@ -444,12 +475,18 @@ mod tests {
             "ALERT_TOPIC_ARN",
             "arn:aws:sns:us-east-1:123456789012:alerts",
         ));
+        // Rule actions are commands, so alerting needs the command history too.
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("COMMAND_TABLE"), "{err}");
+        pairs.push(("COMMAND_TABLE", "commands"));
         let alerting = IngestConfig::from_lookup(lookup(&pairs))
             .unwrap()
             .alerting
             .unwrap();
         assert_eq!(alerting.rules_ttl, Duration::from_secs(60));
         assert_eq!(alerting.state_table, "states");
+        assert_eq!(alerting.commands.table, "commands");
+        assert_eq!(alerting.commands.iot_data_endpoint, None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`alerting`]: rules, the alarm state machine, notifications, the evaluator, their ports;
 //! - [`devices`]: the registry record, admission, the registry cache, presence, the silence
 //!   watch (`no_data`), provisioning, their ports;
+//! - [`commands`]: device commands through shadows (merge and delta rules, the command
+//!   lifecycle, the shadow and history ports, the use case);
 //! - [`ingest`]: the envelope, validation, a batch, the store writer, quarantine, metrics and
 //!   the use case that answers SQS, with its ports;
 //! - [`query`]: the read model, validated query names, the reader port;
@@ -24,6 +26,7 @@ mod macros;
 pub mod adapters;
 pub mod alerting;
 pub mod api;
+pub mod commands;
 pub mod config;
 pub mod devices;
 pub mod domain;

@@ -9,15 +9,17 @@ use aws_sdk_timestreamwrite::config::retry::RetryConfig;
 use std::sync::Arc;
 
 use crate::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
+use crate::adapters::dynamodb::commands::DynamoDbCommands;
 use crate::adapters::dynamodb::registry::DynamoDbRegistry;
 use crate::adapters::dynamodb::rollup_state::DynamoDbRollupState;
 use crate::adapters::influxdb::{InfluxDbSettings, InfluxDbStore};
-use crate::adapters::iot_shadow::IotShadowCommander;
+use crate::adapters::iot_shadow::IotShadowService;
 use crate::adapters::s3_quarantine::S3Quarantine;
 use crate::adapters::sns_notifier::SnsNotifier;
 use crate::adapters::timestream::TimestreamStore;
 use crate::adapters::timestream::rollups::{RollupTables, TimestreamRollups};
 use crate::alerting::evaluator::{AlertEvaluator, AlertSettings};
+use crate::commands::service::Commands;
 use crate::config::{
     AlertingConfig, IngestConfig, RollupConfig, RollupJobConfig, SilenceWatchConfig, StoreConfig,
 };
@@ -98,10 +100,30 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
 /// The device registry as one Lambda instance caches it, shared by admission and alerting.
 pub type AwsRegistryCache = Arc<CachedRegistry<DynamoDbRegistry>>;
 
-/// Alert evaluation wired to AWS: DynamoDB rules and states, SNS, IoT shadows. Device types
-/// come from the readings themselves (admission puts the registry's type on each).
+/// Alert evaluation wired to AWS: DynamoDB rules and states, SNS, and rule actions sent as
+/// commands. Device types come from the readings themselves (admission puts the registry's
+/// type on each).
 pub type AwsAlertEvaluator =
-    AlertEvaluator<DynamoDbRules, DynamoDbAlertStates, SnsNotifier, IotShadowCommander>;
+    AlertEvaluator<DynamoDbRules, DynamoDbAlertStates, SnsNotifier, AwsCommands>;
+
+/// Commands wired to AWS: shadows through the IoT Data Plane, the history in DynamoDB.
+pub type AwsCommands = Commands<IotShadowService, DynamoDbCommands>;
+
+/// The IoT Data Plane client, at the configured endpoint when there is one.
+pub fn iot_data_client(sdk: &SdkConfig, endpoint: Option<&str>) -> aws_sdk_iotdataplane::Client {
+    let mut config = aws_sdk_iotdataplane::config::Builder::from(sdk);
+    if let Some(url) = endpoint {
+        config = config.endpoint_url(url);
+    }
+    aws_sdk_iotdataplane::Client::from_conf(config.build())
+}
+
+pub fn commands(sdk: &SdkConfig, config: &crate::config::CommandsConfig) -> AwsCommands {
+    Commands::new(
+        IotShadowService::new(iot_data_client(sdk, config.iot_data_endpoint.as_deref())),
+        DynamoDbCommands::new(aws_sdk_dynamodb::Client::new(sdk), &config.table),
+    )
+}
 
 /// The time-series store chosen at deploy time (`TIME_SERIES_STORE`).
 pub enum SelectedStore {
@@ -470,8 +492,14 @@ pub async fn ingest_service_with(
 }
 
 /// The query API wired to AWS: the DynamoDB registry and the selected store's reader.
-pub type AwsQueryApi =
-    crate::api::QueryApi<DynamoDbRegistry, AwsReader, DynamoDbAlertStates, DynamoDbRules>;
+pub type AwsQueryApi = crate::api::QueryApi<
+    DynamoDbRegistry,
+    AwsReader,
+    DynamoDbAlertStates,
+    DynamoDbRules,
+    IotShadowService,
+    DynamoDbCommands,
+>;
 
 /// The selected store's reader, answering long ranges from rollups when they are on.
 pub type AwsReader =
@@ -503,7 +531,8 @@ pub async fn query_api(
         reader(sdk, &config.store, config.rollup.as_ref()).await?,
         DynamoDbAlertStates::new(dynamodb.clone(), &config.state_table),
         DynamoDbRules::new(dynamodb, &config.rules_table),
-    ))
+    )
+    .with_commands(commands(sdk, &config.commands)))
 }
 
 /// The device registry alone (the `lifecycle` function records presence in it).
@@ -527,7 +556,7 @@ pub fn alert_evaluator(sdk: &SdkConfig, config: &AlertingConfig) -> AwsAlertEval
         DynamoDbRules::new(dynamodb.clone(), &config.rules_table),
         DynamoDbAlertStates::new(dynamodb, &config.state_table),
         SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
-        IotShadowCommander::new(aws_sdk_iotdataplane::Client::new(sdk)),
+        commands(sdk, &config.commands),
         AlertSettings {
             rules_ttl: config.rules_ttl,
             ..AlertSettings::default()

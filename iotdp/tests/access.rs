@@ -1,5 +1,5 @@
 //! Tenant isolation through the query API, route by route: a caller scoped to `site-1` gets
-//! nothing of `site-2` (no record, reading, alert or rule, not through a cursor, a drill-down or
+//! nothing of `site-2` (no record, reading, alert, rule, command or shadow, not through a cursor, a drill-down or
 //! a fleet-wide list), cannot change anything there, and cannot tell a `site-2` id from one that
 //! does not exist; a viewer changes nothing anywhere. Every route in [`ROUTES`] is exercised, so
 //! a new route without a case here fails the suite.
@@ -12,19 +12,30 @@ use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
 use iotdp::api::access::{Access, Caller, Role};
 use iotdp::api::{ApiRequest, ApiResponse, QueryApi, ROUTES};
+use iotdp::commands::command::{CommandRequest, CommandSource};
+use iotdp::commands::service::Commands;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
-use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use iotdp_local::memory::{
+    MemoryAlertStates, MemoryCommands, MemoryRegistry, MemoryRules, MemoryShadows, MemoryStore,
+};
 use serde_json::Value;
 
 const T0: i64 = 1_764_000_000_000;
 
-type Api =
-    QueryApi<Arc<MemoryRegistry>, Arc<MemoryStore>, Arc<MemoryAlertStates>, Arc<MemoryRules>>;
+type Api = QueryApi<
+    Arc<MemoryRegistry>,
+    Arc<MemoryStore>,
+    Arc<MemoryAlertStates>,
+    Arc<MemoryRules>,
+    Arc<MemoryShadows>,
+    Arc<MemoryCommands>,
+>;
 
 /// Two sites, each with two devices in two zones, readings, a rule on the site, a rule on one
-/// of its devices and an open alarm per device; plus one fleet-wide rule.
+/// of its devices, an open alarm and a command (`c1`, a reported shadow) per device; plus one
+/// fleet-wide rule.
 const DEVICES: &[(&str, &str)] = &[
     ("s1-a", "site-1/zone-a/s1/spot-1"),
     ("s1-b", "site-1/zone-b/s1/spot-1"),
@@ -33,7 +44,14 @@ const DEVICES: &[(&str, &str)] = &[
 ];
 
 /// Everything that would show `site-2` data in a response.
-const SITE_2: &[&str] = &["site-2", "s2-a", "s2-b", "s2-dry", "s2-a-wet"];
+const SITE_2: &[&str] = &[
+    "site-2",
+    "s2-a",
+    "s2-b",
+    "s2-dry",
+    "s2-a-wet",
+    "secret-of-site-2",
+];
 
 fn rule(id: &str, scope: &str) -> AlertRule {
     AlertRule::from_json(&format!(
@@ -94,7 +112,32 @@ async fn api() -> Api {
             states.put_if_version(&key, &alarm, 0).await.unwrap();
         }
     }
-    QueryApi::new(registry, store, states, rules)
+    let shadows = Arc::new(MemoryShadows::default());
+    let commands = Commands::new(shadows.clone(), Arc::new(MemoryCommands::default()));
+    for (device, _) in DEVICES {
+        let secret = if device.starts_with("s2") {
+            "secret-of-site-2"
+        } else {
+            "site-1-value"
+        };
+        shadows
+            .report(device, serde_json::json!({ "label": secret }))
+            .unwrap();
+        let request = CommandRequest::new(
+            serde_json::json!({ "label": secret, "valve": "open" })
+                .as_object()
+                .cloned()
+                .unwrap(),
+            None,
+            Some("c1".into()),
+        )
+        .unwrap();
+        commands
+            .issue(device, &request, "setup", CommandSource::Api, T0 - 1_000)
+            .await
+            .unwrap();
+    }
+    QueryApi::new(registry, store, states, rules).with_commands(commands)
 }
 
 fn site_1(role: Role) -> Caller {
@@ -135,6 +178,8 @@ async fn everything(api: &Api) -> Vec<Value> {
         "/readings/moisture/latest",
         "/devices/s2-a",
         "/devices/s2-a/readings/moisture?from=-2h&to=now",
+        "/devices/s2-a/commands",
+        "/devices/s2-a/shadow",
     ] {
         let r = call(api, &admin, "GET", path, "").await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -159,6 +204,7 @@ fn concrete(template: &str, device: &str, rule: &str) -> String {
         .replace("{device_id}", device)
         .replace("{rule_id}", rule)
         .replace("{metric}", "moisture")
+        .replace("{command_id}", "c1")
 }
 
 /// The body each state-changing route is tried with: a valid one, which would succeed in scope,
@@ -173,6 +219,9 @@ fn body_for(method: &str, template: &str, device: &str, rule: &str) -> String {
             r#"{{"rule_id":"{rule}","name":"mine now","scope":{{"path":"site-1"}},"metric":"moisture","condition":{{"below":0.2}},"severity":"info"}}"#
         ),
         ("POST", "/alerts/{device_id}/{rule_id}/snooze") => r#"{"for_seconds":3600}"#.into(),
+        ("POST", "/devices/{device_id}/commands") => {
+            r#"{"desired":{"valve":"closed"},"idempotency_key":"c2"}"#.into()
+        }
         _ => String::new(),
     }
 }
@@ -399,7 +448,7 @@ async fn viewers_change_nothing_and_operators_only_alerts() {
             body = body.replace("site-2", "site-1");
         }
         let mut refused = vec![Role::Viewer];
-        if !template.starts_with("/alerts/") {
+        if !template.starts_with("/alerts/") && !template.ends_with("/commands") {
             refused.push(Role::Operator);
         }
         for role in refused {
@@ -439,6 +488,16 @@ async fn viewers_change_nothing_and_operators_only_alerts() {
     )
     .await;
     assert_eq!(ack.status, 200, "{}", ack.body);
+    let command = call(
+        &api,
+        &site_1(Role::Operator),
+        "POST",
+        "/devices/s1-a/commands",
+        r#"{"desired":{"setpoint":21}}"#,
+    )
+    .await;
+    assert_eq!(command.status, 200, "{}", command.body);
+    assert_eq!(command.body["command"]["issued_by"], "site-1 operator");
 }
 
 /// A caller scoped to single devices (an owner's app) sees those devices, rules on them, and

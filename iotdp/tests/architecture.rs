@@ -105,7 +105,7 @@ fn layer(top: &str) -> u8 {
     match top {
         "domain" | "retry" | "macros" => 0,
         "alerting" => 1,
-        "devices" => 2,
+        "devices" | "commands" => 2,
         "ingest" | "query" => 3,
         "rollup" => 4,
         "api" => 5,
@@ -118,7 +118,13 @@ fn layer(top: &str) -> u8 {
 
 /// Features on the same layer that must not see each other.
 fn siblings(a: &str, b: &str) -> bool {
-    matches!((a, b), ("ingest", "query") | ("query", "ingest"))
+    matches!(
+        (a, b),
+        ("ingest", "query")
+            | ("query", "ingest")
+            | ("devices", "commands")
+            | ("commands", "devices")
+    )
 }
 
 const USE_CASES: &[&str] = &[
@@ -133,6 +139,8 @@ const USE_CASES: &[&str] = &[
     "rollup::job",
     "rollup::late",
     "rollup::reads",
+    "commands::service",
+    "commands::shadow_events",
 ];
 
 const PURE: &[&str] = &[
@@ -156,6 +164,8 @@ const PURE: &[&str] = &[
     "rollup::model",
     "rollup::compute",
     "api::access",
+    "commands::shadow",
+    "commands::command",
 ];
 
 fn product_modules() -> Vec<(String, PathBuf, String)> {

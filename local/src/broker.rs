@@ -1,7 +1,10 @@
 //! An MQTT 3.1.1 broker on 127.0.0.1 standing in for IoT Core: QoS 0 and 1 (IoT Core has no
 //! QoS 2), subscriptions with `+`/`#`, and every inbound publish handed to the rules engine with
 //! its publisher's client id. Connects and disconnects are published on IoT Core's lifecycle
-//! topics (`$aws/events/presence/connected/<client id>`, `…/disconnected/…`).
+//! topics (`$aws/events/presence/connected/<client id>`, `…/disconnected/…`). Publishes to a
+//! thing's classic shadow topics (`$aws/things/<name>/shadow/update`, `/get`) are answered by
+//! the shadow service ([`crate::shadows`]), which publishes `accepted`/`rejected`, `delta` and
+//! `documents` back through the broker, to subscribers and to the rules engine alike.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,31 +47,66 @@ struct Subscriber {
 
 type Subscribers = Arc<Mutex<HashMap<u64, Subscriber>>>;
 
+/// What every connection shares: the subscriptions, the rules engine's inbox, the figures and
+/// the shadows. The shadow service's HTTP side (the IoT Data Plane stand-in) holds it too, so
+/// an update through the API reaches devices exactly as one over MQTT does.
+pub struct Broker {
+    subscribers: Subscribers,
+    inbound: mpsc::Sender<InboundPublish>,
+    pub stats: Arc<BrokerStats>,
+    pub shadows: crate::shadows::ShadowBook,
+}
+
+impl Broker {
+    pub fn new(inbound: mpsc::Sender<InboundPublish>, stats: Arc<BrokerStats>) -> Arc<Self> {
+        Arc::new(Self {
+            subscribers: Arc::default(),
+            inbound,
+            stats,
+            shadows: crate::shadows::ShadowBook::default(),
+        })
+    }
+
+    /// A message IoT Core itself publishes (shadow responses): delivered to subscribers and
+    /// seen by the rules engine, with the service as its client.
+    pub async fn publish_from_service(&self, topic: String, payload: Bytes) {
+        let publish = Publish::new(topic.clone(), QoS::AtMostOnce, payload.clone());
+        forward(&self.subscribers, &publish).await;
+        let _ = self
+            .inbound
+            .send(InboundPublish {
+                topic,
+                payload,
+                client_id: "iotdp-local-shadow-service".into(),
+                received_at_ms: now_ms(),
+            })
+            .await;
+    }
+}
+
 /// Accept MQTT connections on `addr` until the task is aborted.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-pub async fn serve(
-    listener: TcpListener,
-    inbound: mpsc::Sender<InboundPublish>,
-    stats: Arc<BrokerStats>,
-) {
-    let subscribers: Subscribers = Arc::default();
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
     let mut next_id = 0u64;
     loop {
         let Ok((socket, _)) = listener.accept().await else {
             continue;
         };
         next_id += 1;
-        let (inbound, stats, subscribers) = (inbound.clone(), stats.clone(), subscribers.clone());
+        let broker = broker.clone();
         let id = next_id;
         tokio::spawn(async move {
-            let client = connection(id, socket, &inbound, &stats, &subscribers).await;
-            subscribers.lock().await.remove(&id);
+            let client = connection(id, socket, &broker).await;
+            broker.subscribers.lock().await.remove(&id);
             if let Some(client_id) = client {
-                stats.connected.fetch_sub(1, Ordering::Relaxed);
-                let _ = inbound.send(lifecycle("disconnected", &client_id)).await;
+                broker.stats.connected.fetch_sub(1, Ordering::Relaxed);
+                let _ = broker
+                    .inbound
+                    .send(lifecycle("disconnected", &client_id))
+                    .await;
             }
         });
     }
@@ -102,13 +140,8 @@ fn lifecycle(event: &str, client_id: &str) -> InboundPublish {
 }
 
 /// One client connection; returns its client id if it got as far as connecting.
-async fn connection(
-    id: u64,
-    mut socket: TcpStream,
-    inbound: &mpsc::Sender<InboundPublish>,
-    stats: &BrokerStats,
-    subscribers: &Subscribers,
-) -> Option<String> {
+async fn connection(id: u64, mut socket: TcpStream, broker: &Broker) -> Option<String> {
+    let (inbound, stats, subscribers) = (&broker.inbound, &*broker.stats, &broker.subscribers);
     let _ = socket.set_nodelay(true);
     let mut input = BytesMut::with_capacity(4096);
     let mut output = BytesMut::with_capacity(4096);
@@ -167,6 +200,7 @@ async fn connection(
                     if inbound.send(message).await.is_err() {
                         return client_id;
                     }
+                    crate::shadows::answer(broker, &publish.topic, &publish.payload).await;
                     (qos == QoS::AtLeastOnce).then(|| Packet::PubAck(PubAck::new(pkid)))
                 }
                 (Packet::Subscribe(subscribe), Some(_)) => {

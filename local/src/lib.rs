@@ -11,6 +11,8 @@
 //! - [`moto`]: moto's server on a free 127.0.0.1 port;
 //! - [`provision`]: the template's resources created in moto;
 //! - [`broker`]: an MQTT 3.1.1 broker on 127.0.0.1 (QoS 0/1), knowing each publisher's client id;
+//! - [`shadows`]: the Device Shadow service, over MQTT's shadow topics and the IoT Data Plane's
+//!   HTTP API alike;
 //! - [`queues`]: in-process queues with SQS's semantics, and the SQS calls both kinds share;
 //! - [`event_source`]: Lambda's SQS event source (batch size, window, partial batch failures);
 //! - [`influxd`]: a local InfluxDB server for the InfluxDB store;
@@ -29,5 +31,6 @@ pub mod provision;
 pub mod queues;
 pub mod rollup_check;
 pub mod rule_sql;
+pub mod shadows;
 pub mod simulator;
 pub mod template;

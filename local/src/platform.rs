@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::api_server;
-use crate::broker::{self, BrokerStats, InboundPublish};
+use crate::broker::{self, Broker, BrokerStats, InboundPublish};
 use crate::event_source;
 use crate::influxd::InfluxProcess;
 use crate::moto::MotoProcess;
@@ -25,7 +25,7 @@ use crate::rule_sql::Message;
 use crate::template::Template;
 use iotdp::config::FromEnvironment;
 use iotdp::config::{
-    ApiConfig, IngestConfig, LifecycleConfig, RollupJobConfig, SilenceWatchConfig,
+    ApiConfig, CommandsConfig, IngestConfig, LifecycleConfig, RollupJobConfig, SilenceWatchConfig,
 };
 use iotdp::devices::presence::record_presence_events;
 use iotdp::ingest::metrics::IngestMetrics;
@@ -64,6 +64,8 @@ pub struct LocalOptions {
     pub endpoint: Endpoint,
     /// The query API's local listener (port 0: a free one).
     pub api: SocketAddr,
+    /// The IoT Data Plane stand-in's listener (shadows over HTTP; port 0: a free one).
+    pub iot_data: SocketAddr,
     /// Run InfluxDB locally and store readings there (`TimeSeriesStore=influxdb`): the
     /// `influxd` binary and the folder its data goes to. `None`: the template's store as
     /// parameterised (Timestream in moto, which can store but not query).
@@ -106,6 +108,10 @@ pub struct PlatformStats {
     pub rollup_rows: AtomicU64,
     pub rollup_lag_ms: std::sync::atomic::AtomicI64,
     pub rollup_failures: AtomicU64,
+    /// Commands the shadow reports settled (delivered, or expired on a late report), and the
+    /// ones the expiry sweep expired.
+    pub commands_settled: AtomicU64,
+    pub commands_expired: AtomicU64,
 }
 
 pub struct LocalPlatform {
@@ -126,6 +132,10 @@ pub struct LocalPlatform {
     pub store_description: String,
     /// The stack's outputs as registered in the endpoint's CloudFormation (`--stack`).
     pub outputs: std::collections::BTreeMap<String, String>,
+    /// The IoT Core stand-in: its subscriptions and its shadows.
+    pub broker: Arc<Broker>,
+    /// Where the stand-in's IoT Data Plane API answers (the functions' `IOT_DATA_ENDPOINT`).
+    pub iot_data_url: String,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     moto: Option<MotoProcess>,
@@ -161,6 +171,8 @@ struct Startup {
     stats: Arc<PlatformStats>,
     shutdown: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// The IoT Data Plane stand-in every function's `IOT_DATA_ENDPOINT` names.
+    iot_data_url: String,
 }
 
 /// moto (or the given endpoint) and, when asked for, influxd: what the stack is created in.
@@ -192,6 +204,18 @@ impl LocalPlatform {
         .map_err(fail)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let stats = Arc::new(PlatformStats::default());
+        // IoT Core's two faces come up first, so every function can be given the data plane's
+        // address; the MQTT listener starts accepting after the functions run.
+        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(HOT_PATH_BUFFER);
+        let iot = Broker::new(inbound, stats.broker.clone());
+        let data_plane = broker::bind(options.iot_data).await.map_err(|e| {
+            LocalError(format!(
+                "IoT Data Plane listener on {}: {e}",
+                options.iot_data
+            ))
+        })?;
+        let iot_data_url = format!("http://{}", data_plane.local_addr().map_err(fail)?);
         let mut startup = Startup {
             queues: match options.queues {
                 QueueMode::Moto => QueueBackend::Moto(sqs.clone()),
@@ -208,10 +232,18 @@ impl LocalPlatform {
             invocation_timeout: options
                 .visibility_timeout_cap
                 .map_or(INGEST_TIMEOUT, |cap| INGEST_TIMEOUT.min(cap / 2)),
-            stats: Arc::new(PlatformStats::default()),
+            stats,
             shutdown: shutdown_rx,
             tasks: Vec::new(),
+            iot_data_url: iot_data_url.clone(),
         };
+        startup
+            .tasks
+            .push(tokio::spawn(crate::shadows::serve_data_plane(
+                data_plane,
+                iot.clone(),
+                startup.shutdown.clone(),
+            )));
 
         let mut api_addr = None;
         for function in &stack.functions {
@@ -226,7 +258,9 @@ impl LocalPlatform {
         let alerts_queue_url = startup
             .subscribe_alerts(&sqs, &stack, &options.stack_name)
             .await?;
-        let mqtt_addr = startup.iot_core(&stack, options.mqtt).await?;
+        let mqtt_addr = startup
+            .iot_core(&stack, options.mqtt, iot.clone(), inbound_rx)
+            .await?;
         let api_url = api_addr.map(|addr| ("QueryApiUrl", format!("http://{addr}")));
         let outputs = register_stack(&template, &stack, &startup.sdk, api_url.as_slice())
             .await
@@ -244,6 +278,8 @@ impl LocalPlatform {
             reader,
             store_description,
             outputs,
+            broker: iot,
+            iot_data_url,
             shutdown,
             tasks: startup.tasks,
             moto: services.moto,
@@ -348,7 +384,11 @@ impl Startup {
         options: &LocalOptions,
         influxd: Option<&InfluxProcess>,
     ) -> Result<Option<SocketAddr>, LocalError> {
-        let env = |name: &str| function.environment.get(name).cloned();
+        // Shadows live in the IoT Core stand-in, not in moto.
+        let env = |name: &str| match name {
+            "IOT_DATA_ENDPOINT" => Some(self.iot_data_url.clone()),
+            _ => function.environment.get(name).cloned(),
+        };
         match function.binary.as_str() {
             "ingest" => {
                 self.ingest(function, &IngestConfig::from_lookup(env).map_err(fail)?)
@@ -370,6 +410,9 @@ impl Startup {
             "rollup" => {
                 self.rollup(function, &RollupJobConfig::from_lookup(env).map_err(fail)?)
                     .await?;
+            }
+            "commands" => {
+                self.commands(function, &CommandsConfig::from_lookup(env).map_err(fail)?);
             }
             other => {
                 return Err(LocalError(format!(
@@ -478,6 +521,62 @@ impl Startup {
             self.shutdown.clone(),
         )));
         Ok(addr)
+    }
+
+    /// The `commands` function: shadow reports from its queue settle commands; its schedule
+    /// expires overdue ones.
+    fn commands(&mut self, function: &Function, config: &CommandsConfig) {
+        let commands = Arc::new(iotdp::wiring::commands(&self.sdk, config));
+        let stats = self.stats.clone();
+        let reports = commands.clone();
+        let handler = Arc::new(move |event: SqsEvent| {
+            let commands = reports.clone();
+            let stats = stats.clone();
+            async move {
+                let (response, outcome) = iotdp::commands::shadow_events::settle_reports(
+                    commands.as_ref(),
+                    &event,
+                    chrono::Utc::now().timestamp_millis(),
+                )
+                .await;
+                stats
+                    .commands_settled
+                    .fetch_add(outcome.settled as u64, Ordering::Relaxed);
+                response
+            }
+        });
+        spawn_sqs_triggers(
+            &mut self.tasks,
+            function,
+            &self.queues,
+            handler,
+            &self.shutdown,
+        );
+        for &interval in &function.schedules {
+            let (commands, stats, mut shutdown) =
+                (commands.clone(), self.stats.clone(), self.shutdown.clone());
+            self.tasks.push(tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(interval);
+                ticks.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = ticks.tick() => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    match commands
+                        .expire_due(chrono::Utc::now().timestamp_millis())
+                        .await
+                    {
+                        Ok(expired) => {
+                            stats
+                                .commands_expired
+                                .fetch_add(expired as u64, Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "command expiry sweep failed"),
+                    }
+                }
+            }));
+        }
     }
 
     fn silence_watch(&mut self, function: &Function, config: &SilenceWatchConfig) {
@@ -589,17 +688,14 @@ impl Startup {
         &mut self,
         stack: &LocalStack,
         mqtt: SocketAddr,
+        iot: Arc<Broker>,
+        inbound_rx: mpsc::Receiver<InboundPublish>,
     ) -> Result<SocketAddr, LocalError> {
         let listener = broker::bind(mqtt)
             .await
             .map_err(|e| LocalError(format!("MQTT listener on {mqtt}: {e}")))?;
         let addr = listener.local_addr().map_err(fail)?;
-        let (inbound, inbound_rx) = mpsc::channel::<InboundPublish>(HOT_PATH_BUFFER);
-        self.tasks.push(tokio::spawn(broker::serve(
-            listener,
-            inbound,
-            self.stats.broker.clone(),
-        )));
+        self.tasks.push(tokio::spawn(broker::serve(listener, iot)));
         self.tasks.push(tokio::spawn(rules_engine(
             stack.clone(),
             self.queues.clone(),

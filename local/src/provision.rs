@@ -552,7 +552,8 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-async fn create_dynamodb_table(
+/// A DynamoDB table as template properties define it (keys, indexes; billing on demand).
+pub async fn create_dynamodb_table(
     client: &aws_sdk_dynamodb::Client,
     name: &str,
     props: &Value,

@@ -177,6 +177,31 @@ pub async fn create_alert_tables(dynamodb: &aws_sdk_dynamodb::Client, rules: &st
     }
 }
 
+/// The command history table `name`, exactly as template.yaml's `CommandTable` defines it
+/// (keys, the `pending-by-deadline` index).
+pub async fn create_command_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
+    let text =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"))
+            .expect("read template.yaml");
+    let template = iotdp_local::template::Template::parse(&text).expect("template parses");
+    let resource = template
+        .resource("CommandTable")
+        .expect("template.yaml defines CommandTable");
+    let stack = iotdp_local::template::Stack {
+        name: "iotdp-test".into(),
+        region: iotdp_local::provision::LOCAL_REGION.into(),
+        account_id: "123456789012".into(),
+        parameters: std::collections::HashMap::new(),
+        physical: std::collections::HashMap::new(),
+    };
+    let properties = template
+        .properties(resource, &stack)
+        .expect("CommandTable's properties resolve");
+    iotdp_local::provision::create_dynamodb_table(dynamodb, name, &properties)
+        .await
+        .expect("create the command table in moto");
+}
+
 /// The ingest path's resources in moto: Timestream database `iotdp` with table `telemetry`,
 /// and the `quarantine` bucket.
 pub async fn create_ingest_resources(sdk: &aws_config::SdkConfig) {
@@ -385,6 +410,7 @@ pub fn local_options(
         )]),
         mqtt: "127.0.0.1:0".parse().expect("an address"),
         api: "127.0.0.1:0".parse().expect("an address"),
+        iot_data: "127.0.0.1:0".parse().expect("an address"),
         endpoint: Endpoint::StartMoto {
             binary: moto_binary(),
             port: 0,

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use iotdp::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
-use iotdp::adapters::iot_shadow::IotShadowCommander;
 use iotdp::adapters::sns_notifier::SnsNotifier;
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use iotdp::alerting::event::AlarmState;
@@ -18,8 +17,8 @@ use iotdp::ingest::envelope::encode_envelope;
 use iotdp::ingest::service::{SqsBatch, handle_lambda_event};
 use iotdp::wiring::ingest_service_with;
 use iotdp_integration_tests::{
-    MotoServer, create_alert_tables, create_ingest_resources, drain_sns_envelopes, ingest_config,
-    subscribed_queue,
+    MotoServer, create_alert_tables, create_command_table, create_ingest_resources,
+    drain_sns_envelopes, ingest_config, subscribed_queue,
 };
 use iotdp_local::memory::RacingReads;
 use lambda_runtime::{Context, LambdaEvent};
@@ -44,6 +43,7 @@ async fn fixture(moto: &MotoServer) -> Fixture {
     create_ingest_resources(&sdk).await;
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     create_alert_tables(&dynamodb, "rules", "states").await;
+    create_command_table(&dynamodb, "commands").await;
     let sns = aws_sdk_sns::Client::new(&sdk);
     let topic_arn = sns
         .create_topic()
@@ -170,6 +170,43 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
         desired(document.payload().unwrap().as_ref()),
         serde_json::json!({"valve": "closed"})
     );
+    // Both actions are in the device's command history, from the rule, at the shadow versions
+    // they were written at; the second superseded the first (same key, not yet applied).
+    let history = iotdp::wiring::commands(&sdk, &alerting_config(&topic_arn).commands)
+        .history("valve-ctl-1")
+        .await
+        .unwrap();
+    let summary: Vec<_> = history
+        .iter()
+        .map(|c| {
+            (
+                serde_json::Value::Object(c.desired.clone()),
+                c.status.as_str(),
+                c.source.as_str(),
+                c.issued_by.as_str(),
+                c.shadow_version,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                serde_json::json!({"valve": "closed"}),
+                "pending",
+                "rule",
+                "rule:dry-soil",
+                Some(2)
+            ),
+            (
+                serde_json::json!({"valve": "open"}),
+                "superseded",
+                "rule",
+                "rule:dry-soil",
+                Some(1)
+            ),
+        ]
+    );
 
     // What an operator's queue received: one message per transition, with filterable attributes.
     let received = drain_sns_envelopes(&sqs, &queue_url).await;
@@ -206,7 +243,7 @@ async fn alerts_fire_and_clear_notify_subscribers_command_devices_and_never_doub
             DynamoDbRules::new(dynamodb.clone(), "rules"),
             states,
             SnsNotifier::new(sns.clone(), &topic_arn),
-            IotShadowCommander::new(shadow.clone()),
+            iotdp::wiring::commands(&sdk, &alerting_config(&topic_arn).commands),
             AlertSettings::default(),
         )
     };
@@ -399,6 +436,10 @@ fn alerting_config(topic_arn: &str) -> AlertingConfig {
         state_table: "states".into(),
         topic_arn: topic_arn.to_owned(),
         rules_ttl: std::time::Duration::from_secs(60),
+        commands: iotdp::config::CommandsConfig {
+            table: "commands".into(),
+            iot_data_endpoint: None,
+        },
     }
 }
 

@@ -281,10 +281,14 @@ fn query_api_paths_parameters_and_bodies() {
 
 #[test]
 fn the_iot_sql_subset() {
-    let seeds: Vec<Vec<u8>> = ["infra/ingest-rule.sql", "infra/presence-rule.sql"]
-        .iter()
-        .map(|p| std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../").to_owned() + p).unwrap())
-        .collect();
+    let seeds: Vec<Vec<u8>> = [
+        "infra/ingest-rule.sql",
+        "infra/presence-rule.sql",
+        "infra/shadow-reports-rule.sql",
+    ]
+    .iter()
+    .map(|p| std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../").to_owned() + p).unwrap())
+    .collect();
     fuzz("iot_sql", inputs(seeds), |sql| {
         if let Ok(query) = iotdp_local::rule_sql::RuleQuery::parse(&sql) {
             let message = iotdp_local::rule_sql::Message {

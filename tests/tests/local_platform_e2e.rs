@@ -57,6 +57,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
         mqtt: "127.0.0.1:0".parse().unwrap(),
         api: "127.0.0.1:0".parse().unwrap(),
+        iot_data: "127.0.0.1:0".parse().unwrap(),
         endpoint: Endpoint::StartMoto {
             binary: moto_binary(),
             port: 0,
@@ -301,8 +302,8 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         ]
     );
 
-    // The command reached the device's shadow.
-    let shadow = aws_sdk_iotdataplane::Client::new(&sdk)
+    // The command reached the device's shadow (the IoT Core stand-in's, as devices see it).
+    let shadow = iotdp::wiring::iot_data_client(&sdk, Some(&platform.iot_data_url))
         .get_thing_shadow()
         .thing_name("valve-ctl-1")
         .send()

@@ -22,7 +22,8 @@ fn the_topic_rules_sql_is_the_one_in_infra() {
         sql_lines,
         vec![
             repo_file("infra/ingest-rule.sql").trim(),
-            repo_file("infra/presence-rule.sql").trim()
+            repo_file("infra/presence-rule.sql").trim(),
+            repo_file("infra/shadow-reports-rule.sql").trim()
         ]
     );
 }
@@ -48,7 +49,7 @@ fn no_iam_action_is_a_wildcard() {
 fn queues_and_the_quarantine_bucket_are_encrypted() {
     let template = repo_file("template.yaml");
     let queues = template.matches("Type: AWS::SQS::Queue").count();
-    assert_eq!(queues, 6);
+    assert_eq!(queues, 8);
     assert_eq!(
         template.matches("SqsManagedSseEnabled: true").count(),
         queues
@@ -383,12 +384,22 @@ fn nothing_is_lost_to_an_overwrite_a_failed_schedule_or_an_unbounded_log() {
         "90"
     );
     // The scheduled (asynchronously invoked) functions dead-letter what fails.
-    for function in ["SilenceWatchFunction", "RollupFunction"] {
+    for function in ["SilenceWatchFunction", "RollupFunction", "CommandsFunction"] {
         let (_, props) = stack_with("timestream", function);
         assert_eq!(
             props["DeadLetterQueue"]["TargetArn"], "ScheduledFunctionsDeadLetterQueue.Arn",
             "{function}"
         );
+        if function == "CommandsFunction" {
+            // Its queue's consumers (2) and one sweep at a time.
+            assert_eq!(
+                props["ReservedConcurrentExecutions"]
+                    .to_string()
+                    .trim_matches('"'),
+                "3"
+            );
+            continue;
+        }
         assert_eq!(
             props["ReservedConcurrentExecutions"]
                 .to_string()
@@ -405,7 +416,7 @@ fn nothing_is_lost_to_an_overwrite_a_failed_schedule_or_an_unbounded_log() {
         .filter(|r| r.kind == "AWS::Serverless::Function")
         .map(|r| r.logical_id.as_str())
         .collect();
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for function in functions {
         let (_, logs) = stack_with("timestream", &format!("{function}Logs"));
         assert_eq!(logs["LogGroupName"], format!("/aws/lambda/{function}"));
@@ -508,4 +519,65 @@ fn the_api_signs_callers_in_with_iam_a_user_pool_or_your_own_issuer() {
         (jwt["issuer"].as_str(), jwt["audience"][0].as_str()),
         (Some("https://login.example/tenant"), Some("iotdp"))
     );
+}
+
+/// Commands: the history table keeps pending commands in a sparse index and drops old ones by
+/// TTL; the shadow reports reach the commands function through a queue with a redrive; each
+/// function that touches commands may do exactly what it needs, on the command table only.
+#[test]
+fn commands_have_their_table_queue_rule_and_only_the_permissions_they_need() {
+    let (_, table) = stack_with("timestream", "CommandTable");
+    assert_eq!(
+        table["GlobalSecondaryIndexes"][0]["IndexName"],
+        iotdp::adapters::dynamodb::commands::PENDING_INDEX
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        "expires_ttl"
+    );
+    let (_, queue) = stack_with("timestream", "ShadowReportsQueue");
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        "ShadowReportsDeadLetterQueue.Arn"
+    );
+    let (_, rule) = stack_with("timestream", "ShadowReportsRule");
+    assert_eq!(
+        rule["TopicRulePayload"]["Actions"][0]["Sqs"]["QueueUrl"],
+        "ShadowReportsQueue"
+    );
+    let actions_on = |function: &str, resource_fragment: &str| -> Vec<String> {
+        let (_, props) = stack_with("timestream", function);
+        let mut actions = Vec::new();
+        for statement in props["Policies"][0]["Statement"].as_array().unwrap() {
+            if statement["Resource"]
+                .to_string()
+                .contains(resource_fragment)
+            {
+                match &statement["Action"] {
+                    serde_json::Value::String(a) => actions.push(a.clone()),
+                    serde_json::Value::Array(list) => {
+                        actions.extend(list.iter().map(|a| a.as_str().unwrap().to_owned()));
+                    }
+                    other => panic!("{function}: action {other}"),
+                }
+            }
+        }
+        actions.sort();
+        actions
+    };
+    assert_eq!(
+        actions_on("CommandsFunction", "CommandTable"),
+        ["dynamodb:PutItem", "dynamodb:Query", "dynamodb:Query"]
+    );
+    assert_eq!(
+        actions_on("ApiFunction", "CommandTable"),
+        ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"]
+    );
+    for function in ["ApiFunction", "IngestFunction", "CommandsFunction"] {
+        assert_eq!(
+            actions_on(function, ":thing/"),
+            ["iot:GetThingShadow", "iot:UpdateThingShadow"],
+            "{function}"
+        );
+    }
 }

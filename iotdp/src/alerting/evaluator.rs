@@ -511,7 +511,11 @@ where
             {
                 Ok(ConditionalWrite::Written) => {
                     for desired in &decision.commands {
-                        match self.commander.update_desired(&key.device_id, desired).await {
+                        match self
+                            .commander
+                            .update_desired(key, decision.next.version, desired)
+                            .await
+                        {
                             Ok(()) => stats.commands_sent += 1,
                             Err(e) => {
                                 // Commands never hold up storage or alerting: counted and logged.

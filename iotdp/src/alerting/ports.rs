@@ -84,10 +84,12 @@ pub trait Notifier: Send + Sync {
 
 /// Commands back to devices (IoT shadows).
 pub trait DeviceCommander: Send + Sync {
-    /// Merge `desired` into the device shadow's desired state.
+    /// Merge `desired` into the shadow's desired state of `key`'s device, for the transition
+    /// that brought `key`'s state to `transition_version` (so a retried batch is one command).
     fn update_desired(
         &self,
-        device_id: &str,
+        key: &AlertKey,
+        transition_version: u64,
         desired: &serde_json::Value,
     ) -> impl Future<Output = Result<(), AlertPortError>> + Send;
 }
@@ -99,11 +101,13 @@ pub struct NoCommands;
 impl DeviceCommander for NoCommands {
     async fn update_desired(
         &self,
-        device_id: &str,
+        key: &AlertKey,
+        _: u64,
         _: &serde_json::Value,
     ) -> Result<(), AlertPortError> {
         Err(AlertPortError(format!(
-            "no commands are configured here (asked to command {device_id})"
+            "no commands are configured here (asked to command {})",
+            key.device_id
         )))
     }
 }

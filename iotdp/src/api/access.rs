@@ -208,11 +208,12 @@ fn list_claim(text: &str) -> Vec<&str> {
 }
 
 /// The role `method` on the route `template` (one of [`super::ROUTES`]) needs: reads need a
-/// viewer, alert actions an operator, device and rule changes an admin.
+/// viewer, alert actions and commands an operator, device and rule changes an admin.
 pub fn required_role(method: &str, template: &str) -> Role {
     match (method, template) {
         ("GET", _) => Role::Viewer,
         ("POST", t) if t.starts_with("/alerts/") => Role::Operator,
+        ("POST", "/devices/{device_id}/commands") => Role::Operator,
         _ => Role::Admin,
     }
 }

@@ -14,7 +14,7 @@ use crate::alerting::state_machine::AlertState;
 use crate::alerting::state_machine::OperatorAction;
 use crate::devices::ports::DeviceRegistry;
 
-impl<R, T, A, U> QueryApi<R, T, A, U>
+impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K>
 where
     R: DeviceRegistry,
     A: AlertStateStore + AlertStateListing,

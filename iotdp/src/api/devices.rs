@@ -15,7 +15,7 @@ use crate::devices::record::{DeviceRecord, DeviceStatus};
 use crate::query::names::checked_metric;
 use crate::query::ports::TimeSeriesReader;
 
-impl<R, T, A, U> QueryApi<R, T, A, U>
+impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K>
 where
     R: DeviceRegistry,
     T: TimeSeriesReader,
@@ -129,7 +129,7 @@ where
 }
 
 /// Registering and redefining devices, and checking one is registered, need only the registry.
-impl<R, T, A, U> QueryApi<R, T, A, U>
+impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K>
 where
     R: DeviceRegistry,
 {

@@ -12,10 +12,13 @@
 //! - `GET /readings/{metric}/drill-down?path=&from=&to=&agg=`: one level below a place;
 //! - `GET /rules`, `PUT /rules/{id}`, `DELETE /rules/{id}`: the same validation as the CLI;
 //! - `GET /alerts?state=&severity=&device=&limit=&cursor=`;
-//! - `POST /alerts/{device}/{rule}/ack|snooze|disable|enable|reset` (conditional on `version`).
+//! - `POST /alerts/{device}/{rule}/ack|snooze|disable|enable|reset` (conditional on `version`);
+//! - `POST /devices/{id}/commands`, `GET /devices/{id}/commands`, `GET
+//!   /devices/{id}/commands/{command_id}`, `GET /devices/{id}/shadow`.
 
 pub mod access;
 mod alerts;
+mod commands;
 mod devices;
 pub mod http_adapter;
 pub mod params;
@@ -24,6 +27,7 @@ mod readings;
 mod rules;
 
 pub use alerts::alert_json;
+pub use commands::command_json;
 pub use devices::device_json;
 pub use problem::{Problem, ProblemCode};
 pub use readings::point_json;
@@ -31,10 +35,12 @@ pub use readings::point_json;
 use serde_json::Value;
 
 use crate::alerting::ports::{AlertStateListing, AlertStateStore, RuleStore};
+use crate::commands::ports::{CommandStore, NoCommandHistory, NoShadows, ShadowService};
+use crate::commands::service::Commands;
 use crate::devices::ports::DeviceRegistry;
 use crate::devices::record::DeviceStatus;
 use crate::query::ports::TimeSeriesReader;
-use access::{Access, Caller, required_role};
+use access::{Caller, required_role};
 use params::Params;
 
 /// Every route the router answers, as `openapi.yaml` documents it (a test keeps the two equal).
@@ -45,6 +51,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/devices/{device_id}"),
     ("POST", "/devices/{device_id}/suspend"),
     ("POST", "/devices/{device_id}/resume"),
+    ("POST", "/devices/{device_id}/commands"),
+    ("GET", "/devices/{device_id}/commands"),
+    ("GET", "/devices/{device_id}/commands/{command_id}"),
+    ("GET", "/devices/{device_id}/shadow"),
     ("GET", "/devices/{device_id}/readings/{metric}"),
     ("GET", "/readings/{metric}/latest"),
     ("GET", "/readings/{metric}/drill-down"),
@@ -102,29 +112,51 @@ impl ApiResponse {
 pub const MAX_PAGE: usize = 10_000;
 pub const DEFAULT_PAGE: usize = 1_000;
 
-pub struct QueryApi<R, T, A, U> {
+/// The API over the registry, the reader, alert states, rules, and commands (shadows `S`
+/// and history `K`; an API built by [`QueryApi::new`] alone answers commands with 503 until
+/// [`QueryApi::with_commands`] gives it both).
+pub struct QueryApi<R, T, A, U, S = NoShadows, K = NoCommandHistory> {
     registry: R,
     reader: T,
     states: A,
     rules: U,
+    commands: Commands<S, K>,
 }
 
-impl<R, T, A, U> QueryApi<R, T, A, U>
-where
-    R: DeviceRegistry,
-    T: TimeSeriesReader,
-    A: AlertStateStore + AlertStateListing,
-    U: RuleStore,
-{
+impl<R, T, A, U> QueryApi<R, T, A, U> {
     pub fn new(registry: R, reader: T, states: A, rules: U) -> Self {
         Self {
             registry,
             reader,
             states,
             rules,
+            commands: Commands::new(NoShadows, NoCommandHistory),
         }
     }
+}
 
+impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K> {
+    /// The same API, commanding devices through `commands`.
+    pub fn with_commands<S2, K2>(self, commands: Commands<S2, K2>) -> QueryApi<R, T, A, U, S2, K2> {
+        QueryApi {
+            registry: self.registry,
+            reader: self.reader,
+            states: self.states,
+            rules: self.rules,
+            commands,
+        }
+    }
+}
+
+impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K>
+where
+    R: DeviceRegistry,
+    T: TimeSeriesReader,
+    A: AlertStateStore + AlertStateListing,
+    U: RuleStore,
+    S: ShadowService,
+    K: CommandStore,
+{
     /// Answer `request` from `caller` at wall-clock time `now_ms`. Never panics; user mistakes
     /// are 4xx. Every state-changing call is logged as one audit line.
     pub async fn handle(&self, request: &ApiRequest, caller: &Caller, now_ms: i64) -> ApiResponse {
@@ -180,15 +212,16 @@ where
                 });
             }
         }
-        self.route(request, &caller.access, now_ms).await
+        self.route(request, caller, now_ms).await
     }
 
     async fn route(
         &self,
         request: &ApiRequest,
-        access: &Access,
+        caller: &Caller,
         now_ms: i64,
     ) -> Result<Value, Problem> {
+        let access = &caller.access;
         let params = Params::parse(&request.query)?;
         let decoded: Vec<String> = request
             .path
@@ -211,6 +244,15 @@ where
                 };
                 self.set_status(id, status, now_ms, access).await
             }
+            ("POST", ["devices", id, "commands"]) => {
+                self.issue_command(id, &request.body, &caller.identity, now_ms, access)
+                    .await
+            }
+            ("GET", ["devices", id, "commands"]) => self.list_commands(id, &params, access).await,
+            ("GET", ["devices", id, "commands", command]) => {
+                self.get_command(id, command, access).await
+            }
+            ("GET", ["devices", id, "shadow"]) => self.get_shadow(id, access).await,
             ("GET", ["devices", id, "readings", metric]) => {
                 self.device_readings(id, metric, &params, now_ms, access)
                     .await
@@ -241,8 +283,8 @@ where
                 _,
                 ["devices" | "rules" | "alerts"]
                 | ["devices" | "rules", _]
-                | ["devices", _, "suspend" | "resume"]
-                | ["devices", _, "readings", _]
+                | ["devices", _, "suspend" | "resume" | "commands" | "shadow"]
+                | ["devices", _, "commands" | "readings", _]
                 | ["readings", _, "latest" | "drill-down"]
                 | [
                     "alerts",

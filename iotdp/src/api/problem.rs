@@ -29,10 +29,15 @@ pub enum ProblemCode {
     Forbidden,
     OutsideScope,
     UnknownPlace,
+    InvalidCommand,
+    UnknownCommand,
+    IdempotencyKeyReused,
+    DeviceNotActive,
+    CommandsUnavailable,
 }
 
 impl ProblemCode {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 24] = [
         Self::InvalidParameter,
         Self::InvalidDevice,
         Self::InvalidRule,
@@ -52,6 +57,11 @@ impl ProblemCode {
         Self::Forbidden,
         Self::OutsideScope,
         Self::UnknownPlace,
+        Self::InvalidCommand,
+        Self::UnknownCommand,
+        Self::IdempotencyKeyReused,
+        Self::DeviceNotActive,
+        Self::CommandsUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +85,11 @@ impl ProblemCode {
             Self::Forbidden => "forbidden",
             Self::OutsideScope => "outside_scope",
             Self::UnknownPlace => "unknown_place",
+            Self::InvalidCommand => "invalid_command",
+            Self::UnknownCommand => "unknown_command",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::DeviceNotActive => "device_not_active",
+            Self::CommandsUnavailable => "commands_unavailable",
         }
     }
 
@@ -161,6 +176,14 @@ pub(crate) fn alerting_problem(e: impl std::fmt::Display) -> Problem {
     Problem {
         status: 503,
         code: ProblemCode::AlertingUnavailable,
+        detail: format!("{e}: retry later"),
+    }
+}
+
+pub(crate) fn commands_problem(e: impl std::fmt::Display) -> Problem {
+    Problem {
+        status: 503,
+        code: ProblemCode::CommandsUnavailable,
         detail: format!("{e}: retry later"),
     }
 }

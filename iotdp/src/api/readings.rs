@@ -13,7 +13,7 @@ use crate::query::model::{FleetFilter, Point, SeriesQuery, TimeRange};
 use crate::query::names::checked_metric;
 use crate::query::ports::TimeSeriesReader;
 
-impl<R, T, A, U> QueryApi<R, T, A, U>
+impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K>
 where
     R: DeviceRegistry,
     T: TimeSeriesReader,

@@ -9,7 +9,7 @@ use crate::alerting::ports::{RuleSource, RuleStore};
 use crate::alerting::rule::AlertRule;
 use crate::devices::ports::DeviceRegistry;
 
-impl<R, T, A, U> QueryApi<R, T, A, U>
+impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K>
 where
     R: DeviceRegistry,
     U: RuleStore,
@@ -91,7 +91,7 @@ where
     }
 }
 
-impl<R, T, A, U: RuleSource> QueryApi<R, T, A, U> {
+impl<R, T, A, U: RuleSource, S, K> QueryApi<R, T, A, U, S, K> {
     /// The rule `id`, if the fleet has one (whoever's it is: callers check scope).
     pub(super) async fn existing_rule(&self, id: &str) -> Result<Option<AlertRule>, Problem> {
         Ok(self

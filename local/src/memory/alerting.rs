@@ -175,13 +175,14 @@ impl MemoryCommander {
 impl DeviceCommander for MemoryCommander {
     async fn update_desired(
         &self,
-        device_id: &str,
+        key: &AlertKey,
+        _: u64,
         desired: &serde_json::Value,
     ) -> Result<(), AlertPortError> {
         self.0
             .lock()
             .map_err(|_| AlertPortError("lock poisoned".into()))?
-            .push((device_id.to_owned(), desired.clone()));
+            .push((key.device_id.clone(), desired.clone()));
         Ok(())
     }
 }

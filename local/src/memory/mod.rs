@@ -2,12 +2,14 @@
 //! One file per feature's ports; [`reader`] answers the read port over [`MemoryStore`].
 
 mod alerting;
+mod commands;
 mod ingest;
 mod reader;
 mod registry;
 mod rollup;
 
 pub use alerting::*;
+pub use commands::*;
 pub use ingest::*;
 pub use registry::*;
 pub use rollup::*;

@@ -1,8 +1,9 @@
 //! DynamoDB adapters: the device registry ([`registry`]), alert rules and states
-//! ([`alerts`]) and the rollup job's state and late marks ([`rollup_state`]), sharing one
+//! ([`alerts`]), the command history ([`commands`]) and the rollup job's state and late marks ([`rollup_state`]), sharing one
 //! paginated Scan ([`scan`]).
 
 pub mod alerts;
+pub mod commands;
 pub mod registry;
 pub mod rollup_state;
 pub mod scan;
