@@ -10,10 +10,14 @@ use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
 use iotdp::api::access::{Access, Caller, Role, required_role};
 use iotdp::api::{ApiRequest, QueryApi, ROUTES};
+use iotdp::commands::command::{CommandRequest, CommandSource};
+use iotdp::commands::service::Commands;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
-use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use iotdp_local::memory::{
+    MemoryAlertStates, MemoryCommands, MemoryRegistry, MemoryRules, MemoryShadows, MemoryStore,
+};
 use serde_json::Value;
 
 const T0: i64 = 1_764_000_000_000;
@@ -36,8 +40,14 @@ fn resolve<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
     }
 }
 
-async fn api()
--> QueryApi<Arc<MemoryRegistry>, Arc<MemoryStore>, Arc<MemoryAlertStates>, Arc<MemoryRules>> {
+async fn api() -> QueryApi<
+    Arc<MemoryRegistry>,
+    Arc<MemoryStore>,
+    Arc<MemoryAlertStates>,
+    Arc<MemoryRules>,
+    Arc<MemoryShadows>,
+    Arc<MemoryCommands>,
+> {
     let registry = Arc::new(MemoryRegistry::with([DeviceRecord::new(
         "ac-1",
         "thermostat",
@@ -70,13 +80,32 @@ async fn api()
     };
     states.put_if_version(&key, &alarm, 0).await.unwrap();
     let rules = Arc::new(MemoryRules::new(vec![AlertRule::from_json(HOT).unwrap()]));
-    QueryApi::new(registry, store, states, rules)
+    // One command, c1, for the routes that read one.
+    let commands = Commands::new(
+        Arc::new(MemoryShadows::default()),
+        Arc::new(MemoryCommands::default()),
+    );
+    let request = CommandRequest::new(
+        serde_json::json!({"setpoint": 21})
+            .as_object()
+            .cloned()
+            .unwrap(),
+        None,
+        Some("c1".into()),
+    )
+    .unwrap();
+    commands
+        .issue("ac-1", &request, "test", CommandSource::Api, T0 - 1_000)
+        .await
+        .unwrap();
+    QueryApi::new(registry, store, states, rules).with_commands(commands)
 }
 
 fn concrete(path: &str, device: &str) -> String {
     path.replace("{device_id}", device)
         .replace("{metric}", "temperature")
         .replace("{rule_id}", "too-hot")
+        .replace("{command_id}", "c1")
 }
 
 /// The response's status is documented and its body has the documented required fields.
@@ -113,6 +142,7 @@ async fn every_documented_route_answers_as_documented() {
                 ("PUT", "/devices/{device_id}") => r#"{"device_id":"ac-1","device_type":"thermostat","path":"home-1/kitchen","tags":{"owner":"ops"}}"#.to_owned(),
                 ("POST", "/alerts/{device_id}/{rule_id}/snooze") => r#"{"for_seconds":3600}"#.to_owned(),
                 ("POST", "/alerts/{device_id}/{rule_id}/disable") => r#"{"version":1}"#.to_owned(),
+                ("POST", "/devices/{device_id}/commands") => r#"{"desired":{"setpoint":22},"expires_in":600}"#.to_owned(),
                 _ => String::new(),
             };
             if path.ends_with("/enable") {
@@ -180,9 +210,15 @@ async fn every_documented_route_answers_as_documented() {
                 check(&spec, operation, &what, 400, &response.body);
             }
             if operation["responses"].get("400").is_some() && method == "GET" {
+                // Bad query parameters where it takes any, else a device id outside its pattern.
+                let takes_query = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| resolve(&spec, p)["in"] == "query");
                 let request = ApiRequest {
                     method: method.clone(),
-                    path: concrete(path, "ac-1"),
+                    path: concrete(path, if takes_query { "ac-1" } else { "bad%20id" }),
                     query: "limit=0&from=yesterday&agg=median&bin=9x&status=x&state=x&severity=x&path=a%20b&metrics=9x".into(),
                     body: vec![],
                 };

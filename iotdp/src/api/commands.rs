@@ -7,7 +7,9 @@ use super::QueryApi;
 use super::access::Access;
 use super::params::{Params, rfc3339};
 use super::problem::{Problem, ProblemCode, commands_problem};
-use crate::commands::command::{Command, CommandRequest, CommandSource, CommandStatus};
+use crate::commands::command::{
+    Command, CommandRequest, CommandRequestError, CommandSource, CommandStatus,
+};
 use crate::commands::ports::{CommandStore, ShadowService};
 use crate::commands::service::CommandError;
 use crate::devices::ports::DeviceRegistry;
@@ -30,10 +32,13 @@ where
         access: &Access,
     ) -> Result<Value, Problem> {
         let device = self.visible(device_id, access).await?;
-        let request = CommandRequest::parse(body).map_err(|detail| Problem {
-            status: 400,
+        let request = CommandRequest::parse(body).map_err(|e| Problem {
+            status: match e {
+                CommandRequestError::Malformed(_) => 400,
+                CommandRequestError::TooLarge(_) => 422,
+            },
             code: ProblemCode::InvalidCommand,
-            detail,
+            detail: e.to_string(),
         })?;
         if device.status != DeviceStatus::Active {
             return Err(Problem {

@@ -134,6 +134,16 @@ impl Command {
     }
 }
 
+/// Why a command request was refused: it does not have the documented shape (400), or it
+/// has it but no shadow could hold it (422: too deep, too large).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandRequestError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    TooLarge(String),
+}
+
 /// `POST /devices/{id}/commands`, validated: `{"desired": {...}, "expires_in": 300,
 /// "idempotency_key": "app-42"}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,19 +165,19 @@ struct RequestBody {
 
 impl CommandRequest {
     /// Parse and validate a request body; the error says what to change.
-    pub fn parse(body: &[u8]) -> Result<Self, String> {
+    pub fn parse(body: &[u8]) -> Result<Self, CommandRequestError> {
         let body: RequestBody = serde_json::from_slice(body).map_err(|e| {
-            format!(
+            CommandRequestError::Malformed(format!(
                 "the body must be {{\"desired\": {{...}}, \"expires_in\": seconds, \"idempotency_key\": \"...\"}}: {e}"
-            )
+            ))
         })?;
         let desired = match body.desired {
             Value::Object(map) if !map.is_empty() => map,
             _ => {
-                return Err(
+                return Err(CommandRequestError::Malformed(
                     "'desired' must be a non-empty JSON object: the shadow's desired-state patch"
                         .into(),
-                );
+                ));
             }
         };
         Self::new(desired, body.expires_in, body.idempotency_key)
@@ -178,34 +188,34 @@ impl CommandRequest {
         desired: Map<String, Value>,
         expires_in_seconds: Option<u64>,
         idempotency_key: Option<String>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CommandRequestError> {
         let patch = Value::Object(desired);
         if depth(&patch) > MAX_STATE_DEPTH {
-            return Err(format!(
+            return Err(CommandRequestError::TooLarge(format!(
                 "'desired' nests deeper than {MAX_STATE_DEPTH} levels, the shadow's limit"
-            ));
+            )));
         }
         let size = patch.to_string().len();
         if size > MAX_PATCH_BYTES {
-            return Err(format!(
+            return Err(CommandRequestError::TooLarge(format!(
                 "'desired' is {size} bytes of JSON; at most {MAX_PATCH_BYTES} fit a shadow"
-            ));
+            )));
         }
         let Value::Object(desired) = patch else {
             unreachable!("built from a map above")
         };
         let expires_in_seconds = expires_in_seconds.unwrap_or(DEFAULT_EXPIRES_IN_SECONDS);
         if !(1..=MAX_EXPIRES_IN_SECONDS).contains(&expires_in_seconds) {
-            return Err(format!(
+            return Err(CommandRequestError::Malformed(format!(
                 "'expires_in' is {expires_in_seconds}: it must be 1 to {MAX_EXPIRES_IN_SECONDS} seconds"
-            ));
+            )));
         }
         if let Some(key) = &idempotency_key
             && !valid_key(key)
         {
-            return Err(format!(
+            return Err(CommandRequestError::Malformed(format!(
                 "'idempotency_key' '{key}' must be 1 to 64 letters, digits, '-', '_' or '.', not starting with 'cmd-'"
-            ));
+            )));
         }
         Ok(Self {
             desired,
@@ -310,7 +320,9 @@ mod tests {
             ),
         ] {
             let error = CommandRequest::parse(body.as_bytes()).unwrap_err();
-            assert!(error.contains(says), "{body}: {error}");
+            let too_large = matches!(error, CommandRequestError::TooLarge(_));
+            assert_eq!(too_large, says == "deeper", "{body}: {error:?}");
+            assert!(error.to_string().contains(says), "{body}: {error}");
         }
     }
 }

@@ -299,7 +299,7 @@ impl<S: ShadowService, K: CommandStore> DeviceCommander for Commands<S, K> {
             None,
             super::command::valid_key(&idempotency_key).then_some(idempotency_key),
         )
-        .map_err(AlertPortError)?;
+        .map_err(|e| AlertPortError(e.to_string()))?;
         self.issue(
             &key.device_id,
             &request,
