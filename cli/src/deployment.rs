@@ -34,6 +34,15 @@ pub const ROLLUP_STATE_TABLE: Setting = Setting::new(
     "IOTDP_ROLLUP_STATE_TABLE",
     "RollupStateTableName",
 );
+pub const COMMAND_TABLE: Setting =
+    Setting::new("--command-table", "IOTDP_COMMAND_TABLE", "CommandTableName");
+/// The account's IoT Data Plane endpoint (`aws iot describe-endpoint --endpoint-type
+/// iot:Data-ATS`, as a URL); without it the SDK's regional default. `make local`'s stack has it.
+pub const IOT_DATA_ENDPOINT: Setting = Setting::new(
+    "--iot-data-endpoint",
+    "IOTDP_IOT_DATA_ENDPOINT",
+    "IotDataEndpoint",
+);
 pub const DEVICE_POLICY: Setting =
     Setting::new("--policy", "IOTDP_DEVICE_POLICY", "DevicePolicyName");
 pub const STORE: Setting =

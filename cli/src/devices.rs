@@ -1,5 +1,5 @@
 //! `iotdp devices …`: provisioning and lifecycle of devices (IoT things, certificates, the
-//! registry).
+//! registry), and commands through their shadows.
 
 use std::path::PathBuf;
 
@@ -15,7 +15,9 @@ use iotdp::devices::record::{DeviceRecord, DeviceStatus, parse_tags};
 use iotdp::domain::LocationPath;
 use serde_json::{Value, json};
 
-use crate::deployment::{DEVICE_POLICY, Deployment, REGISTRY_TABLE};
+use crate::deployment::{
+    COMMAND_TABLE, DEVICE_POLICY, Deployment, IOT_DATA_ENDPOINT, REGISTRY_TABLE,
+};
 use crate::output::{Column, OutputFormat, print_list, print_result};
 
 #[derive(Args)]
@@ -26,6 +28,13 @@ pub struct DevicesArgs {
     /// IoT policy attached to device certificates [stack output: DevicePolicyName]
     #[arg(long, env = "IOTDP_DEVICE_POLICY")]
     policy: Option<String>,
+    /// DynamoDB command history [stack output: CommandTableName]
+    #[arg(long, env = "IOTDP_COMMAND_TABLE")]
+    command_table: Option<String>,
+    /// IoT Data Plane endpoint URL (aws iot describe-endpoint --endpoint-type iot:Data-ATS);
+    /// default: the SDK's regional one [stack output: IotDataEndpoint]
+    #[arg(long, env = "IOTDP_IOT_DATA_ENDPOINT")]
+    iot_data_endpoint: Option<String>,
     #[command(subcommand)]
     action: DevicesAction,
 }
@@ -80,6 +89,26 @@ enum DevicesAction {
     Resume { device_id: String },
     /// Deactivate and detach its certificates, delete the thing; keep its registry row and data
     Decommission { device_id: String },
+    /// Send a command: merge DESIRED (a JSON object) into the device's shadow and record it;
+    /// it is delivered when the device reports it applied
+    Command {
+        device_id: String,
+        /// The desired-state patch, e.g. '{"setpoint":21}' (null deletes a key)
+        desired: String,
+        /// Seconds the device has to apply it (1 to 604800)
+        #[arg(long, default_value_t = iotdp::commands::command::DEFAULT_EXPIRES_IN_SECONDS)]
+        expires_in: u64,
+        /// Idempotency key: the same key again returns the first command instead of a second
+        #[arg(long)]
+        key: Option<String>,
+        /// Wait up to this many seconds for the command to settle (exit 1 unless delivered)
+        #[arg(long, num_args = 0..=1, default_missing_value = "60")]
+        wait: Option<u64>,
+    },
+    /// The device's commands, newest first
+    Commands { device_id: String },
+    /// The device's shadow: desired, reported, delta, version
+    Shadow { device_id: String },
 }
 
 fn parse_status(text: &str) -> Result<DeviceStatus, String> {
@@ -144,6 +173,23 @@ pub async fn run(
         .await?;
     let sdk = deployment.sdk();
     let registry = DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(sdk), &table);
+    if matches!(
+        args.action,
+        DevicesAction::Command { .. }
+            | DevicesAction::Commands { .. }
+            | DevicesAction::Shadow { .. }
+    ) {
+        let config = iotdp::config::CommandsConfig {
+            table: deployment
+                .require(args.command_table, &COMMAND_TABLE)
+                .await?,
+            iot_data_endpoint: deployment
+                .optional(args.iot_data_endpoint, &IOT_DATA_ENDPOINT)
+                .await?,
+        };
+        let commands = iotdp::wiring::commands(sdk, &config);
+        return command_action(args.action, &registry, &commands, output).await;
+    }
     let iot = IotThings::new(aws_sdk_iot::Client::new(sdk));
     match args.action {
         DevicesAction::Create { out, .. } => {
@@ -278,6 +324,152 @@ pub async fn run(
                 ),
             )?;
         }
+        DevicesAction::Command { .. }
+        | DevicesAction::Commands { .. }
+        | DevicesAction::Shadow { .. } => unreachable!("command actions return above"),
     }
     Ok(())
+}
+
+/// `devices command`, `devices commands` and `devices shadow`: the use case the API runs,
+/// called with the operator's own AWS credentials.
+async fn command_action(
+    action: DevicesAction,
+    registry: &DynamoDbRegistry,
+    commands: &iotdp::wiring::AwsCommands,
+    output: OutputFormat,
+) -> Result<(), String> {
+    use iotdp::commands::command::{CommandRequest, CommandSource, CommandStatus};
+    let device_id = match &action {
+        DevicesAction::Command { device_id, .. }
+        | DevicesAction::Commands { device_id }
+        | DevicesAction::Shadow { device_id } => device_id.clone(),
+        _ => unreachable!("only command actions come here"),
+    };
+    let device = registry
+        .get_many(&[&device_id])
+        .await
+        .map_err(|e| e.to_string())?
+        .pop()
+        .ok_or_else(|| format!("device '{device_id}' is not registered"))?;
+    match action {
+        DevicesAction::Command {
+            desired,
+            expires_in,
+            key,
+            wait,
+            ..
+        } => {
+            if device.status != DeviceStatus::Active {
+                return Err(format!(
+                    "device '{device_id}' is {}: it takes no commands; `iotdp devices resume {device_id}` first",
+                    device.status.as_str()
+                ));
+            }
+            let desired: Value = serde_json::from_str(&desired).map_err(|e| {
+                format!("DESIRED must be a JSON object such as '{{\"setpoint\":21}}': {e}")
+            })?;
+            let Value::Object(desired) = desired else {
+                return Err("DESIRED must be a JSON object such as '{\"setpoint\":21}'".into());
+            };
+            let request =
+                CommandRequest::new(desired, Some(expires_in), key).map_err(|e| e.to_string())?;
+            let issued_by = format!(
+                "cli:{}",
+                std::env::var("USER").unwrap_or_else(|_| "operator".into())
+            );
+            let mut command = commands
+                .issue(
+                    &device_id,
+                    &request,
+                    &issued_by,
+                    CommandSource::Api,
+                    now_ms(),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(seconds) = wait {
+                let started = std::time::Instant::now();
+                let deadline = started + std::time::Duration::from_secs(seconds);
+                while command.status == CommandStatus::Pending
+                    && std::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    command = commands
+                        .get(&device_id, &command.command_id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or("the command disappeared from the history")?;
+                }
+                let shown = json!({ "command": iotdp::api::command_json(&command) });
+                if command.status != CommandStatus::Delivered {
+                    let _ = print_result(
+                        output,
+                        &shown,
+                        serde_json::to_string_pretty(&shown).unwrap_or_default(),
+                    );
+                    return Err(match command.status {
+                        CommandStatus::Pending => format!(
+                            "command {} to {device_id} is still pending after {seconds} s: the device has not reported it applied (is it connected?)",
+                            command.command_id
+                        ),
+                        other => format!(
+                            "command {} to {device_id} is {}{}",
+                            command.command_id,
+                            other.as_str(),
+                            command
+                                .detail
+                                .as_deref()
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_default()
+                        ),
+                    });
+                }
+                let sentence = format!(
+                    "command {} delivered to {device_id} after {:.1} s",
+                    command.command_id,
+                    started.elapsed().as_secs_f64()
+                );
+                return print_result(output, &shown, sentence);
+            }
+            let shown = json!({ "command": iotdp::api::command_json(&command) });
+            let sentence = format!(
+                "command {} to {device_id}: {} (shadow version {})",
+                command.command_id,
+                command.status.as_str(),
+                command.shadow_version.map_or("?".into(), |v| v.to_string())
+            );
+            print_result(output, &shown, sentence)
+        }
+        DevicesAction::Commands { .. } => {
+            let history = commands
+                .history(&device_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let items: Vec<Value> = history.iter().map(iotdp::api::command_json).collect();
+            print_list(
+                output,
+                &items,
+                &[
+                    Column::new("COMMAND_ID", "command_id", 28),
+                    Column::new("STATUS", "status", 11),
+                    Column::new("SOURCE", "source", 7),
+                    Column::new("ISSUED_BY", "issued_by", 20),
+                    Column::new("ISSUED_AT", "issued_at", 25),
+                    Column::new("DESIRED", "desired", 0),
+                ],
+            )
+        }
+        DevicesAction::Shadow { .. } => {
+            let shadow = commands
+                .shadow(&device_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
+            let shown = iotdp::api::shadow_json(&device_id, &shadow);
+            let pretty = serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?;
+            print_result(output, &shown, pretty)
+        }
+        _ => unreachable!("only command actions come here"),
+    }
 }

@@ -179,7 +179,7 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
             loaded.push(rule.rule_id);
         }
     }
-    // Things for the devices that receive commands (shadows need a thing).
+    // Things for the devices that receive commands, as a deployment registers them.
     let fleet = Fleet::new(FleetConfig {
         devices: args.fleet.devices.max(1),
         seed: args.fleet.seed,
@@ -246,6 +246,17 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
         println!(
             "  query API         http://{api}   try: curl 'http://{api}/devices?limit=5'  or  curl 'http://{api}/readings/voltage/latest?type=battery-box'"
         );
+        if let Some(thermostat) = fleet
+            .devices
+            .iter()
+            .find(|d| d.kind == DeviceKind::Thermostat)
+            .filter(|_| !args.no_simulator)
+        {
+            let id = &thermostat.id;
+            println!(
+                "  command           iotdp --stack {STACK} devices command {id} '{{\"setpoint\":19.5}}' --wait   (the simulated thermostat applies it; then: iotdp --stack {STACK} devices shadow {id})"
+            );
+        }
     }
     println!("  rules loaded      {}", loaded.join(", "));
     println!(
@@ -579,8 +590,13 @@ impl<'a> LiveView<'a> {
                 s.alerts_cleared.load(Ordering::Relaxed)
             ),
             format!(
-                "commands sent       {:>8}   failed {}",
-                ingest.alerts.commands_sent, ingest.alerts.command_failures
+                "commands            {:>8} by rules ({} failed)   shadow updates {}   applied by devices {}   delivered {}   expired {}",
+                ingest.alerts.commands_sent,
+                ingest.alerts.command_failures,
+                self.platform.broker.shadows.updates(),
+                self.simulation.commands_applied.load(Ordering::Relaxed),
+                s.commands_settled.load(Ordering::Relaxed),
+                s.commands_expired.load(Ordering::Relaxed)
             ),
             format!(
                 "registry            {:>8} reads  {} last_seen writes   silence watch runs {}  no_data raised {}",

@@ -1,5 +1,7 @@
 //! `iotdp simulate`: the simulated fleet published over MQTT, one client per device (each
 //! device connects as itself, as IoT policies require), locally or to AWS IoT Core over TLS.
+//! Thermostats and battery boxes follow their shadow: they ask for it on connecting, apply
+//! each delta they can, and report back.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Args;
+use iotdp_local::shadow_client::{DeviceEvent, report, run_device};
 use iotdp_local::simulator::{Fleet, FleetConfig};
-use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS, TlsConfiguration, Transport};
-use tokio::sync::watch;
+use rumqttc::{AsyncClient, MqttOptions, QoS, TlsConfiguration, Transport};
+use tokio::sync::{mpsc, watch};
 
 #[derive(Args, Debug, Clone)]
 pub struct FleetArgs {
@@ -54,6 +57,8 @@ pub struct SimulationStats {
     pub published: AtomicU64,
     pub connected: AtomicU64,
     pub errors: AtomicU64,
+    /// Shadow deltas devices applied and reported back.
+    pub commands_applied: AtomicU64,
 }
 
 fn transport(target: &Target) -> Result<Option<Transport>, String> {
@@ -87,32 +92,37 @@ pub async fn run(
     let mut clients = Vec::with_capacity(fleet.devices.len());
     // Set when the run ends: the disconnects that follow are not errors.
     let finishing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for device in &fleet.devices {
+    // What devices' shadows ask of them, applied by the loop that owns the fleet.
+    let (asked, mut asks) = mpsc::channel::<(usize, serde_json::Value)>(10_000);
+    for (index, device) in fleet.devices.iter().enumerate() {
         let mut options = MqttOptions::new(&device.id, &target.endpoint, port);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_max_packet_size(256 * 1024, 256 * 1024);
         if let Some(tls) = &tls {
             options.set_transport(tls.clone());
         }
-        let (client, mut eventloop) = AsyncClient::new(options, 10_000);
+        let (client, eventloop) = AsyncClient::new(options, 10_000);
         let stats = stats.clone();
         let finishing = finishing.clone();
+        let asked = asked.clone();
+        let follows = Fleet::obeys(device.kind);
+        let id = device.id.clone();
+        let driven = client.clone();
         tokio::spawn(async move {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Incoming(Incoming::ConnAck(_))) => {
-                        stats.connected.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        // The end of a run closes every connection: not an error.
-                        if !finishing.load(Ordering::Relaxed) {
-                            tracing::warn!(error = %e, "MQTT connection lost");
-                            stats.errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                        return;
-                    }
+            let counted = stats.clone();
+            let ended = run_device(eventloop, driven, id, follows, move |event| match event {
+                DeviceEvent::Connected => {
+                    counted.connected.fetch_add(1, Ordering::Relaxed);
                 }
+                DeviceEvent::Asked(desired) => {
+                    let _ = asked.try_send((index, desired));
+                }
+            })
+            .await;
+            // The end of a run closes every connection: not an error.
+            if !finishing.load(Ordering::Relaxed) {
+                tracing::warn!(error = %ended, "MQTT connection lost");
+                stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         });
         clients.push(client);
@@ -124,6 +134,15 @@ pub async fn run(
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => break,
+            Some((index, desired)) = asks.recv() => {
+                if let Some(reported) = fleet.apply_desired(index, &desired) {
+                    let id = fleet.devices[index].id.clone();
+                    if report(&clients[index], &id, &reported).await.is_ok() {
+                        stats.commands_applied.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
         }
         if args.duration > 0 && started.elapsed() >= Duration::from_secs(args.duration) {
             break;

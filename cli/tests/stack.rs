@@ -30,6 +30,8 @@ const NAME_VARIABLES: &[&str] = &[
     "IOTDP_INFLUXDB_DATABASE",
     "IOTDP_INFLUXDB_TOKEN_SECRET_ARN",
     "IOTDP_ROLLUP_STATE_TABLE",
+    "IOTDP_COMMAND_TABLE",
+    "IOTDP_IOT_DATA_ENDPOINT",
     "IOTDP_OUTPUT",
 ];
 
@@ -182,6 +184,62 @@ async fn every_command_runs_with_the_stack_name_alone() {
     let table = at(&["devices", "list", "--type", "thermostat"]);
     assert!(table.starts_with("DEVICE_ID"), "{table}");
     assert_eq!(table.lines().count(), 4, "{table}");
+
+    // Commands: through the device's shadow (moto's here), recorded in the stack's history.
+    let issued: Value = serde_json::from_str(&at(&[
+        "devices",
+        "command",
+        "ac-2",
+        r#"{"setpoint":21}"#,
+        "--key",
+        "cli-1",
+        "--output",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(issued["command"]["status"], "pending");
+    assert_eq!(issued["command"]["command_id"], "cli-1");
+    assert_eq!(
+        keys(&issued["command"]),
+        documented(&spec["components"]["schemas"]["Command"]),
+        "devices command --output json uses the API's Command fields"
+    );
+    let shadow: Value =
+        serde_json::from_str(&at(&["devices", "shadow", "ac-2", "--output", "json"])).unwrap();
+    assert_eq!(shadow["desired"], serde_json::json!({"setpoint": 21}));
+    assert_eq!(shadow["delta"], serde_json::json!({"setpoint": 21}));
+    assert_eq!(
+        keys(&shadow),
+        documented(&spec["components"]["schemas"]["Shadow"])
+    );
+    // Nobody applies it here: --wait gives up, says so, and fails.
+    let waited = iotdp(
+        &moto.endpoint,
+        &[
+            "--stack",
+            "iotdp-ops",
+            "devices",
+            "command",
+            "ac-2",
+            r#"{"fan":"low"}"#,
+            "--wait",
+            "1",
+        ],
+    );
+    assert!(!waited.status.success());
+    assert!(
+        String::from_utf8_lossy(&waited.stderr).contains("still pending after 1 s"),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let history = json_lines(&at(&["devices", "commands", "ac-2", "--output", "json"]));
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["command_id"], "cli-1", "newest first");
+    let refused = iotdp(
+        &moto.endpoint,
+        &["--stack", "iotdp-ops", "devices", "command", "ac-2", "[1]"],
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("JSON object"));
 
     // Alerts: listed with the rule's severity (from the rules table the stack names), acked.
     let states = DynamoDbAlertStates::new(

@@ -11,6 +11,8 @@
 //! - [`moto`]: moto's server on a free 127.0.0.1 port;
 //! - [`provision`]: the template's resources created in moto;
 //! - [`broker`]: an MQTT 3.1.1 broker on 127.0.0.1 (QoS 0/1), knowing each publisher's client id;
+//! - [`shadow_client`]: a device's side of its shadow (delta, get, report), for the simulated
+//!   fleet and the tests;
 //! - [`shadows`]: the Device Shadow service, over MQTT's shadow topics and the IoT Data Plane's
 //!   HTTP API alike;
 //! - [`queues`]: in-process queues with SQS's semantics, and the SQS calls both kinds share;
@@ -31,6 +33,7 @@ pub mod provision;
 pub mod queues;
 pub mod rollup_check;
 pub mod rule_sql;
+pub mod shadow_client;
 pub mod shadows;
 pub mod simulator;
 pub mod template;

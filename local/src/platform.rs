@@ -261,8 +261,10 @@ impl LocalPlatform {
         let mqtt_addr = startup
             .iot_core(&stack, options.mqtt, iot.clone(), inbound_rx)
             .await?;
-        let api_url = api_addr.map(|addr| ("QueryApiUrl", format!("http://{addr}")));
-        let outputs = register_stack(&template, &stack, &startup.sdk, api_url.as_slice())
+        // What only the local platform knows: where its API and its IoT Data Plane answer.
+        let mut local_outputs = vec![("IotDataEndpoint", iot_data_url.clone())];
+        local_outputs.extend(api_addr.map(|addr| ("QueryApiUrl", format!("http://{addr}"))));
+        let outputs = register_stack(&template, &stack, &startup.sdk, &local_outputs)
             .await
             .map_err(fail)?;
 

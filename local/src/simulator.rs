@@ -8,6 +8,10 @@
 //!   gateway as its `gateway_id`, in a site/zone/section/spot hierarchy) sent in 5-hour
 //!   batches (late data);
 //! - faulty devices: malformed payloads at the configured rate.
+//!
+//! Thermostats and battery boxes obey their shadow ([`Fleet::apply_desired`]): a thermostat
+//! takes a `setpoint` (5 to 35 °C) and a `mode`, a battery box `load_shedding`, and each reports
+//! back what it applied; what a device cannot apply it leaves in the delta.
 
 /// How many readings a gateway batch holds: 5 hourly readings.
 pub const GATEWAY_HOURS: usize = 5;
@@ -33,7 +37,15 @@ pub struct SimDevice {
     /// The last event time sent: each device's times strictly increase, as a real device's do
     /// (two messages in one millisecond would be one point in the store).
     last_ts: i64,
+    /// What the device's shadow asked of it and it applied (thermostats: setpoint and mode;
+    /// battery boxes: load shedding).
+    pub setpoint: f64,
+    pub mode: &'static str,
+    pub load_shedding: bool,
 }
+
+/// The modes a simulated thermostat knows.
+pub const THERMOSTAT_MODES: [&str; 4] = ["eco", "comfort", "auto", "off"];
 
 #[derive(Debug, Clone, Copy)]
 pub struct FleetConfig {
@@ -90,6 +102,9 @@ impl Fleet {
                     fade_per_minute,
                     sent: 0,
                     last_ts: i64::MIN,
+                    setpoint: 21.5,
+                    mode: "eco",
+                    load_shedding: false,
                 }
             })
             .collect();
@@ -141,21 +156,26 @@ impl Fleet {
                     }
                     device.reported = device.value;
                     format!(
-                        r#"{{"ts":{now_ms},"seq":{},"metrics":{{"temperature":{:.2},"setpoint":21.5,"mode":"eco","fan_on":{}}}}}"#,
+                        r#"{{"ts":{now_ms},"seq":{},"metrics":{{"temperature":{:.2},"setpoint":{},"mode":"{}","fan_on":{}}}}}"#,
                         device.sent,
                         device.value,
-                        device.value > 23.0
+                        device.setpoint,
+                        device.mode,
+                        device.value > device.setpoint + 1.5
                     )
                 }
                 DeviceKind::BatteryBox => {
                     let voltage =
                         device.value - device.fade_per_minute * minutes + (rng.f64() - 0.5) * 0.01;
                     let soc = ((voltage - 11.5) / 1.8).clamp(0.0, 1.0);
+                    // Shedding load draws a tenth of the current.
+                    let draw = if device.load_shedding { 0.1 } else { 1.0 };
                     format!(
-                        r#"{{"ts":{now_ms},"seq":{},"metrics":{{"voltage":{voltage:.3},"current":{:.2},"soc":{soc:.3},"temperature_c":{:.1},"charging":false}}}}"#,
+                        r#"{{"ts":{now_ms},"seq":{},"metrics":{{"voltage":{voltage:.3},"current":{:.2},"soc":{soc:.3},"temperature_c":{:.1},"charging":false,"load_shedding":{}}}}}"#,
                         device.sent,
-                        -1.0 - rng.f64(),
-                        25.0 + rng.f64() * 5.0
+                        (-1.0 - rng.f64()) * draw,
+                        25.0 + rng.f64() * 5.0,
+                        device.load_shedding
                     )
                 }
                 DeviceKind::GreenWallGateway => {
@@ -196,6 +216,49 @@ impl Fleet {
             return Some((index, topic, payload));
         }
         None
+    }
+}
+
+impl Fleet {
+    /// `true` for the devices that follow their shadow.
+    pub fn obeys(kind: DeviceKind) -> bool {
+        matches!(kind, DeviceKind::Thermostat | DeviceKind::BatteryBox)
+    }
+
+    /// Device `index` applies what it can of `desired` (a shadow delta's `state`) and returns
+    /// the `reported` patch to send back, or `None` when it applied nothing.
+    pub fn apply_desired(
+        &mut self,
+        index: usize,
+        desired: &serde_json::Value,
+    ) -> Option<serde_json::Value> {
+        let device = self.devices.get_mut(index)?;
+        let mut reported = serde_json::Map::new();
+        match device.kind {
+            DeviceKind::Thermostat => {
+                if let Some(setpoint) = desired["setpoint"].as_f64()
+                    && (5.0..=35.0).contains(&setpoint)
+                {
+                    device.setpoint = setpoint;
+                    reported.insert("setpoint".into(), desired["setpoint"].clone());
+                }
+                if let Some(mode) = desired["mode"]
+                    .as_str()
+                    .and_then(|m| THERMOSTAT_MODES.into_iter().find(|known| *known == m))
+                {
+                    device.mode = mode;
+                    reported.insert("mode".into(), mode.into());
+                }
+            }
+            DeviceKind::BatteryBox => {
+                if let Some(shed) = desired["load_shedding"].as_bool() {
+                    device.load_shedding = shed;
+                    reported.insert("load_shedding".into(), shed.into());
+                }
+            }
+            DeviceKind::GreenWallGateway | DeviceKind::Faulty => {}
+        }
+        (!reported.is_empty()).then_some(serde_json::Value::Object(reported))
     }
 }
 
@@ -608,6 +671,72 @@ mod tests {
             }
         }
         assert!(spots_seen > 0);
+    }
+
+    #[test]
+    fn thermostats_and_battery_boxes_apply_what_they_can_and_report_it() {
+        let mut fleet = Fleet::new(FleetConfig {
+            devices: 10,
+            seed: 3,
+            faulty_rate: 0.0,
+        });
+        let thermostat = fleet
+            .devices
+            .iter()
+            .position(|d| d.kind == DeviceKind::Thermostat)
+            .unwrap();
+        let battery = fleet
+            .devices
+            .iter()
+            .position(|d| d.kind == DeviceKind::BatteryBox)
+            .unwrap();
+        let gateway = fleet
+            .devices
+            .iter()
+            .position(|d| d.kind == DeviceKind::GreenWallGateway)
+            .unwrap();
+        let reported = fleet
+            .apply_desired(
+                thermostat,
+                &serde_json::json!({"setpoint": 19.5, "mode": "comfort", "colour": "red"}),
+            )
+            .unwrap();
+        assert_eq!(
+            reported,
+            serde_json::json!({"setpoint": 19.5, "mode": "comfort"})
+        );
+        assert_eq!(
+            fleet.apply_desired(thermostat, &serde_json::json!({"setpoint": 90})),
+            None,
+            "out of range: left in the delta"
+        );
+        assert_eq!(
+            fleet.apply_desired(battery, &serde_json::json!({"load_shedding": true})),
+            Some(serde_json::json!({"load_shedding": true}))
+        );
+        assert_eq!(
+            fleet.apply_desired(gateway, &serde_json::json!({"setpoint": 20})),
+            None
+        );
+        // What they applied shows in what they send.
+        let mut seen = (false, false);
+        for i in 0..400 {
+            let Some((index, _, payload)) = fleet.next_message(1_000 + i * 1_000) else {
+                continue;
+            };
+            if index == thermostat {
+                assert!(
+                    payload.contains(r#""setpoint":19.5,"mode":"comfort""#),
+                    "{payload}"
+                );
+                seen.0 = true;
+            }
+            if index == battery {
+                assert!(payload.contains(r#""load_shedding":true"#), "{payload}");
+                seen.1 = true;
+            }
+        }
+        assert_eq!(seen, (true, true));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::commands::command::{
 };
 use crate::commands::ports::{CommandStore, ShadowService};
 use crate::commands::service::CommandError;
+use crate::commands::shadow::ShadowDocument;
 use crate::devices::ports::DeviceRegistry;
 use crate::devices::record::DeviceStatus;
 
@@ -156,15 +157,20 @@ where
             .await
             .map_err(commands_problem)?
             .unwrap_or_default();
-        Ok(json!({
-            "device_id": device_id,
-            "desired": shadow.desired,
-            "reported": shadow.reported,
-            "delta": shadow.delta().unwrap_or_default(),
-            "version": shadow.version,
-            "updated": (shadow.timestamp > 0).then(|| rfc3339(shadow.timestamp * 1_000)),
-        }))
+        Ok(shadow_json(device_id, &shadow))
     }
+}
+
+/// A shadow as the API, the CLI and the console show it.
+pub fn shadow_json(device_id: &str, shadow: &ShadowDocument) -> Value {
+    json!({
+        "device_id": device_id,
+        "desired": shadow.desired,
+        "reported": shadow.reported,
+        "delta": shadow.delta().unwrap_or_default(),
+        "version": shadow.version,
+        "updated": (shadow.timestamp > 0).then(|| rfc3339(shadow.timestamp * 1_000)),
+    })
 }
 
 /// A command as the API, the CLI and the console show it.

@@ -27,7 +27,7 @@ mod readings;
 mod rules;
 
 pub use alerts::alert_json;
-pub use commands::command_json;
+pub use commands::{command_json, shadow_json};
 pub use devices::device_json;
 pub use problem::{Problem, ProblemCode};
 pub use readings::point_json;
