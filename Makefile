@@ -19,7 +19,7 @@ INFLUXDB_DEB_VERSION := 1.6.7~rc0-1+b13
 INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
 INFLUXD := .tools/influxdb/usr/bin/influxd
 
-.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz soak
+.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz soak command-rate
 
 ## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
 test: tools rust-lint rust-test template-lint
@@ -112,6 +112,13 @@ soak: tools
 	cargo build --release -p iotdp-cli
 	cargo test --workspace --no-run --quiet
 	$(TARGET_DIR)/debug/soak --iotdp $(TARGET_DIR)/release/iotdp --seconds $(SOAK_SECONDS)
+
+## command-rate: commands per second the local platform carries end to end (release `iotdp
+## local`, every simulated thermostat with one command outstanding; tests/src/bin/command-rate.rs)
+command-rate: tools
+	cargo build --release -p iotdp-cli
+	cargo test --workspace --no-run --quiet
+	$(TARGET_DIR)/debug/command-rate --iotdp $(TARGET_DIR)/release/iotdp
 
 ## bench: criterion benchmarks of the pure paths, then the end-to-end benchmark of the real
 ## release `ingest` binary under a Lambda Runtime API, against a fake AWS endpoint that checks
