@@ -34,6 +34,11 @@ pub const ROLLUP_STATE_TABLE: Setting = Setting::new(
     "IOTDP_ROLLUP_STATE_TABLE",
     "RollupStateTableName",
 );
+pub const TELEMETRY_RULE: Setting = Setting::new(
+    "--basic-ingest-rule",
+    "IOTDP_BASIC_INGEST_RULE",
+    "TelemetryRuleName",
+);
 pub const COMMAND_TABLE: Setting =
     Setting::new("--command-table", "IOTDP_COMMAND_TABLE", "CommandTableName");
 /// The account's IoT Data Plane endpoint (`aws iot describe-endpoint --endpoint-type

@@ -285,6 +285,14 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
             cert: None,
             key: None,
             ca: None,
+            // The simulated fleet publishes through Basic Ingest, as the docs recommend.
+            basic_ingest_rule: platform
+                .stack
+                .rules
+                .iter()
+                .find(|r| r.name == "TelemetryRule")
+                .map(|r| r.rule_name.clone()),
+            broker_topics: false,
         };
         tokio::spawn(simulate::run(
             args.fleet.clone(),

@@ -207,7 +207,16 @@ async fn run(cli: Cli) -> Result<(), String> {
             clap_complete::generate(shell, &mut Cli::command(), "iotdp", &mut std::io::stdout());
             Ok(())
         }
-        Command::Simulate { fleet, target } => simulate_fleet(fleet, target).await,
+        Command::Simulate { fleet, mut target } => {
+            // Basic Ingest by default when the stack names its telemetry rule.
+            if target.basic_ingest_rule.is_none() && cli.stack.is_some() {
+                target.basic_ingest_rule = Deployment::load(cli.stack)
+                    .await
+                    .optional(None, &deployment::TELEMETRY_RULE)
+                    .await?;
+            }
+            simulate_fleet(fleet, target).await
+        }
         Command::Devices(args) => {
             devices::run(args, &Deployment::load(cli.stack).await, output).await
         }

@@ -50,6 +50,13 @@ pub struct Target {
     /// Amazon root CA (PEM)
     #[arg(long)]
     pub ca: Option<PathBuf>,
+    /// Publish through the telemetry rule's Basic Ingest topic
+    /// ($aws/rules/<rule>/dt/<id>/telemetry: no messaging charge) [stack output: TelemetryRuleName]
+    #[arg(long, env = "IOTDP_BASIC_INGEST_RULE")]
+    pub basic_ingest_rule: Option<String>,
+    /// Publish on dt/<id>/telemetry through the message broker even when the rule is known
+    #[arg(long)]
+    pub broker_topics: bool,
 }
 
 #[derive(Debug, Default)]
@@ -154,6 +161,12 @@ pub async fn run(
                 fleet.next_message(chrono::Utc::now().timestamp_millis())
             else {
                 break;
+            };
+            let topic = match (&target.basic_ingest_rule, target.broker_topics) {
+                (Some(rule), false) => {
+                    iotdp::domain::topic::basic_ingest_topic(rule, &fleet.devices[device].id)
+                }
+                _ => topic,
             };
             if clients[device]
                 .publish(topic, QoS::AtLeastOnce, false, payload)

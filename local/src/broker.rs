@@ -196,7 +196,10 @@ async fn connection(id: u64, mut socket: TcpStream, broker: &Broker) -> Option<S
                         client_id: client.clone(),
                         received_at_ms: now_ms(),
                     };
-                    forward(subscribers, &publish).await;
+                    // Basic Ingest skips the broker: no subscriber ever receives it.
+                    if crate::rule_sql::basic_ingest(&publish.topic).is_none() {
+                        forward(subscribers, &publish).await;
+                    }
                     if inbound.send(message).await.is_err() {
                         return client_id;
                     }

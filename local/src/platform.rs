@@ -837,13 +837,20 @@ async fn rules_engine(
         }
     }
     while let Some(publish) = inbound.recv().await {
+        // Basic Ingest: `$aws/rules/<rule>/<topic>` goes to that rule alone, which sees
+        // `<topic>` (IoT Core's topic() leaves the prefix out).
+        let basic_ingest = crate::rule_sql::basic_ingest(&publish.topic);
         let message = Message {
-            topic: &publish.topic,
+            topic: basic_ingest.map_or(publish.topic.as_str(), |(_, topic)| topic),
             payload: &publish.payload,
             client_id: &publish.client_id,
             received_at_ms: publish.received_at_ms,
         };
-        for rule in &stack.rules {
+        for rule in stack
+            .rules
+            .iter()
+            .filter(|r| basic_ingest.is_none_or(|(name, _)| r.rule_name == name))
+        {
             let (output, error) = match rule.query.apply(&message) {
                 Ok(None) => continue,
                 Ok(Some(output)) => (Some(output), None),

@@ -21,7 +21,11 @@ pub enum RuleAction {
 
 #[derive(Debug, Clone)]
 pub struct TopicRule {
+    /// The template's logical id.
     pub name: String,
+    /// The rule's name in IoT Core, what Basic Ingest topics name
+    /// (`$aws/rules/<rule_name>/…`).
+    pub rule_name: String,
     pub query: RuleQuery,
     pub actions: Vec<RuleAction>,
     pub error_action: Option<RuleAction>,
@@ -194,6 +198,11 @@ fn physical_ids(
                     )]),
                 }
             }
+            "AWS::IoT::TopicRule" => Physical {
+                // CloudFormation names a rule `[A-Za-z0-9_]+` when the template does not.
+                reference: named(r, "RuleName")?.replace(['-', '.'], "_"),
+                attributes: HashMap::new(),
+            },
             "AWS::Serverless::Function" => {
                 let name = named(r, "FunctionName")?;
                 Physical {
@@ -414,7 +423,11 @@ pub async fn provision(
                     other.unwrap_or("?")
                 )),
             },
-            "AWS::IoT::TopicRule" => local.rules.push(topic_rule(id, &props)?),
+            "AWS::IoT::TopicRule" => {
+                local
+                    .rules
+                    .push(topic_rule(id, &physical.reference, &props)?);
+            }
             "AWS::IoT::Policy" => {
                 iot.create_policy()
                     .policy_name(&physical.reference)
@@ -650,7 +663,7 @@ fn rule_action(id: &str, action: &Value) -> Result<RuleAction, TemplateError> {
     )))
 }
 
-fn topic_rule(id: &str, props: &Value) -> Result<TopicRule, TemplateError> {
+fn topic_rule(id: &str, rule_name: &str, props: &Value) -> Result<TopicRule, TemplateError> {
     let payload = &props["TopicRulePayload"];
     if payload["AwsIotSqlVersion"].as_str().unwrap_or("2016-03-23") != "2016-03-23" {
         return Err(TemplateError(format!(
@@ -671,6 +684,7 @@ fn topic_rule(id: &str, props: &Value) -> Result<TopicRule, TemplateError> {
         .transpose()?;
     Ok(TopicRule {
         name: id.to_owned(),
+        rule_name: rule_name.to_owned(),
         query,
         actions,
         error_action,

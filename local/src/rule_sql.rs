@@ -129,6 +129,13 @@ impl RuleQuery {
 }
 
 /// MQTT topic filter matching: `+` one level, `#` the rest.
+/// A Basic Ingest topic's rule name and the topic the rule sees: `$aws/rules/r/dt/a/telemetry`
+/// → `("r", "dt/a/telemetry")`; `None` for any other topic.
+pub fn basic_ingest(topic: &str) -> Option<(&str, &str)> {
+    let (rule, rest) = topic.strip_prefix("$aws/rules/")?.split_once('/')?;
+    (!rule.is_empty() && !rest.is_empty()).then_some((rule, rest))
+}
+
 pub fn topic_matches(filter: &str, topic: &str) -> bool {
     let mut levels = topic.split('/');
     for part in filter.split('/') {
@@ -570,6 +577,23 @@ mod tests {
         ] {
             let e = RuleQuery::parse(sql).unwrap_err();
             assert!(e.0.contains(hint), "{sql}: {e}");
+        }
+    }
+
+    #[test]
+    fn basic_ingest_topics_name_their_rule() {
+        assert_eq!(
+            basic_ingest("$aws/rules/iotdp_TelemetryRule/dt/ac-1/telemetry"),
+            Some(("iotdp_TelemetryRule", "dt/ac-1/telemetry"))
+        );
+        for other in [
+            "dt/ac-1/telemetry",
+            "$aws/rules/",
+            "$aws/rules//dt/a",
+            "$aws/rules/r/",
+            "$aws/things/a/shadow/update",
+        ] {
+            assert_eq!(basic_ingest(other), None, "{other}");
         }
     }
 

@@ -117,6 +117,30 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         }
     })
     .await;
+    // A subscriber to everything: it sees broker publishes, never a Basic Ingest one.
+    let (watcher, mut watched) =
+        AsyncClient::new(MqttOptions::new("watcher", "127.0.0.1", port), 100);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(event) = watched.poll().await {
+                if let rumqttc::Event::Incoming(rumqttc::Incoming::Publish(p)) = event {
+                    seen.lock().unwrap().push(p.topic.clone());
+                }
+            }
+        });
+    }
+    watcher.subscribe("#", QoS::AtMostOnce).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let telemetry_rule = platform
+        .stack
+        .rules
+        .iter()
+        .find(|r| r.name == "TelemetryRule")
+        .unwrap()
+        .rule_name
+        .clone();
     let publish = |client: &AsyncClient, topic: &str, payload: String| {
         let (client, topic) = (client.clone(), topic.to_owned());
         async move {
@@ -132,9 +156,11 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         format!(r#"{{"ts":{},"metrics":{{"moisture":0.31}}}}"#, now - 3000),
     )
     .await;
+    // The reading that raises the alarm comes through Basic Ingest: the same rule, the same
+    // identity from the topic, no broker.
     publish(
         &valve,
-        "dt/valve-ctl-1/telemetry",
+        &iotdp::domain::topic::basic_ingest_topic(&telemetry_rule, "valve-ctl-1"),
         format!(r#"{{"ts":{},"metrics":{{"moisture":0.12}}}}"#, now - 2000),
     )
     .await;
@@ -302,6 +328,16 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         ]
     );
 
+    let topics = seen.lock().unwrap().clone();
+    assert!(
+        topics.iter().any(|t| t == "dt/valve-ctl-1/telemetry"),
+        "{topics:?}"
+    );
+    assert!(
+        !topics.iter().any(|t| t.starts_with("$aws/rules/")),
+        "Basic Ingest reached a subscriber: {topics:?}"
+    );
+
     // The command reached the device's shadow (the IoT Core stand-in's, as devices see it).
     let shadow = iotdp::wiring::iot_data_client(&sdk, Some(&platform.iot_data_url))
         .get_thing_shadow()
@@ -324,7 +360,8 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
             .broker
             .connected
             .load(std::sync::atomic::Ordering::Relaxed),
-        4
+        5,
+        "four devices and the watcher"
     );
     // A disconnect is recorded too.
     valve.disconnect().await.unwrap();

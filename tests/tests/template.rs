@@ -70,7 +70,14 @@ fn device_policy() -> serde_json::Value {
         region: "us-east-1".into(),
         account_id: "123456789012".into(),
         parameters: template.parameter_values(&Default::default()).unwrap(),
-        physical: Default::default(),
+        physical: [(
+            "TelemetryRule".to_owned(),
+            iotdp_local::template::Physical {
+                reference: "TelemetryRule_x1".into(),
+                attributes: Default::default(),
+            },
+        )]
+        .into(),
     };
     let resource = template.resource("DevicePolicy").expect("DevicePolicy");
     template.properties(resource, &stack).unwrap()["PolicyDocument"].clone()
@@ -87,6 +94,10 @@ fn a_device_policy_reaches_only_its_own_client_id_and_topics() {
     let allowed = [
         ("iot:Connect", arn("client", "ac-7")),
         ("iot:Publish", arn("topic", "dt/ac-7/telemetry")),
+        (
+            "iot:Publish",
+            arn("topic", "$aws/rules/TelemetryRule_x1/dt/ac-7/telemetry"),
+        ),
         (
             "iot:Publish",
             arn("topic", "$aws/things/ac-7/shadow/update"),
@@ -112,6 +123,19 @@ fn a_device_policy_reaches_only_its_own_client_id_and_topics() {
         ("iot:Connect", arn("client", "ac-8")),
         ("iot:Publish", arn("topic", "dt/ac-8/telemetry")),
         ("iot:Publish", arn("topic", "dt/ac-77/telemetry")),
+        // Basic Ingest: only its own telemetry, only through the telemetry rule.
+        (
+            "iot:Publish",
+            arn("topic", "$aws/rules/TelemetryRule_x1/dt/ac-8/telemetry"),
+        ),
+        (
+            "iot:Publish",
+            arn("topic", "$aws/rules/TelemetryRule_x1/dt/ac-7/other"),
+        ),
+        (
+            "iot:Publish",
+            arn("topic", "$aws/rules/ShadowReportsRule_x2/dt/ac-7/telemetry"),
+        ),
         (
             "iot:Publish",
             arn("topic", "$aws/things/ac-8/shadow/update"),

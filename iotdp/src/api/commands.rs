@@ -90,7 +90,8 @@ where
             .history(device_id)
             .await
             .map_err(commands_problem)?;
-        let start = match params.value("cursor")? {
+        // An empty cursor is the first page, as on the other lists.
+        let start = match params.get("cursor").filter(|c| !c.is_empty()) {
             None => 0,
             Some(cursor) => {
                 history
