@@ -431,18 +431,26 @@ pub fn http_call(
     path: &str,
     body: &str,
 ) -> (u16, String) {
+    try_http_call(addr, method, path, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// [`http_call`], with the I/O error instead of a panic (for a server still starting).
+pub fn try_http_call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the local server");
+    let mut stream = std::net::TcpStream::connect(addr)?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .expect("send the request");
+    )?;
     let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read the response");
+    stream.read_to_string(&mut response)?;
     let status = response
         .split(' ')
         .nth(1)
@@ -452,5 +460,5 @@ pub fn http_call(
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
-    (status, body)
+    Ok((status, body))
 }

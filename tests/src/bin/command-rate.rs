@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use iotdp_integration_tests::http_call;
+use iotdp_integration_tests::{http_call, try_http_call};
 use iotdp_local::moto::free_port;
 
 fn main() -> std::process::ExitCode {
@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn get(api: SocketAddr, path: &str) -> Option<serde_json::Value> {
-    let (status, body) = http_call(api, "GET", path, "");
+    let (status, body) = try_http_call(api, "GET", path, "").ok()?;
     (status == 200)
         .then(|| serde_json::from_str(&body).ok())
         .flatten()
@@ -150,7 +150,7 @@ fn measure(api: SocketAddr, rounds: usize) -> Result<bool, String> {
                                 break;
                             }
                             Some("pending") if Instant::now() < deadline => {
-                                std::thread::sleep(Duration::from_millis(20));
+                                std::thread::sleep(Duration::from_millis(100));
                             }
                             other => {
                                 return Err(format!("{device}: command {key} is {other:?}"));
