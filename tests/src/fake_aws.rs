@@ -1,6 +1,6 @@
 //! An AWS endpoint on 127.0.0.1 that answers at once, for the end-to-end benchmark of the real
 //! `ingest` binary. Its answers are the ones AWS sends: Timestream WriteRecords, S3 PutObject,
-//! DynamoDB (a small in-memory table store), SNS Publish, IoT Data UpdateThingShadow, and
+//! DynamoDB (a small in-memory table store), SNS Publish, IoT Data Get/UpdateThingShadow, and
 //! InfluxDB's `/write`. It also records what it is sent (each stored reading's series and time,
 //! each quarantined line's reason), so the benchmark can check that nothing was written twice
 //! or lost. Nothing is slow on purpose: the figures measure the binary, not the endpoint.
@@ -193,6 +193,8 @@ fn answer(
         "InfluxDB.write".to_owned()
     } else if path.starts_with("/ping") {
         "InfluxDB.ping".to_owned()
+    } else if path.starts_with("/things/") && parts.method == hyper::Method::GET {
+        "IotData.GetThingShadow".to_owned()
     } else if path.starts_with("/things/") {
         "IotData.UpdateThingShadow".to_owned()
     } else if parts.method == hyper::Method::PUT {
@@ -275,7 +277,21 @@ fn answer(
             "text/xml",
             r#"<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>00000000-0000-4000-8000-000000000000</MessageId></PublishResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></PublishResponse>"#,
         ),
-        "IotData.UpdateThingShadow" => respond(StatusCode::OK, "application/json", body.to_vec()),
+        // Shadows are not kept: each answers as a first write would (version 1), and a read
+        // finds none, as for a device that never had one.
+        "IotData.UpdateThingShadow" => {
+            let mut accepted: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            accepted["version"] = json!(1);
+            json_answer(&accepted)
+        }
+        "IotData.GetThingShadow" => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header("content-type", "application/json")
+            .header("x-amzn-ErrorType", "ResourceNotFoundException")
+            .body(Full::new(Bytes::from_static(
+                br#"{"message":"No shadow exists"}"#,
+            )))
+            .expect("a valid response"),
         dynamodb if dynamodb.starts_with("DynamoDB.") => {
             dynamodb_answer(&mut state, keys, &dynamodb[9..], &request)
         }

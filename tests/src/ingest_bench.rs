@@ -102,10 +102,12 @@ impl Measurement {
 const REGISTRY_TABLE: &str = "registry";
 const RULES_TABLE: &str = "rules";
 const STATE_TABLE: &str = "states";
+const COMMAND_TABLE: &str = "commands";
 const TABLE_KEYS: &[(&str, &[&str])] = &[
     (REGISTRY_TABLE, &["device_id"]),
     (RULES_TABLE, &["rule_id"]),
     (STATE_TABLE, &["device_id", "rule_id"]),
+    (COMMAND_TABLE, &["device_id", "command_id"]),
 ];
 /// Batches arrive this far apart (the fleet's received times), the last one now.
 const BATCH_SPACING_MS: i64 = 10_000;
@@ -147,6 +149,7 @@ fn function_environment(scenario: Scenario, endpoint: &str) -> Vec<(String, Stri
         env.extend([
             ("ALERT_RULES_TABLE".into(), RULES_TABLE.into()),
             ("ALERT_STATE_TABLE".into(), STATE_TABLE.into()),
+            ("COMMAND_TABLE".into(), COMMAND_TABLE.into()),
             (
                 "ALERT_TOPIC_ARN".into(),
                 "arn:aws:sns:us-east-1:123456789012:alerts".into(),
