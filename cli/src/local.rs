@@ -269,6 +269,18 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
         "  try                mosquitto_pub -h 127.0.0.1 -p {} -t dt/battery-0001/telemetry -m '{{\"metrics\":{{\"temperature\":21.5}}}}'",
         platform.mqtt_addr.port()
     );
+    if let Some(rule) = platform
+        .stack
+        .rules
+        .iter()
+        .find(|r| r.name == "TelemetryRule")
+    {
+        println!(
+            "  or Basic Ingest    mosquitto_pub -h 127.0.0.1 -p {} -t '{}' -m '{{\"metrics\":{{\"temperature\":21.5}}}}'   (no messaging charge on AWS; what the simulated fleet uses)",
+            platform.mqtt_addr.port(),
+            iotdp::domain::topic::basic_ingest_topic(&rule.rule_name, "battery-0001")
+        );
+    }
     if args.no_simulator {
         println!(
             "  note              no devices are registered: add yours with `iotdp --stack {STACK} devices create …`, or start with --parameter UnknownDevicePolicy=accept"
