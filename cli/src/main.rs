@@ -2,6 +2,7 @@
 //! `AWS_ENDPOINT_URL` (moto, LocalStack). Every deployment name (tables, policy, store) comes
 //! from its flag, its environment variable, or the outputs of the stack named by `--stack`.
 
+mod cost;
 mod deployment;
 mod devices;
 mod local;
@@ -71,6 +72,9 @@ enum Command {
         #[command(flatten)]
         target: simulate::Target,
     },
+    /// The monthly bill of the reference loads (or --devices/--interval yours): iotdp, with
+    /// Basic Ingest, and the baseline (IoT Core's Timestream action and IoT Events)
+    Cost(cost::CostArgs),
     /// Devices: provisioning (things, certificates, registry), suspension, decommissioning
     Devices(devices::DevicesArgs),
     /// One device's metric over a time range, raw or aggregated into bins, from the deployed store
@@ -203,6 +207,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let output = cli.output;
     match cli.command {
         Command::Local(args) => local::run(args).await,
+        Command::Cost(args) => cost::run(args, output),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "iotdp", &mut std::io::stdout());
             Ok(())

@@ -44,6 +44,59 @@ fn an_invalid_rule_file_is_refused_naming_the_field_without_touching_aws() {
     assert!(stderr.contains("bad.json"), "{stderr}");
 }
 
+/// `iotdp cost` prices the three reference loads without touching AWS, and a load of one's own;
+/// Basic Ingest never costs more, and a bad price table is named.
+#[test]
+fn the_cost_model_prices_the_reference_loads_and_yours() {
+    let repository = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let prices = format!("{repository}/infra/prices.toml");
+    let out = iotdp(None, &["cost", "--prices", &prices, "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let loads: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(loads.len(), 3);
+    for load in &loads {
+        let (broker, basic, baseline) = (
+            load["iotdp_usd"].as_f64().unwrap(),
+            load["iotdp_basic_ingest_usd"].as_f64().unwrap(),
+            load["baseline_usd"].as_f64().unwrap(),
+        );
+        assert!(basic <= broker && broker > 0.0 && baseline > 0.0, "{load}");
+        assert!(load["iotdp_by_service"]["IoT Core"].as_f64().unwrap() > 0.0);
+    }
+    // The thermostats' 5,000 messages/s: 12.96 billion a month.
+    assert_eq!(loads[1]["messages_per_month"], 12_960_000_000.0);
+    let mine = iotdp(
+        None,
+        &[
+            "cost",
+            "--prices",
+            &prices,
+            "--devices",
+            "10",
+            "--interval",
+            "60",
+            "--output",
+            "json",
+        ],
+    );
+    let mine: serde_json::Value = serde_json::from_str(text(&mine.stdout).trim()).unwrap();
+    assert_eq!(mine["messages_per_month"], 432_000.0);
+    let dir = std::env::temp_dir().join(format!("iotdp-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("prices.toml");
+    std::fs::write(&broken, "[sqs_requests]\nusd = 0.4\n").unwrap();
+    let refused = iotdp(None, &["cost", "--prices", broken.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("price table"),
+        "{}",
+        text(&refused.stderr)
+    );
+}
+
 /// `rules import-iot-events` on the documented example model: a dry run prints the rule on
 /// stdout and the report on stderr without touching AWS; without it the rule is stored.
 #[tokio::test]

@@ -23,6 +23,7 @@
 
 pub mod api_server;
 pub mod broker;
+pub mod cost;
 pub mod event_source;
 pub mod influxd;
 pub mod iot_policy;

@@ -1,0 +1,489 @@
+//! The monthly bill of a load, from what the real code sends: sample messages of the load go
+//! through the ingest path's decoding and validation (`prepare_batch`) and the Timestream
+//! request builder (`build_write_request`), which give the payload bytes IoT Core and SQS
+//! meter and the write kilobytes Timestream meters; the rest follows from the template's
+//! shape (one rule, one action, one SQS message per publish, batches of up to 1,000 per
+//! invocation, `last_seen` at most once per `max(interval, LAST_SEEN_INTERVAL_SECONDS,
+//! heartbeat / 10)`). The prices come from `infra/prices.toml`.
+//!
+//! The baseline is what a team would build without iotdp: IoT Core's built-in Timestream rule
+//! action (one single-measure record per attribute) and AWS IoT Events alarms at the same rule
+//! count.
+
+use std::collections::BTreeMap;
+
+use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
+use iotdp::domain::LocationPath;
+use iotdp::ingest::batch::prepare_batch;
+use iotdp::ingest::envelope::encode_envelope;
+use iotdp::ingest::validation::TimeWindow;
+
+/// Seconds in the month the model bills: 30 days.
+pub const MONTH_SECONDS: f64 = 30.0 * 86_400.0;
+/// IoT Core meters messages, rules and actions in 5 KB increments.
+const IOT_INCREMENT: usize = 5 * 1024;
+/// SQS meters each 64 KB of a message as one request.
+const SQS_CHUNK: usize = 64 * 1024;
+/// Messages per ingest invocation at the template's `IngestBatchSize` under load.
+const MESSAGES_PER_INVOCATION: f64 = 1_000.0;
+/// Lambda's SQS poller receives and deletes up to 10 messages per request.
+const MESSAGES_PER_RECEIVE: f64 = 10.0;
+/// The ingest function's memory (template.yaml) and its billed time per reading, measured by
+/// `make bench` against an endpoint that answers at once (306 ms per 8,943 readings, warm):
+/// real AWS latency comes on top, so treat the Lambda line as a floor.
+const INGEST_MEMORY_GB: f64 = 0.25;
+const INGEST_MS_PER_READING: f64 = 306.2 / 8_943.0;
+/// The registry writes `last_seen` at most this often (`LAST_SEEN_INTERVAL_SECONDS`).
+const LAST_SEEN_INTERVAL_SECONDS: f64 = 60.0;
+
+/// One priced item of `infra/prices.toml`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Price {
+    pub service: String,
+    pub usd: f64,
+    pub per: f64,
+    pub unit: String,
+    pub source: String,
+    pub checked: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceTable(pub BTreeMap<String, Price>);
+
+impl PriceTable {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str::<BTreeMap<String, Price>>(text)
+            .map(Self)
+            .map_err(|e| format!("the price table: {e}"))
+    }
+
+    fn get(&self, key: &str) -> Result<&Price, String> {
+        self.0.get(key).ok_or_else(|| {
+            format!("the price table has no [{key}]: add it (see infra/prices.toml)")
+        })
+    }
+}
+
+/// A load: how many devices report how often, with how many metrics, in how many readings per
+/// message (gateway batches carry several).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Load {
+    pub name: String,
+    pub devices: u64,
+    pub interval_seconds: f64,
+    pub metrics: usize,
+    pub readings_per_message: usize,
+    /// The devices' heartbeat (`no_data` after it), which sets how fresh `last_seen` is kept.
+    pub heartbeat_seconds: Option<u32>,
+    /// Alert rules each reading is evaluated by (the baseline prices one IoT Events detector
+    /// per rule).
+    pub rules: u32,
+}
+
+impl Load {
+    /// The reference customers, as docs/cost.md defines them.
+    pub fn references() -> Vec<Load> {
+        vec![
+            Load {
+                name: "battery boxes: 100,000 units every 5 minutes, 6 metrics".into(),
+                devices: 100_000,
+                interval_seconds: 300.0,
+                metrics: 6,
+                readings_per_message: 1,
+                heartbeat_seconds: Some(900),
+                rules: 3,
+            },
+            Load {
+                name: "thermostats: 5,000 messages/s of 2 metrics".into(),
+                devices: 50_000,
+                interval_seconds: 10.0,
+                metrics: 2,
+                readings_per_message: 1,
+                heartbeat_seconds: None,
+                rules: 2,
+            },
+            Load {
+                name: "green walls: 1,000 walls × 50 spots hourly, 5-hour gateway batches".into(),
+                devices: 1_000,
+                interval_seconds: 5.0 * 3_600.0,
+                metrics: 2,
+                readings_per_message: 50 * 5,
+                heartbeat_seconds: Some(6 * 3_600),
+                rules: 2,
+            },
+        ]
+    }
+
+    pub fn messages_per_month(&self) -> f64 {
+        self.devices as f64 * MONTH_SECONDS / self.interval_seconds
+    }
+
+    pub fn readings_per_month(&self) -> f64 {
+        self.messages_per_month() * self.readings_per_message as f64
+    }
+}
+
+/// What one message of a load costs in metered units, measured through the real code.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerMessage {
+    /// Payload and topic, as IoT Core meters a publish.
+    pub iot_bytes: usize,
+    /// The rule's envelope, as SQS meters it.
+    pub sqs_bytes: usize,
+    pub readings: usize,
+    /// Timestream 1 KB write units, iotdp's multi-measure requests.
+    pub timestream_kb: f64,
+    /// Timestream 1 KB write units, the built-in action's single-measure records.
+    pub baseline_timestream_kb: f64,
+}
+
+/// One sample message of `load` from device `n`, as a device would publish it.
+pub fn sample_payload(load: &Load, n: usize, now_ms: i64) -> String {
+    let metrics = |k: usize| -> String {
+        (0..load.metrics)
+            .map(|m| format!(r#""metric_{m}":{:.3}"#, 20.0 + (k + m) as f64 * 0.137))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if load.readings_per_message == 1 {
+        format!(r#"{{"ts":{now_ms},"metrics":{{{}}}}}"#, metrics(n))
+    } else {
+        let items: Vec<String> = (0..load.readings_per_message)
+            .map(|i| {
+                format!(
+                    r#"{{"device_id":"spot-{n}-{:02}","ts":{},"metrics":{{{}}}}}"#,
+                    i % 50,
+                    now_ms - (i / 50) as i64 * 3_600_000,
+                    metrics(i)
+                )
+            })
+            .collect();
+        format!(r#"{{"readings":[{}]}}"#, items.join(","))
+    }
+}
+
+/// Measure `load` through the ingest path's own decoding, validation and request building,
+/// over `samples` messages.
+/// `samples` should be a batch's worth (the ingest function gets up to 1,000 messages), so
+/// the requests are as full as they are deployed.
+pub fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> {
+    let now_ms = 1_764_000_000_000;
+    let bodies: Vec<(String, String, usize)> = (0..samples)
+        .map(|n| {
+            let device = format!("device-{n:06}");
+            let topic = iotdp::domain::topic::telemetry_topic(&device);
+            let payload = sample_payload(load, n, now_ms);
+            let iot = payload.len() + topic.len();
+            let envelope = encode_envelope(payload.as_bytes(), &topic, now_ms, Some(&device));
+            (format!("m{n}"), envelope, iot)
+        })
+        .collect();
+    let batch = prepare_batch(
+        bodies
+            .iter()
+            .map(|(id, body, _)| (id.as_str(), body.as_str())),
+        TimeWindow::with_retention_days(73_000),
+    );
+    if !batch.rejections.is_empty() {
+        return Err(format!(
+            "the sample of '{}' was rejected: {:?}",
+            load.name, batch.rejections[0]
+        ));
+    }
+    // Admission puts the registry's type and place on every reading: they are dimensions.
+    let readings: Vec<_> = batch
+        .readings
+        .into_iter()
+        .map(|r| {
+            r.with_place(
+                "sensor",
+                LocationPath::parse("site-01/zone-a/section-1").unwrap(),
+            )
+        })
+        .collect();
+    // The store writer sends the batch sorted by device, in requests of up to 100 records.
+    let mut sorted = readings.clone();
+    sorted.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    let mut kb = 0.0;
+    for request in sorted.chunks(MAX_RECORDS_PER_WRITE) {
+        let built = build_write_request(request).map_err(|e| e.to_string())?;
+        kb += (request_bytes(&built) as f64 / 1024.0).ceil();
+    }
+    // The built-in action: a record per attribute, each its own 1 KB write.
+    let baseline_kb = readings.iter().map(|r| r.metrics.len() as f64).sum::<f64>();
+    let n = samples as f64;
+    Ok(PerMessage {
+        iot_bytes: (bodies.iter().map(|b| b.2).sum::<usize>() as f64 / n).ceil() as usize,
+        sqs_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil() as usize,
+        readings: readings.len() / samples,
+        timestream_kb: kb / n,
+        baseline_timestream_kb: baseline_kb / n,
+    })
+}
+
+/// Timestream's write size of a request: per record its timestamp (8 bytes), dimension names
+/// and values, measure names and values; the common attributes once.
+fn request_bytes(request: &iotdp::adapters::timestream::TimestreamWriteRequest) -> usize {
+    let record = |r: &aws_sdk_timestreamwrite::types::Record| -> usize {
+        let dimensions: usize = r
+            .dimensions()
+            .iter()
+            .map(|d| d.name().len() + d.value().len())
+            .sum();
+        let measures: usize = r
+            .measure_values()
+            .iter()
+            .map(|m| m.name().len() + measure_bytes(m.r#type().as_str(), m.value()))
+            .sum();
+        dimensions + measures + r.measure_name().map_or(0, str::len)
+    };
+    8 * request.records.len()
+        + record(&request.common)
+        + request.records.iter().map(record).sum::<usize>()
+}
+
+fn measure_bytes(kind: &str, value: &str) -> usize {
+    match kind {
+        "BOOLEAN" => 1,
+        "DOUBLE" | "BIGINT" => 8,
+        _ => value.len(),
+    }
+}
+
+/// One line of a bill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillLine {
+    pub service: String,
+    pub item: String,
+    pub quantity: f64,
+    pub usd: f64,
+    pub checked: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Bill {
+    pub lines: Vec<BillLine>,
+}
+
+impl Bill {
+    pub fn total(&self) -> f64 {
+        self.lines.iter().map(|l| l.usd).sum()
+    }
+
+    pub fn by_service(&self) -> BTreeMap<String, f64> {
+        let mut services = BTreeMap::new();
+        for line in &self.lines {
+            *services.entry(line.service.clone()).or_insert(0.0) += line.usd;
+        }
+        services
+    }
+
+    fn add(&mut self, prices: &PriceTable, key: &str, quantity: f64) -> Result<(), String> {
+        let price = prices.get(key)?;
+        self.lines.push(BillLine {
+            service: price.service.clone(),
+            item: key.to_owned(),
+            quantity,
+            usd: quantity / price.per * price.usd,
+            checked: price.checked.clone(),
+        });
+        Ok(())
+    }
+}
+
+/// How the stack is set up for the bill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Devices publish through Basic Ingest (no messaging charge).
+    pub basic_ingest: bool,
+}
+
+fn increments(bytes: usize, unit: usize) -> f64 {
+    bytes.div_ceil(unit).max(1) as f64
+}
+
+/// iotdp's monthly bill for `load`.
+pub fn iotdp_bill(
+    load: &Load,
+    per: &PerMessage,
+    options: Options,
+    prices: &PriceTable,
+) -> Result<Bill, String> {
+    let messages = load.messages_per_month();
+    let readings = messages * per.readings as f64;
+    let iot_units = increments(per.iot_bytes, IOT_INCREMENT);
+    let mut bill = Bill::default();
+    if !options.basic_ingest {
+        bill.add(prices, "iot_core_messaging", messages * iot_units)?;
+    }
+    bill.add(prices, "iot_core_rules_triggered", messages * iot_units)?;
+    bill.add(prices, "iot_core_actions", messages * iot_units)?;
+    let chunks = increments(per.sqs_bytes, SQS_CHUNK);
+    // Sent by the rule one at a time; received and deleted by Lambda's poller ten at a time.
+    let sqs = messages * chunks + 2.0 * messages / MESSAGES_PER_RECEIVE;
+    bill.add(prices, "sqs_requests", sqs)?;
+    bill.add(
+        prices,
+        "lambda_requests",
+        messages / MESSAGES_PER_INVOCATION,
+    )?;
+    bill.add(
+        prices,
+        "lambda_arm_gb_seconds",
+        readings * INGEST_MS_PER_READING / 1_000.0 * INGEST_MEMORY_GB,
+    )?;
+    bill.add(prices, "timestream_writes", messages * per.timestream_kb)?;
+    bill.add(
+        prices,
+        "dynamodb_write_request_units",
+        load.devices as f64 * MONTH_SECONDS / last_seen_every(load),
+    )?;
+    Ok(bill)
+}
+
+/// Seconds between a device's `last_seen` writes.
+pub fn last_seen_every(load: &Load) -> f64 {
+    let resolution = load
+        .heartbeat_seconds
+        .map_or(LAST_SEEN_INTERVAL_SECONDS, |h| {
+            (f64::from(h) / 10.0).max(LAST_SEEN_INTERVAL_SECONDS)
+        });
+    load.interval_seconds.max(resolution)
+}
+
+/// The baseline's monthly bill: the built-in Timestream action and IoT Events alarms.
+pub fn baseline_bill(load: &Load, per: &PerMessage, prices: &PriceTable) -> Result<Bill, String> {
+    let messages = load.messages_per_month();
+    let iot_units = increments(per.iot_bytes, IOT_INCREMENT);
+    let mut bill = Bill::default();
+    bill.add(prices, "iot_core_messaging", messages * iot_units)?;
+    // One rule to Timestream, one to IoT Events: each triggered, each with its action.
+    bill.add(
+        prices,
+        "iot_core_rules_triggered",
+        2.0 * messages * iot_units,
+    )?;
+    bill.add(prices, "iot_core_actions", 2.0 * messages * iot_units)?;
+    bill.add(
+        prices,
+        "timestream_writes",
+        messages * per.baseline_timestream_kb,
+    )?;
+    let evaluation_units = increments(per.iot_bytes, 1024);
+    bill.add(
+        prices,
+        "iot_events_message_evaluations",
+        messages * evaluation_units * f64::from(load.rules),
+    )?;
+    Ok(bill)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prices() -> PriceTable {
+        PriceTable::parse(include_str!("../../infra/prices.toml")).unwrap()
+    }
+
+    #[test]
+    fn the_price_table_parses_and_names_its_sources() {
+        let table = prices();
+        assert!(table.0.len() >= 10);
+        for (key, price) in &table.0 {
+            assert!(price.source.starts_with("https://"), "{key}");
+            assert!(price.usd > 0.0 && price.per > 0.0, "{key}");
+        }
+        assert!(
+            PriceTable::parse("[x]\nusd = 1")
+                .unwrap_err()
+                .contains("price table")
+        );
+    }
+
+    /// A hand-computed case: 1,000 devices every 60 s, 1 message = 1 KB, 1 reading, 2 KB of
+    /// Timestream per message, prices of 1 USD per million everywhere.
+    #[test]
+    fn the_arithmetic_is_the_hand_computed_one() {
+        let flat = |service: &str| Price {
+            service: service.into(),
+            usd: 1.0,
+            per: 1_000_000.0,
+            unit: "x".into(),
+            source: "https://example.com".into(),
+            checked: "test".into(),
+        };
+        let table = PriceTable(
+            [
+                "iot_core_messaging",
+                "iot_core_rules_triggered",
+                "iot_core_actions",
+                "sqs_requests",
+                "lambda_requests",
+                "lambda_arm_gb_seconds",
+                "timestream_writes",
+                "dynamodb_write_request_units",
+            ]
+            .into_iter()
+            .map(|k| (k.to_owned(), flat(k)))
+            .collect(),
+        );
+        let load = Load {
+            name: "test".into(),
+            devices: 1_000,
+            interval_seconds: 60.0,
+            metrics: 1,
+            readings_per_message: 1,
+            heartbeat_seconds: None,
+            rules: 1,
+        };
+        let per = PerMessage {
+            iot_bytes: 1_000,
+            sqs_bytes: 1_500,
+            readings: 1,
+            timestream_kb: 2.0,
+            baseline_timestream_kb: 1.0,
+        };
+        // 1,000 × 43,200 minutes = 43.2 M messages a month.
+        let bill = iotdp_bill(
+            &load,
+            &per,
+            Options {
+                basic_ingest: false,
+            },
+            &table,
+        )
+        .unwrap();
+        let usd: BTreeMap<&str, f64> = bill
+            .lines
+            .iter()
+            .map(|l| (l.item.as_str(), l.usd))
+            .collect();
+        assert!((usd["iot_core_messaging"] - 43.2).abs() < 1e-9);
+        assert!((usd["iot_core_actions"] - 43.2).abs() < 1e-9);
+        // Sent once, received and deleted in tens: 1.2 requests per message.
+        assert!((usd["sqs_requests"] - 51.84).abs() < 1e-9);
+        assert!((usd["lambda_requests"] - 0.0432).abs() < 1e-9);
+        assert!((usd["timestream_writes"] - 86.4).abs() < 1e-9);
+        // One last_seen a minute per device.
+        assert!((usd["dynamodb_write_request_units"] - 43.2).abs() < 1e-9);
+        let basic = iotdp_bill(&load, &per, Options { basic_ingest: true }, &table).unwrap();
+        assert!((bill.total() - basic.total() - 43.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_reference_loads_go_through_the_real_ingest_code() {
+        for load in Load::references() {
+            let per = measure(&load, 20).unwrap();
+            assert_eq!(per.readings, load.readings_per_message, "{}", load.name);
+            assert!(per.timestream_kb > 0.0, "{}", load.name);
+            // Multi-measure records with common attributes write less than a record per
+            // attribute.
+            assert!(
+                per.timestream_kb < per.baseline_timestream_kb,
+                "{}: {per:?}",
+                load.name
+            );
+        }
+    }
+}
