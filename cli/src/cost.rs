@@ -35,7 +35,7 @@ pub struct CostArgs {
     rules: u32,
 }
 
-pub fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
+pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
     use std::fmt::Write as _;
     // Written at the end in one go, so a closed pipe (`| head`) is not a panic.
     let mut out = String::new();
@@ -64,7 +64,7 @@ pub fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
         .filter(|p| p.checked == "unverified")
         .count();
     for load in &loads {
-        let per = measure(load, 1_000)?;
+        let per = measure(load, 1_000).await?;
         let broker = iotdp_bill(
             load,
             &per,

@@ -207,7 +207,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     let output = cli.output;
     match cli.command {
         Command::Local(args) => local::run(args).await,
-        Command::Cost(args) => cost::run(args, output),
+        Command::Cost(args) => cost::run(args, output).await,
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "iotdp", &mut std::io::stdout());
             Ok(())

@@ -1,10 +1,11 @@
 //! The monthly bill of a load, from what the real code sends: sample messages of the load go
 //! through the ingest path's decoding and validation (`prepare_batch`) and the Timestream
 //! request builder (`build_write_request`), which give the payload bytes IoT Core and SQS
-//! meter and the write kilobytes Timestream meters; the rest follows from the template's
-//! shape (one rule, one action, one SQS message per publish, batches of up to 1,000 per
-//! invocation, `last_seen` at most once per `max(interval, LAST_SEEN_INTERVAL_SECONDS,
-//! heartbeat / 10)`). The prices come from `infra/prices.toml`.
+//! meter and the write kilobytes Timestream meters; one device's messages go through the
+//! registry cache the ingest function runs (`CachedRegistry`), which gives the `last_seen`
+//! writes. The rest follows from the template's shape (one rule, one action, one SQS message
+//! per publish, batches of up to 1,000 per invocation). The prices come from
+//! `infra/prices.toml`.
 //!
 //! The baseline is what a team would build without iotdp: IoT Core's built-in Timestream rule
 //! action (one single-measure record per attribute) and AWS IoT Events alarms at the same rule
@@ -33,8 +34,8 @@ const MESSAGES_PER_RECEIVE: f64 = 10.0;
 /// real AWS latency comes on top, so treat the Lambda line as a floor.
 const INGEST_MEMORY_GB: f64 = 0.25;
 const INGEST_MS_PER_READING: f64 = 306.2 / 8_943.0;
-/// The registry writes `last_seen` at most this often (`LAST_SEEN_INTERVAL_SECONDS`).
-const LAST_SEEN_INTERVAL_SECONDS: f64 = 60.0;
+/// Messages of one device driven through the registry cache to count its writes.
+const SEEN_SAMPLE: usize = 400;
 
 /// One priced item of `infra/prices.toml`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -135,6 +136,8 @@ pub struct PerMessage {
     pub timestream_kb: f64,
     /// Timestream 1 KB write units, the built-in action's single-measure records.
     pub baseline_timestream_kb: f64,
+    /// Registry writes (`last_seen`, with the silence deadline) per message of a device.
+    pub registry_writes: f64,
 }
 
 /// One sample message of `load` from device `n`, as a device would publish it.
@@ -166,7 +169,7 @@ pub fn sample_payload(load: &Load, n: usize, now_ms: i64) -> String {
 /// over `samples` messages.
 /// `samples` should be a batch's worth (the ingest function gets up to 1,000 messages), so
 /// the requests are as full as they are deployed.
-pub fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> {
+pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> {
     let now_ms = 1_764_000_000_000;
     let bodies: Vec<(String, String, usize)> = (0..samples)
         .map(|n| {
@@ -212,13 +215,49 @@ pub fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> {
     // The built-in action: a record per attribute, each its own 1 KB write.
     let baseline_kb = readings.iter().map(|r| r.metrics.len() as f64).sum::<f64>();
     let n = samples as f64;
+    let registry_writes = registry_writes_per_message(load).await?;
     Ok(PerMessage {
         iot_bytes: (bodies.iter().map(|b| b.2).sum::<usize>() as f64 / n).ceil() as usize,
         sqs_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil() as usize,
         readings: readings.len() / samples,
         timestream_kb: kb / n,
         baseline_timestream_kb: baseline_kb / n,
+        registry_writes,
     })
+}
+
+/// One device's messages, `interval_seconds` apart, through the ingest function's registry
+/// cache at the template's defaults: the `last_seen` and silence-deadline writes it makes per
+/// message.
+pub async fn registry_writes_per_message(load: &Load) -> Result<f64, String> {
+    use iotdp::devices::cache::{CachedRegistry, RegistryCacheSettings};
+    use iotdp::devices::ports::DeviceLookup;
+    let start = 1_764_000_000_000;
+    let mut record = iotdp::devices::record::DeviceRecord::new("device-1", "sensor", start);
+    record.heartbeat_seconds = load.heartbeat_seconds;
+    let registry = std::sync::Arc::new(crate::memory::MemoryRegistry::with([record]));
+    let cache = CachedRegistry::new(
+        registry.clone(),
+        RegistryCacheSettings {
+            ttl: std::time::Duration::from_secs(3_600),
+            ..RegistryCacheSettings::default()
+        },
+    );
+    cache
+        .lookup(&["device-1"])
+        .await
+        .map_err(|e| e.to_string())?;
+    let writes = || {
+        registry
+            .seen_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = writes();
+    for n in 1..=SEEN_SAMPLE {
+        let at = start + (n as f64 * load.interval_seconds * 1_000.0) as i64;
+        cache.record_seen(&[("device-1", at)]).await;
+    }
+    Ok((writes() - before) as f64 / SEEN_SAMPLE as f64)
 }
 
 /// Timestream's write size of a request: per record its timestamp (8 bytes), dimension names
@@ -336,19 +375,9 @@ pub fn iotdp_bill(
     bill.add(
         prices,
         "dynamodb_write_request_units",
-        load.devices as f64 * MONTH_SECONDS / last_seen_every(load),
+        messages * per.registry_writes,
     )?;
     Ok(bill)
-}
-
-/// Seconds between a device's `last_seen` writes.
-pub fn last_seen_every(load: &Load) -> f64 {
-    let resolution = load
-        .heartbeat_seconds
-        .map_or(LAST_SEEN_INTERVAL_SECONDS, |h| {
-            (f64::from(h) / 10.0).max(LAST_SEEN_INTERVAL_SECONDS)
-        });
-    load.interval_seconds.max(resolution)
 }
 
 /// The baseline's monthly bill: the built-in Timestream action and IoT Events alarms.
@@ -443,6 +472,7 @@ mod tests {
             readings: 1,
             timestream_kb: 2.0,
             baseline_timestream_kb: 1.0,
+            registry_writes: 1.0,
         };
         // 1,000 × 43,200 minutes = 43.2 M messages a month.
         let bill = iotdp_bill(
@@ -465,16 +495,57 @@ mod tests {
         assert!((usd["sqs_requests"] - 51.84).abs() < 1e-9);
         assert!((usd["lambda_requests"] - 0.0432).abs() < 1e-9);
         assert!((usd["timestream_writes"] - 86.4).abs() < 1e-9);
-        // One last_seen a minute per device.
+        // One registry write per message.
         assert!((usd["dynamodb_write_request_units"] - 43.2).abs() < 1e-9);
         let basic = iotdp_bill(&load, &per, Options { basic_ingest: true }, &table).unwrap();
         assert!((bill.total() - basic.total() - 43.2).abs() < 1e-9);
     }
 
-    #[test]
-    fn the_reference_loads_go_through_the_real_ingest_code() {
+    /// The registry cache writes `last_seen` when it moved by more than 60 s (or a tenth of the
+    /// heartbeat), and the silence deadline every quarter heartbeat: what the count must show.
+    #[tokio::test]
+    async fn registry_writes_are_the_ones_the_cache_makes() {
+        let load = |interval_seconds: f64, heartbeat_seconds: Option<u32>| Load {
+            name: "x".into(),
+            devices: 1,
+            interval_seconds,
+            metrics: 1,
+            readings_per_message: 1,
+            heartbeat_seconds,
+            rules: 0,
+        };
+        // Every 10 s, no heartbeat: moved by more than 60 s at the 7th message.
+        assert!(
+            (registry_writes_per_message(&load(10.0, None))
+                .await
+                .unwrap()
+                - 1.0 / 7.0)
+                .abs()
+                < 0.01
+        );
+        // Every 5 minutes: every message is more than a minute on.
+        assert_eq!(
+            registry_writes_per_message(&load(300.0, Some(900)))
+                .await
+                .unwrap(),
+            1.0
+        );
+        // Every 10 s with a 1-hour heartbeat: last_seen when it moved by more than a tenth
+        // (360 s: every 37th message), and the deadline every quarter (900 s: every 90th).
+        let hourly = registry_writes_per_message(&load(10.0, Some(3_600)))
+            .await
+            .unwrap();
+        let expected = 1.0 / 37.0 + 1.0 / 90.0;
+        assert!(
+            (hourly - expected).abs() < 0.004,
+            "{hourly} against {expected}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_reference_loads_go_through_the_real_ingest_code() {
         for load in Load::references() {
-            let per = measure(&load, 20).unwrap();
+            let per = measure(&load, 20).await.unwrap();
             assert_eq!(per.readings, load.readings_per_message, "{}", load.name);
             assert!(per.timestream_kb > 0.0, "{}", load.name);
             // Multi-measure records with common attributes write less than a record per
