@@ -36,20 +36,46 @@ pub async fn serve(
     listener: TcpListener,
     api: Arc<AwsQueryApi>,
     source: Arc<str>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    serve_http(listener, shutdown, move |parts, bytes| {
+        let (api, source) = (api.clone(), source.clone());
+        async move {
+            let call = api_request(&parts.method, &parts.uri, &bytes);
+            let caller = local_caller(&parts.headers);
+            let response = api
+                .handle(&call, &caller, chrono::Utc::now().timestamp_millis())
+                .await;
+            let mut answer = http_response(&response).map(|b| Full::new(Bytes::from(b)));
+            if let Ok(value) = hyper::header::HeaderValue::from_str(&source) {
+                answer.headers_mut().insert(SOURCE_HEADER, value);
+            }
+            answer
+        }
+    })
+    .await;
+}
+
+/// Accept HTTP/1.1 connections on `listener` until `shutdown` turns true, answering each
+/// request (its head and whole body) with `answer`: the local servers' one accept loop.
+pub async fn serve_http<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    answer: F,
+) where
+    F: Fn(hyper::http::request::Parts, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<Full<Bytes>>> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => return,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let api = api.clone();
-        let source = source.clone();
+        let answer = answer.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request: hyper::Request<Incoming>| {
-                let api = api.clone();
-                let source = source.clone();
+                let answer = answer.clone();
                 async move {
                     let (parts, body) = request.into_parts();
                     let bytes = body
@@ -57,16 +83,7 @@ pub async fn serve(
                         .await
                         .map(http_body_util::Collected::to_bytes)
                         .unwrap_or_default();
-                    let call = api_request(&parts.method, &parts.uri, &bytes);
-                    let caller = local_caller(&parts.headers);
-                    let response = api
-                        .handle(&call, &caller, chrono::Utc::now().timestamp_millis())
-                        .await;
-                    let mut answer = http_response(&response).map(|b| Full::new(Bytes::from(b)));
-                    if let Ok(value) = hyper::header::HeaderValue::from_str(&source) {
-                        answer.headers_mut().insert(SOURCE_HEADER, value);
-                    }
-                    Ok::<_, Infallible>(answer)
+                    Ok::<_, Infallible>(answer(parts, bytes).await)
                 }
             });
             let _ = http1::Builder::new()

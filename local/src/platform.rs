@@ -555,29 +555,28 @@ impl Startup {
             &self.shutdown,
         );
         for &interval in &function.schedules {
-            let (commands, stats, mut shutdown) =
-                (commands.clone(), self.stats.clone(), self.shutdown.clone());
-            self.tasks.push(tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(interval);
-                ticks.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = ticks.tick() => {}
-                        _ = shutdown.changed() => return,
-                    }
-                    match commands
-                        .expire_due(chrono::Utc::now().timestamp_millis())
-                        .await
-                    {
-                        Ok(expired) => {
-                            stats
-                                .commands_expired
-                                .fetch_add(expired as u64, Ordering::Relaxed);
+            let (commands, stats) = (commands.clone(), self.stats.clone());
+            self.tasks.push(tokio::spawn(on_schedule(
+                interval,
+                false,
+                self.shutdown.clone(),
+                move || {
+                    let (commands, stats) = (commands.clone(), stats.clone());
+                    async move {
+                        match commands
+                            .expire_due(chrono::Utc::now().timestamp_millis())
+                            .await
+                        {
+                            Ok(expired) => {
+                                stats
+                                    .commands_expired
+                                    .fetch_add(expired as u64, Ordering::Relaxed);
+                            }
+                            Err(e) => tracing::warn!(error = %e, "command expiry sweep failed"),
                         }
-                        Err(e) => tracing::warn!(error = %e, "command expiry sweep failed"),
                     }
-                }
-            }));
+                },
+            )));
         }
     }
 
@@ -741,20 +740,38 @@ fn spawn_sqs_triggers<H, F>(
     }
 }
 
-/// EventBridge's schedule, locally: run the silence watch every `interval`.
-async fn run_on_schedule(
-    watch: Arc<AwsSilenceWatch>,
+/// EventBridge's schedule, locally: `run` every `interval` until shutdown, the first run one
+/// interval away as EventBridge's is, or at once with `at_once`.
+async fn on_schedule<F, Fut>(
     interval: Duration,
-    stats: Arc<PlatformStats>,
+    at_once: bool,
     mut shutdown: watch::Receiver<bool>,
-) {
+    mut run: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut ticks = tokio::time::interval(interval);
-    ticks.tick().await; // the first tick is immediate; EventBridge's is one interval away
+    if !at_once {
+        ticks.tick().await; // the first tick is immediate
+    }
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = shutdown.changed() => return,
         }
+        run().await;
+    }
+}
+
+/// The silence watch on its schedule.
+async fn run_on_schedule(
+    watch: Arc<AwsSilenceWatch>,
+    interval: Duration,
+    stats: Arc<PlatformStats>,
+    shutdown: watch::Receiver<bool>,
+) {
+    on_schedule(interval, false, shutdown, || async {
         match watch.run(chrono::Utc::now()).await {
             Ok(report) => {
                 stats.silence_runs.fetch_add(1, Ordering::Relaxed);
@@ -764,7 +781,8 @@ async fn run_on_schedule(
             }
             Err(e) => tracing::warn!(error = %e, "silence watch run failed"),
         }
-    }
+    })
+    .await;
 }
 
 /// EventBridge's schedule for the rollup job. Its first run is at once, so the live view shows
@@ -773,14 +791,9 @@ async fn run_rollups_on_schedule(
     job: Arc<iotdp::wiring::AwsRollupJob>,
     interval: Duration,
     stats: Arc<PlatformStats>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticks = tokio::time::interval(interval);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            _ = shutdown.changed() => return,
-        }
+    on_schedule(interval, true, shutdown, || async {
         match job.run(chrono::Utc::now().timestamp_millis()).await {
             Ok(report) => {
                 stats.rollup_runs.fetch_add(1, Ordering::Relaxed);
@@ -800,7 +813,8 @@ async fn run_rollups_on_schedule(
                 tracing::warn!(error = %e, "rollup job run failed");
             }
         }
-    }
+    })
+    .await;
 }
 
 /// An SDK configuration for the local endpoint with dummy credentials.

@@ -15,15 +15,10 @@
 //! shadows are not implemented (answered 404 / rejected).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use iotdp::commands::shadow::{ShadowDocument, ShadowRejection};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -256,35 +251,13 @@ async fn data_plane(
 pub async fn serve_data_plane(
     listener: TcpListener,
     broker: Arc<Broker>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
+    crate::api_server::serve_http(listener, shutdown, move |parts, bytes| {
         let broker = broker.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request: hyper::Request<Incoming>| {
-                let broker = broker.clone();
-                async move {
-                    let (parts, body) = request.into_parts();
-                    let bytes = body
-                        .collect()
-                        .await
-                        .map(http_body_util::Collected::to_bytes)
-                        .unwrap_or_default();
-                    Ok::<_, Infallible>(
-                        data_plane(&broker, &parts.method, &parts.uri, &bytes).await,
-                    )
-                }
-            });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { data_plane(&broker, &parts.method, &parts.uri, &bytes).await }
+    })
+    .await;
 }
 
 #[cfg(test)]
