@@ -743,3 +743,33 @@ async fn mistakes_are_problem_documents_that_say_what_to_fix() {
         assert!(detail.contains(hint), "{url}: {detail}");
     }
 }
+
+/// Serde reads a struct from a JSON array as readily as from an object: a body that is not an
+/// object is refused on every route, before any handler reads it.
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused_on_every_route() {
+    let api = api().await;
+    for (method, path, body) in [
+        ("POST", "/alerts/ac-1/too-hot/reset", "[]"),
+        ("POST", "/devices", r#"["ac-9", "thermostat"]"#),
+        ("POST", "/devices/ac-1/commands", r#"[{"setpoint": 21}]"#),
+        ("PUT", "/rules/too-hot", " 7"),
+    ] {
+        let response = send(&api, method, path, body).await;
+        assert_eq!(
+            (response.status, response.body["code"].as_str()),
+            (400, Some("invalid_parameter")),
+            "{method} {path} {body}: {}",
+            response.body
+        );
+        assert!(
+            response.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("JSON object")
+        );
+    }
+    // An empty body is still the default action.
+    let reset = send(&api, "POST", "/alerts/ac-1/too-hot/reset", "").await;
+    assert_ne!(reset.status, 400, "{}", reset.body);
+}

@@ -223,6 +223,17 @@ where
     ) -> Result<Value, Problem> {
         let access = &caller.access;
         let params = Params::parse(&request.query)?;
+        // Every body openapi.yaml documents is an object. Serde would read a struct from a JSON
+        // array too (`[]` as an empty action, `["ac-1", "thermostat"]` as a device), so
+        // anything else is refused here, once for every route.
+        if let Some(first) = request.body.iter().find(|b| !b.is_ascii_whitespace())
+            && *first != b'{'
+        {
+            return Err(Problem::invalid(format!(
+                "the body of {} {} must be a JSON object: see openapi.yaml",
+                request.method, request.path
+            )));
+        }
         let decoded: Vec<String> = request
             .path
             .trim_matches('/')
