@@ -18,20 +18,14 @@ use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
 use iotdp_local::memory::{
-    MemoryAlertStates, MemoryCommands, MemoryRegistry, MemoryRules, MemoryShadows, MemoryStore,
+    MemoryAlertStates, MemoryCommands, MemoryQueryApi, MemoryRegistry, MemoryRules, MemoryShadows,
+    MemoryStore,
 };
 use serde_json::Value;
 
 const T0: i64 = 1_764_000_000_000;
 
-type Api = QueryApi<
-    Arc<MemoryRegistry>,
-    Arc<MemoryStore>,
-    Arc<MemoryAlertStates>,
-    Arc<MemoryRules>,
-    Arc<MemoryShadows>,
-    Arc<MemoryCommands>,
->;
+type Api = MemoryQueryApi;
 
 /// Two sites, each with two devices in two zones, readings, a rule on the site, a rule on one
 /// of its devices, an open alarm and a command (`c1`, a reported shadow) per device; plus one

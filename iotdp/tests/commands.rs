@@ -14,7 +14,8 @@ use iotdp::commands::service::{CommandError, Commands};
 use iotdp::commands::shadow::ShadowDocument;
 use iotdp::devices::record::DeviceRecord;
 use iotdp_local::memory::{
-    MemoryAlertStates, MemoryCommands, MemoryRegistry, MemoryRules, MemoryShadows, MemoryStore,
+    MemoryAlertStates, MemoryCommands, MemoryQueryApi, MemoryRegistry, MemoryRules, MemoryShadows,
+    MemoryStore,
 };
 use serde_json::{Map, Value, json};
 
@@ -363,14 +364,7 @@ async fn a_failed_shadow_write_is_recorded_and_the_same_key_retries_it() {
     assert_eq!(history.all().len(), 1);
 }
 
-type Api = QueryApi<
-    Arc<MemoryRegistry>,
-    Arc<MemoryStore>,
-    Arc<MemoryAlertStates>,
-    Arc<MemoryRules>,
-    Arc<MemoryShadows>,
-    Arc<MemoryCommands>,
->;
+type Api = MemoryQueryApi;
 
 fn api() -> (Api, Arc<MemoryShadows>) {
     let mut suspended = DeviceRecord::new("ac-9", "thermostat", T0);

@@ -16,7 +16,8 @@ use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
 use iotdp_local::memory::{
-    MemoryAlertStates, MemoryCommands, MemoryRegistry, MemoryRules, MemoryShadows, MemoryStore,
+    MemoryAlertStates, MemoryCommands, MemoryQueryApi, MemoryRegistry, MemoryRules, MemoryShadows,
+    MemoryStore,
 };
 use serde_json::Value;
 
@@ -40,14 +41,7 @@ fn resolve<'a>(spec: &'a Value, value: &'a Value) -> &'a Value {
     }
 }
 
-async fn api() -> QueryApi<
-    Arc<MemoryRegistry>,
-    Arc<MemoryStore>,
-    Arc<MemoryAlertStates>,
-    Arc<MemoryRules>,
-    Arc<MemoryShadows>,
-    Arc<MemoryCommands>,
-> {
+async fn api() -> MemoryQueryApi {
     let registry = Arc::new(MemoryRegistry::with([DeviceRecord::new(
         "ac-1",
         "thermostat",

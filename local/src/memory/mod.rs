@@ -13,3 +13,14 @@ pub use commands::*;
 pub use ingest::*;
 pub use registry::*;
 pub use rollup::*;
+
+/// The query API over the in-memory adapters, commands included: what the API's tests and the
+/// isolation suite run against.
+pub type MemoryQueryApi = iotdp::api::QueryApi<
+    std::sync::Arc<MemoryRegistry>,
+    std::sync::Arc<MemoryStore>,
+    std::sync::Arc<MemoryAlertStates>,
+    std::sync::Arc<MemoryRules>,
+    std::sync::Arc<MemoryShadows>,
+    std::sync::Arc<MemoryCommands>,
+>;

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use super::scan::scan_all;
+use super::scan::{query_all, scan_all};
 use crate::alerting::event::AlarmState;
 use crate::alerting::ports::{
     AlertKey, AlertPortError, AlertStateStore, ConditionalWrite, RuleSource,
@@ -259,21 +259,15 @@ impl crate::alerting::ports::AlertStateListing for DynamoDbAlertStates {
         &self,
         device_id: &str,
     ) -> Result<Vec<(AlertKey, AlertState)>, AlertPortError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("device_id = :d")
-            .expression_attribute_values(":d", s(device_id))
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                port_error(&format!("Query of alert state table {}", self.table), e)
-            })?;
-            out.extend(page.items().iter().filter_map(Self::decode));
-        }
-        Ok(out)
+        let items = query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("device_id = :d")
+                .expression_attribute_values(":d", s(device_id)),
+        )
+        .await
+        .map_err(|e| port_error(&format!("Query of alert state table {}", self.table), e))?;
+        Ok(items.iter().filter_map(Self::decode).collect())
     }
 }

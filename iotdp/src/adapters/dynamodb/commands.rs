@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use super::scan::query_all;
 use crate::commands::command::{Command, CommandSource, CommandStatus};
 use crate::commands::ports::{CommandPortError, CommandStore, Created};
 
@@ -169,22 +170,17 @@ impl CommandStore for DynamoDbCommands {
     }
 
     async fn for_device(&self, device_id: &str) -> Result<Vec<Command>, CommandPortError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("device_id = :d")
-            .expression_attribute_values(":d", s(device_id))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| port_error(&format!("Query of command table {}", self.table), e))?;
-            out.extend(Self::decode_all(page.items()));
-        }
-        Ok(out)
+        let items = query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("device_id = :d")
+                .expression_attribute_values(":d", s(device_id))
+                .consistent_read(true),
+        )
+        .await
+        .map_err(|e| port_error(&format!("Query of command table {}", self.table), e))?;
+        Ok(Self::decode_all(&items))
     }
 
     async fn replace_if(

@@ -1,6 +1,6 @@
 //! DynamoDB adapters: the device registry ([`registry`]), alert rules and states
 //! ([`alerts`]), the command history ([`commands`]) and the rollup job's state and late marks ([`rollup_state`]), sharing one
-//! paginated Scan ([`scan`]).
+//! paginated Scan and Query ([`scan`]).
 
 pub mod alerts;
 pub mod commands;

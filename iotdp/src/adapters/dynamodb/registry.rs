@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 
-use super::scan::scan_all;
+use super::scan::{query_all, scan_all};
 use crate::devices::record::{DeviceRecord, DeviceStatus};
 
 use crate::devices::ports::{DeviceRegistry, PresenceChange, RegistryError, Watched};
@@ -114,34 +114,31 @@ impl DynamoDbRegistry {
         sort_condition: &str,
         now_ms: i64,
     ) -> Result<Vec<Watched>, RegistryError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(SILENCE_INDEX)
-            .key_condition_expression(format!("watch_pk = :pk AND {sort_condition}"))
-            .expression_attribute_values(":pk", s(&partition))
-            .expression_attribute_values(":now", n(now_ms))
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| registry_error("Query silence-watch", &self.table, e))?;
-            for item in page.items() {
-                let Some(device_id) = item.get("device_id").and_then(|v| v.as_s().ok()) else {
-                    continue;
-                };
+        let items = query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .index_name(SILENCE_INDEX)
+                .key_condition_expression(format!("watch_pk = :pk AND {sort_condition}"))
+                .expression_attribute_values(":pk", s(&partition))
+                .expression_attribute_values(":now", n(now_ms)),
+        )
+        .await
+        .map_err(|e| registry_error("Query silence-watch", &self.table, e))?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let device_id = item.get("device_id")?.as_s().ok()?;
                 let watch_at = item
                     .get("watch_at")
                     .and_then(|v| v.as_n().ok())
                     .and_then(|v| v.parse::<i64>().ok());
-                out.push(Watched {
+                Some(Watched {
                     device_id: device_id.clone(),
                     watch_at_ms: watch_at.unwrap_or_default(),
-                });
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect())
     }
 
     /// Move a device's silence-watch entry to the set `to`, if it is in one of the sets `from`
