@@ -70,7 +70,7 @@ rust-test: tools
 
 # Linted as given (Timestream) and with TimeSeriesStore defaulting to influxdb, so both
 # store choices are clean.
-# template-lint: cfn-lint and sam validate on both store variants and the user-pool variant, and checkov: every finding is
+# template-lint: cfn-lint and sam validate on both store variants, the user-pool variant and the Kinesis transport, and checkov: every finding is
 # fixed or skipped in the template with its one-line reason, so a new one fails.
 template-lint: tools
 	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint template.yaml
@@ -86,6 +86,11 @@ template-lint: tools
 	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint target/template-cognito.yaml
 	$(CHECKOV_VENV)/bin/checkov -f target/template-cognito.yaml --framework cloudformation --skip-download --compact --quiet
 	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template target/template-cognito.yaml
+	sed '/^  Transport:/,/Default:/s/Default: sqs/Default: kinesis/' template.yaml > target/template-kinesis.yaml
+	grep -q 'Default: kinesis' target/template-kinesis.yaml
+	$(AWS_LINT_ENV) $(VENV)/bin/cfn-lint target/template-kinesis.yaml
+	$(CHECKOV_VENV)/bin/checkov -f target/template-kinesis.yaml --framework cloudformation --skip-download --compact --quiet
+	$(AWS_LINT_ENV) $(VENV)/bin/sam validate --lint --template target/template-kinesis.yaml
 
 ## local: the whole platform on this machine (moto, MQTT on 127.0.0.1:1883, rules, functions),
 ## demo rules, a simulated fleet and a live view until Ctrl-C. ARGS="--devices 50 --rate 200" etc.

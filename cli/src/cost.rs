@@ -1,11 +1,14 @@
-//! `iotdp cost`: the monthly bill of the reference loads (or of yours), for iotdp with and
-//! without Basic Ingest and for the baseline, from the real ingest code's counts and the price
-//! table (`infra/prices.toml`, or `--prices FILE` for another region's).
+//! `iotdp cost`: the monthly bill of the reference loads (or of yours), for iotdp on each
+//! transport (SQS, Kinesis on demand, Kinesis provisioned) with and without Basic Ingest, and
+//! for the baseline, from the real ingest code's counts and the price table
+//! (`infra/prices.toml`, or `--prices FILE` for another region's).
 
 use std::path::PathBuf;
 
 use clap::Args;
-use iotdp_local::cost::{Load, Options, PriceTable, baseline_bill, iotdp_bill, measure};
+use iotdp_local::cost::{
+    Bill, Load, Options, PriceTable, Transport, baseline_bill, iotdp_bill, measure, shards_for,
+};
 use serde_json::json;
 
 use crate::output::OutputFormat;
@@ -65,18 +68,38 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
         .count();
     for load in &loads {
         let per = measure(load, 1_000).await?;
-        let broker = iotdp_bill(
+        let bill = |basic_ingest: bool, transport: Transport| {
+            iotdp_bill(load, &per, Options::new(basic_ingest, transport), &prices)
+        };
+        let broker = bill(false, Transport::Sqs)?;
+        let basic = bill(true, Transport::Sqs)?;
+        let on_demand = bill(true, Transport::KinesisOnDemand)?;
+        let provisioned = bill(true, Transport::KinesisProvisioned)?;
+        let before = iotdp_bill(
             load,
             &per,
             Options {
-                basic_ingest: false,
+                registry_before: true,
+                ..Options::new(false, Transport::Sqs)
             },
             &prices,
         )?;
-        let basic = iotdp_bill(load, &per, Options { basic_ingest: true }, &prices)?;
         let baseline = baseline_bill(load, &per, &prices)?;
+        let registry = |bill: &Bill| bill.by_service().get("DynamoDB").copied().unwrap_or(0.0);
         match output {
             OutputFormat::Json => {
+                let mut setups = Vec::new();
+                for transport in Transport::ALL {
+                    for basic_ingest in [false, true] {
+                        let priced = bill(basic_ingest, transport)?;
+                        setups.push(json!({
+                            "transport": transport.name(),
+                            "basic_ingest": basic_ingest,
+                            "usd": priced.total(),
+                            "by_service": priced.by_service(),
+                        }));
+                    }
+                }
                 let _ = writeln!(
                     out,
                     "{}",
@@ -90,57 +113,75 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
                         "iotdp_by_service": broker.by_service(),
                         "iotdp_basic_ingest_by_service": basic.by_service(),
                         "baseline_by_service": baseline.by_service(),
+                        "setups": setups,
+                        "kinesis_provisioned_shards": shards_for(load, &per),
+                        "registry_writes_per_message": per.registry_writes,
+                        "registry_usd": registry(&broker),
+                        "registry_writes_per_message_before": per.registry_writes_before,
+                        "registry_usd_before": registry(&before),
                     })
                 );
             }
             OutputFormat::Table => {
                 let _ = writeln!(
                     out,
-                    "{}\n  {:.3e} messages, {:.3e} readings a month; {} B a publish, {:.2} Timestream KB a message (baseline {:.2})",
+                    "{}\n  {:.3e} messages, {:.3e} readings a month; {} B a publish, {:.2} Timestream KB a message (baseline {:.2}); {} provisioned shards",
                     load.name,
                     load.messages_per_month(),
                     load.readings_per_month(),
                     per.iot_bytes,
                     per.timestream_kb,
-                    per.baseline_timestream_kb
+                    per.baseline_timestream_kb,
+                    shards_for(load, &per)
                 );
-                let _ = writeln!(
-                    out,
-                    "  {:<12} {:>14} {:>20} {:>14}",
-                    "service", "iotdp", "iotdp Basic Ingest", "baseline"
-                );
-                let mut services: Vec<String> = broker
-                    .by_service()
-                    .keys()
-                    .chain(baseline.by_service().keys())
-                    .cloned()
+                let columns = [
+                    ("SQS", &broker),
+                    ("SQS + BI", &basic),
+                    ("Kinesis OD + BI", &on_demand),
+                    ("Kinesis prov + BI", &provisioned),
+                    ("baseline", &baseline),
+                ];
+                let _ = write!(out, "  {:<12}", "service");
+                for (name, _) in &columns {
+                    let _ = write!(out, " {name:>18}");
+                }
+                let _ = writeln!(out);
+                let mut services: Vec<String> = columns
+                    .iter()
+                    .flat_map(|(_, bill)| bill.by_service().into_keys())
                     .collect();
                 services.sort();
                 services.dedup();
                 for service in services {
-                    let cell = |bill: &iotdp_local::cost::Bill| {
-                        bill.by_service()
+                    let _ = write!(out, "  {service:<12}");
+                    for (_, bill) in &columns {
+                        let cell = bill
+                            .by_service()
                             .get(&service)
-                            .map_or("-".to_owned(), |usd| format!("${usd:.0}"))
-                    };
-                    let _ = writeln!(
-                        out,
-                        "  {:<12} {:>14} {:>20} {:>14}",
-                        service,
-                        cell(&broker),
-                        cell(&basic),
-                        cell(&baseline)
-                    );
+                            .map_or("-".to_owned(), |usd| format!("${usd:.0}"));
+                        let _ = write!(out, " {cell:>18}");
+                    }
+                    let _ = writeln!(out);
                 }
+                let _ = write!(out, "  {:<12}", "total");
+                for (_, bill) in &columns {
+                    let _ = write!(out, " {:>18}", format!("${:.0}", bill.total()));
+                }
+                let cheapest = [&broker, &basic, &on_demand, &provisioned]
+                    .iter()
+                    .map(|b| b.total())
+                    .fold(f64::INFINITY, f64::min);
+                // IoT Events reached its end of support on 2026-05-20: the baseline without it
+                // is what a team can still build.
+                let without_events =
+                    baseline.total() - baseline.by_service().get("IoT Events").unwrap_or(&0.0);
                 let _ = writeln!(
                     out,
-                    "  {:<12} {:>14} {:>20} {:>14}   iotdp / baseline: {:.0} % ({:.0} % with Basic Ingest)\n",
-                    "total",
-                    format!("${:.0}", broker.total()),
-                    format!("${:.0}", basic.total()),
-                    format!("${:.0}", baseline.total()),
-                    100.0 * broker.total() / baseline.total(),
-                    100.0 * basic.total() / baseline.total()
+                    "\n  iotdp / baseline without IoT Events (${without_events:.0}): {:.0} % on SQS, {:.0} % at its cheapest; registry writes ${:.0} (${:.0} before the last_seen change)\n",
+                    100.0 * broker.total() / without_events,
+                    100.0 * cheapest / without_events,
+                    registry(&broker),
+                    registry(&before)
                 );
             }
         }

@@ -308,8 +308,8 @@ fn registry_config(env: &Env<'_>) -> Result<Option<RegistryConfig>, ConfigError>
             ttl: Duration::from_secs(env.number("REGISTRY_CACHE_SECONDS", 60, 0..=3600)?),
             seen_interval: Duration::from_secs(env.number(
                 "LAST_SEEN_INTERVAL_SECONDS",
-                60,
-                0..=3600,
+                crate::devices::cache::DEFAULT_SEEN_INTERVAL.as_secs(),
+                0..=86_400,
             )?),
         },
     }))

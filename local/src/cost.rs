@@ -4,7 +4,7 @@
 //! meter and the write kilobytes Timestream meters; one device's messages go through the
 //! registry cache the ingest function runs (`CachedRegistry`), which gives the `last_seen`
 //! writes. The rest follows from the template's shape (one rule, one action, one SQS message
-//! per publish, batches of up to 1,000 per invocation). The prices come from
+//! or Kinesis record per publish, batches of up to 1,000 per invocation). The prices come from
 //! `infra/prices.toml`.
 //!
 //! The baseline is what a team would build without iotdp: IoT Core's built-in Timestream rule
@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
+use iotdp::devices::cache::DEFAULT_SEEN_INTERVAL;
 use iotdp::domain::LocationPath;
 use iotdp::ingest::batch::prepare_batch;
 use iotdp::ingest::envelope::encode_envelope;
@@ -36,6 +37,20 @@ const INGEST_MEMORY_GB: f64 = 0.25;
 const INGEST_MS_PER_READING: f64 = 306.2 / 8_943.0;
 /// Messages of one device driven through the registry cache to count its writes.
 const SEEN_SAMPLE: usize = 400;
+/// Kinesis meters on-demand data in and out per record rounded up to 1 KB, and provisioned
+/// PUT payload units in 25 KB.
+const KINESIS_KB: usize = 1024;
+const KINESIS_PUT_UNIT: usize = 25 * 1024;
+/// A shard takes 1,000 records or 1 MB a second.
+const SHARD_RECORDS_PER_SECOND: f64 = 1_000.0;
+const SHARD_BYTES_PER_SECOND: f64 = 1024.0 * 1024.0;
+/// Provisioned shards are sized for twice the average rate (peaks, uneven keys).
+const SHARD_HEADROOM: f64 = 2.0;
+/// The stream's retention in template.yaml (`KinesisRetentionHours`): a week, of which all but
+/// the first day is billed as extended retention.
+const KINESIS_RETENTION_HOURS: f64 = 168.0;
+const HOURS_PER_MONTH: f64 = MONTH_SECONDS / 3_600.0;
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// One priced item of `infra/prices.toml`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -129,8 +144,8 @@ impl Load {
 pub struct PerMessage {
     /// Payload and topic, as IoT Core meters a publish.
     pub iot_bytes: usize,
-    /// The rule's envelope, as SQS meters it.
-    pub sqs_bytes: usize,
+    /// The rule's envelope: an SQS message body or a Kinesis record.
+    pub envelope_bytes: usize,
     pub readings: usize,
     /// Timestream 1 KB write units, iotdp's multi-measure requests.
     pub timestream_kb: f64,
@@ -138,6 +153,9 @@ pub struct PerMessage {
     pub baseline_timestream_kb: f64,
     /// Registry writes (`last_seen`, with the silence deadline) per message of a device.
     pub registry_writes: f64,
+    /// The same before `last_seen` of unwatched devices went from every minute to every
+    /// 15 minutes (`LastSeenIntervalSeconds` 60 → 900), for the before-and-after.
+    pub registry_writes_before: f64,
 }
 
 /// One sample message of `load` from device `n`, as a device would publish it.
@@ -215,21 +233,28 @@ pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> 
     // The built-in action: a record per attribute, each its own 1 KB write.
     let baseline_kb = readings.iter().map(|r| r.metrics.len() as f64).sum::<f64>();
     let n = samples as f64;
-    let registry_writes = registry_writes_per_message(load).await?;
+    let registry_writes = registry_writes_per_message(load, DEFAULT_SEEN_INTERVAL).await?;
+    let registry_writes_before =
+        registry_writes_per_message(load, std::time::Duration::from_secs(60)).await?;
     Ok(PerMessage {
         iot_bytes: (bodies.iter().map(|b| b.2).sum::<usize>() as f64 / n).ceil() as usize,
-        sqs_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil() as usize,
+        envelope_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil()
+            as usize,
         readings: readings.len() / samples,
         timestream_kb: kb / n,
         baseline_timestream_kb: baseline_kb / n,
         registry_writes,
+        registry_writes_before,
     })
 }
 
 /// One device's messages, `interval_seconds` apart, through the ingest function's registry
-/// cache at the template's defaults: the `last_seen` and silence-deadline writes it makes per
-/// message.
-pub async fn registry_writes_per_message(load: &Load) -> Result<f64, String> {
+/// cache with `LastSeenIntervalSeconds` at `seen_interval`: the `last_seen` and
+/// silence-deadline writes it makes per message.
+pub async fn registry_writes_per_message(
+    load: &Load,
+    seen_interval: std::time::Duration,
+) -> Result<f64, String> {
     use iotdp::devices::cache::{CachedRegistry, RegistryCacheSettings};
     use iotdp::devices::ports::DeviceLookup;
     let start = 1_764_000_000_000;
@@ -240,7 +265,7 @@ pub async fn registry_writes_per_message(load: &Load) -> Result<f64, String> {
         registry.clone(),
         RegistryCacheSettings {
             ttl: std::time::Duration::from_secs(3_600),
-            ..RegistryCacheSettings::default()
+            seen_interval,
         },
     );
     cache
@@ -330,15 +355,64 @@ impl Bill {
     }
 }
 
+/// How the telemetry rule hands messages to ingest (`Transport`, and with kinesis
+/// `KinesisStreamMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Sqs,
+    KinesisOnDemand,
+    KinesisProvisioned,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 3] = [
+        Transport::Sqs,
+        Transport::KinesisOnDemand,
+        Transport::KinesisProvisioned,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Sqs => "sqs",
+            Transport::KinesisOnDemand => "kinesis_on_demand",
+            Transport::KinesisProvisioned => "kinesis_provisioned",
+        }
+    }
+}
+
 /// How the stack is set up for the bill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// Devices publish through Basic Ingest (no messaging charge).
     pub basic_ingest: bool,
+    pub transport: Transport,
+    /// Price the registry as it was before the `last_seen` change (the before-and-after).
+    pub registry_before: bool,
+}
+
+impl Options {
+    pub fn new(basic_ingest: bool, transport: Transport) -> Self {
+        Self {
+            basic_ingest,
+            transport,
+            registry_before: false,
+        }
+    }
 }
 
 fn increments(bytes: usize, unit: usize) -> f64 {
     bytes.div_ceil(unit).max(1) as f64
+}
+
+/// Provisioned shards for `load`: its average record and byte rate, twice over, against a
+/// shard's limits.
+pub fn shards_for(load: &Load, per: &PerMessage) -> u64 {
+    let records_per_second = load.messages_per_month() / MONTH_SECONDS;
+    let bytes_per_second = records_per_second * per.envelope_bytes as f64;
+    let needed = (records_per_second / SHARD_RECORDS_PER_SECOND)
+        .max(bytes_per_second / SHARD_BYTES_PER_SECOND)
+        * SHARD_HEADROOM;
+    (needed.ceil() as u64).max(1)
 }
 
 /// iotdp's monthly bill for `load`.
@@ -357,10 +431,39 @@ pub fn iotdp_bill(
     }
     bill.add(prices, "iot_core_rules_triggered", messages * iot_units)?;
     bill.add(prices, "iot_core_actions", messages * iot_units)?;
-    let chunks = increments(per.sqs_bytes, SQS_CHUNK);
-    // Sent by the rule one at a time; received and deleted by Lambda's poller ten at a time.
-    let sqs = messages * chunks + 2.0 * messages / MESSAGES_PER_RECEIVE;
-    bill.add(prices, "sqs_requests", sqs)?;
+    match options.transport {
+        Transport::Sqs => {
+            let chunks = increments(per.envelope_bytes, SQS_CHUNK);
+            // Sent by the rule one at a time; received and deleted by Lambda's poller ten at
+            // a time.
+            let sqs = messages * chunks + 2.0 * messages / MESSAGES_PER_RECEIVE;
+            bill.add(prices, "sqs_requests", sqs)?;
+        }
+        Transport::KinesisOnDemand => {
+            // Each record counts as whole kilobytes, in and out (one consumer).
+            let gib = messages * increments(per.envelope_bytes, KINESIS_KB) * 1024.0 / GIB;
+            bill.add(prices, "kinesis_on_demand_stream_hours", HOURS_PER_MONTH)?;
+            bill.add(prices, "kinesis_on_demand_data_in_gb", gib)?;
+            bill.add(prices, "kinesis_on_demand_data_out_gb", gib)?;
+            // What is kept past the first day: the days beyond it, of a month's bytes.
+            let stored_gib = gib * (KINESIS_RETENTION_HOURS - 24.0) / HOURS_PER_MONTH;
+            bill.add(
+                prices,
+                "kinesis_on_demand_extended_retention_gb_months",
+                stored_gib,
+            )?;
+        }
+        Transport::KinesisProvisioned => {
+            let shard_hours = shards_for(load, per) as f64 * HOURS_PER_MONTH;
+            bill.add(prices, "kinesis_shard_hours", shard_hours)?;
+            bill.add(
+                prices,
+                "kinesis_put_payload_units",
+                messages * increments(per.envelope_bytes, KINESIS_PUT_UNIT),
+            )?;
+            bill.add(prices, "kinesis_extended_retention_shard_hours", shard_hours)?;
+        }
+    }
     bill.add(
         prices,
         "lambda_requests",
@@ -372,10 +475,15 @@ pub fn iotdp_bill(
         readings * INGEST_MS_PER_READING / 1_000.0 * INGEST_MEMORY_GB,
     )?;
     bill.add(prices, "timestream_writes", messages * per.timestream_kb)?;
+    let registry_writes = if options.registry_before {
+        per.registry_writes_before
+    } else {
+        per.registry_writes
+    };
     bill.add(
         prices,
         "dynamodb_write_request_units",
-        messages * per.registry_writes,
+        messages * registry_writes,
     )?;
     Ok(bill)
 }
@@ -448,6 +556,13 @@ mod tests {
                 "iot_core_rules_triggered",
                 "iot_core_actions",
                 "sqs_requests",
+                "kinesis_on_demand_stream_hours",
+                "kinesis_on_demand_data_in_gb",
+                "kinesis_on_demand_data_out_gb",
+                "kinesis_on_demand_extended_retention_gb_months",
+                "kinesis_shard_hours",
+                "kinesis_put_payload_units",
+                "kinesis_extended_retention_shard_hours",
                 "lambda_requests",
                 "lambda_arm_gb_seconds",
                 "timestream_writes",
@@ -468,22 +583,15 @@ mod tests {
         };
         let per = PerMessage {
             iot_bytes: 1_000,
-            sqs_bytes: 1_500,
+            envelope_bytes: 1_500,
             readings: 1,
             timestream_kb: 2.0,
             baseline_timestream_kb: 1.0,
             registry_writes: 1.0,
+            registry_writes_before: 3.0,
         };
         // 1,000 × 43,200 minutes = 43.2 M messages a month.
-        let bill = iotdp_bill(
-            &load,
-            &per,
-            Options {
-                basic_ingest: false,
-            },
-            &table,
-        )
-        .unwrap();
+        let bill = iotdp_bill(&load, &per, Options::new(false, Transport::Sqs), &table).unwrap();
         let usd: BTreeMap<&str, f64> = bill
             .lines
             .iter()
@@ -497,12 +605,77 @@ mod tests {
         assert!((usd["timestream_writes"] - 86.4).abs() < 1e-9);
         // One registry write per message.
         assert!((usd["dynamodb_write_request_units"] - 43.2).abs() < 1e-9);
-        let basic = iotdp_bill(&load, &per, Options { basic_ingest: true }, &table).unwrap();
+        let basic = iotdp_bill(&load, &per, Options::new(true, Transport::Sqs), &table).unwrap();
         assert!((bill.total() - basic.total() - 43.2).abs() < 1e-9);
+        let before = iotdp_bill(
+            &load,
+            &per,
+            Options {
+                registry_before: true,
+                ..Options::new(false, Transport::Sqs)
+            },
+            &table,
+        )
+        .unwrap();
+        assert!((before.total() - bill.total() - 2.0 * 43.2).abs() < 1e-9);
+
+        // Kinesis on demand: 1,500 B is 2 KB a record, in and out: 43.2 M × 2 KiB =
+        // 82.40 GiB; extended retention keeps 6 of the month's 30 days: 16.48 GiB-months;
+        // the stream runs 720 hours. No SQS line.
+        let on_demand = iotdp_bill(
+            &load,
+            &per,
+            Options::new(false, Transport::KinesisOnDemand),
+            &table,
+        )
+        .unwrap();
+        let usd: BTreeMap<&str, f64> = on_demand
+            .lines
+            .iter()
+            .map(|l| (l.item.as_str(), l.quantity))
+            .collect();
+        assert!(!usd.contains_key("sqs_requests"));
+        let gib = 43_200_000.0 * 2.0 / (1024.0 * 1024.0);
+        assert!((usd["kinesis_on_demand_data_in_gb"] - gib).abs() < 1e-9);
+        assert!((usd["kinesis_on_demand_data_out_gb"] - gib).abs() < 1e-9);
+        assert!(
+            (usd["kinesis_on_demand_extended_retention_gb_months"] - gib * 144.0 / 720.0).abs()
+                < 1e-9
+        );
+        assert!((usd["kinesis_on_demand_stream_hours"] - 720.0).abs() < 1e-9);
+        // Provisioned: 16.7 records/s is one shard (twice over: still one); one 25 KB PUT
+        // unit a record.
+        assert_eq!(shards_for(&load, &per), 1);
+        let provisioned = iotdp_bill(
+            &load,
+            &per,
+            Options::new(false, Transport::KinesisProvisioned),
+            &table,
+        )
+        .unwrap();
+        let quantity: BTreeMap<&str, f64> = provisioned
+            .lines
+            .iter()
+            .map(|l| (l.item.as_str(), l.quantity))
+            .collect();
+        assert!((quantity["kinesis_shard_hours"] - 720.0).abs() < 1e-9);
+        assert!((quantity["kinesis_put_payload_units"] - 43_200_000.0).abs() < 1e-9);
+        // 5,000 records/s of 300 B: 5 shards by records, twice over: 10.
+        let thermostats = Load {
+            devices: 50_000,
+            interval_seconds: 10.0,
+            ..load.clone()
+        };
+        let small = PerMessage {
+            envelope_bytes: 300,
+            ..per
+        };
+        assert_eq!(shards_for(&thermostats, &small), 10);
     }
 
-    /// The registry cache writes `last_seen` when it moved by more than 60 s (or a tenth of the
-    /// heartbeat), and the silence deadline every quarter heartbeat: what the count must show.
+    /// The registry cache writes an unwatched device's `last_seen` when it moved by more than
+    /// the interval, a watched one's when it moved by more than a tenth of the heartbeat, and
+    /// the silence deadline every quarter heartbeat: what the count must show.
     #[tokio::test]
     async fn registry_writes_are_the_ones_the_cache_makes() {
         let load = |interval_seconds: f64, heartbeat_seconds: Option<u32>| Load {
@@ -514,25 +687,34 @@ mod tests {
             heartbeat_seconds,
             rules: 0,
         };
-        // Every 10 s, no heartbeat: moved by more than 60 s at the 7th message.
-        assert!(
-            (registry_writes_per_message(&load(10.0, None))
-                .await
-                .unwrap()
-                - 1.0 / 7.0)
-                .abs()
-                < 0.01
-        );
-        // Every 5 minutes: every message is more than a minute on.
+        let minute = std::time::Duration::from_secs(60);
+        // Every 10 s, no heartbeat: moved by more than 15 minutes at the 91st message (it was
+        // the 7th at the former one minute).
+        let unwatched = registry_writes_per_message(&load(10.0, None), DEFAULT_SEEN_INTERVAL)
+            .await
+            .unwrap();
+        assert!((unwatched - 1.0 / 91.0).abs() < 0.002, "{unwatched}");
+        let former = registry_writes_per_message(&load(10.0, None), minute)
+            .await
+            .unwrap();
+        assert!((former - 1.0 / 7.0).abs() < 0.01, "{former}");
+        // A device reporting every minute, the "$100 a day at 100,000 devices":
+        // from every message to one in 15 or 16.
+        let per_minute = registry_writes_per_message(&load(60.0, None), DEFAULT_SEEN_INTERVAL)
+            .await
+            .unwrap();
+        assert!(per_minute <= 0.1 * 1.0, "{per_minute}");
+        // Every 5 minutes with a 15-minute heartbeat: a tenth of it is 90 s, so every message
+        // (the interval does not stretch a watched device's last_seen).
         assert_eq!(
-            registry_writes_per_message(&load(300.0, Some(900)))
+            registry_writes_per_message(&load(300.0, Some(900)), DEFAULT_SEEN_INTERVAL)
                 .await
                 .unwrap(),
             1.0
         );
         // Every 10 s with a 1-hour heartbeat: last_seen when it moved by more than a tenth
         // (360 s: every 37th message), and the deadline every quarter (900 s: every 90th).
-        let hourly = registry_writes_per_message(&load(10.0, Some(3_600)))
+        let hourly = registry_writes_per_message(&load(10.0, Some(3_600)), DEFAULT_SEEN_INTERVAL)
             .await
             .unwrap();
         let expected = 1.0 / 37.0 + 1.0 / 90.0;

@@ -17,6 +17,8 @@
 //!   HTTP API alike;
 //! - [`queues`]: in-process queues with SQS's semantics, and the SQS calls both kinds share;
 //! - [`event_source`]: Lambda's SQS event source (batch size, window, partial batch failures);
+//! - [`streams`]: Kinesis streams in process, and Lambda's Kinesis event source over them
+//!   (per-shard order, checkpoints at the first failed record, bisection, on-failure queue);
 //! - [`influxd`]: a local InfluxDB server for the InfluxDB store;
 //! - [`api_server`]: the query API on 127.0.0.1, same handler code as the `api` Lambda;
 //! - [`platform`]: all of it started, watched and stopped together.
@@ -37,4 +39,5 @@ pub mod rule_sql;
 pub mod shadow_client;
 pub mod shadows;
 pub mod simulator;
+pub mod streams;
 pub mod template;

@@ -21,6 +21,7 @@ use crate::influxd::InfluxProcess;
 use crate::moto::MotoProcess;
 use crate::provision::{Function, LOCAL_REGION, LocalStack, RuleAction, provision, register_stack};
 use crate::queues::{InProcessQueues, QueueBackend};
+use crate::streams::{ConsumerStats, InProcessStreams};
 use crate::rule_sql::Message;
 use crate::template::Template;
 use iotdp::config::FromEnvironment;
@@ -112,6 +113,8 @@ pub struct PlatformStats {
     /// ones the expiry sweep expired.
     pub commands_settled: AtomicU64,
     pub commands_expired: AtomicU64,
+    /// The Kinesis event source's invocations and the batches it skipped (`Transport=kinesis`).
+    pub stream: Arc<ConsumerStats>,
 }
 
 pub struct LocalPlatform {
@@ -124,6 +127,8 @@ pub struct LocalPlatform {
     pub alerts_queue_url: String,
     /// The queues the hot path runs on.
     pub queues: QueueBackend,
+    /// The Kinesis streams the hot path runs on with `Transport=kinesis` (in process).
+    pub streams: Arc<InProcessStreams>,
     /// Where the query API answers (`http://<addr>/devices`, …).
     pub api_addr: Option<SocketAddr>,
     /// The ingest function's store, read through the same adapters the query API uses.
@@ -168,6 +173,7 @@ struct Startup {
     /// while it still runs, and they would be processed twice).
     invocation_timeout: Duration,
     queues: QueueBackend,
+    streams: Arc<InProcessStreams>,
     stats: Arc<PlatformStats>,
     shutdown: watch::Receiver<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -228,6 +234,7 @@ impl LocalPlatform {
                     QueueBackend::InProcess(Arc::new(InProcessQueues::new(specs)))
                 }
             },
+            streams: Arc::new(InProcessStreams::new(stack.streams.iter().cloned())),
             sdk,
             invocation_timeout: options
                 .visibility_timeout_cap
@@ -276,6 +283,7 @@ impl LocalPlatform {
             stats: startup.stats,
             alerts_queue_url,
             queues: startup.queues,
+            streams: startup.streams,
             api_addr,
             reader,
             store_description,
@@ -305,6 +313,9 @@ impl LocalPlatform {
         for function in self.stack.functions.iter().filter(|f| f.binary == "ingest") {
             for trigger in &function.triggers {
                 total += self.queues.depth(&trigger.queue_url).await?;
+            }
+            for trigger in &function.stream_triggers {
+                total += self.streams.depth(&trigger.stream_name).await?;
             }
         }
         Some(total)
@@ -459,9 +470,41 @@ impl Startup {
             &mut self.tasks,
             function,
             &self.queues,
-            handler,
+            handler.clone(),
             &self.shutdown,
         );
+        // Kinesis: the same handler, given the records as the binary reads them.
+        let from_stream = Arc::new(move |event: serde_json::Value| {
+            let handler = handler.clone();
+            async move {
+                let batch: iotdp::ingest::service::IngestBatch = serde_json::from_value(event)
+                    .expect("the local event source builds Lambda's Kinesis event");
+                let mut event = SqsEvent::default();
+                event.records = batch
+                    .messages()
+                    .into_iter()
+                    .map(|(id, body)| {
+                        let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
+                        message.message_id = Some(id.to_owned());
+                        message.body = Some(body.into_owned());
+                        message
+                    })
+                    .collect();
+                handler(event).await
+            }
+        });
+        for trigger in &function.stream_triggers {
+            let consumers = crate::streams::spawn_consumers(
+                &self.streams,
+                trigger,
+                &self.queues,
+                from_stream.clone(),
+                self.stats.stream.clone(),
+                &self.shutdown,
+            )
+            .map_err(|e| LocalError(format!("{}: {e}", function.logical_id)))?;
+            self.tasks.extend(consumers);
+        }
         Ok(())
     }
 
@@ -700,6 +743,7 @@ impl Startup {
         self.tasks.push(tokio::spawn(rules_engine(
             stack.clone(),
             self.queues.clone(),
+            self.streams.clone(),
             inbound_rx,
             self.stats.clone(),
         )));
@@ -833,16 +877,21 @@ pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// Every publish through every rule; outputs to SQS in batches of up to 10 (SendMessageBatch).
+/// Every publish through every rule; outputs to SQS in batches of up to 10 (SendMessageBatch),
+/// or to a Kinesis stream record by record (PutRecord, keyed by the action's partition key).
 async fn rules_engine(
     stack: LocalStack,
     queues: QueueBackend,
+    streams: Arc<InProcessStreams>,
     mut inbound: mpsc::Receiver<InboundPublish>,
     stats: Arc<PlatformStats>,
 ) {
     let mut senders: HashMap<String, mpsc::Sender<String>> = HashMap::new();
     for rule in &stack.rules {
-        for RuleAction::Sqs { queue_url } in rule.actions.iter().chain(&rule.error_action) {
+        for action in rule.actions.iter().chain(&rule.error_action) {
+            let RuleAction::Sqs { queue_url } = action else {
+                continue;
+            };
             senders.entry(queue_url.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::channel(HOT_PATH_BUFFER);
                 tokio::spawn(batch_sender(queues.clone(), queue_url.clone(), rx));
@@ -893,10 +942,26 @@ async fn rules_engine(
                 (None, None) => None,
             };
             let Some(body) = body else { continue };
-            for RuleAction::Sqs { queue_url } in &rule.actions {
-                if let Some(sender) = senders.get(queue_url) {
-                    stats.queued.fetch_add(1, Ordering::Relaxed);
-                    let _ = sender.send(body.clone()).await;
+            for action in &rule.actions {
+                match action {
+                    RuleAction::Sqs { queue_url } => {
+                        if let Some(sender) = senders.get(queue_url) {
+                            stats.queued.fetch_add(1, Ordering::Relaxed);
+                            let _ = sender.send(body.clone()).await;
+                        }
+                    }
+                    RuleAction::Kinesis {
+                        stream_name,
+                        partition_key,
+                    } => {
+                        let key = partition_key.apply(&message);
+                        match streams.put(stream_name, &key, body.clone().into_bytes()).await {
+                            Ok(_) => {
+                                stats.queued.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => tracing::error!(error = %e, "rule action PutRecord failed"),
+                        }
+                    }
                 }
             }
         }

@@ -16,7 +16,14 @@ pub const LOCAL_REGION: &str = "us-east-1";
 /// Where a topic rule's output goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleAction {
-    Sqs { queue_url: String },
+    Sqs {
+        queue_url: String,
+    },
+    /// A Kinesis `PutRecord` to the stream, keyed by the partition key's substitution template.
+    Kinesis {
+        stream_name: String,
+        partition_key: crate::rule_sql::Substitution,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +48,31 @@ pub struct SqsTrigger {
     pub max_concurrency: usize,
 }
 
+/// A Kinesis event source mapping (`AWS::Lambda::EventSourceMapping` on a stream).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamTrigger {
+    pub stream_name: String,
+    pub batch_size: usize,
+    pub window_seconds: u64,
+    pub report_batch_item_failures: bool,
+    pub bisect_on_error: bool,
+    /// `MaximumRetryAttempts`; `None` is -1 (until the record is too old).
+    pub max_retries: Option<u32>,
+    /// `MaximumRecordAgeInSeconds`; `None` is -1 (until the stream drops it).
+    pub max_record_age: Option<std::time::Duration>,
+    /// `DestinationConfig.OnFailure`: the queue that is told which records were skipped.
+    pub on_failure_queue_url: Option<String>,
+}
+
+/// A Kinesis data stream as the template defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSpec {
+    pub name: String,
+    pub arn: String,
+    /// Provisioned: `ShardCount`; on-demand: 4, what a new on-demand stream starts with.
+    pub shards: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Function {
     pub logical_id: String,
@@ -48,6 +80,8 @@ pub struct Function {
     pub binary: String,
     pub environment: HashMap<String, String>,
     pub triggers: Vec<SqsTrigger>,
+    /// Kinesis event source mappings onto this function.
+    pub stream_triggers: Vec<StreamTrigger>,
     /// EventBridge schedules (`rate(...)` expressions), as intervals.
     pub schedules: Vec<std::time::Duration>,
     /// The function answers an HTTP API (served locally on 127.0.0.1).
@@ -86,6 +120,8 @@ pub struct LocalStack {
     pub functions: Vec<Function>,
     pub topics: Vec<String>,
     pub queues: Vec<QueueSpec>,
+    /// Kinesis streams (run in process: see `crate::streams`).
+    pub streams: Vec<StreamSpec>,
     /// IoT policies created (the device policy), by name.
     pub policies: Vec<String>,
     /// Resources present in the template but not emulated, with why.
@@ -195,6 +231,16 @@ fn physical_ids(
                     attributes: attrs(&[(
                         "Arn",
                         format!("arn:aws:logs:{region}:{account}:log-group:{name}"),
+                    )]),
+                }
+            }
+            "AWS::Kinesis::Stream" => {
+                let name = named(r, "Name")?;
+                Physical {
+                    reference: name.clone(),
+                    attributes: attrs(&[(
+                        "Arn",
+                        format!("arn:aws:kinesis:{region}:{account}:stream/{name}"),
                     )]),
                 }
             }
@@ -358,12 +404,24 @@ pub async fn provision(
     let sns = aws_sdk_sns::Client::new(sdk);
     let iot = aws_sdk_iot::Client::new(sdk);
 
+    let stream_by_arn: HashMap<String, String> = template
+        .resources
+        .iter()
+        .filter(|r| r.kind == "AWS::Kinesis::Stream")
+        .filter_map(|r| {
+            let p = stack.physical.get(&r.logical_id)?;
+            Some((p.attributes.get("Arn")?.clone(), p.reference.clone()))
+        })
+        .collect();
+    // Mappings name their function; they are attached once every function is read.
+    let mut mappings: Vec<(String, StreamTrigger)> = Vec::new();
     let mut local = LocalStack {
         stack: stack.clone(),
         rules: vec![],
         functions: vec![],
         topics: vec![],
         queues: vec![],
+        streams: vec![],
         policies: vec![],
         not_emulated: vec![],
     };
@@ -442,6 +500,20 @@ pub async fn provision(
                     .functions
                     .push(function(id, &props, &r.metadata, &queue_by_arn)?);
             }
+            "AWS::Kinesis::Stream" => {
+                let shards = match props["StreamModeDetails"]["StreamMode"].as_str() {
+                    Some("PROVISIONED") => scalar(&props["ShardCount"]).parse().unwrap_or(1),
+                    _ => 4,
+                };
+                local.streams.push(StreamSpec {
+                    name: physical.reference.clone(),
+                    arn: physical.attributes["Arn"].clone(),
+                    shards,
+                });
+            }
+            "AWS::Lambda::EventSourceMapping" => {
+                mappings.push(stream_mapping(id, &props, &stream_by_arn, &queue_by_arn)?);
+            }
             kind if not_emulated(kind).is_some() => local
                 .not_emulated
                 .push(format!("{id} ({})", not_emulated(kind).unwrap_or_default())),
@@ -452,7 +524,66 @@ pub async fn provision(
             }
         }
     }
+    for (function_name, trigger) in mappings {
+        let function = local
+            .functions
+            .iter_mut()
+            .find(|f| stack.physical[&f.logical_id].reference == function_name)
+            .ok_or_else(|| {
+                TemplateError(format!(
+                    "an event source mapping names function {function_name}, not one of this template"
+                ))
+            })?;
+        function.stream_triggers.push(trigger);
+    }
     Ok(local)
+}
+
+/// A Kinesis event source mapping; the function it feeds (by physical name) and its settings.
+fn stream_mapping(
+    id: &str,
+    props: &Value,
+    stream_by_arn: &HashMap<String, String>,
+    queue_by_arn: &HashMap<String, String>,
+) -> Result<(String, StreamTrigger), TemplateError> {
+    let arn = props["EventSourceArn"].as_str().unwrap_or_default();
+    let stream_name = stream_by_arn.get(arn).cloned().ok_or_else(|| {
+        TemplateError(format!(
+            "{id}: event source {arn} is not a Kinesis stream of this template (the local platform runs mappings onto its streams only)"
+        ))
+    })?;
+    let number = |v: &Value, default: i64| scalar(v).parse::<i64>().unwrap_or(default);
+    let on_failure = props["DestinationConfig"]["OnFailure"]["Destination"]
+        .as_str()
+        .map(|destination| {
+            queue_by_arn.get(destination).cloned().ok_or_else(|| {
+                TemplateError(format!(
+                    "{id}: on-failure destination {destination} is not a queue of this template"
+                ))
+            })
+        })
+        .transpose()?;
+    let trigger = StreamTrigger {
+        stream_name,
+        batch_size: number(&props["BatchSize"], 100).max(1) as usize,
+        window_seconds: number(&props["MaximumBatchingWindowInSeconds"], 0).max(0) as u64,
+        report_batch_item_failures: props["FunctionResponseTypes"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "ReportBatchItemFailures")),
+        bisect_on_error: scalar(&props["BisectBatchOnFunctionError"]) == "true",
+        max_retries: u32::try_from(number(&props["MaximumRetryAttempts"], -1)).ok(),
+        max_record_age: u64::try_from(number(&props["MaximumRecordAgeInSeconds"], -1))
+            .ok()
+            .map(std::time::Duration::from_secs),
+        on_failure_queue_url: on_failure,
+    };
+    Ok((
+        props["FunctionName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        trigger,
+    ))
 }
 
 /// A queue as the template defines it (retention, visibility, redrive), and its spec for the
@@ -654,12 +785,24 @@ fn rule_action(id: &str, action: &Value) -> Result<RuleAction, TemplateError> {
             queue_url: sqs["QueueUrl"].as_str().unwrap_or_default().to_owned(),
         });
     }
+    if let Some(kinesis) = action.get("Kinesis") {
+        let partition_key = kinesis["PartitionKey"].as_str().ok_or_else(|| {
+            TemplateError(format!(
+                "{id}: a Kinesis action needs a PartitionKey locally (IoT Core's random key would lose per-device order)"
+            ))
+        })?;
+        return Ok(RuleAction::Kinesis {
+            stream_name: kinesis["StreamName"].as_str().unwrap_or_default().to_owned(),
+            partition_key: crate::rule_sql::Substitution::parse(partition_key)
+                .map_err(|e| TemplateError(format!("{id}: {e}")))?,
+        });
+    }
     let kind = action
         .as_object()
         .and_then(|o| o.keys().next().cloned())
         .unwrap_or_default();
     Err(TemplateError(format!(
-        "{id}: rule action {kind} is not run by the local platform (supported: Sqs, as template.yaml uses)"
+        "{id}: rule action {kind} is not run by the local platform (supported: Sqs and Kinesis, as template.yaml uses)"
     )))
 }
 
@@ -729,6 +872,9 @@ fn function(
             )));
         }
         let p = &event["Properties"];
+        if scalar(&p["Enabled"]) == "false" {
+            continue; // a disabled mapping does not poll (the idle queue under Transport=kinesis)
+        }
         let arn = p["Queue"].as_str().unwrap_or_default();
         let queue_url = queues.get(arn).cloned().ok_or_else(|| {
             TemplateError(format!(
@@ -751,6 +897,7 @@ fn function(
         binary,
         environment,
         triggers,
+        stream_triggers: Vec::new(),
         schedules,
         http_api,
     })
@@ -775,7 +922,7 @@ mod tests {
     }
 
     #[test]
-    fn rule_actions_other_than_sqs_stop_start_up_by_name() {
+    fn rule_actions_other_than_sqs_and_kinesis_stop_start_up_by_name() {
         let sqs = rule_action(
             "R",
             &json!({"Sqs": {"QueueUrl": "http://q", "RoleArn": "r"}}),
@@ -787,9 +934,26 @@ mod tests {
                 queue_url: "http://q".into()
             }
         );
+        let kinesis = rule_action(
+            "R",
+            &json!({"Kinesis": {"StreamName": "s", "PartitionKey": "${topic(2)}", "RoleArn": "r"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            kinesis,
+            RuleAction::Kinesis {
+                stream_name: "s".into(),
+                partition_key: crate::rule_sql::Substitution::parse("${topic(2)}").unwrap(),
+            }
+        );
         for (action, name) in [
             (json!({"Lambda": {"FunctionArn": "arn"}}), "Lambda"),
-            (json!({"Kinesis": {"StreamName": "s"}}), "Kinesis"),
+            // Without a partition key IoT Core picks a random one: no per-device order.
+            (json!({"Kinesis": {"StreamName": "s"}}), "PartitionKey"),
+            (
+                json!({"Kinesis": {"StreamName": "s", "PartitionKey": "${newuuid()}"}}),
+                "newuuid",
+            ),
             (
                 json!({"Sqs": {"QueueUrl": "q", "UseBase64": true}}),
                 "UseBase64",

@@ -128,6 +128,74 @@ impl RuleQuery {
     }
 }
 
+/// A rule action's substitution template (`"${topic(2)}"`, a Kinesis partition key), checked
+/// once at start-up: only `${topic()}`, `${topic(n)}` and `${clientid()}` are run locally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substitution {
+    parts: Vec<SubstitutionPart>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SubstitutionPart {
+    Text(String),
+    Topic(Option<usize>),
+    ClientId,
+}
+
+impl Substitution {
+    pub fn parse(template: &str) -> Result<Self, SqlError> {
+        let mut parts = Vec::new();
+        let mut rest = template;
+        while let Some(start) = rest.find("${") {
+            if start > 0 {
+                parts.push(SubstitutionPart::Text(rest[..start].to_owned()));
+            }
+            let end = rest[start..].find('}').ok_or_else(|| {
+                SqlError(format!("substitution template '{template}': unclosed ${{"))
+            })?;
+            let expression = rest[start + 2..start + end].trim();
+            parts.push(match expression {
+                "topic()" => SubstitutionPart::Topic(None),
+                "clientid()" => SubstitutionPart::ClientId,
+                _ => {
+                    let level = expression
+                        .strip_prefix("topic(")
+                        .and_then(|e| e.strip_suffix(')'))
+                        .and_then(|n| n.trim().parse::<usize>().ok())
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| {
+                            SqlError(format!(
+                                "substitution template '{template}': ${{{expression}}} is not run locally (supported: topic(), topic(n), clientid())"
+                            ))
+                        })?;
+                    SubstitutionPart::Topic(Some(level))
+                }
+            });
+            rest = &rest[start + end + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(SubstitutionPart::Text(rest.to_owned()));
+        }
+        Ok(Self { parts })
+    }
+
+    /// The template filled in for one publish; a topic level it lacks is empty, as in IoT SQL.
+    pub fn apply(&self, message: &Message<'_>) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                SubstitutionPart::Text(text) => out.push_str(text),
+                SubstitutionPart::Topic(None) => out.push_str(message.topic),
+                SubstitutionPart::Topic(Some(n)) => {
+                    out.push_str(message.topic.split('/').nth(n - 1).unwrap_or_default());
+                }
+                SubstitutionPart::ClientId => out.push_str(message.client_id),
+            }
+        }
+        out
+    }
+}
+
 /// MQTT topic filter matching: `+` one level, `#` the rest.
 /// A Basic Ingest topic's rule name and the topic the rule sees: `$aws/rules/r/dt/a/telemetry`
 /// → `("r", "dt/a/telemetry")`; `None` for any other topic.
@@ -492,6 +560,28 @@ impl Parser {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn substitution_templates_fill_in_topic_levels_and_the_client() {
+        let message = Message {
+            topic: "dt/ac-7/telemetry",
+            payload: b"{}",
+            client_id: "ac-7",
+            received_at_ms: 1,
+        };
+        let key = Substitution::parse("${topic(2)}").unwrap();
+        assert_eq!(key.apply(&message), "ac-7");
+        let mixed = Substitution::parse("k-${clientid()}/${topic()}/${topic(9)}!").unwrap();
+        assert_eq!(mixed.apply(&message), "k-ac-7/dt/ac-7/telemetry/!");
+        assert!(
+            Substitution::parse("${newuuid()}")
+                .unwrap_err()
+                .0
+                .contains("newuuid()")
+        );
+        assert!(Substitution::parse("${topic(0)}").is_err());
+        assert!(Substitution::parse("${topic(2)").is_err());
+    }
     use super::*;
 
     fn message<'a>(topic: &'a str, payload: &'a [u8]) -> Message<'a> {

@@ -14,7 +14,7 @@ use iotdp::alerting::rule::AlertRule;
 use iotdp::config::AlertingConfig;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::ingest::envelope::encode_envelope;
-use iotdp::ingest::service::{SqsBatch, handle_lambda_event};
+use iotdp::ingest::service::{IngestBatch, handle_lambda_event};
 use iotdp::wiring::ingest_service_with;
 use iotdp_integration_tests::{
     MotoServer, create_alert_tables, create_command_table, create_ingest_resources,
@@ -444,7 +444,7 @@ fn alerting_config(topic_arn: &str) -> AlertingConfig {
 }
 
 /// An SQS batch as Lambda delivers it: JSON, read into the binary's own event type.
-fn lambda_event(messages: Vec<SqsMessage>, deadline_ms: i64) -> LambdaEvent<SqsBatch> {
+fn lambda_event(messages: Vec<SqsMessage>, deadline_ms: i64) -> LambdaEvent<IngestBatch> {
     let mut event = SqsEvent::default();
     event.records = messages;
     let mut context = Context::default();

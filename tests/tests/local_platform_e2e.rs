@@ -41,20 +41,33 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_in_process_queues() {
-    mqtt_in_records_stored_bad_data_quarantined_alerts_out(QueueMode::InProcess).await;
+    mqtt_in_records_stored_bad_data_quarantined_alerts_out(QueueMode::InProcess, "sqs").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_motos_sqs_queues() {
-    mqtt_in_records_stored_bad_data_quarantined_alerts_out(QueueMode::Moto).await;
+    mqtt_in_records_stored_bad_data_quarantined_alerts_out(QueueMode::Moto, "sqs").await;
 }
 
-async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMode) {
+/// `Transport=kinesis`: the same scenario, both topic forms, through the stream keyed by
+/// device (the rule's Kinesis action, Lambda's Kinesis event source) instead of the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_kinesis_stream() {
+    mqtt_in_records_stored_bad_data_quarantined_alerts_out(QueueMode::InProcess, "kinesis").await;
+}
+
+async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(
+    queues: QueueMode,
+    transport: &str,
+) {
     let platform = LocalPlatform::start(LocalOptions {
         queues,
         template: concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml").into(),
         stack_name: "iotdp-e2e".into(),
-        parameters: HashMap::from([("IngestBatchingWindowSeconds".to_owned(), "1".to_owned())]),
+        parameters: HashMap::from([
+            ("IngestBatchingWindowSeconds".to_owned(), "1".to_owned()),
+            ("Transport".to_owned(), transport.to_owned()),
+        ]),
         mqtt: "127.0.0.1:0".parse().unwrap(),
         api: "127.0.0.1:0".parse().unwrap(),
         iot_data: "127.0.0.1:0".parse().unwrap(),
@@ -373,6 +386,30 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(queues: QueueMod
         }
     })
     .await;
+
+    // Every telemetry message went the transport's way, and only that way.
+    let stream_invocations = platform
+        .stats
+        .stream
+        .invocations
+        .load(std::sync::atomic::Ordering::Relaxed);
+    match transport {
+        "kinesis" => {
+            assert!(stream_invocations > 0, "ingest ran from the stream");
+            let stream = platform.physical("IngestStream").unwrap();
+            assert_eq!(platform.streams.depth(stream).await, Some(0));
+            let failures = platform.physical("IngestStreamFailureQueue").unwrap();
+            assert_eq!(platform.queues.depth(failures).await, Some(0));
+            assert_eq!(
+                platform.outputs.get("IngestStreamName").map(String::as_str),
+                Some(stream)
+            );
+        }
+        _ => {
+            assert_eq!(stream_invocations, 0);
+            assert!(platform.stack.streams.is_empty(), "no stream without Transport=kinesis");
+        }
+    }
 
     let mqtt = platform.mqtt_addr;
     platform.stop().await;

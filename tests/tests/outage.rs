@@ -46,13 +46,18 @@ struct Observed {
     dead_letters: usize,
 }
 
-async fn start_platform(name: &str, endpoint: Endpoint) -> (LocalPlatform, std::path::PathBuf) {
+async fn start_platform(
+    name: &str,
+    endpoint: Endpoint,
+    transport: &str,
+) -> (LocalPlatform, std::path::PathBuf) {
     let data_dir = iotdp_integration_tests::fresh_influxd_dir(name);
     let parameters = HashMap::from([
         ("IngestBatchingWindowSeconds".to_owned(), "1".to_owned()),
         // The outage outlasts the default five receives at this visibility timeout; a
         // deployment's 360 s timeout gives five receives 30 minutes.
         ("IngestMaxReceiveCount".to_owned(), "1000".to_owned()),
+        ("Transport".to_owned(), transport.to_owned()),
     ]);
     let platform = LocalPlatform::start(LocalOptions {
         parameters,
@@ -187,11 +192,11 @@ where
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     observed.backlog_after = platform.ingest_backlog().await.unwrap_or(usize::MAX);
-    let dlq = platform
-        .physical("IngestDeadLetterQueue")
-        .map(str::to_owned);
-    if let Some(url) = dlq {
-        observed.dead_letters = platform.queues.depth(&url).await.unwrap_or(usize::MAX);
+    // Given up on: the SQS dead-letter queue, or the stream's failure queue.
+    for dead_letters in ["IngestDeadLetterQueue", "IngestStreamFailureQueue"] {
+        if let Some(url) = platform.physical(dead_letters).map(str::to_owned) {
+            observed.dead_letters += platform.queues.depth(&url).await.unwrap_or(usize::MAX);
+        }
     }
     (sent, observed)
 }
@@ -291,12 +296,24 @@ async fn assert_nothing_lost_nothing_doubled(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn influxd_stopped_for_30_s_and_restarted() {
+    influxd_outage("outage-influxd", "sqs").await;
+}
+
+/// The same outage on `Transport=kinesis`: failed batches hold their shard and are retried from
+/// the first failed record until the store is back; nothing skipped, lost or doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn influxd_stopped_for_30_s_on_the_kinesis_transport() {
+    influxd_outage("outage-influxd-kinesis", "kinesis").await;
+}
+
+async fn influxd_outage(name: &str, transport: &str) {
     let (mut platform, data_dir) = start_platform(
-        "outage-influxd",
+        name,
         Endpoint::StartMoto {
             binary: moto_binary(),
             port: 0,
         },
+        transport,
     )
     .await;
     let (sent, observed) = run_through(
@@ -315,7 +332,7 @@ async fn aws_endpoint_unreachable_for_30_s() {
     let moto = MotoProcess::start(&moto_binary(), 0).expect("moto starts");
     let relay = Arc::new(Relay::start(([127, 0, 0, 1], moto.port).into()).await);
     let (mut platform, data_dir) =
-        start_platform("outage-moto", Endpoint::Existing(relay.url())).await;
+        start_platform("outage-moto", Endpoint::Existing(relay.url()), "sqs").await;
     let (cut, restore) = (relay.clone(), relay.clone());
     let (sent, observed) = run_through(
         &mut platform,

@@ -49,7 +49,7 @@ fn no_iam_action_is_a_wildcard() {
 fn queues_and_the_quarantine_bucket_are_encrypted() {
     let template = repo_file("template.yaml");
     let queues = template.matches("Type: AWS::SQS::Queue").count();
-    assert_eq!(queues, 8);
+    assert_eq!(queues, 9);
     assert_eq!(
         template.matches("SqsManagedSseEnabled: true").count(),
         queues
@@ -59,6 +59,131 @@ fn queues_and_the_quarantine_bucket_are_encrypted() {
     let tables = template.matches("Type: AWS::DynamoDB::Table").count();
     assert_eq!(template.matches("SSEEnabled: true").count(), tables);
     assert!(template.contains("KmsMasterKeyId: alias/aws/sns"));
+    assert_eq!(template.matches("Type: AWS::Kinesis::Stream").count(), 1);
+    let (_, stream) = stack_with_parameters(&[("Transport", "kinesis")], "IngestStream");
+    assert_eq!(
+        stream["StreamEncryption"],
+        serde_json::json!({"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"})
+    );
+}
+
+/// `Transport=kinesis`: the stream and its failure queue exist only then; the telemetry rule
+/// puts each publish on the stream keyed by the device id from the topic; Lambda reads it with
+/// partial batch failures, bisection, bounded retries and an on-failure queue; the SQS path's
+/// mapping stops polling; and each role gets exactly the stream actions it needs, on the stream.
+#[test]
+fn the_kinesis_transport_keys_by_device_loses_nothing_and_grants_only_what_it_needs() {
+    let (created, rule) = stack_with_parameters(&[], "TelemetryRule");
+    assert!(
+        !created.iter().any(|k| k == "AWS::Kinesis::Stream"),
+        "{created:?}"
+    );
+    assert_eq!(
+        rule["TopicRulePayload"]["Actions"][0]["Sqs"]["QueueUrl"],
+        "IngestQueue"
+    );
+    let (_, sqs_ingest) = stack_with_parameters(&[], "IngestFunction");
+    assert_eq!(
+        sqs_ingest["Events"]["Telemetry"]["Properties"]["Enabled"],
+        true
+    );
+    assert!(
+        !sqs_ingest["Policies"][0].to_string().contains("kinesis:"),
+        "no stream permissions without a stream"
+    );
+
+    let kinesis = [("Transport", "kinesis")];
+    let (created, rule) = stack_with_parameters(&kinesis, "TelemetryRule");
+    for kind in ["AWS::Kinesis::Stream", "AWS::Lambda::EventSourceMapping"] {
+        assert_eq!(
+            created.iter().filter(|k| *k == kind).count(),
+            1,
+            "{kind}: {created:?}"
+        );
+    }
+    let action = &rule["TopicRulePayload"]["Actions"];
+    assert_eq!(action.as_array().unwrap().len(), 1, "{action}");
+    assert_eq!(
+        action[0]["Kinesis"],
+        serde_json::json!({
+            "StreamName": "IngestStream",
+            "PartitionKey": "${topic(2)}",
+            "RoleArn": "TelemetryRuleRole.Arn"
+        })
+    );
+    // The key is the device id under both topic forms: topic() leaves Basic Ingest's prefix out.
+    let key = iotdp_local::rule_sql::Substitution::parse("${topic(2)}").unwrap();
+    let message = iotdp_local::rule_sql::Message {
+        topic: "dt/battery-0042/telemetry",
+        payload: b"{}",
+        client_id: "battery-0042",
+        received_at_ms: 0,
+    };
+    assert_eq!(key.apply(&message), "battery-0042");
+
+    let (_, mapping) = stack_with_parameters(&kinesis, "IngestStreamEventSource");
+    assert_eq!(mapping["FunctionName"], "IngestFunction");
+    assert_eq!(mapping["EventSourceArn"], "IngestStream.Arn");
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(mapping["BisectBatchOnFunctionError"], true);
+    assert_eq!(mapping["StartingPosition"], "TRIM_HORIZON");
+    assert_eq!(
+        mapping["DestinationConfig"]["OnFailure"]["Destination"],
+        "IngestStreamFailureQueue.Arn"
+    );
+    // A failing batch is given up only after a day, while the stream keeps it for a week.
+    let number = |v: &serde_json::Value| v.to_string().trim_matches('"').parse::<i64>().unwrap();
+    let (_, stream) = stack_with_parameters(&kinesis, "IngestStream");
+    assert!(
+        number(&mapping["MaximumRecordAgeInSeconds"]) * 2
+            <= number(&stream["RetentionPeriodHours"]) * 3600,
+        "{mapping} {stream}"
+    );
+    assert_eq!(stream["StreamModeDetails"]["StreamMode"], "ON_DEMAND");
+    assert!(stream.get("ShardCount").is_none());
+    let (_, provisioned) = stack_with_parameters(
+        &[("Transport", "kinesis"), ("KinesisStreamMode", "PROVISIONED")],
+        "IngestStream",
+    );
+    assert_eq!(number(&provisioned["ShardCount"]), 4);
+
+    let (_, ingest) = stack_with_parameters(&kinesis, "IngestFunction");
+    assert_eq!(ingest["Events"]["Telemetry"]["Properties"]["Enabled"], false);
+    let on_stream: Vec<_> = statements(&ingest)
+        .into_iter()
+        .filter(|(_, actions, _)| actions.iter().any(|a| a.starts_with("kinesis:")))
+        .collect();
+    assert_eq!(
+        on_stream,
+        [(
+            "ReadTheIngestStream".to_owned(),
+            [
+                "kinesis:DescribeStream",
+                "kinesis:DescribeStreamSummary",
+                "kinesis:GetRecords",
+                "kinesis:GetShardIterator",
+                "kinesis:ListShards"
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            vec!["IngestStream.Arn".to_owned()]
+        )]
+    );
+    assert!(statements(&ingest).contains(&(
+        "NameFailedBatchesInTheFailureQueue".to_owned(),
+        vec!["sqs:SendMessage".to_owned()],
+        vec!["IngestStreamFailureQueue.Arn".to_owned()]
+    )));
+    let (_, role) = stack_with_parameters(&kinesis, "TelemetryRuleRole");
+    let role_statements = role["Policies"][0]["PolicyDocument"]["Statement"].to_string();
+    assert!(
+        role_statements.contains(r#"{"Action":"kinesis:PutRecord","Effect":"Allow","Resource":"IngestStream.Arn"}"#),
+        "{role_statements}"
+    );
+    assert_eq!(role_statements.matches("kinesis:").count(), 1, "{role_statements}");
 }
 
 /// The device policy, as `sam deploy` would create it for a stack in us-east-1.

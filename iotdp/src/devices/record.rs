@@ -197,10 +197,10 @@ pub fn parse_tags(text: &str) -> Result<BTreeMap<String, String>, RecordError> {
 }
 
 /// How stale `last_seen` may be for a device with this heartbeat: a tenth of it. Ingest
-/// writes `last_seen` when it moved by more than this (and by more than
-/// `LastSeenIntervalSeconds`), and the silence watch waits this much past the heartbeat before
-/// raising, so `no_data` is never early and at most 10 % late. A 6-hour plant sensor is
-/// written every 36 minutes instead of every minute.
+/// writes a watched device's `last_seen` when it moved by more than this (whatever
+/// `LastSeenIntervalSeconds` says: that one is for unwatched devices), and the silence watch
+/// waits this much past the heartbeat before raising, so `no_data` is never early and at most
+/// 10 % late. A 6-hour plant sensor is written every 36 minutes instead of every minute.
 pub fn last_seen_resolution_ms(heartbeat_seconds: u32) -> i64 {
     i64::from(heartbeat_seconds) * 100
 }

@@ -49,21 +49,66 @@ impl Invocation {
     }
 }
 
-/// The SQS event as the ingest function reads it: each message's id and body, nothing else.
-/// `aws_lambda_events::SqsEvent` builds two attribute maps and eight more strings for every
-/// message; this reads the same JSON in one pass and skips what the function never looks at.
+/// The event as the ingest function reads it: an SQS batch (each message's id and body) or a
+/// Kinesis batch (each record's sequence number and base64 data), nothing else. Both
+/// transports answer with the same `batchItemFailures` document, naming a message id or a
+/// sequence number. `aws_lambda_events::SqsEvent` builds two attribute maps and eight more
+/// strings for every message; this reads the same JSON in one pass and skips what the function
+/// never looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct SqsBatch {
+pub struct IngestBatch {
     #[serde(rename = "Records", default)]
-    pub records: Vec<SqsBatchMessage>,
+    pub records: Vec<BatchRecord>,
 }
 
+/// One record of either transport: SQS fills `message_id` and `body`, Kinesis `kinesis`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-pub struct SqsBatchMessage {
+pub struct BatchRecord {
     #[serde(rename = "messageId", default)]
     pub message_id: String,
     #[serde(default)]
     pub body: String,
+    #[serde(default)]
+    pub kinesis: Option<KinesisRecord>,
+}
+
+/// What Lambda's Kinesis event source puts under `kinesis`: the rule action's document,
+/// base64-encoded, and where it sits in its shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct KinesisRecord {
+    #[serde(rename = "sequenceNumber", default)]
+    pub sequence_number: String,
+    #[serde(default)]
+    pub data: String,
+}
+
+impl IngestBatch {
+    /// `(item identifier, body)` for every record, in order. A Kinesis record whose data is
+    /// not base64 of UTF-8 gets an empty body, which validation quarantines as a malformed
+    /// envelope: never dropped, never a panic.
+    pub fn messages(&self) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
+        use base64::Engine as _;
+        self.records
+            .iter()
+            .map(|record| match &record.kinesis {
+                None => (
+                    record.message_id.as_str(),
+                    std::borrow::Cow::Borrowed(record.body.as_str()),
+                ),
+                Some(kinesis) => {
+                    let body = base64::engine::general_purpose::STANDARD
+                        .decode(kinesis.data.as_bytes())
+                        .ok()
+                        .and_then(|bytes| String::from_utf8(bytes).ok())
+                        .unwrap_or_default();
+                    (
+                        kinesis.sequence_number.as_str(),
+                        std::borrow::Cow::Owned(body),
+                    )
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,13 +166,11 @@ where
         self.handle_messages(messages, invocation).await
     }
 
-    /// The same for the Lambda binary's own event type.
-    pub async fn handle_batch(&self, event: &SqsBatch, invocation: &Invocation) -> IngestReport {
-        let messages = event
-            .records
-            .iter()
-            .map(|m| (m.message_id.as_str(), m.body.as_str()));
-        self.handle_messages(messages, invocation).await
+    /// The same for the Lambda binary's own event type, from either transport.
+    pub async fn handle_batch(&self, event: &IngestBatch, invocation: &Invocation) -> IngestReport {
+        let messages = event.messages();
+        self.handle_messages(messages.iter().map(|(id, body)| (*id, body.as_ref())), invocation)
+            .await
     }
 
     /// `(message id, body)` pairs → stored, quarantined or returned for retry.
@@ -370,7 +413,7 @@ impl MessageFailures {
 /// The Lambda entry point: run the use case, print its EMF metrics, answer SQS.
 pub async fn handle_lambda_event<S, Q, D, O>(
     service: &IngestService<S, Q, D, O>,
-    event: lambda_runtime::LambdaEvent<SqsBatch>,
+    event: lambda_runtime::LambdaEvent<IngestBatch>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error>
 where
     S: TimeSeriesStore,
@@ -416,12 +459,9 @@ mod batch_event_tests {
              "eventSourceARN":"arn:aws:sqs:us-east-2:123456789012:my-queue","awsRegion":"us-east-2"},
             {"messageId":"2e1424d4-f796-459a-8184-9c92662be6da","body":"second"}
         ]}"#;
-        let batch: SqsBatch = serde_json::from_str(event).unwrap();
-        let pairs: Vec<(&str, &str)> = batch
-            .records
-            .iter()
-            .map(|m| (m.message_id.as_str(), m.body.as_str()))
-            .collect();
+        let batch: IngestBatch = serde_json::from_str(event).unwrap();
+        let messages = batch.messages();
+        let pairs: Vec<(&str, &str)> = messages.iter().map(|(id, body)| (*id, body.as_ref())).collect();
         assert_eq!(
             pairs,
             [
@@ -432,7 +472,41 @@ mod batch_event_tests {
                 ("2e1424d4-f796-459a-8184-9c92662be6da", "second"),
             ]
         );
-        let empty: SqsBatch = serde_json::from_str("{}").unwrap();
+        let empty: IngestBatch = serde_json::from_str("{}").unwrap();
         assert!(empty.records.is_empty());
+    }
+
+    /// A Kinesis event exactly as Lambda delivers it: each record is named by its sequence
+    /// number (what `batchItemFailures` must name for Kinesis) and its data is decoded.
+    #[test]
+    fn a_kinesis_event_is_read_into_sequence_numbers_and_bodies() {
+        let event = r#"{"Records":[
+            {"kinesis":{"kinesisSchemaVersion":"1.0","partitionKey":"ac-1",
+              "sequenceNumber":"49590338271490256608559692538361571095921575989136588898",
+              "data":"eyJwYXlsb2FkIjoiZTMwPSIsInRvcGljIjoiZHQvYWMtMS90ZWxlbWV0cnkiLCJyZWNlaXZlZF9hdCI6MX0=",
+              "approximateArrivalTimestamp":1545084650.987},
+             "eventSource":"aws:kinesis","eventVersion":"1.0",
+             "eventID":"shardId-000000000006:49590338271490256608559692538361571095921575989136588898",
+             "eventName":"aws:kinesis:record","invokeIdentityArn":"arn:aws:iam::123456789012:role/lambda-role",
+             "awsRegion":"us-east-2","eventSourceARN":"arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream"},
+            {"kinesis":{"sequenceNumber":"2","data":"not base64!"},"eventSource":"aws:kinesis"},
+            {"kinesis":{"sequenceNumber":"3","data":"//79"},"eventSource":"aws:kinesis"}
+        ]}"#;
+        let batch: IngestBatch = serde_json::from_str(event).unwrap();
+        let messages = batch.messages();
+        let pairs: Vec<(&str, &str)> = messages.iter().map(|(id, body)| (*id, body.as_ref())).collect();
+        assert_eq!(
+            pairs,
+            [
+                (
+                    "49590338271490256608559692538361571095921575989136588898",
+                    r#"{"payload":"e30=","topic":"dt/ac-1/telemetry","received_at":1}"#
+                ),
+                // Undecodable data and bytes that are not UTF-8 keep their record, with a
+                // body validation will quarantine.
+                ("2", ""),
+                ("3", ""),
+            ]
+        );
     }
 }
