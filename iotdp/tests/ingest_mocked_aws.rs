@@ -529,3 +529,86 @@ async fn when_quarantine_fails_the_rejected_messages_are_retried_and_the_rest_ar
     assert_eq!(failed_ids(&report), vec!["bad"]);
     assert_eq!(report.metrics.records_written, 1);
 }
+
+/// A Kinesis batch is redelivered from its first failed record on: device "b"'s writes fail,
+/// so the handler returns b's record and every record after it, stores what it could (an
+/// idempotent rewrite on redelivery), and quarantines nothing past the failure: the bad
+/// message after it is quarantined once, when it comes again. The one before it is
+/// quarantined now.
+#[tokio::test]
+async fn a_kinesis_batch_returns_everything_from_its_first_failed_record() {
+    use base64::Engine as _;
+    use iotdp::ingest::service::IngestBatch;
+    // Any request carrying device "b" is throttled.
+    let rule = mock!(aws_sdk_timestreamwrite::Client::write_records).then_compute_response(|req| {
+        let names_b = |dimensions: &[aws_sdk_timestreamwrite::types::Dimension]| {
+            dimensions.iter().any(|d| d.value() == "b")
+        };
+        let has_b = req.common_attributes().is_some_and(|c| names_b(c.dimensions()))
+            || req.records().iter().any(|r| names_b(r.dimensions()));
+        if has_b {
+            MockResponse::Error(WriteRecordsError::ThrottlingException(
+                ThrottlingException::builder()
+                    .message("slow down")
+                    .build()
+                    .unwrap(),
+            ))
+        } else {
+            MockResponse::Output(WriteRecordsOutput::builder().build())
+        }
+    });
+    let puts = Puts::default();
+    let service = service(timestream(&rule), s3_capturing(&puts), 2);
+    let bad = "{\"metrics\":{\"9x\":1}}";
+    // A hundred of a's readings fill a request of their own; the rest share one with b's.
+    let mut messages: Vec<_> = (0..100)
+        .map(|i| publish(&format!("a{i:03}"), "a", &reading(1000 + i)))
+        .collect();
+    messages.extend([
+        publish("bad-1", "a", bad),
+        publish("b", "b", &reading(4)),
+        publish("a100", "a", &reading(3)),
+        publish("bad-2", "a", bad),
+    ]);
+    let records: Vec<_> = messages
+        .iter()
+        .map(|(sequence, body)| {
+            serde_json::json!({
+                "kinesis": {
+                    "sequenceNumber": sequence,
+                    "partitionKey": "k",
+                    "data": base64::engine::general_purpose::STANDARD.encode(body),
+                },
+                "eventSource": "aws:kinesis",
+            })
+        })
+        .collect();
+    let batch: IngestBatch =
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
+    let report = service
+        .handle_batch(&batch, &invocation(Duration::from_secs(30)))
+        .await;
+    assert_eq!(failed_ids(&report), ["a100", "b", "bad-2"]);
+    assert_eq!(report.metrics.records_written, 100);
+    let quarantined: Vec<_> = puts
+        .lines()
+        .iter()
+        .map(|l| (l.message_id.clone(), l.reason.clone()))
+        .collect();
+    assert_eq!(
+        quarantined,
+        [("bad-1".to_owned(), "invalid_metric_name".to_owned())]
+    );
+
+    // The same messages from SQS: the two in the failed request go back, and both bad ones
+    // are quarantined.
+    let puts = Puts::default();
+    let service = service_with_puts(&rule, &puts);
+    let report = run(&service, &messages).await;
+    assert_eq!(failed_ids(&report), ["a100", "b"]);
+    assert_eq!(puts.lines().len(), 2);
+}
+
+fn service_with_puts(rule: &aws_smithy_mocks::Rule, puts: &Puts) -> Service {
+    service(timestream(rule), s3_capturing(puts), 2)
+}

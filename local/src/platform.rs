@@ -447,6 +447,7 @@ impl Startup {
                 .await
                 .map_err(|e| LocalError(e.to_string()))?,
         );
+        let stream_service = service.clone();
         let invocations = Arc::new(AtomicU64::new(0));
         let stats = self.stats.clone();
         let timeout = self.invocation_timeout;
@@ -470,27 +471,27 @@ impl Startup {
             &mut self.tasks,
             function,
             &self.queues,
-            handler.clone(),
+            handler,
             &self.shutdown,
         );
-        // Kinesis: the same handler, given the records as the binary reads them.
+        // Kinesis: the same service, given the records as the binary reads them.
+        let (service, stats, timeout) = (stream_service, self.stats.clone(), self.invocation_timeout);
+        let stream_invocations = Arc::new(AtomicU64::new(0));
         let from_stream = Arc::new(move |event: serde_json::Value| {
-            let handler = handler.clone();
+            let (service, stats) = (service.clone(), stats.clone());
+            let number = stream_invocations.fetch_add(1, Ordering::Relaxed);
             async move {
                 let batch: iotdp::ingest::service::IngestBatch = serde_json::from_value(event)
                     .expect("the local event source builds Lambda's Kinesis event");
-                let mut event = SqsEvent::default();
-                event.records = batch
-                    .messages()
-                    .into_iter()
-                    .map(|(id, body)| {
-                        let mut message = aws_lambda_events::event::sqs::SqsMessage::default();
-                        message.message_id = Some(id.to_owned());
-                        message.body = Some(body.into_owned());
-                        message
-                    })
-                    .collect();
-                handler(event).await
+                let invocation = Invocation {
+                    request_id: format!("local-stream-{number:08}"),
+                    deadline: tokio::time::Instant::now() + timeout,
+                    started_at: chrono::Utc::now(),
+                };
+                let report = service.handle_batch(&batch, &invocation).await;
+                stats.invocations.fetch_add(1, Ordering::Relaxed);
+                stats.ingest.lock().await.add(&report.metrics);
+                report.response
             }
         });
         for trigger in &function.stream_triggers {

@@ -166,21 +166,42 @@ where
         self.handle_messages(messages, invocation).await
     }
 
-    /// The same for the Lambda binary's own event type, from either transport.
+    /// The same for the Lambda binary's own event type, from either transport. A Kinesis
+    /// batch is redelivered from its first failed record on, so there a failure also returns
+    /// every record after it (see [`Redelivery`]).
     pub async fn handle_batch(&self, event: &IngestBatch, invocation: &Invocation) -> IngestReport {
         let messages = event.messages();
-        self.handle_messages(messages.iter().map(|(id, body)| (*id, body.as_ref())), invocation)
-            .await
+        let redelivery = if event.records.iter().any(|r| r.kinesis.is_some()) {
+            Redelivery::FromFirstFailure
+        } else {
+            Redelivery::EachFailed
+        };
+        self.handle_messages_with(
+            messages.iter().map(|(id, body)| (*id, body.as_ref())),
+            invocation,
+            redelivery,
+        )
+        .await
     }
 
-    /// `(message id, body)` pairs → stored, quarantined or returned for retry.
+    /// `(message id, body)` pairs of an SQS batch → stored, quarantined or returned for retry.
     pub async fn handle_messages<'a>(
         &self,
         messages: impl Iterator<Item = (&'a str, &'a str)>,
         invocation: &Invocation,
     ) -> IngestReport {
+        self.handle_messages_with(messages, invocation, Redelivery::EachFailed)
+            .await
+    }
+
+    async fn handle_messages_with<'a>(
+        &self,
+        messages: impl Iterator<Item = (&'a str, &'a str)>,
+        invocation: &Invocation,
+        redelivery: Redelivery,
+    ) -> IngestReport {
         let mut batch = prepare_batch(messages, self.settings.window);
-        let mut failures = MessageFailures::new(batch.messages.len());
+        let mut failures = MessageFailures::new(batch.messages.len(), redelivery);
 
         let registry_reads = self.admit_devices(&mut batch, &mut failures).await;
         // Readings of a message that will be redelivered are written on redelivery.
@@ -204,6 +225,10 @@ where
                 }
                 WriteOutcome::Failed(why) => failures.fail(origin.message, &why),
             }
+        }
+        if redelivery == Redelivery::FromFirstFailure {
+            // Records after a failed one come again: they are evaluated then, in order.
+            stored.retain(|&i| !failures.has(batch.origins[i].message));
         }
 
         let seen = self.record_last_seen(&batch, &stored).await;
@@ -377,17 +402,36 @@ where
     }
 }
 
-/// Which messages must go back to SQS, and the first reason why (for the logs).
-struct MessageFailures(Vec<Option<String>>);
+/// What the event source redelivers when a batch reports failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// SQS: exactly the messages reported.
+    EachFailed,
+    /// Kinesis: the shard's checkpoint stops at the first reported record, and it and every
+    /// record after it come again. Those later records are then returned unfinished (stored
+    /// readings are rewritten idempotently; alerts and quarantine wait for the redelivery), so
+    /// nothing is quarantined twice and a device's readings reach alert evaluation in order.
+    FromFirstFailure,
+}
+
+/// Which messages must go back to the event source, and the first reason why (for the logs).
+struct MessageFailures(Vec<Option<String>>, Redelivery);
 
 impl MessageFailures {
-    fn new(messages: usize) -> Self {
-        Self(vec![None; messages])
+    fn new(messages: usize, redelivery: Redelivery) -> Self {
+        Self(vec![None; messages], redelivery)
     }
 
     fn fail(&mut self, message: usize, why: &str) {
         if self.0[message].is_none() {
             self.0[message] = Some(why.to_owned());
+        }
+        if self.1 == Redelivery::FromFirstFailure {
+            for later in self.0.iter_mut().skip(message + 1) {
+                if later.is_none() {
+                    *later = Some("an earlier record of the shard failed; redelivered after it".to_owned());
+                }
+            }
         }
     }
 
