@@ -544,7 +544,9 @@ async fn a_kinesis_batch_returns_everything_from_its_first_failed_record() {
         let names_b = |dimensions: &[aws_sdk_timestreamwrite::types::Dimension]| {
             dimensions.iter().any(|d| d.value() == "b")
         };
-        let has_b = req.common_attributes().is_some_and(|c| names_b(c.dimensions()))
+        let has_b = req
+            .common_attributes()
+            .is_some_and(|c| names_b(c.dimensions()))
             || req.records().iter().any(|r| names_b(r.dimensions()));
         if has_b {
             MockResponse::Error(WriteRecordsError::ThrottlingException(

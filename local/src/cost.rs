@@ -461,7 +461,11 @@ pub fn iotdp_bill(
                 "kinesis_put_payload_units",
                 messages * increments(per.envelope_bytes, KINESIS_PUT_UNIT),
             )?;
-            bill.add(prices, "kinesis_extended_retention_shard_hours", shard_hours)?;
+            bill.add(
+                prices,
+                "kinesis_extended_retention_shard_hours",
+                shard_hours,
+            )?;
         }
     }
     bill.add(

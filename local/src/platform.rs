@@ -21,8 +21,8 @@ use crate::influxd::InfluxProcess;
 use crate::moto::MotoProcess;
 use crate::provision::{Function, LOCAL_REGION, LocalStack, RuleAction, provision, register_stack};
 use crate::queues::{InProcessQueues, QueueBackend};
-use crate::streams::{ConsumerStats, InProcessStreams};
 use crate::rule_sql::Message;
+use crate::streams::{ConsumerStats, InProcessStreams};
 use crate::template::Template;
 use iotdp::config::FromEnvironment;
 use iotdp::config::{
@@ -475,7 +475,8 @@ impl Startup {
             &self.shutdown,
         );
         // Kinesis: the same service, given the records as the binary reads them.
-        let (service, stats, timeout) = (stream_service, self.stats.clone(), self.invocation_timeout);
+        let (service, stats, timeout) =
+            (stream_service, self.stats.clone(), self.invocation_timeout);
         let stream_invocations = Arc::new(AtomicU64::new(0));
         let from_stream = Arc::new(move |event: serde_json::Value| {
             let (service, stats) = (service.clone(), stats.clone());
@@ -956,7 +957,10 @@ async fn rules_engine(
                         partition_key,
                     } => {
                         let key = partition_key.apply(&message);
-                        match streams.put(stream_name, &key, body.clone().into_bytes()).await {
+                        match streams
+                            .put(stream_name, &key, body.clone().into_bytes())
+                            .await
+                        {
                             Ok(_) => {
                                 stats.queued.fetch_add(1, Ordering::Relaxed);
                             }

@@ -792,7 +792,10 @@ fn rule_action(id: &str, action: &Value) -> Result<RuleAction, TemplateError> {
             ))
         })?;
         return Ok(RuleAction::Kinesis {
-            stream_name: kinesis["StreamName"].as_str().unwrap_or_default().to_owned(),
+            stream_name: kinesis["StreamName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
             partition_key: crate::rule_sql::Substitution::parse(partition_key)
                 .map_err(|e| TemplateError(format!("{id}: {e}")))?,
         });

@@ -467,7 +467,10 @@ mod tests {
             assert_eq!(shard_for(&key, 4), shard_for(&key, 4));
             counts[shard_for(&key, 4)] += 1;
         }
-        assert!(counts.iter().all(|&c| (800..1200).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (800..1200).contains(&c)),
+            "{counts:?}"
+        );
         assert_eq!(shard_for("anything", 1), 0);
     }
 
@@ -489,7 +492,10 @@ mod tests {
             Arc::new(move |event: Value| {
                 let records = bodies(&event);
                 seen.lock().unwrap().push(
-                    records.iter().map(|(_, body)| body.clone()).collect::<Vec<_>>(),
+                    records
+                        .iter()
+                        .map(|(_, body)| body.clone())
+                        .collect::<Vec<_>>(),
                 );
                 let first_call = calls.fetch_add(1, Ordering::SeqCst) == 0;
                 async move {
@@ -517,10 +523,7 @@ mod tests {
         }
         assert_eq!(
             *seen.lock().unwrap(),
-            [
-                vec!["r0", "r1", "r2", "r3"],
-                vec!["r2", "r3", "r4", "r5"]
-            ]
+            [vec!["r0", "r1", "r2", "r3"], vec!["r2", "r3", "r4", "r5"]]
         );
     }
 
@@ -554,9 +557,15 @@ mod tests {
         let queues = queues();
         let (stop, shutdown) = watch::channel(false);
         let stats = Arc::new(ConsumerStats::default());
-        let tasks =
-            spawn_consumers(&streams, &limited, &queues, handler, stats.clone(), &shutdown)
-                .unwrap();
+        let tasks = spawn_consumers(
+            &streams,
+            &limited,
+            &queues,
+            handler,
+            stats.clone(),
+            &shutdown,
+        )
+        .unwrap();
         for _ in 0..200 {
             if streams.depth("s").await == Some(0) {
                 break;

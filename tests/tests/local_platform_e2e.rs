@@ -407,7 +407,10 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(
         }
         _ => {
             assert_eq!(stream_invocations, 0);
-            assert!(platform.stack.streams.is_empty(), "no stream without Transport=kinesis");
+            assert!(
+                platform.stack.streams.is_empty(),
+                "no stream without Transport=kinesis"
+            );
         }
     }
 

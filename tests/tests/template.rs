@@ -145,13 +145,19 @@ fn the_kinesis_transport_keys_by_device_loses_nothing_and_grants_only_what_it_ne
     assert_eq!(stream["StreamModeDetails"]["StreamMode"], "ON_DEMAND");
     assert!(stream.get("ShardCount").is_none());
     let (_, provisioned) = stack_with_parameters(
-        &[("Transport", "kinesis"), ("KinesisStreamMode", "PROVISIONED")],
+        &[
+            ("Transport", "kinesis"),
+            ("KinesisStreamMode", "PROVISIONED"),
+        ],
         "IngestStream",
     );
     assert_eq!(number(&provisioned["ShardCount"]), 4);
 
     let (_, ingest) = stack_with_parameters(&kinesis, "IngestFunction");
-    assert_eq!(ingest["Events"]["Telemetry"]["Properties"]["Enabled"], false);
+    assert_eq!(
+        ingest["Events"]["Telemetry"]["Properties"]["Enabled"],
+        false
+    );
     let on_stream: Vec<_> = statements(&ingest)
         .into_iter()
         .filter(|(_, actions, _)| actions.iter().any(|a| a.starts_with("kinesis:")))
@@ -180,10 +186,16 @@ fn the_kinesis_transport_keys_by_device_loses_nothing_and_grants_only_what_it_ne
     let (_, role) = stack_with_parameters(&kinesis, "TelemetryRuleRole");
     let role_statements = role["Policies"][0]["PolicyDocument"]["Statement"].to_string();
     assert!(
-        role_statements.contains(r#"{"Action":"kinesis:PutRecord","Effect":"Allow","Resource":"IngestStream.Arn"}"#),
+        role_statements.contains(
+            r#"{"Action":"kinesis:PutRecord","Effect":"Allow","Resource":"IngestStream.Arn"}"#
+        ),
         "{role_statements}"
     );
-    assert_eq!(role_statements.matches("kinesis:").count(), 1, "{role_statements}");
+    assert_eq!(
+        role_statements.matches("kinesis:").count(),
+        1,
+        "{role_statements}"
+    );
 }
 
 /// The device policy, as `sam deploy` would create it for a stack in us-east-1.

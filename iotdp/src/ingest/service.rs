@@ -429,7 +429,9 @@ impl MessageFailures {
         if self.1 == Redelivery::FromFirstFailure {
             for later in self.0.iter_mut().skip(message + 1) {
                 if later.is_none() {
-                    *later = Some("an earlier record of the shard failed; redelivered after it".to_owned());
+                    *later = Some(
+                        "an earlier record of the shard failed; redelivered after it".to_owned(),
+                    );
                 }
             }
         }
@@ -505,7 +507,10 @@ mod batch_event_tests {
         ]}"#;
         let batch: IngestBatch = serde_json::from_str(event).unwrap();
         let messages = batch.messages();
-        let pairs: Vec<(&str, &str)> = messages.iter().map(|(id, body)| (*id, body.as_ref())).collect();
+        let pairs: Vec<(&str, &str)> = messages
+            .iter()
+            .map(|(id, body)| (*id, body.as_ref()))
+            .collect();
         assert_eq!(
             pairs,
             [
@@ -538,7 +543,10 @@ mod batch_event_tests {
         ]}"#;
         let batch: IngestBatch = serde_json::from_str(event).unwrap();
         let messages = batch.messages();
-        let pairs: Vec<(&str, &str)> = messages.iter().map(|(id, body)| (*id, body.as_ref())).collect();
+        let pairs: Vec<(&str, &str)> = messages
+            .iter()
+            .map(|(id, body)| (*id, body.as_ref()))
+            .collect();
         assert_eq!(
             pairs,
             [
