@@ -181,6 +181,29 @@ fn failed_ids(report: &IngestReport) -> Vec<String> {
     ids
 }
 
+/// WriteRecords throttled forever for any request carrying `device`, answered for the rest.
+fn throttled_for(device: &'static str) -> aws_smithy_mocks::Rule {
+    mock!(aws_sdk_timestreamwrite::Client::write_records).then_compute_response(move |req| {
+        let names = |dimensions: &[aws_sdk_timestreamwrite::types::Dimension]| {
+            dimensions.iter().any(|d| d.value() == device)
+        };
+        let carries = req
+            .common_attributes()
+            .is_some_and(|c| names(c.dimensions()))
+            || req.records().iter().any(|r| names(r.dimensions()));
+        if carries {
+            MockResponse::Error(WriteRecordsError::ThrottlingException(
+                ThrottlingException::builder()
+                    .message("slow down")
+                    .build()
+                    .unwrap(),
+            ))
+        } else {
+            MockResponse::Output(WriteRecordsOutput::builder().build())
+        }
+    })
+}
+
 fn succeed(calls: &Calls) -> aws_smithy_mocks::Rule {
     let calls = calls.clone();
     mock!(aws_sdk_timestreamwrite::Client::write_records).then_compute_output(move |req| {
@@ -300,22 +323,7 @@ async fn a_throttled_write_is_retried_until_it_succeeds() {
 async fn exhausted_retries_fail_exactly_the_affected_messages() {
     // Device "b" is throttled forever; device "a" writes fine. 100 readings each, so each
     // device fills one WriteRecords call of its own.
-    let rule = mock!(aws_sdk_timestreamwrite::Client::write_records).then_compute_response(|req| {
-        let device = req
-            .common_attributes()
-            .and_then(|c| c.dimensions().first())
-            .map(aws_sdk_timestreamwrite::types::Dimension::value);
-        if device == Some("b") {
-            MockResponse::Error(WriteRecordsError::ThrottlingException(
-                ThrottlingException::builder()
-                    .message("slow down")
-                    .build()
-                    .unwrap(),
-            ))
-        } else {
-            MockResponse::Output(WriteRecordsOutput::builder().build())
-        }
-    });
+    let rule = throttled_for("b");
     let service = service(timestream(&rule), s3_capturing(&Puts::default()), 3);
     let mut messages = Vec::new();
     for i in 0..100 {
@@ -539,28 +547,9 @@ async fn when_quarantine_fails_the_rejected_messages_are_retried_and_the_rest_ar
 async fn a_kinesis_batch_returns_everything_from_its_first_failed_record() {
     use base64::Engine as _;
     use iotdp::ingest::service::IngestBatch;
-    // Any request carrying device "b" is throttled.
-    let rule = mock!(aws_sdk_timestreamwrite::Client::write_records).then_compute_response(|req| {
-        let names_b = |dimensions: &[aws_sdk_timestreamwrite::types::Dimension]| {
-            dimensions.iter().any(|d| d.value() == "b")
-        };
-        let has_b = req
-            .common_attributes()
-            .is_some_and(|c| names_b(c.dimensions()))
-            || req.records().iter().any(|r| names_b(r.dimensions()));
-        if has_b {
-            MockResponse::Error(WriteRecordsError::ThrottlingException(
-                ThrottlingException::builder()
-                    .message("slow down")
-                    .build()
-                    .unwrap(),
-            ))
-        } else {
-            MockResponse::Output(WriteRecordsOutput::builder().build())
-        }
-    });
+    let rule = throttled_for("b");
     let puts = Puts::default();
-    let service = service(timestream(&rule), s3_capturing(&puts), 2);
+    let stream_service = service(timestream(&rule), s3_capturing(&puts), 2);
     let bad = "{\"metrics\":{\"9x\":1}}";
     // A hundred of a's readings fill a request of their own; the rest share one with b's.
     let mut messages: Vec<_> = (0..100)
@@ -587,7 +576,7 @@ async fn a_kinesis_batch_returns_everything_from_its_first_failed_record() {
         .collect();
     let batch: IngestBatch =
         serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
-    let report = service
+    let report = stream_service
         .handle_batch(&batch, &invocation(Duration::from_secs(30)))
         .await;
     assert_eq!(failed_ids(&report), ["a100", "b", "bad-2"]);
@@ -605,12 +594,8 @@ async fn a_kinesis_batch_returns_everything_from_its_first_failed_record() {
     // The same messages from SQS: the two in the failed request go back, and both bad ones
     // are quarantined.
     let puts = Puts::default();
-    let service = service_with_puts(&rule, &puts);
+    let service = service(timestream(&rule), s3_capturing(&puts), 2);
     let report = run(&service, &messages).await;
     assert_eq!(failed_ids(&report), ["a100", "b"]);
     assert_eq!(puts.lines().len(), 2);
-}
-
-fn service_with_puts(rule: &aws_smithy_mocks::Rule, puts: &Puts) -> Service {
-    service(timestream(rule), s3_capturing(puts), 2)
 }

@@ -459,6 +459,30 @@ mod tests {
         response
     }
 
+    /// Run the consumers until the stream is drained (or 4 s pass), then stop them.
+    async fn drain(
+        streams: &Arc<InProcessStreams>,
+        trigger: &StreamTrigger,
+        queues: &QueueBackend,
+        handler: Arc<
+            impl Fn(Value) -> std::future::Ready<SqsBatchResponse> + Send + Sync + 'static,
+        >,
+        stats: Arc<ConsumerStats>,
+    ) {
+        let (stop, shutdown) = watch::channel(false);
+        let tasks = spawn_consumers(streams, trigger, queues, handler, stats, &shutdown).unwrap();
+        for _ in 0..200 {
+            if streams.depth("s").await == Some(0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = stop.send(true);
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
     #[test]
     fn keys_spread_over_shards_and_stay_on_theirs() {
         let mut counts = [0usize; 4];
@@ -498,29 +522,15 @@ mod tests {
                         .collect::<Vec<_>>(),
                 );
                 let first_call = calls.fetch_add(1, Ordering::SeqCst) == 0;
-                async move {
-                    if first_call {
-                        failure(&records[2].0) // r2 fails the first time
-                    } else {
-                        SqsBatchResponse::default()
-                    }
-                }
+                std::future::ready(if first_call {
+                    failure(&records[2].0) // r2 fails the first time
+                } else {
+                    SqsBatchResponse::default()
+                })
             })
         };
-        let (stop, shutdown) = watch::channel(false);
         let stats = Arc::new(ConsumerStats::default());
-        let tasks =
-            spawn_consumers(&streams, &trigger(4), &queues(), handler, stats, &shutdown).unwrap();
-        for _ in 0..100 {
-            if streams.depth("s").await == Some(0) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = stop.send(true);
-        for task in tasks {
-            task.await.unwrap();
-        }
+        drain(&streams, &trigger(4), &queues(), handler, stats).await;
         assert_eq!(
             *seen.lock().unwrap(),
             [vec!["r0", "r1", "r2", "r3"], vec!["r2", "r3", "r4", "r5"]]
@@ -549,33 +559,16 @@ mod tests {
                     .iter()
                     .find(|(_, body)| body == "r0")
                     .map(|(id, _)| id.clone());
-                async move { poisoned.map_or_else(SqsBatchResponse::default, |id| failure(&id)) }
+                std::future::ready(
+                    poisoned.map_or_else(SqsBatchResponse::default, |id| failure(&id)),
+                )
             })
         };
         let mut limited = trigger(4);
         limited.max_retries = Some(2);
         let queues = queues();
-        let (stop, shutdown) = watch::channel(false);
         let stats = Arc::new(ConsumerStats::default());
-        let tasks = spawn_consumers(
-            &streams,
-            &limited,
-            &queues,
-            handler,
-            stats.clone(),
-            &shutdown,
-        )
-        .unwrap();
-        for _ in 0..200 {
-            if streams.depth("s").await == Some(0) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = stop.send(true);
-        for task in tasks {
-            task.await.unwrap();
-        }
+        drain(&streams, &limited, &queues, handler, stats.clone()).await;
         // 4 (fails) → 2 (fails) → 1 (fails: retries exhausted, skipped) → the rest, 3.
         assert_eq!(*sizes.lock().unwrap(), [4, 2, 1, 3]);
         assert_eq!(stats.skipped_batches.load(Ordering::Relaxed), 1);
