@@ -266,22 +266,23 @@ async fn last_seen_moves_with_receive_time_at_most_once_per_interval() {
     let h = harness(green_wall(), UnknownDevicePolicy::Reject);
     ingest(&h, vec![message("a", "ac-1", &single(T0 - 10), T0)]).await;
     assert_eq!(h.registry.get("ac-1").unwrap().last_seen_ms, Some(T0));
-    // 30 s later: within the 60 s interval, no write.
+    // 10 minutes later: within the 15-minute interval of a device without a heartbeat, no
+    // write.
     ingest(
         &h,
-        vec![message("b", "ac-1", &single(T0 + 29_000), T0 + 30_000)],
+        vec![message("b", "ac-1", &single(T0 + 599_000), T0 + 600_000)],
     )
     .await;
     assert_eq!(h.registry.get("ac-1").unwrap().last_seen_ms, Some(T0));
-    // 61 s after the last write: written.
+    // 901 s after the last write: written.
     ingest(
         &h,
-        vec![message("c", "ac-1", &single(T0 + 60_000), T0 + 61_000)],
+        vec![message("c", "ac-1", &single(T0 + 900_000), T0 + 901_000)],
     )
     .await;
     assert_eq!(
         h.registry.get("ac-1").unwrap().last_seen_ms,
-        Some(T0 + 61_000)
+        Some(T0 + 901_000)
     );
     // A gateway's batch: the devices it reports for and the gateway itself are seen.
     ingest(
