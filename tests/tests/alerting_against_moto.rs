@@ -370,7 +370,8 @@ async fn a_forecast_fires_and_clears_and_a_latched_alarm_waits_for_its_acknowled
         .unwrap();
     let prediction = &forecast["prediction"];
     assert!(
-        prediction["r_squared"].as_f64().unwrap() >= 0.8,
+        prediction["r_squared"].as_f64().unwrap()
+            >= iotdp::alerting::state_machine::MIN_FORECAST_R_SQUARED,
         "{forecast}"
     );
     assert!(prediction["points"].as_u64().unwrap() >= 16, "{forecast}");

@@ -192,11 +192,14 @@ where
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     observed.backlog_after = platform.ingest_backlog().await.unwrap_or(usize::MAX);
-    // Given up on: the SQS dead-letter queue, or the stream's failure queue.
-    for dead_letters in ["IngestDeadLetterQueue", "IngestStreamFailureQueue"] {
-        if let Some(url) = platform.physical(dead_letters).map(str::to_owned) {
-            observed.dead_letters += platform.queues.depth(&url).await.unwrap_or(usize::MAX);
-        }
+    // Given up on: the SQS dead-letter queue, and with a stream its failure queue.
+    let mut given_up = vec!["IngestDeadLetterQueue"];
+    if !platform.stack.streams.is_empty() {
+        given_up.push("IngestStreamFailureQueue");
+    }
+    for queue in given_up {
+        let url = platform.physical(queue).unwrap().to_owned();
+        observed.dead_letters += platform.queues.depth(&url).await.unwrap_or(usize::MAX);
     }
     (sent, observed)
 }
