@@ -9,6 +9,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell sha1sum requirements-checkov.txt | cut -c1-12)
 SCHEMATHESIS_VENV := .venv-schemathesis
 SCHEMATHESIS_STAMP := $(SCHEMATHESIS_VENV)/.installed-$(shell sha1sum requirements-schemathesis.txt | cut -c1-12)
+CONSOLE_STAMP := console/.installed-$(shell sha1sum console/package-lock.json | cut -c1-12)
 # Offline-friendly settings for the AWS CLIs used in linting: no telemetry, no credentials needed.
 AWS_LINT_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=lint AWS_SECRET_ACCESS_KEY=lint
 
@@ -19,15 +20,35 @@ INFLUXDB_DEB_VERSION := 1.6.7~rc0-1+b13
 INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
 INFLUXD := .tools/influxdb/usr/bin/influxd
 
-.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz soak command-rate
+.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz soak command-rate console console-test
 
-## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template lint
-test: tools rust-lint rust-test template-lint
+## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template
+## lint, and the console's tests in a real headless Chromium
+test: tools rust-lint rust-test template-lint console-test
 
 ## tools: Python venv with moto[server], cfn-lint and aws-sam-cli (pinned in requirements-dev.txt),
 ## checkov and schemathesis in venvs of their own (requirements-checkov.txt,
-## requirements-schemathesis.txt), and influxd (pinned Debian package)
-tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) $(SCHEMATHESIS_STAMP) $(INFLUXD)
+## requirements-schemathesis.txt), influxd (pinned Debian package), and the console's
+## front-end packages (console/package-lock.json)
+tools: $(TOOLS_STAMP) $(CHECKOV_STAMP) $(SCHEMATHESIS_STAMP) $(INFLUXD) $(CONSOLE_STAMP)
+
+## console: the console's pinned packages (uPlot; playwright-core for its tests) into the
+## ignored console/node_modules; the Rust build embeds uPlot from there (iotdp/build.rs)
+console: $(CONSOLE_STAMP)
+
+$(CONSOLE_STAMP): console/package.json console/package-lock.json
+	npm ci --prefix console --no-audit --no-fund --loglevel=error
+	rm -f console/.installed-*
+	# The build script watches the lock file: a fresh install is embedded on the next build.
+	touch console/package-lock.json $@
+
+## console-test: the console in Debian's headless Chromium (installed by scripts/install-chromium)
+## against a running `iotdp local` with its simulated fleet (console/tests/console.test.mjs);
+## screenshots of each page go to docs/console/
+console-test: tools
+	scripts/install-chromium
+	cargo test --workspace --no-run --quiet
+	IOTDP_BIN=$(TARGET_DIR)/debug/iotdp node --test --test-concurrency=1 console/tests/
 
 $(SCHEMATHESIS_STAMP): requirements-schemathesis.txt
 	$(PYTHON) -m venv $(SCHEMATHESIS_VENV)
@@ -139,7 +160,7 @@ bench:
 
 ## build: sam build for arm64 with cargo-lambda from the venv (it adds the Rust target
 ## aarch64-unknown-linux-gnu through rustup on first use)
-build: tools
+build: tools console
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --beta-features
 
 fmt:

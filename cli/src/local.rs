@@ -244,6 +244,9 @@ async fn demo_and_view(platform: &LocalPlatform, args: &LocalArgs) -> Result<(),
             );
         }
         println!(
+            "  console           http://{api}/   (fleet, places, devices, alerts, rules; served with the API)"
+        );
+        println!(
             "  query API         http://{api}   try: curl 'http://{api}/devices?limit=5'  or  curl 'http://{api}/readings/voltage/latest?type=battery-box'"
         );
         if let Some(thermostat) = fleet

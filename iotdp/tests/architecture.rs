@@ -369,7 +369,15 @@ fn the_code_map_names_every_module_and_folder() {
 
 /// The repository's folders, two levels deep, without build output and installed tools.
 fn repository_folders(root: &Path) -> Vec<String> {
-    const NOT_OURS: &[&str] = &["target", ".git", ".venv", ".tools", ".local", ".aws-sam"];
+    const NOT_OURS: &[&str] = &[
+        "target",
+        ".git",
+        ".venv",
+        ".tools",
+        ".local",
+        ".aws-sam",
+        "node_modules",
+    ];
     let mut out = Vec::new();
     let list = |dir: &Path| -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use base64::Engine as _;
 use iotdp::api::access::Caller;
-use iotdp::api::http_adapter::{api_request, http_response};
+use iotdp::api::http_adapter::{api_request, console_response, http_response};
 use iotdp::wiring::AwsQueryApi;
 
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -41,6 +41,9 @@ pub async fn serve(
     serve_http(listener, shutdown, move |parts, bytes| {
         let (api, source) = (api.clone(), source.clone());
         async move {
+            if let Some(page) = console_response(&parts.method, parts.uri.path()) {
+                return page.map(|b| Full::new(Bytes::from(b)));
+            }
             let call = api_request(&parts.method, &parts.uri, &bytes);
             let caller = local_caller(&parts.headers);
             let response = api

@@ -1,6 +1,6 @@
 //! `api` Lambda: wiring only. API Gateway (HTTP API) requests → the query API's use cases.
 
-use iotdp::api::http_adapter::{api_request, caller_of, http_response};
+use iotdp::api::http_adapter::{api_request, caller_of, console_response, http_response};
 use iotdp::config::ApiConfig;
 use iotdp::config::FromEnvironment;
 use iotdp::wiring::{load_sdk_config, query_api};
@@ -15,6 +15,10 @@ async fn main() -> Result<(), Error> {
     lambda_http::run(service_fn(|request: Request| {
         let api = &api;
         async move {
+            if let Some(page) = console_response(request.method(), request.uri().path()) {
+                let (parts, body) = page.into_parts();
+                return Ok(Response::from_parts(parts, Body::Text(body)));
+            }
             let call = api_request(request.method(), request.uri(), request.body().as_ref());
             let caller = match request.request_context_ref() {
                 Some(RequestContext::ApiGatewayV2(context)) => caller_of(context),

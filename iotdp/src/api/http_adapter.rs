@@ -15,6 +15,28 @@ pub fn api_request(method: &http::Method, uri: &http::Uri, body: &[u8]) -> ApiRe
     }
 }
 
+/// The console's page or file for a GET of `path`, if it is one (answered before any
+/// authorization: the page holds no data; every call it makes is the API's, authorized as
+/// usual).
+pub fn console_response(method: &http::Method, path: &str) -> Option<http::Response<String>> {
+    if method != http::Method::GET {
+        return None;
+    }
+    let asset = crate::api::console::asset(path)?;
+    http::Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, asset.content_type)
+        // Not content-hashed names: revalidate, so a new deployment is seen at once.
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .header("x-content-type-options", "nosniff")
+        .header(
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+        )
+        .body(asset.body.to_owned())
+        .ok()
+}
+
 pub fn http_response(response: &ApiResponse) -> http::Response<String> {
     let mut builder = http::Response::builder();
     if let Some(allow) = &response.allow {

@@ -19,6 +19,7 @@
 pub mod access;
 mod alerts;
 mod commands;
+pub mod console;
 mod devices;
 pub mod http_adapter;
 pub mod params;
