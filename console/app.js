@@ -7,8 +7,77 @@ const ROLES = { viewer: 1, operator: 2, admin: 3 };
 
 // ---- who is calling -------------------------------------------------------------------------
 
-/// A token handed over in the URL (Cognito's hosted UI returns `#id_token=…`; `?token=` for a
-/// local scoped caller) is kept for the session, and the address cleaned.
+/// How to sign in, from the server (`/console/config.json`): the user pool's hosted UI with
+/// the authorization-code flow and PKCE, or nothing (IAM, or the local platform).
+const config = await fetch("/console/config.json").then((r) => r.json()).catch(() => ({ sign_in: null }));
+const signIn = config.sign_in;
+
+function randomText(bytes) {
+  const values = crypto.getRandomValues(new Uint8Array(bytes));
+  return btoa(String.fromCharCode(...values)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+async function challengeOf(verifier) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  return btoa(String.fromCharCode(...new Uint8Array(digest))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+const redirectUri = () => `${location.origin}/`;
+
+/// To the hosted UI; it comes back to this page with `?code=…&state=…`.
+async function startSignIn() {
+  const verifier = randomText(48);
+  const state = randomText(16);
+  sessionStorage.setItem("iotdp.pkce", JSON.stringify({ verifier, state, route: location.hash }));
+  const query = new URLSearchParams({
+    response_type: "code",
+    client_id: signIn.client_id,
+    redirect_uri: redirectUri(),
+    scope: signIn.scope,
+    state,
+    code_challenge: await challengeOf(verifier),
+    code_challenge_method: "S256",
+  });
+  location.assign(`${signIn.authorize}?${query}`);
+}
+
+/// Back from the hosted UI: the code and this tab's verifier for the tokens.
+async function finishSignIn() {
+  const query = new URLSearchParams(location.search);
+  const code = query.get("code");
+  if (!signIn || !code) return;
+  const pending = JSON.parse(sessionStorage.getItem("iotdp.pkce") || "null");
+  sessionStorage.removeItem("iotdp.pkce");
+  history.replaceState(null, "", `${location.pathname}${pending?.route || "#/fleet"}`);
+  if (!pending || pending.state !== query.get("state")) {
+    throw new Error("Sign-in came back for another request (state differs): sign in again.");
+  }
+  const response = await fetch(signIn.token, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      client_id: signIn.client_id,
+      code,
+      redirect_uri: redirectUri(),
+      code_verifier: pending.verifier,
+    }),
+  });
+  const tokens = await response.json();
+  if (!response.ok || !tokens.id_token) {
+    throw new Error(`Sign-in failed: ${tokens.error_description || tokens.error || response.status}`);
+  }
+  sessionStorage.setItem("iotdp.token", tokens.id_token);
+}
+
+function signOut() {
+  sessionStorage.removeItem("iotdp.token");
+  const query = new URLSearchParams({ client_id: signIn.client_id, logout_uri: redirectUri() });
+  location.assign(`${signIn.logout}?${query}`);
+}
+
+/// A token handed over in the URL (`#id_token=…`, or `?token=…` for a local scoped caller) is
+/// kept for the session, and the address cleaned.
 function takeToken() {
   const fromHash = new URLSearchParams(location.hash.replace(/^#/, "")).get("id_token");
   const fromQuery = new URLSearchParams(location.search).get("token");
@@ -32,7 +101,7 @@ function claimsOf(token) {
 /// The caller's role as the API reads it from the same claims (docs/access.md); without a
 /// token the local platform treats the caller as its admin.
 function roleOf(claims, token) {
-  if (!token) return "admin";
+  if (!token) return signIn ? "none" : "admin";
   const groups = [].concat(claims["cognito:groups"] || []);
   let best = claims.iotdp_role || null;
   for (const group of groups) {
@@ -42,13 +111,23 @@ function roleOf(claims, token) {
   return best || "viewer";
 }
 
+let signInError = null;
+await finishSignIn().catch((e) => { signInError = e; });
 const token = takeToken();
 const claims = token ? claimsOf(token) : {};
 const role = roleOf(claims, token);
 const can = (needed) => (ROLES[role] || 0) >= ROLES[needed];
-document.getElementById("who").textContent = token
-  ? `${claims.email || claims["cognito:username"] || claims.sub || "signed in"} · ${role}`
-  : "local · admin";
+{
+  const who = document.getElementById("who");
+  if (token) {
+    who.append(`${claims.email || claims["cognito:username"] || claims.sub || "signed in"} · ${role} `);
+    if (signIn) who.append(Object.assign(document.createElement("button"), { type: "button", className: "secondary", textContent: "Sign out", onclick: signOut }));
+  } else if (signIn) {
+    who.append(Object.assign(document.createElement("button"), { type: "button", textContent: "Sign in", onclick: () => startSignIn().catch(showError) }));
+  } else {
+    who.textContent = "local · admin";
+  }
+}
 
 // ---- the API --------------------------------------------------------------------------------
 
@@ -597,4 +676,11 @@ async function route() {
 }
 
 window.addEventListener("hashchange", route);
-route();
+if (!token && signIn) {
+  // Nothing to show before signing in: every API call would be refused.
+  page.replaceChildren(Object.assign(document.createElement("p"), { textContent: "Sign in to see your fleet." }));
+  page.dataset.ready = "signed-out";
+  if (signInError) showError(signInError);
+} else {
+  route();
+}

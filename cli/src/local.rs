@@ -81,6 +81,14 @@ pub struct LocalArgs {
         default_value = ".tools/influxdb/usr/bin/influxd"
     )]
     influxd: PathBuf,
+    /// Have the console sign users in at this OAuth 2.0 server (its `/oauth2/authorize`,
+    /// `/oauth2/token`, `/logout`, code flow with PKCE), as a deployed console does at the user
+    /// pool's hosted UI; the local API reads the token's claims unverified (docs/access.md)
+    #[arg(long, requires = "console_client_id")]
+    console_sign_in_url: Option<String>,
+    /// The client id the console signs in as (with --console-sign-in-url)
+    #[arg(long, requires = "console_sign_in_url")]
+    console_client_id: Option<String>,
     #[command(flatten)]
     fleet: FleetArgs,
 }
@@ -146,6 +154,14 @@ pub async fn run(args: LocalArgs) -> Result<(), String> {
         iot_data: args.iot_data,
         endpoint,
         visibility_timeout_cap: args.visibility_timeout.map(Duration::from_secs),
+        console_sign_in: args
+            .console_sign_in_url
+            .clone()
+            .zip(args.console_client_id.clone())
+            .map(|(base_url, client_id)| iotdp::api::console::ConsoleSignIn {
+                base_url,
+                client_id,
+            }),
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -7,7 +7,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import { chromium } from "playwright-core";
 
@@ -16,6 +18,9 @@ const SHOTS = process.env.CONSOLE_SCREENSHOTS || "target/console";
 let platform;
 let base;
 let browser;
+let authorization;
+/// The fleet's admin, as the other tests' pages sign in (the local API reads the claims).
+const ADMIN = token({ sub: "a1", email: "admin@example.com", "cognito:groups": ["iotdp-admin", "fleet"] });
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -76,14 +81,65 @@ function token(claims) {
   return `${part({ alg: "none" })}.${part(claims)}.`;
 }
 
-async function openPage(route, { asToken } = {}) {
+/// A page of the console signed in as `asToken` (the admin by default): the token is put
+/// where the console keeps one after signing in.
+async function openPage(route, { asToken = ADMIN } = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript((t) => sessionStorage.setItem("iotdp.token", t), asToken);
   const page = await context.newPage();
   page.on("dialog", (dialog) => dialog.accept());
-  const query = asToken ? `?token=${asToken}` : "";
-  await page.goto(`${base}/${query}${route}`);
+  await page.goto(`${base}/${route}`);
   await page.waitForFunction(() => document.querySelector("#page")?.dataset.ready);
   return page;
+}
+
+/// An OAuth 2.0 authorization server as the user pool's hosted UI answers the console: the
+/// code flow with PKCE (S256), each code good once and only with its verifier. It signs in
+/// an operator of the fleet.
+function startAuthorizationServer(port) {
+  const codes = new Map();
+  const issued = [];
+  const server = http.createServer((request, response) => {
+    const url = new URL(request.url, `http://127.0.0.1:${port}`);
+    if (url.pathname === "/oauth2/authorize") {
+      const code = randomUUID();
+      codes.set(code, { challenge: url.searchParams.get("code_challenge"), redirect: url.searchParams.get("redirect_uri") });
+      const back = new URL(url.searchParams.get("redirect_uri"));
+      back.searchParams.set("code", code);
+      back.searchParams.set("state", url.searchParams.get("state"));
+      response.writeHead(302, { location: back.toString() });
+      response.end();
+      return;
+    }
+    if (url.pathname === "/oauth2/token" && request.method === "POST") {
+      let body = "";
+      request.on("data", (chunk) => { body += chunk; });
+      request.on("end", () => {
+        const form = new URLSearchParams(body);
+        const pending = codes.get(form.get("code"));
+        codes.delete(form.get("code"));
+        const verified = pending
+          && createHash("sha256").update(form.get("code_verifier") || "").digest("base64url") === pending.challenge
+          && form.get("redirect_uri") === pending.redirect
+          && form.get("client_id") === "console-test-client";
+        const headers = { "content-type": "application/json", "access-control-allow-origin": base };
+        if (!verified) {
+          response.writeHead(400, headers);
+          response.end(JSON.stringify({ error: "invalid_grant" }));
+          return;
+        }
+        const idToken = token({ sub: "o1", email: "operator@example.com", "cognito:groups": ["iotdp-operator", "fleet"] });
+        issued.push(idToken);
+        response.writeHead(200, headers);
+        response.end(JSON.stringify({ id_token: idToken, access_token: idToken, token_type: "Bearer", expires_in: 3600 }));
+      });
+      return;
+    }
+    response.writeHead(404);
+    response.end();
+  });
+  server.issued = issued;
+  return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)));
 }
 
 async function shot(page, name) {
@@ -92,9 +148,11 @@ async function shot(page, name) {
 }
 
 before(async () => {
-  const [apiPort, mqttPort] = [await freePort(), await freePort()];
+  const [apiPort, mqttPort, authPort] = [await freePort(), await freePort(), await freePort()];
   base = `http://127.0.0.1:${apiPort}`;
+  authorization = await startAuthorizationServer(authPort);
   platform = spawn(IOTDP, ["local", "--api", `127.0.0.1:${apiPort}`, "--mqtt", `127.0.0.1:${mqttPort}`, "--store", "influxdb",
+    "--console-sign-in-url", `http://127.0.0.1:${authPort}`, "--console-client-id", "console-test-client",
     "--influxdb-data", `target/console-influxdb-${process.pid}`], { stdio: ["ignore", "ignore", "inherit"] });
   platform.on("exit", (code) => {
     if (code !== null && code !== 0) console.error(`iotdp local exited with ${code}`);
@@ -114,6 +172,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  authorization?.close();
   if (platform && platform.exitCode === null) {
     platform.kill("SIGINT");
     await new Promise((resolve) => platform.once("exit", resolve));
@@ -122,6 +181,7 @@ after(async () => {
 
 test("the fleet page lists every device the API lists, with its counts, in under 250 KB", async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.addInitScript((t) => sessionStorage.setItem("iotdp.token", t), ADMIN);
   const page = await context.newPage();
   const sizes = [];
   const external = [];
@@ -305,4 +365,28 @@ test("a viewer scoped to one site sees nothing of another and has no buttons to 
   await page.goto(`${base}/#/devices/battery-0001`);
   await page.waitForFunction(() => document.querySelector("#page").dataset.ready === "error");
   assert.match(await page.locator("#error").innerText(), /not/i);
+});
+
+test("signing in runs the code flow with PKCE at the hosted UI and shows the fleet to the signed-in operator", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  await page.goto(`${base}/#/alerts`);
+  await page.waitForFunction(() => document.querySelector("#page")?.dataset.ready === "signed-out");
+  assert.equal(await page.locator("[data-testid=devices]").count(), 0, "nothing before signing in");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  // Back from the authorization server with a code, exchanged for the token, on the page asked for.
+  await page.waitForFunction(() => document.querySelector("#page")?.dataset.ready === "alerts");
+  assert.equal(authorization.issued.length, 1, "one token issued, for the verifier the page kept");
+  assert.match(await page.locator("#who").innerText(), /operator@example.com · operator/);
+  assert.ok(!page.url().includes("code="), "the code is not left in the address");
+  await page.goto(`${base}/#/fleet`);
+  await page.waitForFunction(() => document.querySelector("#page")?.dataset.ready === "fleet");
+  assert.ok(await page.locator("[data-testid=devices] tbody tr").count() > 0);
+  // A code this tab did not ask for (a forged or replayed redirect) is refused, and said so.
+  const forged = await context.newPage();
+  await forged.goto(`${base}/?code=forged&state=x#/fleet`);
+  await forged.waitForFunction(() => document.querySelector("#page")?.dataset.ready === "signed-out");
+  assert.match(await forged.locator("#error").innerText(), /another request/);
+  assert.equal(authorization.issued.length, 1);
+  await context.close();
 });

@@ -279,6 +279,8 @@ pub struct ApiConfig {
     /// Binned reads and drill-downs answer from rollups when set.
     pub rollup: Option<RollupConfig>,
     pub commands: CommandsConfig,
+    /// How the console signs users in, with `ApiAuth=cognito`.
+    pub console_sign_in: Option<crate::api::console::ConsoleSignIn>,
 }
 
 impl FromEnvironment for ApiConfig {
@@ -294,7 +296,41 @@ impl FromEnvironment for ApiConfig {
             store: store_config(&env)?,
             rollup: rollup_config(&env)?,
             commands: commands_config(&env)?,
+            console_sign_in: console_sign_in(&env)?,
         })
+    }
+}
+
+/// Both of the console's sign-in variables, or neither.
+fn console_sign_in(
+    env: &Env<'_>,
+) -> Result<Option<crate::api::console::ConsoleSignIn>, ConfigError> {
+    match (
+        env.optional("CONSOLE_SIGN_IN_URL"),
+        env.optional("CONSOLE_CLIENT_ID"),
+    ) {
+        (None, None) => Ok(None),
+        (Some(base_url), Some(client_id)) => {
+            if !base_url.starts_with("https://") && !base_url.starts_with("http://127.0.0.1") {
+                return Err(ConfigError::Invalid {
+                    name: "CONSOLE_SIGN_IN_URL",
+                    value: base_url,
+                    expected: "the hosted UI's https:// address",
+                });
+            }
+            Ok(Some(crate::api::console::ConsoleSignIn {
+                base_url,
+                client_id,
+            }))
+        }
+        (Some(_), None) => Err(ConfigError::Missing {
+            name: "CONSOLE_CLIENT_ID",
+            purpose: "the user pool app client the console signs in as (CONSOLE_SIGN_IN_URL is set)",
+        }),
+        (None, Some(_)) => Err(ConfigError::Missing {
+            name: "CONSOLE_SIGN_IN_URL",
+            purpose: "the user pool's hosted UI the console signs in at (CONSOLE_CLIENT_ID is set)",
+        }),
     }
 }
 

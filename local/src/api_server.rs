@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use base64::Engine as _;
 use iotdp::api::access::Caller;
+use iotdp::api::console::ConsoleSignIn;
 use iotdp::api::http_adapter::{api_request, console_response, http_response};
 use iotdp::wiring::AwsQueryApi;
 
@@ -36,12 +37,15 @@ pub async fn serve(
     listener: TcpListener,
     api: Arc<AwsQueryApi>,
     source: Arc<str>,
+    sign_in: Option<Arc<ConsoleSignIn>>,
     shutdown: watch::Receiver<bool>,
 ) {
     serve_http(listener, shutdown, move |parts, bytes| {
-        let (api, source) = (api.clone(), source.clone());
+        let (api, source, sign_in) = (api.clone(), source.clone(), sign_in.clone());
         async move {
-            if let Some(page) = console_response(&parts.method, parts.uri.path()) {
+            if let Some(page) =
+                console_response(&parts.method, parts.uri.path(), sign_in.as_deref())
+            {
                 return page.map(|b| Full::new(Bytes::from(b)));
             }
             let call = api_request(&parts.method, &parts.uri, &bytes);

@@ -75,6 +75,10 @@ pub struct LocalOptions {
     /// message returned for retry comes back six minutes later): outage tests and demos of
     /// redelivery set a few seconds. `None`: the template's.
     pub visibility_timeout_cap: Option<Duration>,
+    /// Where the console signs users in (`CONSOLE_SIGN_IN_URL`, `CONSOLE_CLIENT_ID`): the
+    /// local API reads unsigned tokens, so any OAuth 2.0 server with PKCE will do (the browser
+    /// tests run one). `None`: the template's (none with `ApiAuth=iam`).
+    pub console_sign_in: Option<iotdp::api::console::ConsoleSignIn>,
 }
 
 #[derive(Debug, Clone)]
@@ -397,9 +401,17 @@ impl Startup {
         options: &LocalOptions,
         influxd: Option<&InfluxProcess>,
     ) -> Result<Option<SocketAddr>, LocalError> {
-        // Shadows live in the IoT Core stand-in, not in moto.
+        // Shadows live in the IoT Core stand-in, not in moto; the console signs in where the
+        // options say (a test's authorization server), if anywhere.
         let env = |name: &str| match name {
             "IOT_DATA_ENDPOINT" => Some(self.iot_data_url.clone()),
+            "CONSOLE_SIGN_IN_URL" if options.console_sign_in.is_some() => {
+                options.console_sign_in.as_ref().map(|s| s.base_url.clone())
+            }
+            "CONSOLE_CLIENT_ID" if options.console_sign_in.is_some() => options
+                .console_sign_in
+                .as_ref()
+                .map(|s| s.client_id.clone()),
             _ => function.environment.get(name).cloned(),
         };
         match function.binary.as_str() {
@@ -565,6 +577,7 @@ impl Startup {
             listener,
             api,
             source,
+            config.console_sign_in.clone().map(Arc::new),
             self.shutdown.clone(),
         )));
         Ok(addr)

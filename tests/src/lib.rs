@@ -420,6 +420,7 @@ pub fn local_options(
             data_dir,
         }),
         visibility_timeout_cap: None,
+        console_sign_in: None,
     }
 }
 

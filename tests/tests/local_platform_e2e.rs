@@ -77,6 +77,7 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(
         },
         influxdb: None,
         visibility_timeout_cap: None,
+        console_sign_in: None,
     })
     .await
     .expect("local platform starts");

@@ -13,9 +13,10 @@ async fn main() -> Result<(), Error> {
     let config = ApiConfig::from_env()?;
     let api = query_api(&load_sdk_config().await, &config).await?;
     lambda_http::run(service_fn(|request: Request| {
-        let api = &api;
+        let (api, config) = (&api, &config);
         async move {
-            if let Some(page) = console_response(request.method(), request.uri().path()) {
+            let sign_in = config.console_sign_in.as_ref();
+            if let Some(page) = console_response(request.method(), request.uri().path(), sign_in) {
                 let (parts, body) = page.into_parts();
                 return Ok(Response::from_parts(parts, Body::Text(body)));
             }

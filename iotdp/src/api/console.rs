@@ -3,6 +3,45 @@
 //! no second host and nothing fetched from elsewhere. Own files come from `console/`; uPlot
 //! from the npm registry through `make console` (see `build.rs`).
 
+/// Where the console signs users in: the user pool's hosted UI (`CONSOLE_SIGN_IN_URL`, its
+/// domain) and the app client the page is (`CONSOLE_CLIENT_ID`, no secret: PKCE instead).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSignIn {
+    pub base_url: String,
+    pub client_id: String,
+}
+
+impl ConsoleSignIn {
+    /// What the page reads from `/console/config.json`: the hosted UI's endpoints.
+    pub fn endpoints(&self) -> serde_json::Value {
+        let base = self.base_url.trim_end_matches('/');
+        serde_json::json!({
+            "authorize": format!("{base}/oauth2/authorize"),
+            "token": format!("{base}/oauth2/token"),
+            "logout": format!("{base}/logout"),
+            "client_id": self.client_id,
+            "scope": "openid email",
+        })
+    }
+
+    /// The origin the page may POST the code to (its content security policy names it).
+    pub fn origin(&self) -> &str {
+        let base = self.base_url.trim_end_matches('/');
+        match base.find("://") {
+            Some(scheme) => base[scheme + 3..]
+                .find('/')
+                .map_or(base, |path| &base[..scheme + 3 + path]),
+            None => base,
+        }
+    }
+}
+
+/// `/console/config.json`: how the page signs in, or `null` where it does not (IAM, or the
+/// local platform's admin).
+pub fn config_json(sign_in: Option<&ConsoleSignIn>) -> String {
+    serde_json::json!({ "sign_in": sign_in.map(ConsoleSignIn::endpoints) }).to_string()
+}
+
 /// One file of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Asset {
@@ -63,5 +102,29 @@ mod tests {
         assert_eq!(asset("/console/"), Some(index));
         assert_eq!(asset("/devices"), None);
         assert_eq!(asset("/console/../Cargo.toml"), None);
+    }
+
+    #[test]
+    fn the_page_learns_the_hosted_ui_endpoints_and_their_origin() {
+        let sign_in = ConsoleSignIn {
+            base_url: "https://iotdp-1f2e.auth.eu-west-1.amazoncognito.com/".into(),
+            client_id: "abc123".into(),
+        };
+        let config: serde_json::Value = serde_json::from_str(&config_json(Some(&sign_in))).unwrap();
+        assert_eq!(
+            config["sign_in"]["token"],
+            "https://iotdp-1f2e.auth.eu-west-1.amazoncognito.com/oauth2/token"
+        );
+        assert_eq!(config["sign_in"]["client_id"], "abc123");
+        assert_eq!(
+            sign_in.origin(),
+            "https://iotdp-1f2e.auth.eu-west-1.amazoncognito.com"
+        );
+        let local = ConsoleSignIn {
+            base_url: "http://127.0.0.1:9000/auth".into(),
+            client_id: "x".into(),
+        };
+        assert_eq!(local.origin(), "http://127.0.0.1:9000");
+        assert_eq!(config_json(None), r#"{"sign_in":null}"#);
     }
 }

@@ -4,6 +4,7 @@
 use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 
 use crate::api::access::{Access, Caller};
+use crate::api::console::{ConsoleSignIn, config_json};
 use crate::api::{ApiRequest, ApiResponse};
 
 pub fn api_request(method: &http::Method, uri: &http::Uri, body: &[u8]) -> ApiRequest {
@@ -18,22 +19,35 @@ pub fn api_request(method: &http::Method, uri: &http::Uri, body: &[u8]) -> ApiRe
 /// The console's page or file for a GET of `path`, if it is one (answered before any
 /// authorization: the page holds no data; every call it makes is the API's, authorized as
 /// usual).
-pub fn console_response(method: &http::Method, path: &str) -> Option<http::Response<String>> {
+pub fn console_response(
+    method: &http::Method,
+    path: &str,
+    sign_in: Option<&ConsoleSignIn>,
+) -> Option<http::Response<String>> {
     if method != http::Method::GET {
         return None;
     }
-    let asset = crate::api::console::asset(path)?;
+    let (content_type, body) = if path == "/console/config.json" {
+        ("application/json", config_json(sign_in))
+    } else {
+        let asset = crate::api::console::asset(path)?;
+        (asset.content_type, asset.body.to_owned())
+    };
+    // The page talks to this origin, and to the hosted UI's token endpoint when it signs in.
+    let connect = sign_in.map_or(String::new(), |s| format!(" {}", s.origin()));
     http::Response::builder()
         .status(200)
-        .header(http::header::CONTENT_TYPE, asset.content_type)
+        .header(http::header::CONTENT_TYPE, content_type)
         // Not content-hashed names: revalidate, so a new deployment is seen at once.
         .header(http::header::CACHE_CONTROL, "no-cache")
         .header("x-content-type-options", "nosniff")
         .header(
             "content-security-policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+            format!(
+                "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; connect-src 'self'{connect}; frame-ancestors 'none'"
+            ),
         )
-        .body(asset.body.to_owned())
+        .body(body)
         .ok()
 }
 
