@@ -747,3 +747,41 @@ fn commands_have_their_table_queue_rule_and_only_the_permissions_they_need() {
         );
     }
 }
+
+/// The console's page and files are served to anyone, GET only, and nothing else is: every API
+/// route keeps the stack's authorizer. With a user pool the page learns where to sign in.
+#[test]
+fn the_console_is_public_and_only_the_console() {
+    let (_, api) = stack_with_parameters(&[], "ApiFunction");
+    let events = api["Events"].as_object().unwrap();
+    let public: Vec<(&str, &str)> = events
+        .values()
+        .filter(|e| e["Properties"]["Auth"]["Authorizer"] == "NONE")
+        .map(|e| {
+            (
+                e["Properties"]["Path"].as_str().unwrap(),
+                e["Properties"]["Method"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(public, [("/", "GET"), ("/console/{proxy+}", "GET")]);
+    assert!(events["Api"]["Properties"].get("Auth").is_none());
+    let env = &api["Environment"]["Variables"];
+    assert!(env.get("CONSOLE_SIGN_IN_URL").is_none() && env.get("CONSOLE_CLIENT_ID").is_none());
+
+    let cognito = [("ApiAuth", "cognito")];
+    let (created, api) = stack_with_parameters(&cognito, "ApiFunction");
+    assert!(created.iter().any(|k| k == "AWS::Cognito::UserPoolDomain"));
+    let env = &api["Environment"]["Variables"];
+    assert_eq!(env["CONSOLE_CLIENT_ID"], "ApiUserPoolClient");
+    assert!(
+        env["CONSOLE_SIGN_IN_URL"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://ApiUserPoolDomain.auth."),
+        "{env}"
+    );
+    let (_, client) = stack_with_parameters(&cognito, "ApiUserPoolClient");
+    assert_eq!(client["AllowedOAuthFlows"], serde_json::json!(["code"]));
+    assert_eq!(client["GenerateSecret"], false);
+}
