@@ -492,6 +492,23 @@ where
 mod batch_event_tests {
     use super::*;
 
+    /// `(item identifier, body)` of each record of an event as Lambda delivers it.
+    fn read(event: &str) -> Vec<(String, String)> {
+        let batch: IngestBatch = serde_json::from_str(event).unwrap();
+        batch
+            .messages()
+            .into_iter()
+            .map(|(id, body)| (id.to_owned(), body.into_owned()))
+            .collect()
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(id, body)| ((*id).to_owned(), (*body).to_owned()))
+            .collect()
+    }
+
     /// An SQS event exactly as Lambda delivers it: the batch type keeps ids and bodies, in
     /// order, and skips every other field.
     #[test]
@@ -505,21 +522,15 @@ mod batch_event_tests {
              "eventSourceARN":"arn:aws:sqs:us-east-2:123456789012:my-queue","awsRegion":"us-east-2"},
             {"messageId":"2e1424d4-f796-459a-8184-9c92662be6da","body":"second"}
         ]}"#;
-        let batch: IngestBatch = serde_json::from_str(event).unwrap();
-        let messages = batch.messages();
-        let pairs: Vec<(&str, &str)> = messages
-            .iter()
-            .map(|(id, body)| (*id, body.as_ref()))
-            .collect();
         assert_eq!(
-            pairs,
-            [
+            read(event),
+            owned(&[
                 (
                     "059f36b4-87a3-44ab-83d2-661975830a7d",
                     r#"{"payload":"e30=","topic":"dt/ac-1/telemetry","received_at":1}"#
                 ),
                 ("2e1424d4-f796-459a-8184-9c92662be6da", "second"),
-            ]
+            ])
         );
         let empty: IngestBatch = serde_json::from_str("{}").unwrap();
         assert!(empty.records.is_empty());
@@ -541,15 +552,9 @@ mod batch_event_tests {
             {"kinesis":{"sequenceNumber":"2","data":"not base64!"},"eventSource":"aws:kinesis"},
             {"kinesis":{"sequenceNumber":"3","data":"//79"},"eventSource":"aws:kinesis"}
         ]}"#;
-        let batch: IngestBatch = serde_json::from_str(event).unwrap();
-        let messages = batch.messages();
-        let pairs: Vec<(&str, &str)> = messages
-            .iter()
-            .map(|(id, body)| (*id, body.as_ref()))
-            .collect();
         assert_eq!(
-            pairs,
-            [
+            read(event),
+            owned(&[
                 (
                     "49590338271490256608559692538361571095921575989136588898",
                     r#"{"payload":"e30=","topic":"dt/ac-1/telemetry","received_at":1}"#
@@ -558,7 +563,7 @@ mod batch_event_tests {
                 // body validation will quarantine.
                 ("2", ""),
                 ("3", ""),
-            ]
+            ])
         );
     }
 }
