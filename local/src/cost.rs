@@ -50,6 +50,11 @@ const SHARD_HEADROOM: f64 = 2.0;
 /// the first day is billed as extended retention.
 const KINESIS_RETENTION_HOURS: f64 = 168.0;
 const HOURS_PER_MONTH: f64 = MONTH_SECONDS / 3_600.0;
+/// Timestream's memory store keeps `MemoryStoreRetentionHours` (template default 24 h, so
+/// 5-hour-late gateway batches land there); the magnetic store keeps everything after. The
+/// storage lines are the twelfth month's: a year of readings in the magnetic store.
+const MEMORY_STORE_HOURS: f64 = 24.0;
+const MAGNETIC_MONTHS_HELD: f64 = 12.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// One priced item of `infra/prices.toml`.
@@ -479,6 +484,7 @@ pub fn iotdp_bill(
         readings * INGEST_MS_PER_READING / 1_000.0 * INGEST_MEMORY_GB,
     )?;
     bill.add(prices, "timestream_writes", messages * per.timestream_kb)?;
+    timestream_storage(&mut bill, prices, messages * per.timestream_kb)?;
     let registry_writes = if options.registry_before {
         per.registry_writes_before
     } else {
@@ -490,6 +496,23 @@ pub fn iotdp_bill(
         messages * registry_writes,
     )?;
     Ok(bill)
+}
+
+/// Timestream storage for a month's `written_kb` (the metered write size standing in for
+/// the stored size): the memory store's hours of data, held all month, and a year of data in
+/// the magnetic store.
+fn timestream_storage(bill: &mut Bill, prices: &PriceTable, written_kb: f64) -> Result<(), String> {
+    let monthly_gb = written_kb / (1024.0 * 1024.0);
+    bill.add(
+        prices,
+        "timestream_memory_gb_hours",
+        monthly_gb * MEMORY_STORE_HOURS,
+    )?;
+    bill.add(
+        prices,
+        "timestream_magnetic_gb_months",
+        monthly_gb * MAGNETIC_MONTHS_HELD,
+    )
 }
 
 /// The baseline's monthly bill: the built-in Timestream action and IoT Events alarms.
@@ -510,6 +533,7 @@ pub fn baseline_bill(load: &Load, per: &PerMessage, prices: &PriceTable) -> Resu
         "timestream_writes",
         messages * per.baseline_timestream_kb,
     )?;
+    timestream_storage(&mut bill, prices, messages * per.baseline_timestream_kb)?;
     let evaluation_units = increments(per.iot_bytes, 1024);
     bill.add(
         prices,
@@ -570,6 +594,8 @@ mod tests {
                 "lambda_requests",
                 "lambda_arm_gb_seconds",
                 "timestream_writes",
+                "timestream_memory_gb_hours",
+                "timestream_magnetic_gb_months",
                 "dynamodb_write_request_units",
             ]
             .into_iter()
@@ -607,6 +633,16 @@ mod tests {
         assert!((usd["sqs_requests"] - 51.84).abs() < 1e-9);
         assert!((usd["lambda_requests"] - 0.0432).abs() < 1e-9);
         assert!((usd["timestream_writes"] - 86.4).abs() < 1e-9);
+        // 86.4 M KB is 82.40 GiB a month: 24 hours of it in the memory store all month
+        // (1,977.5 GB-hours), a year of it in the magnetic store (988.8 GB-months).
+        let quantity: BTreeMap<&str, f64> = bill
+            .lines
+            .iter()
+            .map(|l| (l.item.as_str(), l.quantity))
+            .collect();
+        let monthly_gb = 86_400_000.0 / (1024.0 * 1024.0);
+        assert!((quantity["timestream_memory_gb_hours"] - monthly_gb * 24.0).abs() < 1e-9);
+        assert!((quantity["timestream_magnetic_gb_months"] - monthly_gb * 12.0).abs() < 1e-9);
         // One registry write per message.
         assert!((usd["dynamodb_write_request_units"] - 43.2).abs() < 1e-9);
         let basic = iotdp_bill(&load, &per, Options::new(true, Transport::Sqs), &table).unwrap();
