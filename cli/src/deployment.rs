@@ -34,6 +34,13 @@ pub const ROLLUP_STATE_TABLE: Setting = Setting::new(
     "IOTDP_ROLLUP_STATE_TABLE",
     "RollupStateTableName",
 );
+pub const INGEST_STREAM: Setting =
+    Setting::new("--stream", "IOTDP_INGEST_STREAM", "IngestStreamName");
+pub const INGEST_STREAM_FAILURE_QUEUE: Setting = Setting::new(
+    "--failure-queue",
+    "IOTDP_INGEST_STREAM_FAILURE_QUEUE",
+    "IngestStreamFailureQueueUrl",
+);
 pub const TELEMETRY_RULE: Setting = Setting::new(
     "--basic-ingest-rule",
     "IOTDP_BASIC_INGEST_RULE",

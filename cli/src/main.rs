@@ -11,6 +11,7 @@ mod progress;
 mod readings;
 mod rollups;
 mod simulate;
+mod stream;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -81,6 +82,8 @@ enum Command {
     Readings(readings::ReadingsArgs),
     /// Rollups: the job's coverage, and rebuilding a range from raw readings
     Rollups(rollups::RollupsArgs),
+    /// The Kinesis transport: replay the batches ingest gave up on (named in the failure queue)
+    Stream(stream::StreamArgs),
     /// Alert rules
     Rules {
         /// DynamoDB rules table [stack output: AlertRulesTableName]
@@ -230,6 +233,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Rollups(args) => {
             rollups::run(args, &Deployment::load(cli.stack).await, output).await
+        }
+        Command::Stream(args) => {
+            stream::run(args, &Deployment::load(cli.stack).await, output).await
         }
         Command::Rules { table, action } => {
             // Validate local input before touching AWS, so a bad file fails fast and offline.
