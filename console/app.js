@@ -637,7 +637,9 @@ async function rulesPage() {
     h("table", { "data-testid": "rules" },
       h("thead", {}, h("tr", {}, ["Rule", "Name", "Metric", "Severity", "Enabled", ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, rules.map((r) => h("tr", { "data-rule": r.rule_id },
-        h("td", {}, r.rule_id), h("td", {}, r.name), h("td", {}, r.metric), h("td", {}, pill(r.severity)),
+        h("td", {}, r.rule_id), h("td", {}, r.name), h("td", {}, r.metric),
+        // A rule with levels has a severity per level ({"warning": {...}, "critical": {...}}).
+        h("td", {}, r.severity ? pill(r.severity) : Object.keys(r.levels || {}).map((level) => pill(level))),
         h("td", {}, r.enabled === false ? "no" : "yes"),
         h("td", {}, can("admin") ? h("button", { type: "button", class: "secondary", onclick: () => { editor.value = JSON.stringify(r, null, 2); editor.focus(); } }, "Edit") : null))))),
     can("admin") ? h("form", { class: "panel", onsubmit: save, "data-testid": "rule-form" },
