@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 use crate::deployment::{Deployment, INGEST_STREAM, INGEST_STREAM_FAILURE_QUEUE};
 use crate::output::OutputFormat;
 
+/// An AWS call's error with what was being done, in the SDK's full wording.
+fn failed<E: std::error::Error>(what: String) -> impl FnOnce(E) -> String {
+    move |e| format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(e))
+}
+
 /// PutRecords takes at most 500 records a call.
 const PUT_RECORDS_MAX: usize = 500;
 
@@ -94,12 +99,7 @@ pub async fn run(
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(|e| {
-                format!(
-                    "reading {queue}: {}",
-                    aws_sdk_sqs::error::DisplayErrorContext(e)
-                )
-            })?;
+            .map_err(failed(format!("reading {queue}")))?;
         let messages = received.messages();
         if messages.is_empty() {
             break;
@@ -112,12 +112,7 @@ pub async fn run(
                 .receipt_handle(message.receipt_handle().unwrap_or_default())
                 .send()
                 .await
-                .map_err(|e| {
-                    format!(
-                        "deleting the replayed message: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(e)
-                    )
-                })?;
+                .map_err(failed("deleting the replayed message".into()))?;
             replayed_batches += 1;
             replayed_records += records;
             let line = json!({
@@ -144,12 +139,13 @@ async fn replay(
     stream: &str,
     batch: &SkippedBatch,
 ) -> Result<usize, String> {
-    let error = |what: &str, e: String| {
+    let place = |what: &str| {
         format!(
-            "{what} ({} {} … {}): {e}",
+            "{what} ({} {} … {})",
             batch.shard_id, batch.first, batch.last
         )
     };
+    let error = |what: &str, e: String| format!("{}: {e}", place(what));
     let mut iterator = kinesis
         .get_shard_iterator()
         .stream_name(stream)
@@ -158,12 +154,7 @@ async fn replay(
         .starting_sequence_number(&batch.first)
         .send()
         .await
-        .map_err(|e| {
-            error(
-                "finding the batch",
-                aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
-            )
-        })?
+        .map_err(failed(place("finding the batch")))?
         .shard_iterator
         .ok_or_else(|| error("finding the batch", "no shard iterator".into()))?;
     let mut entries = Vec::new();
@@ -173,12 +164,7 @@ async fn replay(
             .shard_iterator(&iterator)
             .send()
             .await
-            .map_err(|e| {
-                error(
-                    "reading the batch",
-                    aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
+            .map_err(failed(place("reading the batch")))?;
         for record in page.records() {
             if !sequence_at_most(record.sequence_number(), &batch.last) {
                 break 'read;
@@ -211,12 +197,7 @@ async fn replay(
                 .set_records(Some(pending.clone()))
                 .send()
                 .await
-                .map_err(|e| {
-                    error(
-                        "putting the records back",
-                        aws_sdk_kinesis::error::DisplayErrorContext(e).to_string(),
-                    )
-                })?;
+                .map_err(failed(place("putting the records back")))?;
             if answer.failed_record_count().unwrap_or(0) == 0 {
                 pending.clear();
                 break;

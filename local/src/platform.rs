@@ -185,6 +185,36 @@ struct Startup {
     iot_data_url: String,
 }
 
+/// The ingest function as Lambda invokes it locally, from either event source: each
+/// invocation gets a request id and the function's deadline, and its figures go to the live
+/// view.
+struct IngestRunner {
+    service: Arc<AwsIngestService>,
+    stats: Arc<PlatformStats>,
+    timeout: Duration,
+    invocations: AtomicU64,
+}
+
+impl IngestRunner {
+    fn next_invocation(&self) -> Invocation {
+        let number = self.invocations.fetch_add(1, Ordering::Relaxed);
+        Invocation {
+            request_id: format!("local-{number:08}"),
+            deadline: tokio::time::Instant::now() + self.timeout,
+            started_at: chrono::Utc::now(),
+        }
+    }
+
+    async fn finish(
+        &self,
+        report: iotdp::ingest::service::IngestReport,
+    ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+        self.stats.invocations.fetch_add(1, Ordering::Relaxed);
+        self.stats.ingest.lock().await.add(&report.metrics);
+        report.response
+    }
+}
+
 /// moto (or the given endpoint) and, when asked for, influxd: what the stack is created in.
 struct BackingServices {
     endpoint: String,
@@ -459,24 +489,20 @@ impl Startup {
                 .await
                 .map_err(|e| LocalError(e.to_string()))?,
         );
-        let stream_service = service.clone();
-        let invocations = Arc::new(AtomicU64::new(0));
-        let stats = self.stats.clone();
-        let timeout = self.invocation_timeout;
+        // One runner for both event sources: the same service, one invocation count.
+        let runner = Arc::new(IngestRunner {
+            service,
+            stats: self.stats.clone(),
+            timeout: self.invocation_timeout,
+            invocations: AtomicU64::new(0),
+        });
+        let from_queue = runner.clone();
         let handler = Arc::new(move |event: SqsEvent| {
-            let service = service.clone();
-            let stats = stats.clone();
-            let number = invocations.fetch_add(1, Ordering::Relaxed);
+            let runner = from_queue.clone();
             async move {
-                let invocation = Invocation {
-                    request_id: format!("local-{number:08}"),
-                    deadline: tokio::time::Instant::now() + timeout,
-                    started_at: chrono::Utc::now(),
-                };
-                let report = service.handle(&event, &invocation).await;
-                stats.invocations.fetch_add(1, Ordering::Relaxed);
-                stats.ingest.lock().await.add(&report.metrics);
-                report.response
+                let invocation = runner.next_invocation();
+                let report = runner.service.handle(&event, &invocation).await;
+                runner.finish(report).await
             }
         });
         spawn_sqs_triggers(
@@ -486,25 +512,15 @@ impl Startup {
             handler,
             &self.shutdown,
         );
-        // Kinesis: the same service, given the records as the binary reads them.
-        let (service, stats, timeout) =
-            (stream_service, self.stats.clone(), self.invocation_timeout);
-        let stream_invocations = Arc::new(AtomicU64::new(0));
+        // Kinesis: the records as the binary reads them.
         let from_stream = Arc::new(move |event: serde_json::Value| {
-            let (service, stats) = (service.clone(), stats.clone());
-            let number = stream_invocations.fetch_add(1, Ordering::Relaxed);
+            let runner = runner.clone();
             async move {
                 let batch: iotdp::ingest::service::IngestBatch = serde_json::from_value(event)
                     .expect("the local event source builds Lambda's Kinesis event");
-                let invocation = Invocation {
-                    request_id: format!("local-stream-{number:08}"),
-                    deadline: tokio::time::Instant::now() + timeout,
-                    started_at: chrono::Utc::now(),
-                };
-                let report = service.handle_batch(&batch, &invocation).await;
-                stats.invocations.fetch_add(1, Ordering::Relaxed);
-                stats.ingest.lock().await.add(&report.metrics);
-                report.response
+                let invocation = runner.next_invocation();
+                let report = runner.service.handle_batch(&batch, &invocation).await;
+                runner.finish(report).await
             }
         });
         for trigger in &function.stream_triggers {

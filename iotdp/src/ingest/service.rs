@@ -415,42 +415,50 @@ pub enum Redelivery {
 }
 
 /// Which messages must go back to the event source, and the first reason why (for the logs).
-struct MessageFailures(Vec<Option<String>>, Redelivery);
+struct MessageFailures {
+    reasons: Vec<Option<String>>,
+    redelivery: Redelivery,
+    /// With [`Redelivery::FromFirstFailure`]: the first failed message; every later one is
+    /// returned too (derived, not written into each).
+    first: Option<usize>,
+}
 
 impl MessageFailures {
     fn new(messages: usize, redelivery: Redelivery) -> Self {
-        Self(vec![None; messages], redelivery)
+        Self {
+            reasons: vec![None; messages],
+            redelivery,
+            first: None,
+        }
     }
 
     fn fail(&mut self, message: usize, why: &str) {
-        if self.0[message].is_none() {
-            self.0[message] = Some(why.to_owned());
+        if self.reasons[message].is_none() {
+            self.reasons[message] = Some(why.to_owned());
         }
-        if self.1 == Redelivery::FromFirstFailure {
-            for later in self.0.iter_mut().skip(message + 1) {
-                if later.is_none() {
-                    *later = Some(
-                        "an earlier record of the shard failed; redelivered after it".to_owned(),
-                    );
-                }
-            }
+        if self.redelivery == Redelivery::FromFirstFailure {
+            self.first = Some(self.first.map_or(message, |f| f.min(message)));
         }
     }
 
     fn has(&self, message: usize) -> bool {
-        self.0[message].is_some()
+        self.reasons[message].is_some() || self.first.is_some_and(|f| message > f)
     }
 
     fn into_response(self, batch: &PreparedBatch) -> SqsBatchResponse {
+        const AFTER_FIRST: &str = "an earlier record of the shard failed; redelivered after it";
         let mut response = SqsBatchResponse::default();
-        for (message, why) in self.0.into_iter().enumerate() {
-            if let Some(why) = why {
-                let id = batch.messages[message].message_id.clone();
-                tracing::warn!(message_id = %id, reason = %why, "message returned to SQS for retry");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
-            }
+        for (message, why) in self.reasons.iter().enumerate() {
+            let why = match why {
+                Some(why) => why.as_str(),
+                None if self.first.is_some_and(|f| message > f) => AFTER_FIRST,
+                None => continue,
+            };
+            let id = batch.messages[message].message_id.clone();
+            tracing::warn!(message_id = %id, reason = %why, "message returned for retry");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
         }
         response
     }
