@@ -95,6 +95,8 @@ fn commands_config(env: &Env<'_>) -> Result<CommandsConfig, ConfigError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
     pub table: String,
+    /// The heard log ingest appends watched devices' silence deadlines to.
+    pub heard_log_table: String,
     pub cache: RegistryCacheSettings,
 }
 
@@ -340,6 +342,10 @@ fn registry_config(env: &Env<'_>) -> Result<Option<RegistryConfig>, ConfigError>
     };
     Ok(Some(RegistryConfig {
         table,
+        heard_log_table: env.required(
+            "HEARD_LOG_TABLE",
+            "the DynamoDB table watched devices' silence deadlines are logged to (the registry is on)",
+        )?,
         cache: RegistryCacheSettings {
             ttl: Duration::from_secs(env.number("REGISTRY_CACHE_SECONDS", 60, 0..=3600)?),
             seen_interval: Duration::from_secs(env.number(
@@ -373,6 +379,7 @@ impl FromEnvironment for LifecycleConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SilenceWatchConfig {
     pub registry_table: String,
+    pub heard_log_table: String,
     pub state_table: String,
     pub topic_arn: String,
     pub severity: Severity,
@@ -397,6 +404,10 @@ impl FromEnvironment for SilenceWatchConfig {
             registry_table: env.required(
                 "DEVICE_REGISTRY_TABLE",
                 "the DynamoDB device registry with the silence-watch index",
+            )?,
+            heard_log_table: env.required(
+                "HEARD_LOG_TABLE",
+                "the DynamoDB table ingest logs watched devices' silence deadlines to",
             )?,
             state_table: env.required(
                 "ALERT_STATE_TABLE",
@@ -532,6 +543,10 @@ mod tests {
         assert_eq!(config.unknown_devices, UnknownDevicePolicy::Accept);
         let mut pairs = MINIMAL.to_vec();
         pairs.push(("DEVICE_REGISTRY_TABLE", "devices"));
+        // A watched device's silence deadline goes to the heard log between registry writes.
+        let err = IngestConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(err.to_string().contains("HEARD_LOG_TABLE"), "{err}");
+        pairs.push(("HEARD_LOG_TABLE", "heard"));
         let config = IngestConfig::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!(config.unknown_devices, UnknownDevicePolicy::Reject);
         assert_eq!(
@@ -558,9 +573,16 @@ mod tests {
     fn the_silence_watch_needs_registry_states_and_topic() {
         let err =
             SilenceWatchConfig::from_lookup(lookup(&[("DEVICE_REGISTRY_TABLE", "d")])).unwrap_err();
+        assert!(err.to_string().contains("HEARD_LOG_TABLE"), "{err}");
+        let err = SilenceWatchConfig::from_lookup(lookup(&[
+            ("DEVICE_REGISTRY_TABLE", "d"),
+            ("HEARD_LOG_TABLE", "h"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("ALERT_STATE_TABLE"), "{err}");
         let config = SilenceWatchConfig::from_lookup(lookup(&[
             ("DEVICE_REGISTRY_TABLE", "d"),
+            ("HEARD_LOG_TABLE", "h"),
             ("ALERT_STATE_TABLE", "s"),
             ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:t"),
             ("NO_DATA_SEVERITY", "critical"),

@@ -470,7 +470,8 @@ pub async fn ingest_service_with(
     let quarantine = S3Quarantine::new(s3_client(&sdk), &config.quarantine_bucket);
     let registry = config.registry.as_ref().map(|registry| {
         Arc::new(CachedRegistry::new(
-            DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &registry.table),
+            DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &registry.table)
+                .with_heard_log(&registry.heard_log_table),
             registry.cache,
         ))
     });
@@ -543,7 +544,8 @@ pub fn device_registry(sdk: &SdkConfig, table: &str) -> DynamoDbRegistry {
 pub fn silence_watch(sdk: &SdkConfig, config: &SilenceWatchConfig) -> AwsSilenceWatch {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     SilenceWatch::new(
-        DynamoDbRegistry::new(dynamodb.clone(), &config.registry_table),
+        DynamoDbRegistry::new(dynamodb.clone(), &config.registry_table)
+            .with_heard_log(&config.heard_log_table),
         DynamoDbAlertStates::new(dynamodb, &config.state_table),
         SnsNotifier::new(aws_sdk_sns::Client::new(sdk), &config.topic_arn),
         config.severity,

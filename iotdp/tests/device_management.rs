@@ -14,7 +14,7 @@ use iotdp::alerting::rule::NO_DATA_RULE_ID;
 use iotdp::alerting::rule::Severity;
 use iotdp::devices::admission::UnknownDevicePolicy;
 use iotdp::devices::cache::{CachedRegistry, RegistryCacheSettings};
-use iotdp::devices::ports::DeviceRegistry;
+use iotdp::devices::ports::{DeviceLookup, DeviceRegistry};
 use iotdp::devices::presence::record_presence_events;
 use iotdp::devices::record::{DeviceRecord, DeviceStatus};
 use iotdp::devices::silence::SilenceWatch;
@@ -266,23 +266,22 @@ async fn last_seen_moves_with_receive_time_at_most_once_per_interval() {
     let h = harness(green_wall(), UnknownDevicePolicy::Reject);
     ingest(&h, vec![message("a", "ac-1", &single(T0 - 10), T0)]).await;
     assert_eq!(h.registry.get("ac-1").unwrap().last_seen_ms, Some(T0));
-    // 10 minutes later: within the 15-minute interval of a device without a heartbeat, no
-    // write.
+    // 50 minutes later: within the hour's interval, no write.
     ingest(
         &h,
-        vec![message("b", "ac-1", &single(T0 + 599_000), T0 + 600_000)],
+        vec![message("b", "ac-1", &single(T0 + 2_999_000), T0 + 3_000_000)],
     )
     .await;
     assert_eq!(h.registry.get("ac-1").unwrap().last_seen_ms, Some(T0));
-    // 901 s after the last write: written.
+    // 3,601 s after the last write: written.
     ingest(
         &h,
-        vec![message("c", "ac-1", &single(T0 + 900_000), T0 + 901_000)],
+        vec![message("c", "ac-1", &single(T0 + 3_600_000), T0 + 3_601_000)],
     )
     .await;
     assert_eq!(
         h.registry.get("ac-1").unwrap().last_seen_ms,
-        Some(T0 + 901_000)
+        Some(T0 + 3_601_000)
     );
     // A gateway's batch: the devices it reports for and the gateway itself are seen.
     ingest(
@@ -579,20 +578,19 @@ async fn a_failed_no_data_publish_is_retried_by_the_next_run() {
     assert_eq!(published[0].severity, Severity::Critical);
 }
 
-/// A fresh ingest instance trusts the registry's stored deadline and last_seen: a device heard
-/// from recently, with a current deadline, costs no write; one whose deadline is unknown gets it
-/// moved. (A cold instance used to rewrite every watched device's deadline.)
+/// A fresh ingest instance trusts the registry's `last_seen`: a device heard from 10 s ago
+/// costs nothing; one heard from 10 minutes ago (more than a tenth of its hour's heartbeat)
+/// gets its deadline into the heard log, not a registry write. (A cold instance once rewrote
+/// every watched device's deadline.)
 #[tokio::test(start_paused = true)]
-async fn a_cold_instance_rewrites_only_deadlines_that_are_stale() {
-    let heard = T0 - 10_000;
+async fn a_cold_instance_logs_only_deadlines_that_are_stale() {
     let mut current = device("ac-1", "thermostat", "home-1", None);
     current.heartbeat_seconds = Some(3600);
-    current.last_seen_ms = Some(heard);
-    current.watch_at_ms = Some(heard + 3_600_000);
-    let mut unknown = device("ac-2", "thermostat", "home-2", None);
-    unknown.heartbeat_seconds = Some(3600);
-    unknown.last_seen_ms = Some(heard);
-    let h = harness(vec![current, unknown], UnknownDevicePolicy::Reject);
+    current.last_seen_ms = Some(T0 - 10_000);
+    let mut stale = device("ac-2", "thermostat", "home-2", None);
+    stale.heartbeat_seconds = Some(3600);
+    stale.last_seen_ms = Some(T0 - 600_000);
+    let h = harness(vec![current, stale], UnknownDevicePolicy::Reject);
     let report = ingest(
         &h,
         vec![
@@ -602,9 +600,81 @@ async fn a_cold_instance_rewrites_only_deadlines_that_are_stale() {
     )
     .await;
     assert_eq!(report.metrics.readings_accepted, 2);
+    assert_eq!(report.metrics.registry_writes, 0);
+    assert_eq!(report.metrics.heard_log_entries, 1);
+    let heard = h.registry.heard_since(T0).await.unwrap();
     assert_eq!(
-        report.metrics.registry_writes, 1,
-        "only ac-2's deadline is moved"
+        heard.keys().collect::<Vec<_>>(),
+        ["ac-2"],
+        "only ac-2's deadline is logged"
     );
-    assert_eq!(h.registry.watch_writes.load(Ordering::Relaxed), 1);
+    assert!(heard["ac-2"] >= T0 + 3_960_000, "heard + heartbeat + a tenth");
+}
+
+/// The battery boxes: a 15-minute heartbeat, a report every 5 minutes. Through the ingest
+/// cache and the silence watch together: one registry write an hour per device, never a
+/// `no_data` while it reports, `no_data` within a minute of heartbeat + a tenth once it stops
+/// (with its real silence, not the hourly `last_seen`'s), and a clear as soon as it reports
+/// again, by the heard log alone.
+#[tokio::test(start_paused = true)]
+async fn the_heard_log_keeps_no_data_exact_at_one_registry_write_an_hour() {
+    let mut battery = device("battery-7", "battery-box", "farm-3", None);
+    battery.heartbeat_seconds = Some(900);
+    battery.created_at_ms = T0;
+    let registry = Arc::new(MemoryRegistry::with(vec![battery]));
+    let cache = CachedRegistry::new(registry.clone(), RegistryCacheSettings::default());
+    let notifier = Arc::new(MemoryNotifier::default());
+    let watch = SilenceWatch::new(
+        registry.clone(),
+        Arc::new(MemoryAlertStates::default()),
+        notifier.clone(),
+        Severity::Warning,
+    );
+    let minute = 60_000;
+    let report_at = |minutes: i64| {
+        let cache = &cache;
+        async move {
+            cache.lookup(&["battery-7"]).await.unwrap();
+            cache
+                .record_seen(&[("battery-7", T0 + minutes * minute)])
+                .await
+        }
+    };
+    let run = |minutes: i64| watch.run(DateTime::<Utc>::from_timestamp_millis(T0 + minutes * minute).unwrap());
+    let (mut writes, mut logged) = (0, 0);
+    // Three hours of reports every 5 minutes, the watch every minute.
+    for m in 0..180 {
+        if m % 5 == 0 {
+            let seen = report_at(m).await;
+            writes += seen.writes;
+            logged += seen.heard;
+        }
+        let report = run(m).await.unwrap();
+        assert_eq!(report.raised, 0, "minute {m}: {report:?}");
+    }
+    assert_eq!(writes, 3, "one registry write an hour (every 13th report)");
+    assert_eq!(logged, 33, "every other report's deadline is logged");
+    assert_eq!(registry.seen_writes.load(Ordering::Relaxed), 3);
+    // The last report was at minute 175; last_seen in the registry is from minute 130.
+    assert_eq!(
+        registry.get("battery-7").unwrap().last_seen_ms,
+        Some(T0 + 130 * minute)
+    );
+    // Silent from minute 175: due at 175 + 15 + 1.5 = 191.5.
+    for m in 180..=191 {
+        assert_eq!(run(m).await.unwrap().raised, 0, "minute {m}");
+    }
+    assert!(notifier.published().is_empty());
+    let report = run(192).await.unwrap();
+    assert_eq!(report.raised, 1, "{report:?}");
+    let published = notifier.published();
+    assert_eq!(published[0].device_id, "battery-7");
+    assert_eq!(published[0].value, 17.0 * 60.0, "silent since minute 175");
+    // Reports again at minute 200: the heard log clears it at the next run, no registry write.
+    let seen = report_at(200).await;
+    assert_eq!((seen.writes, seen.heard), (0, 1));
+    let report = run(200).await.unwrap();
+    assert_eq!(report.cleared, 1, "{report:?}");
+    assert_eq!(notifier.published().len(), 2);
+    assert_eq!(notifier.published()[1].kind, NotificationKind::Ok);
 }

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use crate::devices::ports::{
     DeviceLookup, DeviceRegistry, DeviceSnapshot, RegistryError, SeenReport,
 };
+use crate::devices::heard::HeardEntry;
 use crate::devices::record::{DeviceStatus, KnownDevice, last_seen_resolution_ms};
+use crate::devices::silence::watch_deadline;
 
 /// BatchGetItem takes at most 100 keys per call: one registry read covers up to 100 devices.
 pub const MAX_DEVICES_PER_READ: usize = 100;
@@ -29,16 +31,17 @@ pub struct RegistryCacheSettings {
     /// How long a looked-up device (or its absence) is trusted. A suspension takes effect
     /// within this time.
     pub ttl: Duration,
-    /// An unwatched device's (no heartbeat) `last_seen` is written only when it moved by more
-    /// than this. A watched device's follows its heartbeat ([`last_seen_resolution_ms`]).
+    /// A device's `last_seen` is written to the registry only when it moved by more than
+    /// this. A watched device's silence deadline is kept as fresh as a tenth of its heartbeat
+    /// ([`last_seen_resolution_ms`]) through the heard log in between.
     pub seen_interval: Duration,
 }
 
-/// The default `last_seen` interval of unwatched devices: 15 minutes. Nothing raises on their
-/// silence, `last_seen` only tells an operator roughly when they last reported (the readings
-/// carry exact times), and a device reporting every 10 s then costs one registry write in 90
-/// messages instead of one in 7 (docs/cost.md).
-pub const DEFAULT_SEEN_INTERVAL: Duration = Duration::from_secs(900);
+/// The default `last_seen` interval: an hour. `last_seen` tells an operator roughly when a
+/// device last reported (the readings carry exact times, and the silence watch reads the heard
+/// log), and a device reporting every 5 minutes then costs one registry write in 13 messages,
+/// every 10 s one in 361 (docs/cost.md).
+pub const DEFAULT_SEEN_INTERVAL: Duration = Duration::from_secs(3600);
 
 impl Default for RegistryCacheSettings {
     fn default() -> Self {
@@ -55,8 +58,8 @@ struct Entry {
     device: Option<Arc<KnownDevice>>,
     /// The latest `last_seen` this instance wrote or read.
     last_seen_ms: Option<i64>,
-    /// The `last_seen` at which this instance last moved the silence deadline.
-    watch_written_ms: Option<i64>,
+    /// The latest heard time this instance logged (heard log or registry), for watched devices.
+    heard_logged_ms: Option<i64>,
 }
 
 pub struct CachedRegistry<R> {
@@ -126,85 +129,99 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                 entries.retain(|_, e| e.fetched.elapsed() < ttl);
             }
             for &id in chunk {
-                // A refill keeps what this instance knows it wrote.
-                let watch_written_ms = entries.get(id).and_then(|e| e.watch_written_ms);
+                // A refill keeps what this instance knows it logged.
+                let heard_logged_ms = entries.get(id).and_then(|e| e.heard_logged_ms);
                 entries.insert(
                     id.to_owned(),
                     Entry {
                         fetched: now,
                         device: None,
                         last_seen_ms: None,
-                        watch_written_ms,
+                        heard_logged_ms,
                     },
                 );
             }
             for record in found {
                 let id = record.device_id.clone();
                 let last_seen = record.last_seen_ms;
-                // The stored deadline is `seen + heartbeat`: what it was written for.
-                let deadline_written_for = record
-                    .watch_at_ms
-                    .zip(record.heartbeat_seconds)
-                    .map(|(at, h)| at - i64::from(h) * 1000);
                 let device = Arc::new(KnownDevice::from(record));
                 snapshot.devices.insert(id.clone(), device.clone());
                 if let Some(e) = entries.get_mut(&id) {
                     e.device = Some(device);
                     e.last_seen_ms = last_seen;
-                    e.watch_written_ms = e.watch_written_ms.max(deadline_written_for);
+                    e.heard_logged_ms = e.heard_logged_ms.max(last_seen);
                 }
             }
         }
         Ok(snapshot)
     }
 
-    /// `last_seen` is written when it moved by more than the interval. A watched device's
-    /// silence deadline moves with it at most every quarter heartbeat: each deadline move is an
-    /// index write, and a deadline at most a quarter heartbeat stale never fires early (the
-    /// silence watch re-checks `last_seen` before raising anyway).
+    /// Every device's `last_seen` is written to the registry when it moved by more than the
+    /// interval (a watched device's with its index deadline). A watched device's silence
+    /// deadline otherwise goes to the heard log, in one digest for the whole batch, whenever
+    /// it moved by more than a tenth of the heartbeat: exactly the freshness the silence watch
+    /// assumes, at about 20 bytes a device instead of a registry write.
     async fn record_seen(&self, seen: &[(&str, i64)]) -> SeenReport {
         let interval_ms = self.settings.seen_interval.as_millis() as i64;
+        let mut heard = Vec::new();
         let due: Vec<(String, i64, Option<i64>)> = {
-            let entries = self.entries();
+            let mut entries = self.entries();
             seen.iter()
                 .filter_map(|&(id, at)| {
-                    let entry = entries.get(id)?;
+                    let entry = entries.get_mut(id)?;
                     let record = &entry.device.as_ref()?.record;
-                    let heartbeat_ms = record
+                    let heartbeat = record
                         .heartbeat_seconds
-                        .filter(|_| record.status == DeviceStatus::Active)
-                        .map(|h| i64::from(h) * 1000);
-                    let move_deadline = heartbeat_ms
-                        .filter(|h| entry.watch_written_ms.is_none_or(|w| at - w >= h / 4));
-                    // Watched: exactly as fresh as the silence watch assumes (never staler,
-                    // or no_data could be raised early). Unwatched: the interval.
-                    let resolution_ms = record
-                        .heartbeat_seconds
-                        .filter(|_| record.status == DeviceStatus::Active)
-                        .map_or(interval_ms, last_seen_resolution_ms);
+                        .filter(|_| record.status == DeviceStatus::Active);
                     let seen_moved = entry
                         .last_seen_ms
-                        .is_none_or(|last| at - last > resolution_ms);
-                    (seen_moved || move_deadline.is_some())
-                        .then(|| (id.to_owned(), at, move_deadline.map(|h| at + h)))
+                        .is_none_or(|last| at - last > interval_ms);
+                    if seen_moved {
+                        let watch_at = heartbeat.map(|h| watch_deadline(at, h));
+                        if heartbeat.is_some() {
+                            entry.heard_logged_ms = Some(at);
+                        }
+                        return Some((id.to_owned(), at, watch_at));
+                    }
+                    let heartbeat = heartbeat?;
+                    if entry
+                        .heard_logged_ms
+                        .is_none_or(|logged| at - logged > last_seen_resolution_ms(heartbeat))
+                    {
+                        entry.heard_logged_ms = Some(at);
+                        heard.push(HeardEntry::new(id, at, heartbeat));
+                    }
+                    None
                 })
                 .collect()
         };
         let mut report = SeenReport::default();
+        if !heard.is_empty() {
+            report.heard = heard.len() as u64;
+            if let Err(e) = self.registry.append_heard(&heard).await {
+                // As a missed last_seen write: the watch falls back to the registry's coarser
+                // deadline, and the next batch logs these devices again.
+                report.failures += 1;
+                tracing::warn!(error = %e, devices = heard.len(), "heard log append failed");
+                let mut entries = self.entries();
+                for entry in &heard {
+                    if let Some(e) = entries.get_mut(&entry.device_id) {
+                        e.heard_logged_ms = None;
+                    }
+                }
+            }
+        }
         let mut writes = stream::iter(due.into_iter().map(|(id, at, watch_at)| async move {
             let result = self.registry.touch_last_seen(&id, at, watch_at).await;
             (id, at, watch_at, result)
         }))
         .buffer_unordered(SEEN_WRITE_CONCURRENCY);
-        while let Some((id, at, watch_at, result)) = writes.next().await {
+        while let Some((id, at, _, result)) = writes.next().await {
             report.writes += 1;
             match result {
                 Ok(_) => {
                     if let Some(e) = self.entries().get_mut(&id) {
                         e.last_seen_ms = Some(e.last_seen_ms.map_or(at, |l| l.max(at)));
-                        if watch_at.is_some() {
-                            e.watch_written_ms = Some(at);
-                        }
                     }
                 }
                 Err(e) => {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::devices::heard::HeardEntry;
 use crate::devices::record::{DeviceRecord, DeviceStatus, KnownDevice};
 
 /// Any failure of the device registry, with what to fix.
@@ -92,13 +93,10 @@ pub trait DeviceRegistry: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
 
-    /// Devices of `shard` whose silence was raised and whose deadline has since moved into the
-    /// future (data resumed).
-    fn resumed(
-        &self,
-        shard: u16,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
+    /// Devices of `shard` whose silence was raised (and not held): the watch clears those heard
+    /// from again, by the index's deadline or by the heard log. Only silent devices are here.
+    fn raised(&self, shard: u16)
+    -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
 
     /// Move an overdue device to the raised set, if its deadline is still the one listed.
     fn mark_silent(
@@ -129,6 +127,20 @@ pub trait DeviceRegistry: Send + Sync {
         &self,
         device_id: &str,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+
+    /// Append the silence deadlines an ingest batch moved to the heard log, in digests (see
+    /// [`crate::devices::heard`]); they expire on their own once long past.
+    fn append_heard(
+        &self,
+        entries: &[HeardEntry],
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send;
+
+    /// The latest deadline per device in the heard log's digests holding any deadline at or
+    /// after `since_ms`.
+    fn heard_since(
+        &self,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<HashMap<String, i64>, RegistryError>> + Send;
 }
 
 /// A certificate and key pair IoT Core issued for one device.
@@ -199,7 +211,10 @@ pub struct DeviceSnapshot {
 /// What recording `last_seen` cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeenReport {
+    /// Per-device registry writes (`last_seen`, with the index's deadline for watched devices).
     pub writes: u64,
+    /// Deadlines appended to the heard log (one digest write per batch).
+    pub heard: u64,
     pub failures: u64,
 }
 
@@ -261,10 +276,12 @@ forward_through_arc!(DeviceRegistry {
     fn reschedule_watch(&self, device_id: &str, watch_at_ms: i64) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn record_presence(&self, device_id: &str, change: PresenceChange) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn overdue(&self, shard: u16, now_ms: i64) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
-    fn resumed(&self, shard: u16, now_ms: i64) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
+    fn raised(&self, shard: u16) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
     fn mark_silent(&self, watched: &Watched) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn mark_watched(&self, device_id: &str) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn held(&self, shard: u16) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
     fn mark_held(&self, watched: &Watched) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn release_held(&self, device_id: &str) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+    fn append_heard(&self, entries: &[HeardEntry]) -> impl Future<Output = Result<(), RegistryError>> + Send;
+    fn heard_since(&self, since_ms: i64) -> impl Future<Output = Result<HashMap<String, i64>, RegistryError>> + Send;
 });

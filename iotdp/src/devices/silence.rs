@@ -2,13 +2,15 @@
 //! `no_data` alert through the same state machine, state table and SNS topic as every other
 //! rule, and clear it when data resumes.
 //!
-//! Cost does not grow with the fleet. The registry keeps, for each watched device, a deadline
-//! (`watch_at` = last seen + heartbeat) in a sparse index partitioned into
-//! [`SILENCE_SHARDS`] shards and, within a shard, into the devices being watched (`due`) and
-//! those whose silence was raised (`open`). A run asks each shard only for `due` devices whose
-//! deadline passed and `open` devices whose deadline moved into the future (data resumed):
-//! both answers contain just the devices that need action. Suspended and decommissioned
-//! devices and devices without a heartbeat are not in the index at all.
+//! The registry keeps, for each watched device, a deadline (`watch_at` = last seen +
+//! heartbeat) in a sparse index partitioned into [`SILENCE_SHARDS`] shards and, within a
+//! shard, into the devices being watched (`due`) and those whose silence was raised (`open`).
+//! That deadline moves only with the hourly `last_seen` write; in between, ingest appends each
+//! device's next deadline to the heard log ([`crate::devices::heard`]), a few digests a minute
+//! for the whole fleet. A run lists the `due` devices whose index deadline passed and the
+//! `open` ones, reads the log's recent digests, skips the overdue devices the log shows alive
+//! (no read, no write), and reads the records of the rest: only those need action.
+//! Suspended and decommissioned devices and devices without a heartbeat are not in the index.
 //!
 //! Suppression by hierarchy (Kapacitor's `inhibit`): a device whose gateway is itself silent
 //! or suspended is claimed into a third set (`held`) and its `no_data` raised suppressed:
@@ -25,14 +27,21 @@ use crate::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use crate::alerting::ports::AlertStats;
 use crate::alerting::ports::{AlertPortError, AlertStateStore, NoCommands, Notifier, RuleSource};
 use crate::alerting::rule::{Actions, AlertRule, Condition, NO_DATA_RULE_ID, Scope, Severity};
-use crate::devices::ports::{DeviceRegistry, RegistryError};
-use crate::devices::record::{DeviceRecord, DeviceStatus, last_seen_resolution_ms};
+use std::collections::HashMap;
+
+use crate::devices::heard::{heard_from_raise_at, raise_at};
+use crate::devices::ports::{DeviceRegistry, RegistryError, Watched};
+use crate::devices::record::{DeviceRecord, DeviceStatus};
 use crate::domain::{Metric, MetricValue, Reading};
 
 /// Index partitions. 16 keeps each under DynamoDB's per-partition write rate at 100,000
 /// devices writing `last_seen` once a minute (~104 index writes/s per shard), while an idle
 /// run costs only 32 empty queries.
 pub const SILENCE_SHARDS: u16 = 16;
+/// How far back the watch reads the heard log past `now`: the devices that fell silent since
+/// the last run (minutes ago, or longer after missed runs) are raised with the time they were
+/// really heard last, not the registry's hourly `last_seen`.
+pub const HEARD_LOOKBACK_MS: i64 = 10 * 60 * 1000;
 /// The metric `no_data` notifications report: how long the device has been silent.
 pub const SILENCE_METRIC: &str = "seconds_silent";
 
@@ -85,6 +94,12 @@ impl RuleSource for NoDataRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SilenceReport {
     pub index_queries: u64,
+    /// Devices in the heard log's digests read this run.
+    pub heard_log_devices: u64,
+    /// Overdue by the index but heard from within their heartbeat by the heard log: skipped
+    /// without a read or a write.
+    pub alive_by_log: u64,
+    /// Overdue by the index and not alive by the log: their records decide.
     pub overdue: u64,
     /// Overdue by the index but heard from within the heartbeat: deadline moved on.
     pub rescheduled: u64,
@@ -139,22 +154,40 @@ where
         let lists: Vec<_> = stream::iter(0..SILENCE_SHARDS)
             .map(|shard| async move {
                 let overdue = self.registry.overdue(shard, now_ms).await?;
-                let resumed = self.registry.resumed(shard, now_ms).await?;
+                let raised = self.registry.raised(shard).await?;
                 let held = self.registry.held(shard).await?;
-                Ok::<_, RegistryError>((overdue, resumed, held))
+                Ok::<_, RegistryError>((overdue, raised, held))
             })
             .buffer_unordered(4)
             .collect()
             .await;
-        let (mut overdue, mut resumed, mut held) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut overdue, mut raised, mut held) = (Vec::new(), Vec::new(), Vec::new());
         for list in lists {
             let (o, r, h) = list?;
             report.index_queries += 3;
             overdue.extend(o);
-            resumed.extend(r);
+            raised.extend(r);
             held.extend(h);
         }
+        // The heard log's deadlines: what moved since the registry's (coarser) deadline was
+        // written, and, looking back a little, when the devices that just fell silent were
+        // heard last.
+        let heard = self
+            .registry
+            .heard_since(now_ms - HEARD_LOOKBACK_MS)
+            .await?;
+        report.heard_log_devices = heard.len() as u64;
+        let alive_by_log = |id: &str| heard.get(id).is_some_and(|&at| at > now_ms);
+        // Overdue by the index but heard from within the heartbeat, by the log: nothing to do
+        // and nothing to write (the index's deadline moves with the next hourly last_seen).
+        let listed = overdue.len();
+        overdue.retain(|w| !alive_by_log(&w.device_id));
+        report.alive_by_log = (listed - overdue.len()) as u64;
         report.overdue = overdue.len() as u64;
+        let mut resumed: Vec<Watched> = raised
+            .into_iter()
+            .filter(|w| w.watch_at_ms > now_ms || alive_by_log(&w.device_id))
+            .collect();
         report.resumed = resumed.len() as u64;
 
         // The records of every device to decide on, and of their gateways.
@@ -178,15 +211,14 @@ where
                 .gateway_id
                 .as_ref()
                 .and_then(|g| records.get(g))
-                .is_some_and(|gateway| is_silent_or_suspended(gateway, now_ms))
+                .is_some_and(|gateway| is_silent_or_suspended(gateway, &heard, now_ms))
         };
 
-        // Raise: the index's deadline may be up to a quarter heartbeat stale (see the cache),
-        // so each overdue device's own last_seen decides: still within its heartbeat, the
-        // deadline is moved on; silent, the entry is claimed (conditional on the deadline we
-        // saw, so data arriving meanwhile wins) and alerted; a failed alert hands it back. A
-        // device whose gateway is silent or suspended is claimed into the held set instead,
-        // and its alert raised suppressed.
+        // Raise: each overdue device's own last_seen and the log decide: still within its
+        // heartbeat by the record, the deadline is moved on; silent, the entry is claimed
+        // (conditional on the deadline we saw, so data arriving meanwhile wins) and alerted; a
+        // failed alert hands it back. A device whose gateway is silent or suspended is claimed
+        // into the held set instead, and its alert raised suppressed.
         let mut readings = Vec::new();
         let mut suppressed = Vec::new();
         let mut raising = Vec::new();
@@ -197,9 +229,9 @@ where
             let Some(heartbeat) = record.heartbeat_seconds else {
                 continue;
             };
-            let heard_ms = record.last_seen_ms.unwrap_or(record.created_at_ms);
+            let heard_ms = last_heard(record, &heard);
             // last_seen may be up to its resolution stale: wait that long too, never raise early.
-            let deadline = watch_deadline(heard_ms, heartbeat) + last_seen_resolution_ms(heartbeat);
+            let deadline = raise_at(heard_ms, heartbeat);
             if deadline > now_ms {
                 self.registry
                     .reschedule_watch(&watched.device_id, deadline)
@@ -223,10 +255,10 @@ where
             let Some(record) = records.get(&watched.device_id) else {
                 continue;
             };
-            let heard_ms = record.last_seen_ms.unwrap_or(record.created_at_ms);
-            let silent = record.heartbeat_seconds.is_none_or(|heartbeat| {
-                watch_deadline(heard_ms, heartbeat) + last_seen_resolution_ms(heartbeat) <= now_ms
-            });
+            let heard_ms = last_heard(record, &heard);
+            let silent = record
+                .heartbeat_seconds
+                .is_none_or(|heartbeat| raise_at(heard_ms, heartbeat) <= now_ms);
             if !silent {
                 resumed.push(watched.clone());
             } else if !gateway_down(record) {
@@ -298,14 +330,29 @@ enum Claim {
 
 /// A gateway whose own silence is (or is about to be) raised, or that an operator suspended:
 /// the devices it reports for are not to be alerted on while it is down.
-pub fn is_silent_or_suspended(gateway: &DeviceRecord, now_ms: i64) -> bool {
+pub fn is_silent_or_suspended(
+    gateway: &DeviceRecord,
+    heard: &HashMap<String, i64>,
+    now_ms: i64,
+) -> bool {
     if gateway.status == DeviceStatus::Suspended {
         return true;
     }
-    gateway.heartbeat_seconds.is_some_and(|heartbeat| {
-        let heard_ms = gateway.last_seen_ms.unwrap_or(gateway.created_at_ms);
-        watch_deadline(heard_ms, heartbeat) + last_seen_resolution_ms(heartbeat) <= now_ms
-    })
+    gateway
+        .heartbeat_seconds
+        .is_some_and(|heartbeat| raise_at(last_heard(gateway, heard), heartbeat) <= now_ms)
+}
+
+/// When a device was heard from last: its registry `last_seen` (written hourly), or later by
+/// the heard log (kept to a tenth of its heartbeat), or its creation if never.
+pub fn last_heard(record: &DeviceRecord, heard: &HashMap<String, i64>) -> i64 {
+    let recorded = record.last_seen_ms.unwrap_or(record.created_at_ms);
+    match (heard.get(&record.device_id), record.heartbeat_seconds) {
+        (Some(&raise_at_ms), Some(heartbeat)) => {
+            recorded.max(heard_from_raise_at(raise_at_ms, heartbeat))
+        }
+        _ => recorded,
+    }
 }
 
 /// The Lambda entry point of the `silence-watch` function (an EventBridge schedule; the

@@ -26,6 +26,8 @@ pub struct IngestMetrics {
     pub registry_reads: u64,
     /// `last_seen` writes (at most one per device per interval).
     pub registry_writes: u64,
+    /// Silence deadlines appended to the heard log (one digest write per batch).
+    pub heard_log_entries: u64,
     pub registry_write_failures: u64,
 }
 
@@ -41,6 +43,7 @@ impl IngestMetrics {
         self.quarantine_lines += other.quarantine_lines;
         self.registry_reads += other.registry_reads;
         self.registry_writes += other.registry_writes;
+        self.heard_log_entries += other.heard_log_entries;
         self.registry_write_failures += other.registry_write_failures;
         self.write_latencies_ms.clear(); // per-invocation samples; totals do not keep them
         for (reason, count) in &other.rejected_by_reason {
@@ -66,6 +69,7 @@ impl IngestMetrics {
             ("QuarantineLines", self.quarantine_lines),
             ("RegistryReads", self.registry_reads),
             ("RegistryWrites", self.registry_writes),
+            ("HeardLogEntries", self.heard_log_entries),
             ("RegistryWriteFailures", self.registry_write_failures),
             ("AlertStateWrites", self.alerts.state_writes),
             ("AlertStateConflicts", self.alerts.conflicts),

@@ -270,6 +270,7 @@ where
             alerts: alerts.stats,
             registry_reads,
             registry_writes: seen.writes,
+            heard_log_entries: seen.heard,
             registry_write_failures: seen.failures,
             ..Default::default()
         };

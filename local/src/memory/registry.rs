@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use iotdp::devices::heard::{self, HeardEntry};
 use iotdp::devices::ports::{DeviceRegistry, PresenceChange, RegistryError, Watched};
 use iotdp::devices::record::{DeviceRecord, DeviceStatus};
 use iotdp::devices::silence::{watch_deadline, watch_shard};
@@ -28,6 +29,11 @@ pub struct MemoryRegistry {
     pub seen_writes: AtomicU64,
     /// `last_seen` writes that also moved the silence deadline (an index write in DynamoDB).
     pub watch_writes: AtomicU64,
+    /// The heard log's digests, as the DynamoDB adapter stores them.
+    heard_log: Mutex<Vec<heard::Digest>>,
+    pub heard_digests: AtomicU64,
+    /// The digests' text, what DynamoDB meters a digest's write by (plus its keys).
+    pub heard_bytes: AtomicU64,
 }
 
 impl MemoryRegistry {
@@ -214,8 +220,8 @@ impl DeviceRegistry for MemoryRegistry {
         self.watched(shard, |raised, _, at| !raised && at <= now_ms)
     }
 
-    async fn resumed(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
-        self.watched(shard, |raised, held, at| raised && !held && at > now_ms)
+    async fn raised(&self, shard: u16) -> Result<Vec<Watched>, RegistryError> {
+        self.watched(shard, |raised, held, _| raised && !held)
     }
 
     async fn held(&self, shard: u16) -> Result<Vec<Watched>, RegistryError> {
@@ -275,6 +281,29 @@ impl DeviceRegistry for MemoryRegistry {
             }
             _ => Ok(false),
         }
+    }
+
+    async fn append_heard(&self, entries: &[HeardEntry]) -> Result<(), RegistryError> {
+        let mut log = self.heard_log.lock().map_err(|_| lock_error())?;
+        for digest in heard::encode(entries) {
+            self.heard_digests.fetch_add(1, Ordering::Relaxed);
+            self.heard_bytes
+                .fetch_add(digest.body.len() as u64, Ordering::Relaxed);
+            log.push(digest);
+        }
+        Ok(())
+    }
+
+    async fn heard_since(&self, since_ms: i64) -> Result<HashMap<String, i64>, RegistryError> {
+        let log = self.heard_log.lock().map_err(|_| lock_error())?;
+        let mut latest: HashMap<String, i64> = HashMap::new();
+        for digest in log.iter().filter(|d| d.latest_ms >= since_ms) {
+            for entry in heard::decode(digest.base_s, &digest.body).map_err(RegistryError)? {
+                let at = latest.entry(entry.device_id).or_insert(entry.raise_at_ms);
+                *at = (*at).max(entry.raise_at_ms);
+            }
+        }
+        Ok(latest)
     }
 }
 

@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 
 use super::scan::{query_all, scan_all};
+use crate::devices::heard::{self, HeardEntry};
 use crate::devices::record::{DeviceRecord, DeviceStatus};
 
 use crate::devices::ports::{DeviceRegistry, PresenceChange, RegistryError, Watched};
@@ -85,14 +86,37 @@ where
 pub struct DynamoDbRegistry {
     client: Client,
     table: String,
+    /// The heard log's table (key `pk` = [`HEARD_PARTITION`], sort `sk` = the digest's latest
+    /// deadline, zero-padded, then a random suffix; TTL `expires_at`). Only the ingest and
+    /// silence-watch functions use it.
+    heard_table: Option<String>,
 }
+
+/// The heard log's one partition: at the battery boxes' load a digest a few seconds (a few
+/// write units a second), far under a partition's 1,000.
+pub const HEARD_PARTITION: &str = "deadlines";
+/// How long past its latest deadline a digest is kept before DynamoDB's TTL removes it.
+const HEARD_KEPT_AFTER_S: i64 = 86_400;
 
 impl DynamoDbRegistry {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            heard_table: None,
         }
+    }
+
+    /// With the heard log the ingest path appends to and the silence watch reads.
+    pub fn with_heard_log(mut self, table: impl Into<String>) -> Self {
+        self.heard_table = Some(table.into());
+        self
+    }
+
+    fn heard_table(&self) -> Result<&str, RegistryError> {
+        self.heard_table.as_deref().ok_or_else(|| {
+            RegistryError("the heard log's table is not configured: set HEARD_LOG_TABLE".into())
+        })
     }
 
     async fn get_one(&self, device_id: &str) -> Result<Option<DeviceRecord>, RegistryError> {
@@ -504,8 +528,8 @@ impl DeviceRegistry for DynamoDbRegistry {
             .await
     }
 
-    async fn resumed(&self, shard: u16, now_ms: i64) -> Result<Vec<Watched>, RegistryError> {
-        self.query_watch(format!("open#{shard:02}"), "watch_at > :now", now_ms)
+    async fn raised(&self, shard: u16) -> Result<Vec<Watched>, RegistryError> {
+        self.query_watch(format!("open#{shard:02}"), "watch_at >= :now", i64::MIN)
             .await
     }
 
@@ -542,6 +566,60 @@ impl DeviceRegistry for DynamoDbRegistry {
     async fn release_held(&self, device_id: &str) -> Result<bool, RegistryError> {
         self.move_watch(device_id, &[held_key], open_key, None)
             .await
+    }
+
+    async fn append_heard(&self, entries: &[HeardEntry]) -> Result<(), RegistryError> {
+        let table = self.heard_table()?;
+        for digest in heard::encode(entries) {
+            let sort_key = format!("{:015}#{:016x}", digest.latest_ms, fastrand::u64(..));
+            self.client
+                .put_item()
+                .table_name(table)
+                .item("pk", s(HEARD_PARTITION))
+                .item("sk", s(&sort_key))
+                .item("base", n(digest.base_s))
+                .item("heard", s(&digest.body))
+                .item(
+                    "expires_at",
+                    n(digest.latest_ms / 1000 + HEARD_KEPT_AFTER_S),
+                )
+                .send()
+                .await
+                .map_err(|e| registry_error("PutItem heard log", table, e))?;
+        }
+        Ok(())
+    }
+
+    async fn heard_since(&self, since_ms: i64) -> Result<HashMap<String, i64>, RegistryError> {
+        let table = self.heard_table()?;
+        let items = query_all(
+            self.client
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk AND sk >= :since")
+                .expression_attribute_values(":pk", s(HEARD_PARTITION))
+                .expression_attribute_values(":since", s(&format!("{:015}", since_ms.max(0)))),
+        )
+        .await
+        .map_err(|e| registry_error("Query heard log", table, e))?;
+        let mut latest: HashMap<String, i64> = HashMap::new();
+        for item in &items {
+            let base = item
+                .get("base")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            let body = item.get("heard").and_then(|v| v.as_s().ok());
+            let (Some(base), Some(body)) = (base, body) else {
+                return Err(RegistryError(format!(
+                    "heard log digest in {table} lacks base or heard"
+                )));
+            };
+            for entry in heard::decode(base, body).map_err(RegistryError)? {
+                let at = latest.entry(entry.device_id).or_insert(entry.raise_at_ms);
+                *at = (*at).max(entry.raise_at_ms);
+            }
+        }
+        Ok(latest)
     }
 }
 
