@@ -36,7 +36,7 @@ const MESSAGES_PER_RECEIVE: f64 = 10.0;
 const INGEST_MEMORY_GB: f64 = 0.25;
 const INGEST_MS_PER_READING: f64 = 306.2 / 8_943.0;
 /// Messages of one device driven through the registry cache to count its writes.
-const SEEN_SAMPLE: usize = 400;
+const SEEN_SAMPLE: usize = 3_600;
 /// Kinesis meters on-demand data in and out per record rounded up to 1 KB, and provisioned
 /// PUT payload units in 25 KB.
 const KINESIS_KB: usize = 1024;
@@ -156,10 +156,11 @@ pub struct PerMessage {
     pub timestream_kb: f64,
     /// Timestream 1 KB write units, the built-in action's single-measure records.
     pub baseline_timestream_kb: f64,
-    /// Registry writes (`last_seen`, with the silence deadline) per message of a device.
+    /// DynamoDB write units per message for `last_seen` and the silence deadline: the
+    /// registry's per-device writes plus the message's share of the heard log's digests.
     pub registry_writes: f64,
-    /// The same before `last_seen` of unwatched devices went from every minute to every
-    /// 15 minutes (`LastSeenIntervalSeconds` 60 → 900), for the before-and-after.
+    /// The same at the former `LastSeenIntervalSeconds` of 60 and without the heard log (every
+    /// watched device's deadline a registry write), for the before-and-after.
     pub registry_writes_before: f64,
 }
 
@@ -238,9 +239,10 @@ pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> 
     // The built-in action: a record per attribute, each its own 1 KB write.
     let baseline_kb = readings.iter().map(|r| r.metrics.len() as f64).sum::<f64>();
     let n = samples as f64;
-    let registry_writes = registry_writes_per_message(load, DEFAULT_SEEN_INTERVAL).await?;
-    let registry_writes_before =
-        registry_writes_per_message(load, std::time::Duration::from_secs(60)).await?;
+    let after = registry_writes_per_message(load, DEFAULT_SEEN_INTERVAL).await?;
+    let before = registry_writes_per_message(load, std::time::Duration::from_secs(60)).await?;
+    let registry_writes = after.write_units();
+    let registry_writes_before = before.write_units();
     Ok(PerMessage {
         iot_bytes: (bodies.iter().map(|b| b.2).sum::<usize>() as f64 / n).ceil() as usize,
         envelope_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil()
@@ -253,17 +255,49 @@ pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> 
     })
 }
 
+/// What keeping `last_seen` and the silence deadline costs per message of a device.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RegistryCost {
+    /// Per-device registry writes (one write unit each: a record is under 1 KB).
+    pub writes: f64,
+    /// Deadlines appended to the heard log.
+    pub heard: f64,
+    /// Bytes of one logged deadline in a digest, as the adapter encodes it.
+    pub heard_entry_bytes: f64,
+}
+
+/// A digest's item beyond its entries: the attribute names and the key, base and expiry
+/// values (`pk`, `sk`, `base`, `heard`, `expires_at`), as DynamoDB sizes an item.
+const DIGEST_ITEM_OVERHEAD_BYTES: f64 = 80.0;
+
+impl RegistryCost {
+    /// Write units per message: the registry's writes, and the message's share of its
+    /// invocation's digest (one digest per invocation of distinct devices, metered by the KB).
+    pub fn write_units(&self) -> f64 {
+        let entries = MESSAGES_PER_INVOCATION * self.heard;
+        let digest_units = if entries > 0.0 {
+            ((DIGEST_ITEM_OVERHEAD_BYTES + entries * self.heard_entry_bytes) / 1024.0).ceil()
+        } else {
+            0.0
+        };
+        self.writes + digest_units / MESSAGES_PER_INVOCATION
+    }
+}
+
 /// One device's messages, `interval_seconds` apart, through the ingest function's registry
-/// cache with `LastSeenIntervalSeconds` at `seen_interval`: the `last_seen` and
-/// silence-deadline writes it makes per message.
+/// cache with `LastSeenIntervalSeconds` at `seen_interval`: the registry writes and heard-log
+/// entries it makes per message, counted by the memory registry.
 pub async fn registry_writes_per_message(
     load: &Load,
     seen_interval: std::time::Duration,
-) -> Result<f64, String> {
+) -> Result<RegistryCost, String> {
     use iotdp::devices::cache::{CachedRegistry, RegistryCacheSettings};
     use iotdp::devices::ports::DeviceLookup;
+    use std::sync::atomic::Ordering::Relaxed;
     let start = 1_764_000_000_000;
-    let mut record = iotdp::devices::record::DeviceRecord::new("device-1", "sensor", start);
+    // Named as the fleet's devices are, so a logged deadline has its real size.
+    let id = "device-000001";
+    let mut record = iotdp::devices::record::DeviceRecord::new(id, "sensor", start);
     record.heartbeat_seconds = load.heartbeat_seconds;
     let registry = std::sync::Arc::new(crate::memory::MemoryRegistry::with([record]));
     let cache = CachedRegistry::new(
@@ -273,21 +307,35 @@ pub async fn registry_writes_per_message(
             seen_interval,
         },
     );
-    cache
-        .lookup(&["device-1"])
-        .await
-        .map_err(|e| e.to_string())?;
-    let writes = || {
-        registry
-            .seen_writes
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let before = writes();
+    cache.lookup(&[id]).await.map_err(|e| e.to_string())?;
+    let (writes, digests, bytes) = (
+        registry.seen_writes.load(Relaxed),
+        registry.heard_digests.load(Relaxed),
+        registry.heard_bytes.load(Relaxed),
+    );
     for n in 1..=SEEN_SAMPLE {
         let at = start + (n as f64 * load.interval_seconds * 1_000.0) as i64;
-        cache.record_seen(&[("device-1", at)]).await;
+        cache.record_seen(&[(id, at)]).await;
     }
-    Ok((writes() - before) as f64 / SEEN_SAMPLE as f64)
+    let heard = registry.heard_digests.load(Relaxed) - digests;
+    debug_assert!(registry.heard_bytes.load(Relaxed) >= bytes);
+    Ok(RegistryCost {
+        writes: (registry.seen_writes.load(Relaxed) - writes) as f64 / SEEN_SAMPLE as f64,
+        heard: heard as f64 / SEEN_SAMPLE as f64,
+        heard_entry_bytes: digest_entry_bytes(load),
+    })
+}
+
+/// A logged deadline's bytes in an invocation's digest, as the adapter encodes it: the
+/// fleet's device ids, heard over a minute (a batch's receive times, with some backlog).
+fn digest_entry_bytes(load: &Load) -> f64 {
+    use iotdp::devices::heard::{HeardEntry, encode};
+    let heartbeat = load.heartbeat_seconds.unwrap_or(900);
+    let entries: Vec<HeardEntry> = (0..MESSAGES_PER_INVOCATION as i64)
+        .map(|n| HeardEntry::new(&format!("device-{n:06}"), n * 60, heartbeat))
+        .collect();
+    let body: usize = encode(&entries).iter().map(|d| d.body.len()).sum();
+    body as f64 / entries.len() as f64
 }
 
 /// Timestream's write size of a request: per record its timestamp (8 bytes), dimension names
@@ -713,9 +761,9 @@ mod tests {
         assert_eq!(shards_for(&thermostats, &small), 10);
     }
 
-    /// The registry cache writes an unwatched device's `last_seen` when it moved by more than
-    /// the interval, a watched one's when it moved by more than a tenth of the heartbeat, and
-    /// the silence deadline every quarter heartbeat: what the count must show.
+    /// The registry cache writes a device's `last_seen` when it moved by more than the
+    /// interval (an hour), and logs a watched device's deadline in between whenever it moved by
+    /// more than a tenth of the heartbeat: what the count must show.
     #[tokio::test]
     async fn registry_writes_are_the_ones_the_cache_makes() {
         let load = |interval_seconds: f64, heartbeat_seconds: Option<u32>| Load {
@@ -728,40 +776,47 @@ mod tests {
             rules: 0,
         };
         let minute = std::time::Duration::from_secs(60);
-        // Every 10 s, no heartbeat: moved by more than 15 minutes at the 91st message (it was
-        // the 7th at the former one minute).
-        let unwatched = registry_writes_per_message(&load(10.0, None), DEFAULT_SEEN_INTERVAL)
-            .await
-            .unwrap();
-        assert!((unwatched - 1.0 / 91.0).abs() < 0.002, "{unwatched}");
-        let former = registry_writes_per_message(&load(10.0, None), minute)
-            .await
-            .unwrap();
-        assert!((former - 1.0 / 7.0).abs() < 0.01, "{former}");
-        // A device reporting every minute, the "$100 a day at 100,000 devices":
-        // from every message to one in 15 or 16.
-        let per_minute = registry_writes_per_message(&load(60.0, None), DEFAULT_SEEN_INTERVAL)
-            .await
-            .unwrap();
-        assert!(per_minute <= 0.1 * 1.0, "{per_minute}");
-        // Every 5 minutes with a 15-minute heartbeat: a tenth of it is 90 s, so every message
-        // (the interval does not stretch a watched device's last_seen).
-        assert_eq!(
-            registry_writes_per_message(&load(300.0, Some(900)), DEFAULT_SEEN_INTERVAL)
-                .await
-                .unwrap(),
-            1.0
-        );
-        // Every 10 s with a 1-hour heartbeat: last_seen when it moved by more than a tenth
-        // (360 s: every 37th message), and the deadline every quarter (900 s: every 90th).
-        let hourly = registry_writes_per_message(&load(10.0, Some(3_600)), DEFAULT_SEEN_INTERVAL)
-            .await
-            .unwrap();
-        let expected = 1.0 / 37.0 + 1.0 / 90.0;
+        let cost =
+            |l, interval| async move { registry_writes_per_message(&l, interval).await.unwrap() };
+        // Every 10 s, no heartbeat: moved by more than an hour at the 361st message (it was
+        // the 7th at the former one minute). Nothing is logged for an unwatched device.
+        let unwatched = cost(load(10.0, None), DEFAULT_SEEN_INTERVAL).await;
         assert!(
-            (hourly - expected).abs() < 0.004,
-            "{hourly} against {expected}"
+            (unwatched.writes - 1.0 / 361.0).abs() < 0.001,
+            "{unwatched:?}"
         );
+        assert_eq!(unwatched.heard, 0.0);
+        let former = cost(load(10.0, None), minute).await;
+        assert!((former.writes - 1.0 / 7.0).abs() < 0.01, "{former:?}");
+        // A device reporting every minute, the "$100 a day at 100,000 devices": from
+        // every second message to one in 61.
+        let per_minute = cost(load(60.0, None), DEFAULT_SEEN_INTERVAL).await;
+        assert!(
+            (per_minute.writes - 1.0 / 61.0).abs() < 0.002,
+            "{per_minute:?}"
+        );
+        // The battery boxes: every 5 minutes with a 15-minute heartbeat. A registry write every
+        // 13th message; the other 12 go to the heard log (a tenth of the heartbeat is 90 s).
+        // At the former one minute with no log, every message was a registry write.
+        let battery = cost(load(300.0, Some(900)), DEFAULT_SEEN_INTERVAL).await;
+        assert!((battery.writes - 1.0 / 13.0).abs() < 0.002, "{battery:?}");
+        assert!((battery.heard - 12.0 / 13.0).abs() < 0.002, "{battery:?}");
+        // "device-000123 42" and a line break, mostly.
+        assert!(
+            (16.0..=17.0).contains(&battery.heard_entry_bytes),
+            "{battery:?}"
+        );
+        assert_eq!(cost(load(300.0, Some(900)), minute).await.writes, 1.0);
+        // Its write units: 1/13 + a 1,000-entry digest's ceil((80 + 923 × 16.9) / 1024) = 16
+        // units shared by 1,000 messages; under a tenth of the former one a message.
+        let units = battery.write_units();
+        assert!((units - (1.0 / 13.0 + 0.016)).abs() < 0.002, "{units}");
+        assert!(units <= 0.1, "{units}");
+        // Every 10 s with a 1-hour heartbeat: logged when it moved by more than a tenth
+        // (360 s: every 37th message, 9 times), written hourly (every 361st).
+        let hourly = cost(load(10.0, Some(3_600)), DEFAULT_SEEN_INTERVAL).await;
+        assert!((hourly.writes - 1.0 / 361.0).abs() < 0.001, "{hourly:?}");
+        assert!((hourly.heard - 9.0 / 361.0).abs() < 0.001, "{hourly:?}");
     }
 
     #[tokio::test]

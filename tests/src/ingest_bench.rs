@@ -103,7 +103,9 @@ const REGISTRY_TABLE: &str = "registry";
 const RULES_TABLE: &str = "rules";
 const STATE_TABLE: &str = "states";
 const COMMAND_TABLE: &str = "commands";
+const HEARD_LOG_TABLE: &str = "heard";
 const TABLE_KEYS: &[(&str, &[&str])] = &[
+    (HEARD_LOG_TABLE, &["pk", "sk"]),
     (REGISTRY_TABLE, &["device_id"]),
     (RULES_TABLE, &["rule_id"]),
     (STATE_TABLE, &["device_id", "rule_id"]),
@@ -159,6 +161,7 @@ fn function_environment(scenario: Scenario, endpoint: &str) -> Vec<(String, Stri
                 default("AlertRulesCacheSeconds"),
             ),
             ("DEVICE_REGISTRY_TABLE".into(), REGISTRY_TABLE.into()),
+            ("HEARD_LOG_TABLE".into(), HEARD_LOG_TABLE.into()),
             (
                 "UNKNOWN_DEVICE_POLICY".into(),
                 default("UnknownDevicePolicy"),

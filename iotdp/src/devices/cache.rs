@@ -10,10 +10,10 @@ use futures_util::StreamExt;
 use futures_util::stream;
 use tokio::time::Instant;
 
+use crate::devices::heard::HeardEntry;
 use crate::devices::ports::{
     DeviceLookup, DeviceRegistry, DeviceSnapshot, RegistryError, SeenReport,
 };
-use crate::devices::heard::HeardEntry;
 use crate::devices::record::{DeviceStatus, KnownDevice, last_seen_resolution_ms};
 use crate::devices::silence::watch_deadline;
 

@@ -73,7 +73,11 @@ pub fn encode(entries: &[HeardEntry]) -> Vec<Digest> {
             }
             Digest {
                 base_s,
-                latest_ms: chunk.iter().map(|e| e.raise_at_ms).max().unwrap_or_default(),
+                latest_ms: chunk
+                    .iter()
+                    .map(|e| e.raise_at_ms)
+                    .max()
+                    .unwrap_or_default(),
                 body,
             }
         })
@@ -132,7 +136,11 @@ mod tests {
             .map(|i| HeardEntry::new(&format!("battery-{i:06}"), 1_700_000_000_000 + i, 900))
             .collect();
         let digests = encode(&entries);
-        assert!(digests[0].body.len() < 1000 * 20, "{}", digests[0].body.len());
+        assert!(
+            digests[0].body.len() < 1000 * 20,
+            "{}",
+            digests[0].body.len()
+        );
         let many: Vec<_> = (0..MAX_ENTRIES_PER_DIGEST + 1)
             .map(|i| HeardEntry::new(&format!("d-{i}"), 0, 60))
             .collect();
@@ -143,6 +151,10 @@ mod tests {
     fn a_damaged_line_is_named() {
         let e = decode(0, "battery-1 12\nbattery-2\n").unwrap_err();
         assert!(e.contains("battery-2"), "{e}");
-        assert!(decode(0, "battery-1 x").unwrap_err().contains("not a number"));
+        assert!(
+            decode(0, "battery-1 x")
+                .unwrap_err()
+                .contains("not a number")
+        );
     }
 }

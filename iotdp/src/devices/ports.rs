@@ -95,8 +95,10 @@ pub trait DeviceRegistry: Send + Sync {
 
     /// Devices of `shard` whose silence was raised (and not held): the watch clears those heard
     /// from again, by the index's deadline or by the heard log. Only silent devices are here.
-    fn raised(&self, shard: u16)
-    -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
+    fn raised(
+        &self,
+        shard: u16,
+    ) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;
 
     /// Move an overdue device to the raised set, if its deadline is still the one listed.
     fn mark_silent(
