@@ -435,3 +435,49 @@ async fn a_silent_gateway_suppresses_its_spots_no_data_until_it_recovers() {
     assert_eq!(report.cleared, 1);
     assert_eq!(notified().await, [("ok".into(), "spot-92".into())]);
 }
+
+/// The heard log on the table the template defines: digests split at their size limit, read
+/// back by deadline, the latest deadline per device, and digests long past left unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heard_log_round_trips_through_dynamodb() {
+    use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
+    use iotdp::devices::heard::{HeardEntry, MAX_ENTRIES_PER_DIGEST};
+    let moto = MotoServer::start();
+    let (sdk, stack) = provision_template(&moto.endpoint).await;
+    let config =
+        SilenceWatchConfig::from_lookup(function_environment(&stack, "silence-watch")).unwrap();
+    let registry =
+        DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &config.registry_table)
+            .with_heard_log(&config.heard_log_table);
+    let now = chrono::Utc::now().timestamp_millis();
+    // An old digest: its deadline passed an hour ago.
+    registry
+        .append_heard(&[
+            HeardEntry::new("battery-1", now - 7_200_000, 900),
+            HeardEntry::new("battery-old", now - 7_200_000, 900),
+        ])
+        .await
+        .unwrap();
+    // A batch larger than one digest holds, with battery-1 heard again.
+    let mut batch: Vec<HeardEntry> = (0..MAX_ENTRIES_PER_DIGEST + 5)
+        .map(|n| HeardEntry::new(&format!("battery-{n:06}"), now - n as i64, 900))
+        .collect();
+    batch.push(HeardEntry::new("battery-1", now, 900));
+    registry.append_heard(&batch).await.unwrap();
+    let heard = registry.heard_since(now).await.unwrap();
+    assert_eq!(heard.len(), MAX_ENTRIES_PER_DIGEST + 6);
+    assert!(!heard.contains_key("battery-old"), "a digest long past is not read");
+    let due = |heard_ms: i64| heard_ms + 990_000;
+    assert!((due(now)..due(now) + 1000).contains(&heard["battery-1"]));
+    let last = format!("battery-{:06}", MAX_ENTRIES_PER_DIGEST + 4);
+    let heard_ms = now - (MAX_ENTRIES_PER_DIGEST + 4) as i64;
+    assert!((due(heard_ms)..due(heard_ms) + 1000).contains(&heard[&last]));
+    // Reading from before the old digest's deadline includes it, but the newer deadline wins.
+    let all = registry.heard_since(now - 8_000_000).await.unwrap();
+    assert_eq!(all["battery-1"], heard["battery-1"]);
+    assert!(all.contains_key("battery-old"));
+    // Without the table configured, the error says what to set.
+    let bare = DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &config.registry_table);
+    let e = bare.heard_since(now).await.unwrap_err();
+    assert!(e.to_string().contains("HEARD_LOG_TABLE"), "{e}");
+}

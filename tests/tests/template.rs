@@ -754,7 +754,7 @@ fn commands_have_their_table_queue_rule_and_only_the_permissions_they_need() {
 fn the_console_is_public_and_only_the_console() {
     let (_, api) = stack_with_parameters(&[], "ApiFunction");
     let events = api["Events"].as_object().unwrap();
-    let public: Vec<(&str, &str)> = events
+    let mut public: Vec<(&str, &str)> = events
         .values()
         .filter(|e| e["Properties"]["Auth"]["Authorizer"] == "NONE")
         .map(|e| {
@@ -764,6 +764,7 @@ fn the_console_is_public_and_only_the_console() {
             )
         })
         .collect();
+    public.sort_unstable();
     assert_eq!(public, [("/", "GET"), ("/console/{proxy+}", "GET")]);
     assert!(events["Api"]["Properties"].get("Auth").is_none());
     let env = &api["Environment"]["Variables"];
@@ -784,4 +785,70 @@ fn the_console_is_public_and_only_the_console() {
     let (_, client) = stack_with_parameters(&cognito, "ApiUserPoolClient");
     assert_eq!(client["AllowedOAuthFlows"], serde_json::json!(["code"]));
     assert_eq!(client["GenerateSecret"], false);
+}
+
+/// The heard log: encrypted, expiring on its own, keyed for a range read by deadline. Ingest
+/// may only append to it and the silence watch only read it; no other function touches it.
+#[test]
+fn the_heard_log_is_appended_by_ingest_and_read_by_the_watch_only() {
+    let (_, table) = stack_with_parameters(&[], "HeardLogTable");
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        "expires_at"
+    );
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    let keys: Vec<(&str, &str)> = table["KeySchema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap(),
+                k["KeyType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [("pk", "HASH"), ("sk", "RANGE")]);
+    let on_log = |function: &str| -> Vec<(String, Vec<String>, Vec<String>)> {
+        let (_, props) = stack_with_parameters(&[], function);
+        statements(&props)
+            .into_iter()
+            .filter(|s| s.2.iter().any(|r| r.starts_with("HeardLogTable")))
+            .collect()
+    };
+    for (function, sid, action) in [
+        ("IngestFunction", "AppendToTheHeardLog", "dynamodb:PutItem"),
+        ("SilenceWatchFunction", "ReadTheHeardLog", "dynamodb:Query"),
+    ] {
+        assert_eq!(
+            on_log(function),
+            [(
+                sid.to_owned(),
+                vec![action.to_owned()],
+                vec!["HeardLogTable.Arn".to_owned()]
+            )],
+            "{function}"
+        );
+        let (_, props) = stack_with_parameters(&[], function);
+        assert_eq!(
+            props["Environment"]["Variables"]["HEARD_LOG_TABLE"], "HeardLogTable",
+            "{function}"
+        );
+    }
+    for function in [
+        "ApiFunction",
+        "LifecycleFunction",
+        "RollupFunction",
+        "CommandsFunction",
+    ] {
+        assert!(on_log(function).is_empty(), "{function}");
+    }
+    // An hour between a device's registry writes by default: the log keeps no_data exact.
+    let template = iotdp_local::template::Template::parse(&repo_file("template.yaml")).unwrap();
+    assert_eq!(
+        template.parameters["LastSeenIntervalSeconds"].to_string(),
+        "3600"
+    );
 }
