@@ -152,6 +152,7 @@ const PURE: &[&str] = &[
     "alerting::iot_events",
     "devices::record",
     "devices::admission",
+    "devices::heard",
     "ingest::envelope",
     "ingest::validation",
     "ingest::batch",

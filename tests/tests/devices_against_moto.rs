@@ -466,7 +466,10 @@ async fn the_heard_log_round_trips_through_dynamodb() {
     registry.append_heard(&batch).await.unwrap();
     let heard = registry.heard_since(now).await.unwrap();
     assert_eq!(heard.len(), MAX_ENTRIES_PER_DIGEST + 6);
-    assert!(!heard.contains_key("battery-old"), "a digest long past is not read");
+    assert!(
+        !heard.contains_key("battery-old"),
+        "a digest long past is not read"
+    );
     let due = |heard_ms: i64| heard_ms + 990_000;
     assert!((due(now)..due(now) + 1000).contains(&heard["battery-1"]));
     let last = format!("battery-{:06}", MAX_ENTRIES_PER_DIGEST + 4);

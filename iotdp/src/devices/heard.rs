@@ -13,7 +13,6 @@
 //! Device ids hold no spaces or line breaks ([`crate::domain::is_valid_device_id`]).
 
 use crate::devices::record::last_seen_resolution_ms;
-use crate::devices::silence::watch_deadline;
 
 /// One watched device heard from: its silence may be raised from `raise_at_ms` on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +36,7 @@ impl HeardEntry {
 /// `last_seen` and the heard log are kept at (so an entry skipped as too close to the previous
 /// one never makes the watch raise early).
 pub fn raise_at(heard_ms: i64, heartbeat_seconds: u32) -> i64 {
-    watch_deadline(heard_ms, heartbeat_seconds) + last_seen_resolution_ms(heartbeat_seconds)
+    heard_ms + i64::from(heartbeat_seconds) * 1000 + last_seen_resolution_ms(heartbeat_seconds)
 }
 
 /// The device heard at the latest, given when its silence is due.
