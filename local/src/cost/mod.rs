@@ -11,6 +11,8 @@
 //! action (one single-measure record per attribute) and AWS IoT Events alarms at the same rule
 //! count.
 
+pub mod reads;
+
 use std::collections::BTreeMap;
 
 use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
@@ -162,6 +164,8 @@ pub struct PerMessage {
     /// The same at the former `LastSeenIntervalSeconds` of 60 and without the heard log (every
     /// watched device's deadline a registry write), for the before-and-after.
     pub registry_writes_before: f64,
+    /// The load's reads a month: the rollup job, dashboards, DynamoDB reads.
+    pub reads: reads::Reads,
 }
 
 /// One sample message of `load` from device `n`, as a device would publish it.
@@ -194,6 +198,15 @@ pub fn sample_payload(load: &Load, n: usize, now_ms: i64) -> String {
 /// `samples` should be a batch's worth (the ingest function gets up to 1,000 messages), so
 /// the requests are as full as they are deployed.
 pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> {
+    measure_with(load, samples, &reads::Dashboards::default()).await
+}
+
+/// [`measure`] with `dashboards` watching.
+pub async fn measure_with(
+    load: &Load,
+    samples: usize,
+    dashboards: &reads::Dashboards,
+) -> Result<PerMessage, String> {
     let now_ms = 1_764_000_000_000;
     let bodies: Vec<(String, String, usize)> = (0..samples)
         .map(|n| {
@@ -243,6 +256,8 @@ pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> 
     let before = registry_writes_per_message(load, std::time::Duration::from_secs(60)).await?;
     let registry_writes = after.write_units();
     let registry_writes_before = before.write_units();
+    let reads =
+        reads::measure_reads(load, dashboards, after.heard, after.heard_entry_bytes).await?;
     Ok(PerMessage {
         iot_bytes: (bodies.iter().map(|b| b.2).sum::<usize>() as f64 / n).ceil() as usize,
         envelope_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil()
@@ -252,6 +267,7 @@ pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> 
         baseline_timestream_kb: baseline_kb / n,
         registry_writes,
         registry_writes_before,
+        reads,
     })
 }
 
@@ -341,22 +357,25 @@ fn digest_entry_bytes(load: &Load) -> f64 {
 /// Timestream's write size of a request: per record its timestamp (8 bytes), dimension names
 /// and values, measure names and values; the common attributes once.
 fn request_bytes(request: &iotdp::adapters::timestream::TimestreamWriteRequest) -> usize {
-    let record = |r: &aws_sdk_timestreamwrite::types::Record| -> usize {
-        let dimensions: usize = r
-            .dimensions()
-            .iter()
-            .map(|d| d.name().len() + d.value().len())
-            .sum();
-        let measures: usize = r
-            .measure_values()
-            .iter()
-            .map(|m| m.name().len() + measure_bytes(m.r#type().as_str(), m.value()))
-            .sum();
-        dimensions + measures + r.measure_name().map_or(0, str::len)
-    };
     8 * request.records.len()
-        + record(&request.common)
-        + request.records.iter().map(record).sum::<usize>()
+        + record_bytes(&request.common)
+        + request.records.iter().map(record_bytes).sum::<usize>()
+}
+
+/// One record's metered bytes beyond its timestamp: dimension names and values, measure
+/// names and values (8 bytes for a number), the measure name.
+fn record_bytes(r: &aws_sdk_timestreamwrite::types::Record) -> usize {
+    let dimensions: usize = r
+        .dimensions()
+        .iter()
+        .map(|d| d.name().len() + d.value().len())
+        .sum();
+    let measures: usize = r
+        .measure_values()
+        .iter()
+        .map(|m| m.name().len() + measure_bytes(m.r#type().as_str(), m.value()))
+        .sum();
+    dimensions + measures + r.measure_name().map_or(0, str::len)
 }
 
 fn measure_bytes(kind: &str, value: &str) -> usize {
@@ -396,10 +415,21 @@ impl Bill {
     }
 
     fn add(&mut self, prices: &PriceTable, key: &str, quantity: f64) -> Result<(), String> {
+        self.add_as(prices, key, key, quantity)
+    }
+
+    /// A line priced as `key`, named `item` (the same price metering another thing).
+    fn add_as(
+        &mut self,
+        prices: &PriceTable,
+        key: &str,
+        item: &str,
+        quantity: f64,
+    ) -> Result<(), String> {
         let price = prices.get(key)?;
         self.lines.push(BillLine {
             service: price.service.clone(),
-            item: key.to_owned(),
+            item: item.to_owned(),
             quantity,
             usd: quantity / price.per * price.usd,
             checked: price.checked.clone(),
@@ -543,6 +573,34 @@ pub fn iotdp_bill(
         "dynamodb_write_request_units",
         messages * registry_writes,
     )?;
+    let registry_reads = match options.transport {
+        Transport::Sqs => per.reads.registry_read_units,
+        _ => per.reads.registry_read_units_kinesis,
+    };
+    bill.add(
+        prices,
+        "dynamodb_read_request_units",
+        registry_reads + per.reads.watch_read_units,
+    )?;
+    // The rollup job: its rows' writes and storage (kept, as raw readings), and the TCUs its
+    // queries and the dashboards' hold.
+    let rollup_kb =
+        per.reads.rollup_write_kb_per_series_day * 30.0 * reads::series_total(load);
+    bill.add_as(prices, "timestream_writes", "timestream_writes_rollups", rollup_kb)?;
+    let rollup_gb = rollup_kb / (1024.0 * 1024.0);
+    bill.add_as(
+        prices,
+        "timestream_memory_gb_hours",
+        "timestream_memory_gb_hours_rollups",
+        rollup_gb * MEMORY_STORE_HOURS,
+    )?;
+    bill.add_as(
+        prices,
+        "timestream_magnetic_gb_months",
+        "timestream_magnetic_gb_months_rollups",
+        rollup_gb * MAGNETIC_MONTHS_HELD,
+    )?;
+    bill.add(prices, "timestream_query_tcu_hours", per.reads.tcu_hours)?;
     Ok(bill)
 }
 
@@ -582,6 +640,12 @@ pub fn baseline_bill(load: &Load, per: &PerMessage, prices: &PriceTable) -> Resu
         messages * per.baseline_timestream_kb,
     )?;
     timestream_storage(&mut bill, prices, messages * per.baseline_timestream_kb)?;
+    // The same dashboards, on the raw table.
+    bill.add(
+        prices,
+        "timestream_query_tcu_hours",
+        per.reads.baseline_tcu_hours,
+    )?;
     let evaluation_units = increments(per.iot_bytes, 1024);
     bill.add(
         prices,
@@ -596,7 +660,7 @@ mod tests {
     use super::*;
 
     fn prices() -> PriceTable {
-        PriceTable::parse(include_str!("../../infra/prices.toml")).unwrap()
+        PriceTable::parse(include_str!("../../../infra/prices.toml")).unwrap()
     }
 
     #[test]
@@ -645,6 +709,8 @@ mod tests {
                 "timestream_memory_gb_hours",
                 "timestream_magnetic_gb_months",
                 "dynamodb_write_request_units",
+                "dynamodb_read_request_units",
+                "timestream_query_tcu_hours",
             ]
             .into_iter()
             .map(|k| (k.to_owned(), flat(k)))
@@ -667,6 +733,15 @@ mod tests {
             baseline_timestream_kb: 1.0,
             registry_writes: 1.0,
             registry_writes_before: 3.0,
+            reads: reads::Reads {
+                rollup_write_kb_per_series_day: 10.0,
+                tcu_hours: 100.0,
+                baseline_tcu_hours: 40.0,
+                registry_read_units: 8_000_000.0,
+                registry_read_units_kinesis: 1_000_000.0,
+                watch_read_units: 2_000_000.0,
+                ..reads::Reads::default()
+            },
         };
         // 1,000 × 43,200 minutes = 43.2 M messages a month.
         let bill = iotdp_bill(&load, &per, Options::new(false, Transport::Sqs), &table).unwrap();
@@ -693,6 +768,15 @@ mod tests {
         assert!((quantity["timestream_magnetic_gb_months"] - monthly_gb * 12.0).abs() < 1e-9);
         // One registry write per message.
         assert!((usd["dynamodb_write_request_units"] - 43.2).abs() < 1e-9);
+        // Reads: 8 M by ingest on SQS, 2 M by the watch; 1 M by ingest on Kinesis.
+        assert!((usd["dynamodb_read_request_units"] - 10.0).abs() < 1e-9);
+        // Rollups: 10 KB a series a day, 1,000 series, 30 days: 0.3 M KB, stored like raw.
+        assert!((usd["timestream_writes_rollups"] - 0.3).abs() < 1e-9);
+        let rollup_gb = 300_000.0 / (1024.0 * 1024.0);
+        assert!(
+            (quantity["timestream_magnetic_gb_months_rollups"] - rollup_gb * 12.0).abs() < 1e-9
+        );
+        assert!((quantity["timestream_query_tcu_hours"] - 100.0).abs() < 1e-9);
         let basic = iotdp_bill(&load, &per, Options::new(true, Transport::Sqs), &table).unwrap();
         assert!((bill.total() - basic.total() - 43.2).abs() < 1e-9);
         let before = iotdp_bill(

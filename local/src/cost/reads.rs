@@ -1,0 +1,412 @@
+//! What reading the data costs: the rollup job, dashboards, and the DynamoDB reads behind
+//! ingest and the silence watch.
+//!
+//! - **The rollup job** runs for a day of a sample of the load's series through the real job
+//!   (`RollupJob`) over the memory store, wrapped to count its queries and to size the rows it
+//!   writes as the Timestream adapter's records (`rollup_records`). Each sample series is its
+//!   own site, zone and section, so its place rows are counted in full: an upper bound where
+//!   devices share places.
+//! - **Dashboards**: a series query over the last 24 hours is split by the API's own planner
+//!   (`cover`) into rollup tiers and the raw tail, one query each; the baseline asks the raw
+//!   table once. Timestream for LiveAnalytics bills queries by Timestream compute units: at
+//!   least 4 TCUs, per second, with a 30-second minimum. A dashboard refreshed every minute by
+//!   its viewers keeps those 4 busy while anyone watches; a job querying once a minute keeps
+//!   them busy half of every minute.
+//! - **DynamoDB reads**: each ingest instance reads a device's record once per
+//!   `RegistryCacheSeconds`; the silence watch reads its index's overdue entries and the heard
+//!   log's recent digests every minute.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use iotdp::domain::{LocationPath, Metric, MetricValue, Reading};
+use iotdp::ingest::ports::TimeSeriesStore;
+use iotdp::query::model::{QueryError, TimeRange};
+use iotdp::rollup::job::{RollupJob, RollupSettings};
+use iotdp::rollup::model::{RollupRow, RowSelection};
+use iotdp::rollup::ports::{RollupError, RollupStore};
+use iotdp::rollup::tier::{Coverage, Tier, cover};
+
+use super::Load;
+use crate::memory::{MemoryRollupState, MemoryStore};
+
+/// Series the rollup sample runs.
+const SAMPLE_SERIES: usize = 6;
+/// A day boundary the sample starts at.
+const DAY_MS: i64 = 86_400_000;
+const SAMPLE_START_MS: i64 = 20_416 * DAY_MS;
+/// Timestream for LiveAnalytics runs queries on at least 4 TCUs, billed per second for at
+/// least 30 seconds.
+pub const MIN_TCUS: f64 = 4.0;
+const TCU_MINIMUM_SECONDS: f64 = 30.0;
+/// The rollup job's schedule (template `RollupSchedule`: every minute).
+const ROLLUP_RUNS_PER_HOUR: f64 = 60.0;
+/// DynamoDB: an eventually consistent read unit reads 4 KB; a registry record is under 4 KB.
+const READ_UNIT_BYTES: f64 = 4096.0;
+const EVENTUALLY_CONSISTENT: f64 = 0.5;
+/// A keys-only silence-watch index entry (device id, partition, deadline), as DynamoDB sizes it.
+const INDEX_ENTRY_BYTES: f64 = 60.0;
+/// How far back the watch reads the heard log past now (`HEARD_LOOKBACK_MS`).
+const HEARD_LOOKBACK_SECONDS: f64 = 600.0;
+/// Lambda's SQS event source starts with five concurrent batches; each ingest instance keeps
+/// its own registry cache.
+const SQS_INGEST_INSTANCES: f64 = 5.0;
+
+/// A typical dashboard load: who watches, for how long, and what.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dashboards {
+    /// Hours a month someone has a dashboard open (8 hours a day, 22 days).
+    pub viewing_hours: f64,
+    /// Dashboards open at once in those hours, each refreshed every minute.
+    pub viewers: f64,
+    /// Charts per dashboard: one device's metric, or a place's, over the last 24 hours.
+    pub charts: f64,
+}
+
+impl Default for Dashboards {
+    fn default() -> Self {
+        Self {
+            viewing_hours: 8.0 * 22.0,
+            viewers: 5.0,
+            charts: 8.0,
+        }
+    }
+}
+
+/// What one load's reads cost in metered units a month.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reads {
+    /// Queries the rollup job sends per run (raw readings and rollup rows), counted.
+    pub rollup_queries_per_run: f64,
+    /// Rollup rows written per series per day (its device rows and its place rows).
+    pub rollup_rows_per_series_day: f64,
+    /// Timestream write KB of those rows, per series per day.
+    pub rollup_write_kb_per_series_day: f64,
+    /// Queries one 24-hour chart sends: iotdp (tiers and raw tail), the baseline (raw).
+    pub chart_queries: f64,
+    pub baseline_chart_queries: f64,
+    /// TCU-hours a month: iotdp (dashboards and the rollup job), the baseline (dashboards).
+    pub tcu_hours: f64,
+    pub baseline_tcu_hours: f64,
+    /// DynamoDB read units a month: ingest's registry lookups (on SQS, on Kinesis), the
+    /// silence watch's runs.
+    pub registry_read_units: f64,
+    pub registry_read_units_kinesis: f64,
+    pub watch_read_units: f64,
+}
+
+/// Series (devices that carry readings) per message-sending device, and the seconds between
+/// one series' readings: a gateway batch carries 50 spots' readings, as `sample_payload`.
+fn series_of(load: &Load) -> (f64, f64) {
+    let series = if load.readings_per_message == 1 {
+        1.0
+    } else {
+        50.0
+    };
+    let reading_interval = load.interval_seconds * series / load.readings_per_message as f64;
+    (series, reading_interval)
+}
+
+/// The reads of `load` with `dashboards` watching, counted through the real rollup job and
+/// planner. `heard_per_message` (heard-log entries per message) and `heard_entry_bytes` size
+/// the log the watch reads.
+pub async fn measure_reads(
+    load: &Load,
+    dashboards: &Dashboards,
+    heard_per_message: f64,
+    heard_entry_bytes: f64,
+) -> Result<Reads, String> {
+    let job = run_rollup_sample(load).await?;
+    let (chart_queries, baseline_chart_queries) = chart_queries();
+    // Dashboards keep the minimum TCUs busy while watched; the job keeps them busy for its
+    // 30-second minimum once a run, in the hours nobody watches.
+    let dashboard_tcu_hours = if dashboards.viewers > 0.0 {
+        MIN_TCUS * dashboards.viewing_hours
+    } else {
+        0.0
+    };
+    let unwatched_hours = (super::HOURS_PER_MONTH - dashboards.viewing_hours).max(0.0);
+    let job_duty = (ROLLUP_RUNS_PER_HOUR * TCU_MINIMUM_SECONDS / 3_600.0).min(1.0);
+    let tcu_hours = dashboard_tcu_hours + MIN_TCUS * unwatched_hours * job_duty;
+
+    let messages = load.messages_per_month();
+    // A record is read once per cache lifetime (60 s) by each instance that sees the device:
+    // one instance on Kinesis (a device's shard has one consumer), any of five on SQS.
+    let registry_read_units = |instances: f64| {
+        let ttl = 60.0;
+        let reads_per_message = if load.interval_seconds >= ttl {
+            1.0
+        } else {
+            // k messages a lifetime, each to one of the instances at random: each instance
+            // that got one reads the record once.
+            let k = ttl / load.interval_seconds;
+            instances * (1.0 - (1.0 - 1.0 / instances).powf(k)) / k
+        };
+        messages * reads_per_message * EVENTUALLY_CONSISTENT
+    };
+    let watch_read_units = match load.heartbeat_seconds {
+        None => 0.0,
+        Some(heartbeat) => {
+            let heartbeat = f64::from(heartbeat);
+            let seen_interval = iotdp::devices::cache::DEFAULT_SEEN_INTERVAL.as_secs_f64();
+            // The index deadline moves with the hourly write: a device is overdue by the
+            // index for the rest of the interval, and alive by the log.
+            // (A write when last_seen moved by more than the interval: every 13th 5-minute
+            // report, 65 minutes apart.)
+            let between_writes =
+                ((seen_interval / load.interval_seconds).floor() + 1.0) * load.interval_seconds;
+            let overdue = ((between_writes - heartbeat) / between_writes).clamp(0.0, 1.0);
+            let index_bytes = load.devices as f64 * overdue * INDEX_ENTRY_BYTES;
+            // The log's digests with a deadline at most the lookback past: the last
+            // heartbeat + a tenth + lookback of entries.
+            let window = heartbeat * 1.1 + HEARD_LOOKBACK_SECONDS;
+            let log_bytes = load.devices as f64 * window / load.interval_seconds
+                * heard_per_message
+                * heard_entry_bytes;
+            let runs = super::HOURS_PER_MONTH * 60.0;
+            runs * ((index_bytes + log_bytes) / READ_UNIT_BYTES).ceil() * EVENTUALLY_CONSISTENT
+        }
+    };
+    Ok(Reads {
+        rollup_queries_per_run: job.queries_per_run,
+        rollup_rows_per_series_day: job.rows_per_series_day,
+        rollup_write_kb_per_series_day: job.write_kb_per_series_day,
+        chart_queries,
+        baseline_chart_queries,
+        tcu_hours,
+        baseline_tcu_hours: dashboard_tcu_hours,
+        registry_read_units: registry_read_units(SQS_INGEST_INSTANCES),
+        registry_read_units_kinesis: registry_read_units(1.0),
+        watch_read_units,
+    })
+}
+
+/// Series of the whole load (for the rollup rows' scale).
+pub fn series_total(load: &Load) -> f64 {
+    load.devices as f64 * series_of(load).0
+}
+
+struct JobCounts {
+    queries_per_run: f64,
+    rows_per_series_day: f64,
+    write_kb_per_series_day: f64,
+}
+
+/// A day of [`SAMPLE_SERIES`] series at the load's reading interval, the job every minute.
+async fn run_rollup_sample(load: &Load) -> Result<JobCounts, String> {
+    let (_, reading_interval) = series_of(load);
+    let store = Arc::new(MemoryStore::new(1_000));
+    let step_ms = (reading_interval * 1_000.0).max(1_000.0) as i64;
+    let end_ms = SAMPLE_START_MS + DAY_MS;
+    let mut readings = Vec::new();
+    for series in 0..SAMPLE_SERIES {
+        let place = LocationPath::parse(&format!("site-{series}/zone-a/section-1"))
+            .map_err(|e| e.to_string())?;
+        let mut at = SAMPLE_START_MS + series as i64 * 1_000;
+        while at < end_ms {
+            let reading = Reading {
+                device_id: format!("device-{series:06}"),
+                time_ms: at,
+                seq: None,
+                metrics: (0..load.metrics)
+                    .map(|m| Metric {
+                        name: format!("metric_{m}"),
+                        value: MetricValue::Number(20.0 + (at / 1000 % 97) as f64 * 0.1 + m as f64),
+                    })
+                    .collect(),
+                version: at,
+                dimensions: None,
+            }
+            .with_place("sensor", place.clone());
+            readings.push(reading);
+            at += step_ms;
+        }
+    }
+    for chunk in readings.chunks(1_000) {
+        store.write(chunk).await.map_err(|e| e.to_string())?;
+    }
+    let counting = Arc::new(CountingRollups {
+        inner: store,
+        queries: AtomicU64::default(),
+        rows: AtomicU64::default(),
+        write_bytes: AtomicU64::default(),
+        write_kb: AtomicU64::default(),
+    });
+    let settings = RollupSettings::default();
+    let job = RollupJob::new(
+        counting.clone(),
+        Arc::new(MemoryRollupState::default()),
+        settings,
+    );
+    // Steady state from the first minute: every run computes the window that just closed.
+    let grace_ms = settings.grace.as_millis() as i64;
+    let mut runs = 0u64;
+    let mut now = SAMPLE_START_MS + 60_000 + grace_ms;
+    while now <= end_ms + grace_ms + 60_000 {
+        job.run(now).await.map_err(|e| e.to_string())?;
+        runs += 1;
+        now += 60_000;
+    }
+    let series = SAMPLE_SERIES as f64;
+    Ok(JobCounts {
+        queries_per_run: counting.queries.load(Relaxed) as f64 / runs as f64,
+        rows_per_series_day: counting.rows.load(Relaxed) as f64 / series,
+        write_kb_per_series_day: counting.write_kb.load(Relaxed) as f64 / series,
+    })
+}
+
+/// Queries one chart of the last 24 hours sends, with the job caught up: the API's planner
+/// splits the range into the coarsest tiers the job has covered and raw readings for the rest.
+fn chart_queries() -> (f64, f64) {
+    let now_ms = SAMPLE_START_MS + 37 * DAY_MS + 13 * 3_600_000 + 17 * 60_000 + 23_000;
+    let range = TimeRange {
+        from_ms: now_ms - DAY_MS,
+        to_ms: now_ms,
+    };
+    let coverage = Coverage {
+        since_ms: SAMPLE_START_MS,
+        // The job is one window and its grace behind.
+        watermark_ms: (now_ms - 180_000).div_euclid(60_000) * 60_000,
+    };
+    let segments = cover(range, Some(coverage), Tier::Day);
+    (segments.len() as f64, 1.0)
+}
+
+/// The memory store, counting the job's queries and sizing the rows it writes as the
+/// Timestream adapter's records (100 to a request, each rounded up to the KB).
+struct CountingRollups {
+    inner: Arc<MemoryStore>,
+    queries: AtomicU64,
+    rows: AtomicU64,
+    write_bytes: AtomicU64,
+    write_kb: AtomicU64,
+}
+
+impl RollupStore for CountingRollups {
+    async fn raw_readings(
+        &self,
+        range: TimeRange,
+        within: &LocationPath,
+    ) -> Result<Vec<Reading>, QueryError> {
+        self.queries.fetch_add(1, Relaxed);
+        self.inner.raw_readings(range, within).await
+    }
+
+    async fn rollups(
+        &self,
+        tier: Tier,
+        range: TimeRange,
+        selection: RowSelection<'_>,
+    ) -> Result<Vec<RollupRow>, QueryError> {
+        self.queries.fetch_add(1, Relaxed);
+        self.inner.rollups(tier, range, selection).await
+    }
+
+    async fn write_rollups(&self, tier: Tier, rows: &[RollupRow]) -> Result<(), RollupError> {
+        for chunk in rows.chunks(100) {
+            let records = iotdp::adapters::timestream::rollups::rollup_records(chunk)
+                .map_err(|e| RollupError::Store(e.to_string()))?;
+            let bytes: usize = records.iter().map(super::record_bytes).sum::<usize>()
+                + 8 * records.len();
+            self.write_bytes.fetch_add(bytes as u64, Relaxed);
+            self.write_kb.fetch_add(bytes.div_ceil(1024) as u64, Relaxed);
+        }
+        self.rows.fetch_add(rows.len() as u64, Relaxed);
+        self.inner.write_rollups(tier, rows).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(interval_seconds: f64, readings_per_message: usize) -> Load {
+        Load {
+            name: "x".into(),
+            devices: 1_000,
+            interval_seconds,
+            metrics: 2,
+            readings_per_message,
+            heartbeat_seconds: Some(900),
+            rules: 0,
+        }
+    }
+
+    /// The real job writes, per series and metric, a row per minute with readings, per hour
+    /// and per day, for the device and each of its three places: what the count must show.
+    #[tokio::test]
+    async fn the_rollup_job_writes_a_row_per_window_series_and_metric() {
+        // Every 5 minutes: 288 minutes, 24 hours and a day with data, 2 metrics, 4 series.
+        let every_5_minutes = run_rollup_sample(&load(300.0, 1)).await.unwrap();
+        assert_eq!(
+            every_5_minutes.rows_per_series_day,
+            (288.0 + 24.0 + 1.0) * 2.0 * 4.0
+        );
+        // Every 10 s: every minute has data.
+        let every_10_s = run_rollup_sample(&load(10.0, 1)).await.unwrap();
+        assert_eq!(
+            every_10_s.rows_per_series_day,
+            (1440.0 + 24.0 + 1.0) * 2.0 * 4.0
+        );
+        assert!(every_10_s.write_kb_per_series_day > every_5_minutes.write_kb_per_series_day);
+        // Caught up, a run reads the minute that closed in spans doubling from a second
+        // (1 + 2 + 4 + 8 + 16 + 29 s: six reads), and an hour's minutes once an hour.
+        assert!(
+            (6.0..6.1).contains(&every_5_minutes.queries_per_run),
+            "{}",
+            every_5_minutes.queries_per_run
+        );
+    }
+
+    #[test]
+    fn a_chart_of_a_day_is_answered_from_hours_minutes_and_the_raw_tail() {
+        let (iotdp, baseline) = chart_queries();
+        assert_eq!(baseline, 1.0);
+        // Minutes up to the first hour, hours, minutes up to the watermark, the raw tail:
+        // and the head before the first whole minute, raw.
+        assert_eq!(iotdp, 5.0);
+    }
+
+    #[tokio::test]
+    async fn a_watched_fleet_costs_the_watch_its_overdue_entries_and_recent_digests() {
+        let dashboards = Dashboards::default();
+        let battery = Load {
+            devices: 100_000,
+            heartbeat_seconds: Some(900),
+            ..load(300.0, 1)
+        };
+        let reads = measure_reads(&battery, &dashboards, 12.0 / 13.0, 17.0)
+            .await
+            .unwrap();
+        // 65 minutes between writes, 15 of them before the index deadline: 50/65 overdue.
+        let index: f64 = 100_000.0 * 50.0 / 65.0 * 60.0;
+        // 26.5 minutes of 5-minute reports, 12 in 13 logged, 17 bytes each.
+        let log = 100_000.0 * 1_590.0 / 300.0 * 12.0 / 13.0 * 17.0;
+        let per_run = ((index + log) / 4096.0).ceil() * 0.5;
+        assert!(
+            (reads.watch_read_units - per_run * 43_200.0).abs() < 1.0,
+            "{} against {}",
+            reads.watch_read_units,
+            per_run * 43_200.0
+        );
+        // A 5-minute reporter's record is read on each message (the cache holds it 60 s).
+        assert_eq!(reads.registry_read_units, battery.messages_per_month() * 0.5);
+        // A thermostat every 10 s: six messages a cache lifetime; on Kinesis one instance reads
+        // once, on SQS each of the five instances that got one of the six does.
+        let thermostats = Load {
+            heartbeat_seconds: None,
+            ..load(10.0, 1)
+        };
+        let reads = measure_reads(&thermostats, &dashboards, 0.0, 0.0)
+            .await
+            .unwrap();
+        let messages = thermostats.messages_per_month();
+        assert!((reads.registry_read_units_kinesis - messages / 6.0 * 0.5).abs() < 1.0);
+        let sqs = 5.0 * (1.0 - 0.8f64.powi(6)) / 6.0;
+        assert!((reads.registry_read_units - messages * sqs * 0.5).abs() < 1.0);
+        assert_eq!(reads.watch_read_units, 0.0);
+        // Dashboards 176 hours on 4 TCUs; the job's 30 s a minute in the other 544.
+        assert!((reads.tcu_hours - (4.0 * 176.0 + 4.0 * 544.0 * 0.5)).abs() < 1e-6);
+        assert_eq!(reads.baseline_tcu_hours, 4.0 * 176.0);
+    }
+}
