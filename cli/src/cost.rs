@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use iotdp_local::cost::{
-    Bill, Load, Options, PriceTable, Transport, baseline_bill, iotdp_bill, measure, shards_for,
+    Bill, Load, Options, PriceTable, Transport, baseline_bill, iotdp_bill, measure_with,
+    reads::Dashboards, shards_for,
 };
 use serde_json::json;
 
@@ -36,6 +37,9 @@ pub struct CostArgs {
     /// Alert rules per reading (the baseline prices an IoT Events detector per rule)
     #[arg(long, default_value_t = 2)]
     rules: u32,
+    /// Hours a month someone watches a dashboard (Timestream holds its minimum query TCUs then)
+    #[arg(long, default_value_t = 176.0)]
+    dashboard_hours: f64,
 }
 
 pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
@@ -57,6 +61,8 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
             readings_per_message: args.batch.clamp(1, 500),
             heartbeat_seconds: args.heartbeat,
             rules: args.rules,
+            // Each device its own site: as many place rows as devices, the most there can be.
+            places: iotdp_local::cost::Places::OwnSite,
         }],
         (Some(_), _) => return Err("--devices and --interval must both be above 0".into()),
         _ => Load::references(),
@@ -67,7 +73,10 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
         .filter(|p| p.checked == "unverified")
         .count();
     for load in &loads {
-        let per = measure(load, 1_000).await?;
+        let dashboards = Dashboards {
+            viewing_hours: args.dashboard_hours,
+        };
+        let per = measure_with(load, 1_000, &dashboards).await?;
         let bill = |basic_ingest: bool, transport: Transport| {
             iotdp_bill(load, &per, Options::new(basic_ingest, transport), &prices)
         };
@@ -85,7 +94,7 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
             &prices,
         )?;
         let baseline = baseline_bill(load, &per, &prices)?;
-        let registry = |bill: &Bill| bill.by_service().get("DynamoDB").copied().unwrap_or(0.0);
+        let registry = |bill: &Bill| bill.item("dynamodb_write_request_units");
         match output {
             OutputFormat::Json => {
                 let mut setups = Vec::new();
@@ -97,6 +106,7 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
                             "basic_ingest": basic_ingest,
                             "usd": priced.total(),
                             "by_service": priced.by_service(),
+                            "lines": lines(&priced),
                         }));
                     }
                 }
@@ -119,6 +129,19 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
                         "registry_usd": registry(&broker),
                         "registry_writes_per_message_before": per.registry_writes_before,
                         "registry_usd_before": registry(&before),
+                        "baseline_lines": lines(&baseline),
+                        "reads": {
+                            "tcu_hours": per.reads.tcu_hours,
+                            "baseline_tcu_hours": per.reads.baseline_tcu_hours,
+                            "rollup_queries_per_run": per.reads.rollup_queries_per_run,
+                            "rollup_rows_per_series_day": per.reads.rollup_rows_per_series_day,
+                            "rollup_write_kb_per_series_day": per.reads.rollup_write_kb_per_series_day,
+                            "queries_per_24h_chart": per.reads.chart_queries,
+                            "baseline_queries_per_24h_chart": per.reads.baseline_chart_queries,
+                            "registry_read_units": per.reads.registry_read_units,
+                            "registry_read_units_kinesis": per.reads.registry_read_units_kinesis,
+                            "silence_watch_read_units": per.reads.watch_read_units,
+                        },
                     })
                 );
             }
@@ -177,11 +200,13 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
                     baseline.total() - baseline.by_service().get("IoT Events").unwrap_or(&0.0);
                 let _ = writeln!(
                     out,
-                    "\n  iotdp / baseline without IoT Events (${without_events:.0}): {:.0} % on SQS, {:.0} % at its cheapest; registry writes ${:.0} (${:.0} before the last_seen change)\n",
+                    "\n  iotdp / baseline without IoT Events (${without_events:.0}): {:.0} % on SQS, {:.0} % at its cheapest; registry writes ${:.0} (${:.0} before the heard log and the hourly last_seen); query TCU-hours {:.0} (baseline {:.0})\n",
                     100.0 * broker.total() / without_events,
                     100.0 * cheapest / without_events,
                     registry(&broker),
-                    registry(&before)
+                    registry(&before),
+                    per.reads.tcu_hours,
+                    per.reads.baseline_tcu_hours
                 );
             }
         }
@@ -197,4 +222,20 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
     use std::io::Write as _;
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(())
+}
+
+/// A bill's lines: item, quantity, dollars and whether the price was checked.
+fn lines(bill: &Bill) -> Vec<serde_json::Value> {
+    bill.lines
+        .iter()
+        .map(|l| {
+            json!({
+                "service": l.service,
+                "item": l.item,
+                "quantity": l.quantity,
+                "usd": l.usd,
+                "checked": l.checked,
+            })
+        })
+        .collect()
 }

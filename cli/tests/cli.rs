@@ -68,6 +68,27 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
     }
     // The thermostats' 5,000 messages/s: 12.96 billion a month.
     assert_eq!(loads[1]["messages_per_month"], 12_960_000_000.0);
+    // Dashboards watched 176 hours hold Timestream's 4 query TCUs; the rollup job holds them
+    // 30 s every 5 minutes in the other 544. The baseline watches the same dashboards.
+    assert_eq!(
+        loads[0]["reads"]["tcu_hours"],
+        4.0 * 176.0 + 4.0 * 544.0 * 0.1
+    );
+    assert_eq!(loads[0]["reads"]["baseline_tcu_hours"], 4.0 * 176.0);
+    let items: Vec<&str> = loads[0]["setups"][0]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["item"].as_str().unwrap())
+        .collect();
+    for item in [
+        "timestream_writes_rollups",
+        "timestream_query_tcu_hours",
+        "dynamodb_read_request_units",
+        "dynamodb_write_request_units",
+    ] {
+        assert!(items.contains(&item), "{item} in {items:?}");
+    }
     let mine = iotdp(
         None,
         &[
@@ -78,12 +99,17 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
             "10",
             "--interval",
             "60",
+            "--dashboard-hours",
+            "0",
             "--output",
             "json",
         ],
     );
     let mine: serde_json::Value = serde_json::from_str(text(&mine.stdout).trim()).unwrap();
     assert_eq!(mine["messages_per_month"], 432_000.0);
+    // Nobody watching: the job's share alone, and none for the baseline.
+    assert_eq!(mine["reads"]["tcu_hours"], 4.0 * 720.0 * 0.1);
+    assert_eq!(mine["reads"]["baseline_tcu_hours"], 0.0);
     let dir = std::env::temp_dir().join(format!("iotdp-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let broken = dir.join("prices.toml");

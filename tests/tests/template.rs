@@ -437,9 +437,10 @@ fn the_rollup_job_is_scheduled_alone_with_only_the_permissions_it_needs() {
         "1"
     );
     assert_eq!(rollup["Events"]["OnSchedule"]["Type"], "Schedule");
+    // Every five minutes, as the cost model prices it (`local/src/cost/reads.rs`).
     assert_eq!(
         rollup["Events"]["OnSchedule"]["Properties"]["Schedule"],
-        "rate(1 minute)"
+        "rate(5 minutes)"
     );
     let env = &rollup["Environment"]["Variables"];
     assert_eq!(env["ROLLUP_STATE_TABLE"], "RollupStateTable");

@@ -101,6 +101,56 @@ pub struct Load {
     /// Alert rules each reading is evaluated by (the baseline prices one IoT Events detector
     /// per rule).
     pub rules: u32,
+    /// Where the devices sit in the hierarchy: the rollup job keeps a series per place too.
+    pub places: Places,
+}
+
+/// How a load's devices sit in the site/zone/section/spot hierarchy, which decides how many
+/// place series the rollup job keeps beside the devices' own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Places {
+    /// Each device its own site (a battery box per home; a load you describe by its numbers).
+    OwnSite,
+    /// Homes of `rooms` devices, one per room: `home/room`.
+    Homes { rooms: usize },
+    /// Walls of `spots` sensors in `zones` zones of `sections` sections each:
+    /// `wall/zone/section/spot`.
+    Walls {
+        spots: usize,
+        zones: usize,
+        sections: usize,
+    },
+}
+
+impl Places {
+    /// Series of one whole unit (a site, a home, a wall): the rollup sample runs that many, so
+    /// the places they share are counted once.
+    pub fn unit(self) -> usize {
+        match self {
+            Places::OwnSite => 1,
+            Places::Homes { rooms } => rooms,
+            Places::Walls { spots, .. } => spots,
+        }
+    }
+
+    /// The path of the unit's `n`th series.
+    pub fn path(self, unit: usize, n: usize) -> String {
+        match self {
+            Places::OwnSite => format!("site-{unit}"),
+            Places::Homes { .. } => format!("home-{unit}/room-{n}"),
+            Places::Walls {
+                spots,
+                zones,
+                sections,
+            } => {
+                let per_zone = spots.div_ceil(zones.max(1));
+                let zone = n / per_zone;
+                let per_section = per_zone.div_ceil(sections.max(1));
+                let section = n % per_zone / per_section;
+                format!("wall-{unit}/zone-{zone}/section-{section}/spot-{n:02}")
+            }
+        }
+    }
 }
 
 impl Load {
@@ -115,6 +165,7 @@ impl Load {
                 readings_per_message: 1,
                 heartbeat_seconds: Some(900),
                 rules: 3,
+                places: Places::OwnSite,
             },
             Load {
                 name: "thermostats: 5,000 messages/s of 2 metrics".into(),
@@ -124,6 +175,7 @@ impl Load {
                 readings_per_message: 1,
                 heartbeat_seconds: None,
                 rules: 2,
+                places: Places::Homes { rooms: 3 },
             },
             Load {
                 name: "green walls: 1,000 walls × 50 spots hourly, 5-hour gateway batches".into(),
@@ -133,6 +185,11 @@ impl Load {
                 readings_per_message: 50 * 5,
                 heartbeat_seconds: Some(6 * 3_600),
                 rules: 2,
+                places: Places::Walls {
+                    spots: 50,
+                    zones: 2,
+                    sections: 5,
+                },
             },
         ]
     }
@@ -414,6 +471,15 @@ impl Bill {
         services
     }
 
+    /// The dollars of one item (0 when the bill has no such line).
+    pub fn item(&self, item: &str) -> f64 {
+        self.lines
+            .iter()
+            .filter(|l| l.item == item)
+            .map(|l| l.usd)
+            .sum()
+    }
+
     fn add(&mut self, prices: &PriceTable, key: &str, quantity: f64) -> Result<(), String> {
         self.add_as(prices, key, key, quantity)
     }
@@ -584,9 +650,13 @@ pub fn iotdp_bill(
     )?;
     // The rollup job: its rows' writes and storage (kept, as raw readings), and the TCUs its
     // queries and the dashboards' hold.
-    let rollup_kb =
-        per.reads.rollup_write_kb_per_series_day * 30.0 * reads::series_total(load);
-    bill.add_as(prices, "timestream_writes", "timestream_writes_rollups", rollup_kb)?;
+    let rollup_kb = per.reads.rollup_write_kb_per_series_day * 30.0 * reads::series_total(load);
+    bill.add_as(
+        prices,
+        "timestream_writes",
+        "timestream_writes_rollups",
+        rollup_kb,
+    )?;
     let rollup_gb = rollup_kb / (1024.0 * 1024.0);
     bill.add_as(
         prices,
@@ -724,6 +794,7 @@ mod tests {
             readings_per_message: 1,
             heartbeat_seconds: None,
             rules: 1,
+            places: Places::OwnSite,
         };
         let per = PerMessage {
             iot_bytes: 1_000,
@@ -858,6 +929,7 @@ mod tests {
             readings_per_message: 1,
             heartbeat_seconds,
             rules: 0,
+            places: Places::OwnSite,
         };
         let minute = std::time::Duration::from_secs(60);
         let cost =

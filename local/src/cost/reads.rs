@@ -3,15 +3,15 @@
 //!
 //! - **The rollup job** runs for a day of a sample of the load's series through the real job
 //!   (`RollupJob`) over the memory store, wrapped to count its queries and to size the rows it
-//!   writes as the Timestream adapter's records (`rollup_records`). Each sample series is its
-//!   own site, zone and section, so its place rows are counted in full: an upper bound where
-//!   devices share places.
+//!   writes as the Timestream adapter's records (`rollup_records`). The sample is three whole
+//!   units of the load's hierarchy (sites, homes, walls), so the place rows its devices share
+//!   are counted once per unit.
 //! - **Dashboards**: a series query over the last 24 hours is split by the API's own planner
 //!   (`cover`) into rollup tiers and the raw tail, one query each; the baseline asks the raw
 //!   table once. Timestream for LiveAnalytics bills queries by Timestream compute units: at
 //!   least 4 TCUs, per second, with a 30-second minimum. A dashboard refreshed every minute by
-//!   its viewers keeps those 4 busy while anyone watches; a job querying once a minute keeps
-//!   them busy half of every minute.
+//!   its viewers keeps those 4 busy while anyone watches; the job, querying every five minutes,
+//!   keeps them busy 30 seconds of each five.
 //! - **DynamoDB reads**: each ingest instance reads a device's record once per
 //!   `RegistryCacheSeconds`; the silence watch reads its index's overdue entries and the heard
 //!   log's recent digests every minute.
@@ -30,8 +30,8 @@ use iotdp::rollup::tier::{Coverage, Tier, cover};
 use super::Load;
 use crate::memory::{MemoryRollupState, MemoryStore};
 
-/// Series the rollup sample runs.
-const SAMPLE_SERIES: usize = 6;
+/// Units (sites, homes, walls) the rollup sample runs.
+const SAMPLE_UNITS: usize = 3;
 /// A day boundary the sample starts at.
 const DAY_MS: i64 = 86_400_000;
 const SAMPLE_START_MS: i64 = 20_416 * DAY_MS;
@@ -39,8 +39,10 @@ const SAMPLE_START_MS: i64 = 20_416 * DAY_MS;
 /// least 30 seconds.
 pub const MIN_TCUS: f64 = 4.0;
 const TCU_MINIMUM_SECONDS: f64 = 30.0;
-/// The rollup job's schedule (template `RollupSchedule`: every minute).
-const ROLLUP_RUNS_PER_HOUR: f64 = 60.0;
+/// The rollup job's schedule (template `RollupSchedule`: every five minutes; a template test
+/// holds the two together).
+const ROLLUP_EVERY_MS: i64 = 5 * 60_000;
+const ROLLUP_RUNS_PER_HOUR: f64 = 3_600_000.0 / ROLLUP_EVERY_MS as f64;
 /// DynamoDB: an eventually consistent read unit reads 4 KB; a registry record is under 4 KB.
 const READ_UNIT_BYTES: f64 = 4096.0;
 const EVENTUALLY_CONSISTENT: f64 = 0.5;
@@ -52,23 +54,20 @@ const HEARD_LOOKBACK_SECONDS: f64 = 600.0;
 /// its own registry cache.
 const SQS_INGEST_INSTANCES: f64 = 5.0;
 
-/// A typical dashboard load: who watches, for how long, and what.
+/// A typical dashboard load: how long someone watches. The console refreshes its charts every
+/// 15 seconds and Grafana's default is every minute or so, so while anyone watches, queries
+/// arrive more often than the 30-second TCU minimum: the 4 TCUs are held throughout, however
+/// many viewers and charts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dashboards {
-    /// Hours a month someone has a dashboard open (8 hours a day, 22 days).
+    /// Hours a month someone has a dashboard open (default 8 hours a day, 22 days).
     pub viewing_hours: f64,
-    /// Dashboards open at once in those hours, each refreshed every minute.
-    pub viewers: f64,
-    /// Charts per dashboard: one device's metric, or a place's, over the last 24 hours.
-    pub charts: f64,
 }
 
 impl Default for Dashboards {
     fn default() -> Self {
         Self {
             viewing_hours: 8.0 * 22.0,
-            viewers: 5.0,
-            charts: 8.0,
         }
     }
 }
@@ -120,12 +119,9 @@ pub async fn measure_reads(
     let (chart_queries, baseline_chart_queries) = chart_queries();
     // Dashboards keep the minimum TCUs busy while watched; the job keeps them busy for its
     // 30-second minimum once a run, in the hours nobody watches.
-    let dashboard_tcu_hours = if dashboards.viewers > 0.0 {
-        MIN_TCUS * dashboards.viewing_hours
-    } else {
-        0.0
-    };
-    let unwatched_hours = (super::HOURS_PER_MONTH - dashboards.viewing_hours).max(0.0);
+    let viewing_hours = dashboards.viewing_hours.clamp(0.0, super::HOURS_PER_MONTH);
+    let dashboard_tcu_hours = MIN_TCUS * viewing_hours;
+    let unwatched_hours = super::HOURS_PER_MONTH - viewing_hours;
     let job_duty = (ROLLUP_RUNS_PER_HOUR * TCU_MINIMUM_SECONDS / 3_600.0).min(1.0);
     let tcu_hours = dashboard_tcu_hours + MIN_TCUS * unwatched_hours * job_duty;
 
@@ -199,10 +195,11 @@ async fn run_rollup_sample(load: &Load) -> Result<JobCounts, String> {
     let step_ms = (reading_interval * 1_000.0).max(1_000.0) as i64;
     let end_ms = SAMPLE_START_MS + DAY_MS;
     let mut readings = Vec::new();
-    for series in 0..SAMPLE_SERIES {
-        let place = LocationPath::parse(&format!("site-{series}/zone-a/section-1"))
-            .map_err(|e| e.to_string())?;
-        let mut at = SAMPLE_START_MS + series as i64 * 1_000;
+    let series_count = SAMPLE_UNITS * load.places.unit();
+    for series in 0..series_count {
+        let (unit, n) = (series / load.places.unit(), series % load.places.unit());
+        let place = LocationPath::parse(&load.places.path(unit, n)).map_err(|e| e.to_string())?;
+        let mut at = SAMPLE_START_MS + (series % 60) as i64 * 1_000;
         while at < end_ms {
             let reading = Reading {
                 device_id: format!("device-{series:06}"),
@@ -238,16 +235,17 @@ async fn run_rollup_sample(load: &Load) -> Result<JobCounts, String> {
         Arc::new(MemoryRollupState::default()),
         settings,
     );
-    // Steady state from the first minute: every run computes the window that just closed.
+    // Steady state from the first run: every run computes the windows that closed since the
+    // last.
     let grace_ms = settings.grace.as_millis() as i64;
     let mut runs = 0u64;
-    let mut now = SAMPLE_START_MS + 60_000 + grace_ms;
-    while now <= end_ms + grace_ms + 60_000 {
+    let mut now = SAMPLE_START_MS + ROLLUP_EVERY_MS + grace_ms;
+    while now <= end_ms + grace_ms + ROLLUP_EVERY_MS {
         job.run(now).await.map_err(|e| e.to_string())?;
         runs += 1;
-        now += 60_000;
+        now += ROLLUP_EVERY_MS;
     }
-    let series = SAMPLE_SERIES as f64;
+    let series = series_count as f64;
     Ok(JobCounts {
         queries_per_run: counting.queries.load(Relaxed) as f64 / runs as f64,
         rows_per_series_day: counting.rows.load(Relaxed) as f64 / series,
@@ -306,10 +304,11 @@ impl RollupStore for CountingRollups {
         for chunk in rows.chunks(100) {
             let records = iotdp::adapters::timestream::rollups::rollup_records(chunk)
                 .map_err(|e| RollupError::Store(e.to_string()))?;
-            let bytes: usize = records.iter().map(super::record_bytes).sum::<usize>()
-                + 8 * records.len();
+            let bytes: usize =
+                records.iter().map(super::record_bytes).sum::<usize>() + 8 * records.len();
             self.write_bytes.fetch_add(bytes as u64, Relaxed);
-            self.write_kb.fetch_add(bytes.div_ceil(1024) as u64, Relaxed);
+            self.write_kb
+                .fetch_add(bytes.div_ceil(1024) as u64, Relaxed);
         }
         self.rows.fetch_add(rows.len() as u64, Relaxed);
         self.inner.write_rollups(tier, rows).await
@@ -329,30 +328,50 @@ mod tests {
             readings_per_message,
             heartbeat_seconds: Some(900),
             rules: 0,
+            places: crate::cost::Places::OwnSite,
         }
     }
 
     /// The real job writes, per series and metric, a row per minute with readings, per hour
-    /// and per day, for the device and each of its three places: what the count must show.
+    /// and per day, for the device and its place (its own site): what the count must show.
     #[tokio::test]
     async fn the_rollup_job_writes_a_row_per_window_series_and_metric() {
-        // Every 5 minutes: 288 minutes, 24 hours and a day with data, 2 metrics, 4 series.
+        // Every 5 minutes: 288 minutes, 24 hours and a day with data, 2 metrics, 2 series.
         let every_5_minutes = run_rollup_sample(&load(300.0, 1)).await.unwrap();
         assert_eq!(
             every_5_minutes.rows_per_series_day,
-            (288.0 + 24.0 + 1.0) * 2.0 * 4.0
+            (288.0 + 24.0 + 1.0) * 2.0 * 2.0
         );
         // Every 10 s: every minute has data.
         let every_10_s = run_rollup_sample(&load(10.0, 1)).await.unwrap();
         assert_eq!(
             every_10_s.rows_per_series_day,
-            (1440.0 + 24.0 + 1.0) * 2.0 * 4.0
+            (1440.0 + 24.0 + 1.0) * 2.0 * 2.0
+        );
+        // A wall of 50 hourly spots in 2 zones of 5 sections: each spot's 24 hourly minutes,
+        // 24 hours and a day, for itself and its spot place; the wall, its zones and
+        // sections (13 places) shared by the 50.
+        let walls = Load {
+            places: crate::cost::Places::Walls {
+                spots: 50,
+                zones: 2,
+                sections: 5,
+            },
+            ..load(5.0 * 3_600.0, 250)
+        };
+        let wall = run_rollup_sample(&walls).await.unwrap();
+        let per_place = (24.0 + 24.0 + 1.0) * 2.0;
+        assert!(
+            (wall.rows_per_series_day - per_place * (2.0 + 13.0 / 50.0)).abs() < 1e-9,
+            "{}",
+            wall.rows_per_series_day
         );
         assert!(every_10_s.write_kb_per_series_day > every_5_minutes.write_kb_per_series_day);
-        // Caught up, a run reads the minute that closed in spans doubling from a second
-        // (1 + 2 + 4 + 8 + 16 + 29 s: six reads), and an hour's minutes once an hour.
+        // Caught up, a run reads the five minutes that closed in one read (the span it
+        // settled on; the first run doubles up from a second), and an hour's minutes once
+        // an hour.
         assert!(
-            (6.0..6.1).contains(&every_5_minutes.queries_per_run),
+            (1.0..1.2).contains(&every_5_minutes.queries_per_run),
             "{}",
             every_5_minutes.queries_per_run
         );
@@ -390,7 +409,10 @@ mod tests {
             per_run * 43_200.0
         );
         // A 5-minute reporter's record is read on each message (the cache holds it 60 s).
-        assert_eq!(reads.registry_read_units, battery.messages_per_month() * 0.5);
+        assert_eq!(
+            reads.registry_read_units,
+            battery.messages_per_month() * 0.5
+        );
         // A thermostat every 10 s: six messages a cache lifetime; on Kinesis one instance reads
         // once, on SQS each of the five instances that got one of the six does.
         let thermostats = Load {
@@ -405,8 +427,8 @@ mod tests {
         let sqs = 5.0 * (1.0 - 0.8f64.powi(6)) / 6.0;
         assert!((reads.registry_read_units - messages * sqs * 0.5).abs() < 1.0);
         assert_eq!(reads.watch_read_units, 0.0);
-        // Dashboards 176 hours on 4 TCUs; the job's 30 s a minute in the other 544.
-        assert!((reads.tcu_hours - (4.0 * 176.0 + 4.0 * 544.0 * 0.5)).abs() < 1e-6);
+        // Dashboards 176 hours on 4 TCUs; the job's 30 s every 5 minutes in the other 544.
+        assert!((reads.tcu_hours - (4.0 * 176.0 + 4.0 * 544.0 * 0.1)).abs() < 1e-6);
         assert_eq!(reads.baseline_tcu_hours, 4.0 * 176.0);
     }
 }
