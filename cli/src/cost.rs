@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::Args;
 use iotdp_local::cost::{
     Bill, Load, Options, PriceTable, Transport, baseline_bill, iotdp_bill, measure_with,
-    reads::Dashboards, shards_for,
+    reads::Deployment, shards_for,
 };
 use serde_json::json;
 
@@ -40,6 +40,12 @@ pub struct CostArgs {
     /// Hours a month someone watches a dashboard (Timestream holds its minimum query TCUs then)
     #[arg(long, default_value_t = 176.0)]
     dashboard_hours: f64,
+    /// Minutes between rollup runs (the template's RollupSchedule)
+    #[arg(long, default_value_t = 5.0)]
+    rollup_every: f64,
+    /// Hours in Timestream's memory store (MemoryStoreRetentionHours; the baseline's too)
+    #[arg(long, default_value_t = 24.0)]
+    memory_store_hours: f64,
 }
 
 pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
@@ -73,10 +79,12 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
         .filter(|p| p.checked == "unverified")
         .count();
     for load in &loads {
-        let dashboards = Dashboards {
-            viewing_hours: args.dashboard_hours,
+        let deployment = Deployment {
+            dashboard_hours: args.dashboard_hours,
+            rollup_every_minutes: args.rollup_every,
+            memory_store_hours: args.memory_store_hours,
         };
-        let per = measure_with(load, 1_000, &dashboards).await?;
+        let per = measure_with(load, 1_000, &deployment).await?;
         let bill = |basic_ingest: bool, transport: Transport| {
             iotdp_bill(load, &per, Options::new(basic_ingest, transport), &prices)
         };

@@ -55,7 +55,6 @@ const HOURS_PER_MONTH: f64 = MONTH_SECONDS / 3_600.0;
 /// Timestream's memory store keeps `MemoryStoreRetentionHours` (template default 24 h, so
 /// 5-hour-late gateway batches land there); the magnetic store keeps everything after. The
 /// storage lines are the twelfth month's: a year of readings in the magnetic store.
-const MEMORY_STORE_HOURS: f64 = 24.0;
 const MAGNETIC_MONTHS_HELD: f64 = 12.0;
 const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
@@ -223,6 +222,8 @@ pub struct PerMessage {
     pub registry_writes_before: f64,
     /// The load's reads a month: the rollup job, dashboards, DynamoDB reads.
     pub reads: reads::Reads,
+    /// The deployment priced.
+    pub deployment: reads::Deployment,
 }
 
 /// One sample message of `load` from device `n`, as a device would publish it.
@@ -255,14 +256,14 @@ pub fn sample_payload(load: &Load, n: usize, now_ms: i64) -> String {
 /// `samples` should be a batch's worth (the ingest function gets up to 1,000 messages), so
 /// the requests are as full as they are deployed.
 pub async fn measure(load: &Load, samples: usize) -> Result<PerMessage, String> {
-    measure_with(load, samples, &reads::Dashboards::default()).await
+    measure_with(load, samples, &reads::Deployment::default()).await
 }
 
-/// [`measure`] with `dashboards` watching.
+/// [`measure`] for `deployment`.
 pub async fn measure_with(
     load: &Load,
     samples: usize,
-    dashboards: &reads::Dashboards,
+    deployment: &reads::Deployment,
 ) -> Result<PerMessage, String> {
     let now_ms = 1_764_000_000_000;
     let bodies: Vec<(String, String, usize)> = (0..samples)
@@ -314,7 +315,7 @@ pub async fn measure_with(
     let registry_writes = after.write_units();
     let registry_writes_before = before.write_units();
     let reads =
-        reads::measure_reads(load, dashboards, after.heard, after.heard_entry_bytes).await?;
+        reads::measure_reads(load, deployment, after.heard, after.heard_entry_bytes).await?;
     Ok(PerMessage {
         iot_bytes: (bodies.iter().map(|b| b.2).sum::<usize>() as f64 / n).ceil() as usize,
         envelope_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil()
@@ -325,6 +326,7 @@ pub async fn measure_with(
         registry_writes,
         registry_writes_before,
         reads,
+        deployment: *deployment,
     })
 }
 
@@ -628,7 +630,12 @@ pub fn iotdp_bill(
         readings * INGEST_MS_PER_READING / 1_000.0 * INGEST_MEMORY_GB,
     )?;
     bill.add(prices, "timestream_writes", messages * per.timestream_kb)?;
-    timestream_storage(&mut bill, prices, messages * per.timestream_kb)?;
+    timestream_storage(
+        &mut bill,
+        prices,
+        messages * per.timestream_kb,
+        per.deployment.memory_store_hours,
+    )?;
     let registry_writes = if options.registry_before {
         per.registry_writes_before
     } else {
@@ -662,7 +669,7 @@ pub fn iotdp_bill(
         prices,
         "timestream_memory_gb_hours",
         "timestream_memory_gb_hours_rollups",
-        rollup_gb * MEMORY_STORE_HOURS,
+        rollup_gb * per.deployment.memory_store_hours,
     )?;
     bill.add_as(
         prices,
@@ -677,12 +684,17 @@ pub fn iotdp_bill(
 /// Timestream storage for a month's `written_kb` (the metered write size standing in for
 /// the stored size): the memory store's hours of data, held all month, and a year of data in
 /// the magnetic store.
-fn timestream_storage(bill: &mut Bill, prices: &PriceTable, written_kb: f64) -> Result<(), String> {
+fn timestream_storage(
+    bill: &mut Bill,
+    prices: &PriceTable,
+    written_kb: f64,
+    memory_store_hours: f64,
+) -> Result<(), String> {
     let monthly_gb = written_kb / (1024.0 * 1024.0);
     bill.add(
         prices,
         "timestream_memory_gb_hours",
-        monthly_gb * MEMORY_STORE_HOURS,
+        monthly_gb * memory_store_hours,
     )?;
     bill.add(
         prices,
@@ -709,7 +721,12 @@ pub fn baseline_bill(load: &Load, per: &PerMessage, prices: &PriceTable) -> Resu
         "timestream_writes",
         messages * per.baseline_timestream_kb,
     )?;
-    timestream_storage(&mut bill, prices, messages * per.baseline_timestream_kb)?;
+    timestream_storage(
+        &mut bill,
+        prices,
+        messages * per.baseline_timestream_kb,
+        per.deployment.memory_store_hours,
+    )?;
     // The same dashboards, on the raw table.
     bill.add(
         prices,
@@ -813,6 +830,7 @@ mod tests {
                 watch_read_units: 2_000_000.0,
                 ..reads::Reads::default()
             },
+            deployment: reads::Deployment::default(),
         };
         // 1,000 × 43,200 minutes = 43.2 M messages a month.
         let bill = iotdp_bill(&load, &per, Options::new(false, Transport::Sqs), &table).unwrap();

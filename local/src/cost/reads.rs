@@ -39,10 +39,6 @@ const SAMPLE_START_MS: i64 = 20_416 * DAY_MS;
 /// least 30 seconds.
 pub const MIN_TCUS: f64 = 4.0;
 const TCU_MINIMUM_SECONDS: f64 = 30.0;
-/// The rollup job's schedule (template `RollupSchedule`: every five minutes; a template test
-/// holds the two together).
-const ROLLUP_EVERY_MS: i64 = 5 * 60_000;
-const ROLLUP_RUNS_PER_HOUR: f64 = 3_600_000.0 / ROLLUP_EVERY_MS as f64;
 /// DynamoDB: an eventually consistent read unit reads 4 KB; a registry record is under 4 KB.
 const READ_UNIT_BYTES: f64 = 4096.0;
 const EVENTUALLY_CONSISTENT: f64 = 0.5;
@@ -54,20 +50,27 @@ const HEARD_LOOKBACK_SECONDS: f64 = 600.0;
 /// its own registry cache.
 const SQS_INGEST_INSTANCES: f64 = 5.0;
 
-/// A typical dashboard load: how long someone watches. The console refreshes its charts every
-/// 15 seconds and Grafana's default is every minute or so, so while anyone watches, queries
-/// arrive more often than the 30-second TCU minimum: the 4 TCUs are held throughout, however
-/// many viewers and charts.
+/// The deployment the bill is for: the template parameters that move it, and how long
+/// someone watches a dashboard. The console refreshes its charts every 15 seconds and Grafana
+/// about every minute, so while anyone watches, queries come more often than the 30-second TCU
+/// minimum: the 4 TCUs are held throughout, however many viewers and charts.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Dashboards {
+pub struct Deployment {
     /// Hours a month someone has a dashboard open (default 8 hours a day, 22 days).
-    pub viewing_hours: f64,
+    pub dashboard_hours: f64,
+    /// `RollupSchedule`, in minutes (template default: 5).
+    pub rollup_every_minutes: f64,
+    /// `MemoryStoreRetentionHours`, for the raw and rollup tables alike (template default 24,
+    /// so 5-hour-late gateway batches land in the memory store); the baseline's table too.
+    pub memory_store_hours: f64,
 }
 
-impl Default for Dashboards {
+impl Default for Deployment {
     fn default() -> Self {
         Self {
-            viewing_hours: 8.0 * 22.0,
+            dashboard_hours: 8.0 * 22.0,
+            rollup_every_minutes: 5.0,
+            memory_store_hours: 24.0,
         }
     }
 }
@@ -106,23 +109,26 @@ fn series_of(load: &Load) -> (f64, f64) {
     (series, reading_interval)
 }
 
-/// The reads of `load` with `dashboards` watching, counted through the real rollup job and
+/// The reads of `load` in `deployment`, counted through the real rollup job and
 /// planner. `heard_per_message` (heard-log entries per message) and `heard_entry_bytes` size
 /// the log the watch reads.
 pub async fn measure_reads(
     load: &Load,
-    dashboards: &Dashboards,
+    deployment: &Deployment,
     heard_per_message: f64,
     heard_entry_bytes: f64,
 ) -> Result<Reads, String> {
-    let job = run_rollup_sample(load).await?;
+    let rollup_every_ms = (deployment.rollup_every_minutes.max(1.0) * 60_000.0) as i64;
+    let job = run_rollup_sample(load, rollup_every_ms).await?;
     let (chart_queries, baseline_chart_queries) = chart_queries();
     // Dashboards keep the minimum TCUs busy while watched; the job keeps them busy for its
     // 30-second minimum once a run, in the hours nobody watches.
-    let viewing_hours = dashboards.viewing_hours.clamp(0.0, super::HOURS_PER_MONTH);
+    let viewing_hours = deployment
+        .dashboard_hours
+        .clamp(0.0, super::HOURS_PER_MONTH);
     let dashboard_tcu_hours = MIN_TCUS * viewing_hours;
     let unwatched_hours = super::HOURS_PER_MONTH - viewing_hours;
-    let job_duty = (ROLLUP_RUNS_PER_HOUR * TCU_MINIMUM_SECONDS / 3_600.0).min(1.0);
+    let job_duty = (TCU_MINIMUM_SECONDS * 1_000.0 / rollup_every_ms as f64).min(1.0);
     let tcu_hours = dashboard_tcu_hours + MIN_TCUS * unwatched_hours * job_duty;
 
     let messages = load.messages_per_month();
@@ -188,8 +194,9 @@ struct JobCounts {
     write_kb_per_series_day: f64,
 }
 
-/// A day of [`SAMPLE_SERIES`] series at the load's reading interval, the job every minute.
-async fn run_rollup_sample(load: &Load) -> Result<JobCounts, String> {
+/// A day of [`SAMPLE_UNITS`] units' series at the load's reading interval, the job every
+/// `every_ms`.
+async fn run_rollup_sample(load: &Load, every_ms: i64) -> Result<JobCounts, String> {
     let (_, reading_interval) = series_of(load);
     let store = Arc::new(MemoryStore::new(1_000));
     let step_ms = (reading_interval * 1_000.0).max(1_000.0) as i64;
@@ -239,11 +246,11 @@ async fn run_rollup_sample(load: &Load) -> Result<JobCounts, String> {
     // last.
     let grace_ms = settings.grace.as_millis() as i64;
     let mut runs = 0u64;
-    let mut now = SAMPLE_START_MS + ROLLUP_EVERY_MS + grace_ms;
-    while now <= end_ms + grace_ms + ROLLUP_EVERY_MS {
+    let mut now = SAMPLE_START_MS + every_ms + grace_ms;
+    while now <= end_ms + grace_ms + every_ms {
         job.run(now).await.map_err(|e| e.to_string())?;
         runs += 1;
-        now += ROLLUP_EVERY_MS;
+        now += every_ms;
     }
     let series = series_count as f64;
     Ok(JobCounts {
@@ -337,13 +344,13 @@ mod tests {
     #[tokio::test]
     async fn the_rollup_job_writes_a_row_per_window_series_and_metric() {
         // Every 5 minutes: 288 minutes, 24 hours and a day with data, 2 metrics, 2 series.
-        let every_5_minutes = run_rollup_sample(&load(300.0, 1)).await.unwrap();
+        let every_5_minutes = run_rollup_sample(&load(300.0, 1), 300_000).await.unwrap();
         assert_eq!(
             every_5_minutes.rows_per_series_day,
             (288.0 + 24.0 + 1.0) * 2.0 * 2.0
         );
         // Every 10 s: every minute has data.
-        let every_10_s = run_rollup_sample(&load(10.0, 1)).await.unwrap();
+        let every_10_s = run_rollup_sample(&load(10.0, 1), 300_000).await.unwrap();
         assert_eq!(
             every_10_s.rows_per_series_day,
             (1440.0 + 24.0 + 1.0) * 2.0 * 2.0
@@ -359,7 +366,7 @@ mod tests {
             },
             ..load(5.0 * 3_600.0, 250)
         };
-        let wall = run_rollup_sample(&walls).await.unwrap();
+        let wall = run_rollup_sample(&walls, 300_000).await.unwrap();
         let per_place = (24.0 + 24.0 + 1.0) * 2.0;
         assert!(
             (wall.rows_per_series_day - per_place * (2.0 + 13.0 / 50.0)).abs() < 1e-9,
@@ -388,13 +395,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_watched_fleet_costs_the_watch_its_overdue_entries_and_recent_digests() {
-        let dashboards = Dashboards::default();
+        let deployment = Deployment::default();
         let battery = Load {
             devices: 100_000,
             heartbeat_seconds: Some(900),
             ..load(300.0, 1)
         };
-        let reads = measure_reads(&battery, &dashboards, 12.0 / 13.0, 17.0)
+        let reads = measure_reads(&battery, &deployment, 12.0 / 13.0, 17.0)
             .await
             .unwrap();
         // 65 minutes between writes, 15 of them before the index deadline: 50/65 overdue.
@@ -419,7 +426,7 @@ mod tests {
             heartbeat_seconds: None,
             ..load(10.0, 1)
         };
-        let reads = measure_reads(&thermostats, &dashboards, 0.0, 0.0)
+        let reads = measure_reads(&thermostats, &deployment, 0.0, 0.0)
             .await
             .unwrap();
         let messages = thermostats.messages_per_month();
