@@ -551,6 +551,11 @@ impl Options {
     }
 }
 
+/// Every device connected all month (the same for iotdp and the baseline).
+fn connected_minutes(load: &Load) -> f64 {
+    load.devices as f64 * MONTH_SECONDS / 60.0
+}
+
 fn increments(bytes: usize, unit: usize) -> f64 {
     bytes.div_ceil(unit).max(1) as f64
 }
@@ -577,6 +582,11 @@ pub fn iotdp_bill(
     let readings = messages * per.readings as f64;
     let iot_units = increments(per.iot_bytes, IOT_INCREMENT);
     let mut bill = Bill::default();
+    bill.add(
+        prices,
+        "iot_core_connectivity_minutes",
+        connected_minutes(load),
+    )?;
     if !options.basic_ingest {
         bill.add(prices, "iot_core_messaging", messages * iot_units)?;
     }
@@ -708,6 +718,11 @@ pub fn baseline_bill(load: &Load, per: &PerMessage, prices: &PriceTable) -> Resu
     let messages = load.messages_per_month();
     let iot_units = increments(per.iot_bytes, IOT_INCREMENT);
     let mut bill = Bill::default();
+    bill.add(
+        prices,
+        "iot_core_connectivity_minutes",
+        connected_minutes(load),
+    )?;
     bill.add(prices, "iot_core_messaging", messages * iot_units)?;
     // One rule to Timestream, one to IoT Events: each triggered, each with its action.
     bill.add(
@@ -779,6 +794,7 @@ mod tests {
         };
         let table = PriceTable(
             [
+                "iot_core_connectivity_minutes",
                 "iot_core_messaging",
                 "iot_core_rules_triggered",
                 "iot_core_actions",
@@ -840,6 +856,8 @@ mod tests {
             .map(|l| (l.item.as_str(), l.usd))
             .collect();
         assert!((usd["iot_core_messaging"] - 43.2).abs() < 1e-9);
+        // 1,000 devices connected 43,200 minutes each.
+        assert!((usd["iot_core_connectivity_minutes"] - 43.2).abs() < 1e-9);
         assert!((usd["iot_core_actions"] - 43.2).abs() < 1e-9);
         // Sent once, received and deleted in tens: 1.2 requests per message.
         assert!((usd["sqs_requests"] - 51.84).abs() < 1e-9);
