@@ -693,3 +693,48 @@ async fn the_heard_log_keeps_no_data_exact_at_one_registry_write_an_hour() {
     assert_eq!(notifier.published().len(), 2);
     assert_eq!(notifier.published()[1].kind, NotificationKind::Ok);
 }
+
+/// When the heard log cannot be appended to, the batch's watched devices get their deadline in
+/// the registry instead, one write each as before the log: the watch still sees them heard,
+/// and raises nothing early.
+#[tokio::test(start_paused = true)]
+async fn a_failed_heard_log_append_falls_back_to_registry_writes() {
+    let mut battery = device("battery-7", "battery-box", "farm-3", None);
+    battery.heartbeat_seconds = Some(900);
+    battery.created_at_ms = T0;
+    let registry = Arc::new(MemoryRegistry::with(vec![battery]));
+    registry.heard_log_failing.store(true, Ordering::Relaxed);
+    let cache = CachedRegistry::new(registry.clone(), RegistryCacheSettings::default());
+    let watch = SilenceWatch::new(
+        registry.clone(),
+        Arc::new(MemoryAlertStates::default()),
+        Arc::new(MemoryNotifier::default()),
+        Severity::Warning,
+    );
+    let minute = 60_000;
+    let mut fallbacks = 0;
+    for m in (0..60).step_by(5) {
+        cache.lookup(&["battery-7"]).await.unwrap();
+        let seen = cache.record_seen(&[("battery-7", T0 + m * minute)]).await;
+        if m > 0 {
+            assert_eq!(
+                (seen.heard, seen.failures, seen.writes),
+                (1, 1, 1),
+                "minute {m}"
+            );
+            fallbacks += 1;
+        }
+        let now = DateTime::<Utc>::from_timestamp_millis(T0 + m * minute + 30_000).unwrap();
+        assert_eq!(watch.run(now).await.unwrap().raised, 0, "minute {m}");
+    }
+    assert_eq!(fallbacks, 11);
+    assert_eq!(
+        registry.get("battery-7").unwrap().last_seen_ms,
+        Some(T0 + 55 * minute)
+    );
+    // Its deadline in the index moved with it: heard at 55, due at 70.
+    assert_eq!(
+        registry.watch_entry("battery-7"),
+        Some((false, T0 + 70 * minute))
+    );
+}

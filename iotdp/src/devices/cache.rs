@@ -164,7 +164,8 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
     async fn record_seen(&self, seen: &[(&str, i64)]) -> SeenReport {
         let interval_ms = self.settings.seen_interval.as_millis() as i64;
         let mut heard = Vec::new();
-        let due: Vec<(String, i64, Option<i64>)> = {
+        let mut heard_at = Vec::new();
+        let mut due: Vec<(String, i64, Option<i64>)> = {
             let mut entries = self.entries();
             seen.iter()
                 .filter_map(|&(id, at)| {
@@ -190,6 +191,7 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                     {
                         entry.heard_logged_ms = Some(at);
                         heard.push(HeardEntry::new(id, at, heartbeat));
+                        heard_at.push((at, heartbeat));
                     }
                     None
                 })
@@ -199,15 +201,20 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
         if !heard.is_empty() {
             report.heard = heard.len() as u64;
             if let Err(e) = self.registry.append_heard(&heard).await {
-                // As a missed last_seen write: the watch falls back to the registry's coarser
-                // deadline, and the next batch logs these devices again.
+                // Then as before the heard log: each of these devices' last_seen and deadline
+                // in its own registry write, so the watch still sees them heard.
                 report.failures += 1;
-                tracing::warn!(error = %e, devices = heard.len(), "heard log append failed");
-                let mut entries = self.entries();
-                for entry in &heard {
-                    if let Some(e) = entries.get_mut(&entry.device_id) {
-                        e.heard_logged_ms = None;
-                    }
+                tracing::warn!(
+                    error = %e,
+                    devices = heard.len(),
+                    "heard log append failed: writing these devices' deadlines to the registry"
+                );
+                for (entry, (at, heartbeat)) in heard.iter().zip(&heard_at) {
+                    due.push((
+                        entry.device_id.clone(),
+                        *at,
+                        Some(watch_deadline(*at, *heartbeat)),
+                    ));
                 }
             }
         }

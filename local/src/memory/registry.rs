@@ -32,6 +32,8 @@ pub struct MemoryRegistry {
     /// The heard log's digests, as the DynamoDB adapter stores them.
     heard_log: Mutex<Vec<heard::Digest>>,
     pub heard_digests: AtomicU64,
+    /// Refuse heard-log appends (DynamoDB throttling, a missing table).
+    pub heard_log_failing: std::sync::atomic::AtomicBool,
     /// The digests' text, what DynamoDB meters a digest's write by (plus its keys).
     pub heard_bytes: AtomicU64,
 }
@@ -284,6 +286,9 @@ impl DeviceRegistry for MemoryRegistry {
     }
 
     async fn append_heard(&self, entries: &[HeardEntry]) -> Result<(), RegistryError> {
+        if self.heard_log_failing.load(Ordering::Relaxed) {
+            return Err(RegistryError("heard log: throttled".into()));
+        }
         let mut log = self.heard_log.lock().map_err(|_| lock_error())?;
         for digest in heard::encode(entries) {
             self.heard_digests.fetch_add(1, Ordering::Relaxed);
