@@ -624,6 +624,35 @@ async fn a_cold_instance_logs_only_deadlines_that_are_stale() {
     );
 }
 
+type Watch = SilenceWatch<Arc<MemoryRegistry>, Arc<MemoryAlertStates>, Arc<MemoryNotifier>>;
+
+/// One battery box (15-minute heartbeat) behind an ingest instance's cache and the watch.
+struct BatteryBox {
+    registry: Arc<MemoryRegistry>,
+    cache: CachedRegistry<Arc<MemoryRegistry>>,
+    notifier: Arc<MemoryNotifier>,
+    watch: Watch,
+}
+
+fn battery_box() -> BatteryBox {
+    let mut battery = device("battery-7", "battery-box", "farm-3", None);
+    battery.heartbeat_seconds = Some(900);
+    battery.created_at_ms = T0;
+    let registry = Arc::new(MemoryRegistry::with(vec![battery]));
+    let notifier = Arc::new(MemoryNotifier::default());
+    BatteryBox {
+        cache: CachedRegistry::new(registry.clone(), RegistryCacheSettings::default()),
+        watch: SilenceWatch::new(
+            registry.clone(),
+            Arc::new(MemoryAlertStates::default()),
+            notifier.clone(),
+            Severity::Warning,
+        ),
+        registry,
+        notifier,
+    }
+}
+
 /// The battery boxes: a 15-minute heartbeat, a report every 5 minutes. Through the ingest
 /// cache and the silence watch together: one registry write an hour per device, never a
 /// `no_data` while it reports, `no_data` within a minute of heartbeat + a tenth once it stops
@@ -631,18 +660,12 @@ async fn a_cold_instance_logs_only_deadlines_that_are_stale() {
 /// again, by the heard log alone.
 #[tokio::test(start_paused = true)]
 async fn the_heard_log_keeps_no_data_exact_at_one_registry_write_an_hour() {
-    let mut battery = device("battery-7", "battery-box", "farm-3", None);
-    battery.heartbeat_seconds = Some(900);
-    battery.created_at_ms = T0;
-    let registry = Arc::new(MemoryRegistry::with(vec![battery]));
-    let cache = CachedRegistry::new(registry.clone(), RegistryCacheSettings::default());
-    let notifier = Arc::new(MemoryNotifier::default());
-    let watch = SilenceWatch::new(
-        registry.clone(),
-        Arc::new(MemoryAlertStates::default()),
-        notifier.clone(),
-        Severity::Warning,
-    );
+    let BatteryBox {
+        registry,
+        cache,
+        notifier,
+        watch,
+    } = battery_box();
     let minute = 60_000;
     let report_at = |minutes: i64| {
         let cache = &cache;
@@ -699,18 +722,13 @@ async fn the_heard_log_keeps_no_data_exact_at_one_registry_write_an_hour() {
 /// and raises nothing early.
 #[tokio::test(start_paused = true)]
 async fn a_failed_heard_log_append_falls_back_to_registry_writes() {
-    let mut battery = device("battery-7", "battery-box", "farm-3", None);
-    battery.heartbeat_seconds = Some(900);
-    battery.created_at_ms = T0;
-    let registry = Arc::new(MemoryRegistry::with(vec![battery]));
+    let BatteryBox {
+        registry,
+        cache,
+        watch,
+        ..
+    } = battery_box();
     registry.heard_log_failing.store(true, Ordering::Relaxed);
-    let cache = CachedRegistry::new(registry.clone(), RegistryCacheSettings::default());
-    let watch = SilenceWatch::new(
-        registry.clone(),
-        Arc::new(MemoryAlertStates::default()),
-        Arc::new(MemoryNotifier::default()),
-        Severity::Warning,
-    );
     let minute = 60_000;
     let mut fallbacks = 0;
     for m in (0..60).step_by(5) {

@@ -761,6 +761,14 @@ pub fn baseline_bill(load: &Load, per: &PerMessage, prices: &PriceTable) -> Resu
 mod tests {
     use super::*;
 
+    /// One figure of each line, by item.
+    fn by_item(bill: &Bill, figure: impl Fn(&BillLine) -> f64) -> BTreeMap<&str, f64> {
+        bill.lines
+            .iter()
+            .map(|l| (l.item.as_str(), figure(l)))
+            .collect()
+    }
+
     fn prices() -> PriceTable {
         PriceTable::parse(include_str!("../../../infra/prices.toml")).unwrap()
     }
@@ -850,11 +858,7 @@ mod tests {
         };
         // 1,000 × 43,200 minutes = 43.2 M messages a month.
         let bill = iotdp_bill(&load, &per, Options::new(false, Transport::Sqs), &table).unwrap();
-        let usd: BTreeMap<&str, f64> = bill
-            .lines
-            .iter()
-            .map(|l| (l.item.as_str(), l.usd))
-            .collect();
+        let usd = by_item(&bill, |l| l.usd);
         assert!((usd["iot_core_messaging"] - 43.2).abs() < 1e-9);
         // 1,000 devices connected 43,200 minutes each.
         assert!((usd["iot_core_connectivity_minutes"] - 43.2).abs() < 1e-9);
@@ -865,11 +869,7 @@ mod tests {
         assert!((usd["timestream_writes"] - 86.4).abs() < 1e-9);
         // 86.4 M KB is 82.40 GiB a month: 24 hours of it in the memory store all month
         // (1,977.5 GB-hours), a year of it in the magnetic store (988.8 GB-months).
-        let quantity: BTreeMap<&str, f64> = bill
-            .lines
-            .iter()
-            .map(|l| (l.item.as_str(), l.quantity))
-            .collect();
+        let quantity = by_item(&bill, |l| l.quantity);
         let monthly_gb = 86_400_000.0 / (1024.0 * 1024.0);
         assert!((quantity["timestream_memory_gb_hours"] - monthly_gb * 24.0).abs() < 1e-9);
         assert!((quantity["timestream_magnetic_gb_months"] - monthly_gb * 12.0).abs() < 1e-9);
@@ -908,11 +908,7 @@ mod tests {
             &table,
         )
         .unwrap();
-        let usd: BTreeMap<&str, f64> = on_demand
-            .lines
-            .iter()
-            .map(|l| (l.item.as_str(), l.quantity))
-            .collect();
+        let usd = by_item(&on_demand, |l| l.quantity);
         assert!(!usd.contains_key("sqs_requests"));
         let gib = 43_200_000.0 * 2.0 / (1024.0 * 1024.0);
         assert!((usd["kinesis_on_demand_data_in_gb"] - gib).abs() < 1e-9);
@@ -932,11 +928,7 @@ mod tests {
             &table,
         )
         .unwrap();
-        let quantity: BTreeMap<&str, f64> = provisioned
-            .lines
-            .iter()
-            .map(|l| (l.item.as_str(), l.quantity))
-            .collect();
+        let quantity = by_item(&provisioned, |l| l.quantity);
         assert!((quantity["kinesis_shard_hours"] - 720.0).abs() < 1e-9);
         assert!((quantity["kinesis_put_payload_units"] - 43_200_000.0).abs() < 1e-9);
         // 5,000 records/s of 300 B: 5 shards by records, twice over: 10.
