@@ -46,6 +46,9 @@ pub struct CostArgs {
     /// Hours in Timestream's memory store (MemoryStoreRetentionHours; the baseline's too)
     #[arg(long, default_value_t = 24.0)]
     memory_store_hours: f64,
+    /// The finest rollup tier kept (RollupFinestTier): 1m or 1h
+    #[arg(long, default_value = "1m", value_parser = ["1m", "1h"])]
+    rollup_finest: String,
 }
 
 pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
@@ -82,6 +85,8 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
         let deployment = Deployment {
             dashboard_hours: args.dashboard_hours,
             rollup_every_minutes: args.rollup_every,
+            rollup_finest: iotdp::rollup::tier::Tier::parse(&args.rollup_finest)
+                .unwrap_or(iotdp::rollup::tier::Tier::Minute),
             memory_store_hours: args.memory_store_hours,
         };
         let per = measure_with(load, 1_000, &deployment).await?;

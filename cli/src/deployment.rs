@@ -34,6 +34,11 @@ pub const ROLLUP_STATE_TABLE: Setting = Setting::new(
     "IOTDP_ROLLUP_STATE_TABLE",
     "RollupStateTableName",
 );
+pub const ROLLUP_FINEST_TIER: Setting = Setting::new(
+    "--rollup-finest-tier",
+    "IOTDP_ROLLUP_FINEST_TIER",
+    "RollupFinestTier",
+);
 pub const INGEST_STREAM: Setting =
     Setting::new("--stream", "IOTDP_INGEST_STREAM", "IngestStreamName");
 pub const INGEST_STREAM_FAILURE_QUEUE: Setting = Setting::new(

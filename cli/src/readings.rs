@@ -6,11 +6,12 @@ use iotdp::api::params::{INSTANT_FORMS, parse_bin, parse_instant};
 use iotdp::config::{RollupConfig, StoreConfig};
 use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
 use iotdp::query::ports::TimeSeriesReader;
+use iotdp::rollup::tier::Tier;
 use serde_json::Value;
 
 use crate::deployment::{
-    Deployment, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL, ROLLUP_STATE_TABLE, STORE,
-    TIMESTREAM_DATABASE, TIMESTREAM_TABLE,
+    Deployment, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL, ROLLUP_FINEST_TIER,
+    ROLLUP_STATE_TABLE, STORE, TIMESTREAM_DATABASE, TIMESTREAM_TABLE,
 };
 use crate::output::{Column, OutputFormat, print_list};
 
@@ -37,9 +38,25 @@ pub struct StoreArgs {
     /// InfluxDbTokenSecretArn]
     #[arg(long, env = "IOTDP_INFLUXDB_TOKEN_SECRET_ARN")]
     influxdb_token_secret_arn: Option<String>,
+    /// The finest rollup tier the job keeps: 1m or 1h [stack output: RollupFinestTier;
+    /// default: 1m]
+    #[arg(long, env = "IOTDP_ROLLUP_FINEST_TIER")]
+    rollup_finest_tier: Option<String>,
 }
 
 impl StoreArgs {
+    /// The finest rollup tier the deployed job keeps.
+    pub async fn rollup_finest(&self, deployment: &Deployment) -> Result<Tier, String> {
+        let named = deployment
+            .optional(self.rollup_finest_tier.clone(), &ROLLUP_FINEST_TIER)
+            .await?;
+        match named.as_deref().unwrap_or("1m") {
+            "1m" => Ok(Tier::Minute),
+            "1h" => Ok(Tier::Hour),
+            other => Err(format!("--rollup-finest-tier '{other}': use 1m or 1h")),
+        }
+    }
+
     pub async fn config(self, deployment: &Deployment) -> Result<StoreConfig, String> {
         let store = deployment.optional(self.store, &STORE).await?;
         Ok(match store.as_deref().unwrap_or("timestream") {
@@ -68,7 +85,7 @@ impl StoreArgs {
 }
 
 /// The rollup settings the deployed functions use, around the state table.
-pub fn rollup_config(state_table: String) -> RollupConfig {
+pub fn rollup_config(state_table: String, finest: Tier) -> RollupConfig {
     RollupConfig {
         state_table,
         grace: std::time::Duration::from_secs(120),
@@ -77,6 +94,7 @@ pub fn rollup_config(state_table: String) -> RollupConfig {
             "telemetry_1h".into(),
             "telemetry_1d".into(),
         ],
+        finest,
     }
 }
 
@@ -131,11 +149,12 @@ pub async fn run(
             })?,
         )),
     };
+    let finest = args.store.rollup_finest(deployment).await?;
     let store = args.store.config(deployment).await?;
     let rollup = deployment
         .optional(args.rollup_state_table, &ROLLUP_STATE_TABLE)
         .await?
-        .map(rollup_config);
+        .map(|table| rollup_config(table, finest));
     let query = SeriesQuery {
         device_id: args.device_id,
         metric: args.metric,

@@ -54,11 +54,13 @@ pub async fn run(
     deployment: &Deployment,
     output: OutputFormat,
 ) -> Result<(), String> {
+    let finest = args.store.rollup_finest(deployment).await?;
     let store = args.store.config(deployment).await?;
     let rollup = rollup_config(
         deployment
             .require(args.state_table, &ROLLUP_STATE_TABLE)
             .await?,
+        finest,
     );
     let sdk = deployment.sdk();
     let job = RollupJob::new(
@@ -68,6 +70,7 @@ pub async fn run(
         iotdp::wiring::rollup_state(sdk, &rollup),
         RollupSettings {
             grace: rollup.grace,
+            finest: rollup.finest,
             ..RollupSettings::default()
         },
     );

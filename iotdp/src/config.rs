@@ -230,6 +230,9 @@ pub struct RollupConfig {
     pub grace: Duration,
     /// Timestream: the 1m, 1h and 1d tables (InfluxDB uses measurements of the same names).
     pub tables: [String; 3],
+    /// The finest tier the job keeps (`ROLLUP_FINEST_TIER`, `1m` or `1h`); the reader reads
+    /// raw below it.
+    pub finest: crate::rollup::tier::Tier,
 }
 
 fn rollup_config(env: &Env<'_>) -> Result<Option<RollupConfig>, ConfigError> {
@@ -245,6 +248,17 @@ fn rollup_config(env: &Env<'_>) -> Result<Option<RollupConfig>, ConfigError> {
             table("ROLLUP_TABLE_1H", "telemetry_1h"),
             table("ROLLUP_TABLE_1D", "telemetry_1d"),
         ],
+        finest: match env.optional("ROLLUP_FINEST_TIER").as_deref() {
+            None | Some("1m") => crate::rollup::tier::Tier::Minute,
+            Some("1h") => crate::rollup::tier::Tier::Hour,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "ROLLUP_FINEST_TIER",
+                    value: other.to_owned(),
+                    expected: "'1m' or '1h'",
+                });
+            }
+        },
     }))
 }
 
@@ -567,6 +581,22 @@ mod tests {
             err.to_string().contains("UNKNOWN_DEVICE_POLICY='maybe'"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_finest_rollup_tier_is_a_minute_unless_set_to_an_hour() {
+        let mut pairs = MINIMAL.to_vec();
+        pairs.push(("ROLLUP_STATE_TABLE", "rollups"));
+        let finest = |pairs: &[(&'static str, &'static str)]| {
+            IngestConfig::from_lookup(lookup(pairs)).map(|c| c.rollup.unwrap().finest)
+        };
+        assert_eq!(finest(&pairs).unwrap(), crate::rollup::tier::Tier::Minute);
+        pairs.push(("ROLLUP_FINEST_TIER", "1h"));
+        assert_eq!(finest(&pairs).unwrap(), crate::rollup::tier::Tier::Hour);
+        pairs.pop();
+        pairs.push(("ROLLUP_FINEST_TIER", "1d"));
+        let err = finest(&pairs).unwrap_err();
+        assert!(err.to_string().contains("ROLLUP_FINEST_TIER='1d'"), "{err}");
     }
 
     #[test]

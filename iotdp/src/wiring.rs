@@ -389,6 +389,7 @@ pub async fn rollup_job(
         RollupSettings {
             grace: config.rollup.grace,
             max_windows_per_run: config.max_windows_per_run,
+            finest: config.rollup.finest,
             ..RollupSettings::default()
         },
     ))
@@ -515,11 +516,13 @@ pub async fn reader(
         Some(r) => Some(rollup_store(sdk, store, r).await?),
         None => None,
     };
+    let finest = rollup.map_or(crate::rollup::tier::Tier::Minute, |r| r.finest);
     Ok(RollupReader::new(
         time_series_reader(sdk, store).await?,
         rollups,
         rollup.map(|r| rollup_state(sdk, r)),
-    ))
+    )
+    .with_finest(finest))
 }
 
 pub async fn query_api(

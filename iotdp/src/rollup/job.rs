@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 /// By default, a raw read over this many readings makes the next span half as long (see
-/// `RollupJob::compute_minutes`): about 70 MB of readings in memory.
+/// `RollupJob::compute_from_raw`): about 70 MB of readings in memory.
 pub const MAX_READINGS_PER_READ: usize = 200_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,11 @@ pub struct RollupSettings {
     pub windows_per_read: usize,
     /// …and in shorter spans while a read returns more than this many readings.
     pub max_readings_per_read: usize,
+    /// The finest tier kept (`RollupFinestTier`). `Hour` keeps no 1-minute rows: hours are
+    /// computed from raw readings when they close, and queries read raw for what hours cannot
+    /// answer. For devices reporting less than once a minute a 1-minute row repeats the raw
+    /// reading, at the price of a row per metric per series.
+    pub finest: Tier,
 }
 
 impl Default for RollupSettings {
@@ -39,6 +44,7 @@ impl Default for RollupSettings {
             max_windows_per_run: 24 * 60,
             windows_per_read: 60,
             max_readings_per_read: MAX_READINGS_PER_READ,
+            finest: Tier::Minute,
         }
     }
 }
@@ -137,9 +143,17 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 to_ms: new_watermark,
             });
         }
-        for range in merge_adjacent(minutes) {
-            self.compute_minutes(range, &LocationPath::default(), now_ms, &mut report)
+        if self.settings.finest == Tier::Minute {
+            for range in merge_adjacent(minutes) {
+                self.compute_from_raw(
+                    Tier::Minute,
+                    range,
+                    &LocationPath::default(),
+                    now_ms,
+                    &mut report,
+                )
                 .await?;
+            }
         }
 
         // Coarser windows: those the new watermark closes, and the closed ones a late window
@@ -179,7 +193,8 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         Ok(report)
     }
 
-    /// 1-minute rows of `range` (whole minutes) from raw readings at or below `within`.
+    /// Rows of `tier` (the finest kept) for `range` (whole windows) from raw readings at or
+    /// below `within`.
     ///
     /// Raw readings are read a span at a time, the span adapting to the fleet's density: it
     /// starts at one second (then where the last run left it), doubles (up to `windows_per_read` minutes) while reads stay under
@@ -187,8 +202,9 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
     /// holds a bounded number of readings whatever the load (a minute of a 32,000 readings/s
     /// fleet is 1.9 million). Aggregates merge exactly, so a window read in several spans
     /// gets the same row; each window is written once all of it has been read.
-    async fn compute_minutes(
+    async fn compute_from_raw(
         &self,
+        tier: Tier,
         range: TimeRange,
         within: &LocationPath,
         now_ms: i64,
@@ -217,7 +233,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 .await?;
             report.raw_readings += readings.len();
             let read = readings.len();
-            for row in rows_from_readings(&readings, Tier::Minute, now_ms) {
+            for row in rows_from_readings(&readings, tier, now_ms) {
                 match open.entry((row.key.clone(), row.metric.clone(), row.window_start_ms)) {
                     Entry::Occupied(mut merged) => {
                         merged.get_mut().aggregates.merge(&row.aggregates);
@@ -232,14 +248,14 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             // Every window that ends by `from` has been read whole.
             let complete: Vec<_> = open
                 .keys()
-                .filter(|(_, _, start)| start + Tier::Minute.millis() <= from)
+                .filter(|(_, _, start)| start + tier.millis() <= from)
                 .cloned()
                 .collect();
             if !complete.is_empty() {
                 let mut rows: Vec<RollupRow> =
                     complete.iter().filter_map(|k| open.remove(k)).collect();
                 sort_rows(&mut rows);
-                self.store.write_rollups(Tier::Minute, &rows).await?;
+                self.store.write_rollups(tier, &rows).await?;
                 report.rows_written += rows.len();
             }
             let most = self.settings.max_readings_per_read.max(1);
@@ -256,13 +272,14 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         let mut rest: Vec<RollupRow> = open.into_values().collect();
         if !rest.is_empty() {
             sort_rows(&mut rest);
-            self.store.write_rollups(Tier::Minute, &rest).await?;
+            self.store.write_rollups(tier, &rest).await?;
             report.rows_written += rest.len();
         }
         Ok(())
     }
 
-    /// One window of `tier` from the rows of the tier below it.
+    /// One window of `tier` from the rows of the tier below it, or from raw readings when it
+    /// is the finest tier kept.
     async fn compute_coarse(
         &self,
         tier: Tier,
@@ -275,6 +292,11 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             from_ms: window,
             to_ms: window + tier.millis(),
         };
+        if tier == self.settings.finest {
+            return self
+                .compute_from_raw(tier, range, &LocationPath::default(), now_ms, report)
+                .await;
+        }
         let rows = self.store.rollups(finer, range, RowSelection::All).await?;
         let coarse = roll_up(&rows, tier, now_ms);
         self.store.write_rollups(tier, &coarse).await?;
@@ -322,6 +344,9 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 (Tier::Hour, &hours),
                 (Tier::Day, &day_rows),
             ] {
+                if tier < self.settings.finest {
+                    continue;
+                }
                 self.store.write_rollups(tier, rows).await?;
                 report.rows_written += rows.len();
             }

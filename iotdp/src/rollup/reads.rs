@@ -16,12 +16,14 @@ use crate::query::ports::TimeSeriesReader;
 use crate::rollup::aggregate::{Aggregates, numeric};
 use crate::rollup::model::{RowSelection, SeriesKey};
 use crate::rollup::ports::{RollupStateStore, RollupStore};
-use crate::rollup::tier::{Coverage, Segment, Source, Tier, cover};
+use crate::rollup::tier::{Coverage, Segment, Source, Tier, cover_down_to};
 
 pub struct RollupReader<R, S, T> {
     raw: R,
     store: S,
     state: T,
+    /// The finest tier the job keeps (`RollupFinestTier`): finer parts are read raw.
+    finest: Tier,
 }
 
 impl<R, S, T> RollupReader<R, S, T>
@@ -31,7 +33,18 @@ where
     T: RollupStateStore,
 {
     pub fn new(raw: R, store: S, state: T) -> Self {
-        Self { raw, store, state }
+        Self {
+            raw,
+            store,
+            state,
+            finest: Tier::Minute,
+        }
+    }
+
+    /// Reading a job that keeps no tier finer than `finest`.
+    pub fn with_finest(mut self, finest: Tier) -> Self {
+        self.finest = finest;
+        self
     }
 
     /// The reader of raw readings underneath.
@@ -52,7 +65,7 @@ where
 
     /// The segments of `range` up to `coarsest`, when any of them is a rollup tier.
     async fn plan(&self, range: TimeRange, coarsest: Tier) -> Option<Vec<Segment>> {
-        let segments = cover(range, self.coverage().await, coarsest);
+        let segments = cover_down_to(range, self.coverage().await, coarsest, self.finest);
         segments
             .iter()
             .any(|s| s.source != Source::Raw)

@@ -131,8 +131,19 @@ pub struct Segment {
 /// whole windows fit inside it and inside what the job has covered; the rest from raw readings.
 /// The segments are in time order and tile `range` exactly.
 pub fn cover(range: TimeRange, coverage: Option<Coverage>, coarsest: Tier) -> Vec<Segment> {
+    cover_down_to(range, coverage, coarsest, Tier::Minute)
+}
+
+/// [`cover`] with no tier finer than `finest` (the job keeps no finer one): what the finest
+/// tier cannot answer is read raw.
+pub fn cover_down_to(
+    range: TimeRange,
+    coverage: Option<Coverage>,
+    coarsest: Tier,
+    finest: Tier,
+) -> Vec<Segment> {
     let mut out = Vec::new();
-    cover_into(range, coverage, Some(coarsest), &mut out);
+    cover_into(range, coverage, Some(coarsest), finest, &mut out);
     out
 }
 
@@ -140,8 +151,10 @@ fn cover_into(
     range: TimeRange,
     coverage: Option<Coverage>,
     tier: Option<Tier>,
+    finest: Tier,
     out: &mut Vec<Segment>,
 ) {
+    let tier = tier.filter(|t| *t >= finest);
     if range.from_ms >= range.to_ms {
         return;
     }
@@ -158,7 +171,7 @@ fn cover_into(
     let start = tier.ceil(covered_from);
     let end = tier.window_start(covered_to);
     if covered_from >= covered_to || start >= end {
-        cover_into(range, Some(coverage), tier.finer(), out);
+        cover_into(range, Some(coverage), tier.finer(), finest, out);
         return;
     }
     cover_into(
@@ -168,6 +181,7 @@ fn cover_into(
         },
         Some(coverage),
         tier.finer(),
+        finest,
         out,
     );
     out.push(Segment {
@@ -184,6 +198,7 @@ fn cover_into(
         },
         Some(coverage),
         tier.finer(),
+        finest,
         out,
     );
 }
@@ -233,6 +248,40 @@ mod tests {
                 ("1m", 10 * DAY + 5 * HOUR_MS, coverage.watermark_ms),
                 ("raw", coverage.watermark_ms, to),
             ]
+        );
+    }
+
+    /// A job that keeps no 1-minute rows: what hours cannot answer is read raw.
+    #[test]
+    fn with_hours_the_finest_tier_the_edges_are_raw() {
+        let coverage = Coverage {
+            since_ms: 0,
+            watermark_ms: 10 * DAY + 5 * HOUR_MS + 7 * MINUTE_MS,
+        };
+        let from = DAY - HOUR_MS - 30_000;
+        let to = 10 * DAY + 6 * HOUR_MS;
+        let shape: Vec<(&str, i64, i64)> =
+            cover_down_to(range(from, to), Some(coverage), Tier::Day, Tier::Hour)
+                .iter()
+                .map(|s| (s.source.name(), s.range.from_ms, s.range.to_ms))
+                .collect();
+        assert_eq!(
+            shape,
+            [
+                ("raw", from, DAY - HOUR_MS),
+                ("1h", DAY - HOUR_MS, DAY),
+                ("1d", DAY, 10 * DAY),
+                ("1h", 10 * DAY, 10 * DAY + 5 * HOUR_MS),
+                ("raw", 10 * DAY + 5 * HOUR_MS, to),
+            ]
+        );
+        // Minute bins ask for minutes: none kept, so raw.
+        assert_eq!(
+            cover_down_to(range(0, HOUR_MS), Some(coverage), Tier::Minute, Tier::Hour),
+            [Segment {
+                source: Source::Raw,
+                range: range(0, HOUR_MS)
+            }]
         );
     }
 

@@ -25,7 +25,7 @@ use iotdp::query::model::{QueryError, TimeRange};
 use iotdp::rollup::job::{RollupJob, RollupSettings};
 use iotdp::rollup::model::{RollupRow, RowSelection};
 use iotdp::rollup::ports::{RollupError, RollupStore};
-use iotdp::rollup::tier::{Coverage, Tier, cover};
+use iotdp::rollup::tier::{Coverage, Tier, cover_down_to};
 
 use super::Load;
 use crate::memory::{MemoryRollupState, MemoryStore};
@@ -60,6 +60,8 @@ pub struct Deployment {
     pub dashboard_hours: f64,
     /// `RollupSchedule`, in minutes (template default: 5).
     pub rollup_every_minutes: f64,
+    /// `RollupFinestTier` (template default: 1 minute).
+    pub rollup_finest: Tier,
     /// `MemoryStoreRetentionHours`, for the raw and rollup tables alike (template default 24,
     /// so 5-hour-late gateway batches land in the memory store); the baseline's table too.
     pub memory_store_hours: f64,
@@ -70,6 +72,7 @@ impl Default for Deployment {
         Self {
             dashboard_hours: 8.0 * 22.0,
             rollup_every_minutes: 5.0,
+            rollup_finest: Tier::Minute,
             memory_store_hours: 24.0,
         }
     }
@@ -119,8 +122,8 @@ pub async fn measure_reads(
     heard_entry_bytes: f64,
 ) -> Result<Reads, String> {
     let rollup_every_ms = (deployment.rollup_every_minutes.max(1.0) * 60_000.0) as i64;
-    let job = run_rollup_sample(load, rollup_every_ms).await?;
-    let (chart_queries, baseline_chart_queries) = chart_queries();
+    let job = run_rollup_sample(load, rollup_every_ms, deployment.rollup_finest).await?;
+    let (chart_queries, baseline_chart_queries) = chart_queries(deployment.rollup_finest);
     // Dashboards keep the minimum TCUs busy while watched; the job keeps them busy for its
     // 30-second minimum once a run, in the hours nobody watches.
     let viewing_hours = deployment
@@ -196,7 +199,7 @@ struct JobCounts {
 
 /// A day of [`SAMPLE_UNITS`] units' series at the load's reading interval, the job every
 /// `every_ms`.
-async fn run_rollup_sample(load: &Load, every_ms: i64) -> Result<JobCounts, String> {
+async fn run_rollup_sample(load: &Load, every_ms: i64, finest: Tier) -> Result<JobCounts, String> {
     let (_, reading_interval) = series_of(load);
     let store = Arc::new(MemoryStore::new(1_000));
     let step_ms = (reading_interval * 1_000.0).max(1_000.0) as i64;
@@ -236,7 +239,10 @@ async fn run_rollup_sample(load: &Load, every_ms: i64) -> Result<JobCounts, Stri
         write_bytes: AtomicU64::default(),
         write_kb: AtomicU64::default(),
     });
-    let settings = RollupSettings::default();
+    let settings = RollupSettings {
+        finest,
+        ..RollupSettings::default()
+    };
     let job = RollupJob::new(
         counting.clone(),
         Arc::new(MemoryRollupState::default()),
@@ -262,7 +268,7 @@ async fn run_rollup_sample(load: &Load, every_ms: i64) -> Result<JobCounts, Stri
 
 /// Queries one chart of the last 24 hours sends, with the job caught up: the API's planner
 /// splits the range into the coarsest tiers the job has covered and raw readings for the rest.
-fn chart_queries() -> (f64, f64) {
+fn chart_queries(finest: Tier) -> (f64, f64) {
     let now_ms = SAMPLE_START_MS + 37 * DAY_MS + 13 * 3_600_000 + 17 * 60_000 + 23_000;
     let range = TimeRange {
         from_ms: now_ms - DAY_MS,
@@ -273,7 +279,7 @@ fn chart_queries() -> (f64, f64) {
         // The job is one window and its grace behind.
         watermark_ms: (now_ms - 180_000).div_euclid(60_000) * 60_000,
     };
-    let segments = cover(range, Some(coverage), Tier::Day);
+    let segments = cover_down_to(range, Some(coverage), Tier::Day, finest);
     (segments.len() as f64, 1.0)
 }
 
@@ -344,13 +350,17 @@ mod tests {
     #[tokio::test]
     async fn the_rollup_job_writes_a_row_per_window_series_and_metric() {
         // Every 5 minutes: 288 minutes, 24 hours and a day with data, 2 metrics, 2 series.
-        let every_5_minutes = run_rollup_sample(&load(300.0, 1), 300_000).await.unwrap();
+        let every_5_minutes = run_rollup_sample(&load(300.0, 1), 300_000, Tier::Minute)
+            .await
+            .unwrap();
         assert_eq!(
             every_5_minutes.rows_per_series_day,
             (288.0 + 24.0 + 1.0) * 2.0 * 2.0
         );
         // Every 10 s: every minute has data.
-        let every_10_s = run_rollup_sample(&load(10.0, 1), 300_000).await.unwrap();
+        let every_10_s = run_rollup_sample(&load(10.0, 1), 300_000, Tier::Minute)
+            .await
+            .unwrap();
         assert_eq!(
             every_10_s.rows_per_series_day,
             (1440.0 + 24.0 + 1.0) * 2.0 * 2.0
@@ -366,7 +376,9 @@ mod tests {
             },
             ..load(5.0 * 3_600.0, 250)
         };
-        let wall = run_rollup_sample(&walls, 300_000).await.unwrap();
+        let wall = run_rollup_sample(&walls, 300_000, Tier::Minute)
+            .await
+            .unwrap();
         let per_place = (24.0 + 24.0 + 1.0) * 2.0;
         assert!(
             (wall.rows_per_series_day - per_place * (2.0 + 13.0 / 50.0)).abs() < 1e-9,
@@ -374,6 +386,11 @@ mod tests {
             wall.rows_per_series_day
         );
         assert!(every_10_s.write_kb_per_series_day > every_5_minutes.write_kb_per_series_day);
+        // RollupFinestTier=1h: the 24 hours and the day only.
+        let hourly = run_rollup_sample(&load(300.0, 1), 300_000, Tier::Hour)
+            .await
+            .unwrap();
+        assert_eq!(hourly.rows_per_series_day, (24.0 + 1.0) * 2.0 * 2.0);
         // Caught up, a run reads the five minutes that closed in one read (the span it
         // settled on; the first run doubles up from a second), and an hour's minutes once
         // an hour.
@@ -386,11 +403,13 @@ mod tests {
 
     #[test]
     fn a_chart_of_a_day_is_answered_from_hours_minutes_and_the_raw_tail() {
-        let (iotdp, baseline) = chart_queries();
+        let (iotdp, baseline) = chart_queries(Tier::Minute);
         assert_eq!(baseline, 1.0);
         // Minutes up to the first hour, hours, minutes up to the watermark, the raw tail:
         // and the head before the first whole minute, raw.
         assert_eq!(iotdp, 5.0);
+        // Without minutes: raw head, hours, raw tail.
+        assert_eq!(chart_queries(Tier::Hour).0, 3.0);
     }
 
     #[tokio::test]
