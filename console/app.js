@@ -359,8 +359,9 @@ async function placesPage(path) {
 // ---- device ---------------------------------------------------------------------------------
 
 /// The bin each preset asks for: a few hundred points whatever the range, from rollups where
-/// the range is long.
-const BINS = { "1h": "30s", "24h": "5m", "7d": "30m", "30d": "2h", "1y": "1d" };
+/// the range is long (whole hours from 7 days up, so hourly rollups answer whichever finest
+/// tier the job keeps, RollupFinestTier).
+const BINS = { "1h": "30s", "24h": "5m", "7d": "1h", "30d": "2h", "1y": "1d" };
 let liveTimer = null;
 
 /// The chart's points for a preset, and the request that gave them.
