@@ -454,7 +454,10 @@ fn the_rollup_job_is_scheduled_alone_with_only_the_permissions_it_needs() {
     let (_, api) = stack_with("timestream", "ApiFunction");
     assert_eq!(api["Environment"]["Variables"]["ROLLUP_FINEST_TIER"], "1m");
     let (_, hourly) = stack_with_parameters(&[("RollupFinestTier", "1h")], "ApiFunction");
-    assert_eq!(hourly["Environment"]["Variables"]["ROLLUP_FINEST_TIER"], "1h");
+    assert_eq!(
+        hourly["Environment"]["Variables"]["ROLLUP_FINEST_TIER"],
+        "1h"
+    );
     let rollup_tables = [
         "Rollup1mTable.Arn",
         "Rollup1hTable.Arn",
