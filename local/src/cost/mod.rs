@@ -383,17 +383,15 @@ pub async fn registry_writes_per_message(
         },
     );
     cache.lookup(&[id]).await.map_err(|e| e.to_string())?;
-    let (writes, digests, bytes) = (
+    let (writes, logged) = (
         registry.seen_writes.load(Relaxed),
-        registry.heard_digests.load(Relaxed),
-        registry.heard_bytes.load(Relaxed),
+        registry.heard_entries.load(Relaxed),
     );
     for n in 1..=SEEN_SAMPLE {
         let at = start + (n as f64 * load.interval_seconds * 1_000.0) as i64;
         cache.record_seen(&[(id, at)]).await;
     }
-    let heard = registry.heard_digests.load(Relaxed) - digests;
-    debug_assert!(registry.heard_bytes.load(Relaxed) >= bytes);
+    let heard = registry.heard_entries.load(Relaxed) - logged;
     Ok(RegistryCost {
         writes: (registry.seen_writes.load(Relaxed) - writes) as f64 / SEEN_SAMPLE as f64,
         heard: heard as f64 / SEEN_SAMPLE as f64,

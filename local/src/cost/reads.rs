@@ -236,7 +236,6 @@ async fn run_rollup_sample(load: &Load, every_ms: i64, finest: Tier) -> Result<J
         inner: store,
         queries: AtomicU64::default(),
         rows: AtomicU64::default(),
-        write_bytes: AtomicU64::default(),
         write_kb: AtomicU64::default(),
     });
     let settings = RollupSettings {
@@ -289,7 +288,6 @@ struct CountingRollups {
     inner: Arc<MemoryStore>,
     queries: AtomicU64,
     rows: AtomicU64,
-    write_bytes: AtomicU64,
     write_kb: AtomicU64,
 }
 
@@ -319,7 +317,6 @@ impl RollupStore for CountingRollups {
                 .map_err(|e| RollupError::Store(e.to_string()))?;
             let bytes: usize =
                 records.iter().map(super::record_bytes).sum::<usize>() + 8 * records.len();
-            self.write_bytes.fetch_add(bytes as u64, Relaxed);
             self.write_kb
                 .fetch_add(bytes.div_ceil(1024) as u64, Relaxed);
         }

@@ -31,11 +31,10 @@ pub struct MemoryRegistry {
     pub watch_writes: AtomicU64,
     /// The heard log's digests, as the DynamoDB adapter stores them.
     heard_log: Mutex<Vec<heard::Digest>>,
-    pub heard_digests: AtomicU64,
     /// Refuse heard-log appends (DynamoDB throttling, a missing table).
     pub heard_log_failing: std::sync::atomic::AtomicBool,
-    /// The digests' text, what DynamoDB meters a digest's write by (plus its keys).
-    pub heard_bytes: AtomicU64,
+    /// Deadlines appended, across the digests.
+    pub heard_entries: AtomicU64,
 }
 
 impl MemoryRegistry {
@@ -290,12 +289,9 @@ impl DeviceRegistry for MemoryRegistry {
             return Err(RegistryError("heard log: throttled".into()));
         }
         let mut log = self.heard_log.lock().map_err(|_| lock_error())?;
-        for digest in heard::encode(entries) {
-            self.heard_digests.fetch_add(1, Ordering::Relaxed);
-            self.heard_bytes
-                .fetch_add(digest.body.len() as u64, Ordering::Relaxed);
-            log.push(digest);
-        }
+        self.heard_entries
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        log.extend(heard::encode(entries));
         Ok(())
     }
 
