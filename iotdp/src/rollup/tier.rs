@@ -213,6 +213,14 @@ mod tests {
         TimeRange { from_ms, to_ms }
     }
 
+    /// Each segment as (source, from, to).
+    fn shape(segments: &[Segment]) -> Vec<(&'static str, i64, i64)> {
+        segments
+            .iter()
+            .map(|s| (s.source.name(), s.range.from_ms, s.range.to_ms))
+            .collect()
+    }
+
     #[test]
     fn windows_align_to_the_epoch() {
         assert_eq!(Tier::Hour.window_start(3 * HOUR_MS + 5), 3 * HOUR_MS);
@@ -233,13 +241,8 @@ mod tests {
         };
         let from = DAY - HOUR_MS - 30_000;
         let to = 10 * DAY + 6 * HOUR_MS;
-        let segments = cover(range(from, to), Some(coverage), Tier::Day);
-        let shape: Vec<(&str, i64, i64)> = segments
-            .iter()
-            .map(|s| (s.source.name(), s.range.from_ms, s.range.to_ms))
-            .collect();
         assert_eq!(
-            shape,
+            shape(&cover(range(from, to), Some(coverage), Tier::Day)),
             [
                 ("raw", from, DAY - HOUR_MS),
                 ("1h", DAY - HOUR_MS, DAY),
@@ -260,13 +263,13 @@ mod tests {
         };
         let from = DAY - HOUR_MS - 30_000;
         let to = 10 * DAY + 6 * HOUR_MS;
-        let shape: Vec<(&str, i64, i64)> =
-            cover_down_to(range(from, to), Some(coverage), Tier::Day, Tier::Hour)
-                .iter()
-                .map(|s| (s.source.name(), s.range.from_ms, s.range.to_ms))
-                .collect();
         assert_eq!(
-            shape,
+            shape(&cover_down_to(
+                range(from, to),
+                Some(coverage),
+                Tier::Day,
+                Tier::Hour
+            )),
             [
                 ("raw", from, DAY - HOUR_MS),
                 ("1h", DAY - HOUR_MS, DAY),
