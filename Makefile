@@ -80,7 +80,7 @@ rust-lint: lambda-deps
 # reader or HTTP server (the SDK's hyper client is expected; hyper's server feature is not).
 LAMBDAS := -p ingest -p lifecycle -p silence-watch -p api -p rollup -p commands
 lambda-deps:
-	@if cargo tree $(LAMBDAS) -e normal --prefix none | grep -E '^(iotdp-local|rumqttc|serde_yaml_ng|aws-sdk-sqs) '; then \
+	@if cargo tree $(LAMBDAS) -e normal --prefix none | grep -E '^(iotdp-local|iotdp-memory|iotdp-simulator|iotdp-cost|rumqttc|serde_yaml_ng|aws-sdk-sqs) '; then \
 		echo "a Lambda binary links the local platform's crates (above)"; exit 1; fi
 	@if cargo tree $(LAMBDAS) -e normal,features -i hyper | grep -F 'hyper feature "server"'; then \
 		echo "a Lambda binary links hyper's server"; exit 1; fi

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use iotdp_local::cost::{
+use iotdp_cost::{
     Bill, Load, Options, PriceTable, Transport, baseline_bill, iotdp_bill, measure_with,
     reads::Deployment, shards_for,
 };
@@ -71,7 +71,7 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
             heartbeat_seconds: args.heartbeat,
             rules: args.rules,
             // Each device its own site: as many place rows as devices, the most there can be.
-            places: iotdp_local::cost::Places::OwnSite,
+            places: iotdp_cost::Places::OwnSite,
         }],
         (Some(_), _) => return Err("--devices and --interval must both be above 0".into()),
         _ => Load::references(),

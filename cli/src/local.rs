@@ -13,7 +13,7 @@ use iotdp::adapters::dynamodb::alerts::DynamoDbRules;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::devices::ports::DeviceRegistry;
 use iotdp_local::platform::{Endpoint, LocalInfluxDb, LocalOptions, LocalPlatform, QueueMode};
-use iotdp_local::simulator::{DeviceKind, Fleet, FleetConfig};
+use iotdp_simulator::{DeviceKind, Fleet, FleetConfig};
 use tokio::sync::watch;
 
 use crate::simulate::{self, FleetArgs, SimulationStats, Target};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use iotdp_local::shadow_client::{DeviceEvent, report, run_device};
-use iotdp_local::simulator::{Fleet, FleetConfig};
+use iotdp_simulator::{Fleet, FleetConfig};
 use rumqttc::{AsyncClient, MqttOptions, QoS, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
 

@@ -10,8 +10,8 @@ use iotdp::adapters::timestream::{MAX_RECORDS_PER_WRITE, build_write_request};
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use iotdp::ingest::batch::prepare_batch;
 use iotdp::ingest::validation::TimeWindow;
-use iotdp_local::memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
-use iotdp_local::simulator::reference_sqs_batch;
+use iotdp_memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
+use iotdp_simulator::reference_sqs_batch;
 use std::hint::black_box;
 use support::{fifty_rules, warm_states};
 

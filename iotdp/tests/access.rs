@@ -17,7 +17,7 @@ use iotdp::commands::service::Commands;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
-use iotdp_local::memory::{
+use iotdp_memory::{
     MemoryAlertStates, MemoryCommands, MemoryQueryApi, MemoryRegistry, MemoryRules, MemoryShadows,
     MemoryStore,
 };

@@ -11,9 +11,7 @@ use iotdp::alerting::notification::NotificationKind;
 use iotdp::alerting::ports::AlertKey;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::domain::{MetricValue, Reading};
-use iotdp_local::memory::{
-    MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules, RacingReads,
-};
+use iotdp_memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules, RacingReads};
 
 type Evaluator = AlertEvaluator<MemoryRules, MemoryAlertStates, MemoryNotifier, MemoryCommander>;
 

@@ -1,5 +1,7 @@
-//! The structure ARCHITECTURE.md describes, held against the code: every module and folder is
-//! on the code map, every `use crate::…` respects the layers, ports do not reach into the use
+//! The structure ARCHITECTURE.md describes, held against the code of every crate of the
+//! workspace: every crate, folder and top-level module is on the code map; crates depend only
+//! in the directions the map allows; no crate has an import cycle; in the product crate and the
+//! local platform every `use crate::…` respects the layers; ports do not reach into the use
 //! cases that drive them, adapter families stay apart, and pure modules stay pure.
 
 use std::collections::BTreeSet;
@@ -170,7 +172,13 @@ const PURE: &[&str] = &[
 ];
 
 fn product_modules() -> Vec<(String, PathBuf, String)> {
-    let src = repo_root().join("iotdp/src");
+    crate_modules("iotdp/src")
+}
+
+/// Every module of the crate whose sources are under `src` (relative to the repository):
+/// its path, its file and its code without comments.
+fn crate_modules(src: &str) -> Vec<(String, PathBuf, String)> {
+    let src = repo_root().join(src);
     rust_files(&src)
         .into_iter()
         .map(|file| {
@@ -246,13 +254,11 @@ fn the_layer_rules_catch_what_they_forbid() {
     assert!(forbidden("wiring", "adapters::timestream").is_none());
 }
 
-#[test]
-fn the_import_graph_of_the_product_crate_has_no_cycles() {
-    let modules = product_modules();
+/// The edges of a crate's import graph: a path resolves to the longest module it names (an
+/// item re-exported at `domain` resolves to `domain`), and a module re-exporting a child
+/// (`pub use place::*`) depends on that child.
+fn import_edges(modules: &[(String, PathBuf, String)]) -> Vec<(String, String)> {
     let names: BTreeSet<&str> = modules.iter().map(|(m, _, _)| m.as_str()).collect();
-    // Edges between modules: a path resolves to the longest module it names (an item
-    // re-exported at `domain` resolves to `domain`), and a module re-exporting a child
-    // (`pub use place::*`) depends on that child.
     let resolve = |path: &str| -> Option<String> {
         let segments: Vec<&str> = path.split("::").collect();
         (1..=segments.len())
@@ -261,7 +267,7 @@ fn the_import_graph_of_the_product_crate_has_no_cycles() {
             .find(|candidate| names.contains(candidate.as_str()))
     };
     let mut edges: Vec<(String, String)> = Vec::new();
-    for (module, _, code) in &modules {
+    for (module, _, code) in modules {
         let mut targets: Vec<String> = crate_imports(code).into_iter().collect();
         for line in code.lines().map(str::trim) {
             if let Some(child) = line
@@ -284,15 +290,14 @@ fn the_import_graph_of_the_product_crate_has_no_cycles() {
             }
         }
     }
-    assert!(
-        edges
-            .iter()
-            .any(|(from, to)| from == "ingest::service" && to == "devices::ports"),
-        "the import reader found no edge from ingest::service to devices::ports"
-    );
-    // Peel off every module nothing in the remaining set imports, or that imports nothing in
-    // it: what is left sits on a cycle.
-    let mut nodes: BTreeSet<String> = names.iter().map(|m| (*m).to_owned()).collect();
+    edges
+}
+
+/// The modules that sit on an import cycle: peel off every module nothing in the remaining
+/// set imports, or that imports nothing in it, until none is left to peel.
+fn modules_on_cycles(modules: &[(String, PathBuf, String)]) -> BTreeSet<String> {
+    let edges = import_edges(modules);
+    let mut nodes: BTreeSet<String> = modules.iter().map(|(m, _, _)| m.clone()).collect();
     loop {
         let off_cycle = nodes
             .iter()
@@ -309,7 +314,170 @@ fn the_import_graph_of_the_product_crate_has_no_cycles() {
             None => break,
         }
     }
-    assert!(nodes.is_empty(), "modules on an import cycle: {nodes:?}");
+    nodes
+}
+
+/// Every crate's sources, as the workspace's members lay them out.
+const CRATE_SOURCES: &[&str] = &[
+    "iotdp/src",
+    "memory/src",
+    "simulator/src",
+    "cost/src",
+    "local/src",
+    "cli/src",
+    "tests/src",
+    "functions/ingest/src",
+    "functions/lifecycle/src",
+    "functions/silence-watch/src",
+    "functions/api/src",
+    "functions/rollup/src",
+    "functions/commands/src",
+];
+
+#[test]
+fn no_crate_has_an_import_cycle() {
+    let edges = import_edges(&product_modules());
+    assert!(
+        edges
+            .iter()
+            .any(|(from, to)| from == "ingest::service" && to == "devices::ports"),
+        "the import reader found no edge from ingest::service to devices::ports"
+    );
+    let local_edges = import_edges(&crate_modules("local/src"));
+    assert!(
+        local_edges
+            .iter()
+            .any(|(from, to)| from == "platform" && to == "broker"),
+        "the import reader found no edge from the local platform to its broker"
+    );
+    let mut cycles = Vec::new();
+    for src in CRATE_SOURCES {
+        let on_cycles = modules_on_cycles(&crate_modules(src));
+        if !on_cycles.is_empty() {
+            cycles.push(format!("{src}: {on_cycles:?}"));
+        }
+    }
+    assert!(
+        cycles.is_empty(),
+        "modules on an import cycle:\n{}",
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn the_cycle_finder_finds_a_cycle() {
+    let module = |name: &str, code: &str| (name.to_owned(), PathBuf::new(), code.to_owned());
+    let modules = [
+        module("broker", "use crate::shadows::answer;"),
+        module("shadows", "use crate::broker::Broker;"),
+        module("platform", "use crate::broker::Broker;"),
+    ];
+    assert_eq!(
+        modules_on_cycles(&modules),
+        BTreeSet::from(["broker".to_owned(), "shadows".to_owned()])
+    );
+}
+
+/// The layer of a module of the local platform (`iotdp-local`), as ARCHITECTURE.md gives it:
+/// the stand-ins for AWS services at the bottom, the platform that starts them on top.
+fn local_layer(top: &str) -> u8 {
+    match top {
+        "" => 9,
+        "template" | "rule_sql" | "iot_policy" | "moto" | "shadow_client" | "http_server" => 0,
+        "provision" | "influxd" | "shadows" | "api_server" => 1,
+        "broker" | "queues" => 2,
+        "event_source" | "streams" => 3,
+        "platform" => 4,
+        other => panic!("local module `{other}` has no layer: add it to ARCHITECTURE.md and here"),
+    }
+}
+
+#[test]
+fn every_import_of_the_local_platform_respects_its_layers() {
+    let mut violations = Vec::new();
+    for (module, file, code) in crate_modules("local/src") {
+        let top = module.split("::").next().unwrap_or_default();
+        for target in crate_imports(&code) {
+            let target_top = target.split("::").next().unwrap_or_default();
+            if top != target_top && local_layer(target_top) >= local_layer(top) {
+                violations.push(format!(
+                    "{}: `crate::{target}`: layer {} imports layer {}",
+                    file.display(),
+                    local_layer(top),
+                    local_layer(target_top)
+                ));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "imports ARCHITECTURE.md's local layers forbid:\n{}",
+        violations.join("\n")
+    );
+}
+
+/// The workspace crates each crate may depend on (normal dependencies), as ARCHITECTURE.md
+/// gives them: the product depends on none, the Lambda binaries on the product alone, and
+/// nothing but the CLI and the test kit reaches the local platform.
+fn allowed_dependencies(manifest: &str) -> &'static [&'static str] {
+    match manifest {
+        "iotdp/Cargo.toml" => &[],
+        "memory/Cargo.toml" | "simulator/Cargo.toml" => &["iotdp"],
+        "cost/Cargo.toml" => &["iotdp", "iotdp-memory"],
+        "local/Cargo.toml" => &["iotdp"],
+        "cli/Cargo.toml" | "tests/Cargo.toml" => &[
+            "iotdp",
+            "iotdp-memory",
+            "iotdp-simulator",
+            "iotdp-cost",
+            "iotdp-local",
+        ],
+        functions if functions.starts_with("functions/") => &["iotdp"],
+        other => panic!("{other} is not on ARCHITECTURE.md's crate list: add it there and here"),
+    }
+}
+
+/// The workspace crates a manifest's `[dependencies]` name.
+fn workspace_dependencies(manifest: &str) -> Vec<String> {
+    let mut in_dependencies = false;
+    let mut found = Vec::new();
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+            continue;
+        }
+        let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+        if in_dependencies && (name == "iotdp" || name.starts_with("iotdp-")) {
+            found.push(name.to_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn crates_depend_only_in_the_directions_the_map_allows() {
+    let root = repo_root();
+    let mut violations = Vec::new();
+    for src in CRATE_SOURCES {
+        let manifest = src.trim_end_matches("/src").to_owned() + "/Cargo.toml";
+        let text = std::fs::read_to_string(root.join(&manifest)).unwrap();
+        for dependency in workspace_dependencies(&text) {
+            if !allowed_dependencies(&manifest).contains(&dependency.as_str()) {
+                violations.push(format!("{manifest} depends on {dependency}"));
+            }
+        }
+    }
+    assert!(
+        workspace_dependencies(
+            "[dependencies]\niotdp-memory.workspace = true\n[dev-dependencies]\niotdp-local = 1"
+        ) == ["iotdp-memory"],
+        "the manifest reader reads [dependencies] only"
+    );
+    assert!(
+        violations.is_empty(),
+        "dependencies ARCHITECTURE.md does not allow:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]
@@ -331,28 +499,44 @@ fn pure_modules_have_no_async_and_no_aws_types() {
     }
 }
 
+/// How the code map may name a module: by its file (`iotdp/src/ingest/service.rs`), by its
+/// path when it has one (`ingest::service`), or, for a crate's top-level module, by its name
+/// (`broker`). Modules deeper than two levels need only their folder on the map.
+fn map_names(map: &str, src: &str, module: &str) -> bool {
+    let depth = module.split("::").count();
+    if module.is_empty() || depth > 2 {
+        return true;
+    }
+    let file = format!("{src}/{}", module.replace("::", "/"));
+    [
+        format!("`{file}.rs`"),
+        format!("`{file}/`"),
+        format!("`{module}`"),
+    ]
+    .iter()
+    .any(|name| map.contains(name.as_str()))
+}
+
 #[test]
-fn the_code_map_names_every_module_and_folder() {
+fn the_code_map_names_every_crate_module_and_folder() {
     let root = repo_root();
     let map = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
     let mut missing = Vec::new();
-    for crate_dir in ["iotdp/src", "local/src"] {
-        for file in rust_files(&root.join(crate_dir)) {
-            let relative = file
-                .strip_prefix(&root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let name = file.file_name().unwrap().to_string_lossy();
-            let wanted = match name.as_ref() {
-                "lib.rs" => continue,
-                "mod.rs" if !relative.ends_with("api/mod.rs") => {
-                    format!("`{}/`", relative.trim_end_matches("/mod.rs"))
-                }
-                _ => format!("`{relative}`"),
-            };
-            if !map.contains(&wanted) {
-                missing.push(wanted);
+    for src in CRATE_SOURCES {
+        if src.starts_with("functions/") {
+            continue;
+        }
+        for (module, file, _) in crate_modules(src) {
+            if file.ends_with("main.rs") || file.parent().is_some_and(|p| p.ends_with("bin")) {
+                continue;
+            }
+            if !map_names(&map, src, &module) {
+                missing.push(format!("`{module}` ({src})"));
+            }
+            let folder = file.parent().unwrap().strip_prefix(&root).unwrap();
+            let folder = format!("`{}/`", folder.display());
+            if !map.contains(&folder) && !missing.contains(&folder) {
+                missing.push(folder);
             }
         }
     }

@@ -13,7 +13,7 @@ use iotdp::commands::ports::{CommandPortError, ShadowService, ShadowWrite};
 use iotdp::commands::service::{CommandError, Commands};
 use iotdp::commands::shadow::ShadowDocument;
 use iotdp::devices::record::DeviceRecord;
-use iotdp_local::memory::{
+use iotdp_memory::{
     MemoryAlertStates, MemoryCommands, MemoryQueryApi, MemoryRegistry, MemoryRules, MemoryShadows,
     MemoryStore,
 };

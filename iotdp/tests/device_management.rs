@@ -24,7 +24,7 @@ use iotdp::ingest::quarantine::QuarantineLine;
 use iotdp::ingest::service::{IngestReport, IngestService, IngestSettings, Invocation};
 use iotdp::ingest::store_writer::WritePolicy;
 use iotdp::ingest::validation::TimeWindow;
-use iotdp_local::memory::{
+use iotdp_memory::{
     MemoryAlertStates, MemoryNotifier, MemoryQuarantine, MemoryRegistry, MemoryStore,
 };
 use tokio::time::Instant;

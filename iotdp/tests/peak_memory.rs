@@ -14,7 +14,7 @@ use iotdp::ingest::ports::{StoreError, TimeSeriesStore, WriteReport};
 use iotdp::ingest::service::{IngestService, IngestSettings, Invocation};
 use iotdp::ingest::store_writer::WritePolicy;
 use iotdp::ingest::validation::TimeWindow;
-use iotdp_local::memory::MemoryQuarantine;
+use iotdp_memory::MemoryQuarantine;
 
 // DHAT's allocator counts every byte (the same heap figure a 128 MB Lambda lives within).
 #[global_allocator]

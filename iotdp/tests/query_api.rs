@@ -13,7 +13,7 @@ use iotdp::devices::record::{DeviceRecord, DeviceStatus};
 use iotdp::domain::LocationPath;
 use iotdp::domain::{MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
-use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use iotdp_memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
 use serde_json::Value;
 
 const T0: i64 = 1_764_000_000_000; // 2025-11-24T16:00:00Z

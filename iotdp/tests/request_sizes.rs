@@ -10,7 +10,7 @@ use iotdp::adapters::timestream::TimestreamStore;
 use iotdp::ingest::batch::prepare_batch;
 use iotdp::ingest::store_writer::{WriteOutcome, WritePolicy, write_readings};
 use iotdp::ingest::validation::TimeWindow;
-use iotdp_local::simulator::reference_sqs_batch;
+use iotdp_simulator::reference_sqs_batch;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::time::Instant;
 
@@ -78,7 +78,7 @@ async fn bytes_per_reading_for_each_store() {
     let (bodies, _) = reference_sqs_batch(RECEIVED);
     measure("reference batch (repetitive values)", bodies).await;
     // The simulated fleet's values are noisy, as real sensors are: gzip has less to find.
-    let mut fleet = iotdp_local::simulator::Fleet::new(iotdp_local::simulator::FleetConfig {
+    let mut fleet = iotdp_simulator::Fleet::new(iotdp_simulator::FleetConfig {
         devices: 50,
         seed: 7,
         faulty_rate: 0.0,

@@ -11,11 +11,11 @@ use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::rollup::job::{RollupJob, RollupSettings};
 use iotdp::rollup::ports::RollupStateStore;
 use iotdp::rollup::tier::Tier;
-use iotdp_local::memory::{MemoryRollupState, MemoryStore};
-use iotdp_local::rollup_check::Step;
-use iotdp_local::rollup_check::{
+use iotdp_memory::rollup_check::Step;
+use iotdp_memory::rollup_check::{
     Simulated, T0, differences, expected_rows, replay, scenarios, simulated,
 };
+use iotdp_memory::{MemoryRollupState, MemoryStore};
 use proptest::prelude::*;
 
 const DAY: i64 = 86_400_000;
@@ -144,7 +144,7 @@ async fn a_year_of_readings_is_answered_from_rollups_with_a_hundredth_of_the_row
     use iotdp::api::access::Caller;
     use iotdp::devices::record::DeviceRecord;
     use iotdp::rollup::reads::RollupReader;
-    use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules};
+    use iotdp_memory::{MemoryAlertStates, MemoryRegistry, MemoryRules};
 
     let start = T0;
     let end = start + 365 * DAY;
@@ -255,7 +255,7 @@ async fn with_hours_the_finest_tier_answers_equal_the_raw_readings() {
     use iotdp::devices::record::DeviceRecord;
     use iotdp::ingest::ports::TimeSeriesStore;
     use iotdp::rollup::reads::RollupReader;
-    use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules};
+    use iotdp_memory::{MemoryAlertStates, MemoryRegistry, MemoryRules};
 
     let start = T0;
     let now = start + 2 * DAY + 37 * 60_000 + 11_000;

@@ -22,7 +22,7 @@ use iotdp::query::model::{
     Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
 };
 use iotdp::query::ports::TimeSeriesReader;
-use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules};
+use iotdp_memory::{MemoryAlertStates, MemoryRegistry, MemoryRules};
 
 const NOW: i64 = 1_764_000_000_000;
 

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::rule_sql::topic_matches;
+use crate::shadows::{self, ServicePublish, ShadowBook, answer};
 
 /// IoT Core's message size limit.
 pub const MAX_PACKET_BYTES: usize = 128 * 1024 + 1024;
@@ -54,7 +55,7 @@ pub struct Broker {
     subscribers: Subscribers,
     inbound: mpsc::Sender<InboundPublish>,
     pub stats: Arc<BrokerStats>,
-    pub shadows: crate::shadows::ShadowBook,
+    pub shadows: Arc<ShadowBook>,
 }
 
 impl Broker {
@@ -63,8 +64,15 @@ impl Broker {
             subscribers: Arc::default(),
             inbound,
             stats,
-            shadows: crate::shadows::ShadowBook::default(),
+            shadows: Arc::default(),
         })
+    }
+
+    /// What the shadow service answers, published in order.
+    pub async fn publish_all_from_service(&self, publishes: Vec<ServicePublish>) {
+        for ServicePublish { topic, payload } in publishes {
+            self.publish_from_service(topic, payload).await;
+        }
     }
 
     /// A message IoT Core itself publishes (shadow responses): delivered to subscribers and
@@ -82,6 +90,27 @@ impl Broker {
             })
             .await;
     }
+}
+
+/// Serve the IoT Data Plane's shadow API over the broker's shadows on `listener` until
+/// `shutdown` turns true; what an update publishes goes out through the broker, as an MQTT
+/// update's does.
+pub async fn serve_data_plane(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let book = broker.shadows.clone();
+    shadows::serve_data_plane(
+        listener,
+        book,
+        move |publishes| {
+            let broker = broker.clone();
+            async move { broker.publish_all_from_service(publishes).await }
+        },
+        shutdown,
+    )
+    .await;
 }
 
 /// Accept MQTT connections on `addr` until the task is aborted.
@@ -203,7 +232,8 @@ async fn connection(id: u64, mut socket: TcpStream, broker: &Broker) -> Option<S
                     if inbound.send(message).await.is_err() {
                         return client_id;
                     }
-                    crate::shadows::answer(broker, &publish.topic, &publish.payload).await;
+                    let answers = answer(&broker.shadows, &publish.topic, &publish.payload);
+                    broker.publish_all_from_service(answers).await;
                     (qos == QoS::AtLeastOnce).then(|| Packet::PubAck(PubAck::new(pkid)))
                 }
                 (Packet::Subscribe(subscribe), Some(_)) => {

@@ -280,7 +280,7 @@ impl LocalPlatform {
         };
         startup
             .tasks
-            .push(tokio::spawn(crate::shadows::serve_data_plane(
+            .push(tokio::spawn(crate::broker::serve_data_plane(
                 data_plane,
                 iot.clone(),
                 startup.shutdown.clone(),

@@ -24,8 +24,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::broker::Broker;
-
 /// Every thing's shadow.
 #[derive(Debug, Default)]
 pub struct ShadowBook {
@@ -74,80 +72,87 @@ fn rejection_body(rejection: &ShadowRejection, request: &Value) -> Value {
     )
 }
 
-/// Apply an update to `thing`'s shadow and publish what IoT Core would. The accepted document.
-pub async fn update(
-    broker: &Broker,
-    thing: &str,
-    request: &Value,
-) -> Result<Value, ShadowRejection> {
-    let prefix = format!("$aws/things/{thing}/shadow/update");
-    let outcome = {
-        let mut shadows = broker.shadows.shadows.lock().map_err(|_| ShadowRejection {
-            code: 500,
-            message: "the shadow book's lock is poisoned".into(),
-        })?;
-        let shadow = shadows.entry(thing.to_owned()).or_default();
-        // The request's `clientToken` is echoed, never stored.
-        let mut state_request = request.clone();
-        if let Some(map) = state_request.as_object_mut() {
-            map.remove("clientToken");
-        }
-        shadow.apply(&state_request, now_s())
-    };
-    match outcome {
-        Ok(outcome) => {
-            broker
-                .shadows
-                .updates
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let accepted = with_token(outcome.accepted, request);
-            broker
-                .publish_from_service(
-                    format!("{prefix}/accepted"),
-                    Bytes::from(accepted.to_string()),
-                )
-                .await;
-            broker
-                .publish_from_service(
-                    format!("{prefix}/documents"),
-                    Bytes::from(outcome.documents.to_string()),
-                )
-                .await;
-            if let Some(delta) = outcome.delta {
-                broker
-                    .publish_from_service(format!("{prefix}/delta"), Bytes::from(delta.to_string()))
-                    .await;
-            }
-            Ok(accepted)
-        }
-        Err(rejection) => {
-            broker
-                .publish_from_service(
-                    format!("{prefix}/rejected"),
-                    Bytes::from(rejection_body(&rejection, request).to_string()),
-                )
-                .await;
-            Err(rejection)
+/// A message the shadow service publishes, as IoT Core would; the broker delivers it to
+/// subscribers and the rules engine. The service only says what to publish, so it never needs
+/// the broker, and the broker can hold the shadows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePublish {
+    pub topic: String,
+    pub payload: Bytes,
+}
+
+impl ServicePublish {
+    fn new(topic: String, body: &Value) -> Self {
+        Self {
+            topic,
+            payload: Bytes::from(body.to_string()),
         }
     }
 }
 
-/// Answer a device's publish if it is a shadow request (anything else is left alone).
-pub async fn answer(broker: &Broker, topic: &str, payload: &[u8]) {
+/// Apply an update to `thing`'s shadow: the accepted document or the rejection, and what IoT
+/// Core publishes for it, in order.
+pub fn update(
+    book: &ShadowBook,
+    thing: &str,
+    request: &Value,
+) -> (Result<Value, ShadowRejection>, Vec<ServicePublish>) {
+    let prefix = format!("$aws/things/{thing}/shadow/update");
+    let Ok(mut shadows) = book.shadows.lock() else {
+        let poisoned = ShadowRejection {
+            code: 500,
+            message: "the shadow book's lock is poisoned".into(),
+        };
+        return (Err(poisoned), Vec::new());
+    };
+    let shadow = shadows.entry(thing.to_owned()).or_default();
+    // The request's `clientToken` is echoed, never stored.
+    let mut state_request = request.clone();
+    if let Some(map) = state_request.as_object_mut() {
+        map.remove("clientToken");
+    }
+    let outcome = shadow.apply(&state_request, now_s());
+    drop(shadows);
+    match outcome {
+        Ok(outcome) => {
+            book.updates
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let accepted = with_token(outcome.accepted, request);
+            let mut publishes = vec![
+                ServicePublish::new(format!("{prefix}/accepted"), &accepted),
+                ServicePublish::new(format!("{prefix}/documents"), &outcome.documents),
+            ];
+            if let Some(delta) = outcome.delta {
+                publishes.push(ServicePublish::new(format!("{prefix}/delta"), &delta));
+            }
+            (Ok(accepted), publishes)
+        }
+        Err(rejection) => {
+            let rejected = ServicePublish::new(
+                format!("{prefix}/rejected"),
+                &rejection_body(&rejection, request),
+            );
+            (Err(rejection), vec![rejected])
+        }
+    }
+}
+
+/// What IoT Core publishes in answer to a device's publish on `topic`: nothing unless it is a
+/// shadow request.
+pub fn answer(book: &ShadowBook, topic: &str, payload: &[u8]) -> Vec<ServicePublish> {
     let Some((thing, operation)) = shadow_operation(topic) else {
-        return;
+        return Vec::new();
     };
     let request: Value = if payload.is_empty() {
         json!({})
     } else {
         serde_json::from_slice(payload).unwrap_or(Value::Null)
     };
-    let prefix = format!("$aws/things/{thing}/shadow/{operation}");
     if operation == "update" {
-        let _ = update(broker, thing, &request).await;
-        return;
+        return update(book, thing, &request).1;
     }
-    let (topic, body) = match broker.shadows.get(thing) {
+    let prefix = format!("$aws/things/{thing}/shadow/{operation}");
+    let (topic, body) = match book.get(thing) {
         Some(shadow) => (
             format!("{prefix}/accepted"),
             with_token(shadow.to_json(), &request),
@@ -163,9 +168,7 @@ pub async fn answer(broker: &Broker, topic: &str, payload: &[u8]) {
             ),
         ),
     };
-    broker
-        .publish_from_service(topic, Bytes::from(body.to_string()))
-        .await;
+    vec![ServicePublish::new(topic, &body)]
 }
 
 /// The error shape the AWS SDK reads (`x-amzn-ErrorType` and a JSON `message`).
@@ -188,74 +191,93 @@ fn ok_response(body: &Value) -> hyper::Response<Full<Bytes>> {
         .unwrap_or_default()
 }
 
-/// One IoT Data Plane request.
-async fn data_plane(
-    broker: &Broker,
+/// One IoT Data Plane request: the response, and what an update publishes.
+pub fn data_plane(
+    book: &ShadowBook,
     method: &hyper::Method,
     uri: &hyper::Uri,
     body: &[u8],
-) -> hyper::Response<Full<Bytes>> {
+) -> (hyper::Response<Full<Bytes>>, Vec<ServicePublish>) {
     let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     let named = uri
         .query()
         .is_some_and(|q| q.split('&').any(|p| p.starts_with("name=")));
     let ["things", thing, "shadow"] = segments.as_slice() else {
-        return error_response(
+        return answered(error_response(
             404,
             "ResourceNotFoundException",
             &format!(
                 "the local IoT Data Plane serves /things/<name>/shadow only, not {}",
                 uri.path()
             ),
-        );
+        ));
     };
     if named {
-        return error_response(
+        return answered(error_response(
             404,
             "ResourceNotFoundException",
             "named shadows are not implemented locally; use the classic shadow",
-        );
+        ));
     }
     match *method {
-        hyper::Method::GET => match broker.shadows.get(thing) {
+        hyper::Method::GET => answered(match book.get(thing) {
             Some(shadow) => ok_response(&shadow.to_json()),
             None => error_response(
                 404,
                 "ResourceNotFoundException",
                 &format!("No shadow exists with name: '{thing}'"),
             ),
-        },
+        }),
         hyper::Method::POST => {
             let Ok(request) = serde_json::from_slice::<Value>(body) else {
-                return error_response(
+                return answered(error_response(
                     400,
                     "InvalidRequestException",
                     "Payload contains invalid json",
-                );
+                ));
             };
-            match update(broker, thing, &request).await {
+            let (outcome, publishes) = update(book, thing, &request);
+            let response = match outcome {
                 Ok(accepted) => ok_response(&accepted),
                 Err(r) if r.code == 409 => error_response(409, "ConflictException", &r.message),
                 Err(r) => error_response(400, "InvalidRequestException", &r.message),
-            }
+            };
+            (response, publishes)
         }
-        _ => error_response(
+        _ => answered(error_response(
             405,
             "MethodNotAllowedException",
             &format!("{method} is not allowed on {}", uri.path()),
-        ),
+        )),
     }
 }
 
-/// Serve the IoT Data Plane's shadow API on `listener` until `shutdown` turns true.
-pub async fn serve_data_plane(
+/// A response that publishes nothing.
+fn answered(
+    response: hyper::Response<Full<Bytes>>,
+) -> (hyper::Response<Full<Bytes>>, Vec<ServicePublish>) {
+    (response, Vec::new())
+}
+
+/// Serve the IoT Data Plane's shadow API over `book` on `listener` until `shutdown` turns
+/// true, handing what each request publishes to `publish` before it is answered (so a device
+/// sees its delta no later than the caller sees its 200).
+pub async fn serve_data_plane<P, Fut>(
     listener: TcpListener,
-    broker: Arc<Broker>,
+    book: Arc<ShadowBook>,
+    publish: P,
     shutdown: watch::Receiver<bool>,
-) {
-    crate::api_server::serve_http(listener, shutdown, move |parts, bytes| {
-        let broker = broker.clone();
-        async move { data_plane(&broker, &parts.method, &parts.uri, &bytes).await }
+) where
+    P: Fn(Vec<ServicePublish>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    crate::http_server::serve_http(listener, shutdown, move |parts, bytes| {
+        let (book, publish) = (book.clone(), publish.clone());
+        async move {
+            let (response, publishes) = data_plane(&book, &parts.method, &parts.uri, &bytes);
+            publish(publishes).await;
+            response
+        }
     })
     .await;
 }

@@ -22,8 +22,8 @@ use iotdp::config::{FromEnvironment, IngestConfig};
 use iotdp::devices::cache::CachedRegistry;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::ingest::service::{IngestService, IngestSettings, Invocation};
-use iotdp_local::memory::{MemoryQuarantine, MemoryRegistry, MemoryStore};
-use iotdp_local::simulator::{Fleet, FleetConfig};
+use iotdp_memory::{MemoryQuarantine, MemoryRegistry, MemoryStore};
+use iotdp_simulator::{Fleet, FleetConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, mpsc};
 

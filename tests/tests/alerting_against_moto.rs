@@ -20,7 +20,7 @@ use iotdp_integration_tests::{
     MotoServer, create_alert_tables, create_command_table, create_ingest_resources,
     drain_sns_envelopes, ingest_config, subscribed_queue,
 };
-use iotdp_local::memory::RacingReads;
+use iotdp_memory::RacingReads;
 use lambda_runtime::{Context, LambdaEvent};
 
 const RULE: &str = r#"{"rule_id":"dry-soil","name":"Soil too dry","scope":{"device_id":"valve-ctl-1"},

@@ -12,7 +12,7 @@ use iotdp::devices::ports::DeviceRegistry;
 use iotdp_integration_tests::{http_call, local_options};
 use iotdp_local::platform::LocalPlatform;
 use iotdp_local::shadow_client::{DeviceEvent, report, run_device};
-use iotdp_local::simulator::{Fleet, FleetConfig};
+use iotdp_simulator::{Fleet, FleetConfig};
 use rumqttc::{AsyncClient, MqttOptions};
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use iotdp::adapters::timestream::build_write_request;
 use iotdp::devices::record::KnownDevice;
 use iotdp::ingest::batch::prepare_batch;
 use iotdp::ingest::validation::TimeWindow;
-use iotdp_local::simulator::{Fleet, FleetConfig};
+use iotdp_simulator::{Fleet, FleetConfig};
 use serde_json::Value;
 
 const NOW: i64 = 1_764_000_000_000;

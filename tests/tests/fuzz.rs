@@ -15,8 +15,8 @@ use iotdp::api::{ApiRequest, ProblemCode, QueryApi};
 use iotdp::domain::reason::ReasonCode;
 use iotdp::ingest::batch::prepare_batch;
 use iotdp::ingest::validation::TimeWindow;
-use iotdp_local::memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
-use iotdp_local::simulator::{Fleet, FleetConfig, reference_sqs_batch};
+use iotdp_memory::{MemoryAlertStates, MemoryRegistry, MemoryRules, MemoryStore};
+use iotdp_simulator::{Fleet, FleetConfig, reference_sqs_batch};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 

@@ -480,7 +480,7 @@ async fn a_site_drills_down_into_its_zones() {
 /// every query shape and aggregate.
 #[tokio::test]
 async fn influxdb_answers_as_the_reference_reader_does() {
-    use iotdp_local::memory::MemoryStore;
+    use iotdp_memory::MemoryStore;
     let influx = InfluxServer::start();
     let store = InfluxDbStore::new(&influx.settings()).unwrap();
     let reference = MemoryStore::new(5000);
@@ -563,7 +563,7 @@ async fn influxdb_answers_as_the_reference_reader_does() {
 }
 
 /// The same readings `known_data` writes to InfluxDB.
-async fn known_data_into(store: &iotdp_local::memory::MemoryStore) {
+async fn known_data_into(store: &iotdp_memory::MemoryStore) {
     let deadline = Instant::now() + Duration::from_secs(30);
     write_readings(store, &known_readings(), &WritePolicy::default(), deadline).await;
 }

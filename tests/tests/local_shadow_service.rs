@@ -53,7 +53,7 @@ async fn devices_and_the_data_plane_share_one_shadow_with_the_documented_rules()
     let http = broker::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let data_plane = format!("http://{}", http.local_addr().unwrap());
     let (_stop, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(iotdp_local::shadows::serve_data_plane(
+    tokio::spawn(iotdp_local::broker::serve_data_plane(
         http,
         iot.clone(),
         stop,

@@ -11,8 +11,8 @@ use iotdp::rollup::job::RollupSettings;
 use iotdp::rollup::ports::{LateWindowMarker, RollupError, RollupStateStore};
 use iotdp::rollup::tier::{Coverage, Tier};
 use iotdp_integration_tests::{MotoServer, function_environment, provision_template};
-use iotdp_local::memory::MemoryStore;
-use iotdp_local::rollup_check::{Simulated, differences, expected_rows, simulated};
+use iotdp_memory::MemoryStore;
+use iotdp_memory::rollup_check::{Simulated, differences, expected_rows, simulated};
 
 const DAY: i64 = 86_400_000;
 const T0: i64 = 20_400 * DAY;

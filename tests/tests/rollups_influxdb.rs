@@ -18,10 +18,10 @@ use iotdp::rollup::ports::{RollupStateStore, RollupStore};
 use iotdp::rollup::reads::RollupReader;
 use iotdp::rollup::tier::Tier;
 use iotdp_integration_tests::InfluxServer;
-use iotdp_local::memory::{MemoryRollupState, MemoryStore};
-use iotdp_local::rollup_check::{
+use iotdp_memory::rollup_check::{
     Simulated, Step, differences, expected_rows, replay, scenarios, simulated,
 };
+use iotdp_memory::{MemoryRollupState, MemoryStore};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -57,7 +57,7 @@ fn every_tier_on_influxdb_equals_the_raw_readings_whatever_the_arrival_order() {
                 let settings = RollupSettings::default();
                 let Simulated { clock, ingest, job } =
                     simulated(store.clone(), state.clone(), settings);
-                let end = iotdp_local::rollup_check::T0 + 7 * DAY;
+                let end = iotdp_memory::rollup_check::T0 + 7 * DAY;
                 replay(&steps, &clock, &ingest, &job, end)
                     .await
                     .map_err(TestCaseError::fail)?;
@@ -145,7 +145,7 @@ async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
         let mut steps: Vec<Step> = readings
             .chunk_by(|a, b| a.0 / 600_000 == b.0 / 600_000)
             .map(|batch| {
-                Step::Deliver(iotdp_local::rollup_check::Delivery {
+                Step::Deliver(iotdp_memory::rollup_check::Delivery {
                     arrival_ms: batch[0].0,
                     readings: batch.iter().map(|(_, r)| r.clone()).collect(),
                 })

@@ -15,7 +15,7 @@ use iotdp::ingest::ports::TimeSeriesStore;
 use iotdp::ingest::store_writer::{WriteOutcome, WritePolicy, write_readings};
 use iotdp::ingest::validation::TimeWindow;
 use iotdp_integration_tests::{InfluxServer, MotoServer, create_ingest_resources};
-use iotdp_local::simulator::{Fleet, FleetConfig, reference_sqs_batch};
+use iotdp_simulator::{Fleet, FleetConfig, reference_sqs_batch};
 use tokio::time::Instant;
 
 /// What a store holds for one reading: its time and its metrics, values as text by type.

@@ -6,7 +6,7 @@ use iotdp::alerting::ports::AlertKey;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
 use iotdp::ingest::batch::PreparedBatch;
-use iotdp_local::memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
+use iotdp_memory::{MemoryAlertStates, MemoryCommander, MemoryNotifier, MemoryRules};
 use std::collections::HashMap;
 
 /// Steady state, not a cold start: the states are warmed with the same readings every 23

@@ -374,7 +374,7 @@ pub async fn registry_writes_per_message(
     let id = "device-000001";
     let mut record = iotdp::devices::record::DeviceRecord::new(id, "sensor", start);
     record.heartbeat_seconds = load.heartbeat_seconds;
-    let registry = std::sync::Arc::new(crate::memory::MemoryRegistry::with([record]));
+    let registry = std::sync::Arc::new(iotdp_memory::MemoryRegistry::with([record]));
     let cache = CachedRegistry::new(
         registry.clone(),
         RegistryCacheSettings {
@@ -768,7 +768,7 @@ mod tests {
     }
 
     fn prices() -> PriceTable {
-        PriceTable::parse(include_str!("../../../infra/prices.toml")).unwrap()
+        PriceTable::parse(include_str!("../../infra/prices.toml")).unwrap()
     }
 
     #[test]

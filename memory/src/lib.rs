@@ -1,5 +1,7 @@
 //! In-memory adapters: for tests of the use cases, and for trying the pipeline without AWS.
-//! One file per feature's ports; [`reader`] answers the read port over [`MemoryStore`].
+//! One file per feature's ports; [`reader`] answers the read port over [`MemoryStore`], the
+//! reference the stores' readers are held to; [`rollup_check`] replays late-data scenarios
+//! through the rollup job and computes each tier's expected rows the plain way.
 
 mod alerting;
 mod commands;
@@ -7,6 +9,7 @@ mod ingest;
 mod reader;
 mod registry;
 mod rollup;
+pub mod rollup_check;
 
 pub use alerting::*;
 pub use commands::*;

@@ -28,7 +28,7 @@ use iotdp::rollup::ports::{RollupError, RollupStore};
 use iotdp::rollup::tier::{Coverage, Tier, cover_down_to};
 
 use super::Load;
-use crate::memory::{MemoryRollupState, MemoryStore};
+use iotdp_memory::{MemoryRollupState, MemoryStore};
 
 /// Units (sites, homes, walls) the rollup sample runs.
 const SAMPLE_UNITS: usize = 3;
@@ -338,7 +338,7 @@ mod tests {
             readings_per_message,
             heartbeat_seconds: Some(900),
             rules: 0,
-            places: crate::cost::Places::OwnSite,
+            places: crate::Places::OwnSite,
         }
     }
 
@@ -366,7 +366,7 @@ mod tests {
         // 24 hours and a day, for itself and its spot place; the wall, its zones and
         // sections (13 places) shared by the 50.
         let walls = Load {
-            places: crate::cost::Places::Walls {
+            places: crate::Places::Walls {
                 spots: 50,
                 zones: 2,
                 sections: 5,
