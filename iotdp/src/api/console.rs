@@ -157,7 +157,10 @@ mod tests {
         assert!(index.contains(r#"<link rel="icon" href="data:,">"#));
         for (path, body) in MODULES {
             let served = asset(path).unwrap();
-            assert_eq!(served.content_type, "text/javascript; charset=utf-8", "{path}");
+            assert_eq!(
+                served.content_type, "text/javascript; charset=utf-8",
+                "{path}"
+            );
             assert_eq!(served.body, *body);
             for import in imports_of(path, body) {
                 assert!(
