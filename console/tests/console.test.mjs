@@ -17,6 +17,7 @@ const IOTDP = process.env.IOTDP_BIN || "target/debug/iotdp";
 const SHOTS = process.env.CONSOLE_SCREENSHOTS || "target/console";
 let platform;
 let base;
+let mqttPort;
 let browser;
 let authorization;
 /// The fleet's admin, as the other tests' pages sign in (the local API reads the claims).
@@ -79,6 +80,40 @@ async function allPages(path, key) {
 function token(claims) {
   const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
   return `${part({ alg: "none" })}.${part(claims)}.`;
+}
+
+/// One reading published as a device publishes it: MQTT 3.1.1 to the local broker (CONNECT,
+/// CONNACK, PUBLISH at QoS 0, DISCONNECT), with no MQTT library.
+function publish(clientId, topic, payload) {
+  const string = (text) => {
+    const bytes = Buffer.from(text);
+    return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
+  };
+  const packet = (type, body) => {
+    const length = [];
+    let n = body.length;
+    do {
+      length.push((n & 0x7f) | (n > 0x7f ? 0x80 : 0));
+      n >>= 7;
+    } while (n > 0);
+    return Buffer.concat([Buffer.from([type, ...length]), body]);
+  };
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(mqttPort, "127.0.0.1", () => {
+      // Protocol "MQTT" level 4, clean session, keep-alive 30 s.
+      socket.write(packet(0x10, Buffer.concat([string("MQTT"), Buffer.from([4, 0x02, 0, 30]), string(clientId)])));
+    });
+    socket.once("data", (connack) => {
+      if (connack[0] !== 0x20 || connack[3] !== 0) {
+        socket.destroy();
+        reject(new Error(`the broker refused the connection: ${connack.toString("hex")}`));
+        return;
+      }
+      socket.write(packet(0x30, Buffer.concat([string(topic), Buffer.from(payload)])));
+      socket.end(packet(0xe0, Buffer.alloc(0)), resolve);
+    });
+    socket.on("error", reject);
+  });
 }
 
 /// A page of the console signed in as `asToken` (the admin by default): the token is put
@@ -148,7 +183,8 @@ async function shot(page, name) {
 }
 
 before(async () => {
-  const [apiPort, mqttPort, authPort] = [await freePort(), await freePort(), await freePort()];
+  const [apiPort, brokerPort, authPort] = [await freePort(), await freePort(), await freePort()];
+  mqttPort = brokerPort;
   base = `http://127.0.0.1:${apiPort}`;
   authorization = await startAuthorizationServer(authPort);
   platform = spawn(IOTDP, ["local", "--api", `127.0.0.1:${apiPort}`, "--mqtt", `127.0.0.1:${mqttPort}`, "--store", "influxdb",
@@ -185,6 +221,18 @@ test("the fleet page lists every device the API lists, with its counts, in under
   const page = await context.newPage();
   const sizes = [];
   const external = [];
+  // Every request the page makes, through Chromium's own network events: playwright's
+  // page.on("response") leaves out the browser's favicon request (a /favicon.ico it answered
+  // 404 went unseen there).
+  const failed = [];
+  const network = await context.newCDPSession(page);
+  await network.send("Network.enable");
+  network.on("Network.responseReceived", ({ response }) => {
+    if (response.status >= 400) failed.push(`${response.status} ${response.url}`);
+  });
+  network.on("Network.loadingFailed", ({ errorText, canceled }) => {
+    if (!canceled) failed.push(`failed: ${errorText}`);
+  });
   page.on("requestfinished", (request) => {
     if (!request.url().startsWith(base)) external.push(request.url());
     sizes.push(request.sizes().then((s) => s.responseBodySize + s.responseHeadersSize));
@@ -215,6 +263,8 @@ test("the fleet page lists every device the API lists, with its counts, in under
   await page.goto(`${base}/#/fleet`);
   await page.waitForFunction(() => document.querySelector("#page")?.dataset.ready === "fleet");
   await shot(page, "fleet");
+  // The loads and the filters asked for nothing that is missing or failed.
+  assert.deepEqual(failed, [], "no request answered 4xx/5xx or failed");
   await context.close();
 });
 
@@ -302,6 +352,34 @@ test("a device's chart draws exactly the API's bins, and a command reaches the s
   const { command } = await api(`/devices/ac-0000/commands/${encodeURIComponent(id)}`);
   assert.equal(command.status, "delivered");
   assert.deepEqual(command.desired, { setpoint: 22.5 });
+});
+
+test("a new device's chart with one bin spans exactly the range asked for", async () => {
+  const id = `console-new-${process.pid}`;
+  await api("/devices", { method: "POST", body: JSON.stringify({ device_id: id, device_type: "battery-box" }) });
+  await publish(id, `dt/${id}/telemetry`, JSON.stringify({ metrics: { voltage: 12.6 } }));
+  await eventually(`${id}'s reading`, async () => (await api(`/devices/${id}`)).latest.voltage);
+  const page = await openPage(`#/devices/${id}?range=24h`);
+  for (const [range, bin] of [["24h", "5m"], ["1y", "1d"]]) {
+    if (range !== "24h") await page.click(`.presets button:text-is("${range}")`);
+    // The chart of this range (the previous one stays until the page is drawn again).
+    await page.waitForFunction((b) => document.querySelector("#page").dataset.ready === "devices"
+      && document.querySelector("[data-metric=voltage]")?.dataset.source.includes(`&bin=${b}&`)
+      && document.querySelector("[data-metric=voltage]").__uplot, bin);
+    const drawn = await page.evaluate(() => {
+      const box = document.querySelector("[data-metric=voltage]");
+      const { min, max } = box.__uplot.scales.x;
+      return { source: box.dataset.source, min, max, bins: box.__uplot.data[0].length };
+    });
+    const asked = new URL(drawn.source, base).searchParams;
+    const { points } = await api(drawn.source);
+    assert.ok(points.length <= 1, `${range}: ${points.length} bins`);
+    if (range === "24h") assert.equal(drawn.bins, 1, "the 24 h chart has the one 5 min bin");
+    // uPlot would fit the axis to the data: one bin spanned years around it.
+    assert.equal(drawn.min, Date.parse(asked.get("from")) / 1000, `${range}: the axis starts at from`);
+    assert.equal(drawn.max, Date.parse(asked.get("to")) / 1000, `${range}: the axis ends at to`);
+  }
+  await page.context().close();
 });
 
 test("acknowledging an alarm through the alerts page changes its state in the API", async () => {

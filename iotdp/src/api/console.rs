@@ -54,21 +54,50 @@ const INDEX: Asset = Asset {
     body: include_str!("../../../console/index.html"),
 };
 
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// A console file by its path under `console/`, served at `/console/<path>`.
+macro_rules! console_file {
+    ($path:literal) => {
+        (
+            concat!("/console/", $path),
+            include_str!(concat!("../../../console/", $path)),
+        )
+    };
+}
+
+/// The console's own ES modules (no build step: the browser loads them as they are):
+/// `app.js`, the entry and router, and `js/`: `auth` (sign-in), `api` (the API client),
+/// `dom` (DOM helpers) and one module per page.
+const MODULES: &[(&str, &str)] = &[
+    console_file!("app.js"),
+    console_file!("js/auth.js"),
+    console_file!("js/api.js"),
+    console_file!("js/dom.js"),
+    console_file!("js/fleet.js"),
+    console_file!("js/places.js"),
+    console_file!("js/device.js"),
+    console_file!("js/alerts.js"),
+    console_file!("js/rules.js"),
+];
+
 /// The console file at `path`, if it is one. Only GETs reach here; every other path is the
 /// API's.
 pub fn asset(path: &str) -> Option<Asset> {
+    if let Some((_, body)) = MODULES.iter().find(|(served, _)| *served == path) {
+        return Some(Asset {
+            content_type: JAVASCRIPT,
+            body,
+        });
+    }
     let (content_type, body) = match path {
         "/" | "/console" | "/console/" | "/console/index.html" => return Some(INDEX),
-        "/console/app.js" => (
-            "text/javascript; charset=utf-8",
-            include_str!("../../../console/app.js"),
-        ),
         "/console/style.css" => (
             "text/css; charset=utf-8",
             include_str!("../../../console/style.css"),
         ),
         "/console/vendor/uPlot.iife.min.js" => (
-            "text/javascript; charset=utf-8",
+            JAVASCRIPT,
             include_str!(concat!(env!("OUT_DIR"), "/uPlot.iife.min.js")),
         ),
         "/console/vendor/uPlot.min.css" => (
@@ -91,6 +120,7 @@ mod tests {
         // Everything the page loads is one of ours, on this origin.
         for reference in [
             "/console/app.js",
+            "/console/js/dom.js",
             "/console/style.css",
             "/console/vendor/uPlot.iife.min.js",
             "/console/vendor/uPlot.min.css",
@@ -102,6 +132,53 @@ mod tests {
         assert_eq!(asset("/console/"), Some(index));
         assert_eq!(asset("/devices"), None);
         assert_eq!(asset("/console/../Cargo.toml"), None);
+    }
+
+    /// The paths a module imports (`import … from "./x.js"`), resolved against its own.
+    fn imports_of(path: &str, body: &str) -> Vec<String> {
+        let dir = &path[..=path.rfind('/').unwrap()];
+        body.split(" from \"")
+            .skip(1)
+            .map(|rest| {
+                let specifier = &rest[..rest.find('"').unwrap()];
+                let relative = specifier.strip_prefix("./").unwrap_or_else(|| {
+                    panic!("{path} imports {specifier}: only ./ paths are served")
+                });
+                format!("{dir}{relative}")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_module_is_served_as_javascript_with_what_it_imports_and_preloaded() {
+        let index = asset("/").unwrap().body;
+        assert!(index.contains(r#"<script type="module" src="/console/app.js">"#));
+        // The page asks for no icon (the browser would ask for /favicon.ico, not served).
+        assert!(index.contains(r#"<link rel="icon" href="data:,">"#));
+        for (path, body) in MODULES {
+            let served = asset(path).unwrap();
+            assert_eq!(
+                served.content_type, "text/javascript; charset=utf-8",
+                "{path}"
+            );
+            assert_eq!(served.body, *body);
+            for import in imports_of(path, body) {
+                assert!(
+                    MODULES.iter().any(|(p, _)| *p == import),
+                    "{path} imports {import}, which is not served"
+                );
+            }
+            if *path != "/console/app.js" {
+                let preload = format!(r#"<link rel="modulepreload" href="{path}">"#);
+                assert!(index.contains(&preload), "{path} is not preloaded");
+                assert!(
+                    MODULES
+                        .iter()
+                        .any(|(p, b)| imports_of(p, b).contains(&path.to_string())),
+                    "{path} is imported by no module"
+                );
+            }
+        }
     }
 
     #[test]
