@@ -25,12 +25,13 @@ use crate::config::{
 };
 use crate::devices::cache::CachedRegistry;
 use crate::devices::silence::SilenceWatch;
-use crate::domain::Reading;
-use crate::ingest::ports::{StoreError, TimeSeriesStore, WriteReport};
 use crate::ingest::service::{IngestService, IngestSettings};
 use crate::rollup::job::{RollupJob, RollupSettings};
 use crate::rollup::late::LateMarkingStore;
 use crate::rollup::reads::RollupReader;
+
+/// The store dispatch lives beside the adapters; the composition root only picks the variant.
+pub use crate::stores::{SelectedReader, SelectedRollupStore, SelectedStore};
 
 /// The service-specific override variable for Timestream writes.
 pub const TIMESTREAM_WRITE_ENDPOINT_ENV: &str = "AWS_ENDPOINT_URL_TIMESTREAM_WRITE";
@@ -125,38 +126,6 @@ pub fn commands(sdk: &SdkConfig, config: &crate::config::CommandsConfig) -> AwsC
     )
 }
 
-/// The time-series store chosen at deploy time (`TIME_SERIES_STORE`).
-pub enum SelectedStore {
-    Timestream(TimestreamStore),
-    InfluxDb(InfluxDbStore),
-}
-
-impl TimeSeriesStore for SelectedStore {
-    fn max_batch_len(&self) -> usize {
-        match self {
-            SelectedStore::Timestream(s) => s.max_batch_len(),
-            SelectedStore::InfluxDb(s) => s.max_batch_len(),
-        }
-    }
-
-    async fn write(&self, readings: &[Reading]) -> Result<WriteReport, StoreError> {
-        match self {
-            SelectedStore::Timestream(s) => s.write(readings).await,
-            SelectedStore::InfluxDb(s) => s.write(readings).await,
-        }
-    }
-}
-
-impl SelectedStore {
-    /// Which store, for logs and the local live view.
-    pub fn describe(&self) -> &'static str {
-        match self {
-            SelectedStore::Timestream(_) => "Timestream for LiveAnalytics",
-            SelectedStore::InfluxDb(_) => "InfluxDB",
-        }
-    }
-}
-
 /// The store `config` names, its clients built (the InfluxDB token read from Secrets Manager).
 pub async fn time_series_store(
     sdk: &SdkConfig,
@@ -191,75 +160,6 @@ async fn influxdb_store(
         database: database.to_owned(),
         token,
     })?)
-}
-
-/// The read side of the store `config` names (the query API and `make local` read through it).
-pub enum SelectedReader {
-    Timestream(crate::adapters::timestream::query::TimestreamReader),
-    InfluxDb(InfluxDbStore),
-}
-
-impl SelectedReader {
-    pub fn describe(&self) -> &'static str {
-        match self {
-            SelectedReader::Timestream(_) => "Timestream for LiveAnalytics",
-            SelectedReader::InfluxDb(_) => "InfluxDB",
-        }
-    }
-}
-
-impl crate::query::ports::TimeSeriesReader for SelectedReader {
-    async fn metric_names(&self) -> Result<Vec<String>, crate::query::model::QueryError> {
-        match self {
-            SelectedReader::Timestream(r) => r.metric_names().await,
-            SelectedReader::InfluxDb(r) => r.metric_names().await,
-        }
-    }
-
-    async fn latest_values(
-        &self,
-        device_id: &str,
-        metrics: &[&str],
-    ) -> Result<Vec<(String, crate::query::model::Point)>, crate::query::model::QueryError> {
-        match self {
-            SelectedReader::Timestream(r) => r.latest_values(device_id, metrics).await,
-            SelectedReader::InfluxDb(r) => r.latest_values(device_id, metrics).await,
-        }
-    }
-
-    async fn series(
-        &self,
-        query: &crate::query::model::SeriesQuery,
-    ) -> Result<Vec<crate::query::model::Point>, crate::query::model::QueryError> {
-        match self {
-            SelectedReader::Timestream(r) => r.series(query).await,
-            SelectedReader::InfluxDb(r) => r.series(query).await,
-        }
-    }
-
-    async fn latest_by_device(
-        &self,
-        metric: &str,
-        filter: &crate::query::model::FleetFilter,
-    ) -> Result<Vec<crate::query::model::DeviceValue>, crate::query::model::QueryError> {
-        match self {
-            SelectedReader::Timestream(r) => r.latest_by_device(metric, filter).await,
-            SelectedReader::InfluxDb(r) => r.latest_by_device(metric, filter).await,
-        }
-    }
-
-    async fn drill_down(
-        &self,
-        metric: &str,
-        within: &crate::domain::LocationPath,
-        range: crate::query::model::TimeRange,
-        aggregate: crate::query::model::Aggregate,
-    ) -> Result<Vec<crate::query::model::GroupValue>, crate::query::model::QueryError> {
-        match self {
-            SelectedReader::Timestream(r) => r.drill_down(metric, within, range, aggregate).await,
-            SelectedReader::InfluxDb(r) => r.drill_down(metric, within, range, aggregate).await,
-        }
-    }
 }
 
 /// The reader for the store `config` names. Timestream's query endpoint, like its write
@@ -301,48 +201,6 @@ pub async fn timestream_query_client(
             }
         },
     )
-}
-
-/// The rollup port of the store `config` names.
-pub enum SelectedRollupStore {
-    Timestream(TimestreamRollups),
-    InfluxDb(InfluxDbStore),
-}
-
-impl crate::rollup::ports::RollupStore for SelectedRollupStore {
-    async fn raw_readings(
-        &self,
-        range: crate::query::model::TimeRange,
-        within: &crate::domain::LocationPath,
-    ) -> Result<Vec<Reading>, crate::query::model::QueryError> {
-        match self {
-            SelectedRollupStore::Timestream(s) => s.raw_readings(range, within).await,
-            SelectedRollupStore::InfluxDb(s) => s.raw_readings(range, within).await,
-        }
-    }
-
-    async fn rollups(
-        &self,
-        tier: crate::rollup::tier::Tier,
-        range: crate::query::model::TimeRange,
-        selection: crate::rollup::model::RowSelection<'_>,
-    ) -> Result<Vec<crate::rollup::model::RollupRow>, crate::query::model::QueryError> {
-        match self {
-            SelectedRollupStore::Timestream(s) => s.rollups(tier, range, selection).await,
-            SelectedRollupStore::InfluxDb(s) => s.rollups(tier, range, selection).await,
-        }
-    }
-
-    async fn write_rollups(
-        &self,
-        tier: crate::rollup::tier::Tier,
-        rows: &[crate::rollup::model::RollupRow],
-    ) -> Result<(), crate::rollup::ports::RollupError> {
-        match self {
-            SelectedRollupStore::Timestream(s) => s.write_rollups(tier, rows).await,
-            SelectedRollupStore::InfluxDb(s) => s.write_rollups(tier, rows).await,
-        }
-    }
 }
 
 pub async fn rollup_store(

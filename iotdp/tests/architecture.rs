@@ -111,9 +111,10 @@ fn layer(top: &str) -> u8 {
         "ingest" | "query" => 3,
         "rollup" => 4,
         "api" => 5,
-        "config" => 6,
+        "config" | "lambda" => 6,
         "adapters" => 7,
-        "wiring" => 8,
+        "stores" => 8,
+        "wiring" => 9,
         other => panic!("module `{other}` has no layer: add it to ARCHITECTURE.md and here"),
     }
 }
@@ -124,6 +125,8 @@ fn siblings(a: &str, b: &str) -> bool {
         (a, b),
         ("ingest", "query")
             | ("query", "ingest")
+            | ("config", "lambda")
+            | ("lambda", "config")
             | ("devices", "commands")
             | ("commands", "devices")
     )
@@ -170,6 +173,9 @@ const PURE: &[&str] = &[
     "commands::shadow",
     "commands::command",
 ];
+
+/// Where Lambda's types may appear: its shapes stay out of the use cases.
+const LAMBDA_SHAPES: &[&str] = &["lambda", "api::http_adapter"];
 
 fn product_modules() -> Vec<(String, PathBuf, String)> {
     crate_modules("iotdp/src")
@@ -478,6 +484,22 @@ fn crates_depend_only_in_the_directions_the_map_allows() {
         "dependencies ARCHITECTURE.md does not allow:\n{}",
         violations.join("\n")
     );
+}
+
+#[test]
+fn lambda_shapes_stay_in_the_lambda_module() {
+    for (module, file, code) in product_modules() {
+        let allowed = LAMBDA_SHAPES
+            .iter()
+            .any(|p| module == *p || module.starts_with(&format!("{p}::")));
+        for word in ["aws_lambda_events", "lambda_runtime", "lambda_http"] {
+            assert!(
+                allowed || !code.contains(word),
+                "{} names `{word}`: Lambda's shapes belong in `lambda`",
+                file.display()
+            );
+        }
+    }
 }
 
 #[test]

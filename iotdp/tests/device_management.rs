@@ -133,7 +133,7 @@ async fn ingest(h: &Harness, messages: Vec<SqsMessage>) -> IngestReport {
         deadline: Instant::now() + Duration::from_secs(30),
         started_at: DateTime::from_timestamp_millis(T0).unwrap(),
     };
-    h.service.handle(&event, &invocation).await
+    iotdp::lambda::ingest::handle_sqs_event(&h.service, &event, &invocation).await
 }
 
 fn quarantined(h: &Harness) -> Vec<QuarantineLine> {
@@ -170,7 +170,7 @@ async fn unknown_suspended_and_decommissioned_devices_are_quarantined_with_their
         ],
     )
     .await;
-    assert!(report.response.batch_item_failures.is_empty());
+    assert!(report.failed_items.is_empty());
     let mut reasons: Vec<(String, String)> = quarantined(&h)
         .into_iter()
         .map(|l| (l.message_id, l.reason))
@@ -447,19 +447,19 @@ async fn presence_events_update_the_registry_and_older_ones_are_ignored() {
             .collect();
         e
     };
-    let (response, report) = record_presence_events(
+    let (failed_items, report) = record_presence_events(
         &registry,
-        &event(&[
+        iotdp::lambda::sqs_messages(&event(&[
             ("ac-1", "connected", T0),
             ("ac-1", "disconnected", T0 + 5000),
             // Delivered late: older than the disconnect, so it changes nothing.
             ("ac-1", "connected", T0 + 1000),
             ("not-registered", "connected", T0),
             ("ac-1", "subscribed", T0 + 9000),
-        ]),
+        ])),
     )
     .await;
-    assert!(response.batch_item_failures.is_empty());
+    assert!(failed_items.is_empty());
     assert_eq!(
         (report.applied, report.ignored, report.malformed),
         (2, 2, 1)

@@ -1,6 +1,7 @@
 //! The ingest use case end to end through the real Timestream and S3 adapters, with the AWS
 //! clients mocked by aws-smithy-mocks.
 
+use iotdp::lambda::ingest::handle_sqs_event;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -165,18 +166,16 @@ fn service(
 }
 
 async fn run(service: &Service, messages: &[(String, String)]) -> IngestReport {
-    service
-        .handle(&event(messages), &invocation(Duration::from_secs(30)))
-        .await
+    handle_sqs_event(
+        service,
+        &event(messages),
+        &invocation(Duration::from_secs(30)),
+    )
+    .await
 }
 
 fn failed_ids(report: &IngestReport) -> Vec<String> {
-    let mut ids: Vec<_> = report
-        .response
-        .batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect();
+    let mut ids: Vec<_> = report.failed_items.clone();
     ids.sort();
     ids
 }
@@ -231,7 +230,7 @@ async fn writes_are_chunked_at_100_records() {
             .collect();
         let report = run(&service, &messages).await;
         assert_eq!(calls.sizes(), expected, "{n} readings");
-        assert!(report.response.batch_item_failures.is_empty());
+        assert!(report.failed_items.is_empty());
         assert_eq!(report.metrics.records_written, n as u64);
         assert_eq!(report.metrics.write_calls, expected.len() as u64);
     }
@@ -313,7 +312,7 @@ async fn a_throttled_write_is_retried_until_it_succeeds() {
         .build();
     let service = service(timestream(&rule), s3_capturing(&Puts::default()), 5);
     let report = run(&service, &[publish("m1", "ac-1", &reading(0))]).await;
-    assert!(report.response.batch_item_failures.is_empty());
+    assert!(report.failed_items.is_empty());
     assert_eq!(rule.num_calls(), 3);
     assert_eq!(report.metrics.write_retries, 2);
     assert_eq!(report.metrics.records_written, 1);
@@ -348,12 +347,12 @@ async fn no_retry_once_the_invocation_is_out_of_time() {
         )
     });
     let service = service(timestream(&rule), s3_capturing(&Puts::default()), 50);
-    let report = service
-        .handle(
-            &event(&[publish("m1", "ac-1", &reading(0))]),
-            &invocation(Duration::from_millis(50)),
-        )
-        .await;
+    let report = handle_sqs_event(
+        &service,
+        &event(&[publish("m1", "ac-1", &reading(0))]),
+        &invocation(Duration::from_millis(50)),
+    )
+    .await;
     assert_eq!(failed_ids(&report), vec!["m1"]);
     assert_eq!(rule.num_calls(), 1);
 }
@@ -424,7 +423,7 @@ async fn an_invalid_request_is_split_until_the_bad_reading_is_found() {
         .collect();
     messages.push(publish("bad", "ac-1", r#"{"metrics":{"poison":1}}"#));
     let report = run(&service, &messages).await;
-    assert!(report.response.batch_item_failures.is_empty());
+    assert!(report.failed_items.is_empty());
     assert_eq!(report.metrics.records_written, 7);
     let lines = puts.lines();
     assert_eq!(lines.len(), 1);
@@ -474,7 +473,7 @@ async fn the_quarantine_object_holds_one_line_per_rejection_with_what_was_sent()
         publish("binary", "ac-3", "\u{0}\u{1}"),
     ];
     let report = run(&service, &messages).await;
-    assert!(report.response.batch_item_failures.is_empty());
+    assert!(report.failed_items.is_empty());
     assert_eq!(report.metrics.records_written, 2);
     let objects = puts.0.lock().unwrap();
     assert_eq!(objects.len(), 1, "one object per invocation");
@@ -546,7 +545,7 @@ async fn when_quarantine_fails_the_rejected_messages_are_retried_and_the_rest_ar
 #[tokio::test]
 async fn a_kinesis_batch_returns_everything_from_its_first_failed_record() {
     use base64::Engine as _;
-    use iotdp::ingest::service::IngestBatch;
+    use iotdp::lambda::ingest::IngestBatch;
     let rule = throttled_for("b");
     let puts = Puts::default();
     let stream_service = service(timestream(&rule), s3_capturing(&puts), 2);
@@ -576,9 +575,12 @@ async fn a_kinesis_batch_returns_everything_from_its_first_failed_record() {
         .collect();
     let batch: IngestBatch =
         serde_json::from_value(serde_json::json!({ "Records": records })).unwrap();
-    let report = stream_service
-        .handle_batch(&batch, &invocation(Duration::from_secs(30)))
-        .await;
+    let report = iotdp::lambda::ingest::handle_batch(
+        &stream_service,
+        &batch,
+        &invocation(Duration::from_secs(30)),
+    )
+    .await;
     assert_eq!(failed_ids(&report), ["a100", "b", "bad-2"]);
     assert_eq!(report.metrics.records_written, 100);
     let quarantined: Vec<_> = puts

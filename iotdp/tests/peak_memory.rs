@@ -80,7 +80,11 @@ fn a_10000_message_batch_peaks_under_64_mib() {
         deadline: tokio::time::Instant::now() + Duration::from_secs(60),
         started_at: chrono::Utc::now(),
     };
-    let report = runtime.block_on(service.handle(&event, &invocation));
+    let report = runtime.block_on(iotdp::lambda::ingest::handle_sqs_event(
+        &service,
+        &event,
+        &invocation,
+    ));
     assert_eq!(report.metrics.records_written, 9_000);
     assert_eq!(report.metrics.quarantine_lines, 1_000);
 

@@ -211,7 +211,7 @@ impl IngestRunner {
     ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
         self.stats.invocations.fetch_add(1, Ordering::Relaxed);
         self.stats.ingest.lock().await.add(&report.metrics);
-        report.response
+        iotdp::lambda::batch_response(&report.failed_items)
     }
 }
 
@@ -501,7 +501,9 @@ impl Startup {
             let runner = from_queue.clone();
             async move {
                 let invocation = runner.next_invocation();
-                let report = runner.service.handle(&event, &invocation).await;
+                let report =
+                    iotdp::lambda::ingest::handle_sqs_event(&runner.service, &event, &invocation)
+                        .await;
                 runner.finish(report).await
             }
         });
@@ -516,10 +518,11 @@ impl Startup {
         let from_stream = Arc::new(move |event: serde_json::Value| {
             let runner = runner.clone();
             async move {
-                let batch: iotdp::ingest::service::IngestBatch = serde_json::from_value(event)
+                let batch: iotdp::lambda::ingest::IngestBatch = serde_json::from_value(event)
                     .expect("the local event source builds Lambda's Kinesis event");
                 let invocation = runner.next_invocation();
-                let report = runner.service.handle_batch(&batch, &invocation).await;
+                let report =
+                    iotdp::lambda::ingest::handle_batch(&runner.service, &batch, &invocation).await;
                 runner.finish(report).await
             }
         });
@@ -545,7 +548,9 @@ impl Startup {
             let registry = registry.clone();
             let stats = stats.clone();
             async move {
-                let (response, report) = record_presence_events(registry.as_ref(), &event).await;
+                let (failed_items, report) =
+                    record_presence_events(registry.as_ref(), iotdp::lambda::sqs_messages(&event))
+                        .await;
                 stats
                     .presence_events
                     .fetch_add(report.applied, Ordering::Relaxed);
@@ -553,7 +558,7 @@ impl Startup {
                     report.applied + report.ignored + report.malformed,
                     Ordering::Relaxed,
                 );
-                response
+                iotdp::lambda::batch_response(&failed_items)
             }
         });
         spawn_sqs_triggers(
@@ -609,16 +614,16 @@ impl Startup {
             let commands = reports.clone();
             let stats = stats.clone();
             async move {
-                let (response, outcome) = iotdp::commands::shadow_events::settle_reports(
+                let (failed_items, outcome) = iotdp::commands::shadow_events::settle_reports(
                     commands.as_ref(),
-                    &event,
+                    iotdp::lambda::sqs_messages(&event),
                     chrono::Utc::now().timestamp_millis(),
                 )
                 .await;
                 stats
                     .commands_settled
                     .fetch_add(outcome.settled as u64, Ordering::Relaxed);
-                response
+                iotdp::lambda::batch_response(&failed_items)
             }
         });
         spawn_sqs_triggers(

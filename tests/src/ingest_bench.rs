@@ -251,17 +251,16 @@ async fn reference(
     let devices = config.registry.as_ref().map(|registry| {
         CachedRegistry::new(MemoryRegistry::with(records.to_vec()), registry.cache)
     });
-    let report = IngestService::new(
+    let service = IngestService::new(
         store.clone(),
         quarantine.clone(),
         devices,
         iotdp::alerting::ports::NoAlerts,
         settings,
-    )
-    .handle(event, &invocation)
-    .await;
+    );
+    let report = iotdp::lambda::ingest::handle_sqs_event(&service, event, &invocation).await;
     assert!(
-        report.response.batch_item_failures.is_empty(),
+        report.failed_items.is_empty(),
         "the reference retried messages"
     );
     let mut written: Vec<(String, i64)> = store

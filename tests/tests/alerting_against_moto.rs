@@ -14,7 +14,7 @@ use iotdp::alerting::rule::AlertRule;
 use iotdp::config::AlertingConfig;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::ingest::envelope::encode_envelope;
-use iotdp::ingest::service::{IngestBatch, handle_lambda_event};
+use iotdp::lambda::ingest::{IngestBatch, handle_lambda_event};
 use iotdp::wiring::ingest_service_with;
 use iotdp_integration_tests::{
     MotoServer, create_alert_tables, create_command_table, create_ingest_resources,

@@ -122,8 +122,8 @@ async fn the_registry_admits_enriches_and_refuses_readings_in_the_deployed_inges
         deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
         started_at: chrono::Utc::now(),
     };
-    let report = service.handle(&event, &invocation).await;
-    assert!(report.response.batch_item_failures.is_empty(), "{report:?}");
+    let report = iotdp::lambda::ingest::handle_sqs_event(&service, &event, &invocation).await;
+    assert!(report.failed_items.is_empty(), "{report:?}");
     assert_eq!(
         report.metrics.registry_reads, 1,
         "one BatchGetItem for the whole batch"

@@ -5,7 +5,7 @@
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use iotdp::ingest::envelope::encode_envelope;
 use iotdp::ingest::quarantine::QuarantineLine;
-use iotdp::ingest::service::handle_lambda_event;
+use iotdp::lambda::ingest::handle_lambda_event;
 use iotdp::wiring::{ingest_service_with, s3_client};
 use iotdp_integration_tests::{MotoServer, create_ingest_resources, ingest_config};
 use lambda_runtime::{Context, LambdaEvent};

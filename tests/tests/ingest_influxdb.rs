@@ -79,8 +79,8 @@ async fn readings_go_to_influxdb_with_the_token_from_secrets_manager() {
         deadline: tokio::time::Instant::now() + std::time::Duration::from_secs(30),
         started_at: chrono::Utc::now(),
     };
-    let report = service.handle(&event, &invocation).await;
-    assert!(report.response.batch_item_failures.is_empty(), "{report:?}");
+    let report = iotdp::lambda::ingest::handle_sqs_event(&service, &event, &invocation).await;
+    assert!(report.failed_items.is_empty(), "{report:?}");
     assert_eq!(report.metrics.records_written, 2);
 
     // `mode` is a string now; a device sending it as a number is quarantined, its other
@@ -95,8 +95,8 @@ async fn readings_go_to_influxdb_with_the_token_from_secrets_manager() {
             format!(r#"{{"ts":{},"metrics":{{"temperature":22.0}}}}"#, now + 1),
         ),
     ];
-    let report = service.handle(&event, &invocation).await;
-    assert!(report.response.batch_item_failures.is_empty(), "{report:?}");
+    let report = iotdp::lambda::ingest::handle_sqs_event(&service, &event, &invocation).await;
+    assert!(report.failed_items.is_empty(), "{report:?}");
     let stored = influx.series("SELECT COUNT(temperature) FROM telemetry WHERE device_id = 'ac-1'");
     assert_eq!(stored[0]["values"][0][1], 3);
 

@@ -1,8 +1,8 @@
 //! `commands` Lambda: wiring only. The shadow-documents queue tells it what devices report,
 //! which settles their pending commands; EventBridge's schedule expires the overdue ones.
 
-use iotdp::commands::shadow_events::handle_commands_event;
 use iotdp::config::{CommandsConfig, FromEnvironment};
+use iotdp::lambda::commands::handle_commands_event;
 use iotdp::wiring::{commands, load_sdk_config};
 use lambda_runtime::{Error, service_fn};
 

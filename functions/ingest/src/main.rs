@@ -7,7 +7,7 @@
 
 use iotdp::config::FromEnvironment;
 use iotdp::config::IngestConfig;
-use iotdp::ingest::service::handle_lambda_event;
+use iotdp::lambda::ingest::handle_lambda_event;
 use iotdp::wiring::ingest_service;
 use lambda_runtime::{Error, service_fn};
 

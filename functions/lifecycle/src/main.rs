@@ -3,7 +3,7 @@
 
 use iotdp::config::FromEnvironment;
 use iotdp::config::LifecycleConfig;
-use iotdp::devices::presence::handle_lifecycle_event;
+use iotdp::lambda::lifecycle::handle_lifecycle_event;
 use iotdp::wiring::{device_registry, load_sdk_config};
 use lambda_runtime::{Error, service_fn};
 

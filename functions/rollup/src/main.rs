@@ -3,7 +3,7 @@
 
 use iotdp::config::FromEnvironment;
 use iotdp::config::RollupJobConfig;
-use iotdp::rollup::job::handle_scheduled_run;
+use iotdp::lambda::rollup::handle_scheduled_run;
 use iotdp::wiring::{load_sdk_config, rollup_job};
 use lambda_runtime::{Error, service_fn};
 

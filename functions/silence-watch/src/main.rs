@@ -3,7 +3,7 @@
 
 use iotdp::config::FromEnvironment;
 use iotdp::config::SilenceWatchConfig;
-use iotdp::devices::silence::handle_scheduled_run;
+use iotdp::lambda::silence_watch::handle_scheduled_run;
 use iotdp::wiring::{load_sdk_config, silence_watch};
 use lambda_runtime::{Error, service_fn};
 

@@ -3,7 +3,6 @@
 //! delivery is learnt from the device's own report, never by polling) and EventBridge's
 //! schedule, which expires what waited past its deadline.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde_json::{Map, Value};
 
 use super::ports::{CommandStore, ShadowService};
@@ -44,15 +43,15 @@ pub struct ReportOutcome {
 
 /// Settle the commands of every device in the batch. A failure returns its message for retry;
 /// a malformed message is logged and dropped (retrying it cannot help).
-pub async fn settle_reports<S: ShadowService, K: CommandStore>(
+pub async fn settle_reports<'a, S: ShadowService, K: CommandStore>(
     commands: &Commands<S, K>,
-    event: &SqsEvent,
+    messages: impl IntoIterator<Item = (&'a str, &'a str)>,
     now_ms: i64,
-) -> (SqsBatchResponse, ReportOutcome) {
-    let mut response = SqsBatchResponse::default();
+) -> (Vec<String>, ReportOutcome) {
+    let mut failed_items = Vec::new();
     let mut outcome = ReportOutcome::default();
-    for message in &event.records {
-        let report = match parse_report(message.body.as_deref().unwrap_or_default()) {
+    for (message_id, body) in messages {
+        let report = match parse_report(body) {
             Ok(report) => report,
             Err(why) => {
                 outcome.malformed += 1;
@@ -78,37 +77,11 @@ pub async fn settle_reports<S: ShadowService, K: CommandStore>(
             Err(e) => {
                 outcome.failed += 1;
                 tracing::error!(error = %e, device = %report.device_id, "settling commands failed; the report will be retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message.message_id.clone().unwrap_or_default();
-                response.batch_item_failures.push(failure);
+                failed_items.push(message_id.to_owned());
             }
         }
     }
-    (response, outcome)
-}
-
-/// The Lambda entry point of the `commands` function: an SQS batch of shadow reports, or the
-/// schedule's event (anything without `Records`), which runs the expiry sweep.
-pub async fn handle_commands_event<S: ShadowService, K: CommandStore>(
-    commands: &Commands<S, K>,
-    event: lambda_runtime::LambdaEvent<Value>,
-) -> Result<Value, lambda_runtime::Error> {
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    if event.payload.get("Records").is_some() {
-        let batch: SqsEvent = serde_json::from_value(event.payload)?;
-        let (response, outcome) = settle_reports(commands, &batch, now_ms).await;
-        tracing::info!(
-            settled = outcome.settled,
-            malformed = outcome.malformed,
-            failed = outcome.failed,
-            "shadow reports handled"
-        );
-        Ok(serde_json::to_value(response)?)
-    } else {
-        let expired = commands.expire_due(now_ms).await?;
-        tracing::info!(expired, "expiry sweep");
-        Ok(serde_json::json!({ "expired": expired }))
-    }
+    (failed_items, outcome)
 }
 
 #[cfg(test)]

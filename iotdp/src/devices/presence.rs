@@ -5,7 +5,6 @@
 //! client id names the registry row. Events can arrive out of order; the registry keeps the
 //! newest by the event's own timestamp.
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use serde::Deserialize;
 
 use crate::devices::ports::{DeviceRegistry, PresenceChange};
@@ -55,16 +54,15 @@ pub struct PresenceReport {
     pub failed: u64,
 }
 
-/// The `lifecycle` function's use case: every message applied, ignored with a reason, or
-/// returned to SQS.
-pub async fn record_presence_events<R: DeviceRegistry>(
+/// The `lifecycle` function's use case over `(message id, body)` pairs: every message
+/// applied, ignored with a reason, or returned to SQS (its id among the first result).
+pub async fn record_presence_events<'a, R: DeviceRegistry>(
     registry: &R,
-    event: &SqsEvent,
-) -> (SqsBatchResponse, PresenceReport) {
+    messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> (Vec<String>, PresenceReport) {
     let mut report = PresenceReport::default();
-    let mut response = SqsBatchResponse::default();
-    for message in &event.records {
-        let body = message.body.as_deref().unwrap_or_default();
+    let mut failed_items = Vec::new();
+    for (message_id, body) in messages {
         let (device, change) = match parse_lifecycle_event(body) {
             Ok(parsed) => parsed,
             Err(why) => {
@@ -79,29 +77,11 @@ pub async fn record_presence_events<R: DeviceRegistry>(
             Err(e) => {
                 report.failed += 1;
                 tracing::error!(error = %e, device, "presence write failed; message will be retried");
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message.message_id.clone().unwrap_or_default();
-                response.batch_item_failures.push(failure);
+                failed_items.push(message_id.to_owned());
             }
         }
     }
-    (response, report)
-}
-
-/// The Lambda entry point of the `lifecycle` function.
-pub async fn handle_lifecycle_event<R: DeviceRegistry>(
-    registry: &R,
-    event: lambda_runtime::LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let (response, report) = record_presence_events(registry, &event.payload).await;
-    tracing::info!(
-        applied = report.applied,
-        ignored = report.ignored,
-        malformed = report.malformed,
-        failed = report.failed,
-        "presence events recorded"
-    );
-    Ok(response)
+    (failed_items, report)
 }
 
 #[cfg(test)]

@@ -355,30 +355,6 @@ pub fn last_heard(record: &DeviceRecord, heard: &HashMap<String, i64>) -> i64 {
     }
 }
 
-/// The Lambda entry point of the `silence-watch` function (an EventBridge schedule; the
-/// event's content does not matter). A registry failure fails the run: the next one retries.
-pub async fn handle_scheduled_run<R, S, N>(
-    watch: &SilenceWatch<R, S, N>,
-    _event: lambda_runtime::LambdaEvent<serde_json::Value>,
-) -> Result<SilenceReport, lambda_runtime::Error>
-where
-    R: DeviceRegistry,
-    S: AlertStateStore,
-    N: Notifier,
-{
-    let report = watch.run(Utc::now()).await?;
-    tracing::info!(
-        index_queries = report.index_queries,
-        overdue = report.overdue,
-        resumed = report.resumed,
-        raised = report.raised,
-        cleared = report.cleared,
-        failures = report.failures,
-        "silence watch ran"
-    );
-    Ok(report)
-}
-
 fn silence_reading(device_id: &str, heard_ms: i64, now_ms: i64) -> Reading {
     let silent_ms = now_ms - heard_ms;
     synthetic(device_id, now_ms, (silent_ms.max(1000) / 1000) as f64)
