@@ -46,60 +46,23 @@ pub(super) fn announce(
     rule: &AlertRule,
     state: &mut AlertState,
     outcome: &Outcome,
-    mut changed: bool,
+    changed: bool,
 ) -> Announcement {
     let stored_told = state.told;
     let told_before = stored_told.unwrap_or(outcome.before);
-    let mut told = told_before;
-    let mut kind = None;
-    let mut action = command_for(outcome.before, outcome.after);
     // A snooze or a suppression quiets everything, flapping notifications included (the
     // flapping itself is still tracked, and commands still follow the state).
     let snoozed = state
         .snoozed_until_ms
         .is_some_and(|until| outcome.time_ms < until);
     let held = outcome.suppressed || snoozed;
-    if let Some(flapping) = rule.flapping {
-        match track_flapping(&flapping, state, outcome) {
-            Some(Flap::Started) => {
-                changed = true;
-                if !held {
-                    kind = Some(EventKind::Flapping);
-                }
-            }
-            Some(Flap::Settled) => {
-                changed = true;
-                if !held {
-                    kind = Some(EventKind::Settled);
-                    told = outcome.after;
-                }
-                // The device gets the command for the state the pair settled in.
-                action = Some(if outcome.new_state.alarmed() {
-                    ActionKind::OnAlarm
-                } else {
-                    ActionKind::OnOk
-                });
-            }
-            None => {}
-        }
-        if state.flapping {
-            action = None;
-        }
-    }
-    let quiet = held || state.flapping;
-    if kind.is_none() && !quiet {
-        kind = tell_difference(&mut told, outcome.after)
-            .or_else(|| remind(rule, state, outcome.new_state, outcome.time_ms));
-    }
-    if state.snoozed_until_ms.is_some() && !snoozed {
-        state.snoozed_until_ms = None;
-        changed = true;
-    }
-    let held_back = outcome.suppressed && told != outcome.after;
-    if state.suppressed != held_back {
-        state.suppressed = held_back;
-        changed = true;
-    }
+    let flap = rule
+        .flapping
+        .and_then(|flapping| track_flapping(&flapping, state, outcome));
+    let action = command(rule, state, outcome, flap);
+    let (kind, told) = notice(rule, state, outcome, flap, held, told_before);
+    let mut changed = changed || flap.is_some();
+    changed |= update_quiet(state, snoozed, outcome.suppressed && told != outcome.after);
     // A state written before `told` existed is not written only to add it.
     if stored_told != Some(told) && (stored_told.is_some() || changed || told != outcome.before) {
         state.told = Some(told);
@@ -117,16 +80,74 @@ pub(super) fn announce(
     }
 }
 
-/// A command follows the state itself, not what was told: a snooze quiets people, not the
-/// devices' protection.
-fn command_for(before: Told, after: Told) -> Option<ActionKind> {
-    match (before, after) {
+/// The notification for this reading, if any, and what subscribers believe after it.
+fn notice(
+    rule: &AlertRule,
+    state: &AlertState,
+    outcome: &Outcome,
+    flap: Option<Flap>,
+    held: bool,
+    told: Told,
+) -> (Option<EventKind>, Told) {
+    match flap {
+        Some(Flap::Started) if !held => return (Some(EventKind::Flapping), told),
+        Some(Flap::Settled) if !held => return (Some(EventKind::Settled), outcome.after),
+        _ => {}
+    }
+    if held || state.flapping {
+        return (None, told);
+    }
+    match difference(told, outcome.after) {
+        Some(kind) => (Some(kind), outcome.after),
+        None => (
+            remind(rule, state, outcome.new_state, outcome.time_ms),
+            told,
+        ),
+    }
+}
+
+/// The device's command follows the state itself, not what was told: a snooze quiets people,
+/// not the devices' protection. Held back while the pair flaps; on settling, the command for
+/// the state it settled in.
+fn command(
+    rule: &AlertRule,
+    state: &AlertState,
+    outcome: &Outcome,
+    flap: Option<Flap>,
+) -> Option<ActionKind> {
+    if rule.flapping.is_some() && state.flapping {
+        return None;
+    }
+    if flap == Some(Flap::Settled) {
+        return Some(if outcome.new_state.alarmed() {
+            ActionKind::OnAlarm
+        } else {
+            ActionKind::OnOk
+        });
+    }
+    match (outcome.before, outcome.after) {
         (Told::Ok, Told::Alarm(_)) => Some(ActionKind::OnAlarm),
         (Told::Alarm(_), Told::Ok) => Some(ActionKind::OnOk),
         _ => None,
     }
 }
 
+/// Forget a snooze that ran out, and mark an alarm a suppression holds back from subscribers.
+/// Whether either changed.
+fn update_quiet(state: &mut AlertState, snoozed: bool, held_back: bool) -> bool {
+    let mut changed = false;
+    if state.snoozed_until_ms.is_some() && !snoozed {
+        state.snoozed_until_ms = None;
+        changed = true;
+    }
+    if state.suppressed != held_back {
+        state.suppressed = held_back;
+        changed = true;
+    }
+    changed
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flap {
     Started,
     Settled,
@@ -157,19 +178,15 @@ fn track_flapping(flapping: &Flapping, state: &mut AlertState, outcome: &Outcome
     }
 }
 
-/// The notification for a difference between what was told and the state, which is then told.
-fn tell_difference(told: &mut Told, after: Told) -> Option<EventKind> {
-    if *told == after {
-        return None;
+/// The notification for a difference between what was told and the state.
+fn difference(told: Told, after: Told) -> Option<EventKind> {
+    match (told, after) {
+        _ if told == after => None,
+        (Told::Ok, Told::Alarm(_)) => Some(EventKind::Alarm),
+        (Told::Alarm(_), Told::Ok) => Some(EventKind::Ok),
+        (Told::Alarm(was), Told::Alarm(now)) if now > was => Some(EventKind::Escalated),
+        _ => Some(EventKind::Deescalated),
     }
-    let kind = match (*told, after) {
-        (Told::Ok, Told::Alarm(_)) => EventKind::Alarm,
-        (Told::Alarm(_), Told::Ok) => EventKind::Ok,
-        (Told::Alarm(was), Told::Alarm(now)) if now > was => EventKind::Escalated,
-        _ => EventKind::Deescalated,
-    };
-    *told = after;
-    Some(kind)
 }
 
 /// A reminder for an unacknowledged alarm: `renotify_after` passed, or a snooze ran out.

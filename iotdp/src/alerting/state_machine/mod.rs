@@ -39,6 +39,7 @@ use announce::{Outcome, announce};
 use measure::measure;
 use transition::advance;
 
+/// What one reading asks of the caller: a write, a notification, a command.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Step {
     /// The state must be written back.
@@ -117,7 +118,7 @@ fn evaluate(
 fn evaluated(rule: &AlertRule, state: &AlertState, time_ms: i64) -> bool {
     rule.enabled
         && state.state != AlarmState::Disabled
-        && !state.last_change_ms.is_some_and(|last| time_ms <= last)
+        && state.last_change_ms.is_none_or(|last| time_ms > last)
 }
 
 #[cfg(test)]
