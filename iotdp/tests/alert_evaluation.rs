@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use iotdp::alerting::evaluator::{AlertEvaluator, AlertSettings};
 use iotdp::alerting::event::AlarmState;
-use iotdp::alerting::notification::NotificationKind;
+use iotdp::alerting::event::EventKind;
 use iotdp::alerting::ports::AlertKey;
 use iotdp::alerting::rule::AlertRule;
 use iotdp::domain::{MetricValue, Reading};
@@ -80,8 +80,8 @@ async fn a_rule_fires_and_clears_with_one_notification_and_command_each() {
     assert_eq!(
         kinds,
         vec![
-            (NotificationKind::Alarm, AlarmState::Alarm),
-            (NotificationKind::Ok, AlarmState::Ok)
+            (EventKind::Alarm, AlarmState::Alarm),
+            (EventKind::Ok, AlarmState::Ok)
         ]
     );
     let alarm = &evaluator.notifier().published()[0];
@@ -160,7 +160,7 @@ async fn a_failed_publish_stays_owed_and_is_delivered_once_later() {
         .await;
     let published = evaluator.notifier().published();
     assert_eq!(published.len(), 1);
-    assert_eq!(published[0].kind, NotificationKind::Alarm);
+    assert_eq!(published[0].kind, EventKind::Alarm);
     assert!(
         evaluator
             .states()
@@ -333,7 +333,7 @@ async fn calls_per_1000_readings_while_flapping() {
     assert_eq!(rows[0], ((200, 1000, 1000), (200, 400, 300)));
     assert_eq!(rows[1], ((200, 1000, 1000), (100, 0, 0)));
     assert_eq!(rows[2], ((0, 0, 0), (200, 100, 100)));
-    let kinds: Vec<NotificationKind> = flapping
+    let kinds: Vec<EventKind> = flapping
         .notifier()
         .published()
         .iter()
@@ -343,11 +343,11 @@ async fn calls_per_1000_readings_while_flapping() {
     assert_eq!(
         kinds,
         [
-            NotificationKind::Alarm,
-            NotificationKind::Ok,
-            NotificationKind::Alarm,
-            NotificationKind::Flapping,
-            NotificationKind::Settled
+            EventKind::Alarm,
+            EventKind::Ok,
+            EventKind::Alarm,
+            EventKind::Flapping,
+            EventKind::Settled
         ]
     );
 }

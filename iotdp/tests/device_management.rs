@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use iotdp::alerting::notification::NotificationKind;
+use iotdp::alerting::event::EventKind;
 use iotdp::alerting::ports::NoAlerts;
 use iotdp::alerting::rule::NO_DATA_RULE_ID;
 use iotdp::alerting::rule::Severity;
@@ -499,7 +499,7 @@ async fn a_silent_device_raises_no_data_once_and_clears_when_data_resumes() {
     assert_eq!(report.raised, 1);
     let published = notifier.published();
     assert_eq!(published.len(), 1);
-    assert_eq!(published[0].kind, NotificationKind::Alarm);
+    assert_eq!(published[0].kind, EventKind::Alarm);
     assert_eq!(published[0].rule_id, NO_DATA_RULE_ID);
     assert_eq!(published[0].device_id, "battery-7");
     assert_eq!(published[0].value, 660.0, "seconds silent");
@@ -517,7 +517,7 @@ async fn a_silent_device_raises_no_data_once_and_clears_when_data_resumes() {
     assert_eq!(report.cleared, 1);
     let published = notifier.published();
     assert_eq!(published.len(), 2);
-    assert_eq!(published[1].kind, NotificationKind::Ok);
+    assert_eq!(published[1].kind, EventKind::Ok);
     // Watched again: a new silence raises a new alert.
     let report = watch.run(at(24)).await.unwrap();
     assert_eq!(report.raised, 1);
@@ -715,7 +715,7 @@ async fn the_heard_log_keeps_no_data_exact_at_one_registry_write_an_hour() {
     let report = run(170).await.unwrap();
     assert_eq!(report.cleared, 1, "{report:?}");
     assert_eq!(notifier.published().len(), 2);
-    assert_eq!(notifier.published()[1].kind, NotificationKind::Ok);
+    assert_eq!(notifier.published()[1].kind, EventKind::Ok);
 }
 
 /// When the heard log cannot be appended to, the batch's watched devices get their deadline in

@@ -88,11 +88,20 @@ impl RuleSet {
     }
 }
 
-/// The (device, rule) pairs a batch touches. Each pair's readings (batch index, event time,
-/// value), in event-time order, are a range of one shared buffer: no allocation per pair.
+/// One reading of the metric a (device, rule) pair watches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairReading {
+    /// Where the reading is in the batch: what is retried, and what a suppression names.
+    pub batch_index: usize,
+    pub time_ms: i64,
+    pub value: f64,
+}
+
+/// The (device, rule) pairs a batch touches. Each pair's readings, in event-time order, are a
+/// range of one shared buffer: no allocation per pair.
 #[derive(Debug, Default)]
 pub struct TouchedPairs {
-    entries: Vec<(usize, i64, f64)>,
+    entries: Vec<PairReading>,
     /// (rule index, range of `entries`) per pair.
     pairs: Vec<(usize, std::ops::Range<usize>)>,
     /// Each pair's state key, in the same order: what the state store is asked for.
@@ -109,7 +118,7 @@ impl TouchedPairs {
     }
 
     /// The readings of pair `pair`.
-    pub fn readings(&self, pair: usize) -> &[(usize, i64, f64)] {
+    pub fn readings(&self, pair: usize) -> &[PairReading] {
         &self.entries[self.pairs[pair].1.clone()]
     }
 
@@ -119,7 +128,7 @@ impl TouchedPairs {
     }
 
     /// `(rule index, device id, readings)` per pair.
-    pub fn iter(&self) -> impl Iterator<Item = (usize, &str, &[(usize, i64, f64)])> {
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &str, &[PairReading])> {
         self.pairs
             .iter()
             .zip(&self.keys)
@@ -144,7 +153,7 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
     let mut out = TouchedPairs::default();
     // Per watched metric, the current device's readings of it. The slots keep their capacity
     // from device to device, so after the first few devices grouping allocates nothing.
-    let mut slots: Vec<Vec<(usize, i64, f64)>> = vec![Vec::new(); rules.by_metric.len()];
+    let mut slots: Vec<Vec<PairReading>> = vec![Vec::new(); rules.by_metric.len()];
     // Whether a slot's readings all carry the same dimensions (admission puts the registry's
     // on each, so they do); a type- or place-scoped rule then covers all of them or none.
     let mut uniform: Vec<bool> = vec![true; rules.by_metric.len()];
@@ -188,18 +197,22 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
                         touched.push(slot);
                         uniform[slot] = true;
                     }
-                    Some(&(first, _, _)) => {
-                        uniform[slot] &= same_dimensions(&readings[first], reading);
+                    Some(first) => {
+                        uniform[slot] &= same_dimensions(&readings[first.batch_index], reading);
                     }
                 }
-                slots[slot].push((index, reading.time_ms, value));
+                slots[slot].push(PairReading {
+                    batch_index: index,
+                    time_ms: reading.time_ms,
+                    value,
+                });
             }
         }
         for slot in touched.drain(..) {
             let begin = out.entries.len();
             out.entries.append(&mut slots[slot]);
             let shared = begin..out.entries.len();
-            let first = dimensions(out.entries[begin].0);
+            let first = dimensions(out.entries[begin].batch_index);
             for &rule in &rules.by_metric[slot].1 {
                 let scope = &rules.rules[rule].scope;
                 if uniform[slot] {
@@ -212,7 +225,7 @@ pub fn pairs_touched(rules: &RuleSet, readings: &[Reading]) -> TouchedPairs {
                     let own = out.entries.len();
                     for at in shared.clone() {
                         let entry = out.entries[at];
-                        if scope.covers(device, dimensions(entry.0)) {
+                        if scope.covers(device, dimensions(entry.batch_index)) {
                             out.entries.push(entry);
                         }
                     }
@@ -261,7 +274,7 @@ fn decide(
     rule: &AlertRule,
     key: &AlertKey,
     mut next: AlertState,
-    readings: &[(usize, i64, f64)],
+    readings: &[PairReading],
     suppressed: &[usize],
     now: DateTime<Utc>,
     owed_lease: Duration,
@@ -278,11 +291,11 @@ fn decide(
     let mut deliver: Vec<AlertNotification> = if inherited { next.owed.clone() } else { vec![] };
     let mut commands = Vec::new();
     let mut changed = false;
-    for &(index, time_ms, value) in readings {
-        let step = if suppressed.binary_search(&index).is_ok() {
-            apply_suppressed_reading(rule, &mut next, time_ms, value)
+    for reading in readings {
+        let step = if suppressed.binary_search(&reading.batch_index).is_ok() {
+            apply_suppressed_reading(rule, &mut next, reading.time_ms, reading.value)
         } else {
-            apply_reading(rule, &mut next, time_ms, value)
+            apply_reading(rule, &mut next, reading.time_ms, reading.value)
         };
         changed |= step.changed;
         let action = match step.action {
@@ -298,7 +311,7 @@ fn decide(
                 rule,
                 &key.device_id,
                 &event,
-                time_ms_as_version(time_ms),
+                time_ms_as_version(reading.time_ms),
                 now,
             );
             next.owed.push(notification.clone());
@@ -482,7 +495,7 @@ where
         while let Some((ok, list, pair_stats)) = results.next().await {
             stats.merge(&pair_stats);
             if !ok {
-                retry.extend(list.iter().map(|(i, _, _)| *i));
+                retry.extend(list.iter().map(|reading| reading.batch_index));
             }
         }
         retry.sort_unstable();
@@ -497,7 +510,7 @@ where
         rule: &AlertRule,
         key: &AlertKey,
         mut decision: Decision,
-        (readings, suppressed): (&[(usize, i64, f64)], &[usize]),
+        (readings, suppressed): (&[PairReading], &[usize]),
         now: DateTime<Utc>,
         stats: &mut AlertStats,
     ) -> bool {
@@ -663,7 +676,7 @@ mod tests {
                 (
                     key.rule_id.clone(),
                     device.to_owned(),
-                    list.iter().map(|(i, t, _)| (*i, *t)).collect(),
+                    list.iter().map(|r| (r.batch_index, r.time_ms)).collect(),
                 )
             })
             .collect()

@@ -56,7 +56,9 @@ impl AlarmState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a change is, as the event and the notification that reports it (its `kind`) say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// Entered ALARM.
     Alarm,
@@ -72,6 +74,31 @@ pub enum EventKind {
     Flapping,
     /// The pair stopped flapping; the notification carries the state it settled in.
     Settled,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 7] = [
+        Self::Alarm,
+        Self::Ok,
+        Self::Renotify,
+        Self::Escalated,
+        Self::Deescalated,
+        Self::Flapping,
+        Self::Settled,
+    ];
+
+    /// The serialised name (SNS's `kind` attribute, and the body's `kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Alarm => "alarm",
+            EventKind::Ok => "ok",
+            EventKind::Renotify => "renotify",
+            EventKind::Escalated => "escalated",
+            EventKind::Deescalated => "deescalated",
+            EventKind::Flapping => "flapping",
+            EventKind::Settled => "settled",
+        }
+    }
 }
 
 /// A change worth telling someone about.
@@ -100,4 +127,18 @@ pub struct Prediction {
     pub slope_per_hour: f64,
     /// Points the line was fitted to.
     pub points: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_kind_serialises_as_its_name() {
+        for kind in EventKind::ALL {
+            let text = serde_json::to_string(&kind).unwrap();
+            assert_eq!(text, format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<EventKind>(&text).unwrap(), kind);
+        }
+    }
 }

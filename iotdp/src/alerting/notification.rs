@@ -12,32 +12,6 @@ pub const NOTIFICATION_SCHEMA: &str = "iotdp.alert/v1";
 /// SNS subjects: at most 100 ASCII characters, no line breaks.
 pub const MAX_SUBJECT_LEN: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationKind {
-    Alarm,
-    Ok,
-    Renotify,
-    Escalated,
-    Deescalated,
-    Flapping,
-    Settled,
-}
-
-impl NotificationKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationKind::Alarm => "alarm",
-            NotificationKind::Ok => "ok",
-            NotificationKind::Renotify => "renotify",
-            NotificationKind::Escalated => "escalated",
-            NotificationKind::Deescalated => "deescalated",
-            NotificationKind::Flapping => "flapping",
-            NotificationKind::Settled => "settled",
-        }
-    }
-}
-
 /// The notification body (documented in the README, section Alerting).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertNotification {
@@ -45,7 +19,7 @@ pub struct AlertNotification {
     /// `<device_id>:<rule_id>:<state version>`: unique per transition, stable across retries,
     /// so a subscriber can drop a duplicate delivery.
     pub alert_id: String,
-    pub kind: NotificationKind,
+    pub kind: EventKind,
     pub device_id: String,
     pub rule_id: String,
     pub rule_name: String,
@@ -93,15 +67,7 @@ impl AlertNotification {
         Self {
             schema: NOTIFICATION_SCHEMA.into(),
             alert_id: format!("{device_id}:{}:{version}", rule.rule_id),
-            kind: match event.kind {
-                EventKind::Alarm => NotificationKind::Alarm,
-                EventKind::Ok => NotificationKind::Ok,
-                EventKind::Renotify => NotificationKind::Renotify,
-                EventKind::Escalated => NotificationKind::Escalated,
-                EventKind::Deescalated => NotificationKind::Deescalated,
-                EventKind::Flapping => NotificationKind::Flapping,
-                EventKind::Settled => NotificationKind::Settled,
-            },
+            kind: event.kind,
             device_id: device_id.into(),
             rule_id: rule.rule_id.clone(),
             rule_name: rule.name.clone(),
@@ -139,13 +105,13 @@ impl AlertNotification {
     /// e.g. `[CRITICAL] ALARM battery-7: Battery voltage falling fast (voltage -0.08/h)`
     pub fn subject(&self) -> String {
         let what = match self.kind {
-            NotificationKind::Alarm => "ALARM",
-            NotificationKind::Ok => "OK",
-            NotificationKind::Renotify => "STILL ALARM",
-            NotificationKind::Escalated => "ESCALATED",
-            NotificationKind::Deescalated => "DEESCALATED",
-            NotificationKind::Flapping => "FLAPPING",
-            NotificationKind::Settled => match self.new_state {
+            EventKind::Alarm => "ALARM",
+            EventKind::Ok => "OK",
+            EventKind::Renotify => "STILL ALARM",
+            EventKind::Escalated => "ESCALATED",
+            EventKind::Deescalated => "DEESCALATED",
+            EventKind::Flapping => "FLAPPING",
+            EventKind::Settled => match self.new_state {
                 AlarmState::Ok => "SETTLED OK",
                 _ => "SETTLED ALARM",
             },
