@@ -198,6 +198,13 @@ pub enum Ignored {
 impl std::fmt::Display for Ignored {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Ignored::Entry {
+                claim: ROLE_CLAIM,
+                entry,
+            } => write!(
+                f,
+                "{ROLE_CLAIM} '{entry}' gives nothing: it is not exactly viewer, operator or admin (docs/access.md)"
+            ),
             Ignored::Entry { claim, entry } => write!(
                 f,
                 "{claim} entry '{entry}' gives nothing: it is not exactly fleet, place:<site[/zone/section/spot]>, device:<id> or iotdp-viewer|operator|admin (docs/access.md)"
