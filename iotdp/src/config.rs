@@ -295,6 +295,10 @@ pub struct ApiConfig {
     /// Binned reads and drill-downs answer from rollups when set.
     pub rollup: Option<RollupConfig>,
     pub commands: CommandsConfig,
+    /// How callers sign in (`API_AUTH`, template.yaml's `ApiAuth`): which claims give their
+    /// role and scope. Unset: `iam`, which reads no claim, so a missing setting refuses JWT
+    /// callers rather than trusting them.
+    pub auth: crate::api::access::ApiAuth,
     /// How the console signs users in, with `ApiAuth=cognito`.
     pub console_sign_in: Option<crate::api::console::ConsoleSignIn>,
 }
@@ -312,6 +316,16 @@ impl FromEnvironment for ApiConfig {
             store: store_config(&env)?,
             rollup: rollup_config(&env)?,
             commands: commands_config(&env)?,
+            auth: match env.optional("API_AUTH") {
+                None => crate::api::access::ApiAuth::Iam,
+                Some(text) => {
+                    crate::api::access::ApiAuth::parse(&text).ok_or(ConfigError::Invalid {
+                        name: "API_AUTH",
+                        value: text,
+                        expected: "iam, cognito or jwt, as template.yaml's ApiAuth",
+                    })?
+                }
+            },
             console_sign_in: console_sign_in(&env)?,
         })
     }
@@ -597,6 +611,31 @@ mod tests {
         pairs.push(("ROLLUP_FINEST_TIER", "1d"));
         let err = finest(&pairs).unwrap_err();
         assert!(err.to_string().contains("ROLLUP_FINEST_TIER='1d'"), "{err}");
+    }
+
+    #[test]
+    fn the_api_reads_the_sign_in_mode_iam_unless_set() {
+        use crate::api::access::ApiAuth;
+        let mut pairs = MINIMAL.to_vec();
+        pairs.extend([
+            ("DEVICE_REGISTRY_TABLE", "devices"),
+            ("ALERT_RULES_TABLE", "rules"),
+            ("ALERT_STATE_TABLE", "states"),
+            ("COMMAND_TABLE", "commands"),
+        ]);
+        let auth = |pairs: &[(&'static str, &'static str)]| {
+            ApiConfig::from_lookup(lookup(pairs)).map(|c| c.auth)
+        };
+        assert_eq!(auth(&pairs).unwrap(), ApiAuth::Iam);
+        for mode in ApiAuth::ALL {
+            pairs.push(("API_AUTH", mode.as_str()));
+            assert_eq!(auth(&pairs).unwrap(), mode);
+            pairs.pop();
+        }
+        pairs.push(("API_AUTH", "oidc"));
+        let err = auth(&pairs).unwrap_err();
+        assert!(err.to_string().contains("API_AUTH='oidc'"), "{err}");
+        assert!(err.to_string().contains("ApiAuth"), "{err}");
     }
 
     #[test]

@@ -351,14 +351,17 @@ pub async fn ingest_service_with(
     ))
 }
 
-/// The query API wired to AWS: the DynamoDB registry and the selected store's reader.
-pub type AwsQueryApi = crate::api::QueryApi<
-    DynamoDbRegistry,
-    AwsReader,
-    DynamoDbAlertStates,
-    DynamoDbRules,
-    IotShadowService,
-    DynamoDbCommands,
+/// The query API wired to AWS as its HTTP front ends serve it: the DynamoDB registry, the
+/// selected store's reader, alerts and commands, read by callers of the configured sign-in.
+pub type AwsQueryApi = crate::api::http_adapter::HttpApi<
+    crate::api::QueryApi<
+        DynamoDbRegistry,
+        AwsReader,
+        DynamoDbAlertStates,
+        DynamoDbRules,
+        IotShadowService,
+        DynamoDbCommands,
+    >,
 >;
 
 /// The selected store's reader, answering long ranges from rollups when they are on.
@@ -388,13 +391,17 @@ pub async fn query_api(
     config: &crate::config::ApiConfig,
 ) -> Result<AwsQueryApi, aws_sdk_timestreamwrite::error::BoxError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
-    Ok(crate::api::QueryApi::new(
+    let api = crate::api::QueryApi::new(
         device_registry(sdk, &config.registry_table),
         reader(sdk, &config.store, config.rollup.as_ref()).await?,
         DynamoDbAlertStates::new(dynamodb.clone(), &config.state_table),
         DynamoDbRules::new(dynamodb, &config.rules_table),
     )
-    .with_commands(commands(sdk, &config.commands)))
+    .with_commands(commands(sdk, &config.commands));
+    Ok(crate::api::http_adapter::HttpApi {
+        api,
+        auth: config.auth,
+    })
 }
 
 /// The device registry alone (the `lifecycle` function records presence in it).

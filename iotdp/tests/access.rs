@@ -2,15 +2,20 @@
 //! nothing of `site-2` (no record, reading, alert, rule, command or shadow, not through a cursor, a drill-down or
 //! a fleet-wide list), cannot change anything there, and cannot tell a `site-2` id from one that
 //! does not exist; a viewer changes nothing anywhere. Every route in [`ROUTES`] is exercised, so
-//! a new route without a case here fails the suite.
+//! a new route without a case here fails the suite. And where role and scope come from: only
+//! the claims of the configured `ApiAuth`, each entry read whole, through the one HTTP adapter.
 
 use std::sync::Arc;
 
+use aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 use iotdp::alerting::event::AlarmState;
 use iotdp::alerting::ports::{AlertKey, AlertStateStore};
 use iotdp::alerting::rule::AlertRule;
 use iotdp::alerting::state_machine::AlertState;
-use iotdp::api::access::{Access, Caller, Role};
+use iotdp::api::access::{Access, ApiAuth, Caller, Claims, Ignored, Role, read_claims};
+use iotdp::api::http_adapter::{
+    Authority, HttpApi, caller_of, token_payload, unsigned_token, verified_claims,
+};
 use iotdp::api::{ApiRequest, ApiResponse, QueryApi, ROUTES};
 use iotdp::commands::command::{CommandRequest, CommandSource};
 use iotdp::commands::service::Commands;
@@ -228,7 +233,8 @@ async fn a_site_1_caller_gets_nothing_of_site_2_on_any_route() {
     let api = api().await;
     let before = everything(&api).await;
     let caller = site_1(Role::Admin);
-    for (method, template) in ROUTES {
+    for route in ROUTES {
+        let (method, template) = (&route.method, &route.path);
         let what = format!("{method} {template}");
         let uses_device = template.contains("{device_id}");
         let uses_rule = template.contains("{rule_id}");
@@ -394,7 +400,8 @@ async fn a_site_1_caller_gets_nothing_of_site_2_on_any_route() {
 /// site-2 for being site-2, not for being anything.
 #[tokio::test]
 async fn a_site_1_admin_reaches_its_own_site_on_every_route() {
-    for (method, template) in ROUTES {
+    for route in ROUTES {
+        let (method, template) = (&route.method, &route.path);
         let api = api().await;
         let caller = site_1(Role::Admin);
         let rule = if template.starts_with("/alerts/") {
@@ -430,7 +437,8 @@ async fn a_site_1_admin_reaches_its_own_site_on_every_route() {
 async fn viewers_change_nothing_and_operators_only_alerts() {
     let api = api().await;
     let before = everything(&api).await;
-    for (method, template) in ROUTES.iter().filter(|(m, _)| *m != "GET") {
+    for route in ROUTES.iter().filter(|r| r.method != "GET") {
+        let (method, template) = (&route.method, &route.path);
         let rule = if template.starts_with("/alerts/") {
             "s1-dry"
         } else {
@@ -463,7 +471,8 @@ async fn viewers_change_nothing_and_operators_only_alerts() {
         }
     }
     assert_eq!(everything(&api).await, before);
-    for (method, template) in ROUTES.iter().filter(|(m, _)| *m == "GET") {
+    for route in ROUTES.iter().filter(|r| r.method == "GET") {
+        let (method, template) = (&route.method, &route.path);
         let query = match *template {
             t if t.contains("drill-down") => "?path=site-1&from=-2h&to=now",
             t if t.contains("/readings/") => "?from=-2h&to=now",
@@ -554,4 +563,416 @@ async fn a_caller_scoped_to_a_device_sees_that_device_only() {
             .status,
         404
     );
+}
+
+/// A route is role-checked however its path is spelled: empty segments and `%`-escapes reach
+/// the route they decode to, and so its role check, not around it.
+#[tokio::test]
+async fn a_route_spelled_otherwise_is_still_role_checked() {
+    let api = api().await;
+    let before = everything(&api).await;
+    for path in [
+        "/devices//s1-a/suspend",
+        "//devices/s1-a/suspend/",
+        "/devices/s1-a/%73uspend",
+        "/%72ules/s1-dry",
+    ] {
+        let method = if path.contains("ules") {
+            "DELETE"
+        } else {
+            "POST"
+        };
+        let r = call(&api, &site_1(Role::Viewer), method, path, "").await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (403, Some("forbidden")),
+            "{method} {path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(everything(&api).await, before);
+    let r = call(
+        &api,
+        &site_1(Role::Admin),
+        "POST",
+        "/devices//s1-a/%73uspend",
+        "",
+    )
+    .await;
+    assert_eq!(r.body["device"]["status"], "suspended", "{}", r.body);
+}
+
+// ---- Where role and scope come from: the claims of the configured `ApiAuth`, read exactly ----
+
+fn claims(value: Value) -> Claims {
+    value.as_object().cloned().expect("claims are an object")
+}
+
+/// The request context API Gateway (payload 2.0) hands the function for a JWT caller whose
+/// verified claims are `claims` (as API Gateway flattens them: text, arrays as `[a b]`).
+fn jwt_context(claims: &Claims) -> ApiGatewayV2httpRequestContext {
+    let flattened: serde_json::Map<String, Value> = claims
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Array(items) => format!(
+                    "[{}]",
+                    items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                other => other.to_string(),
+            };
+            (name.clone(), Value::String(text))
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "accountId": "123456789012",
+        "apiId": "api-id",
+        "authorizer": {"jwt": {"claims": flattened, "scopes": null}},
+        "domainName": "id.execute-api.us-east-1.amazonaws.com",
+        "domainPrefix": "id",
+        "http": {"method": "GET", "path": "/devices", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "agent"},
+        "requestId": "id",
+        "routeKey": "$default",
+        "stage": "$default",
+        "time": "12/Mar/2020:19:03:58 +0000",
+        "timeEpoch": 1583348638390i64
+    }))
+    .expect("the documented payload 2.0 shape")
+}
+
+/// The caller API Gateway's context gives for a token with `token_claims` under `auth`, the
+/// token itself in `Authorization` as API Gateway passes it on.
+fn deployed_caller(auth: ApiAuth, token_claims: &Value) -> Caller {
+    let claims = claims(token_claims.clone());
+    let token = unsigned_token(token_claims);
+    caller_of(
+        auth,
+        &jwt_context(&claims),
+        Some(&format!("Bearer {token}")),
+    )
+}
+
+fn scope_of(caller: &Caller) -> (Option<Role>, String) {
+    (caller.role, caller.access.describe())
+}
+
+#[test]
+fn a_typo_in_a_group_narrows_access_and_never_widens_it() {
+    let caller = deployed_caller(
+        ApiAuth::Cognito,
+        &serde_json::json!({
+            "sub": "u-1",
+            "cognito:groups": [
+                "iotdp-viewer", "place:site-1", "plce:site-2", "place:site-2 ", " fleet",
+                "Fleet", "iotdp-admn", "iotdp-Admin", "device:", "device:s2 a", "place:site-2/",
+            ],
+        }),
+    );
+    assert_eq!(
+        scope_of(&caller),
+        (Some(Role::Viewer), "place:site-1".to_owned())
+    );
+    let reading = read_claims(
+        ApiAuth::Cognito,
+        &claims(
+            serde_json::json!({"cognito:groups": ["place:site-1", "plce:site-2", "place:site-2 "]}),
+        ),
+    );
+    assert_eq!(
+        reading.ignored,
+        [
+            Ignored::Entry {
+                claim: "cognito:groups",
+                entry: "plce:site-2".into()
+            },
+            Ignored::Entry {
+                claim: "cognito:groups",
+                entry: "place:site-2 ".into()
+            },
+        ]
+    );
+}
+
+/// A group name with spaces or commas in it is one name, which is no known entry: it is not
+/// split into the grants it spells, though API Gateway's flattened `[a b]` text would make
+/// them look like several groups.
+#[test]
+fn a_group_with_spaces_or_commas_is_not_split_into_grants() {
+    let token = serde_json::json!({
+        "sub": "u-2",
+        "cognito:groups": ["iotdp-viewer place:site-2", "place:site-1,fleet", "iotdp-admin fleet", "[fleet]"],
+    });
+    // Flattened, this is `[iotdp-viewer place:site-2 place:site-1,fleet iotdp-admin fleet [fleet]]`.
+    let context = jwt_context(&claims(token.clone()));
+    let flattened = &context
+        .authorizer
+        .as_ref()
+        .unwrap()
+        .jwt
+        .as_ref()
+        .unwrap()
+        .claims["cognito:groups"];
+    assert!(flattened.contains("iotdp-admin fleet"), "{flattened}");
+    let caller = deployed_caller(ApiAuth::Cognito, &token);
+    assert_eq!(scope_of(&caller), (None, "nothing".to_owned()));
+    // In iotdp_scope, entries are separated by spaces (the claim's documented form) and by
+    // nothing else.
+    let caller = deployed_caller(
+        ApiAuth::Jwt,
+        &serde_json::json!({"sub": "u-3", "iotdp_role": "viewer", "iotdp_scope": "place:site-1,fleet device:s1-a\tfleet"}),
+    );
+    assert_eq!(
+        scope_of(&caller),
+        (Some(Role::Viewer), "nothing".to_owned())
+    );
+}
+
+#[test]
+fn the_other_modes_claims_are_ignored() {
+    let both = serde_json::json!({
+        "sub": "u-4",
+        "cognito:groups": ["iotdp-viewer", "place:site-1"],
+        "iotdp_role": "admin",
+        "iotdp_scope": "fleet",
+    });
+    assert_eq!(
+        scope_of(&deployed_caller(ApiAuth::Cognito, &both)),
+        (Some(Role::Viewer), "place:site-1".to_owned())
+    );
+    let both = serde_json::json!({
+        "sub": "u-4",
+        "cognito:groups": ["iotdp-admin", "fleet"],
+        "iotdp_role": "viewer",
+        "iotdp_scope": "place:site-1",
+    });
+    assert_eq!(
+        scope_of(&deployed_caller(ApiAuth::Jwt, &both)),
+        (Some(Role::Viewer), "place:site-1".to_owned())
+    );
+    // With IAM, no JWT gives anything (an IAM-signed caller is the fleet's admin).
+    assert_eq!(
+        scope_of(&deployed_caller(ApiAuth::Iam, &both)),
+        (None, "nothing".to_owned())
+    );
+    assert!(
+        read_claims(ApiAuth::Cognito, &claims(both))
+            .ignored
+            .iter()
+            .any(|i| matches!(
+                i,
+                Ignored::OtherModesClaim {
+                    claim: "iotdp_role",
+                    ..
+                }
+            ))
+    );
+}
+
+/// API Gateway hands the groups over as `[a b]` text; they are read from the verified token's
+/// own payload, and only when that payload holds what the context does.
+#[test]
+fn the_flattened_groups_are_read_from_the_tokens_payload() {
+    let token_claims = serde_json::json!({
+        "sub": "u-5",
+        "cognito:username": "ana",
+        "iss": "https://cognito-idp.us-east-1.amazonaws.com/pool",
+        "exp": 1_764_000_000,
+        "cognito:groups": ["iotdp-operator", "place:site-1", "device:s2-b"],
+    });
+    let context = jwt_context(&claims(token_claims.clone()));
+    let token = unsigned_token(&token_claims);
+    let caller = caller_of(ApiAuth::Cognito, &context, Some(&format!("Bearer {token}")));
+    assert_eq!(caller.identity, "ana");
+    assert_eq!(
+        scope_of(&caller),
+        (Some(Role::Operator), "place:site-1 device:s2-b".to_owned())
+    );
+    // No token, an unreadable one, or one that is not the token API Gateway verified: the
+    // flattened groups give nothing (the text is not guessed at), the rest still reads.
+    let other = unsigned_token(&serde_json::json!({
+        "sub": "u-5",
+        "cognito:username": "ana",
+        "iss": "https://cognito-idp.us-east-1.amazonaws.com/pool",
+        "exp": 1_764_000_000,
+        "cognito:groups": ["iotdp-admin", "fleet"],
+    }));
+    for authorization in [None, Some("Bearer not-a-jwt"), Some(other.as_str())] {
+        let caller = caller_of(ApiAuth::Cognito, &context, authorization);
+        assert_eq!(caller.identity, "ana", "{authorization:?}");
+        assert_eq!(
+            scope_of(&caller),
+            (None, "nothing".to_owned()),
+            "{authorization:?}"
+        );
+    }
+    let verified = verified_claims(
+        &context
+            .authorizer
+            .as_ref()
+            .unwrap()
+            .jwt
+            .as_ref()
+            .unwrap()
+            .claims,
+        Some(&token),
+    );
+    assert_eq!(verified["cognito:groups"], token_claims["cognito:groups"]);
+    assert_eq!(verified["exp"], 1_764_000_000);
+}
+
+#[test]
+fn valid_entries_still_give_their_role_and_scope() {
+    let cognito = deployed_caller(
+        ApiAuth::Cognito,
+        &serde_json::json!({"sub": "u-6", "cognito:groups": ["iotdp-viewer", "iotdp-admin", "fleet", "other-app"]}),
+    );
+    assert_eq!(scope_of(&cognito), (Some(Role::Admin), "fleet".to_owned()));
+    let scoped = deployed_caller(
+        ApiAuth::Cognito,
+        &serde_json::json!({"sub": "u-7", "cognito:groups": ["iotdp-operator", "place:site-1/zone-a", "device:s2-b"]}),
+    );
+    assert_eq!(
+        scope_of(&scoped),
+        (
+            Some(Role::Operator),
+            "place:site-1/zone-a device:s2-b".to_owned()
+        )
+    );
+    let jwt = deployed_caller(
+        ApiAuth::Jwt,
+        &serde_json::json!({"sub": "u-8", "iotdp_role": "operator", "iotdp_scope": "place:site-1 device:s2-b iotdp-admin"}),
+    );
+    assert_eq!(
+        scope_of(&jwt),
+        (Some(Role::Admin), "place:site-1 device:s2-b".to_owned())
+    );
+    let jwt_array = deployed_caller(
+        ApiAuth::Jwt,
+        &serde_json::json!({"sub": "u-9", "iotdp_role": "viewer", "iotdp_scope": ["place:site-1", "device:s2-b"]}),
+    );
+    assert_eq!(
+        scope_of(&jwt_array),
+        (Some(Role::Viewer), "place:site-1 device:s2-b".to_owned())
+    );
+}
+
+/// One HTTP adapter for both front ends: a request through [`HttpApi::answer`] as the local
+/// server sends it (no token: the local admin; a bearer token: its claims, unverified, under
+/// the mode) and as API Gateway does.
+#[tokio::test]
+async fn the_http_adapter_answers_each_caller_as_its_mode_reads_them() {
+    let answer = |auth: ApiAuth, authorization: Option<String>, authority: &'static str| async move {
+        let api = HttpApi {
+            api: api().await,
+            auth,
+        };
+        let mut request = http::Request::builder()
+            .method("GET")
+            .uri("/devices?limit=10");
+        if let Some(value) = &authorization {
+            request = request.header("authorization", value);
+        }
+        let request = request.body(Vec::<u8>::new()).unwrap();
+        let context = authorization
+            .as_deref()
+            .and_then(|value| token_payload(value.trim_start_matches("Bearer ")))
+            .map(|claims| jwt_context(&claims));
+        let authority = match authority {
+            "local" => Authority::LocalUnverified,
+            _ => Authority::ApiGateway(context.as_ref()),
+        };
+        let response = api.answer(&request, authority, None, T0).await;
+        let body: Value = serde_json::from_str(response.body()).unwrap();
+        let ids: Vec<String> = body["devices"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .map(|d| d["device_id"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (response.status().as_u16(), ids)
+    };
+    let bearer = |claims: Value| Some(format!("Bearer {}", unsigned_token(&claims)));
+    let all = ["s1-a", "s1-b", "s2-a", "s2-b"].map(str::to_owned).to_vec();
+    let site_1 = ["s1-a", "s1-b"].map(str::to_owned).to_vec();
+    let groups =
+        serde_json::json!({"sub": "v", "cognito:groups": ["iotdp-viewer", "place:site-1"]});
+    let custom =
+        serde_json::json!({"sub": "v", "iotdp_role": "viewer", "iotdp_scope": "place:site-1"});
+    // Locally: no token is the admin; with the default `iam` a token is read as a user
+    // pool's; with `jwt`, as your provider's.
+    assert_eq!(
+        answer(ApiAuth::Iam, None, "local").await,
+        (200, all.clone())
+    );
+    assert_eq!(
+        answer(ApiAuth::Iam, bearer(groups.clone()), "local").await,
+        (200, site_1.clone())
+    );
+    assert_eq!(
+        answer(ApiAuth::Cognito, bearer(groups.clone()), "local").await,
+        (200, site_1.clone())
+    );
+    assert_eq!(
+        answer(ApiAuth::Jwt, bearer(groups.clone()), "local")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        answer(ApiAuth::Jwt, bearer(custom.clone()), "local").await,
+        (200, site_1.clone())
+    );
+    assert_eq!(
+        answer(ApiAuth::Iam, Some("Bearer garbage".into()), "local")
+            .await
+            .0,
+        403
+    );
+    // Deployed: API Gateway's context, and the token it verified.
+    assert_eq!(
+        answer(ApiAuth::Cognito, bearer(groups.clone()), "apigw").await,
+        (200, site_1.clone())
+    );
+    assert_eq!(
+        answer(ApiAuth::Cognito, bearer(custom.clone()), "apigw")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        answer(ApiAuth::Jwt, bearer(custom), "apigw").await,
+        (200, site_1)
+    );
+    assert_eq!(answer(ApiAuth::Iam, bearer(groups), "apigw").await.0, 403);
+    assert_eq!(
+        answer(ApiAuth::Cognito, None, "apigw").await.0,
+        403,
+        "no context, no caller"
+    );
+}
+
+/// The console's page is answered before any authorization, by the same adapter.
+#[tokio::test]
+async fn the_console_is_served_before_authorization() {
+    let api = HttpApi {
+        api: api().await,
+        auth: ApiAuth::Cognito,
+    };
+    let request = http::Request::builder()
+        .method("GET")
+        .uri("/console/config.json")
+        .body(Vec::<u8>::new())
+        .unwrap();
+    let response = api
+        .answer(&request, Authority::ApiGateway(None), None, T0)
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body(), r#"{"sign_in":null}"#);
 }

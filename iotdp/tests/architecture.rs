@@ -170,6 +170,7 @@ const PURE: &[&str] = &[
     "rollup::model",
     "rollup::compute",
     "api::access",
+    "api::routes",
     "commands::shadow",
     "commands::command",
 ];

@@ -695,6 +695,17 @@ fn the_api_signs_callers_in_with_iam_a_user_pool_or_your_own_issuer() {
         (jwt["issuer"].as_str(), jwt["audience"][0].as_str()),
         (Some("https://login.example/tenant"), Some("iotdp"))
     );
+
+    // The API function is told the mode, since it decides which claims it reads.
+    for mode in iotdp::api::access::ApiAuth::ALL {
+        let (_, function) = stack_with_parameters(&[("ApiAuth", mode.as_str())], "ApiFunction");
+        let api_auth = &function["Environment"]["Variables"]["API_AUTH"];
+        assert_eq!(api_auth, mode.as_str());
+        assert_eq!(
+            iotdp::api::access::ApiAuth::parse(api_auth.as_str().unwrap()),
+            Some(mode)
+        );
+    }
 }
 
 /// Commands: the history table keeps pending commands in a sparse index and drops old ones by

@@ -2,19 +2,8 @@
 //! query string, body) in, a JSON response or a problem document out. The Lambda function and
 //! the local server adapt their HTTP types to these.
 //!
-//! Routes (all JSON):
-//! - `GET /devices?type=&status=&path=&limit=&cursor=`: the registry, filtered, paginated by id;
-//! - `GET /devices/{id}?metrics=a,b`: one device's record and the latest value of each metric;
-//! - `POST /devices/{id}/suspend`, `POST /devices/{id}/resume`;
-//! - `GET /devices/{id}/readings/{metric}?from=&to=&bin=&agg=&limit=&cursor=`: raw or binned,
-//!   paginated (never truncated: `next` continues where a page ends);
-//! - `GET /readings/{metric}/latest?type=&path=`: the latest value per device across a fleet;
-//! - `GET /readings/{metric}/drill-down?path=&from=&to=&agg=`: one level below a place;
-//! - `GET /rules`, `PUT /rules/{id}`, `DELETE /rules/{id}`: the same validation as the CLI;
-//! - `GET /alerts?state=&severity=&device=&limit=&cursor=`;
-//! - `POST /alerts/{device}/{rule}/ack|snooze|disable|enable|reset` (conditional on `version`);
-//! - `POST /devices/{id}/commands`, `GET /devices/{id}/commands`, `GET
-//!   /devices/{id}/commands/{command_id}`, `GET /devices/{id}/shadow`.
+//! The routes (all JSON) are [`routes::ROUTES`], as `openapi.yaml` documents them: each with
+//! its method, path pattern, least role and handler, one file per resource below.
 
 pub mod access;
 mod alerts;
@@ -25,6 +14,7 @@ pub mod http_adapter;
 pub mod params;
 mod problem;
 mod readings;
+pub mod routes;
 mod rules;
 
 pub use alerts::alert_json;
@@ -32,6 +22,7 @@ pub use commands::{command_json, shadow_json};
 pub use devices::device_json;
 pub use problem::{Problem, ProblemCode};
 pub use readings::point_json;
+pub use routes::{ROUTES, Route};
 
 use serde_json::Value;
 
@@ -39,36 +30,10 @@ use crate::alerting::ports::{AlertStateListing, AlertStateStore, RuleStore};
 use crate::commands::ports::{CommandStore, NoCommandHistory, NoShadows, ShadowService};
 use crate::commands::service::Commands;
 use crate::devices::ports::DeviceRegistry;
-use crate::devices::record::DeviceStatus;
 use crate::query::ports::TimeSeriesReader;
-use access::{Caller, required_role};
+use access::Caller;
 use params::Params;
-
-/// Every route the router answers, as `openapi.yaml` documents it (a test keeps the two equal).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/devices"),
-    ("POST", "/devices"),
-    ("GET", "/devices/{device_id}"),
-    ("PUT", "/devices/{device_id}"),
-    ("POST", "/devices/{device_id}/suspend"),
-    ("POST", "/devices/{device_id}/resume"),
-    ("POST", "/devices/{device_id}/commands"),
-    ("GET", "/devices/{device_id}/commands"),
-    ("GET", "/devices/{device_id}/commands/{command_id}"),
-    ("GET", "/devices/{device_id}/shadow"),
-    ("GET", "/devices/{device_id}/readings/{metric}"),
-    ("GET", "/readings/{metric}/latest"),
-    ("GET", "/readings/{metric}/drill-down"),
-    ("GET", "/rules"),
-    ("PUT", "/rules/{rule_id}"),
-    ("DELETE", "/rules/{rule_id}"),
-    ("GET", "/alerts"),
-    ("POST", "/alerts/{device_id}/{rule_id}/ack"),
-    ("POST", "/alerts/{device_id}/{rule_id}/snooze"),
-    ("POST", "/alerts/{device_id}/{rule_id}/disable"),
-    ("POST", "/alerts/{device_id}/{rule_id}/enable"),
-    ("POST", "/alerts/{device_id}/{rule_id}/reset"),
-];
+use routes::{Destination, Handler, PathParameters, RequestPath};
 
 /// A request, as any HTTP front end can hand it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,13 +126,14 @@ where
     /// Answer `request` from `caller` at wall-clock time `now_ms`. Never panics; user mistakes
     /// are 4xx. Every state-changing call is logged as one audit line.
     pub async fn handle(&self, request: &ApiRequest, caller: &Caller, now_ms: i64) -> ApiResponse {
-        let response = match self.authorised_route(request, caller, now_ms).await {
+        let path = RequestPath::parse(&request.path);
+        let response = match self.answer(request, &path, caller, now_ms).await {
             Ok(body) => ApiResponse::ok(body),
             Err(problem) => {
                 let status = problem.status;
                 let mut response = problem.into_response();
                 if status == 405 {
-                    response.allow = Some(allowed_methods(&request.path).join(", "));
+                    response.allow = Some(path.allowed_methods().join(", "));
                 }
                 response
             }
@@ -189,40 +155,32 @@ where
 
     /// The role check comes first and depends on the route alone, so it reveals nothing; the
     /// scope checks are in the handlers, before any store answers.
-    async fn authorised_route(
+    async fn answer(
         &self,
         request: &ApiRequest,
+        path: &RequestPath,
         caller: &Caller,
         now_ms: i64,
     ) -> Result<Value, Problem> {
-        if let Some(template) = route_template(&request.method, &request.path) {
-            let needed = required_role(&request.method, template);
-            if caller.role.is_none_or(|role| role < needed) {
-                return Err(Problem {
-                    status: 403,
-                    code: ProblemCode::Forbidden,
-                    detail: format!(
-                        "{} {template} needs the {} role; {} has {}",
-                        request.method,
-                        needed.as_str(),
-                        caller.identity,
-                        caller
-                            .role
-                            .map_or("no iotdp role (see docs/access.md)", |r| r.as_str())
-                    ),
-                });
-            }
+        let destination = path.destination(&request.method);
+        if let Destination::Route(route) = destination
+            && caller.role.is_none_or(|role| role < route.role)
+        {
+            return Err(Problem {
+                status: 403,
+                code: ProblemCode::Forbidden,
+                detail: format!(
+                    "{} {} needs the {} role; {} has {}",
+                    request.method,
+                    route.path,
+                    route.role.as_str(),
+                    caller.identity,
+                    caller
+                        .role
+                        .map_or("no iotdp role (see docs/access.md)", |r| r.as_str())
+                ),
+            });
         }
-        self.route(request, caller, now_ms).await
-    }
-
-    async fn route(
-        &self,
-        request: &ApiRequest,
-        caller: &Caller,
-        now_ms: i64,
-    ) -> Result<Value, Problem> {
-        let access = &caller.access;
         let params = Params::parse(&request.query)?;
         // Every body openapi.yaml documents is an object. Serde would read a struct from a JSON
         // array too (`[]` as an empty action, `["ac-1", "thermostat"]` as a device), so
@@ -235,81 +193,19 @@ where
                 request.method, request.path
             )));
         }
-        let decoded: Vec<String> = request
-            .path
-            .trim_matches('/')
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(percent_decode)
-            .collect::<Result<_, _>>()?;
-        let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
-        match (request.method.as_str(), segments.as_slice()) {
-            ("GET", ["devices"]) => self.list_devices(&params, access).await,
-            ("GET", ["devices", id]) => self.get_device(id, &params, access).await,
-            ("POST", ["devices"]) => self.create_device(&request.body, now_ms, access).await,
-            ("PUT", ["devices", id]) => self.update_device(id, &request.body, now_ms, access).await,
-            ("POST", ["devices", id, action @ ("suspend" | "resume")]) => {
-                let status = if *action == "suspend" {
-                    DeviceStatus::Suspended
-                } else {
-                    DeviceStatus::Active
-                };
-                self.set_status(id, status, now_ms, access).await
-            }
-            ("POST", ["devices", id, "commands"]) => {
-                self.issue_command(id, &request.body, &caller.identity, now_ms, access)
+        let segments = path.decoded()?;
+        match destination {
+            Destination::Route(route) => {
+                let ids = PathParameters::of(route, &segments);
+                self.dispatch(route.handler, &ids, request, &params, caller, now_ms)
                     .await
             }
-            ("GET", ["devices", id, "commands"]) => self.list_commands(id, &params, access).await,
-            ("GET", ["devices", id, "commands", command]) => {
-                self.get_command(id, command, access).await
-            }
-            ("GET", ["devices", id, "shadow"]) => self.get_shadow(id, access).await,
-            ("GET", ["devices", id, "readings", metric]) => {
-                self.device_readings(id, metric, &params, now_ms, access)
-                    .await
-            }
-            ("GET", ["readings", metric, "latest"]) => {
-                self.latest_by_device(metric, &params, access).await
-            }
-            ("GET", ["readings", metric, "drill-down"]) => {
-                self.drill_down(metric, &params, now_ms, access).await
-            }
-            ("GET", ["rules"]) => self.list_rules(access).await,
-            ("PUT", ["rules", id]) => self.put_rule(id, &request.body, access).await,
-            ("DELETE", ["rules", id]) => self.delete_rule(id, access).await,
-            ("GET", ["alerts"]) => self.list_alerts(&params, access).await,
-            (
-                "POST",
-                [
-                    "alerts",
-                    device,
-                    rule,
-                    action @ ("ack" | "snooze" | "disable" | "enable" | "reset"),
-                ],
-            ) => {
-                self.act(device, rule, action, &request.body, now_ms, access)
-                    .await
-            }
-            (
-                _,
-                ["devices" | "rules" | "alerts"]
-                | ["devices" | "rules", _]
-                | ["devices", _, "suspend" | "resume" | "commands" | "shadow"]
-                | ["devices", _, "commands" | "readings", _]
-                | ["readings", _, "latest" | "drill-down"]
-                | [
-                    "alerts",
-                    _,
-                    _,
-                    "ack" | "snooze" | "disable" | "enable" | "reset",
-                ],
-            ) => Err(Problem {
+            Destination::WrongMethod => Err(Problem {
                 status: 405,
                 code: ProblemCode::MethodNotAllowed,
                 detail: format!("{} is not allowed on {}", request.method, request.path),
             }),
-            _ => Err(Problem::not_found(
+            Destination::NoRoute => Err(Problem::not_found(
                 ProblemCode::NoSuchRoute,
                 format!(
                     "no route {} {}: see openapi.yaml",
@@ -318,56 +214,56 @@ where
             )),
         }
     }
-}
 
-/// The [`ROUTES`] template `method` on `path` is answered by, if any.
-pub fn route_template(method: &str, path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    ROUTES
-        .iter()
-        .find(|(m, template)| *m == method && matches_template(template, &segments))
-        .map(|(_, template)| *template)
-}
-
-fn matches_template(template: &str, segments: &[&str]) -> bool {
-    let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
-    parts.len() == segments.len()
-        && parts
-            .iter()
-            .zip(segments)
-            .all(|(part, segment)| part.starts_with('{') || part == segment)
-}
-
-/// The methods [`ROUTES`] answers on `path` (`{name}` matches any one segment).
-pub fn allowed_methods(path: &str) -> Vec<&'static str> {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    ROUTES
-        .iter()
-        .filter(|(_, template)| matches_template(template, &segments))
-        .map(|(method, _)| *method)
-        .collect()
-}
-
-/// A path segment with its `%XX` escapes decoded (`+` stays itself, unlike in query strings).
-fn percent_decode(segment: &str) -> Result<String, Problem> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| {
-                    Problem::invalid(format!("path segment '{segment}' has a broken %-escape"))
-                })?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
+    /// Call the use case `handler` names with the route's path parameters `ids`.
+    async fn dispatch(
+        &self,
+        handler: Handler,
+        ids: &PathParameters<'_>,
+        request: &ApiRequest,
+        params: &Params,
+        caller: &Caller,
+        now_ms: i64,
+    ) -> Result<Value, Problem> {
+        let access = &caller.access;
+        let body = &request.body;
+        let device = ids.get("device_id");
+        match handler {
+            Handler::ListDevices => self.list_devices(params, access).await,
+            Handler::CreateDevice => self.create_device(body, now_ms, access).await,
+            Handler::GetDevice => self.get_device(device, params, access).await,
+            Handler::UpdateDevice => self.update_device(device, body, now_ms, access).await,
+            Handler::SetStatus(status) => self.set_status(device, status, now_ms, access).await,
+            Handler::IssueCommand => {
+                self.issue_command(device, body, &caller.identity, now_ms, access)
+                    .await
+            }
+            Handler::ListCommands => self.list_commands(device, params, access).await,
+            Handler::GetCommand => {
+                self.get_command(device, ids.get("command_id"), access)
+                    .await
+            }
+            Handler::GetShadow => self.get_shadow(device, access).await,
+            Handler::DeviceReadings => {
+                self.device_readings(device, ids.get("metric"), params, now_ms, access)
+                    .await
+            }
+            Handler::LatestByDevice => {
+                self.latest_by_device(ids.get("metric"), params, access)
+                    .await
+            }
+            Handler::DrillDown => {
+                self.drill_down(ids.get("metric"), params, now_ms, access)
+                    .await
+            }
+            Handler::ListRules => self.list_rules(access).await,
+            Handler::PutRule => self.put_rule(ids.get("rule_id"), body, access).await,
+            Handler::DeleteRule => self.delete_rule(ids.get("rule_id"), access).await,
+            Handler::ListAlerts => self.list_alerts(params, access).await,
+            Handler::ActOnAlert(action) => {
+                self.act(device, ids.get("rule_id"), action, body, now_ms, access)
+                    .await
+            }
         }
     }
-    String::from_utf8(out)
-        .map_err(|_| Problem::invalid(format!("path segment '{segment}' is not UTF-8")))
 }
