@@ -20,11 +20,35 @@ INFLUXDB_DEB_VERSION := 1.6.7~rc0-1+b13
 INFLUXDB_DEB_SHA256 := fcfddf7937befd82264359feaeb2f46a79f9574656ee0981eb19dcc5a153f55c
 INFLUXD := .tools/influxdb/usr/bin/influxd
 
-.PHONY: test tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz soak command-rate console console-test
+.PHONY: help check test prepare rust-build tools rust-test rust-lint lambda-deps template-lint bench build local fmt clean-tools fuzz soak command-rate console console-test
 
-## test: everything CI checks - formatting, clippy, unit + integration tests (moto), template
-## lint, and the console's tests in a real headless Chromium
-test: tools rust-lint rust-test template-lint console-test
+## help: this list of targets
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, part, ":"); printf "  %-14s%s\n", part[1], substr($$0, length(part[1]) + 3); next } /^## / && part[1] != "" { sub(/^## /, ""); printf "  %-14s%s\n", "", $$0; next } { part[1] = "" }' $(MAKEFILE_LIST)
+
+# The product crate's integration tests (in-memory and mocked adapters: no outside tool).
+PRODUCT_TESTS := $(patsubst iotdp/tests/%.rs,--test %,$(wildcard iotdp/tests/*.rs))
+
+## check: the fast inner loop - fmt, clippy, and every test that needs no outside tool (the
+## unit tests of every crate, the product crate's tests on in-memory and mocked adapters);
+## no venv, influxd, npm or Chromium. Same feature set as `make test`, so nothing rebuilds twice
+check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo test --workspace --lib --bins $(PRODUCT_TESTS)
+
+## test: everything CI checks - formatting, clippy, unit + integration tests (moto, influxd),
+## template lint, and the console's tests in a real headless Chromium
+test: prepare rust-lint rust-test template-lint console-test
+
+# The tools' installs (downloads, mostly waiting on the network) beside the cold build (the
+# two cores): on a fresh clone the one hides most of the other.
+prepare:
+	$(MAKE) --no-print-directory -j2 tools rust-build
+
+# Every test binary and the `iotdp` binary the console tests run, built once.
+rust-build:
+	cargo test --workspace --no-run --quiet
 
 ## tools: Python venv with moto[server], cfn-lint and aws-sam-cli (pinned in requirements-dev.txt),
 ## checkov and schemathesis in venvs of their own (requirements-checkov.txt,
@@ -72,6 +96,7 @@ $(TOOLS_STAMP): requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+## rust-lint: cargo fmt --check, clippy -D warnings on every target, and the Lambdas' dependency check
 rust-lint: lambda-deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -86,11 +111,20 @@ lambda-deps:
 		echo "a Lambda binary links hyper's server"; exit 1; fi
 	@echo "Lambda dependency trees: no local-platform crates"
 
+## rust-test: every Rust test: unit, in-memory, and integration against moto's server and influxd
 rust-test: tools
-	cargo test --workspace
+	@# cargo-nextest (on this kind of machine) runs the test binaries side by side, so the
+	@# outage tests' 30-second outages and the schemathesis run overlap the rest; plain
+	@# `cargo test` where it is missing. The workspace has no doctests for nextest to skip.
+	if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
 
 # Linted as given (Timestream) and with TimeSeriesStore defaulting to influxdb, so both
 # store choices are clean.
+## template-lint: cfn-lint, sam validate and checkov on the template's store, auth and transport variants
 # template-lint: cfn-lint and sam validate on both store variants, the user-pool variant and the Kinesis transport, and checkov: every finding is
 # fixed or skipped in the template with its one-line reason, so a new one fails.
 template-lint: tools
