@@ -96,15 +96,17 @@ function claimsOf(jwt) {
   }
 }
 
-/// The caller's role as the API reads it from the same claims (docs/access.md); without a
-/// token the local platform treats the caller as its admin.
+/// The caller's role as the API reads a signed-in user's token (docs/access.md): the
+/// `cognito:groups` claim alone, each group taken whole, so only `iotdp-viewer`,
+/// `iotdp-operator` and `iotdp-admin` give a role (a near miss gives none). Without a token the
+/// local platform treats the caller as its admin. This only decides which buttons show; the
+/// API enforces the role.
 function roleOf(claims, jwt) {
   if (!jwt) return signIn ? "none" : "admin";
-  const groups = [].concat(claims["cognito:groups"] || []);
-  let best = claims.iotdp_role || null;
-  for (const group of groups) {
-    const role = String(group).replace(/^iotdp-/, "");
-    if (ROLES[role] && (!best || ROLES[role] > ROLES[best])) best = role;
+  let best = null;
+  for (const group of [].concat(claims["cognito:groups"] || [])) {
+    const role = typeof group === "string" && group.startsWith("iotdp-") ? group.slice(6) : null;
+    if (Object.hasOwn(ROLES, role) && (!best || ROLES[role] > ROLES[best])) best = role;
   }
   return best || "viewer";
 }
