@@ -147,10 +147,59 @@ where
         &self.registry
     }
 
-    /// One pass over every shard at wall-clock time `now`.
+    /// One pass over every shard at wall-clock time `now`: list who is overdue, raised and held;
+    /// drop those the heard log shows alive; decide each one; tell the alert evaluator; settle
+    /// the registry by what it delivered.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<SilenceReport, RegistryError> {
         let now_ms = now.timestamp_millis();
         let mut report = SilenceReport::default();
+        let (mut overdue, raised, held) = self.list_shards(&mut report, now_ms).await?;
+        // The heard log's deadlines: what moved since the registry's (coarser) deadline was
+        // written, and, looking back a little, when the devices that just fell silent were
+        // heard last.
+        let heard = self
+            .registry
+            .heard_since(now_ms - HEARD_LOOKBACK_MS)
+            .await?;
+        report.heard_log_devices = heard.len() as u64;
+        let alive_by_log = |id: &str| heard.get(id).is_some_and(|&at| at > now_ms);
+        // Overdue by the index but heard from within the heartbeat, by the log: nothing to do
+        // and nothing to write (the index's deadline moves with the next hourly last_seen).
+        let listed = overdue.len();
+        overdue.retain(|w| !alive_by_log(&w.device_id));
+        report.alive_by_log = (listed - overdue.len()) as u64;
+        report.overdue = overdue.len() as u64;
+        let resumed: Vec<Watched> = raised
+            .into_iter()
+            .filter(|w| w.watch_at_ms > now_ms || alive_by_log(&w.device_id))
+            .collect();
+        report.resumed = resumed.len() as u64;
+
+        let records = self.records_with_gateways(&overdue, &held).await?;
+        let mut decisions = Decisions::default();
+        let seen = Seen {
+            records: &records,
+            heard: &heard,
+            now_ms,
+        };
+        self.decide_overdue(&overdue, &seen, &mut decisions, &mut report)
+            .await?;
+        decide_held(&held, &seen, resumed, &mut decisions);
+        report.suppressed = decisions.suppressed.len() as u64;
+        report.held = held.len() as u64;
+        if decisions.readings.is_empty() && decisions.clearing.is_empty() {
+            return Ok(report);
+        }
+        self.tell_and_settle(decisions, now, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Every shard's overdue, raised and held entries (three index queries a shard).
+    async fn list_shards(
+        &self,
+        report: &mut SilenceReport,
+        now_ms: i64,
+    ) -> Result<(Vec<Watched>, Vec<Watched>, Vec<Watched>), RegistryError> {
         let lists: Vec<_> = stream::iter(0..SILENCE_SHARDS)
             .map(|shard| async move {
                 let overdue = self.registry.overdue(shard, now_ms).await?;
@@ -169,32 +218,19 @@ where
             raised.extend(r);
             held.extend(h);
         }
-        // The heard log's deadlines: what moved since the registry's (coarser) deadline was
-        // written, and, looking back a little, when the devices that just fell silent were
-        // heard last.
-        let heard = self
-            .registry
-            .heard_since(now_ms - HEARD_LOOKBACK_MS)
-            .await?;
-        report.heard_log_devices = heard.len() as u64;
-        let alive_by_log = |id: &str| heard.get(id).is_some_and(|&at| at > now_ms);
-        // Overdue by the index but heard from within the heartbeat, by the log: nothing to do
-        // and nothing to write (the index's deadline moves with the next hourly last_seen).
-        let listed = overdue.len();
-        overdue.retain(|w| !alive_by_log(&w.device_id));
-        report.alive_by_log = (listed - overdue.len()) as u64;
-        report.overdue = overdue.len() as u64;
-        let mut resumed: Vec<Watched> = raised
-            .into_iter()
-            .filter(|w| w.watch_at_ms > now_ms || alive_by_log(&w.device_id))
-            .collect();
-        report.resumed = resumed.len() as u64;
+        Ok((overdue, raised, held))
+    }
 
-        // The records of every device to decide on, and of their gateways.
-        let mut records = std::collections::HashMap::new();
+    /// The records of every device to decide on, and of their gateways.
+    async fn records_with_gateways(
+        &self,
+        overdue: &[Watched],
+        held: &[Watched],
+    ) -> Result<HashMap<String, DeviceRecord>, RegistryError> {
+        let mut records = HashMap::new();
         let ids: Vec<&str> = overdue
             .iter()
-            .chain(&held)
+            .chain(held)
             .map(|w| w.device_id.as_str())
             .collect();
         self.load_records(&ids, &mut records).await?;
@@ -206,75 +242,77 @@ where
             .collect();
         let gateways: Vec<&str> = gateways.iter().map(String::as_str).collect();
         self.load_records(&gateways, &mut records).await?;
-        let gateway_down = |record: &DeviceRecord| {
-            record
-                .gateway_id
-                .as_ref()
-                .and_then(|g| records.get(g))
-                .is_some_and(|gateway| is_silent_or_suspended(gateway, &heard, now_ms))
-        };
+        Ok(records)
+    }
 
-        // Raise: each overdue device's own last_seen and the log decide: still within its
-        // heartbeat by the record, the deadline is moved on; silent, the entry is claimed
-        // (conditional on the deadline we saw, so data arriving meanwhile wins) and alerted; a
-        // failed alert hands it back. A device whose gateway is silent or suspended is claimed
-        // into the held set instead, and its alert raised suppressed.
-        let mut readings = Vec::new();
-        let mut suppressed = Vec::new();
-        let mut raising = Vec::new();
-        for watched in &overdue {
-            let Some(record) = records.get(&watched.device_id) else {
+    /// Raise: each overdue device's own last_seen and the log decide: still within its
+    /// heartbeat by the record, the deadline is moved on; silent, the entry is claimed
+    /// (conditional on the deadline we saw, so data arriving meanwhile wins) and alerted; a
+    /// failed alert hands it back. A device whose gateway is silent or suspended is claimed
+    /// into the held set instead, and its alert raised suppressed.
+    async fn decide_overdue(
+        &self,
+        overdue: &[Watched],
+        seen: &Seen<'_>,
+        decisions: &mut Decisions,
+        report: &mut SilenceReport,
+    ) -> Result<(), RegistryError> {
+        for watched in overdue {
+            let Some(record) = seen.records.get(&watched.device_id) else {
                 continue;
             };
             let Some(heartbeat) = record.heartbeat_seconds else {
                 continue;
             };
-            let heard_ms = last_heard(record, &heard);
+            let heard_ms = last_heard(record, seen.heard);
             // last_seen may be up to its resolution stale: wait that long too, never raise early.
             let deadline = raise_at(heard_ms, heartbeat);
-            if deadline > now_ms {
+            let silence = || silence_reading(&watched.device_id, heard_ms, seen.now_ms);
+            if deadline > seen.now_ms {
                 self.registry
                     .reschedule_watch(&watched.device_id, deadline)
                     .await?;
                 report.rescheduled += 1;
-            } else if gateway_down(record) {
+            } else if seen.gateway_down(record) {
                 if self.registry.mark_held(watched).await? {
-                    suppressed.push(readings.len());
-                    readings.push(silence_reading(&watched.device_id, heard_ms, now_ms));
-                    raising.push((watched.device_id.clone(), Claim::Held));
+                    decisions.suppressed.push(decisions.readings.len());
+                    decisions.readings.push(silence());
+                    decisions
+                        .raising
+                        .push((watched.device_id.clone(), Claim::Held));
                 }
             } else if self.registry.mark_silent(watched).await? {
-                readings.push(silence_reading(&watched.device_id, heard_ms, now_ms));
-                raising.push((watched.device_id.clone(), Claim::Raised));
+                decisions.readings.push(silence());
+                decisions
+                    .raising
+                    .push((watched.device_id.clone(), Claim::Raised));
             }
         }
-        // Held devices: heard from again, their suppressed alert clears unnotified; still
-        // silent once the gateway is back, it is notified now (it outlasted the gateway).
-        let mut releasing = Vec::new();
-        for watched in &held {
-            let Some(record) = records.get(&watched.device_id) else {
-                continue;
-            };
-            let heard_ms = last_heard(record, &heard);
-            let silent = record
-                .heartbeat_seconds
-                .is_none_or(|heartbeat| raise_at(heard_ms, heartbeat) <= now_ms);
-            if !silent {
-                resumed.push(watched.clone());
-            } else if !gateway_down(record) {
-                readings.push(silence_reading(&watched.device_id, heard_ms, now_ms));
-                releasing.push(watched.device_id.clone());
-            }
-        }
-        report.suppressed = suppressed.len() as u64;
-        report.held = held.len() as u64;
-        let releasing_from = readings.len() - releasing.len();
-        let clearing: Vec<String> = resumed.into_iter().map(|w| w.device_id).collect();
+        Ok(())
+    }
+
+    /// The readings go to the alert evaluator (the suppressed ones unnotified); then each
+    /// claim is kept, released or handed back by whether its evaluation completed.
+    async fn tell_and_settle(
+        &self,
+        decisions: Decisions,
+        now: DateTime<Utc>,
+        report: &mut SilenceReport,
+    ) -> Result<(), RegistryError> {
+        let Decisions {
+            mut readings,
+            suppressed,
+            raising,
+            releasing,
+            clearing,
+        } = decisions;
+        let releasing_from = raising.len();
         let clearing_from = readings.len();
-        readings.extend(clearing.iter().map(|id| resumed_reading(id, now_ms)));
-        if readings.is_empty() {
-            return Ok(report);
-        }
+        readings.extend(
+            clearing
+                .iter()
+                .map(|id| resumed_reading(id, now.timestamp_millis())),
+        );
         let outcome = self
             .alerts
             .evaluate_with_suppression(&readings, &suppressed, now)
@@ -304,7 +342,7 @@ where
                 report.cleared += 1;
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     async fn load_records(
@@ -319,6 +357,65 @@ where
         }
         Ok(())
     }
+}
+
+/// What a run decided to tell the alert evaluator, in the order of `readings`: first one
+/// reading per claim in `raising`, then one per device in `releasing`; `clearing`'s readings
+/// are appended when told. `suppressed` indexes the raising readings whose gateway is down.
+#[derive(Default)]
+struct Decisions {
+    readings: Vec<Reading>,
+    suppressed: Vec<usize>,
+    raising: Vec<(String, Claim)>,
+    releasing: Vec<String>,
+    clearing: Vec<String>,
+}
+
+/// What a run knows of the devices it decides on.
+struct Seen<'a> {
+    records: &'a HashMap<String, DeviceRecord>,
+    heard: &'a HashMap<String, i64>,
+    now_ms: i64,
+}
+
+impl Seen<'_> {
+    /// Whether the device's gateway is silent or suspended (its spots' silence is then the
+    /// gateway's, and suppressed).
+    fn gateway_down(&self, record: &DeviceRecord) -> bool {
+        record
+            .gateway_id
+            .as_ref()
+            .and_then(|g| self.records.get(g))
+            .is_some_and(|gateway| is_silent_or_suspended(gateway, self.heard, self.now_ms))
+    }
+}
+
+/// Held devices: heard from again, their suppressed alert clears unnotified; still silent once
+/// the gateway is back, it is notified now (it outlasted the gateway).
+fn decide_held(
+    held: &[Watched],
+    seen: &Seen<'_>,
+    mut resumed: Vec<Watched>,
+    decisions: &mut Decisions,
+) {
+    for watched in held {
+        let Some(record) = seen.records.get(&watched.device_id) else {
+            continue;
+        };
+        let heard_ms = last_heard(record, seen.heard);
+        let silent = record
+            .heartbeat_seconds
+            .is_none_or(|heartbeat| raise_at(heard_ms, heartbeat) <= seen.now_ms);
+        if !silent {
+            resumed.push(watched.clone());
+        } else if !seen.gateway_down(record) {
+            decisions
+                .readings
+                .push(silence_reading(&watched.device_id, heard_ms, seen.now_ms));
+            decisions.releasing.push(watched.device_id.clone());
+        }
+    }
+    decisions.clearing = resumed.into_iter().map(|w| w.device_id).collect();
 }
 
 /// How an overdue device was claimed.
