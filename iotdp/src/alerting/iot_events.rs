@@ -118,99 +118,20 @@ pub fn import_alarm_model(text: &str) -> Result<Imported, ImportError> {
         ));
     };
     let mut mapped = Vec::new();
-    let mut not_mapped = Vec::new();
-    let metric = metric_of(&simple.input_property).ok_or_else(|| {
-        fail(format!(
-            "inputProperty '{}' is not $input.<input>.<attribute>",
-            simple.input_property
-        ))
-    })?;
-    mapped.push(format!(
-        "inputProperty {} → metric '{metric}' (devices send it under \"metrics\")",
-        simple.input_property
-    ));
-    let threshold: f64 = simple.threshold.trim().parse().ok().filter(|t: &f64| t.is_finite()).ok_or_else(|| {
-        fail(format!(
-            "threshold '{}' is an expression, not a number: iotdp thresholds are numbers; compute it on the device or write one rule per value",
-            simple.threshold
-        ))
-    })?;
-    // iotdp's `above` and `below` are strict; the next float over keeps ≥ and ≤ exact.
-    let condition = match simple.comparison_operator.as_str() {
-        "GREATER" => Condition::Above(threshold),
-        "GREATER_OR_EQUAL" => Condition::Above(threshold.next_down()),
-        "LESS" => Condition::Below(threshold),
-        "LESS_OR_EQUAL" => Condition::Below(threshold.next_up()),
-        "EQUAL" => Condition::Inside([threshold, threshold]),
-        "NOT_EQUAL" => Condition::Outside([threshold, threshold]),
-        other => {
-            return Err(fail(format!(
-                "comparisonOperator '{other}' is not one of GREATER, GREATER_OR_EQUAL, LESS, LESS_OR_EQUAL, EQUAL, NOT_EQUAL"
-            )));
-        }
-    };
-    mapped.push(format!(
-        "{} {} → condition {}",
-        simple.comparison_operator,
-        simple.threshold,
-        serde_json::to_string(&condition).unwrap_or_default()
-    ));
-    let severity = match model.severity {
-        Some(level) => {
-            let severity = severity_for(level);
-            mapped.push(format!("severity {level} → {}", severity.as_str()));
-            severity
-        }
-        None => {
-            mapped.push("no severity → warning".into());
-            Severity::Warning
-        }
-    };
-    match &model.key {
-        Some(key) => mapped.push(format!(
-            "key {key} → one alarm per device (the device the MQTT topic names)"
-        )),
-        None => {
-            mapped.push("no key → one alarm per device (the device the MQTT topic names)".into());
-        }
-    }
-    let capabilities = model.alarm_capabilities.unwrap_or_default();
-    let enabled = !capabilities
-        .initialization_configuration
-        .is_some_and(|c| c.disabled_on_initialization);
-    if !enabled {
-        mapped.push(
-            "disabledOnInitialization → enabled: false (enable with `iotdp rules put`)".into(),
-        );
-    }
-    let latched = match capabilities.acknowledge_flow {
-        Some(AcknowledgeFlow { enabled: true }) => {
-            mapped.push("acknowledgeFlow → latched: true (an alarm whose condition clears unacknowledged stays LATCHED until `iotdp alerts ack` / POST /alerts/{device}/{rule}/ack)".into());
-            true
-        }
-        _ => {
-            mapped.push("no acknowledge flow → the alarm returns to OK when the condition clears (acknowledging stays possible)".into());
-            false
-        }
-    };
+    let (metric, condition) = simple_rule_of(simple, &mut mapped).map_err(fail)?;
+    let severity = severity_of(model.severity, &mut mapped);
+    mapped.push(match &model.key {
+        Some(key) => format!("key {key} → one alarm per device (the device the MQTT topic names)"),
+        None => "no key → one alarm per device (the device the MQTT topic names)".into(),
+    });
+    let (enabled, latched) =
+        capabilities_of(model.alarm_capabilities.unwrap_or_default(), &mut mapped);
     mapped.push("snooze, disable, enable and reset → `iotdp alerts snooze|disable|enable|reset` / POST /alerts/{device}/{rule}/…".into());
-    for action in model.alarm_event_actions.unwrap_or_default().alarm_actions {
-        for (kind, target) in action {
-            match kind.as_str() {
-                "sns" => not_mapped.push(format!(
-                    "sns action to {}: iotdp publishes every alert to the stack's AlertTopic; subscribe that target's subscribers there with the filter policy {{\"rule_id\": [\"{}\"]}}",
-                    target["targetArn"].as_str().unwrap_or("?"),
-                    rule_id_of(&name)
-                )),
-                other => not_mapped.push(format!(
-                    "{other} action: no equivalent (subscribe a function to AlertTopic to do it)"
-                )),
-            }
-        }
-    }
-    if model.alarm_notification.is_some() {
-        not_mapped.push("alarmNotification (email, SMS or Lambda): subscribe the recipients to AlertTopic (email/SMS subscriptions) with a filter on rule_id".into());
-    }
+    let not_mapped = actions_not_mapped(
+        model.alarm_event_actions.unwrap_or_default(),
+        model.alarm_notification.is_some(),
+        &name,
+    );
     let rule = AlertRule {
         rule_id: rule_id_of(&name),
         name: model
@@ -239,6 +160,113 @@ pub fn import_alarm_model(text: &str) -> Result<Imported, ImportError> {
         mapped,
         not_mapped,
     })
+}
+
+/// The simple rule's input property and comparison → the rule's metric and condition, each
+/// mapping told in `mapped`; the problem when one cannot be mapped.
+fn simple_rule_of(
+    simple: &SimpleRule,
+    mapped: &mut Vec<String>,
+) -> Result<(String, Condition), String> {
+    let metric = metric_of(&simple.input_property).ok_or_else(|| {
+        format!(
+            "inputProperty '{}' is not $input.<input>.<attribute>",
+            simple.input_property
+        )
+    })?;
+    mapped.push(format!(
+        "inputProperty {} → metric '{metric}' (devices send it under \"metrics\")",
+        simple.input_property
+    ));
+    let threshold: f64 = simple.threshold.trim().parse().ok().filter(|t: &f64| t.is_finite()).ok_or_else(|| {
+        format!(
+            "threshold '{}' is an expression, not a number: iotdp thresholds are numbers; compute it on the device or write one rule per value",
+            simple.threshold
+        )
+    })?;
+    // iotdp's `above` and `below` are strict; the next float over keeps ≥ and ≤ exact.
+    let condition = match simple.comparison_operator.as_str() {
+        "GREATER" => Condition::Above(threshold),
+        "GREATER_OR_EQUAL" => Condition::Above(threshold.next_down()),
+        "LESS" => Condition::Below(threshold),
+        "LESS_OR_EQUAL" => Condition::Below(threshold.next_up()),
+        "EQUAL" => Condition::Inside([threshold, threshold]),
+        "NOT_EQUAL" => Condition::Outside([threshold, threshold]),
+        other => {
+            return Err(format!(
+                "comparisonOperator '{other}' is not one of GREATER, GREATER_OR_EQUAL, LESS, LESS_OR_EQUAL, EQUAL, NOT_EQUAL"
+            ));
+        }
+    };
+    mapped.push(format!(
+        "{} {} → condition {}",
+        simple.comparison_operator,
+        simple.threshold,
+        serde_json::to_string(&condition).unwrap_or_default()
+    ));
+    Ok((metric, condition))
+}
+
+/// IoT Events' numeric severity → the rule's (see [`severity_for`]); none is a warning.
+fn severity_of(level: Option<u64>, mapped: &mut Vec<String>) -> Severity {
+    match level {
+        Some(level) => {
+            let severity = severity_for(level);
+            mapped.push(format!("severity {level} → {}", severity.as_str()));
+            severity
+        }
+        None => {
+            mapped.push("no severity → warning".into());
+            Severity::Warning
+        }
+    }
+}
+
+/// The model's capabilities → (enabled, latched).
+fn capabilities_of(capabilities: AlarmCapabilities, mapped: &mut Vec<String>) -> (bool, bool) {
+    let enabled = !capabilities
+        .initialization_configuration
+        .is_some_and(|c| c.disabled_on_initialization);
+    if !enabled {
+        mapped.push(
+            "disabledOnInitialization → enabled: false (enable with `iotdp rules put`)".into(),
+        );
+    }
+    let latched = match capabilities.acknowledge_flow {
+        Some(AcknowledgeFlow { enabled: true }) => {
+            mapped.push("acknowledgeFlow → latched: true (an alarm whose condition clears unacknowledged stays LATCHED until `iotdp alerts ack` / POST /alerts/{device}/{rule}/ack)".into());
+            true
+        }
+        _ => {
+            mapped.push("no acknowledge flow → the alarm returns to OK when the condition clears (acknowledging stays possible)".into());
+            false
+        }
+    };
+    (enabled, latched)
+}
+
+/// What the model's actions and notification become: iotdp publishes to its AlertTopic, so
+/// each names the subscription to make instead.
+fn actions_not_mapped(actions: AlarmEventActions, notifies: bool, name: &str) -> Vec<String> {
+    let mut not_mapped = Vec::new();
+    for action in actions.alarm_actions {
+        for (kind, target) in action {
+            match kind.as_str() {
+                "sns" => not_mapped.push(format!(
+                    "sns action to {}: iotdp publishes every alert to the stack's AlertTopic; subscribe that target's subscribers there with the filter policy {{\"rule_id\": [\"{}\"]}}",
+                    target["targetArn"].as_str().unwrap_or("?"),
+                    rule_id_of(name)
+                )),
+                other => not_mapped.push(format!(
+                    "{other} action: no equivalent (subscribe a function to AlertTopic to do it)"
+                )),
+            }
+        }
+    }
+    if notifies {
+        not_mapped.push("alarmNotification (email, SMS or Lambda): subscribe the recipients to AlertTopic (email/SMS subscriptions) with a filter on rule_id".into());
+    }
+    not_mapped
 }
 
 /// `$input.BatteryInput.voltage` → `voltage`; `$input.In.sensor.temp` → `sensor.temp`.
