@@ -1,21 +1,20 @@
 //! `iotdp devices …`: provisioning and lifecycle of devices (IoT things, certificates, the
 //! registry), and commands through their shadows.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
 use iotdp::adapters::iot_things::IotThings;
 use iotdp::commands::command::CommandRequestError;
 use iotdp::commands::service::CommandError;
+use iotdp::config::CommandsConfig;
 use iotdp::devices::ports::{DeviceRegistry, RegistryError};
-use iotdp::devices::provisioning::{
-    ProvisioningError, ProvisioningTarget, create_device, decommission_device, import_devices,
-    parse_import, set_device_status,
-};
-use iotdp::devices::record::{DeviceRecord, DeviceStatus, parse_tags};
+use iotdp::devices::provisioning::{ProvisioningError, parse_import};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus};
 use iotdp::domain::{LocationPath, RecordError};
-use serde_json::{Value, json};
+use iotdp::wiring::AwsCommands;
+use serde_json::Value;
 
 use crate::deployment::{
     COMMAND_TABLE, DEVICE_POLICY, Deployment, DeploymentError, IOT_DATA_ENDPOINT, REGISTRY_TABLE,
@@ -24,6 +23,7 @@ use crate::files::{FileError, read_text};
 use crate::output::{Column, OutputError, OutputFormat, print_list, print_result};
 
 mod commands;
+mod provisioning;
 
 #[derive(Args)]
 pub struct DevicesArgs {
@@ -48,7 +48,7 @@ pub struct DevicesArgs {
 enum DevicesAction {
     /// Create the IoT thing, a certificate with the device policy, the registry row, and the
     /// files the device needs to connect (in --out)
-    Create(NewDevice),
+    Create(provisioning::NewDevice),
     /// Register a fleet from CSV (device_id,device_type,path,gateway_id,heartbeat_seconds,tags);
     /// idempotent: re-running it changes nothing
     Import {
@@ -84,28 +84,6 @@ enum DevicesAction {
     Shadow { device_id: String },
 }
 
-#[derive(Args)]
-struct NewDevice {
-    device_id: String,
-    #[arg(long = "type")]
-    device_type: String,
-    /// Location: site/zone/section/spot (up to four levels)
-    #[arg(long, default_value = "")]
-    path: String,
-    /// The gateway allowed to report for this device
-    #[arg(long)]
-    gateway: Option<String>,
-    /// Longest expected silence in seconds; past it a no_data alert is raised
-    #[arg(long)]
-    heartbeat: Option<u32>,
-    /// Free-form tags, key=value (repeatable or comma-separated)
-    #[arg(long = "tag")]
-    tags: Vec<String>,
-    /// Folder for certificate, private key (0600), root CA and device.json
-    #[arg(long)]
-    out: PathBuf,
-}
-
 /// What stops a device command, or a device lookup, from going ahead.
 #[derive(Debug, thiserror::Error)]
 pub enum DevicesError {
@@ -134,7 +112,7 @@ pub enum DevicesError {
         device_id: String,
         seconds: u64,
     },
-    #[error("command {command_id} to {device_id} is {status}{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    #[error("command {command_id} to {device_id} is {status}{}", colon_before(.detail.as_deref()))]
     NotDelivered {
         command_id: String,
         device_id: String,
@@ -162,6 +140,11 @@ pub enum DevicesError {
     Output(#[from] OutputError),
 }
 
+/// `: detail` when there is one.
+fn colon_before(detail: Option<&str>) -> String {
+    detail.map(|d| format!(": {d}")).unwrap_or_default()
+}
+
 fn parse_status(text: &str) -> Result<DeviceStatus, DevicesError> {
     DeviceStatus::parse(text).ok_or_else(|| DevicesError::NotAStatus(text.to_owned()))
 }
@@ -187,12 +170,12 @@ pub async fn run(
         DevicesAction::Create(new) => {
             let record = new.record()?;
             let (registry, iot, policy) = names.provisioning().await?;
-            create(&registry, &iot, record, &policy, &new.out, output).await
+            provisioning::create(&registry, &iot, record, &policy, &new.out, output).await
         }
         DevicesAction::Import { file, out } => {
             let records = parse_import(&file.display().to_string(), &read_text(&file)?, now_ms())?;
             let (registry, iot, policy) = names.provisioning().await?;
-            import(&registry, &iot, records, &policy, &out, output).await
+            provisioning::import(&registry, &iot, records, &policy, &out, output).await
         }
         DevicesAction::List {
             device_type,
@@ -207,15 +190,15 @@ pub async fn run(
         }
         DevicesAction::Suspend { device_id } => {
             let registry = names.registry().await?;
-            set_status(&registry, &device_id, DeviceStatus::Suspended, output).await
+            provisioning::set_status(&registry, &device_id, DeviceStatus::Suspended, output).await
         }
         DevicesAction::Resume { device_id } => {
             let registry = names.registry().await?;
-            set_status(&registry, &device_id, DeviceStatus::Active, output).await
+            provisioning::set_status(&registry, &device_id, DeviceStatus::Active, output).await
         }
         DevicesAction::Decommission { device_id } => {
             let (registry, iot, policy) = names.provisioning().await?;
-            decommission(&registry, &iot, &device_id, &policy, output).await
+            provisioning::decommission(&registry, &iot, &device_id, &policy, output).await
         }
         DevicesAction::Command(command) => {
             let (registry, commands) = names.commands().await?;
@@ -232,19 +215,6 @@ pub async fn run(
     }
 }
 
-impl NewDevice {
-    /// The registry record the flags describe, validated.
-    fn record(&self) -> Result<DeviceRecord, DevicesError> {
-        let mut record = DeviceRecord::new(&self.device_id, &self.device_type, now_ms());
-        record.path = LocationPath::parse(&self.path)?;
-        record.gateway_id.clone_from(&self.gateway);
-        record.heartbeat_seconds = self.heartbeat;
-        record.tags = parse_tags(&self.tags.join(","))?;
-        record.validate()?;
-        Ok(record)
-    }
-}
-
 /// The deployment names a devices command looks up, in the order it needs them.
 struct Names<'a> {
     deployment: &'a Deployment,
@@ -255,10 +225,10 @@ struct Names<'a> {
 }
 
 impl Names<'_> {
-    async fn registry(self) -> Result<DynamoDbRegistry, DevicesError> {
+    async fn registry(&self) -> Result<DynamoDbRegistry, DevicesError> {
         let table = self
             .deployment
-            .require(self.registry_table, &REGISTRY_TABLE)
+            .require(self.registry_table.clone(), &REGISTRY_TABLE)
             .await?;
         Ok(DynamoDbRegistry::new(
             aws_sdk_dynamodb::Client::new(self.deployment.sdk()),
@@ -267,27 +237,25 @@ impl Names<'_> {
     }
 
     /// The registry, IoT things and the device policy, for what provisions or retires devices.
-    async fn provisioning(mut self) -> Result<(DynamoDbRegistry, IotThings, String), DevicesError> {
+    async fn provisioning(&self) -> Result<(DynamoDbRegistry, IotThings, String), DevicesError> {
         let policy = self
             .deployment
-            .require(self.policy.take(), &DEVICE_POLICY)
+            .require(self.policy.clone(), &DEVICE_POLICY)
             .await?;
         let iot = IotThings::new(aws_sdk_iot::Client::new(self.deployment.sdk()));
         Ok((self.registry().await?, iot, policy))
     }
 
     /// The registry and the command service, for commands and shadows.
-    async fn commands(
-        mut self,
-    ) -> Result<(DynamoDbRegistry, iotdp::wiring::AwsCommands), DevicesError> {
-        let deployment = self.deployment;
-        let (command_table, iot_data_endpoint) =
-            (self.command_table.take(), self.iot_data_endpoint.take());
+    async fn commands(&self) -> Result<(DynamoDbRegistry, AwsCommands), DevicesError> {
         let registry = self.registry().await?;
-        let config = iotdp::config::CommandsConfig {
-            table: deployment.require(command_table, &COMMAND_TABLE).await?,
+        let deployment = self.deployment;
+        let config = CommandsConfig {
+            table: deployment
+                .require(self.command_table.clone(), &COMMAND_TABLE)
+                .await?,
             iot_data_endpoint: deployment
-                .optional(iot_data_endpoint, &IOT_DATA_ENDPOINT)
+                .optional(self.iot_data_endpoint.clone(), &IOT_DATA_ENDPOINT)
                 .await?,
         };
         Ok((registry, iotdp::wiring::commands(deployment.sdk(), &config)))
@@ -304,71 +272,6 @@ async fn registered(
         .await?
         .pop()
         .ok_or_else(|| DevicesError::NotRegistered(device_id.to_owned()))
-}
-
-async fn create(
-    registry: &DynamoDbRegistry,
-    iot: &IotThings,
-    record: DeviceRecord,
-    policy: &str,
-    out: &Path,
-    output: OutputFormat,
-) -> Result<(), DevicesError> {
-    let target = ProvisioningTarget {
-        policy_name: policy,
-        out_dir: out,
-    };
-    let created = create_device(registry, iot, record, &target).await?;
-    let sentence = format!(
-        "created {} ({}) certificate {}\nendpoint {}\nfiles in {}",
-        created.record.device_id,
-        created.record.device_type,
-        created.certificate_arn,
-        created.endpoint,
-        created.files.display()
-    );
-    let result = json!({
-        "device": iotdp::api::device_json(&created.record),
-        "certificate_arn": created.certificate_arn,
-        "endpoint": created.endpoint,
-        "files": created.files.display().to_string(),
-    });
-    Ok(print_result(output, &result, sentence)?)
-}
-
-async fn import(
-    registry: &DynamoDbRegistry,
-    iot: &IotThings,
-    records: Vec<DeviceRecord>,
-    policy: &str,
-    out: &Path,
-    output: OutputFormat,
-) -> Result<(), DevicesError> {
-    let bar = crate::progress::bar(records.len() as u64, "devices");
-    let report = import_devices(registry, iot, records, policy, out, || bar.inc(1)).await;
-    bar.finish_and_clear();
-    let report = report?;
-    let mut sentence = format!(
-        "created {}, updated {}, unchanged {}",
-        report.created.len(),
-        report.updated.len(),
-        report.unchanged.len()
-    );
-    for id in &report.created {
-        sentence.push_str(&format!(
-            "\ncreated {id} (files in {})",
-            out.join(id).display()
-        ));
-    }
-    for id in &report.updated {
-        sentence.push_str(&format!("\nupdated {id}"));
-    }
-    let result = json!({
-        "created": report.created,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-    });
-    Ok(print_result(output, &result, sentence)?)
 }
 
 async fn list(
@@ -414,40 +317,4 @@ async fn show(
     let shown = iotdp::api::device_json(&device);
     let pretty = serde_json::to_string_pretty(&shown).map_err(DevicesError::Render)?;
     Ok(print_result(output, &shown, pretty)?)
-}
-
-/// Suspend (its readings quarantined) or resume a device.
-async fn set_status(
-    registry: &DynamoDbRegistry,
-    device_id: &str,
-    status: DeviceStatus,
-    output: OutputFormat,
-) -> Result<(), DevicesError> {
-    let device = set_device_status(registry, device_id, status, now_ms()).await?;
-    let sentence = match status {
-        DeviceStatus::Suspended => {
-            format!("suspended {device_id}: its readings are quarantined as device_suspended")
-        }
-        _ => format!("resumed {device_id}"),
-    };
-    let shown = json!({ "device": iotdp::api::device_json(&device) });
-    Ok(print_result(output, &shown, sentence)?)
-}
-
-async fn decommission(
-    registry: &DynamoDbRegistry,
-    iot: &IotThings,
-    device_id: &str,
-    policy: &str,
-    output: OutputFormat,
-) -> Result<(), DevicesError> {
-    let retired = decommission_device(registry, iot, device_id, policy, now_ms()).await?;
-    Ok(print_result(
-        output,
-        &json!({ "device_id": device_id, "status": "decommissioned", "certificates_retired": retired }),
-        format!(
-            "decommissioned {device_id}: {} certificate(s) deactivated and detached, thing deleted; registry row and data kept",
-            retired.len()
-        ),
-    )?)
 }

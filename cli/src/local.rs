@@ -126,6 +126,7 @@ pub enum LocalRunError {
     AlertStore(#[from] AlertPortError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// Boxed: the SDK's error is large, the other causes small.
     #[error("creating thing {device_id}: {source}")]
     CreatingThing {
         device_id: String,
