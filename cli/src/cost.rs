@@ -7,11 +7,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use iotdp_cost::{
-    Bill, Load, Options, PriceTable, Transport, baseline_bill, iotdp_bill, measure_with,
-    reads::Deployment, shards_for,
+    Bill, Load, Options, PerMessage, PriceTable, Transport, baseline_bill, iotdp_bill,
+    measure_with, reads::Deployment, shards_for,
 };
 use serde_json::json;
 
+use crate::files::{FileError, read_text};
 use crate::output::OutputFormat;
 
 #[derive(Args, Debug)]
@@ -51,14 +52,51 @@ pub struct CostArgs {
     rollup_finest: String,
 }
 
-pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
-    use std::fmt::Write as _;
+/// What the cost model refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CostError {
+    #[error("--devices and --interval must both be above 0")]
+    EmptyLoad,
+    /// The cost crate says what is wrong (the price table, a load) in its own sentence.
+    #[error("{0}")]
+    Model(String),
+    #[error(transparent)]
+    Prices(#[from] FileError),
+}
+
+pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), CostError> {
     // Written at the end in one go, so a closed pipe (`| head`) is not a panic.
     let mut out = String::new();
-    let table = std::fs::read_to_string(&args.prices)
-        .map_err(|e| format!("{}: {e}", args.prices.display()))?;
-    let prices = PriceTable::parse(&table)?;
-    let loads = match (args.devices, args.interval) {
+    let prices = PriceTable::parse(&read_text(&args.prices)?).map_err(CostError::Model)?;
+    let loads = loads(&args)?;
+    let deployment = Deployment {
+        dashboard_hours: args.dashboard_hours,
+        rollup_every_minutes: args.rollup_every,
+        rollup_finest: iotdp::rollup::tier::Tier::parse(&args.rollup_finest)
+            .unwrap_or(iotdp::rollup::tier::Tier::Minute),
+        memory_store_hours: args.memory_store_hours,
+    };
+    for load in &loads {
+        let per = measure_with(load, 1_000, &deployment)
+            .await
+            .map_err(CostError::Model)?;
+        let bills = Bills::price(load, &per, &prices)?;
+        match output {
+            OutputFormat::Json => json_line(&mut out, &bills)?,
+            OutputFormat::Table => table(&mut out, &bills),
+        }
+    }
+    if output == OutputFormat::Table {
+        unverified_note(&mut out, &prices, &args.prices);
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    Ok(())
+}
+
+/// The reference loads, or the one `--devices` and `--interval` describe.
+fn loads(args: &CostArgs) -> Result<Vec<Load>, CostError> {
+    Ok(match (args.devices, args.interval) {
         (Some(devices), Some(interval)) if devices > 0 && interval > 0.0 => vec![Load {
             name: format!(
                 "{devices} devices every {interval} s, {} metrics, {} per message",
@@ -73,168 +111,222 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
             // Each device its own site: as many place rows as devices, the most there can be.
             places: iotdp_cost::Places::OwnSite,
         }],
-        (Some(_), _) => return Err("--devices and --interval must both be above 0".into()),
+        (Some(_), _) => return Err(CostError::EmptyLoad),
         _ => Load::references(),
-    };
+    })
+}
+
+/// One load's bills: iotdp on each transport, before the registry's write savings, and the
+/// baseline.
+struct Bills<'a> {
+    load: &'a Load,
+    per: &'a PerMessage,
+    prices: &'a PriceTable,
+    broker: Bill,
+    basic: Bill,
+    on_demand: Bill,
+    provisioned: Bill,
+    before: Bill,
+    baseline: Bill,
+}
+
+impl<'a> Bills<'a> {
+    fn price(
+        load: &'a Load,
+        per: &'a PerMessage,
+        prices: &'a PriceTable,
+    ) -> Result<Self, CostError> {
+        let bill = |basic_ingest, transport| iotdp(load, per, prices, basic_ingest, transport);
+        Ok(Self {
+            broker: bill(false, Transport::Sqs)?,
+            basic: bill(true, Transport::Sqs)?,
+            on_demand: bill(true, Transport::KinesisOnDemand)?,
+            provisioned: bill(true, Transport::KinesisProvisioned)?,
+            before: iotdp_bill(
+                load,
+                per,
+                Options {
+                    registry_before: true,
+                    ..Options::new(false, Transport::Sqs)
+                },
+                prices,
+            )
+            .map_err(CostError::Model)?,
+            baseline: baseline_bill(load, per, prices).map_err(CostError::Model)?,
+            load,
+            per,
+            prices,
+        })
+    }
+}
+
+fn iotdp(
+    load: &Load,
+    per: &PerMessage,
+    prices: &PriceTable,
+    basic_ingest: bool,
+    transport: Transport,
+) -> Result<Bill, CostError> {
+    iotdp_bill(load, per, Options::new(basic_ingest, transport), prices).map_err(CostError::Model)
+}
+
+/// What the registry's writes cost in a bill.
+fn registry(bill: &Bill) -> f64 {
+    bill.item("dynamodb_write_request_units")
+}
+
+/// The load's bills as one JSON line, every transport with and without Basic Ingest.
+fn json_line(out: &mut String, bills: &Bills) -> Result<(), CostError> {
+    use std::fmt::Write as _;
+    let (load, per) = (bills.load, bills.per);
+    let mut setups = Vec::new();
+    for transport in Transport::ALL {
+        for basic_ingest in [false, true] {
+            let priced = iotdp(load, per, bills.prices, basic_ingest, transport)?;
+            setups.push(json!({
+                "transport": transport.name(),
+                "basic_ingest": basic_ingest,
+                "usd": priced.total(),
+                "by_service": priced.by_service(),
+                "lines": lines(&priced),
+            }));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        json!({
+            "load": load.name,
+            "messages_per_month": load.messages_per_month(),
+            "readings_per_month": load.readings_per_month(),
+            "iotdp_usd": bills.broker.total(),
+            "iotdp_basic_ingest_usd": bills.basic.total(),
+            "baseline_usd": bills.baseline.total(),
+            "iotdp_by_service": bills.broker.by_service(),
+            "iotdp_basic_ingest_by_service": bills.basic.by_service(),
+            "baseline_by_service": bills.baseline.by_service(),
+            "setups": setups,
+            "kinesis_provisioned_shards": shards_for(load, per),
+            "registry_writes_per_message": per.registry_writes,
+            "registry_usd": registry(&bills.broker),
+            "registry_writes_per_message_before": per.registry_writes_before,
+            "registry_usd_before": registry(&bills.before),
+            "baseline_lines": lines(&bills.baseline),
+            "reads": {
+                "tcu_hours": per.reads.tcu_hours,
+                "baseline_tcu_hours": per.reads.baseline_tcu_hours,
+                "rollup_queries_per_run": per.reads.rollup_queries_per_run,
+                "rollup_rows_per_series_day": per.reads.rollup_rows_per_series_day,
+                "rollup_write_kb_per_series_day": per.reads.rollup_write_kb_per_series_day,
+                "queries_per_24h_chart": per.reads.chart_queries,
+                "baseline_queries_per_24h_chart": per.reads.baseline_chart_queries,
+                "registry_read_units": per.reads.registry_read_units,
+                "registry_read_units_kinesis": per.reads.registry_read_units_kinesis,
+                "silence_watch_read_units": per.reads.watch_read_units,
+            },
+        })
+    );
+    Ok(())
+}
+
+/// The load's bills for people: a line about the load, a column per setup, a row per
+/// service, and how iotdp compares.
+fn table(out: &mut String, bills: &Bills) {
+    use std::fmt::Write as _;
+    let (load, per) = (bills.load, bills.per);
+    let _ = writeln!(
+        out,
+        "{}\n  {:.3e} messages, {:.3e} readings a month; {} B a publish, {:.2} Timestream KB a message (baseline {:.2}); {} provisioned shards",
+        load.name,
+        load.messages_per_month(),
+        load.readings_per_month(),
+        per.iot_bytes,
+        per.timestream_kb,
+        per.baseline_timestream_kb,
+        shards_for(load, per)
+    );
+    service_rows(
+        out,
+        &[
+            ("SQS", &bills.broker),
+            ("SQS + BI", &bills.basic),
+            ("Kinesis OD + BI", &bills.on_demand),
+            ("Kinesis prov + BI", &bills.provisioned),
+            ("baseline", &bills.baseline),
+        ],
+    );
+    let cheapest = [
+        &bills.broker,
+        &bills.basic,
+        &bills.on_demand,
+        &bills.provisioned,
+    ]
+    .iter()
+    .map(|b| b.total())
+    .fold(f64::INFINITY, f64::min);
+    // IoT Events reached its end of support on 2026-05-20: the baseline without it is what a
+    // team can still build.
+    let baseline = &bills.baseline;
+    let without_events = baseline.total() - baseline.by_service().get("IoT Events").unwrap_or(&0.0);
+    let _ = writeln!(
+        out,
+        "\n  iotdp / baseline without IoT Events (${without_events:.0}): {:.0} % on SQS, {:.0} % at its cheapest; registry writes ${:.0} (${:.0} before the heard log and the hourly last_seen); query TCU-hours {:.0} (baseline {:.0})\n",
+        100.0 * bills.broker.total() / without_events,
+        100.0 * cheapest / without_events,
+        registry(&bills.broker),
+        registry(&bills.before),
+        per.reads.tcu_hours,
+        per.reads.baseline_tcu_hours
+    );
+}
+
+/// The header, a row per service (dollars, or - where a setup has none) and the totals.
+fn service_rows(out: &mut String, columns: &[(&str, &Bill)]) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "  {:<12}", "service");
+    for (name, _) in columns {
+        let _ = write!(out, " {name:>18}");
+    }
+    let _ = writeln!(out);
+    let mut services: Vec<String> = columns
+        .iter()
+        .flat_map(|(_, bill)| bill.by_service().into_keys())
+        .collect();
+    services.sort();
+    services.dedup();
+    for service in services {
+        let _ = write!(out, "  {service:<12}");
+        for (_, bill) in columns {
+            let cell = bill
+                .by_service()
+                .get(&service)
+                .map_or("-".to_owned(), |usd| format!("${usd:.0}"));
+            let _ = write!(out, " {cell:>18}");
+        }
+        let _ = writeln!(out);
+    }
+    let _ = write!(out, "  {:<12}", "total");
+    for (_, bill) in columns {
+        let _ = write!(out, " {:>18}", format!("${:.0}", bill.total()));
+    }
+}
+
+/// A warning for prices nobody has checked yet.
+fn unverified_note(out: &mut String, prices: &PriceTable, file: &std::path::Path) {
+    use std::fmt::Write as _;
     let unverified = prices
         .0
         .values()
         .filter(|p| p.checked == "unverified")
         .count();
-    for load in &loads {
-        let deployment = Deployment {
-            dashboard_hours: args.dashboard_hours,
-            rollup_every_minutes: args.rollup_every,
-            rollup_finest: iotdp::rollup::tier::Tier::parse(&args.rollup_finest)
-                .unwrap_or(iotdp::rollup::tier::Tier::Minute),
-            memory_store_hours: args.memory_store_hours,
-        };
-        let per = measure_with(load, 1_000, &deployment).await?;
-        let bill = |basic_ingest: bool, transport: Transport| {
-            iotdp_bill(load, &per, Options::new(basic_ingest, transport), &prices)
-        };
-        let broker = bill(false, Transport::Sqs)?;
-        let basic = bill(true, Transport::Sqs)?;
-        let on_demand = bill(true, Transport::KinesisOnDemand)?;
-        let provisioned = bill(true, Transport::KinesisProvisioned)?;
-        let before = iotdp_bill(
-            load,
-            &per,
-            Options {
-                registry_before: true,
-                ..Options::new(false, Transport::Sqs)
-            },
-            &prices,
-        )?;
-        let baseline = baseline_bill(load, &per, &prices)?;
-        let registry = |bill: &Bill| bill.item("dynamodb_write_request_units");
-        match output {
-            OutputFormat::Json => {
-                let mut setups = Vec::new();
-                for transport in Transport::ALL {
-                    for basic_ingest in [false, true] {
-                        let priced = bill(basic_ingest, transport)?;
-                        setups.push(json!({
-                            "transport": transport.name(),
-                            "basic_ingest": basic_ingest,
-                            "usd": priced.total(),
-                            "by_service": priced.by_service(),
-                            "lines": lines(&priced),
-                        }));
-                    }
-                }
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    json!({
-                        "load": load.name,
-                        "messages_per_month": load.messages_per_month(),
-                        "readings_per_month": load.readings_per_month(),
-                        "iotdp_usd": broker.total(),
-                        "iotdp_basic_ingest_usd": basic.total(),
-                        "baseline_usd": baseline.total(),
-                        "iotdp_by_service": broker.by_service(),
-                        "iotdp_basic_ingest_by_service": basic.by_service(),
-                        "baseline_by_service": baseline.by_service(),
-                        "setups": setups,
-                        "kinesis_provisioned_shards": shards_for(load, &per),
-                        "registry_writes_per_message": per.registry_writes,
-                        "registry_usd": registry(&broker),
-                        "registry_writes_per_message_before": per.registry_writes_before,
-                        "registry_usd_before": registry(&before),
-                        "baseline_lines": lines(&baseline),
-                        "reads": {
-                            "tcu_hours": per.reads.tcu_hours,
-                            "baseline_tcu_hours": per.reads.baseline_tcu_hours,
-                            "rollup_queries_per_run": per.reads.rollup_queries_per_run,
-                            "rollup_rows_per_series_day": per.reads.rollup_rows_per_series_day,
-                            "rollup_write_kb_per_series_day": per.reads.rollup_write_kb_per_series_day,
-                            "queries_per_24h_chart": per.reads.chart_queries,
-                            "baseline_queries_per_24h_chart": per.reads.baseline_chart_queries,
-                            "registry_read_units": per.reads.registry_read_units,
-                            "registry_read_units_kinesis": per.reads.registry_read_units_kinesis,
-                            "silence_watch_read_units": per.reads.watch_read_units,
-                        },
-                    })
-                );
-            }
-            OutputFormat::Table => {
-                let _ = writeln!(
-                    out,
-                    "{}\n  {:.3e} messages, {:.3e} readings a month; {} B a publish, {:.2} Timestream KB a message (baseline {:.2}); {} provisioned shards",
-                    load.name,
-                    load.messages_per_month(),
-                    load.readings_per_month(),
-                    per.iot_bytes,
-                    per.timestream_kb,
-                    per.baseline_timestream_kb,
-                    shards_for(load, &per)
-                );
-                let columns = [
-                    ("SQS", &broker),
-                    ("SQS + BI", &basic),
-                    ("Kinesis OD + BI", &on_demand),
-                    ("Kinesis prov + BI", &provisioned),
-                    ("baseline", &baseline),
-                ];
-                let _ = write!(out, "  {:<12}", "service");
-                for (name, _) in &columns {
-                    let _ = write!(out, " {name:>18}");
-                }
-                let _ = writeln!(out);
-                let mut services: Vec<String> = columns
-                    .iter()
-                    .flat_map(|(_, bill)| bill.by_service().into_keys())
-                    .collect();
-                services.sort();
-                services.dedup();
-                for service in services {
-                    let _ = write!(out, "  {service:<12}");
-                    for (_, bill) in &columns {
-                        let cell = bill
-                            .by_service()
-                            .get(&service)
-                            .map_or("-".to_owned(), |usd| format!("${usd:.0}"));
-                        let _ = write!(out, " {cell:>18}");
-                    }
-                    let _ = writeln!(out);
-                }
-                let _ = write!(out, "  {:<12}", "total");
-                for (_, bill) in &columns {
-                    let _ = write!(out, " {:>18}", format!("${:.0}", bill.total()));
-                }
-                let cheapest = [&broker, &basic, &on_demand, &provisioned]
-                    .iter()
-                    .map(|b| b.total())
-                    .fold(f64::INFINITY, f64::min);
-                // IoT Events reached its end of support on 2026-05-20: the baseline without it
-                // is what a team can still build.
-                let without_events =
-                    baseline.total() - baseline.by_service().get("IoT Events").unwrap_or(&0.0);
-                let _ = writeln!(
-                    out,
-                    "\n  iotdp / baseline without IoT Events (${without_events:.0}): {:.0} % on SQS, {:.0} % at its cheapest; registry writes ${:.0} (${:.0} before the heard log and the hourly last_seen); query TCU-hours {:.0} (baseline {:.0})\n",
-                    100.0 * broker.total() / without_events,
-                    100.0 * cheapest / without_events,
-                    registry(&broker),
-                    registry(&before),
-                    per.reads.tcu_hours,
-                    per.reads.baseline_tcu_hours
-                );
-            }
-        }
-    }
-    if unverified > 0 && output == OutputFormat::Table {
+    if unverified > 0 {
         let _ = writeln!(
             out,
             "{unverified} of the {} prices in {} are marked unverified: check them on the pages named there before relying on these totals.",
             prices.0.len(),
-            args.prices.display()
+            file.display()
         );
     }
-    use std::io::Write as _;
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
-    Ok(())
 }
 
 /// A bill's lines: item, quantity, dollars and whether the price was checked.

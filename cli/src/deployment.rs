@@ -4,10 +4,11 @@
 
 use aws_config::SdkConfig;
 use iotdp::adapters::cloudformation::CloudFormationStacks;
-use iotdp::config::{StackOutputSource, StackOutputs};
+use iotdp::config::{StackLookupError, StackOutputSource, StackOutputs};
 use tokio::sync::OnceCell;
 
 /// One deployment name: how an operator passes it, and the stack output that holds it.
+#[derive(Debug, Clone, Copy)]
 pub struct Setting {
     pub flag: &'static str,
     pub env: &'static str,
@@ -87,6 +88,23 @@ pub const INFLUXDB_TOKEN_SECRET: Setting = Setting::new(
     "InfluxDbTokenSecretArn",
 );
 
+/// A name the command needs that no flag, variable or stack output supplied.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    #[error(transparent)]
+    Stack(#[from] StackLookupError),
+    #[error(
+        "stack '{stack}' has no output {} (needed for {}): pass {} or set {}, or deploy a stack that has it",
+        .setting.output, .setting.flag, .setting.flag, .setting.env
+    )]
+    NoOutput { stack: String, setting: Setting },
+    #[error(
+        "{} (or {}) is required, or --stack NAME (or IOTDP_STACK) to read it from the stack output {}",
+        .setting.flag, .setting.env, .setting.output
+    )]
+    NotGiven { setting: Setting },
+}
+
 /// The deployment a command works on: the SDK configuration (region and credentials from the
 /// usual AWS configuration) and, lazily, the named stack's outputs.
 pub struct Deployment {
@@ -109,7 +127,7 @@ impl Deployment {
     }
 
     /// The stack's outputs, read on first use; `None` without `--stack`.
-    async fn stack_outputs(&self) -> Result<Option<(&str, &StackOutputs)>, String> {
+    async fn stack_outputs(&self) -> Result<Option<(&str, &StackOutputs)>, StackLookupError> {
         let Some(stack) = self.stack.as_deref() else {
             return Ok(None);
         };
@@ -119,7 +137,6 @@ impl Deployment {
                 CloudFormationStacks::new(aws_sdk_cloudformation::Client::new(&self.sdk))
                     .outputs(stack)
                     .await
-                    .map_err(|e| e.to_string())
             })
             .await?;
         Ok(Some((stack, outputs)))
@@ -131,19 +148,14 @@ impl Deployment {
         &self,
         given: Option<String>,
         setting: &Setting,
-    ) -> Result<String, String> {
+    ) -> Result<String, DeploymentError> {
         if let Some(value) = self.optional(given, setting).await? {
             return Ok(value);
         }
-        Err(match self.stack.as_deref() {
-            Some(stack) => format!(
-                "stack '{stack}' has no output {} (needed for {}): pass {} or set {}, or deploy a stack that has it",
-                setting.output, setting.flag, setting.flag, setting.env
-            ),
-            None => format!(
-                "{} (or {}) is required, or --stack NAME (or IOTDP_STACK) to read it from the stack output {}",
-                setting.flag, setting.env, setting.output
-            ),
+        let setting = *setting;
+        Err(match self.stack.clone() {
+            Some(stack) => DeploymentError::NoOutput { stack, setting },
+            None => DeploymentError::NotGiven { setting },
         })
     }
 
@@ -153,7 +165,7 @@ impl Deployment {
         &self,
         given: Option<String>,
         setting: &Setting,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, DeploymentError> {
         if given.is_some() {
             return Ok(given);
         }

@@ -6,19 +6,24 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
 use iotdp::adapters::iot_things::IotThings;
-use iotdp::devices::ports::DeviceRegistry;
-use iotdp::devices::provisioning::{
-    ProvisioningTarget, create_device, decommission_device, import_devices, parse_import,
-    set_device_status,
-};
-use iotdp::devices::record::{DeviceRecord, DeviceStatus, parse_tags};
-use iotdp::domain::LocationPath;
-use serde_json::{Value, json};
+use iotdp::commands::command::CommandRequestError;
+use iotdp::commands::service::CommandError;
+use iotdp::config::CommandsConfig;
+use iotdp::devices::ports::{DeviceRegistry, RegistryError};
+use iotdp::devices::provisioning::{ProvisioningError, parse_import};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus};
+use iotdp::domain::{LocationPath, RecordError};
+use iotdp::wiring::AwsCommands;
+use serde_json::Value;
 
 use crate::deployment::{
-    COMMAND_TABLE, DEVICE_POLICY, Deployment, IOT_DATA_ENDPOINT, REGISTRY_TABLE,
+    COMMAND_TABLE, DEVICE_POLICY, Deployment, DeploymentError, IOT_DATA_ENDPOINT, REGISTRY_TABLE,
 };
-use crate::output::{Column, OutputFormat, print_list, print_result};
+use crate::files::{FileError, read_text};
+use crate::output::{Column, OutputError, OutputFormat, print_list, print_result};
+
+mod commands;
+mod provisioning;
 
 #[derive(Args)]
 pub struct DevicesArgs {
@@ -43,26 +48,7 @@ pub struct DevicesArgs {
 enum DevicesAction {
     /// Create the IoT thing, a certificate with the device policy, the registry row, and the
     /// files the device needs to connect (in --out)
-    Create {
-        device_id: String,
-        #[arg(long = "type")]
-        device_type: String,
-        /// Location: site/zone/section/spot (up to four levels)
-        #[arg(long, default_value = "")]
-        path: String,
-        /// The gateway allowed to report for this device
-        #[arg(long)]
-        gateway: Option<String>,
-        /// Longest expected silence in seconds; past it a no_data alert is raised
-        #[arg(long)]
-        heartbeat: Option<u32>,
-        /// Free-form tags, key=value (repeatable or comma-separated)
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        /// Folder for certificate, private key (0600), root CA and device.json
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Create(provisioning::NewDevice),
     /// Register a fleet from CSV (device_id,device_type,path,gateway_id,heartbeat_seconds,tags);
     /// idempotent: re-running it changes nothing
     Import {
@@ -91,29 +77,76 @@ enum DevicesAction {
     Decommission { device_id: String },
     /// Send a command: merge DESIRED (a JSON object) into the device's shadow and record it;
     /// it is delivered when the device reports it applied
-    Command {
-        device_id: String,
-        /// The desired-state patch, e.g. '{"setpoint":21}' (null deletes a key)
-        desired: String,
-        /// Seconds the device has to apply it (1 to 604800)
-        #[arg(long, default_value_t = iotdp::commands::command::DEFAULT_EXPIRES_IN_SECONDS)]
-        expires_in: u64,
-        /// Idempotency key: the same key again returns the first command instead of a second
-        #[arg(long)]
-        key: Option<String>,
-        /// Wait up to this many seconds for the command to settle (exit 1 unless delivered)
-        #[arg(long, num_args = 0..=1, default_missing_value = "60")]
-        wait: Option<u64>,
-    },
+    Command(commands::CommandArgs),
     /// The device's commands, newest first
     Commands { device_id: String },
     /// The device's shadow: desired, reported, delta, version
     Shadow { device_id: String },
 }
 
-fn parse_status(text: &str) -> Result<DeviceStatus, String> {
-    DeviceStatus::parse(text)
-        .ok_or_else(|| format!("'{text}' is not a status: use active, suspended or decommissioned"))
+/// What stops a device command, or a device lookup, from going ahead.
+#[derive(Debug, thiserror::Error)]
+pub enum DevicesError {
+    #[error("'{0}' is not a status: use active, suspended or decommissioned")]
+    NotAStatus(String),
+    #[error("device '{0}' is not registered")]
+    NotRegistered(String),
+    #[error(
+        "device '{device_id}' is {status}: it takes no commands; `iotdp devices resume {device_id}` first"
+    )]
+    NotActive {
+        device_id: String,
+        status: &'static str,
+    },
+    #[error("DESIRED must be a JSON object such as '{{\"setpoint\":21}}': {0}")]
+    DesiredNotJson(serde_json::Error),
+    #[error("DESIRED must be a JSON object such as '{{\"setpoint\":21}}'")]
+    DesiredNotObject,
+    #[error("the command disappeared from the history")]
+    CommandVanished,
+    #[error(
+        "command {command_id} to {device_id} is still pending after {seconds} s: the device has not reported it applied (is it connected?)"
+    )]
+    StillPending {
+        command_id: String,
+        device_id: String,
+        seconds: u64,
+    },
+    #[error("command {command_id} to {device_id} is {status}{}", colon_before(.detail.as_deref()))]
+    NotDelivered {
+        command_id: String,
+        device_id: String,
+        status: &'static str,
+        detail: Option<String>,
+    },
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Provisioning(#[from] ProvisioningError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    CommandRequest(#[from] CommandRequestError),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A representation that could not be rendered as JSON.
+    #[error(transparent)]
+    Render(serde_json::Error),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// `: detail` when there is one.
+fn colon_before(detail: Option<&str>) -> String {
+    detail.map(|d| format!(": {d}")).unwrap_or_default()
+}
+
+fn parse_status(text: &str) -> Result<DeviceStatus, DevicesError> {
+    DeviceStatus::parse(text).ok_or_else(|| DevicesError::NotAStatus(text.to_owned()))
 }
 
 fn now_ms() -> i64 {
@@ -124,352 +157,164 @@ pub async fn run(
     args: DevicesArgs,
     deployment: &Deployment,
     output: OutputFormat,
-) -> Result<(), String> {
+) -> Result<(), DevicesError> {
+    let names = Names {
+        deployment,
+        registry_table: args.registry_table,
+        policy: args.policy,
+        command_table: args.command_table,
+        iot_data_endpoint: args.iot_data_endpoint,
+    };
     // Local input is validated before any AWS call, so a typo fails fast and offline.
-    let new_record = match &args.action {
-        DevicesAction::Create {
-            device_id,
-            device_type,
-            path,
-            gateway,
-            heartbeat,
-            tags,
-            ..
-        } => {
-            let mut record = DeviceRecord::new(device_id, device_type, now_ms());
-            record.path = LocationPath::parse(path).map_err(|e| e.to_string())?;
-            record.gateway_id = gateway.clone();
-            record.heartbeat_seconds = *heartbeat;
-            record.tags = parse_tags(&tags.join(",")).map_err(|e| e.to_string())?;
-            record.validate().map_err(|e| e.to_string())?;
-            Some(record)
-        }
-        _ => None,
-    };
-    let imported = match &args.action {
-        DevicesAction::Import { file, .. } => {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            Some(
-                parse_import(&file.display().to_string(), &text, now_ms())
-                    .map_err(|e| e.to_string())?,
-            )
-        }
-        _ => None,
-    };
-    let needs_policy = matches!(
-        args.action,
-        DevicesAction::Create { .. }
-            | DevicesAction::Import { .. }
-            | DevicesAction::Decommission { .. }
-    );
-    let policy = if needs_policy {
-        deployment.require(args.policy, &DEVICE_POLICY).await?
-    } else {
-        String::new()
-    };
-    let table = deployment
-        .require(args.registry_table, &REGISTRY_TABLE)
-        .await?;
-    let sdk = deployment.sdk();
-    let registry = DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(sdk), &table);
-    if matches!(
-        args.action,
-        DevicesAction::Command { .. }
-            | DevicesAction::Commands { .. }
-            | DevicesAction::Shadow { .. }
-    ) {
-        let config = iotdp::config::CommandsConfig {
-            table: deployment
-                .require(args.command_table, &COMMAND_TABLE)
-                .await?,
-            iot_data_endpoint: deployment
-                .optional(args.iot_data_endpoint, &IOT_DATA_ENDPOINT)
-                .await?,
-        };
-        let commands = iotdp::wiring::commands(sdk, &config);
-        return command_action(args.action, &registry, &commands, output).await;
-    }
-    let iot = IotThings::new(aws_sdk_iot::Client::new(sdk));
     match args.action {
-        DevicesAction::Create { out, .. } => {
-            let record = new_record.ok_or("no device read")?;
-            let target = ProvisioningTarget {
-                policy_name: &policy,
-                out_dir: &out,
-            };
-            let created = create_device(&registry, &iot, record, &target)
-                .await
-                .map_err(|e| e.to_string())?;
-            let sentence = format!(
-                "created {} ({}) certificate {}\nendpoint {}\nfiles in {}",
-                created.record.device_id,
-                created.record.device_type,
-                created.certificate_arn,
-                created.endpoint,
-                created.files.display()
-            );
-            let result = json!({
-                "device": iotdp::api::device_json(&created.record),
-                "certificate_arn": created.certificate_arn,
-                "endpoint": created.endpoint,
-                "files": created.files.display().to_string(),
-            });
-            print_result(output, &result, sentence)?;
+        DevicesAction::Create(new) => {
+            let record = new.record()?;
+            let (registry, iot, policy) = names.provisioning().await?;
+            provisioning::create(&registry, &iot, record, &policy, &new.out, output).await
         }
-        DevicesAction::Import { out, .. } => {
-            let records = imported.ok_or("no file read")?;
-            let bar = crate::progress::bar(records.len() as u64, "devices");
-            let report = import_devices(&registry, &iot, records, &policy, &out, || bar.inc(1))
-                .await
-                .map_err(|e| e.to_string());
-            bar.finish_and_clear();
-            let report = report?;
-            let mut sentence = format!(
-                "created {}, updated {}, unchanged {}",
-                report.created.len(),
-                report.updated.len(),
-                report.unchanged.len()
-            );
-            for id in &report.created {
-                sentence.push_str(&format!(
-                    "\ncreated {id} (files in {})",
-                    out.join(id).display()
-                ));
-            }
-            for id in &report.updated {
-                sentence.push_str(&format!("\nupdated {id}"));
-            }
-            let result = json!({
-                "created": report.created,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-            });
-            print_result(output, &result, sentence)?;
+        DevicesAction::Import { file, out } => {
+            let records = parse_import(&file.display().to_string(), &read_text(&file)?, now_ms())?;
+            let (registry, iot, policy) = names.provisioning().await?;
+            provisioning::import(&registry, &iot, records, &policy, &out, output).await
         }
         DevicesAction::List {
             device_type,
             status,
             path,
         } => {
-            let prefix = LocationPath::parse(path.as_deref().unwrap_or_default())
-                .map_err(|e| e.to_string())?;
-            let devices = registry.list().await.map_err(|e| e.to_string())?;
-            let items: Vec<Value> = devices
-                .iter()
-                .filter(|d| {
-                    device_type.as_ref().is_none_or(|t| &d.device_type == t)
-                        && status.is_none_or(|s| d.status == s)
-                        && d.path.starts_with(&prefix)
-                })
-                .map(iotdp::api::device_json)
-                .collect();
-            print_list(
-                output,
-                &items,
-                &[
-                    Column::new("DEVICE_ID", "device_id", 28),
-                    Column::new("TYPE", "device_type", 16),
-                    Column::new("STATUS", "status", 15),
-                    Column::new("CONNECTED", "connected", 10),
-                    Column::new("PATH", "path", 28),
-                    Column::new("GATEWAY", "gateway_id", 20),
-                    Column::new("LAST_SEEN", "last_seen", 0),
-                ],
-            )?;
+            let registry = names.registry().await?;
+            list(&registry, device_type, status, path, output).await
         }
         DevicesAction::Show { device_id } => {
-            let device = registry
-                .get_many(&[&device_id])
-                .await
-                .map_err(|e| e.to_string())?
-                .pop()
-                .ok_or_else(|| format!("device '{device_id}' is not registered"))?;
-            // The same representation the query API answers with.
-            let shown = iotdp::api::device_json(&device);
-            let pretty = serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?;
-            print_result(output, &shown, pretty)?;
+            show(&names.registry().await?, &device_id, output).await
         }
         DevicesAction::Suspend { device_id } => {
-            let device =
-                set_device_status(&registry, &device_id, DeviceStatus::Suspended, now_ms())
-                    .await
-                    .map_err(|e| e.to_string())?;
-            print_result(
-                output,
-                &json!({ "device": iotdp::api::device_json(&device) }),
-                format!("suspended {device_id}: its readings are quarantined as device_suspended"),
-            )?;
+            let registry = names.registry().await?;
+            provisioning::set_status(&registry, &device_id, DeviceStatus::Suspended, output).await
         }
         DevicesAction::Resume { device_id } => {
-            let device = set_device_status(&registry, &device_id, DeviceStatus::Active, now_ms())
-                .await
-                .map_err(|e| e.to_string())?;
-            print_result(
-                output,
-                &json!({ "device": iotdp::api::device_json(&device) }),
-                format!("resumed {device_id}"),
-            )?;
+            let registry = names.registry().await?;
+            provisioning::set_status(&registry, &device_id, DeviceStatus::Active, output).await
         }
         DevicesAction::Decommission { device_id } => {
-            let retired = decommission_device(&registry, &iot, &device_id, &policy, now_ms())
-                .await
-                .map_err(|e| e.to_string())?;
-            print_result(
-                output,
-                &json!({ "device_id": device_id, "status": "decommissioned", "certificates_retired": retired }),
-                format!(
-                    "decommissioned {device_id}: {} certificate(s) deactivated and detached, thing deleted; registry row and data kept",
-                    retired.len()
-                ),
-            )?;
+            let (registry, iot, policy) = names.provisioning().await?;
+            provisioning::decommission(&registry, &iot, &device_id, &policy, output).await
         }
-        DevicesAction::Command { .. }
-        | DevicesAction::Commands { .. }
-        | DevicesAction::Shadow { .. } => unreachable!("command actions return above"),
+        DevicesAction::Command(command) => {
+            let (registry, commands) = names.commands().await?;
+            commands::command(&registry, &commands, command, output).await
+        }
+        DevicesAction::Commands { device_id } => {
+            let (registry, commands) = names.commands().await?;
+            commands::history(&registry, &commands, &device_id, output).await
+        }
+        DevicesAction::Shadow { device_id } => {
+            let (registry, commands) = names.commands().await?;
+            commands::shadow(&registry, &commands, &device_id, output).await
+        }
     }
-    Ok(())
 }
 
-/// `devices command`, `devices commands` and `devices shadow`: the use case the API runs,
-/// called with the operator's own AWS credentials.
-async fn command_action(
-    action: DevicesAction,
-    registry: &DynamoDbRegistry,
-    commands: &iotdp::wiring::AwsCommands,
-    output: OutputFormat,
-) -> Result<(), String> {
-    use iotdp::commands::command::{CommandRequest, CommandSource, CommandStatus};
-    let device_id = match &action {
-        DevicesAction::Command { device_id, .. }
-        | DevicesAction::Commands { device_id }
-        | DevicesAction::Shadow { device_id } => device_id.clone(),
-        _ => unreachable!("only command actions come here"),
-    };
-    let device = registry
-        .get_many(&[&device_id])
-        .await
-        .map_err(|e| e.to_string())?
-        .pop()
-        .ok_or_else(|| format!("device '{device_id}' is not registered"))?;
-    match action {
-        DevicesAction::Command {
-            desired,
-            expires_in,
-            key,
-            wait,
-            ..
-        } => {
-            if device.status != DeviceStatus::Active {
-                return Err(format!(
-                    "device '{device_id}' is {}: it takes no commands; `iotdp devices resume {device_id}` first",
-                    device.status.as_str()
-                ));
-            }
-            let desired: Value = serde_json::from_str(&desired).map_err(|e| {
-                format!("DESIRED must be a JSON object such as '{{\"setpoint\":21}}': {e}")
-            })?;
-            let Value::Object(desired) = desired else {
-                return Err("DESIRED must be a JSON object such as '{\"setpoint\":21}'".into());
-            };
-            let request =
-                CommandRequest::new(desired, Some(expires_in), key).map_err(|e| e.to_string())?;
-            let issued_by = format!(
-                "cli:{}",
-                std::env::var("USER").unwrap_or_else(|_| "operator".into())
-            );
-            let mut command = commands
-                .issue(
-                    &device_id,
-                    &request,
-                    &issued_by,
-                    CommandSource::Api,
-                    now_ms(),
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(seconds) = wait {
-                let started = std::time::Instant::now();
-                let deadline = started + std::time::Duration::from_secs(seconds);
-                while command.status == CommandStatus::Pending
-                    && std::time::Instant::now() < deadline
-                {
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                    command = commands
-                        .get(&device_id, &command.command_id)
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .ok_or("the command disappeared from the history")?;
-                }
-                let shown = json!({ "command": iotdp::api::command_json(&command) });
-                if command.status != CommandStatus::Delivered {
-                    let _ = print_result(
-                        output,
-                        &shown,
-                        serde_json::to_string_pretty(&shown).unwrap_or_default(),
-                    );
-                    return Err(match command.status {
-                        CommandStatus::Pending => format!(
-                            "command {} to {device_id} is still pending after {seconds} s: the device has not reported it applied (is it connected?)",
-                            command.command_id
-                        ),
-                        other => format!(
-                            "command {} to {device_id} is {}{}",
-                            command.command_id,
-                            other.as_str(),
-                            command
-                                .detail
-                                .as_deref()
-                                .map(|d| format!(": {d}"))
-                                .unwrap_or_default()
-                        ),
-                    });
-                }
-                let sentence = format!(
-                    "command {} delivered to {device_id} after {:.1} s",
-                    command.command_id,
-                    started.elapsed().as_secs_f64()
-                );
-                return print_result(output, &shown, sentence);
-            }
-            let shown = json!({ "command": iotdp::api::command_json(&command) });
-            let sentence = format!(
-                "command {} to {device_id}: {} (shadow version {})",
-                command.command_id,
-                command.status.as_str(),
-                command.shadow_version.map_or("?".into(), |v| v.to_string())
-            );
-            print_result(output, &shown, sentence)
-        }
-        DevicesAction::Commands { .. } => {
-            let history = commands
-                .history(&device_id)
-                .await
-                .map_err(|e| e.to_string())?;
-            let items: Vec<Value> = history.iter().map(iotdp::api::command_json).collect();
-            print_list(
-                output,
-                &items,
-                &[
-                    Column::new("COMMAND_ID", "command_id", 28),
-                    Column::new("STATUS", "status", 11),
-                    Column::new("SOURCE", "source", 7),
-                    Column::new("ISSUED_BY", "issued_by", 20),
-                    Column::new("ISSUED_AT", "issued_at", 25),
-                    Column::new("DESIRED", "desired", 0),
-                ],
-            )
-        }
-        DevicesAction::Shadow { .. } => {
-            let shadow = commands
-                .shadow(&device_id)
-                .await
-                .map_err(|e| e.to_string())?
-                .unwrap_or_default();
-            let shown = iotdp::api::shadow_json(&device_id, &shadow);
-            let pretty = serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?;
-            print_result(output, &shown, pretty)
-        }
-        _ => unreachable!("only command actions come here"),
+/// The deployment names a devices command looks up, in the order it needs them.
+struct Names<'a> {
+    deployment: &'a Deployment,
+    registry_table: Option<String>,
+    policy: Option<String>,
+    command_table: Option<String>,
+    iot_data_endpoint: Option<String>,
+}
+
+impl Names<'_> {
+    async fn registry(&self) -> Result<DynamoDbRegistry, DevicesError> {
+        let table = self
+            .deployment
+            .require(self.registry_table.clone(), &REGISTRY_TABLE)
+            .await?;
+        Ok(DynamoDbRegistry::new(
+            aws_sdk_dynamodb::Client::new(self.deployment.sdk()),
+            &table,
+        ))
     }
+
+    /// The registry, IoT things and the device policy, for what provisions or retires devices.
+    async fn provisioning(&self) -> Result<(DynamoDbRegistry, IotThings, String), DevicesError> {
+        let policy = self
+            .deployment
+            .require(self.policy.clone(), &DEVICE_POLICY)
+            .await?;
+        let iot = IotThings::new(aws_sdk_iot::Client::new(self.deployment.sdk()));
+        Ok((self.registry().await?, iot, policy))
+    }
+
+    /// The registry and the command service, for commands and shadows.
+    async fn commands(&self) -> Result<(DynamoDbRegistry, AwsCommands), DevicesError> {
+        let registry = self.registry().await?;
+        let deployment = self.deployment;
+        let config = CommandsConfig {
+            table: deployment
+                .require(self.command_table.clone(), &COMMAND_TABLE)
+                .await?,
+            iot_data_endpoint: deployment
+                .optional(self.iot_data_endpoint.clone(), &IOT_DATA_ENDPOINT)
+                .await?,
+        };
+        Ok((registry, iotdp::wiring::commands(deployment.sdk(), &config)))
+    }
+}
+
+/// The device's registry record.
+async fn registered(
+    registry: &DynamoDbRegistry,
+    device_id: &str,
+) -> Result<DeviceRecord, DevicesError> {
+    registry
+        .get_many(&[device_id])
+        .await?
+        .pop()
+        .ok_or_else(|| DevicesError::NotRegistered(device_id.to_owned()))
+}
+
+async fn list(
+    registry: &DynamoDbRegistry,
+    device_type: Option<String>,
+    status: Option<DeviceStatus>,
+    path: Option<String>,
+    output: OutputFormat,
+) -> Result<(), DevicesError> {
+    let prefix = LocationPath::parse(path.as_deref().unwrap_or_default())?;
+    let devices = registry.list().await?;
+    let items: Vec<Value> = devices
+        .iter()
+        .filter(|d| {
+            device_type.as_ref().is_none_or(|t| &d.device_type == t)
+                && status.is_none_or(|s| d.status == s)
+                && d.path.starts_with(&prefix)
+        })
+        .map(iotdp::api::device_json)
+        .collect();
+    Ok(print_list(
+        output,
+        &items,
+        &[
+            Column::new("DEVICE_ID", "device_id", 28),
+            Column::new("TYPE", "device_type", 16),
+            Column::new("STATUS", "status", 15),
+            Column::new("CONNECTED", "connected", 10),
+            Column::new("PATH", "path", 28),
+            Column::new("GATEWAY", "gateway_id", 20),
+            Column::new("LAST_SEEN", "last_seen", 0),
+        ],
+    )?)
+}
+
+async fn show(
+    registry: &DynamoDbRegistry,
+    device_id: &str,
+    output: OutputFormat,
+) -> Result<(), DevicesError> {
+    let device = registered(registry, device_id).await?;
+    // The same representation the query API answers with.
+    let shown = iotdp::api::device_json(&device);
+    let pretty = serde_json::to_string_pretty(&shown).map_err(DevicesError::Render)?;
+    Ok(print_result(output, &shown, pretty)?)
 }

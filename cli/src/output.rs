@@ -15,6 +15,11 @@ pub enum OutputFormat {
     Json,
 }
 
+/// Output the reader is still reading could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("writing output: {0}")]
+pub struct OutputError(#[from] std::io::Error);
+
 /// A table column: its header, the representation's field it shows, and its width.
 pub struct Column {
     pub header: &'static str,
@@ -33,7 +38,11 @@ impl Column {
 }
 
 /// A list: one JSON object per line, or a table of the given columns.
-pub fn print_list(format: OutputFormat, items: &[Value], columns: &[Column]) -> Result<(), String> {
+pub fn print_list(
+    format: OutputFormat,
+    items: &[Value],
+    columns: &[Column],
+) -> Result<(), OutputError> {
     let mut out = std::io::stdout().lock();
     let written = match format {
         OutputFormat::Json => items.iter().try_for_each(|item| {
@@ -77,7 +86,7 @@ pub fn print_result(
     format: OutputFormat,
     value: &Value,
     sentence: impl std::fmt::Display,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     let mut out = std::io::stdout().lock();
     let written = match format {
         OutputFormat::Json => writeln!(out, "{value}"),
@@ -116,9 +125,9 @@ fn cell(value: &Value) -> String {
 }
 
 /// `iotdp … | head` closes the pipe early: that is the reader's choice, not an error.
-fn quiet_on_closed_pipe(written: std::io::Result<()>) -> Result<(), String> {
+fn quiet_on_closed_pipe(written: std::io::Result<()>) -> Result<(), OutputError> {
     match written {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("writing output: {e}")),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(OutputError(e)),
         _ => Ok(()),
     }
 }

@@ -4,16 +4,48 @@
 use clap::Args;
 use iotdp::api::params::{INSTANT_FORMS, parse_bin, parse_instant};
 use iotdp::config::{RollupConfig, StoreConfig};
-use iotdp::query::model::{Aggregate, SeriesQuery, TimeRange};
+use iotdp::query::model::{Aggregate, QueryError, SeriesQuery, TimeRange};
 use iotdp::query::ports::TimeSeriesReader;
 use iotdp::rollup::tier::Tier;
 use serde_json::Value;
 
 use crate::deployment::{
-    Deployment, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL, ROLLUP_FINEST_TIER,
-    ROLLUP_STATE_TABLE, STORE, TIMESTREAM_DATABASE, TIMESTREAM_TABLE,
+    Deployment, DeploymentError, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL,
+    ROLLUP_FINEST_TIER, ROLLUP_STATE_TABLE, STORE, TIMESTREAM_DATABASE, TIMESTREAM_TABLE,
 };
-use crate::output::{Column, OutputFormat, print_list};
+use crate::output::{Column, OutputError, OutputFormat, print_list};
+
+/// A readings or rollups flag whose value the store cannot be asked with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error("{flag} '{text}' must be {}", INSTANT_FORMS)]
+    Instant { flag: &'static str, text: String },
+    /// The API's own wording of what a bin may be.
+    #[error("{0}")]
+    Bin(String),
+    #[error("'{0}' is not an aggregate: use avg, min, max, sum, count, first or last")]
+    Aggregate(String),
+    #[error("--rollup-finest-tier '{0}': use 1m or 1h")]
+    FinestTier(String),
+    #[error("--store '{0}': use timestream or influxdb")]
+    Store(String),
+}
+
+/// Why `readings` (or the store flags `rollups` shares) could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadingsError {
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    /// The store could not be reached or configured.
+    #[error(transparent)]
+    Store(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
 
 /// Which store is deployed and where: flags, variables, or the stack's outputs.
 #[derive(Args)]
@@ -46,18 +78,18 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     /// The finest rollup tier the deployed job keeps.
-    pub async fn rollup_finest(&self, deployment: &Deployment) -> Result<Tier, String> {
+    pub async fn rollup_finest(&self, deployment: &Deployment) -> Result<Tier, ReadingsError> {
         let named = deployment
             .optional(self.rollup_finest_tier.clone(), &ROLLUP_FINEST_TIER)
             .await?;
         match named.as_deref().unwrap_or("1m") {
             "1m" => Ok(Tier::Minute),
             "1h" => Ok(Tier::Hour),
-            other => Err(format!("--rollup-finest-tier '{other}': use 1m or 1h")),
+            other => Err(FlagError::FinestTier(other.to_owned()).into()),
         }
     }
 
-    pub async fn config(self, deployment: &Deployment) -> Result<StoreConfig, String> {
+    pub async fn config(self, deployment: &Deployment) -> Result<StoreConfig, ReadingsError> {
         let store = deployment.optional(self.store, &STORE).await?;
         Ok(match store.as_deref().unwrap_or("timestream") {
             "timestream" => StoreConfig::Timestream {
@@ -79,7 +111,7 @@ impl StoreArgs {
                     .optional(self.influxdb_token_secret_arn, &INFLUXDB_TOKEN_SECRET)
                     .await?,
             },
-            other => return Err(format!("--store '{other}': use timestream or influxdb")),
+            other => return Err(FlagError::Store(other.to_owned()).into()),
         })
     }
 }
@@ -123,15 +155,18 @@ pub struct ReadingsArgs {
 }
 
 /// An instant as the query API takes it (the same parser), or an error naming the flag.
-pub fn instant(flag: &str, text: &str, now_ms: i64) -> Result<i64, String> {
-    parse_instant(text, now_ms).ok_or_else(|| format!("{flag} '{text}' must be {INSTANT_FORMS}"))
+pub fn instant(flag: &'static str, text: &str, now_ms: i64) -> Result<i64, FlagError> {
+    parse_instant(text, now_ms).ok_or_else(|| FlagError::Instant {
+        flag,
+        text: text.to_owned(),
+    })
 }
 
 pub async fn run(
     args: ReadingsArgs,
     deployment: &Deployment,
     output: OutputFormat,
-) -> Result<(), String> {
+) -> Result<(), ReadingsError> {
     let now = chrono::Utc::now().timestamp_millis();
     let range = TimeRange {
         from_ms: instant("--from", &args.from, now)?,
@@ -139,15 +174,7 @@ pub async fn run(
     };
     let bins = match &args.bin {
         None => None,
-        Some(bin) => Some((
-            parse_bin(bin).map_err(|problem| problem.detail)?,
-            Aggregate::parse(&args.agg).ok_or_else(|| {
-                format!(
-                    "'{}' is not an aggregate: use avg, min, max, sum, count, first or last",
-                    args.agg
-                )
-            })?,
-        )),
+        Some(bin) => Some(bins(bin, &args.agg)?),
     };
     let finest = args.store.rollup_finest(deployment).await?;
     let store = args.store.config(deployment).await?;
@@ -164,11 +191,8 @@ pub async fn run(
     };
     let reader = iotdp::wiring::reader(deployment.sdk(), &store, rollup.as_ref())
         .await
-        .map_err(|e| e.to_string())?;
-    let answered = reader
-        .series_answered(&query)
-        .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ReadingsError::Store)?;
+    let answered = reader.series_answered(&query).await?;
     let points = answered.value;
     let items: Vec<Value> = points.iter().map(iotdp::api::point_json).collect();
     print_list(
@@ -188,6 +212,14 @@ pub async fn run(
     Ok(())
 }
 
+/// `--bin` and `--agg`, as the query API parses them.
+fn bins(bin: &str, agg: &str) -> Result<(std::time::Duration, Aggregate), FlagError> {
+    Ok((
+        parse_bin(bin).map_err(|problem| FlagError::Bin(problem.detail))?,
+        Aggregate::parse(agg).ok_or_else(|| FlagError::Aggregate(agg.to_owned()))?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -199,7 +231,7 @@ mod tests {
         let now = 1_764_000_000_000;
         assert_eq!(instant("--from", "-6h", now), Ok(now - 6 * 3_600_000));
         assert_eq!(instant("--to", "now", now), Ok(now));
-        let refused = instant("--from", "yesterday", now).unwrap_err();
+        let refused = instant("--from", "yesterday", now).unwrap_err().to_string();
         assert!(
             refused.starts_with("--from 'yesterday' must be RFC 3339"),
             "{refused}"

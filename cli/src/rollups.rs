@@ -3,15 +3,17 @@
 
 use clap::{Args, Subcommand};
 use iotdp::api::params::rfc3339;
-use iotdp::domain::LocationPath;
+use iotdp::devices::ports::RegistryError;
+use iotdp::domain::{LocationPath, RecordError};
 use iotdp::query::model::TimeRange;
 use iotdp::rollup::job::{RollupJob, RollupSettings};
-use iotdp::rollup::ports::RollupStateStore;
+use iotdp::rollup::ports::{RollupError, RollupStateStore};
+use iotdp::wiring::AwsRollupJob;
 use serde_json::json;
 
-use crate::deployment::{Deployment, REGISTRY_TABLE, ROLLUP_STATE_TABLE};
-use crate::output::{OutputFormat, print_result};
-use crate::readings::{StoreArgs, instant, rollup_config};
+use crate::deployment::{Deployment, DeploymentError, REGISTRY_TABLE, ROLLUP_STATE_TABLE};
+use crate::output::{OutputError, OutputFormat, print_result};
+use crate::readings::{FlagError, ReadingsError, StoreArgs, instant, rollup_config};
 
 #[derive(Args)]
 pub struct RollupsArgs {
@@ -30,138 +32,177 @@ enum RollupsAction {
     Status,
     /// Recompute every tier from raw readings over a range (widened to whole days);
     /// idempotent, and safe while the scheduled job runs
-    Rebuild {
-        /// Start: RFC 3339 or relative to now (-30d)
-        #[arg(long, allow_hyphen_values = true)]
-        from: String,
-        /// End: RFC 3339, relative, or "now"
-        #[arg(long, default_value = "now", allow_hyphen_values = true)]
-        to: String,
-        /// Only the site this device is placed at (its device and place rows)
-        #[arg(long, conflicts_with = "within")]
-        device: Option<String>,
-        /// Only readings at or below this place (a site: wall-1)
-        #[arg(long)]
-        within: Option<String>,
-        /// The device registry, to find --device's place [stack output: DeviceRegistryTableName]
-        #[arg(long, env = "IOTDP_REGISTRY_TABLE")]
-        registry_table: Option<String>,
-    },
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args)]
+struct RebuildArgs {
+    /// Start: RFC 3339 or relative to now (-30d)
+    #[arg(long, allow_hyphen_values = true)]
+    from: String,
+    /// End: RFC 3339, relative, or "now"
+    #[arg(long, default_value = "now", allow_hyphen_values = true)]
+    to: String,
+    /// Only the site this device is placed at (its device and place rows)
+    #[arg(long, conflicts_with = "within")]
+    device: Option<String>,
+    /// Only readings at or below this place (a site: wall-1)
+    #[arg(long)]
+    within: Option<String>,
+    /// The device registry, to find --device's place [stack output: DeviceRegistryTableName]
+    #[arg(long, env = "IOTDP_REGISTRY_TABLE")]
+    registry_table: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RollupsError {
+    #[error("--from {from} must be before --to {to}")]
+    EmptyRange { from: String, to: String },
+    #[error("--within: {0}")]
+    Within(RecordError),
+    #[error("device '{id}' is not in the registry {table}")]
+    NotInRegistry { id: String, table: String },
+    /// The store flags, shared with `readings`.
+    #[error(transparent)]
+    Store(#[from] ReadingsError),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+    /// The rollup tables could not be reached or configured.
+    #[error(transparent)]
+    RollupStore(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Rollup(#[from] RollupError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 pub async fn run(
     args: RollupsArgs,
     deployment: &Deployment,
     output: OutputFormat,
-) -> Result<(), String> {
-    let finest = args.store.rollup_finest(deployment).await?;
-    let store = args.store.config(deployment).await?;
+) -> Result<(), RollupsError> {
+    let job = open_job(args.store, args.state_table, deployment).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    match args.action {
+        RollupsAction::Status => status(&job, now, output).await,
+        RollupsAction::Rebuild(rebuild_args) => {
+            rebuild(&job, rebuild_args, deployment, now, output).await
+        }
+    }
+}
+
+async fn open_job(
+    store: StoreArgs,
+    state_table: Option<String>,
+    deployment: &Deployment,
+) -> Result<AwsRollupJob, RollupsError> {
+    let finest = store.rollup_finest(deployment).await?;
+    let store = store.config(deployment).await?;
     let rollup = rollup_config(
-        deployment
-            .require(args.state_table, &ROLLUP_STATE_TABLE)
-            .await?,
+        deployment.require(state_table, &ROLLUP_STATE_TABLE).await?,
         finest,
     );
     let sdk = deployment.sdk();
-    let job = RollupJob::new(
+    Ok(RollupJob::new(
         iotdp::wiring::rollup_store(sdk, &store, &rollup)
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(RollupsError::RollupStore)?,
         iotdp::wiring::rollup_state(sdk, &rollup),
         RollupSettings {
             grace: rollup.grace,
             finest: rollup.finest,
             ..RollupSettings::default()
         },
-    );
-    let now = chrono::Utc::now().timestamp_millis();
-    match args.action {
-        RollupsAction::Status => {
-            let coverage = job.state().coverage().await.map_err(|e| e.to_string())?;
-            let marks = job.state().late_marks().await.map_err(|e| e.to_string())?;
-            match coverage {
-                None => print_result(
-                    output,
-                    &json!({"covered": false, "late_windows": marks.len()}),
-                    "the rollup job has not run yet: every read comes from raw readings",
-                ),
-                Some(c) => {
-                    let lag = (now - c.watermark_ms) / 1000;
-                    print_result(
-                        output,
-                        &json!({
-                            "covered": true,
-                            "since": rfc3339(c.since_ms),
-                            "watermark": rfc3339(c.watermark_ms),
-                            "lag_seconds": lag,
-                            "late_windows": marks.len(),
-                        }),
-                        format!(
-                            "rollups cover {} to {} ({lag} s behind now); {} late window(s) waiting",
-                            rfc3339(c.since_ms),
-                            rfc3339(c.watermark_ms),
-                            marks.len()
-                        ),
-                    )
-                }
-            }
-        }
-        RollupsAction::Rebuild {
-            from,
-            to,
-            device,
-            within,
-            registry_table,
-        } => {
-            let range = TimeRange {
-                from_ms: instant("--from", &from, now)?,
-                to_ms: instant("--to", &to, now)?,
-            };
-            if range.from_ms >= range.to_ms {
-                return Err(format!("--from {from} must be before --to {to}"));
-            }
-            let within = match (device, within) {
-                (Some(id), _) => {
-                    let table = deployment.require(registry_table, &REGISTRY_TABLE).await?;
-                    device_site(deployment, &table, &id).await?
-                }
-                (None, Some(path)) => {
-                    LocationPath::parse(&path).map_err(|e| format!("--within: {e}"))?
-                }
-                (None, None) => LocationPath::default(),
-            };
-            let bar = crate::progress::bar(0, "days");
-            let report = job
-                .rebuild(range, &within, now, |done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            bar.finish_and_clear();
-            print_result(
-                output,
-                &json!({
-                    "within": within.to_string(),
-                    "windows": report.windows,
-                    "raw_readings": report.raw_readings,
-                    "rows_written": report.rows_written,
-                    "watermark": rfc3339(report.watermark_ms),
-                }),
-                format!(
-                    "rebuilt {} minute window(s) of {}: {} raw reading(s) read, {} rollup row(s) written",
-                    report.windows,
-                    if within.is_empty() {
-                        "the fleet".to_owned()
-                    } else {
-                        within.to_string()
-                    },
-                    report.raw_readings,
-                    report.rows_written
-                ),
-            )
-        }
+    ))
+}
+
+async fn status(job: &AwsRollupJob, now: i64, output: OutputFormat) -> Result<(), RollupsError> {
+    let coverage = job.state().coverage().await?;
+    let marks = job.state().late_marks().await?;
+    let Some(c) = coverage else {
+        return Ok(print_result(
+            output,
+            &json!({"covered": false, "late_windows": marks.len()}),
+            "the rollup job has not run yet: every read comes from raw readings",
+        )?);
+    };
+    let lag = (now - c.watermark_ms) / 1000;
+    Ok(print_result(
+        output,
+        &json!({
+            "covered": true,
+            "since": rfc3339(c.since_ms),
+            "watermark": rfc3339(c.watermark_ms),
+            "lag_seconds": lag,
+            "late_windows": marks.len(),
+        }),
+        format!(
+            "rollups cover {} to {} ({lag} s behind now); {} late window(s) waiting",
+            rfc3339(c.since_ms),
+            rfc3339(c.watermark_ms),
+            marks.len()
+        ),
+    )?)
+}
+
+async fn rebuild(
+    job: &AwsRollupJob,
+    args: RebuildArgs,
+    deployment: &Deployment,
+    now: i64,
+    output: OutputFormat,
+) -> Result<(), RollupsError> {
+    let range = TimeRange {
+        from_ms: instant("--from", &args.from, now)?,
+        to_ms: instant("--to", &args.to, now)?,
+    };
+    if range.from_ms >= range.to_ms {
+        let (from, to) = (args.from, args.to);
+        return Err(RollupsError::EmptyRange { from, to });
     }
+    let within = match (args.device, args.within) {
+        (Some(id), _) => {
+            let table = deployment
+                .require(args.registry_table, &REGISTRY_TABLE)
+                .await?;
+            device_site(deployment, &table, &id).await?
+        }
+        (None, Some(path)) => LocationPath::parse(&path).map_err(RollupsError::Within)?,
+        (None, None) => LocationPath::default(),
+    };
+    let bar = crate::progress::bar(0, "days");
+    let report = job
+        .rebuild(range, &within, now, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await?;
+    bar.finish_and_clear();
+    let place = if within.is_empty() {
+        "the fleet".to_owned()
+    } else {
+        within.to_string()
+    };
+    Ok(print_result(
+        output,
+        &json!({
+            "within": within.to_string(),
+            "windows": report.windows,
+            "raw_readings": report.raw_readings,
+            "rows_written": report.rows_written,
+            "watermark": rfc3339(report.watermark_ms),
+        }),
+        format!(
+            "rebuilt {} minute window(s) of {place}: {} raw reading(s) read, {} rollup row(s) written",
+            report.windows, report.raw_readings, report.rows_written
+        ),
+    )?)
 }
 
 /// The site a device is placed at (the place its rows and its places' rows come from).
@@ -169,15 +210,18 @@ async fn device_site(
     deployment: &Deployment,
     table: &str,
     id: &str,
-) -> Result<LocationPath, String> {
+) -> Result<LocationPath, RollupsError> {
     use iotdp::devices::ports::DeviceRegistry;
     let registry = iotdp::wiring::device_registry(deployment.sdk(), table);
-    let record = registry
-        .get_many(&[id])
-        .await
-        .map_err(|e| e.to_string())?
-        .pop()
-        .ok_or_else(|| format!("device '{id}' is not in the registry {table}"))?;
+    let record =
+        registry
+            .get_many(&[id])
+            .await?
+            .pop()
+            .ok_or_else(|| RollupsError::NotInRegistry {
+                id: id.to_owned(),
+                table: table.to_owned(),
+            })?;
     let site = record.path.segments().first().cloned().unwrap_or_default();
-    LocationPath::parse(&site).map_err(|e| e.to_string())
+    Ok(LocationPath::parse(&site)?)
 }

@@ -5,14 +5,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::Args;
 use iotdp_local::shadow_client::{DeviceEvent, report, run_device};
-use iotdp_simulator::{Fleet, FleetConfig};
+use iotdp_simulator::{Fleet, FleetConfig, SimDevice};
 use rumqttc::{AsyncClient, MqttOptions, QoS, TlsConfiguration, Transport};
 use tokio::sync::{mpsc, watch};
+
+use crate::files::{FileError, read_bytes};
 
 #[derive(Args, Debug, Clone)]
 pub struct FleetArgs {
@@ -68,55 +70,69 @@ pub struct SimulationStats {
     pub commands_applied: AtomicU64,
 }
 
-fn transport(target: &Target) -> Result<Option<Transport>, String> {
+fn transport(target: &Target) -> Result<Option<Transport>, FileError> {
     let (Some(cert), Some(key), Some(ca)) = (&target.cert, &target.key, &target.ca) else {
         return Ok(None);
     };
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
     Ok(Some(Transport::Tls(TlsConfiguration::Simple {
-        ca: read(ca)?,
+        ca: read_bytes(ca)?,
         alpn: None,
-        client_auth: Some((read(cert)?, read(key)?)),
+        client_auth: Some((read_bytes(cert)?, read_bytes(key)?)),
     })))
 }
 
-/// Publish the fleet's messages at `args.rate` until the duration ends or `stop` turns true.
-pub async fn run(
-    args: FleetArgs,
-    target: Target,
-    stats: Arc<SimulationStats>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
-    let tls = transport(&target)?;
-    let port = target
-        .port
-        .unwrap_or(if tls.is_some() { 8883 } else { 1883 });
-    let mut fleet = Fleet::new(FleetConfig {
-        devices: args.devices.max(1),
-        seed: args.seed,
-        faulty_rate: args.faulty_rate,
+/// `iotdp simulate`: publish until Ctrl-C (or the duration), with a running count on stderr.
+pub async fn run_with_progress(fleet: FleetArgs, target: Target) -> Result<(), FileError> {
+    let stats = Arc::new(SimulationStats::default());
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        let _ = stop.send(true);
     });
-    let mut clients = Vec::with_capacity(fleet.devices.len());
-    // Set when the run ends: the disconnects that follow are not errors.
-    let finishing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    // What devices' shadows ask of them, applied by the loop that owns the fleet.
-    let (asked, mut asks) = mpsc::channel::<(usize, serde_json::Value)>(10_000);
-    for (index, device) in fleet.devices.iter().enumerate() {
-        let mut options = MqttOptions::new(&device.id, &target.endpoint, port);
-        options.set_keep_alive(Duration::from_secs(30));
-        options.set_max_packet_size(256 * 1024, 256 * 1024);
-        if let Some(tls) = &tls {
-            options.set_transport(tls.clone());
-        }
+    let counter = crate::progress::counter("messages published");
+    let shown = stats.clone();
+    let ticker = {
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            loop {
+                counter.set_position(shown.published.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let result = run(fleet, target, stats.clone(), stopped).await;
+    ticker.abort();
+    counter.finish_and_clear();
+    result?;
+    println!(
+        "published {} messages ({} errors)",
+        stats.published.load(Ordering::Relaxed),
+        stats.errors.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// What a device's connection task reports to: the counts, whether the run is ending, and
+/// where the shadow's asks go (the loop that owns the fleet applies them).
+#[derive(Clone)]
+struct DeviceLinks {
+    stats: Arc<SimulationStats>,
+    /// Set when the run ends: the disconnects that follow are not errors.
+    finishing: Arc<AtomicBool>,
+    asked: mpsc::Sender<(usize, serde_json::Value)>,
+}
+
+impl DeviceLinks {
+    /// Connect one device as itself and drive its connection in a task of its own.
+    fn connect(&self, index: usize, device: &SimDevice, options: MqttOptions) -> AsyncClient {
         let (client, eventloop) = AsyncClient::new(options, 10_000);
-        let stats = stats.clone();
-        let finishing = finishing.clone();
-        let asked = asked.clone();
+        let links = self.clone();
         let follows = Fleet::obeys(device.kind);
         let id = device.id.clone();
         let driven = client.clone();
         tokio::spawn(async move {
-            let counted = stats.clone();
+            let counted = links.stats.clone();
+            let asked = links.asked.clone();
             let ended = run_device(eventloop, driven, id, follows, move |event| match event {
                 DeviceEvent::Connected => {
                     counted.connected.fetch_add(1, Ordering::Relaxed);
@@ -127,12 +143,46 @@ pub async fn run(
             })
             .await;
             // The end of a run closes every connection: not an error.
-            if !finishing.load(Ordering::Relaxed) {
+            if !links.finishing.load(Ordering::Relaxed) {
                 tracing::warn!(error = %ended, "MQTT connection lost");
-                stats.errors.fetch_add(1, Ordering::Relaxed);
+                links.stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         });
-        clients.push(client);
+        client
+    }
+}
+
+/// Publish the fleet's messages at `args.rate` until the duration ends or `stop` turns true.
+pub async fn run(
+    args: FleetArgs,
+    target: Target,
+    stats: Arc<SimulationStats>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), FileError> {
+    let tls = transport(&target)?;
+    let port = target
+        .port
+        .unwrap_or(if tls.is_some() { 8883 } else { 1883 });
+    let mut fleet = Fleet::new(FleetConfig {
+        devices: args.devices.max(1),
+        seed: args.seed,
+        faulty_rate: args.faulty_rate,
+    });
+    let (asked, mut asks) = mpsc::channel(10_000);
+    let links = DeviceLinks {
+        stats: stats.clone(),
+        finishing: Arc::new(AtomicBool::new(false)),
+        asked,
+    };
+    let mut clients = Vec::with_capacity(fleet.devices.len());
+    for (index, device) in fleet.devices.iter().enumerate() {
+        let mut options = MqttOptions::new(&device.id, &target.endpoint, port);
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_max_packet_size(256 * 1024, 256 * 1024);
+        if let Some(tls) = &tls {
+            options.set_transport(tls.clone());
+        }
+        clients.push(links.connect(index, device, options));
     }
     let started = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -142,12 +192,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = stop.changed() => break,
             Some((index, desired)) = asks.recv() => {
-                if let Some(reported) = fleet.apply_desired(index, &desired) {
-                    let id = fleet.devices[index].id.clone();
-                    if report(&clients[index], &id, &reported).await.is_ok() {
-                        stats.commands_applied.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                apply_ask(&mut fleet, &clients, index, &desired, &stats).await;
                 continue;
             }
         }
@@ -157,32 +202,60 @@ pub async fn run(
         budget += args.rate / 100.0;
         while budget >= 1.0 {
             budget -= 1.0;
-            let Some((device, topic, payload)) =
-                fleet.next_message(chrono::Utc::now().timestamp_millis())
-            else {
+            if !publish_next(&mut fleet, &clients, &target, &stats).await {
                 break;
-            };
-            let topic = match (&target.basic_ingest_rule, target.broker_topics) {
-                (Some(rule), false) => {
-                    iotdp::domain::topic::basic_ingest_topic(rule, &fleet.devices[device].id)
-                }
-                _ => topic,
-            };
-            if clients[device]
-                .publish(topic, QoS::AtLeastOnce, false, payload)
-                .await
-                .is_ok()
-            {
-                stats.published.fetch_add(1, Ordering::Relaxed);
-            } else {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    finishing.store(true, Ordering::Relaxed);
+    links.finishing.store(true, Ordering::Relaxed);
     for client in &clients {
         let _ = client.disconnect().await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     Ok(())
+}
+
+/// A device applies what its shadow asks, if it can, and reports its new state.
+async fn apply_ask(
+    fleet: &mut Fleet,
+    clients: &[AsyncClient],
+    index: usize,
+    desired: &serde_json::Value,
+    stats: &SimulationStats,
+) {
+    if let Some(reported) = fleet.apply_desired(index, desired) {
+        let id = fleet.devices[index].id.clone();
+        if report(&clients[index], &id, &reported).await.is_ok() {
+            stats.commands_applied.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Publish the fleet's next message; false when it has none to send now.
+async fn publish_next(
+    fleet: &mut Fleet,
+    clients: &[AsyncClient],
+    target: &Target,
+    stats: &SimulationStats,
+) -> bool {
+    let Some((device, topic, payload)) = fleet.next_message(chrono::Utc::now().timestamp_millis())
+    else {
+        return false;
+    };
+    let topic = match (&target.basic_ingest_rule, target.broker_topics) {
+        (Some(rule), false) => {
+            iotdp::domain::topic::basic_ingest_topic(rule, &fleet.devices[device].id)
+        }
+        _ => topic,
+    };
+    if clients[device]
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .is_ok()
+    {
+        stats.published.fetch_add(1, Ordering::Relaxed);
+    } else {
+        stats.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    true
 }

@@ -7,15 +7,51 @@
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
+use aws_sdk_sqs::error::DisplayErrorContext;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::deployment::{Deployment, INGEST_STREAM, INGEST_STREAM_FAILURE_QUEUE};
+use crate::deployment::{Deployment, DeploymentError, INGEST_STREAM, INGEST_STREAM_FAILURE_QUEUE};
 use crate::output::OutputFormat;
 
-/// An AWS call's error with what was being done, in the SDK's full wording.
-fn failed<E: std::error::Error>(what: String) -> impl FnOnce(E) -> String {
-    move |e| format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(e))
+/// Why a replay stopped; the failure message of a batch not put back is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("not an on-failure document (JSON: {0})")]
+    NotJson(serde_json::Error),
+    #[error("not a Kinesis on-failure document: KinesisBatchInfo.{0} is missing")]
+    MissingField(&'static str),
+    /// An AWS call's error with what was being done, in the SDK's full wording.
+    #[error("{doing}: {}", DisplayErrorContext(.source.as_ref()))]
+    Aws {
+        doing: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("finding the batch ({0}): no shard iterator")]
+    NoShardIterator(SkippedBatch),
+    #[error("copying a record ({0}): it has no partition key")]
+    NoPartitionKey(SkippedBatch),
+    #[error("copying a record ({batch}): {source}")]
+    Uncopyable {
+        batch: SkippedBatch,
+        source: aws_sdk_kinesis::error::BuildError,
+    },
+    #[error(
+        "putting the records back ({batch}): {refused} records still refused after 5 attempts; the failure message is kept"
+    )]
+    StillRefused { batch: SkippedBatch, refused: usize },
+    #[error(transparent)]
+    Deployment(#[from] DeploymentError),
+}
+
+/// An AWS call's error, with what was being done.
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    doing: String,
+) -> impl FnOnce(E) -> StreamError {
+    move |e| StreamError::Aws {
+        doing,
+        source: Box::new(e),
+    }
 }
 
 /// PutRecords takes at most 500 records a call.
@@ -48,15 +84,21 @@ pub struct SkippedBatch {
     pub last: String,
 }
 
+impl std::fmt::Display for SkippedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} … {}", self.shard_id, self.first, self.last)
+    }
+}
+
 /// The batch an on-failure document names, or why it names none.
-pub fn skipped_batch(document: &str) -> Result<SkippedBatch, String> {
-    let value: Value = serde_json::from_str(document)
-        .map_err(|e| format!("not an on-failure document (JSON: {e})"))?;
+pub fn skipped_batch(document: &str) -> Result<SkippedBatch, StreamError> {
+    let value: Value = serde_json::from_str(document).map_err(StreamError::NotJson)?;
     let info = &value["KinesisBatchInfo"];
-    let field = |name: &str| {
-        info[name].as_str().map(str::to_owned).ok_or_else(|| {
-            format!("not a Kinesis on-failure document: KinesisBatchInfo.{name} is missing")
-        })
+    let field = |name: &'static str| {
+        info[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(StreamError::MissingField(name))
     };
     Ok(SkippedBatch {
         shard_id: field("shardId")?,
@@ -78,48 +120,45 @@ pub async fn run(
     args: StreamArgs,
     deployment: &Deployment,
     output: OutputFormat,
-) -> Result<(), String> {
+) -> Result<(), StreamError> {
     let StreamAction::Replay {
         stream,
         failure_queue,
     } = args.action;
-    let stream = deployment.require(stream, &INGEST_STREAM).await?;
-    let queue = deployment
-        .require(failure_queue, &INGEST_STREAM_FAILURE_QUEUE)
-        .await?;
-    let kinesis = aws_sdk_kinesis::Client::new(deployment.sdk());
-    let sqs = aws_sdk_sqs::Client::new(deployment.sdk());
-    let mut replayed_batches = 0;
-    let mut replayed_records = 0;
+    let replay = Replay {
+        stream: deployment.require(stream, &INGEST_STREAM).await?,
+        queue: deployment
+            .require(failure_queue, &INGEST_STREAM_FAILURE_QUEUE)
+            .await?,
+        kinesis: aws_sdk_kinesis::Client::new(deployment.sdk()),
+        sqs: aws_sdk_sqs::Client::new(deployment.sdk()),
+    };
+    let (mut replayed_batches, mut replayed_records) = (0, 0);
     loop {
-        let received = sqs
+        let received = replay
+            .sqs
             .receive_message()
-            .queue_url(&queue)
+            .queue_url(&replay.queue)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             .send()
             .await
-            .map_err(failed(format!("reading {queue}")))?;
+            .map_err(failed(format!("reading {}", replay.queue)))?;
         let messages = received.messages();
         if messages.is_empty() {
             break;
         }
         for message in messages {
-            let batch = skipped_batch(message.body().unwrap_or_default())?;
-            let records = replay(&kinesis, &stream, &batch).await?;
-            sqs.delete_message()
-                .queue_url(&queue)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .map_err(failed("deleting the replayed message".into()))?;
+            let (batch, records) = replay.message(message).await?;
             replayed_batches += 1;
             replayed_records += records;
-            let line = json!({
-                "shard": batch.shard_id, "first": batch.first, "last": batch.last, "records": records,
-            });
             match output {
-                OutputFormat::Json => println!("{line}"),
+                OutputFormat::Json => println!(
+                    "{}",
+                    json!({
+                        "shard": batch.shard_id, "first": batch.first, "last": batch.last, "records": records,
+                    })
+                ),
                 OutputFormat::Table => println!(
                     "replayed {records} records of {} ({} … {})",
                     batch.shard_id, batch.first, batch.last
@@ -128,100 +167,142 @@ pub async fn run(
         }
     }
     if output == OutputFormat::Table {
-        println!("{replayed_batches} batches, {replayed_records} records put back on {stream}");
+        println!(
+            "{replayed_batches} batches, {replayed_records} records put back on {}",
+            replay.stream
+        );
     }
     Ok(())
 }
 
-/// Read the batch's records from its shard and put them on the stream again; how many.
-async fn replay(
-    kinesis: &aws_sdk_kinesis::Client,
-    stream: &str,
-    batch: &SkippedBatch,
-) -> Result<usize, String> {
-    let place = |what: &str| {
-        format!(
-            "{what} ({} {} … {})",
-            batch.shard_id, batch.first, batch.last
-        )
-    };
-    let error = |what: &str, e: String| format!("{}: {e}", place(what));
-    let mut iterator = kinesis
-        .get_shard_iterator()
-        .stream_name(stream)
-        .shard_id(&batch.shard_id)
-        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-        .starting_sequence_number(&batch.first)
-        .send()
-        .await
-        .map_err(failed(place("finding the batch")))?
-        .shard_iterator
-        .ok_or_else(|| error("finding the batch", "no shard iterator".into()))?;
-    let mut entries = Vec::new();
-    'read: loop {
-        let page = kinesis
-            .get_records()
-            .shard_iterator(&iterator)
+/// Where batches are replayed from and to.
+struct Replay {
+    stream: String,
+    queue: String,
+    kinesis: aws_sdk_kinesis::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Replay {
+    /// Replay the batch a failure message names, then delete the message: the batch and how
+    /// many records went back.
+    async fn message(
+        &self,
+        message: &aws_sdk_sqs::types::Message,
+    ) -> Result<(SkippedBatch, usize), StreamError> {
+        let batch = skipped_batch(message.body().unwrap_or_default())?;
+        let entries = self.read_batch(&batch).await?;
+        self.put_back(&batch, &entries).await?;
+        self.sqs
+            .delete_message()
+            .queue_url(&self.queue)
+            .receipt_handle(message.receipt_handle().unwrap_or_default())
             .send()
             .await
-            .map_err(failed(place("reading the batch")))?;
-        for record in page.records() {
-            if !sequence_at_most(record.sequence_number(), &batch.last) {
-                break 'read;
-            }
-            // The same key: the same shard, so each device's readings stay in order.
-            let key = record
-                .partition_key()
-                .ok_or_else(|| error("copying a record", "it has no partition key".into()))?;
-            entries.push(
-                PutRecordsRequestEntry::builder()
-                    .data(Blob::new(record.data().as_ref()))
-                    .partition_key(key)
-                    .build()
-                    .map_err(|e| error("copying a record", e.to_string()))?,
-            );
-        }
-        // The end of what the shard holds: the batch's last record is behind us or gone.
-        let caught_up = page.millis_behind_latest() == Some(0) && page.records().is_empty();
-        match page.next_shard_iterator {
-            Some(next) if !caught_up => iterator = next,
-            _ => break,
-        }
+            .map_err(failed("deleting the replayed message".into()))?;
+        Ok((batch, entries.len()))
     }
-    for chunk in entries.chunks(PUT_RECORDS_MAX) {
-        let mut pending = chunk.to_vec();
-        for attempt in 0..5 {
-            let answer = kinesis
-                .put_records()
-                .stream_name(stream)
-                .set_records(Some(pending.clone()))
+
+    /// The batch's records, read from its shard, as entries to put on the stream again.
+    async fn read_batch(
+        &self,
+        batch: &SkippedBatch,
+    ) -> Result<Vec<PutRecordsRequestEntry>, StreamError> {
+        let mut iterator = self
+            .kinesis
+            .get_shard_iterator()
+            .stream_name(&self.stream)
+            .shard_id(&batch.shard_id)
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number(&batch.first)
+            .send()
+            .await
+            .map_err(failed(format!("finding the batch ({batch})")))?
+            .shard_iterator
+            .ok_or_else(|| StreamError::NoShardIterator(batch.clone()))?;
+        let mut entries = Vec::new();
+        'read: loop {
+            let page = self
+                .kinesis
+                .get_records()
+                .shard_iterator(&iterator)
                 .send()
                 .await
-                .map_err(failed(place("putting the records back")))?;
-            if answer.failed_record_count().unwrap_or(0) == 0 {
-                pending.clear();
-                break;
+                .map_err(failed(format!("reading the batch ({batch})")))?;
+            for record in page.records() {
+                if !sequence_at_most(record.sequence_number(), &batch.last) {
+                    break 'read;
+                }
+                entries.push(copy(record, batch)?);
             }
-            // Throttled records are retried; the rest went in.
-            pending = pending
-                .into_iter()
-                .zip(answer.records())
-                .filter(|(_, result)| result.error_code().is_some())
-                .map(|(entry, _)| entry)
-                .collect();
-            tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            // The end of what the shard holds: the batch's last record is behind us or gone.
+            let caught_up = page.millis_behind_latest() == Some(0) && page.records().is_empty();
+            match page.next_shard_iterator {
+                Some(next) if !caught_up => iterator = next,
+                _ => break,
+            }
         }
-        if !pending.is_empty() {
-            return Err(error(
-                "putting the records back",
-                format!(
-                    "{} records still refused after 5 attempts; the failure message is kept",
-                    pending.len()
-                ),
-            ));
-        }
+        Ok(entries)
     }
-    Ok(entries.len())
+
+    /// Put the entries on the stream, retrying those throttled, in calls of at most 500.
+    async fn put_back(
+        &self,
+        batch: &SkippedBatch,
+        entries: &[PutRecordsRequestEntry],
+    ) -> Result<(), StreamError> {
+        for chunk in entries.chunks(PUT_RECORDS_MAX) {
+            let mut pending = chunk.to_vec();
+            for attempt in 0..5 {
+                let answer = self
+                    .kinesis
+                    .put_records()
+                    .stream_name(&self.stream)
+                    .set_records(Some(pending.clone()))
+                    .send()
+                    .await
+                    .map_err(failed(format!("putting the records back ({batch})")))?;
+                if answer.failed_record_count().unwrap_or(0) == 0 {
+                    pending.clear();
+                    break;
+                }
+                // Throttled records are retried; the rest went in.
+                pending = pending
+                    .into_iter()
+                    .zip(answer.records())
+                    .filter(|(_, result)| result.error_code().is_some())
+                    .map(|(entry, _)| entry)
+                    .collect();
+                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+            }
+            if !pending.is_empty() {
+                return Err(StreamError::StillRefused {
+                    batch: batch.clone(),
+                    refused: pending.len(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A record as an entry for PutRecords. The same key: the same shard, so each device's
+/// readings stay in order.
+fn copy(
+    record: &aws_sdk_kinesis::types::Record,
+    batch: &SkippedBatch,
+) -> Result<PutRecordsRequestEntry, StreamError> {
+    let key = record
+        .partition_key()
+        .ok_or_else(|| StreamError::NoPartitionKey(batch.clone()))?;
+    PutRecordsRequestEntry::builder()
+        .data(Blob::new(record.data().as_ref()))
+        .partition_key(key)
+        .build()
+        .map_err(|source| StreamError::Uncopyable {
+            batch: batch.clone(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -243,9 +324,15 @@ mod tests {
         assert!(
             skipped_batch(r#"{"KinesisBatchInfo":{}}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("shardId")
         );
-        assert!(skipped_batch("nope").unwrap_err().contains("JSON"));
+        assert!(
+            skipped_batch("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("JSON")
+        );
     }
 
     #[test]
