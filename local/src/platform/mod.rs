@@ -371,7 +371,7 @@ impl LocalPlatform {
     /// [`Self::stop_influxd`].
     pub fn restart_influxd(&mut self) -> Result<(), LocalError> {
         match self.influxd.as_mut() {
-            Some(process) => process.restart().map_err(LocalError),
+            Some(process) => process.restart().map_err(fail),
             None => Err(LocalError("this platform runs no influxd".into())),
         }
     }
@@ -395,7 +395,7 @@ impl LocalPlatform {
 fn start_backing_services(options: &LocalOptions) -> Result<BackingServices, LocalError> {
     let (moto, endpoint) = match &options.endpoint {
         Endpoint::StartMoto { binary, port } => {
-            let moto = MotoProcess::start(binary, *port).map_err(LocalError)?;
+            let moto = MotoProcess::start(binary, *port).map_err(fail)?;
             let endpoint = moto.endpoint.clone();
             (Some(moto), endpoint)
         }
@@ -404,9 +404,8 @@ fn start_backing_services(options: &LocalOptions) -> Result<BackingServices, Loc
     let mut parameters = options.parameters.clone();
     let influxd = match &options.influxdb {
         Some(local) => {
-            let process =
-                InfluxProcess::start(&local.binary, &local.data_dir).map_err(LocalError)?;
-            process.create_database("iotdp").map_err(LocalError)?;
+            let process = InfluxProcess::start(&local.binary, &local.data_dir).map_err(fail)?;
+            process.create_database("iotdp").map_err(fail)?;
             parameters.insert("TimeSeriesStore".into(), "influxdb".into());
             parameters.insert("InfluxDbUrl".into(), process.url.clone());
             parameters.insert("InfluxDbDatabase".into(), "iotdp".into());
