@@ -57,7 +57,7 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
     let mut out = String::new();
     let table = std::fs::read_to_string(&args.prices)
         .map_err(|e| format!("{}: {e}", args.prices.display()))?;
-    let prices = PriceTable::parse(&table)?;
+    let prices = PriceTable::parse(&table).map_err(|e| e.to_string())?;
     let loads = match (args.devices, args.interval) {
         (Some(devices), Some(interval)) if devices > 0 && interval > 0.0 => vec![Load {
             name: format!(
@@ -89,9 +89,12 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
                 .unwrap_or(iotdp::rollup::tier::Tier::Minute),
             memory_store_hours: args.memory_store_hours,
         };
-        let per = measure_with(load, 1_000, &deployment).await?;
+        let per = measure_with(load, 1_000, &deployment)
+            .await
+            .map_err(|e| e.to_string())?;
         let bill = |basic_ingest: bool, transport: Transport| {
             iotdp_bill(load, &per, Options::new(basic_ingest, transport), &prices)
+                .map_err(|e| e.to_string())
         };
         let broker = bill(false, Transport::Sqs)?;
         let basic = bill(true, Transport::Sqs)?;
@@ -105,8 +108,9 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), String> {
                 ..Options::new(false, Transport::Sqs)
             },
             &prices,
-        )?;
-        let baseline = baseline_bill(load, &per, &prices)?;
+        )
+        .map_err(|e| e.to_string())?;
+        let baseline = baseline_bill(load, &per, &prices).map_err(|e| e.to_string())?;
         let registry = |bill: &Bill| bill.item("dynamodb_write_request_units");
         match output {
             OutputFormat::Json => {
