@@ -12,7 +12,7 @@
 //! count.
 //!
 //! From the inputs to the bill: [`prices`] (the table), [`load`] (what the devices send),
-//! [`measure`] (a message's metered units, through the real code) and [`reads`] (the reads a
+//! [`measure`] (a message's metered units, through the real code; `write_size` as Timestream counts bytes) and [`reads`] (the reads a
 //! month), then [`bill`] (iotdp's) and [`baseline`].
 
 pub mod baseline;
@@ -21,6 +21,7 @@ pub mod load;
 pub mod measure;
 pub mod prices;
 pub mod reads;
+mod write_size;
 
 pub use baseline::baseline_bill;
 pub use bill::{Bill, BillLine, Options, Transport, iotdp_bill, shards_for};

@@ -28,15 +28,8 @@ pub enum MeasureError {
     /// The memory registry the cache is counted against failed a lookup.
     #[error("{0}")]
     Registry(#[from] iotdp::devices::ports::RegistryError),
-    /// A place of the load's hierarchy is not a valid path (`Places::path`).
-    #[error("{0}")]
-    Place(#[from] iotdp::domain::RecordError),
-    /// The memory store refused the rollup sample's readings.
-    #[error("{0}")]
-    Store(#[from] iotdp::ingest::ports::StoreError),
-    /// The rollup job failed on the sample.
-    #[error("{0}")]
-    Rollup(#[from] iotdp::rollup::ports::RollupError),
+    #[error(transparent)]
+    Reads(#[from] reads::ReadsError),
 }
 
 /// What one message of a load costs in metered units, measured through the real code.
@@ -117,7 +110,7 @@ pub async fn measure_with(
     let mut kb = 0.0;
     for request in sorted.chunks(MAX_RECORDS_PER_WRITE) {
         let built = build_write_request(request)?;
-        kb += (request_bytes(&built) as f64 / 1024.0).ceil();
+        kb += (crate::write_size::request_bytes(&built) as f64 / 1024.0).ceil();
     }
     // The built-in action: a record per attribute, each its own 1 KB write.
     let baseline_kb = readings.iter().map(|r| r.metrics.len() as f64).sum::<f64>();
@@ -221,38 +214,6 @@ fn digest_entry_bytes(load: &Load) -> f64 {
         .collect();
     let body: usize = encode(&entries).iter().map(|d| d.body.len()).sum();
     body as f64 / entries.len() as f64
-}
-
-/// Timestream's write size of a request: per record its timestamp (8 bytes), dimension names
-/// and values, measure names and values; the common attributes once.
-fn request_bytes(request: &iotdp::adapters::timestream::TimestreamWriteRequest) -> usize {
-    8 * request.records.len()
-        + record_bytes(&request.common)
-        + request.records.iter().map(record_bytes).sum::<usize>()
-}
-
-/// One record's metered bytes beyond its timestamp: dimension names and values, measure
-/// names and values (8 bytes for a number), the measure name.
-pub(crate) fn record_bytes(r: &aws_sdk_timestreamwrite::types::Record) -> usize {
-    let dimensions: usize = r
-        .dimensions()
-        .iter()
-        .map(|d| d.name().len() + d.value().len())
-        .sum();
-    let measures: usize = r
-        .measure_values()
-        .iter()
-        .map(|m| m.name().len() + measure_bytes(m.r#type().as_str(), m.value()))
-        .sum();
-    dimensions + measures + r.measure_name().map_or(0, str::len)
-}
-
-fn measure_bytes(kind: &str, value: &str) -> usize {
-    match kind {
-        "BOOLEAN" => 1,
-        "DOUBLE" | "BIGINT" => 8,
-        _ => value.len(),
-    }
 }
 
 #[cfg(test)]

@@ -27,8 +27,22 @@ use iotdp::rollup::model::{RollupRow, RowSelection};
 use iotdp::rollup::ports::{RollupError, RollupStore};
 use iotdp::rollup::tier::{Coverage, Tier, cover_down_to};
 
-use super::{Load, MeasureError};
+use super::Load;
 use iotdp_memory::{MemoryRollupState, MemoryStore};
+
+/// Why the reads of a load could not be counted through the rollup job.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadsError {
+    /// A place of the load's hierarchy is not a valid path (`Places::path`).
+    #[error("{0}")]
+    Place(#[from] iotdp::domain::RecordError),
+    /// The memory store refused the rollup sample's readings.
+    #[error("{0}")]
+    Store(#[from] iotdp::ingest::ports::StoreError),
+    /// The rollup job failed on the sample.
+    #[error("{0}")]
+    Rollup(#[from] RollupError),
+}
 
 /// Units (sites, homes, walls) the rollup sample runs.
 const SAMPLE_UNITS: usize = 3;
@@ -120,7 +134,7 @@ pub async fn measure_reads(
     deployment: &Deployment,
     heard_per_message: f64,
     heard_entry_bytes: f64,
-) -> Result<Reads, MeasureError> {
+) -> Result<Reads, ReadsError> {
     let rollup_every_ms = (deployment.rollup_every_minutes.max(1.0) * 60_000.0) as i64;
     let job = run_rollup_sample(load, rollup_every_ms, deployment.rollup_finest).await?;
     let (chart_queries, baseline_chart_queries) = chart_queries(deployment.rollup_finest);
@@ -203,7 +217,7 @@ async fn run_rollup_sample(
     load: &Load,
     every_ms: i64,
     finest: Tier,
-) -> Result<JobCounts, MeasureError> {
+) -> Result<JobCounts, ReadsError> {
     let (_, reading_interval) = series_of(load);
     let store = Arc::new(MemoryStore::new(1_000));
     let step_ms = (reading_interval * 1_000.0).max(1_000.0) as i64;
@@ -321,7 +335,7 @@ impl RollupStore for CountingRollups {
                 .map_err(|e| RollupError::Store(e.to_string()))?;
             let bytes: usize = records
                 .iter()
-                .map(crate::measure::record_bytes)
+                .map(crate::write_size::record_bytes)
                 .sum::<usize>()
                 + 8 * records.len();
             self.write_kb

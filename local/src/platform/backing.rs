@@ -69,7 +69,7 @@ pub async fn local_sdk_config(endpoint: &str) -> SdkConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::LocalInfluxDb;
+    use crate::platform::options::LocalInfluxDb;
     use crate::platform::options::tests::options;
     use aws_sdk_sqs::config::ProvideCredentials as _;
 

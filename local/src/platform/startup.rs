@@ -206,7 +206,7 @@ fn queue_backend(
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::platform::local_sdk_config;
+    use crate::platform::backing::local_sdk_config;
     use crate::platform::options::tests::options;
     use crate::provision::SqsTrigger;
 
