@@ -67,7 +67,8 @@ pub enum CostError {
 pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), CostError> {
     // Written at the end in one go, so a closed pipe (`| head`) is not a panic.
     let mut out = String::new();
-    let prices = PriceTable::parse(&read_text(&args.prices)?).map_err(CostError::Model)?;
+    let prices = PriceTable::parse(&read_text(&args.prices)?)
+        .map_err(|e| CostError::Model(e.to_string()))?;
     let loads = loads(&args)?;
     let deployment = Deployment {
         dashboard_hours: args.dashboard_hours,
@@ -79,7 +80,7 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), CostError> 
     for load in &loads {
         let per = measure_with(load, 1_000, &deployment)
             .await
-            .map_err(CostError::Model)?;
+            .map_err(|e| CostError::Model(e.to_string()))?;
         let bills = Bills::price(load, &per, &prices)?;
         match output {
             OutputFormat::Json => json_line(&mut out, &bills)?,
@@ -151,8 +152,9 @@ impl<'a> Bills<'a> {
                 },
                 prices,
             )
-            .map_err(CostError::Model)?,
-            baseline: baseline_bill(load, per, prices).map_err(CostError::Model)?,
+            .map_err(|e| CostError::Model(e.to_string()))?,
+            baseline: baseline_bill(load, per, prices)
+                .map_err(|e| CostError::Model(e.to_string()))?,
             load,
             per,
             prices,
@@ -167,7 +169,8 @@ fn iotdp(
     basic_ingest: bool,
     transport: Transport,
 ) -> Result<Bill, CostError> {
-    iotdp_bill(load, per, Options::new(basic_ingest, transport), prices).map_err(CostError::Model)
+    iotdp_bill(load, per, Options::new(basic_ingest, transport), prices)
+        .map_err(|e| CostError::Model(e.to_string()))
 }
 
 /// What the registry's writes cost in a bill.

@@ -30,6 +30,20 @@ use iotdp::rollup::tier::{Coverage, Tier, cover_down_to};
 use super::Load;
 use iotdp_memory::{MemoryRollupState, MemoryStore};
 
+/// Why the reads of a load could not be counted through the rollup job.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadsError {
+    /// A place of the load's hierarchy is not a valid path (`Places::path`).
+    #[error("{0}")]
+    Place(#[from] iotdp::domain::RecordError),
+    /// The memory store refused the rollup sample's readings.
+    #[error("{0}")]
+    Store(#[from] iotdp::ingest::ports::StoreError),
+    /// The rollup job failed on the sample.
+    #[error("{0}")]
+    Rollup(#[from] RollupError),
+}
+
 /// Units (sites, homes, walls) the rollup sample runs.
 const SAMPLE_UNITS: usize = 3;
 /// A day boundary the sample starts at.
@@ -120,7 +134,7 @@ pub async fn measure_reads(
     deployment: &Deployment,
     heard_per_message: f64,
     heard_entry_bytes: f64,
-) -> Result<Reads, String> {
+) -> Result<Reads, ReadsError> {
     let rollup_every_ms = (deployment.rollup_every_minutes.max(1.0) * 60_000.0) as i64;
     let job = run_rollup_sample(load, rollup_every_ms, deployment.rollup_finest).await?;
     let (chart_queries, baseline_chart_queries) = chart_queries(deployment.rollup_finest);
@@ -199,7 +213,11 @@ struct JobCounts {
 
 /// A day of [`SAMPLE_UNITS`] units' series at the load's reading interval, the job every
 /// `every_ms`.
-async fn run_rollup_sample(load: &Load, every_ms: i64, finest: Tier) -> Result<JobCounts, String> {
+async fn run_rollup_sample(
+    load: &Load,
+    every_ms: i64,
+    finest: Tier,
+) -> Result<JobCounts, ReadsError> {
     let (_, reading_interval) = series_of(load);
     let store = Arc::new(MemoryStore::new(1_000));
     let step_ms = (reading_interval * 1_000.0).max(1_000.0) as i64;
@@ -208,7 +226,7 @@ async fn run_rollup_sample(load: &Load, every_ms: i64, finest: Tier) -> Result<J
     let series_count = SAMPLE_UNITS * load.places.unit();
     for series in 0..series_count {
         let (unit, n) = (series / load.places.unit(), series % load.places.unit());
-        let place = LocationPath::parse(&load.places.path(unit, n)).map_err(|e| e.to_string())?;
+        let place = LocationPath::parse(&load.places.path(unit, n))?;
         let mut at = SAMPLE_START_MS + (series % 60) as i64 * 1_000;
         while at < end_ms {
             let reading = Reading {
@@ -230,7 +248,7 @@ async fn run_rollup_sample(load: &Load, every_ms: i64, finest: Tier) -> Result<J
         }
     }
     for chunk in readings.chunks(1_000) {
-        store.write(chunk).await.map_err(|e| e.to_string())?;
+        store.write(chunk).await?;
     }
     let counting = Arc::new(CountingRollups {
         inner: store,
@@ -253,7 +271,7 @@ async fn run_rollup_sample(load: &Load, every_ms: i64, finest: Tier) -> Result<J
     let mut runs = 0u64;
     let mut now = SAMPLE_START_MS + every_ms + grace_ms;
     while now <= end_ms + grace_ms + every_ms {
-        job.run(now).await.map_err(|e| e.to_string())?;
+        job.run(now).await?;
         runs += 1;
         now += every_ms;
     }
@@ -315,8 +333,11 @@ impl RollupStore for CountingRollups {
         for chunk in rows.chunks(100) {
             let records = iotdp::adapters::timestream::rollups::rollup_records(chunk)
                 .map_err(|e| RollupError::Store(e.to_string()))?;
-            let bytes: usize =
-                records.iter().map(super::record_bytes).sum::<usize>() + 8 * records.len();
+            let bytes: usize = records
+                .iter()
+                .map(crate::write_size::record_bytes)
+                .sum::<usize>()
+                + 8 * records.len();
             self.write_kb
                 .fetch_add(bytes.div_ceil(1024) as u64, Relaxed);
         }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::provision::SqsTrigger;
-use crate::queues::{QueueBackend, Received};
+use crate::queues::{QueueBackend, QueueError, Received};
 
 /// SQS returns at most 10 messages per ReceiveMessage; the in-process queues take more.
 const MAX_RECEIVE: usize = 10;
@@ -76,7 +76,7 @@ pub async fn run<H, F>(
 }
 
 /// Up to `batch_size` messages, waiting at most the batching window once the first arrived.
-async fn gather(queues: &QueueBackend, trigger: &SqsTrigger) -> Result<Vec<Received>, String> {
+async fn gather(queues: &QueueBackend, trigger: &SqsTrigger) -> Result<Vec<Received>, QueueError> {
     let mut messages = Vec::new();
     let mut deadline: Option<Instant> = None;
     let per_call = match queues {

@@ -6,11 +6,60 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::moto::free_port;
+use crate::moto::{NoFreePort, free_port};
 use iotdp::adapters::influxdb::percent_encode;
+
+/// Why influxd is not running or did not answer as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum InfluxdError {
+    #[error("influxd not found at {}: run `make tools`", binary.display())]
+    NotInstalled { binary: PathBuf },
+    #[error(transparent)]
+    NoFreePort(#[from] NoFreePort),
+    /// The data folder, its configuration or its log cannot be written.
+    #[error("{}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("influxd log: {0}")]
+    Log(#[source] std::io::Error),
+    #[error("cannot start {}: {source}", binary.display())]
+    Spawn {
+        binary: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("influxd exited with {status}; see {}", log.display())]
+    Exited { status: ExitStatus, log: PathBuf },
+    #[error("influxd did not answer on port {port} within 30 s")]
+    NotReady { port: u16 },
+    #[error("CREATE DATABASE {name}: HTTP {status}: {body}")]
+    CreateDatabase {
+        name: String,
+        status: u16,
+        body: String,
+    },
+    #[error("query {query}: HTTP {status}: {body}")]
+    QueryRefused {
+        query: String,
+        status: u16,
+        body: String,
+    },
+    #[error("query {query}: {source}: {body}")]
+    QueryAnswer {
+        query: String,
+        body: String,
+        source: serde_json::Error,
+    },
+    /// The HTTP exchange itself failed (connection refused or cut).
+    #[error("{0}")]
+    Http(#[source] std::io::Error),
+    #[error("not an HTTP response: {response}")]
+    NotHttp { response: String },
+}
 
 /// Where `make tools` puts `influxd`, relative to the repository root.
 pub const INFLUXD_RELATIVE_PATH: &str = ".tools/influxdb/usr/bin/influxd";
@@ -27,14 +76,16 @@ pub struct InfluxProcess {
 impl InfluxProcess {
     /// Start `binary` with its data, WAL and metadata under `data_dir`, on free ports, and wait
     /// until it answers `/ping`.
-    pub fn start(binary: &Path, data_dir: &Path) -> Result<Self, String> {
+    pub fn start(binary: &Path, data_dir: &Path) -> Result<Self, InfluxdError> {
         if !binary.exists() {
-            return Err(format!(
-                "influxd not found at {}: run `make tools`",
-                binary.display()
-            ));
+            return Err(InfluxdError::NotInstalled {
+                binary: binary.to_path_buf(),
+            });
         }
-        std::fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir).map_err(|source| InfluxdError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let (port, rpc_port) = (free_port()?, free_port()?);
         let dir = data_dir.display();
         let config = format!(
@@ -57,10 +108,11 @@ bind-address = "127.0.0.1:{rpc_port}"
 "#
         );
         let config_path = data_dir.join("influxdb.conf");
-        std::fs::write(&config_path, config)
-            .map_err(|e| format!("{}: {e}", config_path.display()))?;
-        let log = std::fs::File::create(data_dir.join("influxd.log"))
-            .map_err(|e| format!("influxd log: {e}"))?;
+        std::fs::write(&config_path, config).map_err(|source| InfluxdError::DataDir {
+            path: config_path.clone(),
+            source,
+        })?;
+        let log = std::fs::File::create(data_dir.join("influxd.log")).map_err(InfluxdError::Log)?;
         let child = spawn(binary, &config_path, log)?;
         let mut influx = Self {
             child,
@@ -75,32 +127,29 @@ bind-address = "127.0.0.1:{rpc_port}"
 
     /// Start the server again after [`Self::stop`], on the same ports with the same data
     /// (an outage and its recovery, as the outage tests need).
-    pub fn restart(&mut self) -> Result<(), String> {
+    pub fn restart(&mut self) -> Result<(), InfluxdError> {
         self.stop();
         let log = std::fs::OpenOptions::new()
             .append(true)
             .create(true)
             .open(self.data_dir.join("influxd.log"))
-            .map_err(|e| format!("influxd log: {e}"))?;
+            .map_err(InfluxdError::Log)?;
         self.child = spawn(&self.binary, &self.data_dir.join("influxdb.conf"), log)?;
         self.wait_until_ready()
     }
 
-    fn wait_until_ready(&mut self) -> Result<(), String> {
+    fn wait_until_ready(&mut self) -> Result<(), InfluxdError> {
         let started = Instant::now();
-        while self.http("GET", "/ping", "").map(|(status, _)| status) != Ok(204) {
+        while !matches!(self.http("GET", "/ping", ""), Ok((204, _))) {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!(
-                    "influxd exited with {status}; see {}",
-                    self.data_dir.join("influxd.log").display()
-                ));
+                return Err(InfluxdError::Exited {
+                    status,
+                    log: self.data_dir.join("influxd.log"),
+                });
             }
             if started.elapsed() > Duration::from_secs(30) {
                 self.stop();
-                return Err(format!(
-                    "influxd did not answer on port {} within 30 s",
-                    self.port
-                ));
+                return Err(InfluxdError::NotReady { port: self.port });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -108,16 +157,20 @@ bind-address = "127.0.0.1:{rpc_port}"
     }
 
     /// `CREATE DATABASE` (idempotent in InfluxDB).
-    pub fn create_database(&self, name: &str) -> Result<(), String> {
+    pub fn create_database(&self, name: &str) -> Result<(), InfluxdError> {
         let query = format!("q=CREATE+DATABASE+%22{name}%22");
         match self.http("POST", &format!("/query?{query}"), "")? {
             (200, _) => Ok(()),
-            (status, body) => Err(format!("CREATE DATABASE {name}: HTTP {status}: {body}")),
+            (status, body) => Err(InfluxdError::CreateDatabase {
+                name: name.to_owned(),
+                status,
+                body,
+            }),
         }
     }
 
     /// Run an InfluxQL query against `database`; the JSON answer, times in epoch ms.
-    pub fn query(&self, database: &str, query: &str) -> Result<serde_json::Value, String> {
+    pub fn query(&self, database: &str, query: &str) -> Result<serde_json::Value, InfluxdError> {
         let path = format!(
             "/query?db={}&epoch=ms&q={}",
             percent_encode(database),
@@ -125,29 +178,40 @@ bind-address = "127.0.0.1:{rpc_port}"
         );
         let (status, body) = self.http("GET", &path, "")?;
         if status != 200 {
-            return Err(format!("query {query}: HTTP {status}: {body}"));
+            return Err(InfluxdError::QueryRefused {
+                query: query.to_owned(),
+                status,
+                body,
+            });
         }
-        serde_json::from_str(&body).map_err(|e| format!("query {query}: {e}: {body}"))
+        serde_json::from_str(&body).map_err(|source| InfluxdError::QueryAnswer {
+            query: query.to_owned(),
+            body: body.clone(),
+            source,
+        })
     }
 
     /// A minimal HTTP/1.0 request (start-up checks only; the adapter uses a real client).
-    fn http(&self, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+    fn http(&self, method: &str, path: &str, body: &str) -> Result<(u16, String), InfluxdError> {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.port)).map_err(InfluxdError::Http)?;
         write!(
             stream,
             "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(InfluxdError::Http)?;
         let mut response = String::new();
         stream
             .read_to_string(&mut response)
-            .map_err(|e| e.to_string())?;
+            .map_err(InfluxdError::Http)?;
         let status = response
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("not an HTTP response: {response}"))?;
+            .ok_or_else(|| InfluxdError::NotHttp {
+                response: response.clone(),
+            })?;
         let body = response
             .split_once("\r\n\r\n")
             .map(|(_, b)| b.to_owned())
@@ -161,7 +225,7 @@ bind-address = "127.0.0.1:{rpc_port}"
     }
 }
 
-fn spawn(binary: &Path, config_path: &Path, log: std::fs::File) -> Result<Child, String> {
+fn spawn(binary: &Path, config_path: &Path, log: std::fs::File) -> Result<Child, InfluxdError> {
     Command::new(binary)
         .arg("-config")
         .arg(config_path)
@@ -171,7 +235,10 @@ fn spawn(binary: &Path, config_path: &Path, log: std::fs::File) -> Result<Child,
         // then stops this server, instead of killing it under the last writes.
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))
+        .map_err(|source| InfluxdError::Spawn {
+            binary: binary.to_path_buf(),
+            source,
+        })
 }
 
 impl Drop for InfluxProcess {

@@ -17,6 +17,25 @@ use tokio::time::Instant;
 
 use crate::provision::QueueSpec;
 
+/// Why a queue call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The URL names none of the stack's queues (the in-process queues are the template's).
+    #[error("no in-process queue {url}")]
+    NoSuchQueue { url: String },
+    /// moto's SQS refused or failed the call; the message is the SDK's, with its cause.
+    #[error("{message}")]
+    Sqs { message: String },
+}
+
+impl QueueError {
+    fn sqs(e: impl std::error::Error) -> Self {
+        QueueError::Sqs {
+            message: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+        }
+    }
+}
+
 /// A received message.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -88,11 +107,13 @@ impl InProcessQueues {
         )
     }
 
-    pub async fn send(&self, url: &str, bodies: Vec<String>) -> Result<(), String> {
+    pub async fn send(&self, url: &str, bodies: Vec<String>) -> Result<(), QueueError> {
         let (queue, notify) = self
             .queues
             .get(url)
-            .ok_or_else(|| format!("no in-process queue {url}"))?;
+            .ok_or_else(|| QueueError::NoSuchQueue {
+                url: url.to_owned(),
+            })?;
         let mut state = queue.lock().await;
         for body in bodies {
             state.visible.push_back(Message {
@@ -110,11 +131,13 @@ impl InProcessQueues {
         url: &str,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<Received>, String> {
+    ) -> Result<Vec<Received>, QueueError> {
         let (queue, notify) = self
             .queues
             .get(url)
-            .ok_or_else(|| format!("no in-process queue {url}"))?;
+            .ok_or_else(|| QueueError::NoSuchQueue {
+                url: url.to_owned(),
+            })?;
         let deadline = Instant::now() + wait;
         loop {
             let notified = notify.notified();
@@ -174,11 +197,13 @@ impl InProcessQueues {
         }
     }
 
-    pub async fn delete(&self, url: &str, receipt_handles: &[String]) -> Result<(), String> {
+    pub async fn delete(&self, url: &str, receipt_handles: &[String]) -> Result<(), QueueError> {
         let (queue, _) = self
             .queues
             .get(url)
-            .ok_or_else(|| format!("no in-process queue {url}"))?;
+            .ok_or_else(|| QueueError::NoSuchQueue {
+                url: url.to_owned(),
+            })?;
         let mut state = queue.lock().await;
         for handle in receipt_handles {
             state.in_flight.remove(handle);
@@ -212,7 +237,7 @@ fn in_sqs_batches<'a, T>(
 }
 
 impl QueueBackend {
-    pub async fn send(&self, url: &str, bodies: Vec<String>) -> Result<(), String> {
+    pub async fn send(&self, url: &str, bodies: Vec<String>) -> Result<(), QueueError> {
         match self {
             QueueBackend::InProcess(queues) => queues.send(url, bodies).await,
             QueueBackend::Moto(sqs) => {
@@ -229,7 +254,7 @@ impl QueueBackend {
                         .set_entries(Some(entries))
                         .send()
                         .await
-                        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+                        .map_err(QueueError::sqs)?;
                 }
                 Ok(())
             }
@@ -241,7 +266,7 @@ impl QueueBackend {
         url: &str,
         max: usize,
         wait: Duration,
-    ) -> Result<Vec<Received>, String> {
+    ) -> Result<Vec<Received>, QueueError> {
         match self {
             QueueBackend::InProcess(queues) => queues.receive(url, max, wait).await,
             QueueBackend::Moto(sqs) => {
@@ -255,7 +280,7 @@ impl QueueBackend {
                     )
                     .send()
                     .await
-                    .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+                    .map_err(QueueError::sqs)?;
                 Ok(out
                     .messages()
                     .iter()
@@ -274,7 +299,7 @@ impl QueueBackend {
         }
     }
 
-    pub async fn delete(&self, url: &str, receipt_handles: &[String]) -> Result<(), String> {
+    pub async fn delete(&self, url: &str, receipt_handles: &[String]) -> Result<(), QueueError> {
         match self {
             QueueBackend::InProcess(queues) => queues.delete(url, receipt_handles).await,
             QueueBackend::Moto(sqs) => {
@@ -291,7 +316,7 @@ impl QueueBackend {
                         .set_entries(Some(entries))
                         .send()
                         .await
-                        .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+                        .map_err(QueueError::sqs)?;
                 }
                 Ok(())
             }

@@ -31,6 +31,13 @@ use tokio::time::Instant;
 use crate::provision::{LOCAL_ACCOUNT, LOCAL_REGION, StreamSpec, StreamTrigger};
 use crate::queues::QueueBackend;
 
+/// A stream name that is none of the template's streams.
+#[derive(Debug, thiserror::Error)]
+#[error("no stream named {stream_name}")]
+pub struct NoSuchStream {
+    pub stream_name: String,
+}
+
 /// One record in a shard.
 #[derive(Debug, Clone)]
 struct StreamRecord {
@@ -97,7 +104,7 @@ impl InProcessStreams {
         stream_name: &str,
         partition_key: &str,
         data: Vec<u8>,
-    ) -> Result<(usize, String), String> {
+    ) -> Result<(usize, String), NoSuchStream> {
         let stream = self.stream(stream_name)?;
         let shard_index = shard_for(partition_key, stream.shards.len());
         let shard = &stream.shards[shard_index];
@@ -130,10 +137,10 @@ impl InProcessStreams {
         self.streams.get(stream_name).map(|s| s.shards.len())
     }
 
-    fn stream(&self, stream_name: &str) -> Result<&Stream, String> {
-        self.streams
-            .get(stream_name)
-            .ok_or_else(|| format!("no stream named {stream_name}"))
+    fn stream(&self, stream_name: &str) -> Result<&Stream, NoSuchStream> {
+        self.streams.get(stream_name).ok_or_else(|| NoSuchStream {
+            stream_name: stream_name.to_owned(),
+        })
     }
 }
 
@@ -177,14 +184,16 @@ pub fn spawn_consumers<H, F>(
     handler: Arc<H>,
     stats: Arc<ConsumerStats>,
     shutdown: &watch::Receiver<bool>,
-) -> Result<Vec<tokio::task::JoinHandle<()>>, String>
+) -> Result<Vec<tokio::task::JoinHandle<()>>, NoSuchStream>
 where
     H: Fn(Value) -> F + Send + Sync + 'static,
     F: Future<Output = SqsBatchResponse> + Send + 'static,
 {
     let shards = streams
         .shard_count(&trigger.stream_name)
-        .ok_or_else(|| format!("no stream named {}", trigger.stream_name))?;
+        .ok_or_else(|| NoSuchStream {
+            stream_name: trigger.stream_name.clone(),
+        })?;
     Ok((0..shards)
         .map(|shard| {
             tokio::spawn(consume_shard(

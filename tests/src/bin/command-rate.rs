@@ -61,8 +61,8 @@ fn run(
     devices: usize,
     rounds: usize,
 ) -> Result<bool, String> {
-    let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let mqtt: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let api: SocketAddr = ([127, 0, 0, 1], free_port().map_err(|e| e.to_string())?).into();
+    let mqtt: SocketAddr = ([127, 0, 0, 1], free_port().map_err(|e| e.to_string())?).into();
     let out = root.join("target/command-rate");
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let log = std::fs::File::create(out.join("iotdp-local.log")).map_err(|e| e.to_string())?;

@@ -71,8 +71,8 @@ fn soak(options: &Options, root: &std::path::Path) -> Result<bool, String> {
     std::fs::create_dir_all(&options.out).map_err(|e| e.to_string())?;
     let influx_dir = options.out.join("influxdb");
     let report_path = options.out.join("report.json");
-    let api: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let mqtt: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let api: SocketAddr = ([127, 0, 0, 1], free_port().map_err(|e| e.to_string())?).into();
+    let mqtt: SocketAddr = ([127, 0, 0, 1], free_port().map_err(|e| e.to_string())?).into();
     let log =
         std::fs::File::create(options.out.join("iotdp-local.log")).map_err(|e| e.to_string())?;
     let mut child = Command::new(&options.iotdp)
@@ -136,7 +136,8 @@ fn soak(options: &Options, root: &std::path::Path) -> Result<bool, String> {
     let influxd = InfluxProcess::start(
         &root.join(iotdp_local::influxd::INFLUXD_RELATIVE_PATH),
         &influx_dir,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let stored = points(&influxd)?;
     let figure = |name: &str| report[name].as_u64().unwrap_or(0);
     // The rules queue telemetry for ingest and IoT Core's presence events for the lifecycle
@@ -296,10 +297,12 @@ fn percentiles(samples: &mut [f64]) -> String {
 /// carries that type's main field (a thermostat's temperature, a battery box's voltage, a
 /// spot's moisture), so per device type the largest field count is its number of points.
 fn points(influxd: &InfluxProcess) -> Result<u64, String> {
-    let answer = influxd.query(
-        "iotdp",
-        "SELECT count(*) FROM telemetry GROUP BY device_type",
-    )?;
+    let answer = influxd
+        .query(
+            "iotdp",
+            "SELECT count(*) FROM telemetry GROUP BY device_type",
+        )
+        .map_err(|e| e.to_string())?;
     Ok(answer["results"][0]["series"]
         .as_array()
         .into_iter()
