@@ -2,7 +2,7 @@
 //! action (one single-measure record per attribute) and AWS IoT Events alarms at the same rule
 //! count.
 
-use crate::bill::{Bill, IOT_INCREMENT, connected_minutes, increments, timestream_storage};
+use crate::bill::{Bill, IOT_INCREMENT, add_iot_core, increments, timestream_storage};
 use crate::load::Load;
 use crate::measure::PerMessage;
 use crate::prices::{PriceError, PriceTable};
@@ -16,12 +16,7 @@ pub fn baseline_bill(
     let messages = load.messages_per_month();
     let iot_units = increments(per.iot_bytes, IOT_INCREMENT);
     let mut bill = Bill::default();
-    bill.add(
-        prices,
-        "iot_core_connectivity_minutes",
-        connected_minutes(load),
-    )?;
-    bill.add(prices, "iot_core_messaging", messages * iot_units)?;
+    add_iot_core(&mut bill, prices, load, per, false)?;
     // One rule to Timestream, one to IoT Events: each triggered, each with its action.
     bill.add(
         prices,

@@ -150,6 +150,31 @@ impl Options {
 }
 
 /// Every device connected all month (the same for iotdp and the baseline).
+/// IoT Core's lines every set-up pays: the devices' connection minutes, and the publishes'
+/// messaging unless they go through Basic Ingest (which IoT Core does not meter as messages).
+pub(crate) fn add_iot_core(
+    bill: &mut Bill,
+    prices: &PriceTable,
+    load: &Load,
+    per: &PerMessage,
+    basic_ingest: bool,
+) -> Result<(), PriceError> {
+    bill.add(
+        prices,
+        "iot_core_connectivity_minutes",
+        connected_minutes(load),
+    )?;
+    if !basic_ingest {
+        let iot_units = increments(per.iot_bytes, IOT_INCREMENT);
+        bill.add(
+            prices,
+            "iot_core_messaging",
+            load.messages_per_month() * iot_units,
+        )?;
+    }
+    Ok(())
+}
+
 pub(crate) fn connected_minutes(load: &Load) -> f64 {
     load.devices as f64 * MONTH_SECONDS / 60.0
 }
@@ -180,14 +205,7 @@ pub fn iotdp_bill(
     let readings = messages * per.readings as f64;
     let iot_units = increments(per.iot_bytes, IOT_INCREMENT);
     let mut bill = Bill::default();
-    bill.add(
-        prices,
-        "iot_core_connectivity_minutes",
-        connected_minutes(load),
-    )?;
-    if !options.basic_ingest {
-        bill.add(prices, "iot_core_messaging", messages * iot_units)?;
-    }
+    add_iot_core(&mut bill, prices, load, per, options.basic_ingest)?;
     bill.add(prices, "iot_core_rules_triggered", messages * iot_units)?;
     bill.add(prices, "iot_core_actions", messages * iot_units)?;
     match options.transport {
