@@ -1,14 +1,16 @@
 //! `iotdp cost`: the monthly bill of the reference loads (or of yours), for iotdp on each
 //! transport (SQS, Kinesis on demand, Kinesis provisioned) with and without Basic Ingest, and
-//! for the baseline, from the real ingest code's counts and the price table
-//! (`infra/prices.toml`, or `--prices FILE` for another region's).
+//! for the baselines a competent team would build instead (the rule's Timestream action, or
+//! its own Lambda where the action cannot store the load; for new customers Firehose into
+//! Parquet on S3 with Athena, and Timestream for InfluxDB when its price is given), from the
+//! real ingest code's counts and the price table (`infra/prices.toml`, or `--prices FILE`).
 
 use std::path::PathBuf;
 
 use clap::Args;
 use iotdp_cost::{
-    Bill, Load, Options, PerMessage, PriceTable, Transport, baseline_bill, iotdp_bill,
-    measure_with, reads::Deployment, shards_for,
+    Bill, Load, Options, PerMessage, PriceTable, Transport, baseline_bill, firehose_bill,
+    influxdb_bill, iotdp_bill, measure_with, own_lambda_bill, reads::Deployment, shards_for,
 };
 use serde_json::json;
 
@@ -47,9 +49,14 @@ pub struct CostArgs {
     /// Hours in Timestream's memory store (MemoryStoreRetentionHours; the baseline's too)
     #[arg(long, default_value_t = 24.0)]
     memory_store_hours: f64,
-    /// The finest rollup tier kept (RollupFinestTier): 1m or 1h
-    #[arg(long, default_value = "1m", value_parser = ["1m", "1h"])]
+    /// The finest rollup tier kept (RollupFinestTier): auto follows the reporting interval
+    /// (minutes only for series reporting more than once a minute), or 1m, or 1h
+    #[arg(long, default_value = "auto", value_parser = ["auto", "1m", "1h"])]
     rollup_finest: String,
+    /// USD an hour of Timestream for InfluxDB's smallest fitting instance, to price that
+    /// baseline (its price could not be read; without it that baseline is not priced)
+    #[arg(long)]
+    influxdb_hourly: Option<f64>,
 }
 
 /// What the cost model refused.
@@ -73,15 +80,14 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), CostError> 
     let deployment = Deployment {
         dashboard_hours: args.dashboard_hours,
         rollup_every_minutes: args.rollup_every,
-        rollup_finest: iotdp::rollup::tier::Tier::parse(&args.rollup_finest)
-            .unwrap_or(iotdp::rollup::tier::Tier::Minute),
+        rollup_finest: iotdp::rollup::tier::Tier::parse(&args.rollup_finest),
         memory_store_hours: args.memory_store_hours,
     };
     for load in &loads {
         let per = measure_with(load, 1_000, &deployment)
             .await
             .map_err(|e| CostError::Model(e.to_string()))?;
-        let bills = Bills::price(load, &per, &prices)?;
+        let bills = Bills::price(load, &per, &prices, args.influxdb_hourly)?;
         match output {
             OutputFormat::Json => json_line(&mut out, &bills)?,
             OutputFormat::Table => table(&mut out, &bills),
@@ -128,7 +134,17 @@ struct Bills<'a> {
     on_demand: Bill,
     provisioned: Bill,
     before: Bill,
+    /// The rule's Timestream action with Basic Ingest (or, where it cannot store the load,
+    /// the team's own Lambda), without IoT Events.
     baseline: Bill,
+    /// Why the rule's Timestream action cannot store the load, if it cannot.
+    action_unfit: Option<&'static str>,
+    /// The rule's Timestream action with IoT Events, before its end of support.
+    with_iot_events: Bill,
+    /// New customers: Firehose into Parquet on S3, Athena.
+    firehose: Bill,
+    /// New customers: Timestream for InfluxDB, when its hourly price is given.
+    influxdb: Option<Bill>,
 }
 
 impl<'a> Bills<'a> {
@@ -136,7 +152,9 @@ impl<'a> Bills<'a> {
         load: &'a Load,
         per: &'a PerMessage,
         prices: &'a PriceTable,
+        influxdb_hourly: Option<f64>,
     ) -> Result<Self, CostError> {
+        let model = |e: iotdp_cost::PriceError| CostError::Model(e.to_string());
         let bill = |basic_ingest, transport| iotdp(load, per, prices, basic_ingest, transport);
         Ok(Self {
             broker: bill(false, Transport::Sqs)?,
@@ -153,12 +171,37 @@ impl<'a> Bills<'a> {
                 prices,
             )
             .map_err(|e| CostError::Model(e.to_string()))?,
-            baseline: baseline_bill(load, per, prices)
-                .map_err(|e| CostError::Model(e.to_string()))?,
+            baseline: match per.timestream_action_unfit {
+                None => baseline_bill(load, per, prices, false),
+                Some(_) => own_lambda_bill(load, per, prices),
+            }
+            .map_err(model)?,
+            action_unfit: per.timestream_action_unfit,
+            with_iot_events: baseline_bill(load, per, prices, true).map_err(model)?,
+            firehose: firehose_bill(load, per, prices).map_err(model)?,
+            influxdb: influxdb_hourly
+                .map(|hourly| influxdb_bill(load, per, prices, hourly))
+                .transpose()
+                .map_err(model)?,
             load,
             per,
             prices,
         })
+    }
+}
+
+impl Bills<'_> {
+    /// iotdp's cheapest set-up.
+    fn cheapest(&self) -> f64 {
+        [
+            &self.broker,
+            &self.basic,
+            &self.on_demand,
+            &self.provisioned,
+        ]
+        .iter()
+        .map(|b| b.total())
+        .fold(f64::INFINITY, f64::min)
     }
 }
 
@@ -205,6 +248,29 @@ fn json_line(out: &mut String, bills: &Bills) -> Result<(), CostError> {
             "iotdp_usd": bills.broker.total(),
             "iotdp_basic_ingest_usd": bills.basic.total(),
             "baseline_usd": bills.baseline.total(),
+            "baselines": {
+                "timestream": {
+                    "built_as": if bills.action_unfit.is_some() { "own_lambda" } else { "timestream_rule_action" },
+                    "timestream_rule_action_unfit": bills.action_unfit,
+                    "usd": bills.baseline.total(),
+                    "lines": lines(&bills.baseline),
+                },
+                "timestream_rule_action_with_iot_events": {
+                    "buildable": false,
+                    "why": "AWS IoT Events reached its end of support on 2026-05-20",
+                    "usd": bills.with_iot_events.total(),
+                },
+                "firehose_parquet_athena": {
+                    "usd": bills.firehose.total(),
+                    "by_service": bills.firehose.by_service(),
+                    "lines": lines(&bills.firehose),
+                },
+                "timestream_influxdb": bills.influxdb.as_ref().map(|b| json!({
+                    "usd": b.total(),
+                    "lines": lines(b),
+                })),
+            },
+            "iotdp_cheapest_usd": bills.cheapest(),
             "iotdp_by_service": bills.broker.by_service(),
             "iotdp_basic_ingest_by_service": bills.basic.by_service(),
             "baseline_by_service": bills.baseline.by_service(),
@@ -221,6 +287,8 @@ fn json_line(out: &mut String, bills: &Bills) -> Result<(), CostError> {
                 "rollup_queries_per_run": per.reads.rollup_queries_per_run,
                 "rollup_rows_per_series_day": per.reads.rollup_rows_per_series_day,
                 "rollup_write_kb_per_series_day": per.reads.rollup_write_kb_per_series_day,
+                "rollup_stored_bytes_per_series_day": per.reads.rollup_stored_bytes_per_series_day,
+                "rollup_finest": per.reads.rollup_finest.map(iotdp::rollup::tier::Tier::name),
                 "queries_per_24h_chart": per.reads.chart_queries,
                 "baseline_queries_per_24h_chart": per.reads.baseline_chart_queries,
                 "registry_read_units": per.reads.registry_read_units,
@@ -233,49 +301,83 @@ fn json_line(out: &mut String, bills: &Bills) -> Result<(), CostError> {
 }
 
 /// The load's bills for people: a line about the load, a column per setup, a row per
-/// service, and how iotdp compares.
+/// service, and how iotdp compares with each baseline.
 fn table(out: &mut String, bills: &Bills) {
     use std::fmt::Write as _;
     let (load, per) = (bills.load, bills.per);
     let _ = writeln!(
         out,
-        "{}\n  {:.3e} messages, {:.3e} readings a month; {} B a publish, {:.2} Timestream KB a message (baseline {:.2}); {} provisioned shards",
+        "{}\n  {:.3e} messages, {:.3e} readings a month; {} B a publish; Timestream: {:.2} write KB and {:.0} B held a message (the rule's action: {:.2} KB, {:.0} B); rollups finest {}; {} provisioned shards",
         load.name,
         load.messages_per_month(),
         load.readings_per_month(),
         per.iot_bytes,
         per.timestream_kb,
+        per.stored_bytes,
         per.baseline_timestream_kb,
+        per.baseline_stored_bytes,
+        per.reads.rollup_finest.map_or("?", |t| t.name()),
         shards_for(load, per)
     );
-    service_rows(
-        out,
-        &[
-            ("SQS", &bills.broker),
-            ("SQS + BI", &bills.basic),
-            ("Kinesis OD + BI", &bills.on_demand),
-            ("Kinesis prov + BI", &bills.provisioned),
-            ("baseline", &bills.baseline),
-        ],
-    );
-    let cheapest = [
-        &bills.broker,
-        &bills.basic,
-        &bills.on_demand,
-        &bills.provisioned,
-    ]
-    .iter()
-    .map(|b| b.total())
-    .fold(f64::INFINITY, f64::min);
-    // IoT Events reached its end of support on 2026-05-20: the baseline without it is what a
-    // team can still build.
-    let baseline = &bills.baseline;
-    let without_events = baseline.total() - baseline.by_service().get("IoT Events").unwrap_or(&0.0);
+    let timestream_baseline = if bills.action_unfit.is_some() {
+        "own Lambda"
+    } else {
+        "TS rule action"
+    };
+    let mut columns = vec![
+        ("SQS", &bills.broker),
+        ("SQS + BI", &bills.basic),
+        ("Kinesis OD + BI", &bills.on_demand),
+        ("Kinesis prov + BI", &bills.provisioned),
+        (timestream_baseline, &bills.baseline),
+        ("Firehose+Athena", &bills.firehose),
+    ];
+    if let Some(influxdb) = &bills.influxdb {
+        columns.push(("InfluxDB", influxdb));
+    }
+    service_rows(out, &columns);
+    if let Some(why) = bills.action_unfit {
+        let _ = writeln!(
+            out,
+            "\n  The Timestream baseline cannot be built as the rule's Timestream action: {why}. Priced as the team's own Lambda behind the rule instead."
+        );
+    }
+    let cheapest = bills.cheapest();
+    let ratio = |baseline: &Bill| {
+        format!(
+            "{:.0} % on SQS, {:.0} % at its cheapest",
+            100.0 * bills.broker.total() / baseline.total(),
+            100.0 * cheapest / baseline.total()
+        )
+    };
     let _ = writeln!(
         out,
-        "\n  iotdp / baseline without IoT Events (${without_events:.0}): {:.0} % on SQS, {:.0} % at its cheapest; registry writes ${:.0} (${:.0} before the heard log and the hourly last_seen); query TCU-hours {:.0} (baseline {:.0})\n",
-        100.0 * bills.broker.total() / without_events,
-        100.0 * cheapest / without_events,
+        "\n  iotdp / {timestream_baseline} (${:.0}): {}; iotdp / Firehose+Athena (${:.0}): {}",
+        bills.baseline.total(),
+        ratio(&bills.baseline),
+        bills.firehose.total(),
+        ratio(&bills.firehose),
+    );
+    match &bills.influxdb {
+        Some(influxdb) => {
+            let _ = writeln!(
+                out,
+                "  iotdp / InfluxDB (${:.0}): {}",
+                influxdb.total(),
+                ratio(influxdb)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "  Timestream for InfluxDB: not priced (its instance price could not be read; pass --influxdb-hourly USD)"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  The rule's action with IoT Events would be ${:.0}, but AWS IoT Events reached its end of support on 2026-05-20. Registry writes ${:.0} (${:.0} before the heard log and the hourly last_seen); query TCU-hours {:.0} (baseline {:.0})\n",
+        bills.with_iot_events.total(),
         registry(&bills.broker),
         registry(&bills.before),
         per.reads.tcu_hours,

@@ -68,6 +68,94 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
     }
     // The thermostats' 5,000 messages/s: 12.96 billion a month.
     assert_eq!(loads[1]["messages_per_month"], 12_960_000_000.0);
+    // The Timestream baseline takes Basic Ingest and leaves IoT Events out: no messaging, no
+    // IoT Events line; the green walls' gateway arrays are priced as the team's own Lambda,
+    // and say why.
+    for load in &loads {
+        let timestream = &load["baselines"]["timestream"];
+        let items: Vec<&str> = timestream["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["item"].as_str().unwrap())
+            .collect();
+        assert!(!items.contains(&"iot_core_messaging"), "{items:?}");
+        assert!(
+            !items.contains(&"iot_events_message_evaluations"),
+            "{items:?}"
+        );
+        assert!(
+            load["baselines"]["firehose_parquet_athena"]["usd"]
+                .as_f64()
+                .unwrap()
+                > 0.0
+        );
+        assert!(load["baselines"]["timestream_influxdb"].is_null());
+    }
+    assert_eq!(
+        loads[0]["baselines"]["timestream"]["built_as"],
+        "timestream_rule_action"
+    );
+    assert_eq!(
+        loads[2]["baselines"]["timestream"]["built_as"],
+        "own_lambda"
+    );
+    assert!(
+        loads[2]["baselines"]["timestream"]["timestream_rule_action_unfit"]
+            .as_str()
+            .unwrap()
+            .contains("unnest")
+    );
+    // docs/cost.md's table is this output (regenerated with scripts/cost-table).
+    let docs = std::fs::read_to_string(format!("{repository}/docs/cost.md")).unwrap();
+    for (load, name) in loads
+        .iter()
+        .zip(["battery boxes", "thermostats", "green walls"])
+    {
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} | ")) && l.matches('|').count() == 10)
+            .unwrap_or_else(|| panic!("no row for {name} in docs/cost.md"));
+        let thousands = |usd: f64| {
+            let digits = format!("{:.0}", usd);
+            let mut out = String::new();
+            for (i, c) in digits.chars().enumerate() {
+                if i > 0 && (digits.len() - i) % 3 == 0 {
+                    out.push(',');
+                }
+                out.push(c);
+            }
+            out
+        };
+        let mut expected: Vec<String> = load["setups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| thousands(s["usd"].as_f64().unwrap()))
+            .collect();
+        expected.push(thousands(
+            load["baselines"]["timestream"]["usd"].as_f64().unwrap(),
+        ));
+        expected.push(thousands(
+            load["baselines"]["firehose_parquet_athena"]["usd"]
+                .as_f64()
+                .unwrap(),
+        ));
+        let cells: Vec<&str> = row
+            .split('|')
+            .map(|c| c.trim().trim_end_matches(" (own Lambda)"))
+            .filter(|c| !c.is_empty())
+            .skip(1)
+            .collect();
+        assert_eq!(
+            cells, expected,
+            "docs/cost.md's {name} row is stale: run scripts/cost-table"
+        );
+    }
+    // The finest rollup tier follows the reporting interval: hours for the battery boxes'
+    // 5 minutes, minutes for the thermostats' 10 s.
+    assert_eq!(loads[0]["reads"]["rollup_finest"], "1h");
+    assert_eq!(loads[1]["reads"]["rollup_finest"], "1m");
     // Dashboards watched 176 hours hold Timestream's 4 query TCUs; the rollup job holds them
     // 30 s every 5 minutes in the other 544. The baseline watches the same dashboards.
     assert_eq!(
@@ -101,6 +189,8 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
             "60",
             "--dashboard-hours",
             "0",
+            "--influxdb-hourly",
+            "0.5",
             "--output",
             "json",
         ],
@@ -110,6 +200,11 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
     // Nobody watching: the job's share alone, and none for the baseline.
     assert_eq!(mine["reads"]["tcu_hours"], 4.0 * 720.0 * 0.1);
     assert_eq!(mine["reads"]["baseline_tcu_hours"], 0.0);
+    // Given its hourly price, the InfluxDB baseline is its instance all month and the rest.
+    let influxdb = mine["baselines"]["timestream_influxdb"]["usd"]
+        .as_f64()
+        .unwrap();
+    assert!(influxdb > 720.0 * 0.5, "{influxdb}");
     let dir = std::env::temp_dir().join(format!("iotdp-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let broken = dir.join("prices.toml");

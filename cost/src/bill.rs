@@ -19,7 +19,7 @@ const MESSAGES_PER_RECEIVE: f64 = 10.0;
 /// `make bench` against an endpoint that answers at once (306 ms per 8,943 readings, warm):
 /// real AWS latency comes on top, so treat the Lambda line as a floor.
 const INGEST_MEMORY_GB: f64 = 0.25;
-const INGEST_MS_PER_READING: f64 = 306.2 / 8_943.0;
+pub(crate) const INGEST_MS_PER_READING: f64 = 306.2 / 8_943.0;
 /// Kinesis meters on-demand data in and out per record rounded up to 1 KB, and provisioned
 /// PUT payload units in 25 KB.
 const KINESIS_KB: usize = 1024;
@@ -36,7 +36,7 @@ const KINESIS_RETENTION_HOURS: f64 = 168.0;
 /// 5-hour-late gateway batches land there); the magnetic store keeps everything after. The
 /// storage lines are the twelfth month's: a year of readings in the magnetic store.
 const MAGNETIC_MONTHS_HELD: f64 = 12.0;
-const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+pub(crate) const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 
 /// One line of a bill.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,7 +97,7 @@ impl Bill {
             service: price.service.clone(),
             item: item.to_owned(),
             quantity,
-            usd: quantity / price.per * price.usd,
+            usd: price.usd_for(quantity),
             checked: price.checked.clone(),
         });
         Ok(())
@@ -259,7 +259,7 @@ pub fn iotdp_bill(
     timestream_storage(
         &mut bill,
         prices,
-        messages * per.timestream_kb,
+        messages * per.stored_bytes,
         per.deployment.memory_store_hours,
     )?;
     let registry_writes = if options.registry_before {
@@ -290,7 +290,8 @@ pub fn iotdp_bill(
         "timestream_writes_rollups",
         rollup_kb,
     )?;
-    let rollup_gb = rollup_kb / (1024.0 * 1024.0);
+    let rollup_gb =
+        per.reads.rollup_stored_bytes_per_series_day * 30.0 * reads::series_total(load) / GIB;
     bill.add_as(
         prices,
         "timestream_memory_gb_hours",
@@ -307,16 +308,15 @@ pub fn iotdp_bill(
     Ok(bill)
 }
 
-/// Timestream storage for a month's `written_kb` (the metered write size standing in for
-/// the stored size): the memory store's hours of data, held all month, and a year of data in
-/// the magnetic store.
+/// Timestream storage for a month's `stored_bytes` (billed by the bytes held, unrounded):
+/// the memory store's hours of data, held all month, and a year of data in the magnetic store.
 pub(crate) fn timestream_storage(
     bill: &mut Bill,
     prices: &PriceTable,
-    written_kb: f64,
+    stored_bytes: f64,
     memory_store_hours: f64,
 ) -> Result<(), PriceError> {
-    let monthly_gb = written_kb / (1024.0 * 1024.0);
+    let monthly_gb = stored_bytes / GIB;
     bill.add(
         prices,
         "timestream_memory_gb_hours",
@@ -352,6 +352,7 @@ pub(crate) mod tests {
             unit: "x".into(),
             source: "https://example.com".into(),
             checked: "test".into(),
+            tiers: vec![],
         };
         PriceTable(
             [
@@ -401,13 +402,19 @@ pub(crate) mod tests {
         PerMessage {
             iot_bytes: 1_000,
             envelope_bytes: 1_500,
+            payload_bytes: 980,
             readings: 1,
             timestream_kb: 2.0,
+            // 1,024 bytes held a message: a GiB is 1,048,576 messages.
+            stored_bytes: 1_024.0,
             baseline_timestream_kb: 1.0,
+            baseline_stored_bytes: 512.0,
+            timestream_action_unfit: None,
             registry_writes: 1.0,
             registry_writes_before: 3.0,
             reads: reads::Reads {
                 rollup_write_kb_per_series_day: 10.0,
+                rollup_stored_bytes_per_series_day: 10.0 * 1024.0,
                 tcu_hours: 100.0,
                 baseline_tcu_hours: 40.0,
                 registry_read_units: 8_000_000.0,
@@ -435,10 +442,10 @@ pub(crate) mod tests {
         assert!((usd["sqs_requests"] - 51.84).abs() < 1e-9);
         assert!((usd["lambda_requests"] - 0.0432).abs() < 1e-9);
         assert!((usd["timestream_writes"] - 86.4).abs() < 1e-9);
-        // 86.4 M KB is 82.40 GiB a month: 24 hours of it in the memory store all month
-        // (1,977.5 GB-hours), a year of it in the magnetic store (988.8 GB-months).
+        // 43.2 M messages of 1,024 bytes held are 41.2 GiB a month: 24 hours of it in the
+        // memory store all month, a year of it in the magnetic store.
         let quantity = by_item(&bill, |l| l.quantity);
-        let monthly_gb = 86_400_000.0 / (1024.0 * 1024.0);
+        let monthly_gb = 43_200_000.0 / (1024.0 * 1024.0);
         assert!((quantity["timestream_memory_gb_hours"] - monthly_gb * 24.0).abs() < 1e-9);
         assert!((quantity["timestream_magnetic_gb_months"] - monthly_gb * 12.0).abs() < 1e-9);
         // One registry write per message.

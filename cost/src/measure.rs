@@ -10,7 +10,7 @@ use iotdp::ingest::envelope::encode_envelope;
 use iotdp::ingest::validation::TimeWindow;
 
 use crate::load::{Load, sample_payload};
-use crate::{MESSAGES_PER_INVOCATION, reads};
+use crate::{MESSAGES_PER_INVOCATION, reads, write_size};
 
 /// Messages of one device driven through the registry cache to count its writes.
 const SEEN_SAMPLE: usize = 3_600;
@@ -40,10 +40,19 @@ pub struct PerMessage {
     /// The rule's envelope: an SQS message body or a Kinesis record.
     pub envelope_bytes: usize,
     pub readings: usize,
+    /// The payload alone: what a rule hands an action (a Firehose record).
+    pub payload_bytes: usize,
     /// Timestream 1 KB write units, iotdp's multi-measure requests.
     pub timestream_kb: f64,
-    /// Timestream 1 KB write units, the built-in action's single-measure records.
+    /// What iotdp's records hold in Timestream's storage (each measure a record).
+    pub stored_bytes: f64,
+    /// Timestream 1 KB write units of the rule's Timestream action: one request a message, a
+    /// single-measure record per attribute, the device id its dimension.
     pub baseline_timestream_kb: f64,
+    /// What the action's records hold in storage.
+    pub baseline_stored_bytes: f64,
+    /// Why the rule's Timestream action cannot store this load's messages, if it cannot.
+    pub timestream_action_unfit: Option<&'static str>,
     /// DynamoDB write units per message for `last_seen` and the silence deadline: the
     /// registry's per-device writes plus the message's share of the heard log's digests.
     pub registry_writes: f64,
@@ -71,20 +80,20 @@ pub async fn measure_with(
     deployment: &reads::Deployment,
 ) -> Result<PerMessage, MeasureError> {
     let now_ms = 1_764_000_000_000;
-    let bodies: Vec<(String, String, usize)> = (0..samples)
+    let bodies: Vec<(String, String, usize, usize)> = (0..samples)
         .map(|n| {
             let device = format!("device-{n:06}");
             let topic = iotdp::domain::topic::telemetry_topic(&device);
             let payload = sample_payload(load, n, now_ms);
             let iot = payload.len() + topic.len();
             let envelope = encode_envelope(payload.as_bytes(), &topic, now_ms, Some(&device));
-            (format!("m{n}"), envelope, iot)
+            (format!("m{n}"), envelope, iot, payload.len())
         })
         .collect();
     let batch = prepare_batch(
         bodies
             .iter()
-            .map(|(id, body, _)| (id.as_str(), body.as_str())),
+            .map(|(id, body, _, _)| (id.as_str(), body.as_str())),
         TimeWindow::with_retention_days(73_000),
     );
     if let Some(rejection) = batch.rejections.first() {
@@ -107,13 +116,24 @@ pub async fn measure_with(
     // The store writer sends the batch sorted by device, in requests of up to 100 records.
     let mut sorted = readings.clone();
     sorted.sort_by(|a, b| a.device_id.cmp(&b.device_id));
-    let mut kb = 0.0;
+    let (mut kb, mut stored) = (0.0, 0.0);
     for request in sorted.chunks(MAX_RECORDS_PER_WRITE) {
         let built = build_write_request(request)?;
-        kb += (crate::write_size::request_bytes(&built) as f64 / 1024.0).ceil();
+        kb += write_size::write_units(write_size::request_bytes(&built));
+        stored += write_size::stored_bytes(&built) as f64;
     }
-    // The built-in action: a record per attribute, each its own 1 KB write.
-    let baseline_kb = readings.iter().map(|r| r.metrics.len() as f64).sum::<f64>();
+    // The rule's action: one request a message, a single-measure record per attribute.
+    let action = readings_by_message(&batch_sizes(load, samples), &readings)
+        .map(timestream_action_request)
+        .collect::<Result<Vec<_>, _>>()?;
+    let baseline_kb: f64 = action
+        .iter()
+        .map(|r| write_size::write_units(write_size::request_bytes(r)))
+        .sum();
+    let baseline_stored: f64 = action
+        .iter()
+        .map(|r| write_size::stored_bytes(r) as f64)
+        .sum();
     let n = samples as f64;
     let after = registry_writes_per_message(load, DEFAULT_SEEN_INTERVAL).await?;
     let before = registry_writes_per_message(load, std::time::Duration::from_secs(60)).await?;
@@ -126,12 +146,88 @@ pub async fn measure_with(
         envelope_bytes: (bodies.iter().map(|b| b.1.len()).sum::<usize>() as f64 / n).ceil()
             as usize,
         readings: readings.len() / samples,
+        payload_bytes: (bodies.iter().map(|b| b.3).sum::<usize>() as f64 / n).ceil() as usize,
         timestream_kb: kb / n,
+        stored_bytes: stored / n,
         baseline_timestream_kb: baseline_kb / n,
+        baseline_stored_bytes: baseline_stored / n,
+        timestream_action_unfit: timestream_action_unfit(load),
         registry_writes,
         registry_writes_before,
         reads,
         deployment: *deployment,
+    })
+}
+
+/// The most values the rule's Timestream action writes from one message.
+/// Source (read 2026-12-07): <https://docs.aws.amazon.com/iot/latest/developerguide/timestream-rule-action.html>
+/// ("The maximum number of values that a Timestream rule action can write into an Amazon
+/// Timestream table is 100"; "Objects and array values are converted to JSON strings").
+pub const TIMESTREAM_ACTION_MAX_VALUES: usize = 100;
+
+/// Why the rule's Timestream action cannot store `load`'s messages as readings, if it cannot.
+pub fn timestream_action_unfit(load: &Load) -> Option<&'static str> {
+    if load.readings_per_message > 1 {
+        Some(
+            "the rule's Timestream action cannot unnest a gateway's array of readings (it stores an array as one JSON string)",
+        )
+    } else if load.metrics > TIMESTREAM_ACTION_MAX_VALUES {
+        Some("the rule's Timestream action writes at most 100 values a message")
+    } else {
+        None
+    }
+}
+
+/// How many readings each sample message carries.
+fn batch_sizes(load: &Load, samples: usize) -> Vec<usize> {
+    vec![load.readings_per_message; samples]
+}
+
+/// The readings, a message at a time (admission keeps their order).
+fn readings_by_message<'a>(
+    sizes: &'a [usize],
+    readings: &'a [iotdp::domain::Reading],
+) -> impl Iterator<Item = &'a [iotdp::domain::Reading]> + 'a {
+    let mut at = 0;
+    sizes.iter().map(move |&size| {
+        let part = &readings[at.min(readings.len())..(at + size).min(readings.len())];
+        at += size;
+        part
+    })
+}
+
+/// The rule's Timestream action's request for one message: a single-measure record per
+/// attribute, the device id (from the topic) its one dimension, the message's timestamp.
+/// A gateway message's readings would not be unnested (see [`timestream_action_unfit`]): they
+/// are sized here as if they were, which is generous to the action.
+fn timestream_action_request(
+    message: &[iotdp::domain::Reading],
+) -> Result<iotdp::adapters::timestream::TimestreamWriteRequest, MeasureError> {
+    use aws_sdk_timestreamwrite::types::{Dimension, MeasureValueType, Record};
+    let mut records = Vec::new();
+    for reading in message {
+        let device = Dimension::builder()
+            .name("device_id")
+            .value(&reading.device_id)
+            .build()?;
+        for metric in &reading.metrics {
+            records.push(
+                Record::builder()
+                    .dimensions(device.clone())
+                    .measure_name(&metric.name)
+                    .measure_value(match &metric.value {
+                        iotdp::domain::MetricValue::Number(v) => v.to_string(),
+                        other => format!("{other:?}"),
+                    })
+                    .measure_value_type(MeasureValueType::Double)
+                    .time(reading.time_ms.to_string())
+                    .build(),
+            );
+        }
+    }
+    Ok(iotdp::adapters::timestream::TimestreamWriteRequest {
+        common: Record::builder().build(),
+        records,
     })
 }
 
@@ -286,10 +382,23 @@ mod tests {
             let per = measure(&load, 20).await.unwrap();
             assert_eq!(per.readings, load.readings_per_message, "{}", load.name);
             assert!(per.timestream_kb > 0.0, "{}", load.name);
-            // Multi-measure records with common attributes write less than a record per
-            // attribute.
+            // A small message is one write unit for the rule's action, not one a measure.
+            if load.readings_per_message == 1 {
+                assert_eq!(per.baseline_timestream_kb, 1.0, "{}", load.name);
+                assert!(per.timestream_action_unfit.is_none(), "{}", load.name);
+            } else {
+                assert!(per.timestream_action_unfit.is_some(), "{}", load.name);
+            }
+            // Storage holds tens of bytes a measure: the timestamp, the dimensions, the
+            // measure's name and value.
+            let values = (load.readings_per_message * load.metrics) as f64;
             assert!(
-                per.timestream_kb < per.baseline_timestream_kb,
+                (20.0..80.0).contains(&(per.baseline_stored_bytes / values)),
+                "{}: {per:?}",
+                load.name
+            );
+            assert!(
+                (20.0..200.0).contains(&(per.stored_bytes / values)),
                 "{}: {per:?}",
                 load.name
             );

@@ -74,8 +74,9 @@ pub struct Deployment {
     pub dashboard_hours: f64,
     /// `RollupSchedule`, in minutes (template default: 5).
     pub rollup_every_minutes: f64,
-    /// `RollupFinestTier` (template default: 1 minute).
-    pub rollup_finest: Tier,
+    /// `RollupFinestTier`: `None` is the template's `auto`, which follows the reporting
+    /// interval (see [`Deployment::finest_for`]).
+    pub rollup_finest: Option<Tier>,
     /// `MemoryStoreRetentionHours`, for the raw and rollup tables alike (template default 24,
     /// so 5-hour-late gateway batches land in the memory store); the baseline's table too.
     pub memory_store_hours: f64,
@@ -86,9 +87,24 @@ impl Default for Deployment {
         Self {
             dashboard_hours: 8.0 * 22.0,
             rollup_every_minutes: 5.0,
-            rollup_finest: Tier::Minute,
+            rollup_finest: None,
             memory_store_hours: 24.0,
         }
+    }
+}
+
+impl Deployment {
+    /// The finest tier the job keeps for `load`: the override, or under `auto` minutes only
+    /// for series that report more than once a minute (a slower series' 1-minute row repeats
+    /// its reading, at the price of a row per metric).
+    pub fn finest_for(&self, load: &Load) -> Tier {
+        self.rollup_finest.unwrap_or_else(|| {
+            if series_of(load).1 < 60.0 {
+                Tier::Minute
+            } else {
+                Tier::Hour
+            }
+        })
     }
 }
 
@@ -101,6 +117,11 @@ pub struct Reads {
     pub rollup_rows_per_series_day: f64,
     /// Timestream write KB of those rows, per series per day.
     pub rollup_write_kb_per_series_day: f64,
+    /// What those rows hold in Timestream's storage, per series per day (each measure a
+    /// record, unrounded).
+    pub rollup_stored_bytes_per_series_day: f64,
+    /// The finest tier the job kept.
+    pub rollup_finest: Option<Tier>,
     /// Queries one 24-hour chart sends: iotdp (tiers and raw tail), the baseline (raw).
     pub chart_queries: f64,
     pub baseline_chart_queries: f64,
@@ -136,8 +157,9 @@ pub async fn measure_reads(
     heard_entry_bytes: f64,
 ) -> Result<Reads, ReadsError> {
     let rollup_every_ms = (deployment.rollup_every_minutes.max(1.0) * 60_000.0) as i64;
-    let job = run_rollup_sample(load, rollup_every_ms, deployment.rollup_finest).await?;
-    let (chart_queries, baseline_chart_queries) = chart_queries(deployment.rollup_finest);
+    let finest = deployment.finest_for(load);
+    let job = run_rollup_sample(load, rollup_every_ms, finest).await?;
+    let (chart_queries, baseline_chart_queries) = chart_queries(finest);
     // Dashboards keep the minimum TCUs busy while watched; the job keeps them busy for its
     // 30-second minimum once a run, in the hours nobody watches.
     let viewing_hours = deployment
@@ -190,6 +212,8 @@ pub async fn measure_reads(
         rollup_queries_per_run: job.queries_per_run,
         rollup_rows_per_series_day: job.rows_per_series_day,
         rollup_write_kb_per_series_day: job.write_kb_per_series_day,
+        rollup_stored_bytes_per_series_day: job.stored_bytes_per_series_day,
+        rollup_finest: Some(finest),
         chart_queries,
         baseline_chart_queries,
         tcu_hours,
@@ -209,6 +233,7 @@ struct JobCounts {
     queries_per_run: f64,
     rows_per_series_day: f64,
     write_kb_per_series_day: f64,
+    stored_bytes_per_series_day: f64,
 }
 
 /// A day of [`SAMPLE_UNITS`] units' series at the load's reading interval, the job every
@@ -255,6 +280,7 @@ async fn run_rollup_sample(
         queries: AtomicU64::default(),
         rows: AtomicU64::default(),
         write_kb: AtomicU64::default(),
+        stored_bytes: AtomicU64::default(),
     });
     let settings = RollupSettings {
         finest,
@@ -280,6 +306,7 @@ async fn run_rollup_sample(
         queries_per_run: counting.queries.load(Relaxed) as f64 / runs as f64,
         rows_per_series_day: counting.rows.load(Relaxed) as f64 / series,
         write_kb_per_series_day: counting.write_kb.load(Relaxed) as f64 / series,
+        stored_bytes_per_series_day: counting.stored_bytes.load(Relaxed) as f64 / series,
     })
 }
 
@@ -307,6 +334,7 @@ struct CountingRollups {
     queries: AtomicU64,
     rows: AtomicU64,
     write_kb: AtomicU64,
+    stored_bytes: AtomicU64,
 }
 
 impl RollupStore for CountingRollups {
@@ -340,6 +368,11 @@ impl RollupStore for CountingRollups {
                 + 8 * records.len();
             self.write_kb
                 .fetch_add(bytes.div_ceil(1024) as u64, Relaxed);
+            let stored: usize = records
+                .iter()
+                .map(|r| crate::write_size::record_stored_bytes(r, None))
+                .sum();
+            self.stored_bytes.fetch_add(stored as u64, Relaxed);
         }
         self.rows.fetch_add(rows.len() as u64, Relaxed);
         self.inner.write_rollups(tier, rows).await
@@ -417,6 +450,22 @@ mod tests {
             "{}",
             every_5_minutes.queries_per_run
         );
+    }
+
+    /// `auto` keeps minutes for a series reporting more than once a minute only; an override
+    /// wins. A gateway's spots report hourly, whatever the batch's interval.
+    #[test]
+    fn the_finest_tier_follows_the_reporting_interval() {
+        let auto = Deployment::default();
+        assert_eq!(auto.finest_for(&load(300.0, 1)), Tier::Hour);
+        assert_eq!(auto.finest_for(&load(60.0, 1)), Tier::Hour);
+        assert_eq!(auto.finest_for(&load(10.0, 1)), Tier::Minute);
+        assert_eq!(auto.finest_for(&load(5.0 * 3_600.0, 250)), Tier::Hour);
+        let minutes = Deployment {
+            rollup_finest: Some(Tier::Minute),
+            ..auto
+        };
+        assert_eq!(minutes.finest_for(&load(300.0, 1)), Tier::Minute);
     }
 
     #[test]
