@@ -1,9 +1,10 @@
 //! The time-series store chosen at deploy time (`TimeSeriesStore`: Timestream for
-//! LiveAnalytics or InfluxDB), behind each port the store serves: writes, reads and rollups.
+//! LiveAnalytics, InfluxDB, or the lake), behind each port the store serves: writes, reads and rollups.
 //! Each enum forwards a port's calls to the one adapter configured; `wiring` builds them. A
 //! third store is a variant here and an adapter family beside the others.
 
 use crate::adapters::influxdb::InfluxDbStore;
+use crate::adapters::lake::LakeStore;
 use crate::adapters::timestream::TimestreamStore;
 use crate::adapters::timestream::rollups::TimestreamRollups;
 use crate::domain::Reading;
@@ -13,6 +14,7 @@ use crate::ingest::ports::{StoreError, TimeSeriesStore, WriteReport};
 pub enum SelectedStore {
     Timestream(TimestreamStore),
     InfluxDb(InfluxDbStore),
+    Lake(LakeStore),
 }
 
 impl TimeSeriesStore for SelectedStore {
@@ -20,6 +22,7 @@ impl TimeSeriesStore for SelectedStore {
         match self {
             SelectedStore::Timestream(s) => s.max_batch_len(),
             SelectedStore::InfluxDb(s) => s.max_batch_len(),
+            SelectedStore::Lake(s) => s.max_batch_len(),
         }
     }
 
@@ -27,6 +30,7 @@ impl TimeSeriesStore for SelectedStore {
         match self {
             SelectedStore::Timestream(s) => s.write(readings).await,
             SelectedStore::InfluxDb(s) => s.write(readings).await,
+            SelectedStore::Lake(s) => s.write(readings).await,
         }
     }
 }
@@ -37,6 +41,7 @@ impl SelectedStore {
         match self {
             SelectedStore::Timestream(_) => "Timestream for LiveAnalytics",
             SelectedStore::InfluxDb(_) => "InfluxDB",
+            SelectedStore::Lake(_) => "the lake (Parquet on S3)",
         }
     }
 }
@@ -45,6 +50,7 @@ impl SelectedStore {
 pub enum SelectedReader {
     Timestream(crate::adapters::timestream::query::TimestreamReader),
     InfluxDb(InfluxDbStore),
+    Lake(LakeStore),
 }
 
 impl SelectedReader {
@@ -52,6 +58,7 @@ impl SelectedReader {
         match self {
             SelectedReader::Timestream(_) => "Timestream for LiveAnalytics",
             SelectedReader::InfluxDb(_) => "InfluxDB",
+            SelectedReader::Lake(_) => "the lake (Parquet on S3)",
         }
     }
 }
@@ -61,6 +68,7 @@ impl crate::query::ports::TimeSeriesReader for SelectedReader {
         match self {
             SelectedReader::Timestream(r) => r.metric_names().await,
             SelectedReader::InfluxDb(r) => r.metric_names().await,
+            SelectedReader::Lake(r) => r.metric_names().await,
         }
     }
 
@@ -72,6 +80,7 @@ impl crate::query::ports::TimeSeriesReader for SelectedReader {
         match self {
             SelectedReader::Timestream(r) => r.latest_values(device_id, metrics).await,
             SelectedReader::InfluxDb(r) => r.latest_values(device_id, metrics).await,
+            SelectedReader::Lake(r) => r.latest_values(device_id, metrics).await,
         }
     }
 
@@ -82,6 +91,7 @@ impl crate::query::ports::TimeSeriesReader for SelectedReader {
         match self {
             SelectedReader::Timestream(r) => r.series(query).await,
             SelectedReader::InfluxDb(r) => r.series(query).await,
+            SelectedReader::Lake(r) => r.series(query).await,
         }
     }
 
@@ -93,6 +103,7 @@ impl crate::query::ports::TimeSeriesReader for SelectedReader {
         match self {
             SelectedReader::Timestream(r) => r.latest_by_device(metric, filter).await,
             SelectedReader::InfluxDb(r) => r.latest_by_device(metric, filter).await,
+            SelectedReader::Lake(r) => r.latest_by_device(metric, filter).await,
         }
     }
 
@@ -106,6 +117,7 @@ impl crate::query::ports::TimeSeriesReader for SelectedReader {
         match self {
             SelectedReader::Timestream(r) => r.drill_down(metric, within, range, aggregate).await,
             SelectedReader::InfluxDb(r) => r.drill_down(metric, within, range, aggregate).await,
+            SelectedReader::Lake(r) => r.drill_down(metric, within, range, aggregate).await,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::adapters::dynamodb::commands::DynamoDbCommands;
 use crate::adapters::dynamodb::registry::DynamoDbRegistry;
 use crate::adapters::dynamodb::rollup_state::DynamoDbRollupState;
 use crate::adapters::influxdb::{InfluxDbSettings, InfluxDbStore};
+use crate::adapters::lake::LakeStore;
 use crate::adapters::iot_shadow::IotShadowService;
 use crate::adapters::s3_quarantine::S3Quarantine;
 use crate::adapters::sns_notifier::SnsNotifier;
@@ -142,6 +143,7 @@ pub async fn time_series_store(
         } => SelectedStore::InfluxDb(
             influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
         ),
+        StoreConfig::Lake { bucket } => SelectedStore::Lake(lake_store(sdk, bucket)),
     })
 }
 
@@ -160,6 +162,11 @@ async fn influxdb_store(
         database: database.to_owned(),
         token,
     })?)
+}
+
+/// The lake on `bucket`. S3's path-style addressing when an endpoint is overridden (moto).
+fn lake_store(sdk: &SdkConfig, bucket: &str) -> LakeStore {
+    LakeStore::new(s3_client(sdk), bucket)
 }
 
 /// The reader for the store `config` names. Timestream's query endpoint, like its write
@@ -183,6 +190,7 @@ pub async fn time_series_reader(
         } => SelectedReader::InfluxDb(
             influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
         ),
+        StoreConfig::Lake { bucket } => SelectedReader::Lake(lake_store(sdk, bucket)),
     })
 }
 
@@ -227,6 +235,12 @@ pub async fn rollup_store(
         } => SelectedRollupStore::InfluxDb(
             influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
         ),
+        StoreConfig::Lake { .. } => {
+            return Err(
+                "TIME_SERIES_STORE=lake keeps no rollups yet: run the rollup job on Timestream or InfluxDB"
+                    .into(),
+            );
+        }
     })
 }
 

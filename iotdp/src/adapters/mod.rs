@@ -5,6 +5,7 @@
 pub mod cloudformation;
 pub mod dynamodb;
 pub mod influxdb;
+pub mod lake;
 pub mod iot_shadow;
 #[cfg(feature = "admin")]
 pub mod iot_things;

@@ -209,6 +209,9 @@ impl Startup {
                 "moto's Timestream emulation: canned query results, not your readings".into()
             }
             (None, StoreConfig::InfluxDb { url, .. }) => format!("InfluxDB at {url}").into(),
+            (None, StoreConfig::Lake { bucket }) => {
+                format!("the lake in moto's S3, bucket {bucket}").into()
+            }
         };
         self.tasks.push(tokio::spawn(api_server::serve(
             listener,
