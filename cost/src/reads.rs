@@ -257,7 +257,7 @@ async fn run_rollup_sample(
         write_kb: AtomicU64::default(),
     });
     let settings = RollupSettings {
-        finest,
+        finest: finest.into(),
         ..RollupSettings::default()
     };
     let job = RollupJob::new(
