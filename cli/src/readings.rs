@@ -6,7 +6,7 @@ use iotdp::api::params::{INSTANT_FORMS, parse_bin, parse_instant};
 use iotdp::config::{RollupConfig, StoreConfig};
 use iotdp::query::model::{Aggregate, QueryError, SeriesQuery, TimeRange};
 use iotdp::query::ports::TimeSeriesReader;
-use iotdp::rollup::tier::Tier;
+use iotdp::rollup::finest::FinestTier;
 use serde_json::Value;
 
 use crate::deployment::{
@@ -25,7 +25,7 @@ pub enum FlagError {
     Bin(String),
     #[error("'{0}' is not an aggregate: use avg, min, max, sum, count, first or last")]
     Aggregate(String),
-    #[error("--rollup-finest-tier '{0}': use 1m or 1h")]
+    #[error("--rollup-finest-tier '{0}': use auto, 1m or 1h")]
     FinestTier(String),
     #[error("--store '{0}': use timestream or influxdb")]
     Store(String),
@@ -70,23 +70,23 @@ pub struct StoreArgs {
     /// InfluxDbTokenSecretArn]
     #[arg(long, env = "IOTDP_INFLUXDB_TOKEN_SECRET_ARN")]
     influxdb_token_secret_arn: Option<String>,
-    /// The finest rollup tier the job keeps: 1m or 1h [stack output: RollupFinestTier;
-    /// default: 1m]
+    /// The finest rollup tier the job keeps: auto (the one its state records), 1m or 1h
+    /// [stack output: RollupFinestTier; default: auto]
     #[arg(long, env = "IOTDP_ROLLUP_FINEST_TIER")]
     rollup_finest_tier: Option<String>,
 }
 
 impl StoreArgs {
     /// The finest rollup tier the deployed job keeps.
-    pub async fn rollup_finest(&self, deployment: &Deployment) -> Result<Tier, ReadingsError> {
+    pub async fn rollup_finest(
+        &self,
+        deployment: &Deployment,
+    ) -> Result<FinestTier, ReadingsError> {
         let named = deployment
             .optional(self.rollup_finest_tier.clone(), &ROLLUP_FINEST_TIER)
             .await?;
-        match named.as_deref().unwrap_or("1m") {
-            "1m" => Ok(Tier::Minute),
-            "1h" => Ok(Tier::Hour),
-            other => Err(FlagError::FinestTier(other.to_owned()).into()),
-        }
+        let named = named.as_deref().unwrap_or("auto");
+        FinestTier::parse(named).ok_or_else(|| FlagError::FinestTier(named.to_owned()).into())
     }
 
     pub async fn config(self, deployment: &Deployment) -> Result<StoreConfig, ReadingsError> {
@@ -117,7 +117,7 @@ impl StoreArgs {
 }
 
 /// The rollup settings the deployed functions use, around the state table.
-pub fn rollup_config(state_table: String, finest: Tier) -> RollupConfig {
+pub fn rollup_config(state_table: String, finest: FinestTier) -> RollupConfig {
     RollupConfig {
         state_table,
         grace: std::time::Duration::from_secs(120),

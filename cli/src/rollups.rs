@@ -133,6 +133,7 @@ async fn status(job: &AwsRollupJob, now: i64, output: OutputFormat) -> Result<()
         )?);
     };
     let lag = (now - c.watermark_ms) / 1000;
+    let finest = finest_named(c.finest);
     Ok(print_result(
         output,
         &json!({
@@ -141,14 +142,23 @@ async fn status(job: &AwsRollupJob, now: i64, output: OutputFormat) -> Result<()
             "watermark": rfc3339(c.watermark_ms),
             "lag_seconds": lag,
             "late_windows": marks.len(),
+            "finest": finest,
+            "setting": job.settings().finest.name(),
         }),
         format!(
-            "rollups cover {} to {} ({lag} s behind now); {} late window(s) waiting",
+            "rollups cover {} to {} ({lag} s behind now), finest tier {finest} ({}); {} late window(s) waiting",
             rfc3339(c.since_ms),
             rfc3339(c.watermark_ms),
+            job.settings().finest.name(),
             marks.len()
         ),
     )?)
+}
+
+/// The finest tier a state records: `1m`, `1h`, or `undecided` (auto has measured nothing yet,
+/// and keeps no 1-minute rows meanwhile).
+fn finest_named(finest: Option<iotdp::rollup::tier::Tier>) -> &'static str {
+    finest.map_or("undecided", |t| t.name())
 }
 
 async fn rebuild(
@@ -197,10 +207,14 @@ async fn rebuild(
             "raw_readings": report.raw_readings,
             "rows_written": report.rows_written,
             "watermark": rfc3339(report.watermark_ms),
+            "finest": finest_named(report.finest),
         }),
         format!(
-            "rebuilt {} minute window(s) of {place}: {} raw reading(s) read, {} rollup row(s) written",
-            report.windows, report.raw_readings, report.rows_written
+            "rebuilt {} minute window(s) of {place}: {} raw reading(s) read, {} rollup row(s) written; finest tier {}",
+            report.windows,
+            report.raw_readings,
+            report.rows_written,
+            finest_named(report.finest)
         ),
     )?)
 }

@@ -283,7 +283,7 @@ async fn run_rollup_sample(
         stored_bytes: AtomicU64::default(),
     });
     let settings = RollupSettings {
-        finest,
+        finest: finest.into(),
         ..RollupSettings::default()
     };
     let job = RollupJob::new(

@@ -235,9 +235,10 @@ pub struct RollupConfig {
     pub grace: Duration,
     /// Timestream: the 1m, 1h and 1d tables (InfluxDB uses measurements of the same names).
     pub tables: [String; 3],
-    /// The finest tier the job keeps (`ROLLUP_FINEST_TIER`, `1m` or `1h`); the reader reads
-    /// raw below it.
-    pub finest: crate::rollup::tier::Tier,
+    /// The finest tier the job keeps (`ROLLUP_FINEST_TIER`: `auto`, the default, measured
+    /// from the reporting intervals and recorded in the job's state; or `1m` or `1h`); the
+    /// reader reads raw below it.
+    pub finest: crate::rollup::finest::FinestTier,
 }
 
 fn rollup_config(env: &Env<'_>) -> Result<Option<RollupConfig>, ConfigError> {
@@ -254,15 +255,14 @@ fn rollup_config(env: &Env<'_>) -> Result<Option<RollupConfig>, ConfigError> {
             table("ROLLUP_TABLE_1D", "telemetry_1d"),
         ],
         finest: match env.optional("ROLLUP_FINEST_TIER").as_deref() {
-            None | Some("1m") => crate::rollup::tier::Tier::Minute,
-            Some("1h") => crate::rollup::tier::Tier::Hour,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
+            None => crate::rollup::finest::FinestTier::Auto,
+            Some(named) => crate::rollup::finest::FinestTier::parse(named).ok_or_else(|| {
+                ConfigError::Invalid {
                     name: "ROLLUP_FINEST_TIER",
-                    value: other.to_owned(),
-                    expected: "'1m' or '1h'",
-                });
-            }
+                    value: named.to_owned(),
+                    expected: "'auto', '1m' or '1h'",
+                }
+            })?,
         },
     }))
 }
@@ -603,16 +603,24 @@ mod tests {
     }
 
     #[test]
-    fn the_finest_rollup_tier_is_a_minute_unless_set_to_an_hour() {
+    fn the_finest_rollup_tier_is_auto_unless_set_to_a_minute_or_an_hour() {
+        use crate::rollup::finest::FinestTier;
+        use crate::rollup::tier::Tier;
         let mut pairs = MINIMAL.to_vec();
         pairs.push(("ROLLUP_STATE_TABLE", "rollups"));
         let finest = |pairs: &[(&'static str, &'static str)]| {
             IngestConfig::from_lookup(lookup(pairs)).map(|c| c.rollup.unwrap().finest)
         };
-        assert_eq!(finest(&pairs).unwrap(), crate::rollup::tier::Tier::Minute);
-        pairs.push(("ROLLUP_FINEST_TIER", "1h"));
-        assert_eq!(finest(&pairs).unwrap(), crate::rollup::tier::Tier::Hour);
-        pairs.pop();
+        assert_eq!(finest(&pairs).unwrap(), FinestTier::Auto);
+        for (named, setting) in [
+            ("auto", FinestTier::Auto),
+            ("1m", FinestTier::Fixed(Tier::Minute)),
+            ("1h", FinestTier::Fixed(Tier::Hour)),
+        ] {
+            pairs.push(("ROLLUP_FINEST_TIER", named));
+            assert_eq!(finest(&pairs).unwrap(), setting);
+            pairs.pop();
+        }
         pairs.push(("ROLLUP_FINEST_TIER", "1d"));
         let err = finest(&pairs).unwrap_err();
         assert!(err.to_string().contains("ROLLUP_FINEST_TIER='1d'"), "{err}");

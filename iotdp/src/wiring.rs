@@ -391,7 +391,7 @@ pub async fn reader(
         Some(r) => Some(rollup_store(sdk, store, r).await?),
         None => None,
     };
-    let finest = rollup.map_or(crate::rollup::tier::Tier::Minute, |r| r.finest);
+    let finest = rollup.map_or(crate::rollup::finest::FinestTier::Auto, |r| r.finest);
     Ok(RollupReader::new(
         time_series_reader(sdk, store).await?,
         rollups,

@@ -167,6 +167,7 @@ const PURE: &[&str] = &[
     "query::names",
     "rollup::tier",
     "rollup::aggregate",
+    "rollup::finest",
     "rollup::model",
     "rollup::compute",
     "api::access",

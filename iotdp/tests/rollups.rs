@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iotdp::domain::{LocationPath, MetricValue, Reading};
+use iotdp::query::model::TimeRange;
+use iotdp::rollup::finest::FinestTier;
 use iotdp::rollup::job::{RollupJob, RollupSettings};
 use iotdp::rollup::ports::RollupStateStore;
 use iotdp::rollup::tier::Tier;
@@ -39,14 +41,14 @@ fn check(
         let state = Arc::new(MemoryRollupState::default());
         let settings = RollupSettings {
             max_readings_per_read,
-            finest,
+            finest: finest.into(),
             ..RollupSettings::default()
         };
         let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
         replay(&steps, &clock, &ingest, &job, T0 + 7 * DAY)
             .await
             .map_err(TestCaseError::fail)?;
-        let coverage = state.coverage().await.unwrap().unwrap();
+        let coverage = state.coverage().await.unwrap().unwrap().coverage();
         prop_assert_eq!(coverage.since_ms, T0);
         prop_assert!(
             coverage.watermark_ms >= T0 + 7 * DAY - settings.grace.as_millis() as i64 - 60_000
@@ -254,6 +256,22 @@ async fn a_year_of_readings_is_answered_from_rollups_with_a_hundredth_of_the_row
 /// device series and drill-downs, in minute, 5-minute, hour and day bins.
 #[tokio::test]
 async fn with_hours_the_finest_tier_answers_equal_the_raw_readings() {
+    hourly_fleet_answers_equal_the_raw_readings(Tier::Hour.into()).await;
+}
+
+/// `RollupFinestTier=auto` over the same fleet: the job measures 5-minute gaps when its
+/// coverage starts (the first runs see no readings and keep deciding), records hours, writes
+/// no 1-minute rows, and the reader, taking the tier from the state, answers as raw does.
+#[tokio::test]
+async fn under_auto_devices_reporting_every_5_minutes_get_no_minute_rows() {
+    let state = hourly_fleet_answers_equal_the_raw_readings(FinestTier::Auto).await;
+    assert_eq!(
+        state.coverage().await.unwrap().unwrap().finest,
+        Some(Tier::Hour)
+    );
+}
+
+async fn hourly_fleet_answers_equal_the_raw_readings(finest: FinestTier) -> Arc<MemoryRollupState> {
     use iotdp::api::QueryApi;
     use iotdp::api::access::Caller;
     use iotdp::devices::record::DeviceRecord;
@@ -272,7 +290,7 @@ async fn with_hours_the_finest_tier_answers_equal_the_raw_readings() {
     let store = Arc::new(MemoryStore::new(10_000));
     let state = Arc::new(MemoryRollupState::default());
     let settings = RollupSettings {
-        finest: Tier::Hour,
+        finest,
         ..RollupSettings::default()
     };
     let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
@@ -322,7 +340,7 @@ async fn with_hours_the_finest_tier_answers_equal_the_raw_readings() {
     );
     let rollup_api = QueryApi::new(
         registry,
-        RollupReader::new(store.clone(), store.clone(), state.clone()).with_finest(Tier::Hour),
+        RollupReader::new(store.clone(), store.clone(), state.clone()).with_finest(finest),
         states,
         rules,
     );
@@ -363,6 +381,147 @@ async fn with_hours_the_finest_tier_answers_equal_the_raw_readings() {
         }
     }
     assert!(answered_from_hours >= 4, "{answered_from_hours}");
+    state
+}
+
+/// `devices` (id, type, seconds between readings) reporting for 3 hours from `T0`, the job
+/// under `finest` every 5 minutes: the store and the state after.
+async fn fleet_under(
+    finest: FinestTier,
+    devices: &[(&str, &str, i64)],
+) -> (Arc<MemoryStore>, Arc<MemoryRollupState>) {
+    use iotdp::ingest::ports::TimeSeriesStore;
+    let store = Arc::new(MemoryStore::new(10_000));
+    let state = Arc::new(MemoryRollupState::default());
+    let settings = RollupSettings {
+        finest,
+        ..RollupSettings::default()
+    };
+    let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
+    let place = LocationPath::parse("site-1/zone-a").unwrap();
+    let end = T0 + 3 * 3_600_000;
+    let mut readings: Vec<Reading> = devices
+        .iter()
+        .flat_map(|&(id, device_type, every_s)| {
+            let place = place.clone();
+            (T0..end).step_by(every_s as usize * 1000).map(move |at| {
+                Reading::new(
+                    id,
+                    at + 3_000,
+                    [("t", MetricValue::Number((at % 97) as f64))],
+                )
+                .with_place(device_type, place.clone())
+            })
+        })
+        .collect();
+    readings.sort_by_key(|r| r.time_ms);
+    let mut now = T0 + 300_000;
+    while now <= end + 300_000 {
+        let due: Vec<Reading> = readings
+            .iter()
+            .filter(|r| r.time_ms < now && r.time_ms >= now - 300_000)
+            .cloned()
+            .collect();
+        clock.set(now);
+        ingest.write(&due).await.unwrap();
+        job.run(now).await.unwrap();
+        now += 300_000;
+    }
+    (store, state)
+}
+
+async fn recorded(state: &MemoryRollupState) -> Option<Tier> {
+    state.coverage().await.unwrap().unwrap().finest
+}
+
+#[tokio::test]
+async fn under_auto_devices_reporting_every_10_seconds_keep_minute_rows() {
+    let (store, state) = fleet_under(FinestTier::Auto, &[("t-1", "thermostat", 10)]).await;
+    assert_eq!(recorded(&state).await, Some(Tier::Minute));
+    assert!(!store.rollup_rows(Tier::Minute).is_empty());
+    let (store, state) = fleet_under(FinestTier::Auto, &[("box-1", "battery-box", 300)]).await;
+    assert_eq!(recorded(&state).await, Some(Tier::Hour));
+    assert!(store.rollup_rows(Tier::Minute).is_empty());
+    assert!(!store.rollup_rows(Tier::Hour).is_empty());
+}
+
+/// Place rows mix types: one type that needs 1-minute rows keeps them for the stack.
+#[tokio::test]
+async fn under_auto_a_mixed_fleet_keeps_minute_rows() {
+    let fleet = [
+        ("box-1", "battery-box", 300),
+        ("box-2", "battery-box", 900),
+        ("t-1", "thermostat", 10),
+    ];
+    let (store, state) = fleet_under(FinestTier::Auto, &fleet).await;
+    assert_eq!(recorded(&state).await, Some(Tier::Minute));
+    let minutes = store.rollup_rows(Tier::Minute);
+    assert!(minutes.iter().any(|r| r.key.name() == "box-1"));
+    assert!(minutes.iter().any(|r| r.key.name() == "site-1/zone-a"));
+}
+
+#[tokio::test]
+async fn an_explicit_tier_overrides_auto() {
+    let (store, state) = fleet_under(Tier::Minute.into(), &[("box-1", "battery-box", 300)]).await;
+    assert_eq!(recorded(&state).await, Some(Tier::Minute));
+    assert!(!store.rollup_rows(Tier::Minute).is_empty());
+    let (store, state) = fleet_under(Tier::Hour.into(), &[("t-1", "thermostat", 10)]).await;
+    assert_eq!(recorded(&state).await, Some(Tier::Hour));
+    assert!(store.rollup_rows(Tier::Minute).is_empty());
+}
+
+/// A stack whose state predates `auto` records 1 minute and keeps it; `iotdp rollups rebuild`
+/// of all the coverage measures again and switches to hours. Back to minutes takes a rebuild
+/// of all of it too: a rebuild of part of the coverage keeps hours.
+#[tokio::test]
+async fn a_rebuild_under_auto_decides_again() {
+    let (store, state) = fleet_under(Tier::Minute.into(), &[("box-1", "battery-box", 300)]).await;
+    let end = T0 + 4 * 3_600_000;
+    let job = RollupJob::new(
+        store.clone(),
+        state.clone(),
+        RollupSettings {
+            finest: FinestTier::Auto,
+            ..RollupSettings::default()
+        },
+    );
+    job.run(end).await.unwrap();
+    assert_eq!(
+        recorded(&state).await,
+        Some(Tier::Minute),
+        "the state decides"
+    );
+    let everything = TimeRange {
+        from_ms: T0,
+        to_ms: end,
+    };
+    let report = job
+        .rebuild(everything, &LocationPath::default(), end, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.finest, Some(Tier::Hour));
+    assert_eq!(recorded(&state).await, Some(Tier::Hour));
+
+    // Now thermostats report every 10 s: a rebuild of one site keeps hours.
+    use iotdp::ingest::ports::TimeSeriesStore;
+    let thermostat: Vec<Reading> = (0..360)
+        .map(|i| {
+            Reading::new("t-1", T0 + i * 10_000, [("t", MetricValue::Number(1.0))])
+                .with_place("thermostat", LocationPath::parse("site-1/zone-a").unwrap())
+        })
+        .collect();
+    store.write(&thermostat).await.unwrap();
+    let site = LocationPath::parse("site-1").unwrap();
+    job.rebuild(everything, &site, end, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(recorded(&state).await, Some(Tier::Hour));
+    let report = job
+        .rebuild(everything, &LocationPath::default(), end, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.finest, Some(Tier::Minute));
+    assert_eq!(recorded(&state).await, Some(Tier::Minute));
 }
 
 /// An instant as the API's query strings take it.

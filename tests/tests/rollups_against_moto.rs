@@ -8,8 +8,9 @@ use iotdp::config::{ApiConfig, FromEnvironment, IngestConfig, RollupJobConfig};
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
 use iotdp::rollup::job::RollupSettings;
+use iotdp::rollup::model::JobState;
 use iotdp::rollup::ports::{LateWindowMarker, RollupError, RollupStateStore};
-use iotdp::rollup::tier::{Coverage, Tier};
+use iotdp::rollup::tier::Tier;
 use iotdp_integration_tests::{MotoServer, function_environment, provision_template};
 use iotdp_memory::MemoryStore;
 use iotdp_memory::rollup_check::{Simulated, differences, expected_rows, simulated};
@@ -33,13 +34,15 @@ async fn the_state_table_keeps_coverage_conditional_and_marks_by_token() {
     let state = iotdp::wiring::rollup_state(&sdk, &config.rollup);
 
     assert_eq!(state.coverage().await.unwrap(), None);
-    let first = Coverage {
+    let first = JobState {
         since_ms: T0,
         watermark_ms: T0 + 60_000,
+        finest: None,
     };
-    let second = Coverage {
+    let second = JobState {
         since_ms: T0,
         watermark_ms: T0 + 120_000,
+        finest: None,
     };
     state.save_coverage(None, first).await.unwrap();
     assert!(matches!(
@@ -52,6 +55,18 @@ async fn the_state_table_keeps_coverage_conditional_and_marks_by_token() {
     ));
     state.save_coverage(Some(first), second).await.unwrap();
     assert_eq!(state.coverage().await.unwrap(), Some(second));
+    // The finest tier is part of what a save is conditional on: a run that read `undecided`
+    // does not overwrite a rebuild's decision.
+    let hours = JobState {
+        finest: Some(Tier::Hour),
+        ..second
+    };
+    state.save_coverage(Some(second), hours).await.unwrap();
+    assert!(matches!(
+        state.save_coverage(Some(second), second).await,
+        Err(RollupError::Conflict(_))
+    ));
+    assert_eq!(state.coverage().await.unwrap(), Some(hours));
 
     let windows: Vec<i64> = (0..30).map(|i| T0 + i * 60_000).collect();
     state.mark(&windows).await.unwrap();
@@ -102,7 +117,7 @@ async fn a_job_over_the_dynamodb_state_recomputes_what_late_readings_marked() {
     let report = job.run(clock.now()).await.unwrap();
     assert_eq!(report.late_windows, 5);
     assert!(state.late_marks().await.unwrap().is_empty());
-    let coverage = state.coverage().await.unwrap().unwrap();
+    let coverage = state.coverage().await.unwrap().unwrap().coverage();
     for tier in Tier::ALL {
         let problems = differences(
             &store.rollup_rows(tier),

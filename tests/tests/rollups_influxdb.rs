@@ -61,7 +61,7 @@ fn every_tier_on_influxdb_equals_the_raw_readings_whatever_the_arrival_order() {
                 replay(&steps, &clock, &ingest, &job, end)
                     .await
                     .map_err(TestCaseError::fail)?;
-                let coverage = state.coverage().await.unwrap().unwrap();
+                let coverage = state.coverage().await.unwrap().unwrap().coverage();
                 let everything = TimeRange {
                     from_ms: 0,
                     to_ms: end,

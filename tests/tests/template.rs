@@ -449,10 +449,14 @@ fn the_rollup_job_is_scheduled_alone_with_only_the_permissions_it_needs() {
         env["ROLLUP_GRACE_SECONDS"].to_string().trim_matches('"'),
         "120"
     );
-    // The job and the API's reader agree on the finest tier kept: 1m unless set to 1h.
-    assert_eq!(env["ROLLUP_FINEST_TIER"], "1m");
+    // The job and the API's reader agree on the finest tier kept: auto (the job's state
+    // records it, the reader reads it there) unless set to 1m or 1h.
+    assert_eq!(env["ROLLUP_FINEST_TIER"], "auto");
     let (_, api) = stack_with("timestream", "ApiFunction");
-    assert_eq!(api["Environment"]["Variables"]["ROLLUP_FINEST_TIER"], "1m");
+    assert_eq!(
+        api["Environment"]["Variables"]["ROLLUP_FINEST_TIER"],
+        "auto"
+    );
     let (_, hourly) = stack_with_parameters(&[("RollupFinestTier", "1h")], "ApiFunction");
     assert_eq!(
         hourly["Environment"]["Variables"]["ROLLUP_FINEST_TIER"],

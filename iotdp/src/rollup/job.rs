@@ -9,10 +9,11 @@ use std::time::Duration;
 use crate::domain::LocationPath;
 use crate::query::model::TimeRange;
 use crate::rollup::compute::{roll_up, rows_from_readings, sort_rows};
+use crate::rollup::finest::{FinestTier, IntervalSample};
 use crate::rollup::model::{JobState, RowSelection};
 use crate::rollup::model::{RollupRow, SeriesKey};
 use crate::rollup::ports::{RollupError, RollupStateStore, RollupStore};
-use crate::rollup::tier::{Coverage, Tier};
+use crate::rollup::tier::Tier;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -33,8 +34,11 @@ pub struct RollupSettings {
     /// The finest tier kept (`RollupFinestTier`). `Hour` keeps no 1-minute rows: hours are
     /// computed from raw readings when they close, and queries read raw for what hours cannot
     /// answer. For devices reporting less than once a minute a 1-minute row repeats the raw
-    /// reading, at the price of a row per metric per series.
-    pub finest: Tier,
+    /// reading, at the price of a row per metric per series. `Auto` measures the reporting
+    /// intervals when the coverage starts (see [`crate::rollup::finest`]) and records the
+    /// tier in the state. The default here is 1 minute, as before `auto`; the deployed
+    /// functions' default (`ROLLUP_FINEST_TIER` unset) is `auto`.
+    pub finest: FinestTier,
 }
 
 impl Default for RollupSettings {
@@ -44,7 +48,7 @@ impl Default for RollupSettings {
             max_windows_per_run: 24 * 60,
             windows_per_read: 60,
             max_readings_per_read: MAX_READINGS_PER_READ,
-            finest: Tier::Minute,
+            finest: FinestTier::Fixed(Tier::Minute),
         }
     }
 }
@@ -63,7 +67,14 @@ pub struct RunReport {
     pub watermark_ms: i64,
     /// How far the watermark is behind now (the grace included).
     pub lag_ms: i64,
+    /// The finest tier the state records after the run (`None`: `auto` has measured nothing
+    /// yet, and keeps no 1-minute rows meanwhile).
+    pub finest: Option<Tier>,
 }
+
+/// While `auto` has not decided, a run measures at least this much of the latest readings
+/// (a device reporting every few minutes shows a few gaps in it).
+const SAMPLE_MS: i64 = 3_600_000;
 
 pub struct RollupJob<S, T> {
     store: S,
@@ -108,14 +119,62 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         let previous = self.state.coverage().await?;
         // The first run starts at the beginning of the current day: everything before is
         // answered from raw readings until `iotdp rollups rebuild` covers it.
-        let current = previous.unwrap_or(Coverage {
+        let mut current = previous.unwrap_or(JobState {
             since_ms: Tier::Day.window_start(target),
             watermark_ms: Tier::Day.window_start(target),
+            finest: None,
         });
         let max_new = self.settings.max_windows_per_run as i64 * Tier::Minute.millis();
         let new_watermark = target
             .min(current.watermark_ms + max_new)
             .max(current.watermark_ms);
+        let mut report = RunReport {
+            windows: ((new_watermark - current.watermark_ms) / Tier::Minute.millis()) as usize,
+            watermark_ms: new_watermark,
+            lag_ms: now_ms - new_watermark,
+            ..RunReport::default()
+        };
+        let mut finest = match self.settings.finest {
+            FinestTier::Fixed(tier) => Some(tier),
+            FinestTier::Auto => current.finest,
+        };
+        if finest.is_none() && new_watermark > current.watermark_ms {
+            // `auto`, nothing decided yet (the coverage starts, or no device has reported
+            // twice): measure the readings of the windows this run computes, and at least the
+            // last hour's, before computing them.
+            let sample = TimeRange {
+                from_ms: current.watermark_ms.min(new_watermark - SAMPLE_MS),
+                to_ms: new_watermark,
+            };
+            finest = self.measure(sample, &mut report).await?;
+            if let Some(tier) = finest {
+                tracing::info!(finest = tier.name(), "rollups: finest tier measured");
+            }
+        }
+        // Undecided keeps no 1-minute rows (hours from raw, as with `1h`).
+        let kept = finest.unwrap_or(Tier::Hour);
+        report.finest = finest;
+        // 1-minute rows from now on, over a coverage kept without them (undecided, or `1h`
+        // before): the coverage starts again at the current day, whose minutes are computed
+        // below; the days before are read raw until `iotdp rollups rebuild` covers them.
+        let mut backfill = None;
+        if kept == Tier::Minute
+            && previous.is_some_and(|p| p.finest != Some(Tier::Minute))
+            && current.watermark_ms > current.since_ms
+        {
+            let day = Tier::Day.window_start(current.watermark_ms);
+            current.since_ms = current.since_ms.max(day);
+            if current.watermark_ms > current.since_ms {
+                backfill = Some(TimeRange {
+                    from_ms: current.since_ms,
+                    to_ms: current.watermark_ms,
+                });
+            }
+            tracing::info!(
+                since_ms = current.since_ms,
+                "rollups: 1-minute rows kept from now on; the coverage starts again at the day"
+            );
+        }
         let marks = self.state.late_marks().await?;
         let late: BTreeSet<i64> = marks
             .iter()
@@ -123,13 +182,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             .filter(|w| *w >= current.since_ms && *w < current.watermark_ms)
             .collect();
 
-        let mut report = RunReport {
-            windows: ((new_watermark - current.watermark_ms) / Tier::Minute.millis()) as usize,
-            late_windows: late.len(),
-            watermark_ms: new_watermark,
-            lag_ms: now_ms - new_watermark,
-            ..RunReport::default()
-        };
+        report.late_windows = late.len();
         let mut minutes: Vec<TimeRange> = late
             .iter()
             .map(|&w| TimeRange {
@@ -137,20 +190,22 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 to_ms: w + Tier::Minute.millis(),
             })
             .collect();
+        minutes.extend(backfill);
         if new_watermark > current.watermark_ms {
             minutes.push(TimeRange {
                 from_ms: current.watermark_ms,
                 to_ms: new_watermark,
             });
         }
-        if self.settings.finest == Tier::Minute {
+        if kept == Tier::Minute {
             for range in merge_adjacent(minutes) {
                 self.compute_from_raw(
-                    Tier::Minute,
+                    Some(Tier::Minute),
                     range,
                     &LocationPath::default(),
                     now_ms,
                     &mut report,
+                    None,
                 )
                 .await?;
             }
@@ -171,7 +226,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 .filter(|w| w + tier.millis() <= new_watermark && *w >= current.since_ms)
                 .collect();
             for &window in &windows {
-                self.compute_coarse(tier, window, now_ms, &mut report)
+                self.compute_coarse(tier, kept, window, now_ms, &mut report)
                     .await?;
             }
             match tier {
@@ -183,6 +238,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         let next = JobState {
             since_ms: current.since_ms,
             watermark_ms: new_watermark,
+            finest,
         };
         if previous != Some(next) {
             self.state.save_coverage(previous, next).await?;
@@ -193,8 +249,21 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         Ok(report)
     }
 
+    /// The finest tier the readings of `range` need ([`IntervalSample::decision`]).
+    async fn measure(
+        &self,
+        range: TimeRange,
+        report: &mut RunReport,
+    ) -> Result<Option<Tier>, RollupError> {
+        let mut sample = IntervalSample::default();
+        let within = LocationPath::default();
+        self.compute_from_raw(None, range, &within, 0, report, Some(&mut sample))
+            .await?;
+        Ok(sample.decision())
+    }
+
     /// Rows of `tier` (the finest kept) for `range` (whole windows) from raw readings at or
-    /// below `within`.
+    /// below `within`; with no `tier`, only the readings' intervals into `sample`.
     ///
     /// Raw readings are read a span at a time, the span adapting to the fleet's density: it
     /// starts at one second (then where the last run left it), doubles (up to `windows_per_read` minutes) while reads stay under
@@ -204,11 +273,12 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
     /// gets the same row; each window is written once all of it has been read.
     async fn compute_from_raw(
         &self,
-        tier: Tier,
+        tier: Option<Tier>,
         range: TimeRange,
         within: &LocationPath,
         now_ms: i64,
         report: &mut RunReport,
+        mut sample: Option<&mut IntervalSample>,
     ) -> Result<(), RollupError> {
         let longest = self.settings.windows_per_read.max(1) as i64 * Tier::Minute.millis();
         // A fresh instance starts from a second, so its first read is as bounded as the others;
@@ -233,7 +303,14 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 .await?;
             report.raw_readings += readings.len();
             let read = readings.len();
-            for row in rows_from_readings(&readings, tier, now_ms) {
+            if let Some(sample) = sample.as_deref_mut() {
+                sample.add(&readings);
+            }
+            let rows = match tier {
+                Some(tier) => rows_from_readings(&readings, tier, now_ms),
+                None => vec![],
+            };
+            for row in rows {
                 match open.entry((row.key.clone(), row.metric.clone(), row.window_start_ms)) {
                     Entry::Occupied(mut merged) => {
                         merged.get_mut().aggregates.merge(&row.aggregates);
@@ -248,10 +325,10 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             // Every window that ends by `from` has been read whole.
             let complete: Vec<_> = open
                 .keys()
-                .filter(|(_, _, start)| start + tier.millis() <= from)
+                .filter(|(_, _, start)| tier.is_some_and(|t| start + t.millis() <= from))
                 .cloned()
                 .collect();
-            if !complete.is_empty() {
+            if let (Some(tier), false) = (tier, complete.is_empty()) {
                 let mut rows: Vec<RollupRow> =
                     complete.iter().filter_map(|k| open.remove(k)).collect();
                 sort_rows(&mut rows);
@@ -270,7 +347,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 .store(span, std::sync::atomic::Ordering::Relaxed);
         }
         let mut rest: Vec<RollupRow> = open.into_values().collect();
-        if !rest.is_empty() {
+        if let (Some(tier), false) = (tier, rest.is_empty()) {
             sort_rows(&mut rest);
             self.store.write_rollups(tier, &rest).await?;
             report.rows_written += rest.len();
@@ -279,10 +356,11 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
     }
 
     /// One window of `tier` from the rows of the tier below it, or from raw readings when it
-    /// is the finest tier kept.
+    /// is `finest`, the finest tier kept.
     async fn compute_coarse(
         &self,
         tier: Tier,
+        finest: Tier,
         window: i64,
         now_ms: i64,
         report: &mut RunReport,
@@ -292,9 +370,10 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             from_ms: window,
             to_ms: window + tier.millis(),
         };
-        if tier == self.settings.finest {
+        if tier == finest {
+            let within = LocationPath::default();
             return self
-                .compute_from_raw(tier, range, &LocationPath::default(), now_ms, report)
+                .compute_from_raw(Some(tier), range, &within, now_ms, report, None)
                 .await;
         }
         let rows = self.store.rollups(finer, range, RowSelection::All).await?;
@@ -306,7 +385,13 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
 
     /// Recompute `range` (widened to whole days, and up to where the rollups begin so no gap
     /// is left) for the readings at or below `within`: after an import, a corrected batch or a
-    /// changed tier. Idempotent. `progress(done, total)` is called after each day.
+    /// changed tier. Idempotent. `progress(done, total)` is called after each day, newest
+    /// first.
+    ///
+    /// With `auto`, a rebuild of the whole fleet starts the coverage's decision again: the
+    /// finest tier is measured from the readings it reads (the newest day first, until a gap is
+    /// measured) and recorded. Hours to minutes only when it rebuilds all the coverage (every
+    /// covered day needs 1-minute rows then); otherwise the state keeps hours.
     pub async fn rebuild(
         &self,
         range: TimeRange,
@@ -325,7 +410,16 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             None => Tier::Day.ceil(range.to_ms).min(target),
         };
         let mut report = RunReport::default();
-        let days: Vec<i64> = (from..to).step_by(Tier::Day.millis() as usize).collect();
+        let recorded = previous.and_then(|c| c.finest);
+        let measuring =
+            self.settings.finest == FinestTier::Auto && (within.is_empty() || previous.is_none());
+        let mut decided = match self.settings.finest {
+            FinestTier::Fixed(tier) => Some(tier),
+            FinestTier::Auto if measuring => None,
+            FinestTier::Auto => recorded,
+        };
+        let mut days: Vec<i64> = (from..to).step_by(Tier::Day.millis() as usize).collect();
+        days.reverse();
         for (done, &day) in days.iter().enumerate() {
             let day_range = TimeRange {
                 from_ms: day,
@@ -334,6 +428,15 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             // A day at a time from raw, every tier computed from the one below in memory.
             let readings = self.store.raw_readings(day_range, within).await?;
             report.raw_readings += readings.len();
+            if measuring && decided.is_none() {
+                // Days come newest first, so each is measured on its own.
+                let mut sample = IntervalSample::default();
+                sample.add(&readings);
+                decided = sample.decision();
+            }
+            // Until a day decides, every tier is written: whichever the decision, the days
+            // rebuilt have its rows.
+            let kept = decided.unwrap_or(Tier::Minute);
             let minutes = rows_from_readings(&readings, Tier::Minute, now_ms);
             let mut hours = roll_up(&minutes, Tier::Hour, now_ms);
             hours.retain(|r| r.window_end_ms() <= day_range.to_ms);
@@ -344,7 +447,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
                 (Tier::Hour, &hours),
                 (Tier::Day, &day_rows),
             ] {
-                if tier < self.settings.finest {
+                if tier < kept {
                     continue;
                 }
                 self.store.write_rollups(tier, rows).await?;
@@ -353,14 +456,35 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             report.windows += ((day_range.to_ms - day) / Tier::Minute.millis()) as usize;
             progress(done + 1, days.len());
         }
+        let whole = within.is_empty()
+            && previous.is_none_or(|c| from <= c.since_ms && to >= c.watermark_ms);
+        let finest = match (decided, recorded) {
+            // Nothing measured: what was recorded stays.
+            (None, recorded) => recorded,
+            // Covered days outside this rebuild may have no 1-minute rows to read: the state
+            // keeps what it recorded (and the next scheduled run that keeps minutes starts
+            // the coverage again at its day).
+            (Some(Tier::Minute), recorded)
+                if recorded != Some(Tier::Minute) && previous.is_some() && !whole =>
+            {
+                tracing::warn!(
+                    "rollups: 1-minute rows over a coverage kept without them take a rebuild of \
+                     all of it (from its start, the whole fleet)"
+                );
+                recorded
+            }
+            (Some(tier), _) => Some(tier),
+        };
         let next = match previous {
-            Some(c) => Coverage {
+            Some(c) => JobState {
                 since_ms: c.since_ms.min(from),
                 watermark_ms: c.watermark_ms,
+                finest,
             },
-            None => Coverage {
+            None => JobState {
                 since_ms: from,
                 watermark_ms: to.max(from),
+                finest,
             },
         };
         if previous != Some(next) {
@@ -368,6 +492,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
         }
         report.watermark_ms = next.watermark_ms;
         report.lag_ms = now_ms - next.watermark_ms;
+        report.finest = next.finest;
         Ok(report)
     }
 }

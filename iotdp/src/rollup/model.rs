@@ -105,8 +105,28 @@ impl RowSelection<'_> {
     }
 }
 
-/// The job's durable state: what is covered. Late windows are kept beside it as [`LateMark`]s.
-pub type JobState = Coverage;
+/// The job's durable state: what is covered, and the finest tier kept over it. Late windows
+/// are kept beside it as [`LateMark`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobState {
+    pub since_ms: i64,
+    pub watermark_ms: i64,
+    /// The finest tier the job keeps over the coverage (`RollupFinestTier`, or with `auto` what
+    /// the job measured when it started the coverage); the reader reads it under `auto`.
+    /// `None`: `auto` has measured nothing yet (no device has reported twice in the sample),
+    /// and no 1-minute rows are kept meanwhile; a measurement that asks for them starts the
+    /// coverage again at its day. State written before the field existed reads as 1 minute.
+    pub finest: Option<Tier>,
+}
+
+impl JobState {
+    pub fn coverage(&self) -> Coverage {
+        Coverage {
+            since_ms: self.since_ms,
+            watermark_ms: self.watermark_ms,
+        }
+    }
+}
 
 /// A 1-minute window that received readings after the job may have computed it. `token`
 /// changes each time the window is marked, so the job clears only the marks it has handled.

@@ -14,16 +14,18 @@ use crate::query::names::{
 };
 use crate::query::ports::TimeSeriesReader;
 use crate::rollup::aggregate::{Aggregates, numeric};
-use crate::rollup::model::{RowSelection, SeriesKey};
+use crate::rollup::finest::FinestTier;
+use crate::rollup::model::{JobState, RowSelection, SeriesKey};
 use crate::rollup::ports::{RollupStateStore, RollupStore};
-use crate::rollup::tier::{Coverage, Segment, Source, Tier, cover_down_to};
+use crate::rollup::tier::{Segment, Source, Tier, cover_down_to};
 
 pub struct RollupReader<R, S, T> {
     raw: R,
     store: S,
     state: T,
-    /// The finest tier the job keeps (`RollupFinestTier`): finer parts are read raw.
-    finest: Tier,
+    /// The finest tier the job keeps (`RollupFinestTier`): finer parts are read raw. With
+    /// `auto` (the default), the tier the job's state records, so job and reader agree.
+    finest: FinestTier,
 }
 
 impl<R, S, T> RollupReader<R, S, T>
@@ -37,13 +39,13 @@ where
             raw,
             store,
             state,
-            finest: Tier::Minute,
+            finest: FinestTier::Auto,
         }
     }
 
-    /// Reading a job that keeps no tier finer than `finest`.
-    pub fn with_finest(mut self, finest: Tier) -> Self {
-        self.finest = finest;
+    /// Reading a job set to `finest` (`auto`: the tier its state records; a tier: that one).
+    pub fn with_finest(mut self, finest: impl Into<FinestTier>) -> Self {
+        self.finest = finest.into();
         self
     }
 
@@ -53,7 +55,7 @@ where
     }
 
     /// What the job has covered; a state that cannot be read means raw answers, not a failure.
-    async fn coverage(&self) -> Option<Coverage> {
+    async fn job_state(&self) -> Option<JobState> {
         match self.state.coverage().await {
             Ok(coverage) => coverage,
             Err(e) => {
@@ -65,7 +67,10 @@ where
 
     /// The segments of `range` up to `coarsest`, when any of them is a rollup tier.
     async fn plan(&self, range: TimeRange, coarsest: Tier) -> Option<Vec<Segment>> {
-        let segments = cover_down_to(range, self.coverage().await, coarsest, self.finest);
+        let state = self.job_state().await;
+        let finest = self.finest.kept(state.and_then(|s| s.finest));
+        let coverage = state.map(|s| s.coverage());
+        let segments = cover_down_to(range, coverage, coarsest, finest);
         segments
             .iter()
             .any(|s| s.source != Source::Raw)

@@ -84,6 +84,13 @@ impl Tier {
     }
 }
 
+/// As its [`name`](Tier::name), in reports.
+impl serde::Serialize for Tier {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
 /// Where a part of an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {

@@ -1,6 +1,8 @@
 //! DynamoDB for the rollup job's state ([`RollupStateStore`]) and the ingest path's late marks
 //! ([`LateWindowMarker`]), in one small table keyed by `id`:
-//! - `coverage`: `since_ms`, `watermark_ms` (replaced only if unchanged since read);
+//! - `coverage`: `since_ms`, `watermark_ms`, `finest` (`1m`, `1h`, or `undecided` while
+//!   `auto` has measured nothing; absent in state written before it, which reads as `1m`),
+//!   replaced only if unchanged since read;
 //! - `late#<window start>`: `window_start_ms`, `token` (a fresh token each time the window is
 //!   marked; the job deletes a mark only if its token is still the one it read).
 //!
@@ -14,11 +16,26 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use super::scan::{Item, scan_all};
 use crate::rollup::model::{JobState, LateMark};
 use crate::rollup::ports::{LateWindowMarker, RollupError, RollupStateStore};
+use crate::rollup::tier::Tier;
 
 /// BatchWriteItem takes at most 25 requests per call.
 const MAX_WRITES_PER_BATCH: usize = 25;
 const COVERAGE_ID: &str = "coverage";
 const MARK_PREFIX: &str = "late#";
+/// `finest` while `auto` has decided nothing.
+const UNDECIDED: &str = "undecided";
+
+fn finest_name(finest: Option<Tier>) -> &'static str {
+    finest.map_or(UNDECIDED, Tier::name)
+}
+
+/// The recorded finest tier: absent (written before the field) is 1 minute, as the job kept.
+fn finest_of(item: &Item) -> Option<Tier> {
+    match item.get("finest").and_then(|v| v.as_s().ok()) {
+        None => Some(Tier::Minute),
+        Some(name) => Tier::parse(name),
+    }
+}
 
 fn state_error(what: &str, e: impl std::error::Error) -> RollupError {
     RollupError::State(format!("{what}: {}", DisplayErrorContext(e)))
@@ -61,6 +78,7 @@ impl RollupStateStore for DynamoDbRollupState {
             Some(JobState {
                 since_ms: number(&item, "since_ms")?,
                 watermark_ms: number(&item, "watermark_ms")?,
+                finest: finest_of(&item),
             })
         }))
     }
@@ -76,13 +94,28 @@ impl RollupStateStore for DynamoDbRollupState {
             .table_name(&self.table)
             .item("id", AttributeValue::S(COVERAGE_ID.into()))
             .item("since_ms", n(next.since_ms))
-            .item("watermark_ms", n(next.watermark_ms));
+            .item("watermark_ms", n(next.watermark_ms))
+            .item("finest", AttributeValue::S(finest_name(next.finest).into()));
         request = match previous {
             None => request.condition_expression("attribute_not_exists(id)"),
-            Some(previous) => request
-                .condition_expression("since_ms = :since AND watermark_ms = :watermark")
-                .expression_attribute_values(":since", n(previous.since_ms))
-                .expression_attribute_values(":watermark", n(previous.watermark_ms)),
+            Some(previous) => {
+                // State without `finest` read as 1 minute, so it matches 1 minute.
+                let finest = if previous.finest == Some(Tier::Minute) {
+                    "(finest = :finest OR attribute_not_exists(finest))"
+                } else {
+                    "finest = :finest"
+                };
+                request
+                    .condition_expression(format!(
+                        "since_ms = :since AND watermark_ms = :watermark AND {finest}"
+                    ))
+                    .expression_attribute_values(":since", n(previous.since_ms))
+                    .expression_attribute_values(":watermark", n(previous.watermark_ms))
+                    .expression_attribute_values(
+                        ":finest",
+                        AttributeValue::S(finest_name(previous.finest).into()),
+                    )
+            }
         };
         match request.send().await {
             Ok(_) => Ok(()),
@@ -193,5 +226,24 @@ impl LateWindowMarker for DynamoDbRollupState {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_written_before_the_finest_field_reads_as_one_minute() {
+        let mut item = Item::new();
+        item.insert("since_ms".into(), n(0));
+        assert_eq!(finest_of(&item), Some(Tier::Minute));
+        for finest in [Some(Tier::Minute), Some(Tier::Hour), None] {
+            item.insert(
+                "finest".into(),
+                AttributeValue::S(finest_name(finest).into()),
+            );
+            assert_eq!(finest_of(&item), finest);
+        }
     }
 }
