@@ -53,7 +53,9 @@ pub enum StoreConfig {
         token_secret_arn: Option<String>,
     },
     /// Parquet objects in the stack's lake bucket (`LAKE_BUCKET`), read through hour manifests.
-    Lake { bucket: String },
+    Lake {
+        bucket: String,
+    },
 }
 
 /// Alerting is on when `ALERT_RULES_TABLE` is set; the other three are then required.
@@ -214,7 +216,10 @@ fn store_config(env: &Env<'_>) -> Result<StoreConfig, ConfigError> {
             token_secret_arn: env.optional("INFLUXDB_TOKEN_SECRET_ARN"),
         },
         Some("lake") => StoreConfig::Lake {
-            bucket: env.required("LAKE_BUCKET", "the S3 bucket the lake's Parquet objects go to")?,
+            bucket: env.required(
+                "LAKE_BUCKET",
+                "the S3 bucket the lake's Parquet objects go to",
+            )?,
         },
         Some(other) => {
             return Err(ConfigError::Invalid {

@@ -4,11 +4,11 @@
 use super::ingest::MemoryStore;
 use iotdp::domain::LocationPath;
 use iotdp::domain::Reading;
-use iotdp::query::model::{
-    Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
-};
 use iotdp::query::evaluate::{
     StoredValue, drill_down_groups, is_under, latest_per_device, series_points, values_of,
+};
+use iotdp::query::model::{
+    Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
 };
 use iotdp::query::ports::TimeSeriesReader;
 

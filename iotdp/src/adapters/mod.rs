@@ -5,10 +5,10 @@
 pub mod cloudformation;
 pub mod dynamodb;
 pub mod influxdb;
-pub mod lake;
 pub mod iot_shadow;
 #[cfg(feature = "admin")]
 pub mod iot_things;
+pub mod lake;
 pub mod s3_quarantine;
 pub mod sns_notifier;
 pub mod timestream;

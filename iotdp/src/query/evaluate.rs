@@ -87,7 +87,10 @@ pub fn aggregate_values(aggregate: Aggregate, values: &[MetricValue]) -> Option<
 
 /// A device's series from its values in time order (already limited to the query's device
 /// and range): raw points, or bins aggregated, then the limit.
-pub fn series_points(values: Vec<StoredValue>, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
+pub fn series_points(
+    values: Vec<StoredValue>,
+    query: &SeriesQuery,
+) -> Result<Vec<Point>, QueryError> {
     let mut points: Vec<Point> = match query.bins {
         None => values
             .into_iter()
@@ -217,9 +220,15 @@ mod tests {
             vec![(1, MetricValue::Number(5.0)), (2, MetricValue::Number(3.0))]
         );
         assert_eq!(
-            aggregate_values(Aggregate::Avg, &[MetricValue::Number(1.0), MetricValue::Number(3.0)]),
+            aggregate_values(
+                Aggregate::Avg,
+                &[MetricValue::Number(1.0), MetricValue::Number(3.0)]
+            ),
             Some(MetricValue::Number(2.0))
         );
-        assert_eq!(aggregate_values(Aggregate::Sum, &[MetricValue::Bool(true)]), None);
+        assert_eq!(
+            aggregate_values(Aggregate::Sum, &[MetricValue::Bool(true)]),
+            None
+        );
     }
 }

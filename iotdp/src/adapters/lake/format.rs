@@ -53,7 +53,12 @@ struct Row<'a> {
 pub fn encode(readings: &[Reading]) -> Result<Vec<u8>, FormatError> {
     let mut rows: Vec<Row> = readings
         .iter()
-        .flat_map(|reading| reading.metrics.iter().map(move |metric| Row { reading, metric }))
+        .flat_map(|reading| {
+            reading
+                .metrics
+                .iter()
+                .map(move |metric| Row { reading, metric })
+        })
         .collect();
     rows.sort_by(|a, b| {
         (&a.reading.device_id, &a.metric.name, a.reading.time_ms).cmp(&(
@@ -74,30 +79,68 @@ pub fn encode(readings: &[Reading]) -> Result<Vec<u8>, FormatError> {
     let mut index = 0;
     while let Some(mut column) = group.next_column()? {
         match index {
-            0 => strings(&mut column, false, rows.iter().map(|r| Some(r.reading.device_id.as_str())))?,
+            0 => strings(
+                &mut column,
+                false,
+                rows.iter().map(|r| Some(r.reading.device_id.as_str())),
+            )?,
             1 => column
                 .typed::<Int64Type>()
-                .write_batch(&rows.iter().map(|r| r.reading.time_ms).collect::<Vec<_>>(), None, None)
+                .write_batch(
+                    &rows.iter().map(|r| r.reading.time_ms).collect::<Vec<_>>(),
+                    None,
+                    None,
+                )
                 .map(|_| ())?,
-            2 => strings(&mut column, false, rows.iter().map(|r| Some(r.metric.name.as_str())))?,
-            3 => optional::<DoubleType>(&mut column, rows.iter().map(|r| match r.metric.value {
-                MetricValue::Number(n) => Some(n),
-                _ => None,
-            }))?,
-            4 => optional::<BoolType>(&mut column, rows.iter().map(|r| match r.metric.value {
-                MetricValue::Bool(b) => Some(b),
-                _ => None,
-            }))?,
-            5 => strings(&mut column, true, rows.iter().map(|r| match &r.metric.value {
-                MetricValue::Text(t) => Some(t.as_str()),
-                _ => None,
-            }))?,
+            2 => strings(
+                &mut column,
+                false,
+                rows.iter().map(|r| Some(r.metric.name.as_str())),
+            )?,
+            3 => optional::<DoubleType>(
+                &mut column,
+                rows.iter().map(|r| match r.metric.value {
+                    MetricValue::Number(n) => Some(n),
+                    _ => None,
+                }),
+            )?,
+            4 => optional::<BoolType>(
+                &mut column,
+                rows.iter().map(|r| match r.metric.value {
+                    MetricValue::Bool(b) => Some(b),
+                    _ => None,
+                }),
+            )?,
+            5 => strings(
+                &mut column,
+                true,
+                rows.iter().map(|r| match &r.metric.value {
+                    MetricValue::Text(t) => Some(t.as_str()),
+                    _ => None,
+                }),
+            )?,
             6 => column
                 .typed::<Int64Type>()
-                .write_batch(&rows.iter().map(|r| r.reading.version).collect::<Vec<_>>(), None, None)
+                .write_batch(
+                    &rows.iter().map(|r| r.reading.version).collect::<Vec<_>>(),
+                    None,
+                    None,
+                )
                 .map(|_| ())?,
-            7 => optional::<Int64Type>(&mut column, rows.iter().map(|r| r.reading.seq.map(|s| s as i64)))?,
-            8 => strings(&mut column, true, rows.iter().map(|r| r.reading.dimensions.as_ref().map(|d| d.device_type.as_str())))?,
+            7 => optional::<Int64Type>(
+                &mut column,
+                rows.iter().map(|r| r.reading.seq.map(|s| s as i64)),
+            )?,
+            8 => strings(
+                &mut column,
+                true,
+                rows.iter().map(|r| {
+                    r.reading
+                        .dimensions
+                        .as_ref()
+                        .map(|d| d.device_type.as_str())
+                }),
+            )?,
             _ => {
                 let places: Vec<Option<String>> = rows
                     .iter()
@@ -146,7 +189,9 @@ fn optional<T: parquet::data_type::DataType>(
             present.push(v);
         }
     }
-    column.typed::<T>().write_batch(&present, Some(&levels), None)?;
+    column
+        .typed::<T>()
+        .write_batch(&present, Some(&levels), None)?;
     Ok(())
 }
 

@@ -56,7 +56,8 @@ impl S3Failure {
             (_, Some("NoSuchKey")) | (Some(404), _) => S3Failure::Missing,
             (Some(412 | 409), _)
             | (_, Some("PreconditionFailed" | "ConditionalRequestConflict")) => S3Failure::Conflict,
-            (Some(500 | 503), _) | (_, Some("SlowDown" | "ServiceUnavailable" | "InternalError")) => {
+            (Some(500 | 503), _)
+            | (_, Some("SlowDown" | "ServiceUnavailable" | "InternalError")) => {
                 S3Failure::Retryable(message)
             }
             _ if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
@@ -137,13 +138,13 @@ impl LakeStore {
             .key(key)
             .send()
             .await
-            .map_err(|e| S3Failure::from_sdk(&format!("GetObject s3://{}/{key}", self.bucket), e))?;
+            .map_err(|e| {
+                S3Failure::from_sdk(&format!("GetObject s3://{}/{key}", self.bucket), e)
+            })?;
         let etag = out.e_tag().map(str::to_owned);
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| S3Failure::Retryable(format!("reading s3://{}/{key}: {e}", self.bucket)))?;
+        let body = out.body.collect().await.map_err(|e| {
+            S3Failure::Retryable(format!("reading s3://{}/{key}: {e}", self.bucket))
+        })?;
         Ok((body.into_bytes().to_vec(), etag))
     }
 
@@ -169,7 +170,10 @@ impl LakeStore {
     }
 
     /// An hour's manifest and its ETag (an empty one, without, if the hour has none yet).
-    pub(crate) async fn manifest(&self, hour_ms: i64) -> Result<(Manifest, Option<String>), S3Failure> {
+    pub(crate) async fn manifest(
+        &self,
+        hour_ms: i64,
+    ) -> Result<(Manifest, Option<String>), S3Failure> {
         match self.get(&manifest_key(hour_ms)).await {
             Ok((bytes, etag)) => Ok((
                 Manifest::parse(&bytes).map_err(|e| {
