@@ -117,7 +117,7 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
             .find(|l| l.starts_with(&format!("| {name} | ")) && l.matches('|').count() == 10)
             .unwrap_or_else(|| panic!("no row for {name} in docs/cost.md"));
         let thousands = |usd: f64| {
-            let digits = format!("{:.0}", usd);
+            let digits = format!("{usd:.0}");
             let mut out = String::new();
             for (i, c) in digits.chars().enumerate() {
                 if i > 0 && (digits.len() - i) % 3 == 0 {
