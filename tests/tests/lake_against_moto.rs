@@ -51,7 +51,7 @@ fn readings(now: i64) -> Vec<Reading> {
         TimeWindow::with_retention_days(73_000),
     );
     let placed = |r: Reading| {
-        let site = if r.device_id.len() % 2 == 0 {
+        let site = if r.device_id.len().is_multiple_of(2) {
             "site-a"
         } else {
             "site-b"
@@ -286,7 +286,7 @@ print(json.dumps({
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r.to_string())
+        .map(ToString::to_string)
         .collect();
     rows.sort();
     let mut want: Vec<String> = readings
