@@ -27,7 +27,7 @@ help:
 	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, part, ":"); printf "  %-14s%s\n", part[1], substr($$0, length(part[1]) + 3); next } /^## / && part[1] != "" { sub(/^## /, ""); printf "  %-14s%s\n", "", $$0; next } { part[1] = "" }' $(MAKEFILE_LIST)
 
 # The product crate's integration tests (in-memory and mocked adapters: no outside tool).
-PRODUCT_TESTS := $(patsubst iotdp/tests/%.rs,--test %,$(wildcard iotdp/tests/*.rs))
+PRODUCT_TESTS := --test product --test peak_memory
 
 ## check: the fast inner loop - fmt, clippy, and every test that needs no outside tool (the
 ## unit tests of every crate, the product crate's tests on in-memory and mocked adapters);
@@ -158,11 +158,11 @@ local: tools
 # Where cargo puts binaries (honours CARGO_TARGET_DIR); evaluated only when a recipe uses it.
 TARGET_DIR = $(shell cargo metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 
-## fuzz: every fuzz target (tests/tests/fuzz.rs) for FUZZ_SECONDS each (default 600: an hour
+## fuzz: every fuzz target (tests/tests/integration/fuzz.rs) for FUZZ_SECONDS each (default 600: an hour
 ## across the six targets); `make test` runs them for 2 s each
 FUZZ_SECONDS ?= 600
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --workspace --test fuzz -- --nocapture --test-threads 1
+	FUZZ_SECONDS=$(FUZZ_SECONDS) cargo test --workspace --test integration fuzz:: -- --nocapture --test-threads 1
 
 ## soak: the local platform (release build, influxd as the store) at the smart-AC reference load
 ## for SOAK_SECONDS (default 600), then its conservation report, RSS slope and the query API's

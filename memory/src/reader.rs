@@ -5,7 +5,8 @@ use super::ingest::MemoryStore;
 use iotdp::domain::LocationPath;
 use iotdp::domain::Reading;
 use iotdp::query::evaluate::{
-    StoredValue, drill_down_groups, is_under, latest_per_device, series_points, values_of,
+    StoredValue, drill_down_groups, is_under, latest_of, latest_per_device, metric_names_of,
+    series_points, values_of,
 };
 use iotdp::query::model::{
     Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
@@ -30,6 +31,25 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// A device's stored readings (the latest write of each instant), in time order.
+    fn latest_writes_of(&self, device_id: &str) -> Vec<Reading> {
+        let Ok(by_time) = self.by_time.lock() else {
+            return vec![];
+        };
+        let mine: Vec<Reading> = self.with_written(|written| {
+            by_time
+                .values()
+                .map(|&i| &written[i])
+                .filter(|r| r.device_id == device_id)
+                .cloned()
+                .collect()
+        });
+        self.count_read(mine.len());
+        mine
+    }
+}
+
 fn in_range(range: TimeRange) -> impl Fn(&Reading) -> bool {
     move |r| r.time_ms >= range.from_ms && r.time_ms < range.to_ms
 }
@@ -38,14 +58,7 @@ fn in_range(range: TimeRange) -> impl Fn(&Reading) -> bool {
 /// run on, and that the real stores are compared with.
 impl TimeSeriesReader for MemoryStore {
     async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
-        let mut names: Vec<String> = self
-            .written()
-            .iter()
-            .flat_map(|r| r.metrics.iter().map(|m| m.name.clone()))
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        Ok(self.with_written(|written| metric_names_of(written)))
     }
 
     async fn latest_values(
@@ -53,19 +66,8 @@ impl TimeSeriesReader for MemoryStore {
         device_id: &str,
         metrics: &[&str],
     ) -> Result<Vec<(String, Point)>, QueryError> {
-        Ok(metrics
-            .iter()
-            .filter_map(|metric| {
-                let found = self.values(metric, |r| r.device_id == device_id).pop()?;
-                Some((
-                    metric.to_string(),
-                    Point {
-                        time_ms: found.time_ms,
-                        value: found.value,
-                    },
-                ))
-            })
-            .collect())
+        let mine = self.latest_writes_of(device_id);
+        Ok(latest_of(&mine, metrics))
     }
 
     async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {

@@ -1,7 +1,7 @@
 //! The query API's one route table: each route's method, path pattern, least role and
 //! handler. Matching, the role check, a 405's `Allow` and the tests' lists of routes all read
 //! [`ROUTES`], so a route is added, or its role changed, in one place (`openapi.yaml`
-//! documents the same table; `tests/tests/openapi.rs` keeps the two equal).
+//! documents the same table; `tests/tests/integration/openapi.rs` keeps the two equal).
 //!
 //! Pure: a request's path in, the route (and its path parameters) out.
 
@@ -229,7 +229,7 @@ impl<'a> PathParameters<'a> {
     }
 
     /// The value of `{name}` (empty if the pattern has no such name: every handler reads only
-    /// its own route's names, and `iotdp/tests/access.rs` calls each route with real ids, so a
+    /// its own route's names, and `iotdp/tests/product/access.rs` calls each route with real ids, so a
     /// misspelt name fails there).
     pub fn get(&self, name: &str) -> &'a str {
         self.values

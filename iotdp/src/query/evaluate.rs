@@ -45,6 +45,37 @@ pub fn values_of<'a>(
         .collect()
 }
 
+/// Every metric name in `readings`, sorted, once each.
+pub fn metric_names_of<'a>(readings: impl IntoIterator<Item = &'a Reading>) -> Vec<String> {
+    let mut names: Vec<String> = readings
+        .into_iter()
+        .flat_map(|r| r.metrics.iter().map(|m| m.name.clone()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The last value of each of `metrics` among `readings` (in time order), by name.
+pub fn latest_of<'a>(
+    readings: impl IntoIterator<Item = &'a Reading> + Clone,
+    metrics: &[&str],
+) -> Vec<(String, Point)> {
+    metrics
+        .iter()
+        .filter_map(|metric| {
+            let last = values_of(readings.clone(), metric).pop()?;
+            Some((
+                (*metric).to_owned(),
+                Point {
+                    time_ms: last.time_ms,
+                    value: last.value,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// Whether `reading` sits at or below `within` in the hierarchy.
 pub fn is_under(reading: &Reading, within: &LocationPath) -> bool {
     reading

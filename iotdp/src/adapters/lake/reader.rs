@@ -7,7 +7,8 @@ use futures_util::StreamExt;
 use super::{HOUR_MS, LakeStore, S3Failure, format};
 use crate::domain::{LocationPath, Reading};
 use crate::query::evaluate::{
-    drill_down_groups, is_under, latest_per_device, latest_writes, series_points, values_of,
+    drill_down_groups, is_under, latest_of, latest_per_device, latest_writes, metric_names_of,
+    series_points, values_of,
 };
 use crate::query::model::{
     Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
@@ -70,15 +71,7 @@ fn read_error(failure: S3Failure) -> QueryError {
 
 impl TimeSeriesReader for LakeStore {
     async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
-        let mut names: Vec<String> = self
-            .recent()
-            .await?
-            .iter()
-            .flat_map(|r| r.metrics.iter().map(|m| m.name.clone()))
-            .collect();
-        names.sort();
-        names.dedup();
-        Ok(names)
+        Ok(metric_names_of(&self.recent().await?))
     }
 
     async fn latest_values(
@@ -87,20 +80,10 @@ impl TimeSeriesReader for LakeStore {
         metrics: &[&str],
     ) -> Result<Vec<(String, Point)>, QueryError> {
         let recent = self.recent().await?;
-        let mine: Vec<&Reading> = recent.iter().filter(|r| r.device_id == device_id).collect();
-        Ok(metrics
-            .iter()
-            .filter_map(|metric| {
-                let last = values_of(mine.iter().copied(), metric).pop()?;
-                Some((
-                    (*metric).to_owned(),
-                    Point {
-                        time_ms: last.time_ms,
-                        value: last.value,
-                    },
-                ))
-            })
-            .collect())
+        Ok(latest_of(
+            recent.iter().filter(|r| r.device_id == device_id),
+            metrics,
+        ))
     }
 
     async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {

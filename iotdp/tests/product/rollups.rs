@@ -2,7 +2,7 @@
 //! lateness (on time, 30 minutes, 5-hour gateway batches, 3 days), a batch delivered twice, the
 //! job run at random times in between; afterwards every row of every tier equals the aggregate
 //! of the raw readings in its window. On the memory store here; on a real influxd in
-//! `tests/tests/rollups_influxdb.rs`.
+//! `tests/tests/integration/rollups_influxdb.rs`.
 
 use std::sync::Arc;
 use std::time::Duration;
