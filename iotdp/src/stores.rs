@@ -126,6 +126,7 @@ impl crate::query::ports::TimeSeriesReader for SelectedReader {
 pub enum SelectedRollupStore {
     Timestream(TimestreamRollups),
     InfluxDb(InfluxDbStore),
+    Lake(LakeStore),
 }
 
 impl crate::rollup::ports::RollupStore for SelectedRollupStore {
@@ -137,6 +138,7 @@ impl crate::rollup::ports::RollupStore for SelectedRollupStore {
         match self {
             SelectedRollupStore::Timestream(s) => s.raw_readings(range, within).await,
             SelectedRollupStore::InfluxDb(s) => s.raw_readings(range, within).await,
+            SelectedRollupStore::Lake(s) => s.raw_readings(range, within).await,
         }
     }
 
@@ -149,6 +151,7 @@ impl crate::rollup::ports::RollupStore for SelectedRollupStore {
         match self {
             SelectedRollupStore::Timestream(s) => s.rollups(tier, range, selection).await,
             SelectedRollupStore::InfluxDb(s) => s.rollups(tier, range, selection).await,
+            SelectedRollupStore::Lake(s) => s.rollups(tier, range, selection).await,
         }
     }
 
@@ -160,6 +163,18 @@ impl crate::rollup::ports::RollupStore for SelectedRollupStore {
         match self {
             SelectedRollupStore::Timestream(s) => s.write_rollups(tier, rows).await,
             SelectedRollupStore::InfluxDb(s) => s.write_rollups(tier, rows).await,
+            SelectedRollupStore::Lake(s) => s.write_rollups(tier, rows).await,
+        }
+    }
+
+    async fn upkeep(
+        &self,
+        now_ms: i64,
+    ) -> Result<crate::rollup::model::Upkeep, crate::rollup::ports::RollupError> {
+        match self {
+            SelectedRollupStore::Timestream(s) => s.upkeep(now_ms).await,
+            SelectedRollupStore::InfluxDb(s) => s.upkeep(now_ms).await,
+            SelectedRollupStore::Lake(s) => s.upkeep(now_ms).await,
         }
     }
 }

@@ -235,12 +235,7 @@ pub async fn rollup_store(
         } => SelectedRollupStore::InfluxDb(
             influxdb_store(sdk, url, database, token_secret_arn.as_deref()).await?,
         ),
-        StoreConfig::Lake { .. } => {
-            return Err(
-                "TIME_SERIES_STORE=lake keeps no rollups yet: run the rollup job on Timestream or InfluxDB"
-                    .into(),
-            );
-        }
+        StoreConfig::Lake { bucket } => SelectedRollupStore::Lake(lake_store(sdk, bucket)),
     })
 }
 

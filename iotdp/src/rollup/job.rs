@@ -10,7 +10,7 @@ use crate::domain::LocationPath;
 use crate::query::model::TimeRange;
 use crate::rollup::compute::{roll_up, rows_from_readings, sort_rows};
 use crate::rollup::finest::{FinestTier, IntervalSample};
-use crate::rollup::model::{JobState, RowSelection};
+use crate::rollup::model::{JobState, RowSelection, Upkeep};
 use crate::rollup::model::{RollupRow, SeriesKey};
 use crate::rollup::ports::{RollupError, RollupStateStore, RollupStore};
 use crate::rollup::tier::Tier;
@@ -70,6 +70,8 @@ pub struct RunReport {
     /// The finest tier the state records after the run (`None`: `auto` has measured nothing
     /// yet, and keeps no 1-minute rows meanwhile).
     pub finest: Option<Tier>,
+    /// The store's upkeep before the run (the lake's compaction).
+    pub upkeep: Upkeep,
 }
 
 /// While `auto` has not decided, a run measures at least this much of the latest readings
@@ -115,6 +117,15 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
 
     /// One scheduled run at `now_ms`.
     pub async fn run(&self, now_ms: i64) -> Result<RunReport, RollupError> {
+        // Upkeep first, so the run reads compacted partitions; a failed one loses nothing
+        // (what it would rewrite stays readable as written) and is tried again next run.
+        let upkeep = match self.store.upkeep(now_ms).await {
+            Ok(upkeep) => upkeep,
+            Err(e) => {
+                tracing::warn!(error = %e, "store upkeep failed; the next run tries again");
+                Upkeep::default()
+            }
+        };
         let target = self.target(now_ms);
         let previous = self.state.coverage().await?;
         // The first run starts at the beginning of the current day: everything before is
@@ -132,6 +143,7 @@ impl<S: RollupStore, T: RollupStateStore> RollupJob<S, T> {
             windows: ((new_watermark - current.watermark_ms) / Tier::Minute.millis()) as usize,
             watermark_ms: new_watermark,
             lag_ms: now_ms - new_watermark,
+            upkeep,
             ..RunReport::default()
         };
         let mut finest = match self.settings.finest {

@@ -128,6 +128,17 @@ impl JobState {
     }
 }
 
+/// What a store's upkeep did before a run (the lake's compaction).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Upkeep {
+    /// Partitions rewritten into one object each.
+    pub partitions_rewritten: usize,
+    /// Objects those rewrites replaced.
+    pub objects_replaced: usize,
+    /// Rows the rewritten objects hold.
+    pub rows_rewritten: usize,
+}
+
 /// A 1-minute window that received readings after the job may have computed it. `token`
 /// changes each time the window is marked, so the job clears only the marks it has handled.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use crate::domain::{LocationPath, Reading};
 use crate::query::model::{QueryError, TimeRange};
-use crate::rollup::model::{JobState, LateMark, RollupRow, RowSelection};
+use crate::rollup::model::{JobState, LateMark, RollupRow, RowSelection, Upkeep};
 use crate::rollup::tier::Tier;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +50,12 @@ pub trait RollupStore: Send + Sync {
         tier: Tier,
         rows: &[RollupRow],
     ) -> impl Future<Output = Result<(), RollupError>> + Send;
+
+    /// The store's own upkeep, run before each job run: the lake compacts the partitions
+    /// written since; the other stores need none.
+    fn upkeep(&self, _now_ms: i64) -> impl Future<Output = Result<Upkeep, RollupError>> + Send {
+        async { Ok(Upkeep::default()) }
+    }
 }
 
 /// The job's durable state: coverage, and the 1-minute windows marked late.
@@ -82,6 +88,7 @@ forward_through_arc!(RollupStore {
     fn raw_readings(&self, range: TimeRange, within: &LocationPath) -> impl Future<Output = Result<Vec<Reading>, QueryError>> + Send;
     fn rollups(&self, tier: Tier, range: TimeRange, selection: RowSelection<'_>) -> impl Future<Output = Result<Vec<RollupRow>, QueryError>> + Send;
     fn write_rollups(&self, tier: Tier, rows: &[RollupRow]) -> impl Future<Output = Result<(), RollupError>> + Send;
+    fn upkeep(&self, now_ms: i64) -> impl Future<Output = Result<Upkeep, RollupError>> + Send;
 });
 
 forward_through_arc!(RollupStateStore {
@@ -173,6 +180,13 @@ impl<S: RollupStore> RollupStore for Option<S> {
             None => Err(RollupError::Store(
                 "rollups are not configured (ROLLUP_STATE_TABLE)".into(),
             )),
+        }
+    }
+
+    async fn upkeep(&self, now_ms: i64) -> Result<Upkeep, RollupError> {
+        match self {
+            Some(store) => store.upkeep(now_ms).await,
+            None => Ok(Upkeep::default()),
         }
     }
 }

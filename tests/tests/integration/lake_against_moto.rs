@@ -94,10 +94,357 @@ async fn stored_in_batches<S: TimeSeriesStore>(store: &S, readings: &[Reading]) 
 }
 
 async fn lake_on_moto(moto: &MotoServer) -> LakeStore {
+    bucket_on_moto(moto, "lake").await
+}
+
+async fn bucket_on_moto(moto: &MotoServer, bucket: &str) -> LakeStore {
     let sdk = moto.sdk_config().await;
     let client = iotdp::wiring::s3_client(&sdk);
-    client.create_bucket().bucket("lake").send().await.unwrap();
-    LakeStore::new(client, "lake")
+    client.create_bucket().bucket(bucket).send().await.unwrap();
+    LakeStore::new(client, bucket)
+}
+
+/// Every key under `prefix` in the lake's bucket.
+async fn keys_under(lake: &LakeStore, moto: &MotoServer, prefix: &str) -> Vec<String> {
+    let client = iotdp::wiring::s3_client(&moto.sdk_config().await);
+    let listed = client
+        .list_objects_v2()
+        .bucket(lake.bucket())
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
+/// Every reading of the range, as `(device, time, version, metric names)`, sorted: what a
+/// compaction must leave unchanged.
+async fn everything(lake: &LakeStore, range: TimeRange) -> Vec<(String, i64, i64, Vec<String>)> {
+    let mut out: Vec<_> = lake
+        .readings(range)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let mut names: Vec<String> = r.metrics.iter().map(|m| m.name.clone()).collect();
+            names.sort();
+            (r.device_id, r.time_ms, r.version, names)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Rollups on the lake: every tier equals the raw readings whatever the arrival order, the
+/// compaction running before each job run (a bucket a case).
+#[test]
+fn every_tier_on_the_lake_equals_the_raw_readings_whatever_the_arrival_order() {
+    let moto = MotoServer::start();
+    super::rollups_influxdb::every_tier_equals_the_raw_readings(3, |n| {
+        let moto = &moto;
+        async move { bucket_on_moto(moto, &format!("case{n}")).await }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lake_computes_the_same_rollups_and_answers_as_the_reference() {
+    let moto = MotoServer::start();
+    let lake = std::sync::Arc::new(lake_on_moto(&moto).await);
+    super::rollups_influxdb::same_rollups_and_answers_as_the_reference(lake).await;
+}
+
+/// The compaction rewrites each closed hour into one sorted object of one version of each
+/// reading: reads answer the same, the incoming objects and marks are gone, and an
+/// independent reader (pyarrow) finds the compacted file sorted, without duplicates, with
+/// row-group statistics and a page index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compaction_rewrites_each_hour_once_and_reads_do_not_change() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let readings = readings(now);
+    let moto = MotoServer::start();
+    let lake = lake_on_moto(&moto).await;
+    stored_in_batches(&lake, &readings).await;
+    // Gateways' batches reach 5 hours back, and the late copies 5 more.
+    let range = TimeRange {
+        from_ms: now - 24 * HOUR,
+        to_ms: now + HOUR,
+    };
+    let before = everything(&lake, range).await;
+    assert!(before.len() < readings.len(), "duplicates were written");
+    let hours = keys_under(&lake, &moto, "marks/raw/").await.len();
+    assert!(hours >= 4, "{hours} hours marked");
+
+    // Two hours on, every hour written is closed.
+    let report = lake.compact_marked(now + 2 * HOUR).await.unwrap();
+    assert_eq!(report.partitions, hours, "{report:?}");
+    assert_eq!(report.left_open, 0);
+    assert_eq!(everything(&lake, range).await, before);
+    assert!(keys_under(&lake, &moto, "incoming/").await.is_empty());
+    assert!(keys_under(&lake, &moto, "marks/").await.is_empty());
+    let compacted = keys_under(&lake, &moto, "raw/").await;
+    assert_eq!(compacted.len(), hours, "{compacted:?}");
+    let rows: usize = before.iter().map(|r| r.3.len()).sum();
+    assert_eq!(report.rows_written, rows);
+
+    // Nothing left to do: a second run rewrites nothing.
+    let again = lake.compact_marked(now + 2 * HOUR).await.unwrap();
+    assert_eq!(again.partitions, 0);
+
+    let client = iotdp::wiring::s3_client(&moto.sdk_config().await);
+    let mut files = Vec::new();
+    for key in &compacted {
+        let object = client
+            .get_object()
+            .bucket(lake.bucket())
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "compacted-{}-{}.parquet",
+            std::process::id(),
+            files.len()
+        ));
+        std::fs::write(&path, object.body.collect().await.unwrap().into_bytes()).unwrap();
+        files.push(path);
+    }
+    let script = r#"
+import json, sys
+import pyarrow.parquet as pq
+out = []
+for path in sys.argv[1:]:
+    t = pq.read_table(path)
+    meta = pq.ParquetFile(path).metadata
+    col = meta.row_group(0).column(0)
+    keys = [(r["device_id"], r["metric"], r["time"].timestamp()) for r in t.to_pylist()]
+    out.append({
+        "rows": len(keys),
+        "sorted": keys == sorted(keys),
+        "unique": len(set(keys)) == len(keys),
+        "statistics": col.is_stats_set,
+        "page_index": col.has_column_index and col.has_offset_index,
+    })
+print(json.dumps(out))
+"#;
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let out = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(&files)
+        .output()
+        .expect("pyarrow in .venv (make tools)");
+    for f in &files {
+        let _ = std::fs::remove_file(f);
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let total: u64 = read.iter().map(|f| f["rows"].as_u64().unwrap()).sum();
+    assert_eq!(total as usize, rows);
+    for file in &read {
+        for check in ["sorted", "unique", "statistics", "page_index"] {
+            assert_eq!(file[check], true, "{check}: {read:?}");
+        }
+    }
+}
+
+/// A late reading for a compacted hour marks the hour again, is read at once, and is folded in
+/// by the next compaction; the current hour is left open until it holds enough objects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reading_reopens_its_compacted_hour() {
+    let moto = MotoServer::start();
+    let lake = lake_on_moto(&moto).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = now / HOUR * HOUR - 3 * HOUR;
+    let reading = |device: &str, time_ms: i64, version: i64| Reading {
+        device_id: device.into(),
+        time_ms,
+        seq: None,
+        metrics: vec![Metric {
+            name: "moisture".into(),
+            value: MetricValue::Number(version as f64),
+        }],
+        version,
+        dimensions: None,
+    };
+    lake.write(&[reading("a", hour + 1, 1), reading("b", hour + 2, 1)])
+        .await
+        .unwrap();
+    lake.write(&[reading("a", now, 1)]).await.unwrap();
+    let report = lake.compact_marked(now).await.unwrap();
+    assert_eq!((report.partitions, report.left_open), (1, 1), "{report:?}");
+
+    // Five hours late, and a correction of `a`.
+    lake.write(&[reading("c", hour + 3, 1), reading("a", hour + 1, 2)])
+        .await
+        .unwrap();
+    assert_eq!(keys_under(&lake, &moto, "marks/raw/").await.len(), 2);
+    let range = TimeRange {
+        from_ms: hour,
+        to_ms: hour + HOUR,
+    };
+    let want = vec![
+        ("a".to_string(), hour + 1, 2, vec!["moisture".to_string()]),
+        ("b".to_string(), hour + 2, 1, vec!["moisture".to_string()]),
+        ("c".to_string(), hour + 3, 1, vec!["moisture".to_string()]),
+    ];
+    assert_eq!(everything(&lake, range).await, want);
+    let report = lake.compact_marked(now).await.unwrap();
+    assert_eq!(report.partitions, 1, "{report:?}");
+    assert_eq!(report.objects_replaced, 2);
+    assert_eq!(report.rows_written, 3);
+    assert_eq!(everything(&lake, range).await, want);
+    let prefix = format!("raw/{}/", iotdp::adapters::lake::partition(hour));
+    assert_eq!(keys_under(&lake, &moto, &prefix).await.len(), 1);
+}
+
+/// Two compactions of one hour at once, while writers add late readings to it: nothing lost,
+/// nothing read twice, and the hour ends as one compacted object once the dust settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_compactions_and_writers_lose_nothing() {
+    let moto = MotoServer::start();
+    let lake = lake_on_moto(&moto).await;
+    let hour = chrono::Utc::now().timestamp_millis() / HOUR * HOUR - 2 * HOUR;
+    let batch = |writer: i64| -> Vec<Reading> {
+        (0..10)
+            .map(|i| Reading {
+                device_id: format!("w{writer}"),
+                time_ms: hour + i * 1_000,
+                seq: None,
+                metrics: vec![Metric {
+                    name: "t".into(),
+                    value: MetricValue::Number(i as f64),
+                }],
+                version: 1,
+                dimensions: None,
+            })
+            .collect()
+    };
+    for w in 0..4 {
+        lake.write(&batch(w)).await.unwrap();
+    }
+    let partition = iotdp::adapters::lake::layout::Table::Raw.partition_of(hour);
+    let mut tasks = Vec::new();
+    for w in 4..10 {
+        let lake = lake.clone();
+        let readings = batch(w);
+        tasks.push(tokio::spawn(async move {
+            lake.write(&readings)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }));
+    }
+    for _ in 0..2 {
+        let lake = lake.clone();
+        tasks.push(tokio::spawn(async move {
+            lake.compact(partition)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }));
+    }
+    for task in futures_util::future::join_all(tasks).await {
+        task.unwrap().unwrap();
+    }
+    let range = TimeRange {
+        from_ms: hour,
+        to_ms: hour + HOUR,
+    };
+    assert_eq!(everything(&lake, range).await.len(), 10 * 10);
+    let now = hour + 3 * HOUR;
+    lake.compact_marked(now).await.unwrap();
+    lake.compact_marked(now).await.unwrap();
+    assert_eq!(everything(&lake, range).await.len(), 10 * 10);
+    let prefix = format!("raw/{}/", partition.name());
+    let left = keys_under(&lake, &moto, &prefix).await;
+    assert!(!left.is_empty() && left.len() <= 3, "{left:?}");
+    assert!(keys_under(&lake, &moto, "marks/").await.is_empty());
+}
+
+/// What a compaction killed at any step leaves: a compacted object no manifest names (killed
+/// before its swap), incoming objects already replaced (killed before its deletes), its mark.
+/// Nothing reads the orphans, and the next compaction of the hour deletes them once they are
+/// older than any compaction in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_killed_mid_rewrite_loses_and_doubles_nothing() {
+    let moto = MotoServer::start();
+    let lake = lake_on_moto(&moto).await;
+    let now = chrono::Utc::now().timestamp_millis();
+    let hour = now / HOUR * HOUR - 2 * HOUR;
+    let readings: Vec<Reading> = (0..20)
+        .map(|i| Reading {
+            device_id: format!("d{}", i % 3),
+            time_ms: hour + i * 60_000,
+            seq: None,
+            metrics: vec![Metric {
+                name: "t".into(),
+                value: MetricValue::Number(i as f64),
+            }],
+            version: 1,
+            dimensions: None,
+        })
+        .collect();
+    lake.write(&readings[..10]).await.unwrap();
+    lake.write(&readings[10..]).await.unwrap();
+    let partition = iotdp::adapters::lake::layout::Table::Raw.partition_of(hour);
+    let client = iotdp::wiring::s3_client(&moto.sdk_config().await);
+    let put = |key: String, body: Vec<u8>| {
+        let client = client.clone();
+        let bucket = lake.bucket().to_owned();
+        async move {
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(body.into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    // Killed before the swap: a compacted object holding everything, named by no manifest.
+    let all = iotdp::adapters::lake::format::encode(&readings).unwrap();
+    put(partition.compacted_key(0xdead), all.clone()).await;
+    // Killed after the swap, before its deletes: a replaced incoming object left behind.
+    put(partition.incoming_key(0xbeef), all).await;
+    let range = TimeRange {
+        from_ms: hour,
+        to_ms: hour + HOUR,
+    };
+    assert_eq!(
+        everything(&lake, range).await.len(),
+        20,
+        "orphans are not read"
+    );
+
+    // The orphans are younger than a compaction in flight could be: kept.
+    let report = lake.compact_marked(now).await.unwrap();
+    assert_eq!((report.partitions, report.orphans_deleted), (1, 0));
+    assert_eq!(everything(&lake, range).await.len(), 20);
+    // A late reading reopens the hour; the compaction half an hour on deletes the orphans.
+    let late = Reading {
+        time_ms: hour + 59 * 60_000,
+        ..readings[0].clone()
+    };
+    lake.write(std::slice::from_ref(&late)).await.unwrap();
+    let report = lake.compact_marked(now + 30 * 60_000).await.unwrap();
+    assert_eq!(
+        (report.partitions, report.orphans_deleted),
+        (1, 2),
+        "{report:?}"
+    );
+    assert_eq!(everything(&lake, range).await.len(), 21);
+    let prefix = format!("raw/{}/", partition.name());
+    assert_eq!(keys_under(&lake, &moto, &prefix).await.len(), 1);
+    assert!(keys_under(&lake, &moto, "incoming/").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,20 +39,34 @@ fn database(influx: &InfluxServer, name: &str) -> InfluxDbStore {
 #[test]
 fn every_tier_on_influxdb_equals_the_raw_readings_whatever_the_arrival_order() {
     let influx = InfluxServer::start();
+    every_tier_equals_the_raw_readings(8, |n| {
+        let store = database(&influx, &format!("case{n}"));
+        async move { store }
+    });
+}
+
+/// The late-data property on the store `store_for(case)` gives each case: whatever the
+/// arrival order, every row of every tier equals the raw readings' aggregate.
+pub(crate) fn every_tier_equals_the_raw_readings<S, F, Fut>(cases: u32, store_for: F)
+where
+    S: TimeSeriesStore + RollupStore + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = S>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut runner = TestRunner::new(Config {
-        cases: 8,
+        cases,
         ..Config::default()
     });
     let case = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&scenarios(60), |steps: Vec<Step>| {
             let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let store = Arc::new(database(&influx, &format!("case{n}")));
             runtime.block_on(async {
+                let store = Arc::new(store_for(n).await);
                 let state = Arc::new(MemoryRollupState::default());
                 let settings = RollupSettings::default();
                 let Simulated { clock, ingest, job } =
@@ -127,7 +141,16 @@ fn wall_readings() -> Vec<(i64, Reading)> {
 #[tokio::test]
 async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
     let influx = InfluxServer::start();
-    let influx_store = Arc::new(database(&influx, "contract"));
+    same_rollups_and_answers_as_the_reference(Arc::new(database(&influx, "contract"))).await;
+}
+
+/// The store contract extended to rollups: `store` and the reference
+/// compute the same rows of every tier from the same late-arriving readings, and answer the
+/// same stitched series and drill-down.
+pub(crate) async fn same_rollups_and_answers_as_the_reference<S>(store: Arc<S>)
+where
+    S: TimeSeriesStore + RollupStore + TimeSeriesReader + 'static,
+{
     let memory_store = Arc::new(MemoryStore::new(5000));
     let readings = wall_readings();
     let end = 20_402 * DAY + 600_000;
@@ -164,10 +187,10 @@ async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
         state
     }
 
-    let influx_state = load(influx_store.clone(), &readings, end).await;
+    let store_state = load(store.clone(), &readings, end).await;
     let memory_state = load(memory_store.clone(), &readings, end).await;
     let coverage = memory_state.coverage().await.unwrap();
-    assert_eq!(influx_state.coverage().await.unwrap(), coverage);
+    assert_eq!(store_state.coverage().await.unwrap(), coverage);
     let everything = TimeRange {
         from_ms: 0,
         to_ms: end,
@@ -190,8 +213,8 @@ async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
                 })
                 .collect()
         };
-        let mut from_influx = strip(
-            influx_store
+        let mut from_store = strip(
+            store
                 .rollups(tier, everything, RowSelection::All)
                 .await
                 .unwrap(),
@@ -202,14 +225,14 @@ async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
                 .await
                 .unwrap(),
         );
-        from_influx.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        from_store.sort_by(|a, b| a.partial_cmp(b).unwrap());
         from_memory.sort_by(|a, b| a.partial_cmp(b).unwrap());
         assert!(!from_memory.is_empty());
-        assert_eq!(from_influx, from_memory, "tier {}", tier.name());
+        assert_eq!(from_store, from_memory, "tier {}", tier.name());
     }
 
     // The stitched answers: a day-binned series and a drill-down over the two days and a bit.
-    let influx_reader = RollupReader::new(influx_store.clone(), influx_store.clone(), influx_state);
+    let store_reader = RollupReader::new(store.clone(), store.clone(), store_state);
     let memory_reader = RollupReader::new(memory_store.clone(), memory_store.clone(), memory_state);
     let range = TimeRange {
         from_ms: 20_400 * DAY + 90_000,
@@ -223,7 +246,7 @@ async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
             bins: Some((Duration::from_secs(bin), Aggregate::Avg)),
             limit: None,
         };
-        let a = influx_reader.series_answered(&query).await.unwrap();
+        let a = store_reader.series_answered(&query).await.unwrap();
         let b = memory_reader.series_answered(&query).await.unwrap();
         assert_eq!(a.sources, b.sources);
         assert!(
@@ -241,7 +264,7 @@ async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
         }
     }
     let within = LocationPath::parse("wall-1").unwrap();
-    let a = influx_reader
+    let a = store_reader
         .drill_down_answered("moisture", &within, range, Aggregate::Max)
         .await
         .unwrap();

@@ -14,6 +14,9 @@ use parquet::record::Field;
 use parquet::schema::parser::parse_message_type;
 
 use crate::domain::{DeviceDimensions, LocationPath, Metric, MetricValue, Reading};
+use crate::rollup::aggregate::Aggregates;
+use crate::rollup::model::{RollupRow, SeriesKey};
+use crate::rollup::tier::Tier;
 
 /// The schema of a lake file (also the Glue table's columns, in template.yaml).
 pub const SCHEMA: &str = "message reading {
@@ -68,13 +71,35 @@ pub fn encode(readings: &[Reading]) -> Result<Vec<u8>, FormatError> {
         ))
     });
     let schema = Arc::new(parse_message_type(SCHEMA)?);
-    let properties = Arc::new(
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema, properties()?)?;
+    for rows in rows.chunks(ROW_GROUP_ROWS) {
+        write_reading_group(&mut writer, rows)?;
+    }
+    writer.close()?;
+    Ok(out)
+}
+
+/// Rows a row group holds: a reader looking for one device skips the groups whose
+/// `device_id` statistics exclude it (the rows are sorted by device).
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// zstd, and statistics per page as well as per row group (the page index), so Athena and
+/// DuckDB skip what a predicate on device, metric or time excludes.
+fn properties() -> Result<Arc<WriterProperties>, FormatError> {
+    Ok(Arc::new(
         WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build(),
-    );
-    let mut out = Vec::new();
-    let mut writer = SerializedFileWriter::new(&mut out, schema, properties)?;
+    ))
+}
+
+fn write_reading_group(
+    writer: &mut SerializedFileWriter<&mut Vec<u8>>,
+    rows: &[Row<'_>],
+) -> Result<(), FormatError> {
     let mut group = writer.next_row_group()?;
     let mut index = 0;
     while let Some(mut column) = group.next_column()? {
@@ -153,8 +178,7 @@ pub fn encode(readings: &[Reading]) -> Result<Vec<u8>, FormatError> {
         index += 1;
     }
     group.close()?;
-    writer.close()?;
-    Ok(out)
+    Ok(())
 }
 
 /// A string column, required or optional (definition levels only where the schema allows
@@ -197,12 +221,54 @@ fn optional<T: parquet::data_type::DataType>(
 
 /// A lake file read back into readings, one a (device, time, version, seq) with its metrics.
 pub fn decode(bytes: Vec<u8>) -> Result<Vec<Reading>, FormatError> {
+    decode_device(bytes, None)
+}
+
+/// The readings of one device (every device with `None`), skipping the row groups whose
+/// `device_id` statistics say they hold none of its rows.
+pub fn decode_device(bytes: Vec<u8>, device: Option<&str>) -> Result<Vec<Reading>, FormatError> {
     let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))?;
-    let mut readings: std::collections::BTreeMap<(String, i64, i64, Option<u64>), Reading> =
-        std::collections::BTreeMap::new();
-    let mut places: std::collections::HashMap<(String, String), Arc<DeviceDimensions>> =
-        std::collections::HashMap::new();
-    for row in reader.get_row_iter(None)? {
+    let mut readings = ReadingsByIdentity::new();
+    let mut places = PlacesSeen::new();
+    for group in 0..reader.num_row_groups() {
+        if let Some(device) = device
+            && !may_hold(reader.metadata().row_group(group).column(0), device)
+        {
+            continue;
+        }
+        let group = reader.get_row_group(group)?;
+        decode_rows(
+            group.get_row_iter(None)?,
+            device,
+            &mut readings,
+            &mut places,
+        )?;
+    }
+    Ok(readings.into_values().collect())
+}
+
+/// Whether a string column's chunk may hold `value`, by its statistics (yes without them).
+fn may_hold(column: &parquet::file::metadata::ColumnChunkMetaData, value: &str) -> bool {
+    match column.statistics() {
+        Some(parquet::file::statistics::Statistics::ByteArray(s)) => {
+            let value = value.as_bytes();
+            s.min_opt().is_none_or(|min| min.data() <= value)
+                && s.max_opt().is_none_or(|max| max.data() >= value)
+        }
+        _ => true,
+    }
+}
+
+type ReadingsByIdentity = std::collections::BTreeMap<(String, i64, i64, Option<u64>), Reading>;
+type PlacesSeen = std::collections::HashMap<(String, String), Arc<DeviceDimensions>>;
+
+fn decode_rows(
+    rows: parquet::record::reader::RowIter<'_>,
+    only: Option<&str>,
+    readings: &mut ReadingsByIdentity,
+    places: &mut PlacesSeen,
+) -> Result<(), FormatError> {
+    for row in rows {
         let row = row?;
         let (mut device, mut time, mut metric, mut version, mut seq) =
             (String::new(), 0, String::new(), 0, None);
@@ -221,6 +287,9 @@ pub fn decode(bytes: Vec<u8>) -> Result<Vec<Reading>, FormatError> {
                 ("place", Field::Str(s)) => place = Some(s.clone()),
                 _ => {}
             }
+        }
+        if only.is_some_and(|d| d != device) {
+            continue;
         }
         let Some(value) = value else {
             return Err(FormatError(format!(
@@ -245,7 +314,7 @@ pub fn decode(bytes: Vec<u8>) -> Result<Vec<Reading>, FormatError> {
             }
             _ => None,
         };
-        readings
+        let metrics = &mut readings
             .entry((device.clone(), time, version, seq))
             .or_insert_with(|| Reading {
                 device_id: device,
@@ -255,13 +324,158 @@ pub fn decode(bytes: Vec<u8>) -> Result<Vec<Reading>, FormatError> {
                 version,
                 dimensions,
             })
-            .metrics
-            .push(Metric {
+            .metrics;
+        // The same reading written twice in one object (a message delivered twice in one
+        // batch) is one reading.
+        match metrics.iter_mut().find(|m| m.name == metric) {
+            Some(same) => same.value = value,
+            None => metrics.push(Metric {
                 name: metric,
                 value,
-            });
+            }),
+        }
     }
-    Ok(readings.into_values().collect())
+    Ok(())
+}
+
+/// The schema of a rollup file (also the Glue tables' columns, in template.yaml): one row a
+/// series, metric and window, the tier given by the file's place.
+pub const ROLLUP_SCHEMA: &str = "message rollup {
+  REQUIRED BYTE_ARRAY level (STRING);
+  REQUIRED BYTE_ARRAY name (STRING);
+  REQUIRED BYTE_ARRAY metric (STRING);
+  REQUIRED INT64 window_start (TIMESTAMP(MILLIS,true));
+  REQUIRED INT64 count;
+  REQUIRED DOUBLE sum;
+  REQUIRED DOUBLE min;
+  REQUIRED DOUBLE max;
+  REQUIRED INT64 first_time (TIMESTAMP(MILLIS,true));
+  REQUIRED DOUBLE first;
+  REQUIRED INT64 last_time (TIMESTAMP(MILLIS,true));
+  REQUIRED DOUBLE last;
+  REQUIRED INT64 computed_at (TIMESTAMP(MILLIS,true));
+}";
+
+/// Rollup rows as one Parquet file, sorted by (level, name, metric, window).
+pub fn encode_rollups(rows: &[RollupRow]) -> Result<Vec<u8>, FormatError> {
+    let mut rows: Vec<&RollupRow> = rows.iter().collect();
+    rows.sort_by(|a, b| {
+        (a.key.level(), a.key.name(), &a.metric, a.window_start_ms).cmp(&(
+            b.key.level(),
+            b.key.name(),
+            &b.metric,
+            b.window_start_ms,
+        ))
+    });
+    let schema = Arc::new(parse_message_type(ROLLUP_SCHEMA)?);
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema, properties()?)?;
+    for rows in rows.chunks(ROW_GROUP_ROWS) {
+        let mut group = writer.next_row_group()?;
+        let mut index = 0;
+        while let Some(mut column) = group.next_column()? {
+            let longs = |f: fn(&RollupRow) -> i64| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+            let doubles = |f: fn(&RollupRow) -> f64| rows.iter().map(|r| f(r)).collect::<Vec<_>>();
+            match index {
+                0 => strings(&mut column, false, rows.iter().map(|r| Some(r.key.level())))?,
+                1 => {
+                    let names: Vec<String> = rows.iter().map(|r| r.key.name()).collect();
+                    strings(&mut column, false, names.iter().map(|n| Some(n.as_str())))?;
+                }
+                2 => strings(
+                    &mut column,
+                    false,
+                    rows.iter().map(|r| Some(r.metric.as_str())),
+                )?,
+                3 | 4 | 8 | 10 | 12 => {
+                    let values = match index {
+                        3 => longs(|r| r.window_start_ms),
+                        4 => longs(|r| r.aggregates.count as i64),
+                        8 => longs(|r| r.aggregates.first_ms),
+                        10 => longs(|r| r.aggregates.last_ms),
+                        _ => longs(|r| r.computed_at_ms),
+                    };
+                    column
+                        .typed::<Int64Type>()
+                        .write_batch(&values, None, None)?;
+                }
+                _ => {
+                    let values = match index {
+                        5 => doubles(|r| r.aggregates.sum),
+                        6 => doubles(|r| r.aggregates.min),
+                        7 => doubles(|r| r.aggregates.max),
+                        9 => doubles(|r| r.aggregates.first),
+                        _ => doubles(|r| r.aggregates.last),
+                    };
+                    column
+                        .typed::<DoubleType>()
+                        .write_batch(&values, None, None)?;
+                }
+            }
+            column.close()?;
+            index += 1;
+        }
+        group.close()?;
+    }
+    writer.close()?;
+    Ok(out)
+}
+
+/// A rollup file of `tier` read back.
+pub fn decode_rollups(bytes: Vec<u8>, tier: Tier) -> Result<Vec<RollupRow>, FormatError> {
+    let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))?;
+    let mut out = Vec::new();
+    for row in reader.get_row_iter(None)? {
+        let row = row?;
+        let (mut level, mut name, mut metric) = (String::new(), String::new(), String::new());
+        let (mut longs, mut doubles) = ([0i64; 5], [0f64; 5]);
+        for (column, field) in row.get_column_iter() {
+            let long = match column.as_str() {
+                "window_start" => Some(0),
+                "count" => Some(1),
+                "first_time" => Some(2),
+                "last_time" => Some(3),
+                "computed_at" => Some(4),
+                _ => None,
+            };
+            let double = match column.as_str() {
+                "sum" => Some(0),
+                "min" => Some(1),
+                "max" => Some(2),
+                "first" => Some(3),
+                "last" => Some(4),
+                _ => None,
+            };
+            match (column.as_str(), field, long, double) {
+                ("level", Field::Str(s), ..) => level.clone_from(s),
+                ("name", Field::Str(s), ..) => name.clone_from(s),
+                ("metric", Field::Str(s), ..) => metric.clone_from(s),
+                (_, Field::TimestampMillis(v) | Field::Long(v), Some(i), _) => longs[i] = *v,
+                (_, Field::Double(v), _, Some(i)) => doubles[i] = *v,
+                _ => {}
+            }
+        }
+        let key = SeriesKey::parse(&level, &name)
+            .ok_or_else(|| FormatError(format!("rollup row of level {level:?} names {name:?}")))?;
+        out.push(RollupRow {
+            tier,
+            key,
+            metric,
+            window_start_ms: longs[0],
+            aggregates: Aggregates {
+                count: longs[1].max(0) as u64,
+                sum: doubles[0],
+                min: doubles[1],
+                max: doubles[2],
+                first_ms: longs[2],
+                first: doubles[3],
+                last_ms: longs[3],
+                last: doubles[4],
+            },
+            computed_at_ms: longs[4],
+        });
+    }
+    Ok(out)
 }
 
 /// Rows in a file (from its footer, without reading the rows).
@@ -322,5 +536,51 @@ mod tests {
         }
         assert_eq!(back, expected);
         assert!(decode(b"not parquet".to_vec()).is_err());
+    }
+
+    #[test]
+    fn rollup_rows_survive_the_file_and_one_device_is_read_alone() {
+        let row = |key: SeriesKey, window_start_ms: i64| RollupRow {
+            tier: Tier::Hour,
+            key,
+            metric: "soc".into(),
+            window_start_ms,
+            aggregates: Aggregates {
+                count: 3,
+                sum: 7.5,
+                min: 1.0,
+                max: 4.5,
+                first_ms: window_start_ms + 1,
+                first: 2.0,
+                last_ms: window_start_ms + 9,
+                last: 1.0,
+            },
+            computed_at_ms: 99,
+        };
+        let rows = vec![
+            row(SeriesKey::Device("b".into()), 3_600_000),
+            row(SeriesKey::Group(LocationPath::parse("w/z").unwrap()), 0),
+            row(SeriesKey::Device("a".into()), 0),
+        ];
+        let mut back = decode_rollups(encode_rollups(&rows).unwrap(), Tier::Hour).unwrap();
+        let mut expected = rows.clone();
+        let order = |r: &RollupRow| (r.key.clone(), r.window_start_ms);
+        back.sort_by_key(order);
+        expected.sort_by_key(order);
+        assert_eq!(back, expected);
+
+        let many: Vec<Reading> = (0..(ROW_GROUP_ROWS as i64 + 10))
+            .map(|i| {
+                reading(
+                    if i % 2 == 0 { "a" } else { "z" },
+                    i,
+                    vec![("t", MetricValue::Number(1.0))],
+                )
+            })
+            .collect();
+        let bytes = encode(&many).unwrap();
+        let only_z = decode_device(bytes, Some("z")).unwrap();
+        assert_eq!(only_z.len(), many.len() / 2);
+        assert!(only_z.iter().all(|r| r.device_id == "z"));
     }
 }

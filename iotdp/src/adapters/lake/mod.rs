@@ -1,14 +1,20 @@
-//! The lake: readings as Parquet objects in the stack's S3 bucket, under `date=/hour=`
-//! partitions, and a manifest per hour naming the objects a reader reads. Reads never list
-//! the bucket: they read an hour's manifest, then its objects. A manifest changes only by a
-//! conditional write (`If-Match` its ETag, or `If-None-Match: *` for the first), so two
-//! writers never lose each other's objects, and a reader sees an object either not at all or
-//! whole. Duplicates (a retried batch, a redelivered message) are removed on read: the latest
-//! version of each device and instant wins, as on the other stores.
+//! The lake: readings and rollup rows as Parquet objects in the stack's S3 bucket, under
+//! Hive-style partitions ([`layout`]), and a manifest per partition naming the objects a
+//! reader reads. Reads never list the bucket: they read a partition's manifest, then its
+//! objects. A manifest changes only by a conditional write (`If-Match` its ETag, or
+//! `If-None-Match: *` for the first), so two writers never lose each other's objects, and a
+//! reader sees an object either not at all or whole. Ingest appends objects as they come;
+//! the [`compaction`] rewrites a partition into one object of one version of each row, and
+//! swaps it into the manifest by the same conditional write. Until then duplicates (a
+//! retried batch, a redelivered message) are removed on read: the latest version of each
+//! device and instant wins, as on the other stores.
 
+pub mod compaction;
 pub mod format;
+pub mod layout;
 pub mod manifest;
 mod reader;
+mod rollups;
 
 use std::time::Duration;
 
@@ -18,10 +24,9 @@ use aws_sdk_s3::primitives::ByteStream;
 
 use crate::domain::Reading;
 use crate::ingest::ports::{StoreError, TimeSeriesStore, WriteReport};
+use layout::{KeyHash, Partition, Table};
 use manifest::{Manifest, ManifestEntry};
 
-/// An hour in milliseconds: the partition of raw objects and manifests.
-const HOUR_MS: i64 = 3_600_000;
 /// Conditional manifest updates tried before the batch is returned for retry.
 const MANIFEST_ATTEMPTS: u32 = 10;
 
@@ -33,14 +38,18 @@ pub struct LakeStore {
 }
 
 /// What a call to S3 failed with, as the ports need it.
-#[derive(Debug)]
-pub(crate) enum S3Failure {
+#[derive(Debug, thiserror::Error)]
+pub enum S3Failure {
     /// Throttled or unavailable (503 SlowDown, 500): worth retrying.
+    #[error("{0} (S3 throttled or unavailable: retried later)")]
     Retryable(String),
     /// The object is not there.
+    #[error("an object the lake named is gone")]
     Missing,
     /// A conditional write lost to another writer (412, 409).
+    #[error("a manifest changed under {MANIFEST_ATTEMPTS} conditional writes in a row")]
     Conflict,
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -87,35 +96,22 @@ impl S3Failure {
 
 /// The hour partition of a time: `date=YYYY-MM-DD/hour=HH`.
 pub fn partition(time_ms: i64) -> String {
-    let hour = time_ms.div_euclid(HOUR_MS) * HOUR_MS;
-    let at = chrono::DateTime::from_timestamp_millis(hour).unwrap_or_default();
-    at.format("date=%Y-%m-%d/hour=%H").to_string()
+    Table::Raw.partition_of(time_ms).name()
 }
 
-/// The manifest of an hour.
-fn manifest_key(hour_ms: i64) -> String {
-    format!("manifests/raw/{}.json", partition(hour_ms))
-}
-
-/// A raw object's key from what it holds: the same readings (a retried batch) are the same
-/// key, so a retry overwrites instead of adding a copy. FNV-1a over each reading's identity.
-fn object_key(hour_ms: i64, readings: &[&Reading]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut mix = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
+/// A raw object's content hash: the same readings (a retried batch) are the same key, so a
+/// retry overwrites instead of adding a copy.
+fn readings_hash(readings: &[&Reading]) -> u64 {
+    let mut hash = KeyHash::default();
     for r in readings {
-        mix(r.device_id.as_bytes());
-        mix(&r.time_ms.to_le_bytes());
-        mix(&r.version.to_le_bytes());
+        hash.mix(r.device_id.as_bytes());
+        hash.mix(&r.time_ms.to_le_bytes());
+        hash.mix(&r.version.to_le_bytes());
         for m in &r.metrics {
-            mix(m.name.as_bytes());
+            hash.mix(m.name.as_bytes());
         }
     }
-    format!("raw/{}/{hash:016x}.parquet", partition(hour_ms))
+    hash.finish()
 }
 
 impl LakeStore {
@@ -148,7 +144,12 @@ impl LakeStore {
         Ok((body.into_bytes().to_vec(), etag))
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>, condition: Condition) -> Result<(), S3Failure> {
+    pub(crate) async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        condition: Condition,
+    ) -> Result<(), S3Failure> {
         let request = self
             .client
             .put_object()
@@ -169,16 +170,64 @@ impl LakeStore {
             .map_err(|e| S3Failure::from_sdk(&format!("PutObject s3://{}/{key}", self.bucket), e))
     }
 
-    /// An hour's manifest and its ETag (an empty one, without, if the hour has none yet).
+    /// Delete `key`; one already gone is no failure.
+    pub(crate) async fn delete(&self, key: &str) -> Result<(), S3Failure> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                match S3Failure::from_sdk(&format!("DeleteObject s3://{}/{key}", self.bucket), e) {
+                    S3Failure::Missing => Ok(()),
+                    other => Err(other),
+                }
+            }
+        }
+    }
+
+    /// Every key under `prefix` with when it was last written (epoch ms): the compaction's
+    /// listing of marks and of a partition's objects; never on the read path.
+    pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<(String, i64)>, S3Failure> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                S3Failure::from_sdk(&format!("ListObjectsV2 s3://{}/{prefix}", self.bucket), e)
+            })?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    let written = object
+                        .last_modified()
+                        .and_then(|t| t.to_millis().ok())
+                        .unwrap_or(0);
+                    out.push((key.to_owned(), written));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A partition's manifest and its ETag (an empty one, without, if it has none yet).
     pub(crate) async fn manifest(
         &self,
-        hour_ms: i64,
+        partition: Partition,
     ) -> Result<(Manifest, Option<String>), S3Failure> {
-        match self.get(&manifest_key(hour_ms)).await {
+        let key = partition.manifest_key();
+        match self.get(&key).await {
             Ok((bytes, etag)) => Ok((
-                Manifest::parse(&bytes).map_err(|e| {
-                    S3Failure::Failed(format!("{} is not a manifest: {e}", manifest_key(hour_ms)))
-                })?,
+                Manifest::parse(&bytes)
+                    .map_err(|e| S3Failure::Failed(format!("{key} is not a manifest: {e}")))?,
                 etag,
             )),
             Err(S3Failure::Missing) => Ok((Manifest::default(), None)),
@@ -186,32 +235,60 @@ impl LakeStore {
         }
     }
 
-    /// Add `entry` to its hour's manifest, by conditional writes, retried while another
-    /// writer wins the race.
-    async fn add_to_manifest(&self, hour_ms: i64, entry: ManifestEntry) -> Result<(), S3Failure> {
+    /// Write `body` as an object of `partition` and name it in the partition's manifest. The
+    /// first object since the partition was last compacted also marks the partition for the
+    /// compaction, after the manifest names it (so a compaction that consumed the mark before
+    /// this write cannot miss it); a retry that finds its object named marks again.
+    pub(crate) async fn append(
+        &self,
+        partition: Partition,
+        hash: u64,
+        body: Vec<u8>,
+        rows: usize,
+    ) -> Result<(), S3Failure> {
+        let key = partition.incoming_key(hash);
+        self.put(&key, body, Condition::None).await?;
+        let entry = ManifestEntry {
+            key,
+            rows,
+            compacted: false,
+        };
         for attempt in 0..MANIFEST_ATTEMPTS {
-            let (mut manifest, etag) = self.manifest(hour_ms).await?;
+            let (mut manifest, etag) = self.manifest(partition).await?;
+            let first_since_compaction = manifest.uncompacted() == 0;
             if !manifest.add(entry.clone()) {
-                return Ok(());
+                return self.mark(partition).await;
             }
             let condition = etag.map_or(Condition::Absent, Condition::Unchanged);
             match self
-                .put(&manifest_key(hour_ms), manifest.to_bytes(), condition)
+                .put(&partition.manifest_key(), manifest.to_bytes(), condition)
                 .await
             {
+                Ok(()) if first_since_compaction => return self.mark(partition).await,
                 Ok(()) => return Ok(()),
-                Err(S3Failure::Conflict) => {
-                    let jitter = fastrand::u64(0..=20u64 << attempt.min(4));
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
-                }
+                Err(S3Failure::Conflict) => backoff(attempt).await,
                 Err(other) => return Err(other),
             }
         }
         Err(S3Failure::Conflict)
     }
+
+    /// Name `partition` for the compaction (an empty object; writing it twice is harmless).
+    pub(crate) async fn mark(&self, partition: Partition) -> Result<(), S3Failure> {
+        self.put(&partition.mark_key(), Vec::new(), Condition::None)
+            .await
+    }
 }
 
-enum Condition {
+/// After a lost conditional write: a random pause, growing with the attempts, so racing
+/// writers spread out.
+pub(crate) async fn backoff(attempt: u32) {
+    let jitter = fastrand::u64(0..=20u64 << attempt.min(4));
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
+}
+
+/// What a PUT requires of the object it replaces.
+pub(crate) enum Condition {
     None,
     Absent,
     Unchanged(String),
@@ -227,22 +304,18 @@ impl TimeSeriesStore for LakeStore {
     /// stored once its manifest names it. Any failure returns the whole batch for retry; the
     /// retry writes the same keys again.
     async fn write(&self, readings: &[Reading]) -> Result<WriteReport, StoreError> {
-        let mut hours: std::collections::BTreeMap<i64, Vec<&Reading>> = Default::default();
+        let mut hours: std::collections::BTreeMap<Partition, Vec<&Reading>> = Default::default();
         for r in readings {
             hours
-                .entry(r.time_ms.div_euclid(HOUR_MS) * HOUR_MS)
+                .entry(Table::Raw.partition_of(r.time_ms))
                 .or_default()
                 .push(r);
         }
-        for (hour_ms, part) in hours {
+        for (hour, part) in hours {
             let owned: Vec<Reading> = part.iter().map(|r| (*r).clone()).collect();
             let body = format::encode(&owned).map_err(|e| StoreError::Failed(e.to_string()))?;
-            let key = object_key(hour_ms, &part);
             let rows = owned.iter().map(|r| r.metrics.len()).sum();
-            self.put(&key, body, Condition::None)
-                .await
-                .map_err(S3Failure::into_store_error)?;
-            self.add_to_manifest(hour_ms, ManifestEntry { key, rows })
+            self.append(hour, readings_hash(&part), body, rows)
                 .await
                 .map_err(S3Failure::into_store_error)?;
         }
@@ -267,8 +340,7 @@ mod tests {
             dimensions: None,
         };
         let (a, b) = (r(1), r(2));
-        assert_eq!(object_key(0, &[&a]), object_key(0, &[&a]));
-        assert_ne!(object_key(0, &[&a]), object_key(0, &[&b]));
-        assert!(object_key(0, &[&a]).starts_with("raw/date=1970-01-01/hour=00/"));
+        assert_eq!(readings_hash(&[&a]), readings_hash(&[&a]));
+        assert_ne!(readings_hash(&[&a]), readings_hash(&[&b]));
     }
 }

@@ -1,10 +1,11 @@
-//! The lake read back through the query port: an hour's manifest, then its objects, the
-//! duplicates removed, then the same answers the memory reference computes
+//! The lake read back through the query port: each partition's manifest, then its objects,
+//! the duplicates removed, then the same answers the memory reference computes
 //! ([`crate::query::evaluate`]).
 
 use futures_util::StreamExt;
 
-use super::{HOUR_MS, LakeStore, S3Failure, format};
+use super::layout::{Partition, Table};
+use super::{LakeStore, S3Failure, format};
 use crate::domain::{LocationPath, Reading};
 use crate::query::evaluate::{
     drill_down_groups, is_under, latest_of, latest_per_device, latest_writes, metric_names_of,
@@ -15,53 +16,116 @@ use crate::query::model::{
 };
 use crate::query::ports::TimeSeriesReader;
 
-/// How far back the latest values are looked for, in hours: a device silent longer shows no
-/// latest value until the per-device latest item (the next step) replaces this walk.
+/// How far back the latest values are looked for, in hours.
 pub const LATEST_LOOKBACK_HOURS: i64 = 48;
 /// Objects fetched at once.
 const PARALLEL_GETS: usize = 16;
+/// Reads of a set of partitions begun again when an object a manifest named was gone (a
+/// compaction replaced it between the manifest's read and the object's).
+const READ_ATTEMPTS: u32 = 4;
+const HOUR_MS: i64 = 3_600_000;
 
 impl LakeStore {
-    /// Every reading of `range` (the latest write of each device and instant), in time order.
-    pub async fn readings(&self, range: TimeRange) -> Result<Vec<Reading>, QueryError> {
-        let first = range.from_ms.div_euclid(HOUR_MS) * HOUR_MS;
-        let hours: Vec<i64> = (first..range.to_ms).step_by(HOUR_MS as usize).collect();
-        let mut keys = Vec::new();
-        for hour in hours {
-            let (manifest, _) = self.manifest(hour).await.map_err(read_error)?;
-            keys.extend(manifest.objects.into_iter().map(|o| o.key));
+    /// Every object the manifests of `partitions` name, each decoded by `decode`, read as of
+    /// one moment of each manifest: if a compaction replaces an object while it is read, the
+    /// read begins again from the new manifest, so no row is seen twice or missed.
+    pub(crate) async fn read_partitions<T, D>(
+        &self,
+        partitions: &[Partition],
+        decode: D,
+    ) -> Result<Vec<T>, QueryError>
+    where
+        D: Fn(Partition, Vec<u8>) -> Result<Vec<T>, format::FormatError> + Sync,
+        T: Send,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.read_once(partitions, &decode).await {
+                Err(S3Failure::Missing) if attempt < READ_ATTEMPTS => continue,
+                Err(S3Failure::Missing) => {
+                    return Err(QueryError::Store(format!(
+                        "objects kept vanishing under {READ_ATTEMPTS} reads in a row (compactions running back to back?): try again"
+                    )));
+                }
+                other => return other.map_err(read_error),
+            }
         }
-        let files: Vec<Result<Vec<Reading>, QueryError>> = futures_util::stream::iter(keys)
-            .map(|key| async move {
-                let (bytes, _) = self.get(&key).await.map_err(read_error)?;
-                format::decode(bytes).map_err(|e| QueryError::Store(format!("{key}: {e}")))
+    }
+
+    async fn read_once<T, D>(
+        &self,
+        partitions: &[Partition],
+        decode: &D,
+    ) -> Result<Vec<T>, S3Failure>
+    where
+        D: Fn(Partition, Vec<u8>) -> Result<Vec<T>, format::FormatError> + Sync,
+    {
+        let manifests: Vec<Result<(Partition, Vec<String>), S3Failure>> =
+            futures_util::stream::iter(partitions.iter().copied())
+                .map(|p| async move {
+                    let (manifest, _) = self.manifest(p).await?;
+                    Ok((p, manifest.objects.into_iter().map(|o| o.key).collect()))
+                })
+                .buffered(PARALLEL_GETS)
+                .collect()
+                .await;
+        let mut keys = Vec::new();
+        for m in manifests {
+            let (p, names) = m?;
+            keys.extend(names.into_iter().map(|k| (p, k)));
+        }
+        let files: Vec<Result<Vec<T>, S3Failure>> = futures_util::stream::iter(keys)
+            .map(|(p, key)| async move {
+                let (bytes, _) = self.get(&key).await?;
+                decode(p, bytes).map_err(|e| S3Failure::Failed(format!("{key}: {e}")))
             })
             .buffer_unordered(PARALLEL_GETS)
             .collect()
             .await;
         let mut all = Vec::new();
         for file in files {
-            all.extend(
-                file?
-                    .into_iter()
-                    .filter(|r| r.time_ms >= range.from_ms && r.time_ms < range.to_ms),
-            );
+            all.extend(file?);
         }
-        Ok(latest_writes(all))
+        Ok(all)
+    }
+
+    /// Every reading of `range` (the latest write of each device and instant), of one device
+    /// or of all, in time order.
+    pub async fn readings_of(
+        &self,
+        range: TimeRange,
+        device: Option<&str>,
+    ) -> Result<Vec<Reading>, QueryError> {
+        let partitions = Table::Raw.partitions(range.from_ms, range.to_ms);
+        let all = self
+            .read_partitions(&partitions, |_, bytes| format::decode_device(bytes, device))
+            .await?;
+        Ok(latest_writes(all.into_iter().filter(|r| {
+            r.time_ms >= range.from_ms && r.time_ms < range.to_ms
+        })))
+    }
+
+    /// Every reading of `range`.
+    pub async fn readings(&self, range: TimeRange) -> Result<Vec<Reading>, QueryError> {
+        self.readings_of(range, None).await
     }
 
     /// The readings of the last [`LATEST_LOOKBACK_HOURS`].
-    async fn recent(&self) -> Result<Vec<Reading>, QueryError> {
+    async fn recent(&self, device: Option<&str>) -> Result<Vec<Reading>, QueryError> {
         let now = chrono::Utc::now().timestamp_millis();
-        self.readings(TimeRange {
-            from_ms: now - LATEST_LOOKBACK_HOURS * HOUR_MS,
-            to_ms: now + HOUR_MS,
-        })
+        self.readings_of(
+            TimeRange {
+                from_ms: now - LATEST_LOOKBACK_HOURS * HOUR_MS,
+                to_ms: now + HOUR_MS,
+            },
+            device,
+        )
         .await
     }
 }
 
-fn read_error(failure: S3Failure) -> QueryError {
+pub(crate) fn read_error(failure: S3Failure) -> QueryError {
     match failure {
         S3Failure::Retryable(m) | S3Failure::Failed(m) => QueryError::Store(m),
         S3Failure::Missing => QueryError::Store("a manifest names an object that is gone".into()),
@@ -71,7 +135,7 @@ fn read_error(failure: S3Failure) -> QueryError {
 
 impl TimeSeriesReader for LakeStore {
     async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
-        Ok(metric_names_of(&self.recent().await?))
+        Ok(metric_names_of(&self.recent(None).await?))
     }
 
     async fn latest_values(
@@ -79,7 +143,7 @@ impl TimeSeriesReader for LakeStore {
         device_id: &str,
         metrics: &[&str],
     ) -> Result<Vec<(String, Point)>, QueryError> {
-        let recent = self.recent().await?;
+        let recent = self.recent(Some(device_id)).await?;
         Ok(latest_of(
             recent.iter().filter(|r| r.device_id == device_id),
             metrics,
@@ -88,11 +152,10 @@ impl TimeSeriesReader for LakeStore {
 
     async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
         crate::query::names::checked_range(query.range)?;
-        let readings = self.readings(query.range).await?;
-        let values = values_of(
-            readings.iter().filter(|r| r.device_id == query.device_id),
-            &query.metric,
-        );
+        let readings = self
+            .readings_of(query.range, Some(&query.device_id))
+            .await?;
+        let values = values_of(readings.iter(), &query.metric);
         series_points(values, query)
     }
 
@@ -101,7 +164,7 @@ impl TimeSeriesReader for LakeStore {
         metric: &str,
         filter: &FleetFilter,
     ) -> Result<Vec<DeviceValue>, QueryError> {
-        let recent = self.recent().await?;
+        let recent = self.recent(None).await?;
         let values = values_of(
             recent.iter().filter(|r| {
                 (filter.within.is_empty() || is_under(r, &filter.within))
