@@ -495,17 +495,25 @@ pub struct LakeMonth {
 
 /// The lake's month for `load`, from what was measured (`lake`), the job's counts
 /// (`per.reads.lake`) and the deployment.
-pub fn lake_month(load: &Load, per: &PerMessage, lake: &LakeMeasure, options: &LakeOptions) -> LakeMonth {
+pub fn lake_month(
+    load: &Load,
+    per: &PerMessage,
+    lake: &LakeMeasure,
+    options: &LakeOptions,
+) -> LakeMonth {
     let deployment = &per.deployment;
     let schedule = Schedule::every_minutes(deployment.rollup_every_minutes);
     let runs = HOURS_PER_MONTH * HOUR_SECONDS / schedule.every_seconds;
     let job = &per.reads.lake;
     let messages = load.messages_per_month();
     let rate = messages / (HOURS_PER_MONTH * HOUR_SECONDS);
-    let per_invocation = (rate * BATCHING_WINDOW_SECONDS / POLLERS).clamp(1.0, MESSAGES_PER_INVOCATION);
+    let per_invocation =
+        (rate * BATCHING_WINDOW_SECONDS / POLLERS).clamp(1.0, MESSAGES_PER_INVOCATION);
     let invocations = messages / per_invocation;
     let readings_per_invocation = per_invocation * per.readings.max(1) as f64;
-    let chunks = (readings_per_invocation / READINGS_PER_WRITE).ceil().max(1.0);
+    let chunks = (readings_per_invocation / READINGS_PER_WRITE)
+        .ceil()
+        .max(1.0);
     // One raw hour: every invocation in the hours it is late by leaves an object per chunk.
     let rows_per_hour = load.readings_per_month() * load.metrics as f64 / HOURS_PER_MONTH;
     let objects_per_hour = invocations / HOURS_PER_MONTH * chunks;
@@ -567,8 +575,8 @@ pub fn lake_month(load: &Load, per: &PerMessage, lake: &LakeMeasure, options: &L
             })
             .sum::<f64>();
     // Bytes: a month of each, compacted (one file an hour partition for raw).
-    let raw_bytes = rows_per_hour * HOURS_PER_MONTH * lake.raw_bytes_per_row
-        + raw_partitions * lake.file_bytes;
+    let raw_bytes =
+        rows_per_hour * HOURS_PER_MONTH * lake.raw_bytes_per_row + raw_partitions * lake.file_bytes;
     let rollup_bytes = rollup_bytes + rollup_objects * lake.file_bytes;
     let raw_gib = raw_bytes / GIB;
     let rollup_gib = rollup_bytes / GIB;
@@ -580,9 +588,8 @@ pub fn lake_month(load: &Load, per: &PerMessage, lake: &LakeMeasure, options: &L
     let billed = object_bytes.max(MINIMUM_BILLED_OBJECT_BYTES) / object_bytes.max(1.0);
     // Athena: a third each of the docs' three queries.
     let third = options.analyst_queries.max(0.0) / 3.0;
-    let year_of = |i: usize| {
-        job.rollup_rows_per_series_day[i] * 365.0 * series * job.rollup_bytes_per_row[i]
-    };
+    let year_of =
+        |i: usize| job.rollup_rows_per_series_day[i] * 365.0 * series * job.rollup_bytes_per_row[i];
     let week_of_keys = rows_per_hour * 24.0 * 7.0 * lake.raw_key_bytes_per_row;
     let scanned: f64 = [year_of(2), year_of(1), week_of_keys]
         .into_iter()
@@ -648,10 +655,26 @@ pub fn lake_bill(
         (get, "lake_s3_get_rollup_job", month.job_gets),
         (get, "lake_s3_get_dashboards", month.dashboard_gets),
         (get, "lake_s3_get_athena", month.athena_gets),
-        ("s3_standard_gb_months", "lake_raw_standard_gb_months", month.raw_standard_gib_months),
-        ("s3_standard_gb_months", "lake_rollups_standard_gb_months", month.rollup_gib_months),
-        ("athena_tb_scanned", "lake_athena_tb_scanned", month.athena_tb),
-        ("lambda_arm_gb_seconds", "lake_compaction_gb_seconds", month.compaction_gb_seconds),
+        (
+            "s3_standard_gb_months",
+            "lake_raw_standard_gb_months",
+            month.raw_standard_gib_months,
+        ),
+        (
+            "s3_standard_gb_months",
+            "lake_rollups_standard_gb_months",
+            month.rollup_gib_months,
+        ),
+        (
+            "athena_tb_scanned",
+            "lake_athena_tb_scanned",
+            month.athena_tb,
+        ),
+        (
+            "lambda_arm_gb_seconds",
+            "lake_compaction_gb_seconds",
+            month.compaction_gb_seconds,
+        ),
     ] {
         bill.add_as(prices, key, item, quantity)?;
     }
@@ -704,14 +727,20 @@ mod tests {
         let arrivals: Vec<(f64, f64)> = (0..40).map(|i| (i as f64, 1.0)).collect();
         let counts = partition_counts(&arrivals, 3_600.0, SCHEDULE);
         assert_eq!(
-            (counts.marks, counts.compactions, counts.compaction_object_gets),
+            (
+                counts.marks,
+                counts.compactions,
+                counts.compaction_object_gets
+            ),
             (1.0, 1.0, 40.0)
         );
         assert_eq!(counts.open_objects, 1.0);
         // 768 objects evenly over the hour, 64 before each run: every run from 5 to 60
         // minutes finds 64 ≥ 32 and compacts them with the previous compacted object, so
         // nothing is left for the close at 70: 12 compactions, each after a mark.
-        let steady: Vec<(f64, f64)> = (0..768).map(|i| (i as f64 * 3_600.0 / 768.0, 1.0)).collect();
+        let steady: Vec<(f64, f64)> = (0..768)
+            .map(|i| (i as f64 * 3_600.0 / 768.0, 1.0))
+            .collect();
         let counts = partition_counts(&steady, 3_600.0, SCHEDULE);
         assert_eq!(counts.marks, 12.0);
         assert_eq!(counts.compactions, 12.0);
@@ -733,13 +762,152 @@ mod tests {
         assert_eq!(counts.closed_objects, 1.0);
     }
 
+    fn hand_measure() -> LakeMeasure {
+        LakeMeasure {
+            raw_bytes_per_row: 4.0,
+            raw_key_bytes_per_row: 1.0,
+            file_bytes: 1_000.0,
+            sample_rows: 1,
+            hour_offsets: vec![(0, 1.0)],
+        }
+    }
+
+    /// The bill's hand case (1,000 devices every 60 s, one metric: 43.2 M messages, 16.7 a
+    /// second), with no rollups: an invocation gathers a fifth of 5 s (16.7 messages), so
+    /// 3,600 objects an hour, 300 before each run: 12 compactions an hour, each after a mark.
+    #[test]
+    fn the_month_is_the_hand_computed_one() {
+        use crate::bill::tests::{hand_load, hand_per};
+        let (load, per) = (hand_load(), hand_per());
+        let month = lake_month(&load, &per, &hand_measure(), &LakeOptions::default());
+        assert!((month.messages_per_invocation - 50.0 / 3.0).abs() < 1e-9);
+        assert!((month.invocations - 2_592_000.0).abs() < 1e-6);
+        assert_eq!((month.raw.objects, month.raw.marks), (3_600.0, 12.0));
+        // Each object a PUT, a manifest GET and PUT; 12 marks an hour; 720 hours.
+        assert!((month.ingest_puts - (3_600.0 * 2.0 + 12.0) * 720.0).abs() < 1e-6);
+        assert!((month.ingest_gets - 3_600.0 * 720.0).abs() < 1e-6);
+        // A LIST a run; each compaction a manifest GET, its objects (300, then 300 and the
+        // compacted one), a PUT of the object and of the manifest.
+        assert_eq!(month.compaction_lists, 8_640.0);
+        assert!((month.compaction_puts - 12.0 * 2.0 * 720.0).abs() < 1e-6);
+        let gets = 12.0 + 300.0 + 11.0 * 301.0;
+        assert!((month.compaction_gets - gets * 720.0).abs() < 1e-6);
+        // 60,000 rows an hour, rewritten 5,000, 10,000, … 60,000 rows at a time.
+        let rows = 5_000.0 * 78.0 * 720.0;
+        assert!((month.compaction_gb_seconds - rows / 70_000.0 * 0.5).abs() < 1e-6);
+        // 4 bytes a row and a 1,000-byte file an hour; a year held, 3 months in Standard.
+        let gib = (60_000.0 * 720.0 * 4.0 + 720.0 * 1_000.0) / GIB;
+        assert!((month.raw_gib_per_month - gib).abs() < 1e-12);
+        assert!((month.raw_standard_gib_months - 3.0 * gib).abs() < 1e-12);
+        assert!((month.raw_class_gib_months - 9.0 * gib).abs() < 1e-12);
+        assert_eq!(month.transitions, 720.0);
+        // Athena: no rollups here, and a week of keys is 10,080,000 bytes (9.6 MiB): each
+        // query pays the 10 MB minimum, 100 a month.
+        assert!((month.athena_tb - 100.0 * 10.0 * MB / (GIB * 1024.0)).abs() < 1e-12);
+        // Everything in Standard: no colder class, no transitions.
+        let standard = LakeOptions {
+            raw_class: StorageClass::Standard,
+            ..LakeOptions::default()
+        };
+        let month = lake_month(&load, &per, &hand_measure(), &standard);
+        assert!((month.raw_standard_gib_months - 12.0 * gib).abs() < 1e-12);
+        assert_eq!((month.raw_class_gib_months, month.transitions), (0.0, 0.0));
+    }
+
+    /// A gateway's 5-hour batch, one message an invocation: five objects an invocation, one
+    /// in each hour it reaches back to.
+    #[test]
+    fn a_five_hour_batch_touches_five_hours() {
+        let load = &Load::references()[2];
+        let offsets = hour_offsets(load).unwrap();
+        assert_eq!(
+            offsets.iter().map(|o| o.0).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
+        assert!(offsets.iter().all(|o| (o.1 - 0.2).abs() < 1e-9));
+        use crate::bill::tests::hand_per;
+        let per = PerMessage {
+            readings: 250,
+            ..hand_per()
+        };
+        let measure = LakeMeasure {
+            hour_offsets: offsets,
+            ..hand_measure()
+        };
+        let month = lake_month(load, &per, &measure, &LakeOptions::default());
+        assert_eq!(month.messages_per_invocation, 1.0);
+        // 200 messages an hour, each an object in five hours: 1,000 a partition.
+        assert!((month.raw.objects - 1_000.0).abs() < 1e-9);
+        assert!((month.ingest_gets - 144_000.0 * 5.0).abs() < 1e-6);
+    }
+
+    /// The lake's bill has every line of the other stores but Timestream's, and its own.
+    #[test]
+    fn the_lake_bill_replaces_the_store_lines_only() {
+        use crate::bill::tests::{flat_prices, hand_load, hand_per};
+        let mut prices = flat_prices();
+        let flat = prices.0["sqs_requests"].clone();
+        for key in [
+            "s3_put_requests",
+            "s3_get_requests",
+            "s3_standard_gb_months",
+            "s3_glacier_ir_gb_months",
+            "s3_lifecycle_transitions_glacier_ir",
+            "athena_tb_scanned",
+        ] {
+            prices.0.insert(key.into(), flat.clone());
+        }
+        let (load, per) = (hand_load(), hand_per());
+        let options = Options::new(true, crate::Transport::Sqs);
+        let bill = lake_bill(
+            &load,
+            &per,
+            &hand_measure(),
+            options,
+            &LakeOptions::default(),
+            &prices,
+        )
+        .unwrap();
+        let items: Vec<&str> = bill.lines.iter().map(|l| l.item.as_str()).collect();
+        for item in [
+            "iot_core_connectivity_minutes",
+            "iot_core_rules_triggered",
+            "sqs_requests",
+            "lambda_requests",
+            "dynamodb_write_request_units",
+            "lake_s3_put_ingest",
+            "lake_s3_get_compaction",
+            "lake_raw_standard_gb_months",
+            "lake_raw_glacier_ir_gb_months",
+            "lake_rollups_standard_gb_months",
+            "lake_athena_tb_scanned",
+            "lake_compaction_gb_seconds",
+            "lake_lifecycle_transitions",
+        ] {
+            assert!(items.contains(&item), "{item} in {items:?}");
+        }
+        assert!(!bill.by_service().contains_key("Timestream"));
+        let timestream = iotdp_bill(&load, &per, options, &prices).unwrap();
+        let shared = |b: &Bill| b.item("sqs_requests") + b.item("iot_core_actions");
+        assert_eq!(shared(&bill), shared(&timestream));
+    }
+
     #[test]
     fn rollup_partitions_are_days_and_months() {
         let t = 1_765_123_456_789; // 2025-12-07T16:04Z
-        assert_eq!(rollup_partition(Tier::Minute, t), "rollups/1m/date=2025-12-07");
-        assert_eq!(rollup_partition(Tier::Hour, t), "rollups/1h/date=2025-12-07");
+        assert_eq!(
+            rollup_partition(Tier::Minute, t),
+            "rollups/1m/date=2025-12-07"
+        );
+        assert_eq!(
+            rollup_partition(Tier::Hour, t),
+            "rollups/1h/date=2025-12-07"
+        );
         assert_eq!(rollup_partition(Tier::Day, t), "rollups/1d/month=2025-12");
-        assert_eq!(StorageClass::parse("GLACIER_IR"), Some(StorageClass::GlacierIr));
+        assert_eq!(
+            StorageClass::parse("GLACIER_IR"),
+            Some(StorageClass::GlacierIr)
+        );
         assert_eq!(StorageClass::parse("glacier"), None);
     }
 }
