@@ -445,7 +445,9 @@ struct CountingRollups {
 
 impl CountingRollups {
     fn tally(&self) -> std::sync::MutexGuard<'_, LakeTally> {
-        self.lake.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.lake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A run's (tier, partition) writes are one object each.

@@ -180,7 +180,12 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
         ] {
             assert!(items.contains(&item), "{name}: {item} in {items:?}");
         }
-        assert!(!lake["by_service"].as_object().unwrap().contains_key("Timestream"));
+        assert!(
+            !lake["by_service"]
+                .as_object()
+                .unwrap()
+                .contains_key("Timestream")
+        );
         assert!(lake["raw_bytes_per_row"].as_f64().unwrap() > 0.5, "{name}");
         let goal = &lake["goal"];
         let ratio = goal["ratio"].as_f64().unwrap();
