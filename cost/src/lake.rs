@@ -27,13 +27,13 @@
 
 use iotdp::adapters::lake::format::{FormatError, encode};
 use iotdp::domain::{LocationPath, Metric, MetricValue, Reading};
-use iotdp::rollup::model::RollupRow;
 use iotdp::rollup::tier::Tier;
 
 use crate::bill::{Bill, GIB, Options, iotdp_bill};
 use crate::load::Load;
 use crate::measure::PerMessage;
 use crate::prices::{PriceError, PriceTable};
+pub use crate::reads::{rollup_as_reading, rollup_partition};
 use crate::{HOURS_PER_MONTH, MESSAGES_PER_INVOCATION};
 
 /// A partition closes this long after its end (late readings still expected).
@@ -409,46 +409,6 @@ fn hour_offsets(load: &Load) -> Result<Vec<(u32, f64)>, LakeError> {
     }
     let n = batch.readings.len() as f64;
     Ok(offsets.into_iter().map(|(k, c)| (k, c / n)).collect())
-}
-
-/// A rollup row as a lake file holds it, for sizing: the raw format, each aggregate a row
-/// of its own (`<metric>.<aggregate>`), the series' name as device. (The lake's own rollup
-/// layout comes with its rollup store; one row per aggregate is the larger of the two.)
-pub fn rollup_as_reading(row: &RollupRow) -> Reading {
-    let a = &row.aggregates;
-    let values = [
-        ("count", a.count as f64),
-        ("sum", a.sum),
-        ("min", a.min),
-        ("max", a.max),
-        ("first", a.first),
-        ("last", a.last),
-        ("first_ms", a.first_ms as f64),
-        ("last_ms", a.last_ms as f64),
-    ];
-    Reading {
-        device_id: format!("{}:{}", row.key.level(), row.key.name()),
-        time_ms: row.window_start_ms,
-        seq: None,
-        metrics: values
-            .into_iter()
-            .map(|(name, v)| Metric {
-                name: format!("{}.{name}", row.metric),
-                value: MetricValue::Number(v),
-            })
-            .collect(),
-        version: row.computed_at_ms,
-        dimensions: None,
-    }
-}
-
-/// The partition a rollup row of `tier` is written to: a day for 1m and 1h, a month for 1d.
-pub fn rollup_partition(tier: Tier, window_start_ms: i64) -> String {
-    let hour = iotdp::adapters::lake::partition(window_start_ms);
-    match tier {
-        Tier::Day => format!("rollups/1d/month={}", &hour[5..12]),
-        other => format!("rollups/{}/{}", other.name(), &hour[..15]),
-    }
 }
 
 /// A rollup tier's partition length in seconds.

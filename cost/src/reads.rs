@@ -154,7 +154,7 @@ pub struct LakeJob {
     /// Rows written per series per day.
     pub rollup_rows_per_series_day: [f64; 3],
     /// Bytes a rollup row takes in a compacted partition, by the lake's writer
-    /// ([`crate::lake::rollup_as_reading`]).
+    /// ([`rollup_as_reading`]).
     pub rollup_bytes_per_row: [f64; 3],
     /// A 24-hour chart's partitions: raw hours open (the current one) and closed, rollup
     /// partitions open (today's, this month's) and closed.
@@ -388,7 +388,7 @@ fn chart_lake_partitions(finest: Tier, lake: &mut LakeJob) {
                 }
             }
             Source::Tier(tier) => {
-                let open = crate::lake::rollup_partition(tier, now_ms);
+                let open = rollup_partition(tier, now_ms);
                 let i = tier_index(tier);
                 for partition in partitions_of(tier, segment.range) {
                     if partition == open {
@@ -417,8 +417,48 @@ fn hours_of(range: TimeRange) -> BTreeSet<String> {
 /// The rollup partitions of `tier` a range touches.
 fn partitions_of(tier: Tier, range: TimeRange) -> BTreeSet<String> {
     (range.from_ms.div_euclid(DAY_MS)..=(range.to_ms - 1).div_euclid(DAY_MS))
-        .map(|d| crate::lake::rollup_partition(tier, (d * DAY_MS).max(range.from_ms)))
+        .map(|d| rollup_partition(tier, (d * DAY_MS).max(range.from_ms)))
         .collect()
+}
+
+/// A rollup row as a lake file holds it, for sizing: the raw format, each aggregate a row
+/// of its own (`<metric>.<aggregate>`), the series' name as device. (The lake's own rollup
+/// layout comes with its rollup store; one row per aggregate is the larger of the two.)
+pub fn rollup_as_reading(row: &RollupRow) -> Reading {
+    let a = &row.aggregates;
+    let values = [
+        ("count", a.count as f64),
+        ("sum", a.sum),
+        ("min", a.min),
+        ("max", a.max),
+        ("first", a.first),
+        ("last", a.last),
+        ("first_ms", a.first_ms as f64),
+        ("last_ms", a.last_ms as f64),
+    ];
+    Reading {
+        device_id: format!("{}:{}", row.key.level(), row.key.name()),
+        time_ms: row.window_start_ms,
+        seq: None,
+        metrics: values
+            .into_iter()
+            .map(|(name, v)| Metric {
+                name: format!("{}.{name}", row.metric),
+                value: MetricValue::Number(v),
+            })
+            .collect(),
+        version: row.computed_at_ms,
+        dimensions: None,
+    }
+}
+
+/// The partition a rollup row of `tier` is written to: a day for 1m and 1h, a month for 1d.
+pub fn rollup_partition(tier: Tier, window_start_ms: i64) -> String {
+    let hour = iotdp::adapters::lake::partition(window_start_ms);
+    match tier {
+        Tier::Day => format!("rollups/1d/month={}", &hour[5..12]),
+        other => format!("rollups/{}/{}", other.name(), &hour[..15]),
+    }
 }
 
 /// What the job did on the lake's terms, run by run.
@@ -475,9 +515,9 @@ impl CountingRollups {
             let mut partitions: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
             for row in tally.rows.iter().filter(|r| r.tier == tier) {
                 partitions
-                    .entry(crate::lake::rollup_partition(tier, row.window_start_ms))
+                    .entry(rollup_partition(tier, row.window_start_ms))
                     .or_default()
-                    .push(crate::lake::rollup_as_reading(row));
+                    .push(rollup_as_reading(row));
             }
             let rows = tally.rows.iter().filter(|r| r.tier == tier).count() as f64;
             job.rollup_rows_per_series_day[i] = rows / series;
@@ -539,7 +579,7 @@ impl RollupStore for CountingRollups {
         {
             let mut tally = self.tally();
             for row in rows {
-                let partition = crate::lake::rollup_partition(tier, row.window_start_ms);
+                let partition = rollup_partition(tier, row.window_start_ms);
                 tally.this_run.insert((tier_index(tier), partition));
             }
             tally.rows.extend_from_slice(rows);
