@@ -8,9 +8,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use iotdp::rollup::tier::Tier;
 use iotdp_cost::{
-    Bill, Load, Options, PerMessage, PriceTable, Transport, baseline_bill, firehose_bill,
-    influxdb_bill, iotdp_bill, measure_with, own_lambda_bill, reads::Deployment, shards_for,
+    Bill, LakeMeasure, LakeOptions, Load, Options, PerMessage, PriceTable, StorageClass, Transport,
+    baseline_bill, firehose_bill, influxdb_bill, iotdp_bill, lake_bill, measure_lake, measure_with,
+    own_lambda_bill, reads::Deployment, shards_for,
 };
 use serde_json::json;
 
@@ -57,6 +59,15 @@ pub struct CostArgs {
     /// baseline (its price could not be read; without it that baseline is not priced)
     #[arg(long)]
     influxdb_hourly: Option<f64>,
+    /// Days the lake keeps raw readings in S3 Standard before its lifecycle rule moves them
+    #[arg(long, default_value_t = 90.0)]
+    lake_raw_transition_days: f64,
+    /// The storage class the lake's raw readings move to (STANDARD keeps them there)
+    #[arg(long, default_value = "GLACIER_IR", value_parser = ["GLACIER_IR", "STANDARD_IA", "STANDARD"])]
+    lake_raw_class: String,
+    /// Athena queries analysts run on the lake a month (a third each of the docs' three)
+    #[arg(long, default_value_t = 100.0)]
+    analyst_queries: f64,
 }
 
 /// What the cost model refused.
@@ -83,11 +94,21 @@ pub async fn run(args: CostArgs, output: OutputFormat) -> Result<(), CostError> 
         rollup_finest: iotdp::rollup::tier::Tier::parse(&args.rollup_finest),
         memory_store_hours: args.memory_store_hours,
     };
+    let lake_options = LakeOptions {
+        raw_transition_days: args.lake_raw_transition_days.max(0.0),
+        raw_class: StorageClass::parse(&args.lake_raw_class).unwrap_or(StorageClass::GlacierIr),
+        analyst_queries: args.analyst_queries.max(0.0),
+    };
     for load in &loads {
         let per = measure_with(load, 1_000, &deployment)
             .await
             .map_err(|e| CostError::Model(e.to_string()))?;
-        let bills = Bills::price(load, &per, &prices, args.influxdb_hourly)?;
+        let lake = measure_lake(load).map_err(|e| CostError::Model(e.to_string()))?;
+        let bills = Bills::price(load, &per, &prices, args.influxdb_hourly)?.with_lake(
+            &lake,
+            lake_options,
+            args.influxdb_hourly,
+        )?;
         match output {
             OutputFormat::Json => json_line(&mut out, &bills)?,
             OutputFormat::Table => table(&mut out, &bills),
@@ -145,6 +166,14 @@ struct Bills<'a> {
     firehose: Bill,
     /// New customers: Timestream for InfluxDB, when its hourly price is given.
     influxdb: Option<Bill>,
+    /// iotdp on the lake: each transport with and without Basic Ingest (as `Transport::ALL`,
+    /// without then with), and what was measured.
+    lake: Vec<(Transport, bool, Bill)>,
+    lake_measure: Option<LakeMeasure>,
+    lake_options: LakeOptions,
+    /// iotdp on InfluxDB (TimeSeriesStore=influxdb) on its cheapest transport, when the
+    /// instance's hourly price is given.
+    iotdp_influxdb: Option<Bill>,
 }
 
 impl<'a> Bills<'a> {
@@ -183,12 +212,126 @@ impl<'a> Bills<'a> {
                 .map(|hourly| influxdb_bill(load, per, prices, hourly))
                 .transpose()
                 .map_err(model)?,
+            lake: Vec::new(),
+            lake_measure: None,
+            lake_options: LakeOptions::default(),
+            iotdp_influxdb: None,
             load,
             per,
             prices,
         })
     }
+
+    /// The lake's bills on every set-up, and iotdp on InfluxDB when its price is given: the
+    /// same lines but the store's.
+    fn with_lake(
+        mut self,
+        lake: &LakeMeasure,
+        options: LakeOptions,
+        influxdb_hourly: Option<f64>,
+    ) -> Result<Self, CostError> {
+        let model = |e: iotdp_cost::PriceError| CostError::Model(e.to_string());
+        for transport in Transport::ALL {
+            for basic_ingest in [false, true] {
+                let bill = lake_bill(
+                    self.load,
+                    self.per,
+                    lake,
+                    Options::new(basic_ingest, transport),
+                    &options,
+                    self.prices,
+                )
+                .map_err(model)?;
+                self.lake.push((transport, basic_ingest, bill));
+            }
+        }
+        if let Some(hourly) = influxdb_hourly {
+            let cheapest = self.cheapest_setup();
+            let mut bill = iotdp_bill(self.load, self.per, cheapest, self.prices).map_err(model)?;
+            bill.lines.retain(|l| l.service != "Timestream");
+            bill.lines.push(iotdp_cost::BillLine {
+                service: "Timestream for InfluxDB".into(),
+                item: "influxdb_instance_hours".into(),
+                quantity: 720.0,
+                usd: 720.0 * hourly,
+                checked: "a parameter (--influxdb-hourly): the price was not found".into(),
+            });
+            self.iotdp_influxdb = Some(bill);
+        }
+        self.lake_measure = Some(lake.clone());
+        self.lake_options = options;
+        Ok(self)
+    }
+
+    /// iotdp's cheapest set-up on Timestream.
+    fn cheapest_setup(&self) -> Options {
+        [
+            (&self.broker, Options::new(false, Transport::Sqs)),
+            (&self.basic, Options::new(true, Transport::Sqs)),
+            (
+                &self.on_demand,
+                Options::new(true, Transport::KinesisOnDemand),
+            ),
+            (
+                &self.provisioned,
+                Options::new(true, Transport::KinesisProvisioned),
+            ),
+        ]
+        .into_iter()
+        .min_by(|a, b| a.0.total().total_cmp(&b.0.total()))
+        .map_or(Options::new(true, Transport::Sqs), |(_, o)| o)
+    }
+
+    /// The lake's cheapest set-up.
+    fn lake_cheapest(&self) -> Option<&(Transport, bool, Bill)> {
+        self.lake
+            .iter()
+            .min_by(|a, b| a.2.total().total_cmp(&b.2.total()))
+    }
+
+    fn lake_on(&self, transport: Transport, basic_ingest: bool) -> Option<&Bill> {
+        self.lake
+            .iter()
+            .find(|(t, b, _)| *t == transport && *b == basic_ingest)
+            .map(|(_, _, bill)| bill)
+    }
+
+    /// The baselines that can be built for this load, by name: the Timestream one (the rule's
+    /// action, or the team's own Lambda), Firehose + Athena, and InfluxDB when priced. IoT
+    /// Events cannot be built any more.
+    fn buildable_baselines(&self) -> Vec<(&'static str, f64)> {
+        let mut out = vec![
+            (
+                if self.action_unfit.is_some() {
+                    "timestream_own_lambda"
+                } else {
+                    "timestream_rule_action"
+                },
+                self.baseline.total(),
+            ),
+            ("firehose_parquet_athena", self.firehose.total()),
+        ];
+        if let Some(influxdb) = &self.influxdb {
+            out.push(("timestream_influxdb", influxdb.total()));
+        }
+        out
+    }
+
+    /// The competent baseline (the cheapest that can be built), the lake's cheapest set-up
+    /// over it, and whether that is at most the goal's 50 %.
+    fn lake_goal(&self) -> Option<(&'static str, f64, f64, bool)> {
+        let (_, _, lake) = self.lake_cheapest()?;
+        let (name, usd) = self
+            .buildable_baselines()
+            .into_iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        let ratio = lake.total() / usd;
+        Some((name, usd, ratio, ratio <= LAKE_GOAL))
+    }
 }
+
+/// Issue 34's goal: the lake at most half the competent baseline.
+const LAKE_GOAL: f64 = 0.5;
 
 impl Bills<'_> {
     /// iotdp's cheapest set-up.
@@ -271,6 +414,12 @@ fn json_line(out: &mut String, bills: &Bills) -> Result<(), CostError> {
                 })),
             },
             "iotdp_cheapest_usd": bills.cheapest(),
+            "lake": lake_json(bills),
+            "stores": {
+                "timestream_cheapest_usd": bills.cheapest(),
+                "lake_cheapest_usd": bills.lake_cheapest().map(|l| l.2.total()),
+                "influxdb_usd": bills.iotdp_influxdb.as_ref().map(Bill::total),
+            },
             "iotdp_by_service": bills.broker.by_service(),
             "iotdp_basic_ingest_by_service": bills.basic.by_service(),
             "baseline_by_service": bills.baseline.by_service(),
@@ -298,6 +447,83 @@ fn json_line(out: &mut String, bills: &Bills) -> Result<(), CostError> {
         })
     );
     Ok(())
+}
+
+/// The lake's bills, what was measured and counted for them, and the goal's check.
+fn lake_json(bills: &Bills) -> serde_json::Value {
+    let (Some(measure), Some((transport, basic_ingest, cheapest))) =
+        (&bills.lake_measure, bills.lake_cheapest())
+    else {
+        return serde_json::Value::Null;
+    };
+    let month = iotdp_cost::lake::lake_month(bills.load, bills.per, measure, &bills.lake_options);
+    let goal = bills.lake_goal();
+    json!({
+        "usd": cheapest.total(),
+        "cheapest_setup": {"transport": transport.name(), "basic_ingest": basic_ingest},
+        "by_service": cheapest.by_service(),
+        "lines": lines(cheapest),
+        "setups": bills.lake.iter().map(|(t, b, bill)| json!({
+            "transport": t.name(),
+            "basic_ingest": b,
+            "usd": bill.total(),
+            "lines": lines(bill),
+        })).collect::<Vec<_>>(),
+        "raw_class": bills.lake_options.raw_class.name(),
+        "raw_transition_days": bills.lake_options.raw_transition_days,
+        "analyst_queries": bills.lake_options.analyst_queries,
+        "raw_bytes_per_row": measure.raw_bytes_per_row,
+        "raw_key_bytes_per_row": measure.raw_key_bytes_per_row,
+        "file_bytes": measure.file_bytes,
+        "sample_rows": measure.sample_rows,
+        "hour_offsets": measure.hour_offsets,
+        "messages_per_invocation": month.messages_per_invocation,
+        "invocations": month.invocations,
+        "raw_gib_per_month": month.raw_gib_per_month,
+        "rollup_gib_per_month": month.rollup_gib_per_month,
+        "raw_partition": partition_json(&month.raw),
+        "rollup_partitions": Tier::ALL.iter().enumerate().map(|(i, t)| json!({
+            "tier": t.name(),
+            "per_month": month.rollup_partitions[i],
+            "counts": partition_json(&month.rollups[i]),
+        })).collect::<Vec<_>>(),
+        "requests": {
+            "ingest_puts": month.ingest_puts,
+            "ingest_gets": month.ingest_gets,
+            "compaction_lists": month.compaction_lists,
+            "compaction_puts": month.compaction_puts,
+            "compaction_gets": month.compaction_gets,
+            "rollup_puts": month.rollup_puts,
+            "rollup_gets": month.rollup_gets,
+            "rollup_job_gets": month.job_gets,
+            "dashboard_gets": month.dashboard_gets,
+            "athena_gets": month.athena_gets,
+        },
+        "athena_tb": month.athena_tb,
+        "compaction_gb_seconds": month.compaction_gb_seconds,
+        "goal": goal.map(|(name, usd, ratio, met)| json!({
+            "at_most": LAKE_GOAL,
+            "competent_baseline": name,
+            "competent_baseline_usd": usd,
+            "ratio": ratio,
+            "met": met,
+            "ratios": bills.buildable_baselines().into_iter()
+                .map(|(n, u)| (n, cheapest.total() / u))
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        })),
+    })
+}
+
+fn partition_json(p: &iotdp_cost::lake::PartitionCounts) -> serde_json::Value {
+    json!({
+        "objects": p.objects,
+        "marks": p.marks,
+        "compactions": p.compactions,
+        "compaction_object_gets": p.compaction_object_gets,
+        "rows_compacted": p.rows_compacted,
+        "open_objects": p.open_objects,
+        "closed_objects": p.closed_objects,
+    })
 }
 
 /// The load's bills for people: a line about the load, a column per setup, a row per
@@ -334,6 +560,22 @@ fn table(out: &mut String, bills: &Bills) {
     ];
     if let Some(influxdb) = &bills.influxdb {
         columns.push(("InfluxDB", influxdb));
+    }
+    let lake_columns = [
+        ("Lake SQS + BI", bills.lake_on(Transport::Sqs, true)),
+        (
+            "Lake Kin prov + BI",
+            bills.lake_on(Transport::KinesisProvisioned, true),
+        ),
+    ];
+    for (name, bill) in lake_columns {
+        if let Some(bill) = bill {
+            columns.insert(4, (name, bill));
+        }
+    }
+    columns.swap(4, 5);
+    if let Some(influxdb) = &bills.iotdp_influxdb {
+        columns.insert(6, ("iotdp on InfluxDB", influxdb));
     }
     service_rows(out, &columns);
     if let Some(why) = bills.action_unfit {
@@ -383,6 +625,45 @@ fn table(out: &mut String, bills: &Bills) {
         per.reads.tcu_hours,
         per.reads.baseline_tcu_hours
     );
+    lake_lines(out, bills);
+}
+
+/// The lake: what was measured, its largest lines, and the goal per load.
+fn lake_lines(out: &mut String, bills: &Bills) {
+    use std::fmt::Write as _;
+    let (Some(measure), Some((transport, basic, cheapest))) =
+        (&bills.lake_measure, bills.lake_cheapest())
+    else {
+        return;
+    };
+    let mut top: Vec<_> = cheapest.lines.iter().collect();
+    top.sort_by(|a, b| b.usd.total_cmp(&a.usd));
+    let top: Vec<String> = top
+        .iter()
+        .take(4)
+        .map(|l| format!("{} ${:.0}", l.item, l.usd))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  Lake: {:.2} B a row compacted ({} rows measured), raw to {} after {:.0} days, {:.0} analyst queries; cheapest {}{}: ${:.0}, largest lines {}",
+        measure.raw_bytes_per_row,
+        measure.sample_rows,
+        bills.lake_options.raw_class.name(),
+        bills.lake_options.raw_transition_days,
+        bills.lake_options.analyst_queries,
+        transport.name(),
+        if *basic { " + BI" } else { "" },
+        cheapest.total(),
+        top.join(", ")
+    );
+    if let Some((name, usd, ratio, met)) = bills.lake_goal() {
+        let _ = writeln!(
+            out,
+            "  Lake / competent baseline ({name}, ${usd:.0}): {:.0} % — the goal of at most 50 % is {}\n",
+            100.0 * ratio,
+            if met { "met" } else { "NOT met" }
+        );
+    }
 }
 
 /// The header, a row per service (dollars, or - where a setup has none) and the totals.

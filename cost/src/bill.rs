@@ -85,7 +85,7 @@ impl Bill {
     }
 
     /// A line priced as `key`, named `item` (the same price metering another thing).
-    fn add_as(
+    pub(crate) fn add_as(
         &mut self,
         prices: &PriceTable,
         key: &str,

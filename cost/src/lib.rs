@@ -15,10 +15,12 @@
 //!
 //! From the inputs to the bill: [`prices`] (the table), [`load`] (what the devices send),
 //! [`measure`] (a message's metered units, through the real code; `write_size` as Timestream counts bytes) and [`reads`] (the reads a
-//! month), then [`bill`] (iotdp's), [`baseline`] and [`new_customer`].
+//! month), then [`bill`] (iotdp's on Timestream), [`lake`] (iotdp's on the lake: Parquet on
+//! S3, its bytes from the real writer), [`baseline`] and [`new_customer`].
 
 pub mod baseline;
 pub mod bill;
+pub mod lake;
 pub mod load;
 pub mod measure;
 pub mod new_customer;
@@ -28,6 +30,7 @@ mod write_size;
 
 pub use baseline::{baseline_bill, own_lambda_bill};
 pub use bill::{Bill, BillLine, Options, Transport, iotdp_bill, shards_for};
+pub use lake::{LakeMeasure, LakeOptions, StorageClass, lake_bill, measure_lake};
 pub use load::{Load, Places, sample_payload};
 pub use measure::{
     MeasureError, PerMessage, RegistryCost, measure, measure_with, registry_writes_per_message,

@@ -16,8 +16,9 @@
 //!   `RegistryCacheSeconds`; the silence watch reads its index's overdue entries and the heard
 //!   log's recent digests every minute.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 use iotdp::domain::{LocationPath, Metric, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
@@ -25,7 +26,7 @@ use iotdp::query::model::{QueryError, TimeRange};
 use iotdp::rollup::job::{RollupJob, RollupSettings};
 use iotdp::rollup::model::{RollupRow, RowSelection};
 use iotdp::rollup::ports::{RollupError, RollupStore};
-use iotdp::rollup::tier::{Coverage, Tier, cover_down_to};
+use iotdp::rollup::tier::{Coverage, Source, Tier, cover_down_to};
 
 use super::Load;
 use iotdp_memory::{MemoryRollupState, MemoryStore};
@@ -42,6 +43,9 @@ pub enum ReadsError {
     /// The rollup job failed on the sample.
     #[error("{0}")]
     Rollup(#[from] RollupError),
+    /// The lake's writer refused the rollup rows (sizing them as the lake holds them).
+    #[error("{0}")]
+    Lake(String),
 }
 
 /// Units (sites, homes, walls) the rollup sample runs.
@@ -133,11 +137,36 @@ pub struct Reads {
     pub registry_read_units: f64,
     pub registry_read_units_kinesis: f64,
     pub watch_read_units: f64,
+    /// What the job and a chart read and write on the lake.
+    pub lake: LakeJob,
+}
+
+/// The rollup job's and a chart's partitions on the lake, counted through the same sample
+/// run and planner; by tier in `Tier::ALL` order (1m, 1h, 1d).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LakeJob {
+    /// Raw hour partitions the job reads a run.
+    pub raw_hours_read_per_run: f64,
+    /// Rollup partitions (a day for 1m and 1h, a month for 1d) the job reads a run.
+    pub rollup_partitions_read_per_run: [f64; 3],
+    /// (tier, partition) pairs the job writes a run: an object each.
+    pub rollup_partitions_written_per_run: [f64; 3],
+    /// Rows written per series per day.
+    pub rollup_rows_per_series_day: [f64; 3],
+    /// Bytes a rollup row takes in a compacted partition, by the lake's writer
+    /// ([`rollup_as_reading`]).
+    pub rollup_bytes_per_row: [f64; 3],
+    /// A 24-hour chart's partitions: raw hours open (the current one) and closed, rollup
+    /// partitions open (today's, this month's) and closed.
+    pub chart_raw_open_hours: f64,
+    pub chart_raw_closed_hours: f64,
+    pub chart_rollup_open: [f64; 3],
+    pub chart_rollup_closed: [f64; 3],
 }
 
 /// Series (devices that carry readings) per message-sending device, and the seconds between
 /// one series' readings: a gateway batch carries 50 spots' readings, as `sample_payload`.
-fn series_of(load: &Load) -> (f64, f64) {
+pub(crate) fn series_of(load: &Load) -> (f64, f64) {
     let series = if load.readings_per_message == 1 {
         1.0
     } else {
@@ -160,6 +189,8 @@ pub async fn measure_reads(
     let finest = deployment.finest_for(load);
     let job = run_rollup_sample(load, rollup_every_ms, finest).await?;
     let (chart_queries, baseline_chart_queries) = chart_queries(finest);
+    let mut lake = job.lake;
+    chart_lake_partitions(finest, &mut lake);
     // Dashboards keep the minimum TCUs busy while watched; the job keeps them busy for its
     // 30-second minimum once a run, in the hours nobody watches.
     let viewing_hours = deployment
@@ -221,6 +252,7 @@ pub async fn measure_reads(
         registry_read_units: registry_read_units(SQS_INGEST_INSTANCES),
         registry_read_units_kinesis: registry_read_units(1.0),
         watch_read_units,
+        lake,
     })
 }
 
@@ -230,6 +262,7 @@ pub fn series_total(load: &Load) -> f64 {
 }
 
 struct JobCounts {
+    lake: LakeJob,
     queries_per_run: f64,
     rows_per_series_day: f64,
     write_kb_per_series_day: f64,
@@ -281,6 +314,7 @@ async fn run_rollup_sample(
         rows: AtomicU64::default(),
         write_kb: AtomicU64::default(),
         stored_bytes: AtomicU64::default(),
+        lake: Mutex::default(),
     });
     let settings = RollupSettings {
         finest: finest.into(),
@@ -298,11 +332,14 @@ async fn run_rollup_sample(
     let mut now = SAMPLE_START_MS + every_ms + grace_ms;
     while now <= end_ms + grace_ms + every_ms {
         job.run(now).await?;
+        counting.end_run();
         runs += 1;
         now += every_ms;
     }
     let series = series_count as f64;
+    let lake = counting.lake_counts(runs as f64, series)?;
     Ok(JobCounts {
+        lake,
         queries_per_run: counting.queries.load(Relaxed) as f64 / runs as f64,
         rows_per_series_day: counting.rows.load(Relaxed) as f64 / series,
         write_kb_per_series_day: counting.write_kb.load(Relaxed) as f64 / series,
@@ -327,14 +364,175 @@ fn chart_queries(finest: Tier) -> (f64, f64) {
     (segments.len() as f64, 1.0)
 }
 
+/// A 24-hour chart's partitions on the lake, from the same planner's segments.
+fn chart_lake_partitions(finest: Tier, lake: &mut LakeJob) {
+    let now_ms = SAMPLE_START_MS + 37 * DAY_MS + 13 * 3_600_000 + 17 * 60_000 + 23_000;
+    let range = TimeRange {
+        from_ms: now_ms - DAY_MS,
+        to_ms: now_ms,
+    };
+    let coverage = Coverage {
+        since_ms: SAMPLE_START_MS,
+        watermark_ms: (now_ms - 180_000).div_euclid(60_000) * 60_000,
+    };
+    let open_hour = iotdp::adapters::lake::partition(now_ms);
+    for segment in cover_down_to(range, Some(coverage), Tier::Day, finest) {
+        match segment.source {
+            Source::Raw => {
+                for hour in hours_of(segment.range) {
+                    if hour == open_hour {
+                        lake.chart_raw_open_hours += 1.0;
+                    } else {
+                        lake.chart_raw_closed_hours += 1.0;
+                    }
+                }
+            }
+            Source::Tier(tier) => {
+                let open = rollup_partition(tier, now_ms);
+                let i = tier_index(tier);
+                for partition in partitions_of(tier, segment.range) {
+                    if partition == open {
+                        lake.chart_rollup_open[i] += 1.0;
+                    } else {
+                        lake.chart_rollup_closed[i] += 1.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn tier_index(tier: Tier) -> usize {
+    Tier::ALL.iter().position(|t| *t == tier).unwrap_or(0)
+}
+
+/// The raw hour partitions a range touches.
+fn hours_of(range: TimeRange) -> BTreeSet<String> {
+    let hour = 3_600_000;
+    (range.from_ms.div_euclid(hour)..=(range.to_ms - 1).div_euclid(hour))
+        .map(|h| iotdp::adapters::lake::partition(h * hour))
+        .collect()
+}
+
+/// The rollup partitions of `tier` a range touches.
+fn partitions_of(tier: Tier, range: TimeRange) -> BTreeSet<String> {
+    (range.from_ms.div_euclid(DAY_MS)..=(range.to_ms - 1).div_euclid(DAY_MS))
+        .map(|d| rollup_partition(tier, (d * DAY_MS).max(range.from_ms)))
+        .collect()
+}
+
+/// A rollup row as a lake file holds it, for sizing: the raw format, each aggregate a row
+/// of its own (`<metric>.<aggregate>`), the series' name as device. (The lake's own rollup
+/// layout comes with its rollup store; one row per aggregate is the larger of the two.)
+pub fn rollup_as_reading(row: &RollupRow) -> Reading {
+    let a = &row.aggregates;
+    let values = [
+        ("count", a.count as f64),
+        ("sum", a.sum),
+        ("min", a.min),
+        ("max", a.max),
+        ("first", a.first),
+        ("last", a.last),
+        ("first_ms", a.first_ms as f64),
+        ("last_ms", a.last_ms as f64),
+    ];
+    Reading {
+        device_id: format!("{}:{}", row.key.level(), row.key.name()),
+        time_ms: row.window_start_ms,
+        seq: None,
+        metrics: values
+            .into_iter()
+            .map(|(name, v)| Metric {
+                name: format!("{}.{name}", row.metric),
+                value: MetricValue::Number(v),
+            })
+            .collect(),
+        version: row.computed_at_ms,
+        dimensions: None,
+    }
+}
+
+/// The partition a rollup row of `tier` is written to: a day for 1m and 1h, a month for 1d.
+pub fn rollup_partition(tier: Tier, window_start_ms: i64) -> String {
+    let hour = iotdp::adapters::lake::partition(window_start_ms);
+    match tier {
+        Tier::Day => format!("rollups/1d/month={}", &hour[5..12]),
+        other => format!("rollups/{}/{}", other.name(), &hour[..15]),
+    }
+}
+
+/// What the job did on the lake's terms, run by run.
+#[derive(Default)]
+struct LakeTally {
+    raw_hours_read: f64,
+    rollup_partitions_read: [f64; 3],
+    rollup_partitions_written: [f64; 3],
+    this_run: BTreeSet<(usize, String)>,
+    rows: Vec<RollupRow>,
+}
+
 /// The memory store, counting the job's queries and sizing the rows it writes as the
-/// Timestream adapter's records (100 to a request, each rounded up to the KB).
+/// Timestream adapter's records (100 to a request, each rounded up to the KB), and as the
+/// lake would hold them.
 struct CountingRollups {
     inner: Arc<MemoryStore>,
     queries: AtomicU64,
     rows: AtomicU64,
     write_kb: AtomicU64,
     stored_bytes: AtomicU64,
+    lake: Mutex<LakeTally>,
+}
+
+impl CountingRollups {
+    fn tally(&self) -> std::sync::MutexGuard<'_, LakeTally> {
+        self.lake
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A run's (tier, partition) writes are one object each.
+    fn end_run(&self) {
+        let mut tally = self.tally();
+        for (i, _) in std::mem::take(&mut tally.this_run) {
+            tally.rollup_partitions_written[i] += 1.0;
+        }
+    }
+
+    /// The tallies per run and per series, and each tier's rows encoded as compacted
+    /// partitions by the lake's writer.
+    fn lake_counts(&self, runs: f64, series: f64) -> Result<LakeJob, ReadsError> {
+        let tally = self.tally();
+        let mut job = LakeJob {
+            raw_hours_read_per_run: tally.raw_hours_read / runs,
+            ..LakeJob::default()
+        };
+        let empty = iotdp::adapters::lake::format::encode(&[])
+            .map_err(|e| ReadsError::Lake(e.to_string()))?
+            .len() as f64;
+        for (i, tier) in Tier::ALL.into_iter().enumerate() {
+            job.rollup_partitions_read_per_run[i] = tally.rollup_partitions_read[i] / runs;
+            job.rollup_partitions_written_per_run[i] = tally.rollup_partitions_written[i] / runs;
+            let mut partitions: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
+            for row in tally.rows.iter().filter(|r| r.tier == tier) {
+                partitions
+                    .entry(rollup_partition(tier, row.window_start_ms))
+                    .or_default()
+                    .push(rollup_as_reading(row));
+            }
+            let rows = tally.rows.iter().filter(|r| r.tier == tier).count() as f64;
+            job.rollup_rows_per_series_day[i] = rows / series;
+            let mut bytes = 0.0;
+            for readings in partitions.values() {
+                let file = iotdp::adapters::lake::format::encode(readings)
+                    .map_err(|e| ReadsError::Lake(e.to_string()))?;
+                bytes += file.len() as f64 - empty;
+            }
+            if rows > 0.0 {
+                job.rollup_bytes_per_row[i] = bytes / rows;
+            }
+        }
+        Ok(job)
+    }
 }
 
 impl RollupStore for CountingRollups {
@@ -344,6 +542,7 @@ impl RollupStore for CountingRollups {
         within: &LocationPath,
     ) -> Result<Vec<Reading>, QueryError> {
         self.queries.fetch_add(1, Relaxed);
+        self.tally().raw_hours_read += hours_of(range).len() as f64;
         self.inner.raw_readings(range, within).await
     }
 
@@ -354,6 +553,8 @@ impl RollupStore for CountingRollups {
         selection: RowSelection<'_>,
     ) -> Result<Vec<RollupRow>, QueryError> {
         self.queries.fetch_add(1, Relaxed);
+        self.tally().rollup_partitions_read[tier_index(tier)] +=
+            partitions_of(tier, range).len() as f64;
         self.inner.rollups(tier, range, selection).await
     }
 
@@ -375,6 +576,14 @@ impl RollupStore for CountingRollups {
             self.stored_bytes.fetch_add(stored as u64, Relaxed);
         }
         self.rows.fetch_add(rows.len() as u64, Relaxed);
+        {
+            let mut tally = self.tally();
+            for row in rows {
+                let partition = rollup_partition(tier, row.window_start_ms);
+                tally.this_run.insert((tier_index(tier), partition));
+            }
+            tally.rows.extend_from_slice(rows);
+        }
         self.inner.write_rollups(tier, rows).await
     }
 }

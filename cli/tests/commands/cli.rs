@@ -108,6 +108,17 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
     );
     // docs/cost.md's table is this output (regenerated with scripts/cost-table).
     let docs = std::fs::read_to_string(format!("{repository}/docs/cost.md")).unwrap();
+    let thousands = |usd: f64| {
+        let digits = format!("{usd:.0}");
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
     for (load, name) in loads
         .iter()
         .zip(["battery boxes", "thermostats", "green walls"])
@@ -116,17 +127,6 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
             .lines()
             .find(|l| l.starts_with(&format!("| {name} | ")) && l.matches('|').count() == 10)
             .unwrap_or_else(|| panic!("no row for {name} in docs/cost.md"));
-        let thousands = |usd: f64| {
-            let digits = format!("{usd:.0}");
-            let mut out = String::new();
-            for (i, c) in digits.chars().enumerate() {
-                if i > 0 && (digits.len() - i) % 3 == 0 {
-                    out.push(',');
-                }
-                out.push(c);
-            }
-            out
-        };
         let mut expected: Vec<String> = load["setups"]
             .as_array()
             .unwrap()
@@ -150,6 +150,64 @@ fn the_cost_model_prices_the_reference_loads_and_yours() {
         assert_eq!(
             cells, expected,
             "docs/cost.md's {name} row is stale: run scripts/cost-table"
+        );
+    }
+    // The lake (Parquet on S3) is priced for every load, on every set-up, with its own lines
+    // beside what every store shares, and the 50 % goal is reported against the cheapest
+    // baseline that can be built; docs/cost.md's lake table is this output too.
+    for (load, name) in loads
+        .iter()
+        .zip(["battery boxes", "thermostats", "green walls"])
+    {
+        let lake = &load["lake"];
+        assert_eq!(lake["setups"].as_array().unwrap().len(), 6, "{name}");
+        let items: Vec<&str> = lake["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["item"].as_str().unwrap())
+            .collect();
+        for item in [
+            "iot_core_connectivity_minutes",
+            "dynamodb_write_request_units",
+            "lake_s3_put_ingest",
+            "lake_s3_get_compaction",
+            "lake_raw_standard_gb_months",
+            "lake_raw_glacier_ir_gb_months",
+            "lake_rollups_standard_gb_months",
+            "lake_athena_tb_scanned",
+            "lake_compaction_gb_seconds",
+        ] {
+            assert!(items.contains(&item), "{name}: {item} in {items:?}");
+        }
+        assert!(
+            !lake["by_service"]
+                .as_object()
+                .unwrap()
+                .contains_key("Timestream")
+        );
+        assert!(lake["raw_bytes_per_row"].as_f64().unwrap() > 0.5, "{name}");
+        let goal = &lake["goal"];
+        let ratio = goal["ratio"].as_f64().unwrap();
+        assert_eq!(goal["met"].as_bool().unwrap(), ratio <= 0.5, "{name}");
+        let cheapest = [
+            load["baselines"]["timestream"]["usd"].as_f64().unwrap(),
+            load["baselines"]["firehose_parquet_athena"]["usd"]
+                .as_f64()
+                .unwrap(),
+        ]
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+        assert!((goal["competent_baseline_usd"].as_f64().unwrap() - cheapest).abs() < 1e-9);
+        let row = docs
+            .lines()
+            .find(|l| l.starts_with(&format!("| {name} | lake ")))
+            .unwrap_or_else(|| panic!("no lake row for {name} in docs/cost.md"));
+        let lake_usd = lake["usd"].as_f64().unwrap();
+        assert!(
+            row.contains(&format!(": {} |", thousands(lake_usd)))
+                && row.contains(&format!("{:.0} %", 100.0 * ratio)),
+            "docs/cost.md's lake row for {name} is stale: run scripts/cost-table\n{row}"
         );
     }
     // The finest rollup tier follows the reporting interval: hours for the battery boxes'
