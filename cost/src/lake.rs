@@ -33,7 +33,7 @@ use crate::bill::{Bill, GIB, Options, iotdp_bill};
 use crate::load::Load;
 use crate::measure::PerMessage;
 use crate::prices::{PriceError, PriceTable};
-pub use crate::reads::{rollup_as_reading, rollup_partition};
+pub use crate::reads::rollup_partition;
 use crate::{HOURS_PER_MONTH, MESSAGES_PER_INVOCATION};
 
 /// A partition closes this long after its end (late readings still expected).

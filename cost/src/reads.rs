@@ -16,6 +16,7 @@
 //!   `RegistryCacheSeconds`; the silence watch reads its index's overdue entries and the heard
 //!   log's recent digests every minute.
 
+use iotdp::adapters::lake::layout::Table;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -154,7 +155,7 @@ pub struct LakeJob {
     /// Rows written per series per day.
     pub rollup_rows_per_series_day: [f64; 3],
     /// Bytes a rollup row takes in a compacted partition, by the lake's writer
-    /// ([`rollup_as_reading`]).
+    /// (`format::encode_rollups`).
     pub rollup_bytes_per_row: [f64; 3],
     /// A 24-hour chart's partitions: raw hours open (the current one) and closed, rollup
     /// partitions open (today's, this month's) and closed.
@@ -421,44 +422,11 @@ fn partitions_of(tier: Tier, range: TimeRange) -> BTreeSet<String> {
         .collect()
 }
 
-/// A rollup row as a lake file holds it, for sizing: the raw format, each aggregate a row
-/// of its own (`<metric>.<aggregate>`), the series' name as device. (The lake's own rollup
-/// layout comes with its rollup store; one row per aggregate is the larger of the two.)
-pub fn rollup_as_reading(row: &RollupRow) -> Reading {
-    let a = &row.aggregates;
-    let values = [
-        ("count", a.count as f64),
-        ("sum", a.sum),
-        ("min", a.min),
-        ("max", a.max),
-        ("first", a.first),
-        ("last", a.last),
-        ("first_ms", a.first_ms as f64),
-        ("last_ms", a.last_ms as f64),
-    ];
-    Reading {
-        device_id: format!("{}:{}", row.key.level(), row.key.name()),
-        time_ms: row.window_start_ms,
-        seq: None,
-        metrics: values
-            .into_iter()
-            .map(|(name, v)| Metric {
-                name: format!("{}.{name}", row.metric),
-                value: MetricValue::Number(v),
-            })
-            .collect(),
-        version: row.computed_at_ms,
-        dimensions: None,
-    }
-}
-
-/// The partition a rollup row of `tier` is written to: a day for 1m and 1h, a month for 1d.
+/// The lake partition a rollup row of `tier` lands in (`rollups/1h/date=2026-12-08`), as the
+/// lake's writer names it.
 pub fn rollup_partition(tier: Tier, window_start_ms: i64) -> String {
-    let hour = iotdp::adapters::lake::partition(window_start_ms);
-    match tier {
-        Tier::Day => format!("rollups/1d/month={}", &hour[5..12]),
-        other => format!("rollups/{}/{}", other.name(), &hour[..15]),
-    }
+    let partition = Table::Rollups(tier).partition_of(window_start_ms);
+    format!("{}/{}", partition.table.prefix(), partition.name())
 }
 
 /// What the job did on the lake's terms, run by run.
@@ -506,24 +474,24 @@ impl CountingRollups {
             raw_hours_read_per_run: tally.raw_hours_read / runs,
             ..LakeJob::default()
         };
-        let empty = iotdp::adapters::lake::format::encode(&[])
+        let empty = iotdp::adapters::lake::format::encode_rollups(&[])
             .map_err(|e| ReadsError::Lake(e.to_string()))?
             .len() as f64;
         for (i, tier) in Tier::ALL.into_iter().enumerate() {
             job.rollup_partitions_read_per_run[i] = tally.rollup_partitions_read[i] / runs;
             job.rollup_partitions_written_per_run[i] = tally.rollup_partitions_written[i] / runs;
-            let mut partitions: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
+            let mut partitions: BTreeMap<String, Vec<RollupRow>> = BTreeMap::new();
             for row in tally.rows.iter().filter(|r| r.tier == tier) {
                 partitions
                     .entry(rollup_partition(tier, row.window_start_ms))
                     .or_default()
-                    .push(rollup_as_reading(row));
+                    .push(row.clone());
             }
             let rows = tally.rows.iter().filter(|r| r.tier == tier).count() as f64;
             job.rollup_rows_per_series_day[i] = rows / series;
             let mut bytes = 0.0;
-            for readings in partitions.values() {
-                let file = iotdp::adapters::lake::format::encode(readings)
+            for rows in partitions.values() {
+                let file = iotdp::adapters::lake::format::encode_rollups(rows)
                     .map_err(|e| ReadsError::Lake(e.to_string()))?;
                 bytes += file.len() as f64 - empty;
             }
