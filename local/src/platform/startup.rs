@@ -35,6 +35,8 @@ pub(super) struct Startup {
     pub(super) tasks: Vec<JoinHandle<()>>,
     /// The IoT Data Plane stand-in every function's `IOT_DATA_ENDPOINT` names.
     pub(super) iot_data_url: String,
+    /// What a function runs without locally, and why (listed with the resources not emulated).
+    pub(super) notes: Vec<String>,
 }
 
 impl Startup {
@@ -60,6 +62,7 @@ impl Startup {
             shutdown,
             tasks: Vec::new(),
             iot_data_url,
+            notes: Vec::new(),
         }
     }
 
