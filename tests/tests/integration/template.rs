@@ -1103,6 +1103,9 @@ fn the_glue_tables_project_their_partitions_onto_the_lakes_layout() {
     );
 }
 
+/// One statement as expected: its sid, actions and resources.
+type Grant = (&'static str, Vec<&'static str>, Vec<String>);
+
 /// Each function gets exactly the S3 actions it needs, on exactly its prefixes; no action is a
 /// wildcard.
 #[test]
@@ -1113,7 +1116,7 @@ fn the_lakes_grants_are_per_function_and_per_prefix() {
             .map(|p| format!("LakeBucket.Arn/{p}/*"))
             .collect()
     };
-    let expected: [(&str, Vec<(&str, Vec<&str>, Vec<String>)>); 3] = [
+    let expected: [(&str, Vec<Grant>); 3] = [
         (
             "IngestFunction",
             vec![
