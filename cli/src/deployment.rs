@@ -65,6 +65,8 @@ pub const DEVICE_POLICY: Setting =
     Setting::new("--policy", "IOTDP_DEVICE_POLICY", "DevicePolicyName");
 pub const STORE: Setting =
     Setting::new("--store", "IOTDP_TIME_SERIES_STORE", "TimeSeriesStoreInUse");
+pub const LAKE_BUCKET: Setting =
+    Setting::new("--lake-bucket", "IOTDP_LAKE_BUCKET", "LakeBucketName");
 pub const TIMESTREAM_DATABASE: Setting = Setting::new(
     "--timestream-database",
     "IOTDP_TIMESTREAM_DATABASE",

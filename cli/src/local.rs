@@ -70,10 +70,12 @@ pub struct LocalArgs {
     /// queued, processed, stored, quarantined, backlog)
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Time-series store: influxdb (a local influxd: real queries), timestream (moto: stores
-    /// but cannot query), or auto (influxdb when influxd is installed)
-    #[arg(long, value_enum, default_value = "auto")]
-    store: StoreChoice,
+    /// Time-series store: lake (Parquet in moto's S3, read back by the real reader: real
+    /// queries; the default, as deployed), influxdb (a local influxd: real queries), or
+    /// timestream (moto: stores but cannot query). Without it, the template's TimeSeriesStore
+    /// (a --parameter, or its default, lake)
+    #[arg(long, value_enum)]
+    store: Option<StoreChoice>,
     /// influxd binary (`make tools` installs it)
     #[arg(
         long,
@@ -95,7 +97,7 @@ pub struct LocalArgs {
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum StoreChoice {
-    Auto,
+    Lake,
     Influxdb,
     Timestream,
 }
@@ -167,15 +169,20 @@ fn options(args: &LocalArgs) -> LocalOptions {
             port: 0,
         },
     };
+    // A store named by --store wins over a --parameter; influxdb also starts the local influxd.
     let use_influxdb = match args.store {
-        StoreChoice::Influxdb => true,
-        StoreChoice::Timestream => false,
-        StoreChoice::Auto => {
-            args.influxd.exists()
-                && parameters
-                    .get("TimeSeriesStore")
-                    .is_none_or(|s| s != "timestream")
+        Some(StoreChoice::Influxdb) => true,
+        Some(StoreChoice::Lake) => {
+            parameters.insert("TimeSeriesStore".into(), "lake".into());
+            false
         }
+        Some(StoreChoice::Timestream) => {
+            parameters.insert("TimeSeriesStore".into(), "timestream".into());
+            false
+        }
+        None => parameters
+            .get("TimeSeriesStore")
+            .is_some_and(|s| s == "influxdb"),
     };
     let influxdb = use_influxdb.then(|| LocalInfluxDb {
         binary: args.influxd.clone(),

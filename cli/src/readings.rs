@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use crate::deployment::{
     Deployment, DeploymentError, INFLUXDB_DATABASE, INFLUXDB_TOKEN_SECRET, INFLUXDB_URL,
-    ROLLUP_FINEST_TIER, ROLLUP_STATE_TABLE, STORE, TIMESTREAM_DATABASE, TIMESTREAM_TABLE,
+    LAKE_BUCKET, ROLLUP_FINEST_TIER, ROLLUP_STATE_TABLE, STORE, TIMESTREAM_DATABASE,
+    TIMESTREAM_TABLE,
 };
 use crate::output::{Column, OutputError, OutputFormat, print_list};
 
@@ -27,7 +28,7 @@ pub enum FlagError {
     Aggregate(String),
     #[error("--rollup-finest-tier '{0}': use auto, 1m or 1h")]
     FinestTier(String),
-    #[error("--store '{0}': use timestream or influxdb")]
+    #[error("--store '{0}': use lake, timestream or influxdb")]
     Store(String),
 }
 
@@ -50,10 +51,13 @@ pub enum ReadingsError {
 /// Which store is deployed and where: flags, variables, or the stack's outputs.
 #[derive(Args)]
 pub struct StoreArgs {
-    /// The deployed store: timestream or influxdb [stack output: TimeSeriesStoreInUse;
-    /// default: timestream]
+    /// The deployed store: lake, timestream or influxdb [stack output: TimeSeriesStoreInUse;
+    /// default: lake, the template's default]
     #[arg(long, env = "IOTDP_TIME_SERIES_STORE")]
     store: Option<String>,
+    /// The lake's S3 bucket [stack output: LakeBucketName]
+    #[arg(long, env = "IOTDP_LAKE_BUCKET")]
+    lake_bucket: Option<String>,
     /// [stack output: TimestreamDatabaseName]
     #[arg(long, env = "IOTDP_TIMESTREAM_DATABASE")]
     timestream_database: Option<String>,
@@ -91,7 +95,10 @@ impl StoreArgs {
 
     pub async fn config(self, deployment: &Deployment) -> Result<StoreConfig, ReadingsError> {
         let store = deployment.optional(self.store, &STORE).await?;
-        Ok(match store.as_deref().unwrap_or("timestream") {
+        Ok(match store.as_deref().unwrap_or("lake") {
+            "lake" => StoreConfig::Lake {
+                bucket: deployment.require(self.lake_bucket, &LAKE_BUCKET).await?,
+            },
             "timestream" => StoreConfig::Timestream {
                 database: deployment
                     .require(self.timestream_database, &TIMESTREAM_DATABASE)

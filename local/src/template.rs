@@ -21,7 +21,8 @@ pub struct Resource {
     pub logical_id: String,
     pub kind: String,
     pub condition: Option<String>,
-    properties: Value,
+    /// Unresolved: `Template::properties` resolves them against a stack.
+    pub(crate) properties: Value,
     pub metadata: Value,
 }
 
@@ -275,6 +276,23 @@ impl Template {
                         };
                         Ok(Some(Value::String(items.join(delimiter))))
                     }
+                    "Fn::Split" => {
+                        let parts = arg
+                            .as_array()
+                            .filter(|p| p.len() == 2)
+                            .ok_or_else(|| TemplateError(format!("malformed !Split {arg}")))?;
+                        let delimiter = parts[0].as_str().unwrap_or_default();
+                        match self.resolve(&parts[1], stack)? {
+                            Some(Value::String(text)) if !delimiter.is_empty() => {
+                                Ok(Some(Value::Array(
+                                    text.split(delimiter)
+                                        .map(|s| Value::String(s.to_owned()))
+                                        .collect(),
+                                )))
+                            }
+                            _ => err(format!("!Split needs a delimiter and a string: {arg}")),
+                        }
+                    }
                     "Condition" => Ok(Some(Value::Bool(
                         self.condition(arg.as_str().unwrap_or_default(), stack)?,
                     ))),
@@ -447,6 +465,7 @@ Resources:
       Arn: !GetAtt Queue.Arn
       Size: !Ref Size
       Maybe: !If [HasEmail, yes, !Ref AWS::NoValue]
+      Underscored: !Join ["_", !Split ["-", !Sub "${AWS::StackName}_lake"]]
 "#;
 
     #[test]
@@ -461,6 +480,7 @@ Resources:
         assert_eq!(props["Arn"], "arn:aws:sqs:us-east-1:1:q");
         assert_eq!(props["Size"], "5");
         assert!(props.get("Maybe").is_none(), "AWS::NoValue removes the key");
+        assert_eq!(props["Underscored"], "iotdp_local_lake");
     }
 
     #[test]

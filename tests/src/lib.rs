@@ -294,12 +294,13 @@ pub async fn subscribed_queue(sdk: &aws_config::SdkConfig, topic_arn: &str, name
 }
 
 /// Every resource of template.yaml created in the moto server at `endpoint`, as `sam deploy`
-/// would create them (stack name `iotdp-test`, default parameters): the tables with their
-/// indexes, the device policy, queues, bucket, topic, Timestream.
+/// would create them (stack name `iotdp-test`, default parameters but the store): the tables
+/// with their indexes, the device policy, queues, bucket, topic, and Timestream as the store,
+/// whose records moto keeps for the tests to read back exactly as they were sent.
 pub async fn provision_template(
     endpoint: &str,
 ) -> (aws_config::SdkConfig, iotdp_local::provision::LocalStack) {
-    provision_template_with(endpoint, "iotdp-test", &[]).await
+    provision_template_with(endpoint, "iotdp-test", &[("TimeSeriesStore", "timestream")]).await
 }
 
 /// [`provision_template`] with a stack name and parameter overrides; the stack and its outputs

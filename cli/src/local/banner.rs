@@ -63,9 +63,12 @@ fn print_endpoints(platform: &LocalPlatform) {
 }
 
 fn print_api(platform: &LocalPlatform, api: std::net::SocketAddr, fleet: Option<&Fleet>) {
-    if !matches!(platform.reader, iotdp::wiring::SelectedReader::InfluxDb(_)) {
+    if matches!(
+        platform.reader,
+        iotdp::wiring::SelectedReader::Timestream(_)
+    ) {
         println!(
-            "  note              readings from the query API come from moto's canned Timestream query results, not your data: use the InfluxDB store (make tools) for real answers"
+            "  note              readings from the query API come from moto's canned Timestream query results, not your data: use the lake (the default) or the InfluxDB store (make tools) for real answers"
         );
     }
     println!(

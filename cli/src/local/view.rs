@@ -140,9 +140,9 @@ impl<'a> LiveView<'a> {
     pub(super) async fn render(&mut self) {
         // Real queries only where the store can answer them (moto's Timestream cannot).
         if self.renders.is_multiple_of(5)
-            && matches!(
+            && !matches!(
                 self.platform.reader,
-                iotdp::wiring::SelectedReader::InfluxDb(_)
+                iotdp::wiring::SelectedReader::Timestream(_)
             )
         {
             self.query_store().await;

@@ -1,6 +1,7 @@
-//! `iotdp local` stops within 5 seconds of Ctrl-C, also with its output piped (`make local |
-//! tee log`), and leaves nothing listening: Ctrl-C is sent to its whole process group, as a
-//! terminal sends it.
+//! `iotdp local` runs on the lake by default, its simulated fleet's readings coming back through
+//! the local query API; it stops within 5 seconds of Ctrl-C, also with its output piped (`make
+//! local | tee log`), and leaves nothing listening: Ctrl-C is sent to its whole process group,
+//! as a terminal sends it.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -14,6 +15,24 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The body of a GET to the local API ("" if it does not answer).
+fn get(port: u16, path: &str) -> String {
+    use std::io::Write as _;
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
 }
 
 fn listening(port: u16) -> bool {
@@ -51,7 +70,17 @@ fn ctrl_c_stops_everything_within_five_seconds_with_output_piped() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_secs(3));
+    // On the default store, the lake: the simulated fleet's readings come back through the
+    // local query API.
+    let path = "/devices/battery-0001/readings/voltage?from=-10m";
+    while !get(api, path).contains(r#""value":"#) {
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "no readings of battery-0001 through the API: {}",
+            get(api, path)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     let group = child.id().to_string();
     let interrupted = Instant::now();
@@ -76,5 +105,9 @@ fn ctrl_c_stops_everything_within_five_seconds_with_output_piped() {
     assert!(!listening(api) && !listening(mqtt), "a port is still open");
     let output = reader.join().unwrap();
     assert!(output.contains("stopped: moto"), "{output}");
+    assert!(
+        output.contains("time-series store the lake (Parquet on S3)"),
+        "{output}"
+    );
     eprintln!("stopped {took:?} after Ctrl-C");
 }

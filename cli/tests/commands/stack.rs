@@ -24,6 +24,7 @@ const NAME_VARIABLES: &[&str] = &[
     "IOTDP_REGISTRY_TABLE",
     "IOTDP_DEVICE_POLICY",
     "IOTDP_TIME_SERIES_STORE",
+    "IOTDP_LAKE_BUCKET",
     "IOTDP_TIMESTREAM_DATABASE",
     "IOTDP_TIMESTREAM_TABLE",
     "IOTDP_INFLUXDB_URL",
@@ -435,6 +436,7 @@ fn help_names_every_variable_and_completions_are_generated() {
         ("rules", "IOTDP_RULES_TABLE", "AlertRulesTableName"),
         ("alerts", "IOTDP_ALERT_STATE_TABLE", "AlertStateTableName"),
         ("readings", "IOTDP_INFLUXDB_URL", "InfluxDbUrl"),
+        ("readings", "IOTDP_LAKE_BUCKET", "LakeBucketName"),
         (
             "readings",
             "IOTDP_TIMESTREAM_DATABASE",

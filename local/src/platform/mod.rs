@@ -82,7 +82,7 @@ impl LocalPlatform {
         let template = Template::parse(&text)?;
         let services = start_backing_services(&options)?;
         let sdk = local_sdk_config(&services.endpoint).await;
-        let stack = provision(
+        let mut stack = provision(
             &template,
             &options.stack_name,
             &services.parameters,
@@ -132,6 +132,7 @@ impl LocalPlatform {
                 api_addr = Some(addr);
             }
         }
+        stack.not_emulated.append(&mut startup.notes);
         let (reader, store_description) = startup.store_reader(&stack, &services).await?;
         let alerts_queue_url = startup
             .subscribe_alerts(&sqs, &stack, &options.stack_name)

@@ -19,7 +19,7 @@ use crate::event_source;
 use crate::provision::{Function, LOCAL_ACCOUNT, LOCAL_REGION, LocalStack, QueueSpec};
 use crate::queues::{InProcessQueues, QueueBackend};
 use crate::streams::InProcessStreams;
-use iotdp::config::{FromEnvironment, IngestConfig};
+use iotdp::config::{FromEnvironment, IngestConfig, StoreConfig};
 use iotdp::wiring::{SelectedReader, time_series_reader};
 
 /// What the start-up steps share: the SDK, the hot path's queues, the live view's figures,
@@ -35,6 +35,8 @@ pub(super) struct Startup {
     pub(super) tasks: Vec<JoinHandle<()>>,
     /// The IoT Data Plane stand-in every function's `IOT_DATA_ENDPOINT` names.
     pub(super) iot_data_url: String,
+    /// What a function runs without locally, and why (listed with the resources not emulated).
+    pub(super) notes: Vec<String>,
 }
 
 impl Startup {
@@ -60,6 +62,7 @@ impl Startup {
             shutdown,
             tasks: Vec::new(),
             iot_data_url,
+            notes: Vec::new(),
         }
     }
 
@@ -85,11 +88,18 @@ impl Startup {
                 process.url,
                 process.data_dir.display()
             ),
-            None => format!(
-                "{} emulated by moto at {}: stores records, but moto answers queries only with canned results",
-                reader.describe(),
-                services.endpoint
-            ),
+            None => match &ingest_config.store {
+                StoreConfig::Lake { bucket } => format!(
+                    "{} in moto's S3 at {}, bucket {bucket}: real queries",
+                    reader.describe(),
+                    services.endpoint
+                ),
+                _ => format!(
+                    "{} emulated by moto at {}: stores records, but moto answers queries only with canned results",
+                    reader.describe(),
+                    services.endpoint
+                ),
+            },
         };
         Ok((reader, description))
     }

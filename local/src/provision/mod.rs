@@ -172,6 +172,20 @@ impl Provisioner {
                 let function = functions::function(id, &props, &r.metadata, &self.queue_by_arn)?;
                 local.functions.push(function);
             }
+            // The lake's catalogue: nothing the functions call, so an endpoint without Glue
+            // or Athena (LocalStack's free edition) leaves it out instead of stopping.
+            "AWS::Glue::Database" | "AWS::Glue::Table" | "AWS::Athena::WorkGroup" => {
+                let created = match r.kind.as_str() {
+                    "AWS::Glue::Database" => clients.create_glue_database(&props).await,
+                    "AWS::Glue::Table" => clients.create_glue_table(&props).await,
+                    _ => clients.create_athena_workgroup(&props).await,
+                };
+                if let Err(why) = created {
+                    local
+                        .not_emulated
+                        .push(format!("{id} (the endpoint refused it: {why})"));
+                }
+            }
             "AWS::Kinesis::Stream" => local.streams.push(functions::stream_spec(&props, physical)),
             "AWS::Lambda::EventSourceMapping" => self.mappings.push(functions::stream_mapping(
                 id,
@@ -212,7 +226,8 @@ impl Provisioner {
 }
 
 /// The resources the stack creates, in an order moto accepts: queues without a redrive policy
-/// (dead-letter queues) before the queues that name them, Timestream databases before tables.
+/// (dead-letter queues) before the queues that name them, Timestream and Glue databases before
+/// their tables.
 fn creation_order<'t>(
     template: &'t Template,
     stack: &Stack,
@@ -228,7 +243,10 @@ fn creation_order<'t>(
             .properties(r, stack)
             .map(|p| p.get("RedrivePolicy").is_some())
             .unwrap_or(false);
-        (r.kind == "AWS::Timestream::Table", has_redrive)
+        (
+            r.kind == "AWS::Timestream::Table" || r.kind == "AWS::Glue::Table",
+            has_redrive,
+        )
     });
     Ok(created)
 }

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-
 use crate::template::{Physical, Resource, Stack, Template, TemplateError};
 
 pub(super) fn physical_ids(
@@ -41,13 +39,14 @@ pub(super) fn physical_ids(
     Ok(physical)
 }
 
-/// The name a resource's `key` property gives it, or CloudFormation's `<stack>-<logical id>`.
+/// The name a resource's `key` property gives it (a dotted path for a nested one, as
+/// `DatabaseInput.Name`), or CloudFormation's `<stack>-<logical id>`. Only that property is
+/// resolved: the others may refer to resources not named yet.
 fn name_property(template: &Template, bare: &Stack, r: &Resource, key: &str) -> String {
-    let props = template.properties(r, bare).unwrap_or(Value::Null);
-    props
-        .get(key)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    key.split('.')
+        .try_fold(&r.properties, |value, step| value.get(step))
+        .and_then(|raw| template.resolve(raw, bare).ok().flatten())
+        .and_then(|value| value.as_str().map(str::to_owned))
         .unwrap_or_else(|| default_name(bare, r))
 }
 
@@ -118,6 +117,12 @@ fn physical_id(
         }
         // CloudFormation names a rule `[A-Za-z0-9_]+` when the template does not.
         "AWS::IoT::TopicRule" => with_attributes(&name("RuleName").replace(['-', '.'], "_"), &[]),
+        // Glue keeps names in lower case; a table's `Ref` is its name alone.
+        "AWS::Glue::Database" => {
+            with_attributes(&name("DatabaseInput.Name").to_ascii_lowercase(), &[])
+        }
+        "AWS::Glue::Table" => with_attributes(&name("TableInput.Name").to_ascii_lowercase(), &[]),
+        "AWS::Athena::WorkGroup" => with_attributes(&name("Name"), &[]),
         "AWS::Serverless::Function" => {
             let name = name("FunctionName");
             with_attributes(
@@ -191,6 +196,18 @@ Resources:
   Alerts:
     Type: AWS::SNS::Topic
     Properties: {TopicName: alerts}
+  Lake:
+    Type: AWS::Glue::Database
+    Properties:
+      DatabaseInput: {Name: !Join ["_", !Split ["-", !Sub "${AWS::StackName}_Lake"]]}
+  Readings:
+    Type: AWS::Glue::Table
+    Properties:
+      DatabaseName: !Ref Lake
+      TableInput: {Name: readings, StorageDescriptor: {Location: !Sub "s3://${Quarantine}/"}}
+  Analysts:
+    Type: AWS::Athena::WorkGroup
+    Properties: {Name: !Sub "${AWS::StackName}-lake"}
 "#;
 
     fn ids() -> HashMap<String, Physical> {
@@ -242,5 +259,10 @@ Resources:
             ids["Table"].attributes["Arn"],
             "arn:aws:timestream:us-east-1:123456789012:database/telemetry-db/table/readings"
         );
+        // Glue and Athena: their nested or top-level name, whatever else the properties
+        // refer to.
+        assert_eq!(ids["Lake"].reference, "iotdp_local_lake");
+        assert_eq!(ids["Readings"].reference, "readings");
+        assert_eq!(ids["Analysts"].reference, "iotdp-local-lake");
     }
 }

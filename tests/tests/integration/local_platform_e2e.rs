@@ -67,6 +67,8 @@ async fn mqtt_in_records_stored_bad_data_quarantined_alerts_out(
         parameters: HashMap::from([
             ("IngestBatchingWindowSeconds".to_owned(), "1".to_owned()),
             ("Transport".to_owned(), transport.to_owned()),
+            // The records exactly as the store is sent them: moto keeps Timestream's.
+            ("TimeSeriesStore".to_owned(), "timestream".to_owned()),
         ]),
         mqtt: "127.0.0.1:0".parse().unwrap(),
         api: "127.0.0.1:0".parse().unwrap(),
@@ -592,6 +594,125 @@ fn http_get_full(addr: std::net::SocketAddr, path: &str) -> String {
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+/// `make local` as it starts by default, on the lake (the template's default store): MQTT in,
+/// the ingest handler writing Parquet objects to moto's S3, a device's series back through the
+/// local query API over HTTP; the lake's bucket, Glue database and Athena workgroup created in
+/// moto and named in the stack's outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_default_lake_readings_come_back_through_the_api() {
+    let platform = LocalPlatform::start(iotdp_integration_tests::local_options("iotdp-lake", None))
+        .await
+        .expect("local platform starts");
+    assert!(
+        platform.store_description.contains("lake"),
+        "{}",
+        platform.store_description
+    );
+    let outputs = platform.outputs.clone();
+    assert_eq!(outputs["TimeSeriesStoreInUse"], "lake");
+    assert_eq!(
+        Some(outputs["LakeBucketName"].as_str()),
+        platform.physical("LakeBucket")
+    );
+    assert_eq!(outputs["GlueDatabaseName"], "iotdp_lake_lake");
+    assert_eq!(outputs["AthenaWorkGroupName"], "iotdp-lake-lake");
+    assert!(
+        !outputs.contains_key("TimestreamDatabaseName"),
+        "{outputs:?}"
+    );
+    // The catalogue is in moto as the template defines it, not merely named.
+    let endpoint = platform.endpoint.clone();
+    let table = tokio::task::spawn_blocking(move || {
+        glue_call(
+            &endpoint,
+            "AWSGlue.GetTable",
+            r#"{"DatabaseName":"iotdp_lake_lake","Name":"rollups_1d"}"#,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        table.contains(r#""projection.month.interval.unit": "MONTHS""#),
+        "{table}"
+    );
+
+    let registry = iotdp::wiring::device_registry(
+        &platform.sdk,
+        platform.physical("DeviceRegistryTable").unwrap(),
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    registry
+        .create(&DeviceRecord::new("battery-3", "battery-box", now))
+        .await
+        .unwrap();
+    let battery = device("battery-3", platform.mqtt_addr.port()).await;
+    let minute = now - now.rem_euclid(60_000) - 120_000;
+    for (offset, volts) in [(0, 12.8), (30_000, 12.6), (60_000, 12.4), (90_000, 12.2)] {
+        battery
+            .publish(
+                "dt/battery-3/telemetry",
+                QoS::AtLeastOnce,
+                false,
+                format!(
+                    r#"{{"ts":{},"metrics":{{"voltage":{volts}}}}}"#,
+                    minute + offset
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    let api = platform
+        .api_addr
+        .expect("the template's api function is served");
+    let path = format!(
+        "/devices/battery-3/readings/voltage?from={}&to={}",
+        minute,
+        minute + 120_000
+    );
+    let (response, page) = eventually("the four readings through the API", || {
+        let path = path.clone();
+        async move {
+            let response = tokio::task::spawn_blocking(move || http_get_full(api, &path))
+                .await
+                .ok()?;
+            let body = response.split_once("\r\n\r\n")?.1.to_owned();
+            let page: serde_json::Value = serde_json::from_str(&body).ok()?;
+            (page["points"].as_array()?.len() == 4).then_some((response, page))
+        }
+    })
+    .await;
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("x-iotdp-readings-source: the lake in moto's s3"),
+        "{response}"
+    );
+    let values: Vec<f64> = page["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(values, [12.8, 12.6, 12.4, 12.2], "{page}");
+    platform.stop().await;
+}
+
+/// One Glue API call to moto (JSON 1.1, routed by the credential scope): the response body.
+fn glue_call(endpoint: &str, target: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let authority = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=local/20200101/us-east-1/glue/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut response = String::new();

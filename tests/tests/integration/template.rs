@@ -877,3 +877,409 @@ fn the_heard_log_is_appended_by_ingest_and_read_by_the_watch_only() {
         "3600"
     );
 }
+
+// ---- The lake (TimeSeriesStore=lake, the default) -------------------------------------------
+
+/// The rollup objects' Parquet schema, as the lake's rollups write it.
+// TODO: compare with `iotdp::adapters::lake::format::ROLLUP_SCHEMA` once it lands.
+const ROLLUP_SCHEMA: &str = "message rollup {
+  REQUIRED BYTE_ARRAY level (STRING);
+  REQUIRED BYTE_ARRAY name (STRING);
+  REQUIRED BYTE_ARRAY metric (STRING);
+  REQUIRED INT64 window_start (TIMESTAMP(MILLIS,true));
+  REQUIRED INT64 count;
+  REQUIRED DOUBLE sum;
+  REQUIRED DOUBLE min;
+  REQUIRED DOUBLE max;
+  REQUIRED INT64 first_time (TIMESTAMP(MILLIS,true));
+  REQUIRED DOUBLE first;
+  REQUIRED INT64 last_time (TIMESTAMP(MILLIS,true));
+  REQUIRED DOUBLE last;
+  REQUIRED INT64 computed_at (TIMESTAMP(MILLIS,true));
+}";
+
+/// A Parquet message's columns as Glue (Hive) types: `(name, type)` in order.
+fn glue_columns_of(schema: &str) -> Vec<(String, String)> {
+    schema
+        .lines()
+        .filter_map(|line| {
+            let fields = line.trim().trim_end_matches(';');
+            let mut words = fields.split_whitespace();
+            let (_repetition, physical, name) = (words.next()?, words.next()?, words.next()?);
+            if !matches!(physical, "BYTE_ARRAY" | "INT64" | "DOUBLE" | "BOOLEAN") {
+                return None;
+            }
+            let annotation = words.collect::<Vec<_>>().join(" ");
+            let glue = match (physical, annotation.as_str()) {
+                ("BYTE_ARRAY", "(STRING)") => "string",
+                ("INT64", a) if a.starts_with("(TIMESTAMP(MILLIS") => "timestamp",
+                ("INT64", "") => "bigint",
+                ("DOUBLE", "") => "double",
+                ("BOOLEAN", "") => "boolean",
+                other => panic!("no Glue type for {other:?} in {line}"),
+            };
+            Some((name.to_owned(), glue.to_owned()))
+        })
+        .collect()
+}
+
+fn lake(logical_id: &str) -> serde_json::Value {
+    stack_with("lake", logical_id).1
+}
+
+#[test]
+fn the_lake_is_the_default_store_and_every_store_stays_a_choice() {
+    let template = iotdp_local::template::Template::parse(&repo_file("template.yaml")).unwrap();
+    assert_eq!(template.parameters["TimeSeriesStore"], "lake");
+    let text = repo_file("template.yaml");
+    let parameter: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "  TimeSeriesStore:")
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect();
+    assert!(
+        parameter.contains(&"    AllowedValues: [lake, timestream, influxdb]"),
+        "{parameter:?}"
+    );
+    let (created, _) = stack_for("lake");
+    for kind in [
+        "AWS::S3::Bucket",
+        "AWS::Glue::Table",
+        "AWS::Athena::WorkGroup",
+    ] {
+        assert!(created.iter().any(|k| k == kind), "{kind}: {created:?}");
+    }
+    assert!(
+        !created.iter().any(|k| k.starts_with("AWS::Timestream::")),
+        "{created:?}"
+    );
+    for function in ["IngestFunction", "ApiFunction", "RollupFunction"] {
+        let env = &lake(function)["Environment"]["Variables"];
+        assert_eq!(env["TIME_SERIES_STORE"], "lake", "{function}");
+        assert_eq!(env["LAKE_BUCKET"], "LakeBucket", "{function}");
+        assert!(env.get("TIMESTREAM_DATABASE").is_none(), "{function}");
+        let (_, other) = stack_with("timestream", function);
+        assert!(
+            other["Environment"]["Variables"]
+                .get("LAKE_BUCKET")
+                .is_none()
+        );
+    }
+    let (created, _) = stack_for("timestream");
+    assert!(!created.iter().any(|k| k.starts_with("AWS::Glue::")));
+    assert!(!created.iter().any(|k| k == "AWS::Athena::WorkGroup"));
+}
+
+#[test]
+fn the_glue_tables_columns_are_the_parquet_schemas() {
+    let readings = glue_columns_of(iotdp::adapters::lake::format::SCHEMA);
+    assert_eq!(readings.len(), 10, "{readings:?}");
+    let rollups = glue_columns_of(ROLLUP_SCHEMA);
+    assert_eq!(rollups.len(), 13, "{rollups:?}");
+    for (table, expected) in [
+        ("LakeReadingsTable", &readings),
+        ("LakeRollups1mTable", &rollups),
+        ("LakeRollups1hTable", &rollups),
+        ("LakeRollups1dTable", &rollups),
+    ] {
+        let input = &lake(table)["TableInput"];
+        let columns: Vec<(String, String)> = input["StorageDescriptor"]["Columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["Name"].as_str().unwrap().to_owned(),
+                    c["Type"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(&columns, expected, "{table}");
+        let storage = &input["StorageDescriptor"];
+        assert_eq!(
+            storage["SerdeInfo"]["SerializationLibrary"],
+            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+        );
+        assert_eq!(
+            storage["InputFormat"],
+            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+        );
+        assert_eq!(input["TableType"], "EXTERNAL_TABLE");
+    }
+}
+
+/// Partition projection: every partition computed from the table's properties (no crawler),
+/// under the prefixes the lake writes.
+#[test]
+fn the_glue_tables_project_their_partitions_onto_the_lakes_layout() {
+    // (table, name, location, [(key, type, format or range, interval unit)])
+    let daily = |prefix: &str| format!("s3://LakeBucket/{prefix}/date=${{date}}/");
+    let cases = [
+        (
+            "LakeReadingsTable",
+            "readings",
+            "s3://LakeBucket/raw/".to_owned(),
+            "s3://LakeBucket/raw/date=${date}/hour=${hour}/".to_owned(),
+            vec!["date", "hour"],
+        ),
+        (
+            "LakeRollups1mTable",
+            "rollups_1m",
+            "s3://LakeBucket/rollups/1m/".to_owned(),
+            daily("rollups/1m"),
+            vec!["date"],
+        ),
+        (
+            "LakeRollups1hTable",
+            "rollups_1h",
+            "s3://LakeBucket/rollups/1h/".to_owned(),
+            daily("rollups/1h"),
+            vec!["date"],
+        ),
+        (
+            "LakeRollups1dTable",
+            "rollups_1d",
+            "s3://LakeBucket/rollups/1d/".to_owned(),
+            "s3://LakeBucket/rollups/1d/month=${month}/".to_owned(),
+            vec!["month"],
+        ),
+    ];
+    for (table, name, location, template, keys) in cases {
+        let props = lake(table);
+        assert_eq!(props["DatabaseName"], "LakeDatabase");
+        let input = &props["TableInput"];
+        assert_eq!(input["Name"], name);
+        assert_eq!(input["StorageDescriptor"]["Location"], location.as_str());
+        let p = &input["Parameters"];
+        assert_eq!(p["projection.enabled"], "true", "{table}");
+        assert_eq!(p["storage.location.template"], template.as_str(), "{table}");
+        let partition_keys: Vec<_> = input["PartitionKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                assert_eq!(k["Type"], "string");
+                k["Name"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(partition_keys, keys, "{table}");
+        for key in keys {
+            let setting = |s: &str| p[format!("projection.{key}.{s}")].clone();
+            match key {
+                "date" => {
+                    assert_eq!(setting("type"), "date");
+                    assert_eq!(setting("format"), "yyyy-MM-dd");
+                    assert_eq!(setting("range"), "2020-01-01,NOW");
+                    assert_eq!(setting("interval"), "1");
+                    assert_eq!(setting("interval.unit"), "DAYS");
+                }
+                "hour" => {
+                    assert_eq!(setting("type"), "integer");
+                    assert_eq!(setting("range"), "0,23");
+                    assert_eq!(setting("digits"), "2");
+                }
+                "month" => {
+                    assert_eq!(setting("type"), "date");
+                    assert_eq!(setting("format"), "yyyy-MM");
+                    assert_eq!(setting("range"), "2020-01,NOW");
+                    assert_eq!(setting("interval"), "1");
+                    assert_eq!(setting("interval.unit"), "MONTHS");
+                }
+                other => panic!("{other}"),
+            }
+        }
+    }
+    let workgroup = lake("LakeWorkGroup")["WorkGroupConfiguration"].clone();
+    assert_eq!(workgroup["EnforceWorkGroupConfiguration"], true);
+    assert_eq!(workgroup["BytesScannedCutoffPerQuery"], "10737418240");
+    assert_eq!(workgroup["EngineVersion"]["SelectedEngineVersion"], "AUTO");
+    assert_eq!(
+        workgroup["ResultConfiguration"],
+        serde_json::json!({
+            "OutputLocation": "s3://AthenaResultsBucket/results/",
+            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"}
+        })
+    );
+}
+
+/// One statement as expected: its sid, actions and resources.
+type Grant = (&'static str, Vec<&'static str>, Vec<String>);
+
+/// Each function gets exactly the S3 actions it needs, on exactly its prefixes; no action is a
+/// wildcard.
+#[test]
+fn the_lakes_grants_are_per_function_and_per_prefix() {
+    let under = |prefixes: &[&str]| -> Vec<String> {
+        prefixes
+            .iter()
+            .map(|p| format!("LakeBucket.Arn/{p}/*"))
+            .collect()
+    };
+    let expected: [(&str, Vec<Grant>); 3] = [
+        (
+            "IngestFunction",
+            vec![
+                (
+                    "WriteToTheLake",
+                    vec!["s3:PutObject"],
+                    under(&["incoming", "marks", "manifests"]),
+                ),
+                (
+                    "ReadLakeManifests",
+                    vec!["s3:GetObject"],
+                    under(&["manifests"]),
+                ),
+                (
+                    "TellMissingLakeObjectsFromDenied",
+                    vec!["s3:ListBucket"],
+                    vec!["LakeBucket.Arn".to_owned()],
+                ),
+            ],
+        ),
+        (
+            "ApiFunction",
+            vec![
+                (
+                    "ReadTheLake",
+                    vec!["s3:GetObject"],
+                    under(&["manifests", "raw", "incoming", "rollups"]),
+                ),
+                (
+                    "TellMissingLakeObjectsFromDenied",
+                    vec!["s3:ListBucket"],
+                    vec!["LakeBucket.Arn".to_owned()],
+                ),
+            ],
+        ),
+        (
+            "RollupFunction",
+            vec![
+                (
+                    "CompactTheLakeAndWriteRollups",
+                    vec!["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                    under(&["manifests", "raw", "incoming", "rollups", "marks"]),
+                ),
+                (
+                    "ListCompactionMarks",
+                    vec!["s3:ListBucket"],
+                    vec!["LakeBucket.Arn".to_owned()],
+                ),
+            ],
+        ),
+    ];
+    for (function, grants) in expected {
+        let statements = statements(&lake(function));
+        for (sid, actions, _) in &statements {
+            assert!(
+                actions.iter().all(|a| !a.contains('*')),
+                "{function} {sid}: {actions:?}"
+            );
+        }
+        let on_the_lake: Vec<_> = statements
+            .iter()
+            .filter(|(_, _, resources)| resources.iter().any(|r| r.starts_with("LakeBucket")))
+            .cloned()
+            .collect();
+        let expected: Vec<(String, Vec<String>, Vec<String>)> = grants
+            .into_iter()
+            .map(|(sid, actions, resources)| {
+                (
+                    sid.to_owned(),
+                    actions.into_iter().map(str::to_owned).collect(),
+                    resources,
+                )
+            })
+            .collect();
+        assert_eq!(on_the_lake, expected, "{function}");
+        // Nothing of the lake on another store.
+        let (_, other) = stack_with("timestream", function);
+        assert!(!other["Policies"].to_string().contains("LakeBucket"));
+    }
+}
+
+/// Only compacted raw hours and rollups ever age out: an hour not yet compacted (incoming/),
+/// the manifests readers go by and the compaction marks have no rule, whatever the
+/// parameters say.
+#[test]
+fn the_lakes_lifecycle_never_touches_incoming_manifests_or_marks() {
+    let rules_with = |overrides: &[(&str, &str)]| -> Vec<serde_json::Value> {
+        let mut parameters = vec![("TimeSeriesStore", "lake")];
+        parameters.extend_from_slice(overrides);
+        let (_, bucket) = stack_with_parameters(&parameters, "LakeBucket");
+        bucket["LifecycleConfiguration"]["Rules"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let ids = |rules: &[serde_json::Value]| -> Vec<String> {
+        rules
+            .iter()
+            .map(|r| r["Id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // By default: raw hours move to Glacier Instant Retrieval after 90 days, nothing expires.
+    let defaults = rules_with(&[]);
+    assert_eq!(
+        ids(&defaults),
+        ["AbortIncompleteMultipartUploads", "RawHoursToColderStorage"]
+    );
+    assert_eq!(
+        defaults[1]["Transitions"],
+        serde_json::json!([{"StorageClass": "GLACIER_IR", "TransitionInDays": "90"}])
+    );
+    let everything = rules_with(&[
+        ("LakeRawRetentionDays", "400"),
+        ("LakeRollupRetentionDays", "3650"),
+        ("LakeRawStorageClass", "STANDARD_IA"),
+    ]);
+    assert_eq!(
+        ids(&everything),
+        [
+            "AbortIncompleteMultipartUploads",
+            "RawHoursToColderStorage",
+            "ExpireRawHours",
+            "ExpireRollups"
+        ]
+    );
+    assert_eq!(everything[2]["ExpirationInDays"], "400");
+    assert_eq!(everything[3]["ExpirationInDays"], "3650");
+    assert_eq!(
+        ids(&rules_with(&[("LakeRawTransitionDays", "0")])),
+        ["AbortIncompleteMultipartUploads"]
+    );
+    for rule in &everything {
+        match rule.get("Prefix").and_then(|p| p.as_str()) {
+            Some(prefix) => assert!(
+                prefix == "raw/" || prefix == "rollups/",
+                "a lifecycle rule on {prefix}"
+            ),
+            // A rule over the whole bucket may only abort incomplete uploads.
+            None => {
+                let keys: Vec<_> = rule.as_object().unwrap().keys().cloned().collect();
+                assert_eq!(
+                    keys,
+                    ["AbortIncompleteMultipartUpload", "Id", "Status"],
+                    "{rule}"
+                );
+            }
+        }
+        assert!(rule.get("Filter").is_none(), "{rule}");
+    }
+    let (_, bucket) = stack_with("lake", "LakeBucket");
+    assert!(bucket.get("VersioningConfiguration").is_none());
+    assert_eq!(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    assert_eq!(
+        bucket["OwnershipControls"]["Rules"][0]["ObjectOwnership"],
+        "BucketOwnerEnforced"
+    );
+    let (_, results) = stack_with("lake", "AthenaResultsBucket");
+    assert_eq!(
+        results["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"],
+        "7"
+    );
+}
