@@ -191,7 +191,6 @@ impl Startup {
         bind: SocketAddr,
         influxd: Option<&InfluxProcess>,
     ) -> Result<SocketAddr, LocalError> {
-        let config = &self.without_missing_lake_rollups(config).await;
         let api = Arc::new(
             query_api(&self.sdk, config)
                 .await
@@ -222,21 +221,6 @@ impl Startup {
             self.shutdown.clone(),
         )));
         Ok(addr)
-    }
-
-    /// The API's configuration, its rollups left out when the store is the lake and the
-    /// wiring cannot read the lake's rollups yet (the rollup job does not run then either):
-    /// every answer comes from raw readings, exact but slower over long ranges.
-    async fn without_missing_lake_rollups(&self, config: &ApiConfig) -> ApiConfig {
-        let mut config = config.clone();
-        if let (StoreConfig::Lake { .. }, Some(rollup)) = (&config.store, &config.rollup)
-            && iotdp::wiring::rollup_store(&self.sdk, &config.store, rollup)
-                .await
-                .is_err()
-        {
-            config.rollup = None;
-        }
-        config
     }
 
     /// The `commands` function: shadow reports from its queue settle commands; its schedule
@@ -289,19 +273,11 @@ impl Startup {
         function: &Function,
         config: &RollupJobConfig,
     ) -> Result<(), LocalError> {
-        let job = match iotdp::wiring::rollup_job(&self.sdk, config).await {
-            Ok(job) => Arc::new(job),
-            // Until the lake keeps rollups the job has nothing to run on it: the platform
-            // runs without it, and the API reads raw readings (see `api`).
-            Err(why) if matches!(config.store, StoreConfig::Lake { .. }) => {
-                self.notes.push(format!(
-                    "{} (not run: {why}; the query API reads raw readings)",
-                    function.logical_id
-                ));
-                return Ok(());
-            }
-            Err(why) => return Err(LocalError::Wiring(why)),
-        };
+        let job = Arc::new(
+            iotdp::wiring::rollup_job(&self.sdk, config)
+                .await
+                .map_err(LocalError::Wiring)?,
+        );
         for &interval in &function.schedules {
             self.tasks.push(tokio::spawn(run_rollups_on_schedule(
                 job.clone(),

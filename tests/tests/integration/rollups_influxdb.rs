@@ -141,13 +141,15 @@ fn wall_readings() -> Vec<(i64, Reading)> {
 #[tokio::test]
 async fn both_stores_compute_the_same_rollups_and_answer_the_same() {
     let influx = InfluxServer::start();
-    same_rollups_and_answers_as_the_reference(Arc::new(database(&influx, "contract"))).await;
+    same_rollups_and_answers_as_the_reference(Arc::new(database(&influx, "contract")), 600_000)
+        .await;
 }
 
 /// The store contract extended to rollups: `store` and the reference
 /// compute the same rows of every tier from the same late-arriving readings, and answer the
-/// same stitched series and drill-down.
-pub(crate) async fn same_rollups_and_answers_as_the_reference<S>(store: Arc<S>)
+/// same stitched series and drill-down. Readings arrive, and the job runs, every
+/// `cadence_ms` of simulated time.
+pub(crate) async fn same_rollups_and_answers_as_the_reference<S>(store: Arc<S>, cadence_ms: i64)
 where
     S: TimeSeriesStore + RollupStore + TimeSeriesReader + 'static,
 {
@@ -155,7 +157,12 @@ where
     let readings = wall_readings();
     let end = 20_402 * DAY + 600_000;
 
-    async fn load<S>(store: Arc<S>, readings: &[(i64, Reading)], end: i64) -> Arc<MemoryRollupState>
+    async fn load<S>(
+        store: Arc<S>,
+        readings: &[(i64, Reading)],
+        end: i64,
+        cadence_ms: i64,
+    ) -> Arc<MemoryRollupState>
     where
         S: TimeSeriesStore + RollupStore + 'static,
     {
@@ -166,7 +173,7 @@ where
         };
         let Simulated { clock, ingest, job } = simulated(store.clone(), state.clone(), settings);
         let mut steps: Vec<Step> = readings
-            .chunk_by(|a, b| a.0 / 600_000 == b.0 / 600_000)
+            .chunk_by(|a, b| a.0 / cadence_ms == b.0 / cadence_ms)
             .map(|batch| {
                 Step::Deliver(iotdp_memory::rollup_check::Delivery {
                     arrival_ms: batch[0].0,
@@ -174,8 +181,8 @@ where
                 })
             })
             .collect();
-        // The job runs every 10 minutes of simulated time, from the first day on.
-        for at in (20_400 * DAY + 180_000..end).step_by(600_000) {
+        // The job runs every `cadence_ms` of simulated time, from the first day on.
+        for at in (20_400 * DAY + 180_000..end).step_by(cadence_ms as usize) {
             steps.push(Step::RunJob(at));
         }
         let time = |s: &Step| match s {
@@ -187,8 +194,8 @@ where
         state
     }
 
-    let store_state = load(store.clone(), &readings, end).await;
-    let memory_state = load(memory_store.clone(), &readings, end).await;
+    let store_state = load(store.clone(), &readings, end, cadence_ms).await;
+    let memory_state = load(memory_store.clone(), &readings, end, cadence_ms).await;
     let coverage = memory_state.coverage().await.unwrap();
     assert_eq!(store_state.coverage().await.unwrap(), coverage);
     let everything = TimeRange {

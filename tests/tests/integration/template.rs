@@ -881,22 +881,7 @@ fn the_heard_log_is_appended_by_ingest_and_read_by_the_watch_only() {
 // ---- The lake (TimeSeriesStore=lake, the default) -------------------------------------------
 
 /// The rollup objects' Parquet schema, as the lake's rollups write it.
-// TODO: compare with `iotdp::adapters::lake::format::ROLLUP_SCHEMA` once it lands.
-const ROLLUP_SCHEMA: &str = "message rollup {
-  REQUIRED BYTE_ARRAY level (STRING);
-  REQUIRED BYTE_ARRAY name (STRING);
-  REQUIRED BYTE_ARRAY metric (STRING);
-  REQUIRED INT64 window_start (TIMESTAMP(MILLIS,true));
-  REQUIRED INT64 count;
-  REQUIRED DOUBLE sum;
-  REQUIRED DOUBLE min;
-  REQUIRED DOUBLE max;
-  REQUIRED INT64 first_time (TIMESTAMP(MILLIS,true));
-  REQUIRED DOUBLE first;
-  REQUIRED INT64 last_time (TIMESTAMP(MILLIS,true));
-  REQUIRED DOUBLE last;
-  REQUIRED INT64 computed_at (TIMESTAMP(MILLIS,true));
-}";
+const ROLLUP_SCHEMA: &str = iotdp::adapters::lake::format::ROLLUP_SCHEMA;
 
 /// A Parquet message's columns as Glue (Hive) types: `(name, type)` in order.
 fn glue_columns_of(schema: &str) -> Vec<(String, String)> {
