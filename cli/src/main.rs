@@ -7,6 +7,7 @@ mod cost;
 mod deployment;
 mod devices;
 mod files;
+mod lake;
 mod local;
 mod output;
 mod progress;
@@ -76,6 +77,8 @@ enum Command {
     Readings(readings::ReadingsArgs),
     /// Rollups: the job's coverage, and rebuilding a range from raw readings
     Rollups(rollups::RollupsArgs),
+    /// The lake: importing history from Timestream or InfluxDB
+    Lake(lake::LakeArgs),
     /// The Kinesis transport: replay the batches ingest gave up on (named in the failure queue)
     Stream(stream::StreamArgs),
     /// Alert rules
@@ -107,6 +110,8 @@ enum CliError {
     Readings(#[from] readings::ReadingsError),
     #[error(transparent)]
     Rollups(#[from] rollups::RollupsError),
+    #[error(transparent)]
+    Lake(#[from] lake::LakeError),
     #[error(transparent)]
     Stream(#[from] stream::StreamError),
     #[error(transparent)]
@@ -153,6 +158,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Rollups(args) => {
             Ok(rollups::run(args, &Deployment::load(cli.stack).await, output).await?)
+        }
+        Command::Lake(args) => {
+            Ok(lake::run(args, &Deployment::load(cli.stack).await, output).await?)
         }
         Command::Stream(args) => {
             Ok(stream::run(args, &Deployment::load(cli.stack).await, output).await?)

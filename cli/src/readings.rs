@@ -49,7 +49,7 @@ pub enum ReadingsError {
 }
 
 /// Which store is deployed and where: flags, variables, or the stack's outputs.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct StoreArgs {
     /// The deployed store: lake, timestream or influxdb [stack output: TimeSeriesStoreInUse;
     /// default: lake, the template's default]
@@ -81,6 +81,15 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// The same flags, naming `store` instead of the deployed one (`lake import` reads one
+    /// store and writes the lake).
+    pub fn naming(&self, store: &str) -> Self {
+        Self {
+            store: Some(store.to_owned()),
+            ..self.clone()
+        }
+    }
+
     /// The finest rollup tier the deployed job keeps.
     pub async fn rollup_finest(
         &self,

@@ -38,7 +38,14 @@ struct State {
     received: Received,
     /// DynamoDB items by table, then by their key's values.
     tables: HashMap<String, BTreeMap<String, Value>>,
+    /// The lake bucket's objects (`/<LAKE_BUCKET>/<key>`): body and ETag.
+    lake: HashMap<String, (Bytes, String)>,
+    etags: u64,
 }
+
+/// The bucket the benchmark's lake writes to: its objects are kept, so manifests can be read
+/// back and conditional writes judged as S3 judges them.
+pub const LAKE_BUCKET: &str = "lake";
 
 /// The endpoint: `endpoint` is its URL (for `AWS_ENDPOINT_URL` and `INFLUXDB_URL`).
 pub struct FakeAws {
@@ -197,6 +204,15 @@ fn answer(
         "IotData.GetThingShadow".to_owned()
     } else if path.starts_with("/things/") {
         "IotData.UpdateThingShadow".to_owned()
+    } else if path.starts_with(&format!("/{LAKE_BUCKET}/")) {
+        format!(
+            "S3.{}Object.lake",
+            if parts.method == hyper::Method::PUT {
+                "Put"
+            } else {
+                "Get"
+            }
+        )
     } else if parts.method == hyper::Method::PUT {
         "S3.PutObject".to_owned()
     } else if body.starts_with(b"Action=") {
@@ -272,6 +288,21 @@ fn answer(
                 .body(Full::new(Bytes::new()))
                 .expect("a valid response")
         }
+        "S3.PutObject.lake" | "S3.GetObject.lake" => {
+            let key = path[LAKE_BUCKET.len() + 2..].to_owned();
+            let content = if header("content-encoding").contains("aws-chunked") {
+                dechunk(body)
+            } else {
+                body.to_vec()
+            };
+            lake_answer(
+                &mut state,
+                &key,
+                parts.method == hyper::Method::PUT,
+                (header("if-match"), header("if-none-match")),
+                content,
+            )
+        }
         "SNS.Publish" => respond(
             StatusCode::OK,
             "text/xml",
@@ -309,6 +340,60 @@ fn form_value(body: &[u8], name: &str) -> Option<String> {
 }
 
 /// `(device_id, time)` of each record, with `CommonAttributes` applied as Timestream does.
+/// S3 as the lake sees it: GetObject of a missing key is `NoSuchKey`; a PUT `If-None-Match: *`
+/// of a key that exists, or `If-Match` another ETag, is `PreconditionFailed`. Each raw object
+/// written records its readings.
+fn lake_answer(
+    state: &mut State,
+    key: &str,
+    put: bool,
+    (if_match, if_none_match): (&str, &str),
+    content: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let error = |status: StatusCode, code: &str| {
+        respond(
+            status,
+            "application/xml",
+            format!("<Error><Code>{code}</Code><Message>{code}</Message></Error>"),
+        )
+    };
+    let held = state.lake.get(key).map(|(_, etag)| etag.clone());
+    if !put {
+        return match state.lake.get(key) {
+            Some((body, etag)) => Response::builder()
+                .status(StatusCode::OK)
+                .header("etag", etag.as_str())
+                .body(Full::new(body.clone()))
+                .expect("a valid response"),
+            None => error(StatusCode::NOT_FOUND, "NoSuchKey"),
+        };
+    }
+    let refused = (if_none_match == "*" && held.is_some())
+        || (!if_match.is_empty() && held.as_deref() != Some(if_match));
+    if refused {
+        return error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
+    }
+    if key.starts_with("incoming/raw/") && held.is_none() {
+        match iotdp::adapters::lake::format::decode(content.clone()) {
+            Ok(readings) => state
+                .received
+                .written
+                .extend(readings.into_iter().map(|r| (r.device_id, r.time_ms))),
+            Err(e) => state.received.malformed.push(format!("lake {key}: {e}")),
+        }
+    }
+    state.etags += 1;
+    let etag = format!("\"{}\"", state.etags);
+    state
+        .lake
+        .insert(key.to_owned(), (Bytes::from(content), etag.clone()));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("etag", etag)
+        .body(Full::new(Bytes::new()))
+        .expect("a valid response")
+}
+
 fn timestream_records(request: &Value) -> Vec<(String, i64)> {
     let common = &request["CommonAttributes"];
     let device = |record: &Value| {

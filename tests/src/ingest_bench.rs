@@ -34,6 +34,7 @@ use crate::fake_aws::{FakeAws, Received, serve};
 pub enum Store {
     Timestream,
     InfluxDb,
+    Lake,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +51,7 @@ impl Scenario {
             match self.store {
                 Store::Timestream => "Timestream",
                 Store::InfluxDb => "InfluxDB",
+                Store::Lake => "the lake",
             },
             if self.registry_and_alerting {
                 "on"
@@ -145,6 +147,13 @@ fn function_environment(scenario: Scenario, endpoint: &str) -> Vec<(String, Stri
             ("TIME_SERIES_STORE".into(), "influxdb".into()),
             ("INFLUXDB_URL".into(), endpoint.to_owned()),
             ("INFLUXDB_DATABASE".into(), "iotdp".into()),
+        ]),
+        Store::Lake => env.extend([
+            ("TIME_SERIES_STORE".into(), "lake".into()),
+            (
+                "LAKE_BUCKET".into(),
+                crate::fake_aws::LAKE_BUCKET.to_owned(),
+            ),
         ]),
     }
     if scenario.registry_and_alerting {

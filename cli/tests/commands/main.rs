@@ -6,6 +6,7 @@
 
 mod cli;
 mod devices;
+mod lake_import;
 mod local;
 mod readings;
 mod rollups_command;

@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
             "--only" => only = Some(value()),
             other => {
                 eprintln!(
-                    "unknown argument {other}: use --bootstrap PATH, --invocations N, --messages N, --devices N, --only timestream-on|timestream-off|influxdb-on|influxdb-off"
+                    "unknown argument {other}: use --bootstrap PATH, --invocations N, --messages N, --devices N, --only timestream-on|timestream-off|influxdb-on|influxdb-off|lake-on|lake-off"
                 );
                 return std::process::ExitCode::from(2);
             }
@@ -44,6 +44,8 @@ fn main() -> std::process::ExitCode {
         ("timestream-off", Store::Timestream, false),
         ("influxdb-on", Store::InfluxDb, true),
         ("influxdb-off", Store::InfluxDb, false),
+        ("lake-on", Store::Lake, true),
+        ("lake-off", Store::Lake, false),
     ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -74,6 +76,24 @@ fn main() -> std::process::ExitCode {
         }
     }
     print!("{}", ingest_bench::table(&measured));
+    let cpu_of = |store: Store| {
+        measured
+            .iter()
+            .find(|m| m.scenario.store == store && m.scenario.registry_and_alerting)
+            .map(|m| m.cpu_us_per_reading)
+    };
+    if let (Some(lake), Some(timestream)) = (cpu_of(Store::Lake), cpu_of(Store::Timestream)) {
+        println!(
+            "\nThe lake vs Timestream, registry and alerting on: {:.2}x the readings per CPU second",
+            timestream / lake
+        );
+    }
+    if let (Some(lake), Some(influxdb)) = (cpu_of(Store::Lake), cpu_of(Store::InfluxDb)) {
+        println!(
+            "The lake vs InfluxDB, registry and alerting on: {:.2}x the readings per CPU second",
+            influxdb / lake
+        );
+    }
     if let [on, off, ..] = measured.as_slice() {
         println!(
             "\nTimestream, registry and alerting on vs off: {:.2}x the CPU per reading",
