@@ -192,6 +192,7 @@ bench:
 	cargo bench -p iotdp --bench ingest_path
 	cargo bench -p iotdp --bench alert_overhead
 	cargo bench -p iotdp --bench rollups
+	cargo bench -p iotdp --bench lake
 	cargo bench -p iotdp-local --bench query_api
 	cargo build --release -p ingest
 	cargo test --workspace --no-run --quiet

@@ -149,29 +149,12 @@ impl LakeStore {
         partition: Partition,
         sources: &[ManifestEntry],
     ) -> Result<(Vec<u8>, usize), S3Failure> {
-        let failed =
-            |e: format::FormatError| S3Failure::Failed(format!("{}: {e}", partition.name()));
-        match partition.table {
-            Table::Raw => {
-                let mut readings = Vec::new();
-                for source in sources {
-                    let (bytes, _) = self.get(&source.key).await?;
-                    readings.extend(format::decode(bytes).map_err(failed)?);
-                }
-                let readings = latest_writes(readings);
-                let rows = readings.iter().map(|r| r.metrics.len()).sum();
-                Ok((format::encode(&readings).map_err(failed)?, rows))
-            }
-            Table::Rollups(tier) => {
-                let mut rows = Vec::new();
-                for source in sources {
-                    let (bytes, _) = self.get(&source.key).await?;
-                    rows.extend(format::decode_rollups(bytes, tier).map_err(failed)?);
-                }
-                let rows = super::rollups::latest_rows(rows);
-                Ok((format::encode_rollups(&rows).map_err(failed)?, rows.len()))
-            }
+        let mut objects = Vec::with_capacity(sources.len());
+        for source in sources {
+            objects.push(self.get(&source.key).await?.0);
         }
+        merge(partition.table, objects)
+            .map_err(|e| S3Failure::Failed(format!("{}: {e}", partition.name())))
     }
 
     /// Delete the partition's objects no manifest names, older than [`ORPHAN_AGE_MS`]: what a
@@ -195,5 +178,30 @@ impl LakeStore {
             }
         }
         Ok(deleted)
+    }
+}
+
+/// A partition's objects of `table` merged into one: one version of each row (the latest
+/// version of a device and instant, the latest computed window), sorted; and its row count.
+/// Pure, so the benchmark measures exactly what a compaction does between its GETs and PUT.
+pub fn merge(table: Table, objects: Vec<Vec<u8>>) -> Result<(Vec<u8>, usize), format::FormatError> {
+    match table {
+        Table::Raw => {
+            let mut readings = Vec::new();
+            for bytes in objects {
+                readings.extend(format::decode(bytes)?);
+            }
+            let readings = latest_writes(readings);
+            let rows = readings.iter().map(|r| r.metrics.len()).sum();
+            Ok((format::encode(&readings)?, rows))
+        }
+        Table::Rollups(tier) => {
+            let mut rows = Vec::new();
+            for bytes in objects {
+                rows.extend(format::decode_rollups(bytes, tier)?);
+            }
+            let rows = super::rollups::latest_rows(rows);
+            Ok((format::encode_rollups(&rows)?, rows.len()))
+        }
     }
 }

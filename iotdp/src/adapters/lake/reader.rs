@@ -16,7 +16,8 @@ use crate::query::model::{
 };
 use crate::query::ports::TimeSeriesReader;
 
-/// How far back the latest values are looked for, in hours.
+/// How far back the latest values are looked for, in hours: a device silent longer shows no
+/// latest value on the lake (the other stores look back without limit).
 pub const LATEST_LOOKBACK_HOURS: i64 = 48;
 /// Objects fetched at once.
 const PARALLEL_GETS: usize = 16;
@@ -143,11 +144,23 @@ impl TimeSeriesReader for LakeStore {
         device_id: &str,
         metrics: &[&str],
     ) -> Result<Vec<(String, Point)>, QueryError> {
+        // The last two hours first: a device reporting finds all its latest values there.
+        let now = chrono::Utc::now().timestamp_millis();
+        let last_hours = self
+            .readings_of(
+                TimeRange {
+                    from_ms: now - 2 * HOUR_MS,
+                    to_ms: now + HOUR_MS,
+                },
+                Some(device_id),
+            )
+            .await?;
+        let found = latest_of(last_hours.iter(), metrics);
+        if found.len() == metrics.len() {
+            return Ok(found);
+        }
         let recent = self.recent(Some(device_id)).await?;
-        Ok(latest_of(
-            recent.iter().filter(|r| r.device_id == device_id),
-            metrics,
-        ))
+        Ok(latest_of(recent.iter(), metrics))
     }
 
     async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
