@@ -449,7 +449,6 @@ async fn a_compaction_killed_mid_rewrite_loses_and_doubles_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet passing within CI's time: each query reads its hours' objects whole until compaction sorts them; run with --ignored"]
 async fn the_lake_answers_every_read_as_the_reference_does() {
     let now = chrono::Utc::now().timestamp_millis();
     let readings = readings(now);
@@ -459,6 +458,10 @@ async fn the_lake_answers_every_read_as_the_reference_does() {
     let reference = MemoryStore::new(1_000);
     stored_in_batches(&lake, &readings).await;
     stored_in_batches(&reference, &readings).await;
+    // The closed hours compacted, as the rollup function's schedule keeps them (reads on
+    // uncompacted hours are compared with reads after compaction in the compaction's test);
+    // the current hour stays as written.
+    lake.compact_marked(now).await.unwrap();
 
     let range = TimeRange {
         from_ms: now - 8 * HOUR,
@@ -471,8 +474,8 @@ async fn the_lake_answers_every_read_as_the_reference_does() {
     devices.sort();
     devices.dedup();
     let mut compared = 0;
-    // Every fourth device: each query reads the hours' objects whole until compaction sorts
-    // them, and moto serves them one at a time.
+    // Every fourth device: each query reads its hours' objects, and moto serves them one at a
+    // time.
     for device in devices.iter().step_by(4) {
         let names: Vec<&str> = metrics.iter().map(String::as_str).collect();
         assert_eq!(

@@ -35,6 +35,19 @@ const MANIFEST_ATTEMPTS: u32 = 10;
 pub struct LakeStore {
     client: Client,
     bucket: String,
+    /// The earliest hour this instance knows the lake holds ([`EXTENT_KEY`]), `i64::MAX` until
+    /// read: it only moves earlier, so a write at or after it need not touch the extent.
+    known_first_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// The lake's extent: the start of the earliest hour ever written. Reads clamp their range to
+/// it, so a range from 1970 reads the partitions that can hold data, not half a million empty
+/// manifests; writes move it earlier by a conditional write.
+const EXTENT_KEY: &str = "manifests/extent.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Extent {
+    first_ms: i64,
 }
 
 /// What a call to S3 failed with, as the ports need it.
@@ -119,7 +132,66 @@ impl LakeStore {
         Self {
             client,
             bucket: bucket.into(),
+            known_first_ms: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)),
         }
+    }
+
+    /// The lake's extent as S3 holds it now (`None`: nothing written yet), and its ETag.
+    async fn read_extent(&self) -> Result<(Option<i64>, Option<String>), S3Failure> {
+        match self.get(EXTENT_KEY).await {
+            Ok((bytes, etag)) => {
+                let extent: Extent = serde_json::from_slice(&bytes)
+                    .map_err(|e| S3Failure::Failed(format!("{EXTENT_KEY}: {e}")))?;
+                self.known_first_ms
+                    .fetch_min(extent.first_ms, std::sync::atomic::Ordering::Relaxed);
+                Ok((Some(extent.first_ms), etag))
+            }
+            Err(S3Failure::Missing) => Ok((None, None)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The earliest time a read from `from_ms` can find data at: `from_ms` itself when this
+    /// instance already knows the lake starts earlier, else the extent read afresh (a writer
+    /// may have moved it since), or `None` when the lake is empty.
+    pub(crate) async fn first_readable(&self, from_ms: i64) -> Result<Option<i64>, S3Failure> {
+        let known = self
+            .known_first_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if from_ms >= known {
+            return Ok(Some(from_ms));
+        }
+        Ok(self.read_extent().await?.0.map(|first| first.max(from_ms)))
+    }
+
+    /// Move the extent to `hour_ms` if it starts later (before the hour's object is named, so a
+    /// reader that finds the object also finds the extent covering it).
+    async fn extend_to(&self, hour_ms: i64) -> Result<(), S3Failure> {
+        if hour_ms
+            >= self
+                .known_first_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        for attempt in 0..MANIFEST_ATTEMPTS {
+            let (first, etag) = self.read_extent().await?;
+            if first.is_some_and(|f| f <= hour_ms) {
+                return Ok(());
+            }
+            let body = serde_json::to_vec(&Extent { first_ms: hour_ms }).unwrap_or_default();
+            let condition = etag.map_or(Condition::Absent, Condition::Unchanged);
+            match self.put(EXTENT_KEY, body, condition).await {
+                Ok(()) => {
+                    self.known_first_ms
+                        .fetch_min(hour_ms, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(S3Failure::Conflict) => backoff(attempt).await,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(S3Failure::Conflict)
     }
 
     pub fn bucket(&self) -> &str {
@@ -247,6 +319,7 @@ impl LakeStore {
         rows: usize,
     ) -> Result<(), S3Failure> {
         let key = partition.incoming_key(hash);
+        self.extend_to(partition.start_ms).await?;
         self.put(&key, body, Condition::None).await?;
         let entry = ManifestEntry {
             key,

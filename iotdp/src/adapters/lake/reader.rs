@@ -98,7 +98,14 @@ impl LakeStore {
         range: TimeRange,
         device: Option<&str>,
     ) -> Result<Vec<Reading>, QueryError> {
-        let partitions = Table::Raw.partitions(range.from_ms, range.to_ms);
+        let Some(from_ms) = self
+            .first_readable(range.from_ms)
+            .await
+            .map_err(read_error)?
+        else {
+            return Ok(Vec::new());
+        };
+        let partitions = Table::Raw.partitions(from_ms, range.to_ms);
         let all = self
             .read_partitions(&partitions, |_, bytes| format::decode_device(bytes, device))
             .await?;

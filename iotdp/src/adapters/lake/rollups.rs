@@ -59,7 +59,15 @@ impl RollupStore for LakeStore {
         range: TimeRange,
         selection: RowSelection<'_>,
     ) -> Result<Vec<RollupRow>, QueryError> {
-        let partitions = Table::Rollups(tier).partitions(range.from_ms, range.to_ms);
+        // Rollups are of readings, so they start no earlier than the lake's first hour.
+        let Some(from_ms) = self
+            .first_readable(range.from_ms)
+            .await
+            .map_err(super::reader::read_error)?
+        else {
+            return Ok(Vec::new());
+        };
+        let partitions = Table::Rollups(tier).partitions(from_ms, range.to_ms);
         let rows = self
             .read_partitions(&partitions, |_, bytes| format::decode_rollups(bytes, tier))
             .await?;
