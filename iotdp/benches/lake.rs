@@ -20,15 +20,16 @@ use std::time::Instant;
 const HOUR: i64 = 1_796_691_600_000; // 2026-12-08T01:00:00Z
 
 /// `devices` battery boxes, every 5 minutes for an hour, in ingest objects of `per_object`
-/// readings (arrival order: time, then device).
-fn hour_of(devices: usize, per_object: usize) -> Vec<Vec<Reading>> {
-    let mut all = Vec::with_capacity(devices * 12);
-    for slot in 0..12i64 {
-        for d in 0..devices {
-            let site = d / 100;
-            let path = LocationPath::parse(&format!("site-{site}")).unwrap();
-            let wobble = ((d as i64 * 31 + slot * 7) % 1000) as f64 / 1000.0;
-            all.push(
+/// readings (arrival order: time, then device), each built only when encoded, so the input
+/// never sits in memory as readings.
+fn hour_of(devices: usize, per_object: usize) -> impl Iterator<Item = Vec<Reading>> {
+    let total = devices * 12;
+    (0..total.div_ceil(per_object)).map(move |chunk| {
+        (chunk * per_object..((chunk + 1) * per_object).min(total))
+            .map(|i| {
+                let (slot, d) = ((i / devices) as i64, i % devices);
+                let path = LocationPath::parse(&format!("site-{}", d / 100)).unwrap();
+                let wobble = ((d as i64 * 31 + slot * 7) % 1000) as f64 / 1000.0;
                 Reading::new(
                     &format!("bb-{d:06}"),
                     HOUR + slot * 300_000 + (d as i64 % 300) * 1000,
@@ -38,11 +39,10 @@ fn hour_of(devices: usize, per_object: usize) -> Vec<Vec<Reading>> {
                         ("soc", MetricValue::Number(40.0 + 50.0 * wobble)),
                     ],
                 )
-                .with_place("battery-box", path),
-            );
-        }
-    }
-    all.chunks(per_object).map(<[Reading]>::to_vec).collect()
+                .with_place("battery-box", path)
+            })
+            .collect()
+    })
 }
 
 fn peak_rss_mib() -> f64 {
@@ -57,8 +57,7 @@ fn peak_rss_mib() -> f64 {
 fn a_large_hour_once() {
     let before = peak_rss_mib();
     let objects: Vec<Vec<u8>> = hour_of(100_000, 10_000)
-        .iter()
-        .map(|o| encode(o).unwrap())
+        .map(|o| encode(&o).unwrap())
         .collect();
     let stored: usize = objects.iter().map(Vec::len).sum();
     let at_rest = peak_rss_mib();
@@ -79,7 +78,7 @@ fn a_large_hour_once() {
 
 fn lake(c: &mut Criterion) {
     a_large_hour_once();
-    let batch = hour_of(1_000, 12_000).remove(0);
+    let batch = hour_of(1_000, 12_000).next().unwrap();
     let rows = (batch.len() * 3) as u64;
     let mut group = c.benchmark_group("lake");
     group.throughput(Throughput::Elements(rows));
@@ -88,8 +87,7 @@ fn lake(c: &mut Criterion) {
         |b| b.iter(|| encode(black_box(&batch)).unwrap()),
     );
     let objects: Vec<Vec<u8>> = hour_of(1_000, 1_000)
-        .iter()
-        .map(|o| encode(o).unwrap())
+        .map(|o| encode(&o).unwrap())
         .collect();
     group.bench_function("compact an hour (12 objects, 36,000 rows)", |b| {
         b.iter(|| merge(Table::Raw, black_box(objects.clone())).unwrap())
