@@ -86,9 +86,7 @@ fn lake(c: &mut Criterion) {
         "encode an ingest object (12,000 readings, 36,000 rows)",
         |b| b.iter(|| encode(black_box(&batch)).unwrap()),
     );
-    let objects: Vec<Vec<u8>> = hour_of(1_000, 1_000)
-        .map(|o| encode(&o).unwrap())
-        .collect();
+    let objects: Vec<Vec<u8>> = hour_of(1_000, 1_000).map(|o| encode(&o).unwrap()).collect();
     group.bench_function("compact an hour (12 objects, 36,000 rows)", |b| {
         b.iter(|| merge(Table::Raw, black_box(objects.clone())).unwrap())
     });

@@ -41,6 +41,9 @@ struct State {
     /// The lake bucket's objects (`/<LAKE_BUCKET>/<key>`): body and ETag.
     lake: HashMap<String, (Bytes, String)>,
     etags: u64,
+    /// Every `throttle_every`-th lake request is answered `503 SlowDown` (0: none).
+    throttle_every: u64,
+    lake_requests: u64,
 }
 
 /// The bucket the benchmark's lake writes to: its objects are kept, so manifests can be read
@@ -104,6 +107,12 @@ impl FakeAws {
     }
 
     /// How many items a table holds.
+    /// Answer every `every`-th request to the lake bucket with `503 SlowDown`, as S3 throttles
+    /// a prefix (1: all of them; 0: none).
+    pub fn throttle_lake(&self, every: u64) {
+        self.state.lock().unwrap().throttle_every = every;
+    }
+
     pub fn items(&self, table: &str) -> usize {
         self.state
             .lock()
@@ -357,6 +366,15 @@ fn lake_answer(
             format!("<Error><Code>{code}</Code><Message>{code}</Message></Error>"),
         )
     };
+    state.lake_requests += 1;
+    if state.throttle_every > 0 && state.lake_requests.is_multiple_of(state.throttle_every) {
+        *state
+            .received
+            .calls
+            .entry("S3.SlowDown".into())
+            .or_insert(0) += 1;
+        return error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown");
+    }
     let held = state.lake.get(key).map(|(_, etag)| etag.clone());
     if !put {
         return match state.lake.get(key) {

@@ -657,3 +657,119 @@ print(json.dumps({
     want.sort();
     assert_eq!(rows, want);
 }
+
+/// The lake on an endpoint that keeps objects as S3 does and throttles as S3 does.
+async fn lake_on_fake(fake: &iotdp_integration_tests::fake_aws::FakeAws) -> LakeStore {
+    let sdk = iotdp_local::platform::local_sdk_config(&fake.endpoint).await;
+    LakeStore::new(
+        iotdp::wiring::s3_client(&sdk),
+        iotdp_integration_tests::fake_aws::LAKE_BUCKET,
+    )
+}
+
+fn batches_of(hour: i64) -> Vec<Vec<Reading>> {
+    (0..5)
+        .map(|b| {
+            (0..20)
+                .map(|i| Reading {
+                    device_id: format!("ac-{b}"),
+                    time_ms: hour + i * 60_000,
+                    seq: None,
+                    metrics: vec![Metric {
+                        name: "temperature".into(),
+                        value: MetricValue::Number(20.0 + i as f64 / 10.0),
+                    }],
+                    version: 1,
+                    dimensions: None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// S3 throttling (`503 SlowDown`) on writes and reads: with every other lake request
+/// throttled every reading is stored exactly once and read back; with every request
+/// throttled a batch is returned for retry (nothing counted as stored), reads fail with a
+/// reason, and the retry once S3 recovers stores each reading once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_on_writes_and_reads_loses_and_doubles_nothing() {
+    let fake = iotdp_integration_tests::fake_aws::FakeAws::start(&[]).await;
+    let lake = lake_on_fake(&fake).await;
+    let hour = chrono::Utc::now().timestamp_millis() / HOUR * HOUR - 2 * HOUR;
+    let batches = batches_of(hour);
+    let range = TimeRange {
+        from_ms: hour,
+        to_ms: hour + HOUR,
+    };
+
+    fake.throttle_lake(2);
+    for batch in &batches[..3] {
+        stored_in_batches(&lake, batch).await;
+    }
+    assert_eq!(lake.readings(range).await.unwrap().len(), 60);
+    let received = fake.take();
+    assert!(
+        received.calls.get("S3.SlowDown").copied().unwrap_or(0) > 3,
+        "{:?}",
+        received.calls
+    );
+    let mut written = received.written.clone();
+    written.sort();
+    written.dedup();
+    assert_eq!(written.len(), 60);
+    assert_eq!(
+        received.written.len(),
+        60,
+        "a throttled write was written twice"
+    );
+
+    fake.throttle_lake(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (outcomes, _) = write_readings(&lake, &batches[3], &WritePolicy::default(), deadline).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, WriteOutcome::Failed(_))),
+        "{outcomes:?}"
+    );
+    let read = lake.readings(range).await;
+    assert!(
+        read.is_err(),
+        "a read through throttling must fail, not answer short"
+    );
+
+    fake.throttle_lake(0);
+    stored_in_batches(&lake, &batches[3]).await;
+    stored_in_batches(&lake, &batches[4]).await;
+    assert_eq!(lake.readings(range).await.unwrap().len(), 100);
+}
+
+/// A write cut off half way (the connection to S3 dropped) is returned for retry, and the
+/// retry stores each reading once: the object's key is the same, and the manifest names it
+/// once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_cut_half_way_is_retried_without_a_copy() {
+    let moto = MotoServer::start();
+    let direct = lake_on_moto(&moto).await;
+    let target: std::net::SocketAddr = moto.endpoint.trim_start_matches("http://").parse().unwrap();
+    let relay = iotdp_integration_tests::relay::Relay::start(target).await;
+    let sdk = iotdp_local::platform::local_sdk_config(&relay.url()).await;
+    let lake = LakeStore::new(iotdp::wiring::s3_client(&sdk), direct.bucket());
+    let hour = chrono::Utc::now().timestamp_millis() / HOUR * HOUR - 2 * HOUR;
+    let batches = batches_of(hour);
+    stored_in_batches(&lake, &batches[0]).await;
+
+    relay.cut();
+    assert!(lake.write(&batches[1]).await.is_err());
+    relay.restore();
+    stored_in_batches(&lake, &batches[1]).await;
+    // The same batch delivered again (SQS redelivers what it cannot know was stored).
+    stored_in_batches(&lake, &batches[1]).await;
+    let range = TimeRange {
+        from_ms: hour,
+        to_ms: hour + HOUR,
+    };
+    assert_eq!(direct.readings(range).await.unwrap().len(), 40);
+    let prefix = format!("incoming/raw/{}/", iotdp::adapters::lake::partition(hour));
+    assert_eq!(keys_under(&direct, &moto, &prefix).await.len(), 2);
+}
