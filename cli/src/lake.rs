@@ -163,7 +163,7 @@ async fn import(
             "readings": readings_copied,
             "objects": objects,
         }),
-        &format!(
+        format!(
             "copied {readings_copied} readings of {hours} hours from {source_name} into the lake ({objects} objects); \
              run `iotdp rollups rebuild --from {} --to {}` so long-range reads see them",
             iotdp::api::params::rfc3339(from),

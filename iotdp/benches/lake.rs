@@ -84,11 +84,13 @@ fn lake(c: &mut Criterion) {
     group.throughput(Throughput::Elements(rows));
     group.bench_function(
         "encode an ingest object (12,000 readings, 36,000 rows)",
-        |b| b.iter(|| encode(black_box(&batch)).unwrap()),
+        |b| {
+            b.iter(|| encode(black_box(&batch)).unwrap());
+        },
     );
     let objects: Vec<Vec<u8>> = hour_of(1_000, 1_000).map(|o| encode(&o).unwrap()).collect();
     group.bench_function("compact an hour (12 objects, 36,000 rows)", |b| {
-        b.iter(|| merge(Table::Raw, black_box(objects.clone())).unwrap())
+        b.iter(|| merge(Table::Raw, black_box(objects.clone())).unwrap());
     });
     group.finish();
 }

@@ -45,8 +45,11 @@ fn import(moto: &MotoServer, influx: &InfluxServer, from: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Every reading as `(device, time, metric values)`, sorted.
-fn flat(readings: Vec<Reading>) -> Vec<(String, i64, Vec<(String, String)>)> {
+/// A reading as `(device, time, metric values)`.
+type FlatReading = (String, i64, Vec<(String, String)>);
+
+/// Every reading flattened, sorted.
+fn flat(readings: Vec<Reading>) -> Vec<FlatReading> {
     let mut out: Vec<_> = readings
         .into_iter()
         .map(|r| {
