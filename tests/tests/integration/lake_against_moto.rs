@@ -20,6 +20,21 @@ use tokio::time::Instant;
 
 const HOUR: i64 = 3_600_000;
 
+/// One reading of one metric, version 1 unless given.
+fn one(device: String, time_ms: i64, metric: &str, value: f64, version: i64) -> Reading {
+    Reading {
+        device_id: device,
+        time_ms,
+        seq: None,
+        metrics: vec![Metric {
+            name: metric.into(),
+            value: MetricValue::Number(value),
+        }],
+        version,
+        dimensions: None,
+    }
+}
+
 /// The simulated fleet's readings over the last hours, each device placed in one of two
 /// sites; then some of them again (a redelivered batch), one corrected (a higher version),
 /// and a gateway's 5-hour-late readings.
@@ -264,16 +279,8 @@ async fn a_late_reading_reopens_its_compacted_hour() {
     let lake = lake_on_moto(&moto).await;
     let now = chrono::Utc::now().timestamp_millis();
     let hour = now / HOUR * HOUR - 3 * HOUR;
-    let reading = |device: &str, time_ms: i64, version: i64| Reading {
-        device_id: device.into(),
-        time_ms,
-        seq: None,
-        metrics: vec![Metric {
-            name: "moisture".into(),
-            value: MetricValue::Number(version as f64),
-        }],
-        version,
-        dimensions: None,
+    let reading = |device: &str, time_ms: i64, version: i64| {
+        one(device.into(), time_ms, "moisture", version as f64, version)
     };
     lake.write(&[reading("a", hour + 1, 1), reading("b", hour + 2, 1)])
         .await
@@ -315,17 +322,7 @@ async fn concurrent_compactions_and_writers_lose_nothing() {
     let hour = chrono::Utc::now().timestamp_millis() / HOUR * HOUR - 2 * HOUR;
     let batch = |writer: i64| -> Vec<Reading> {
         (0..10)
-            .map(|i| Reading {
-                device_id: format!("w{writer}"),
-                time_ms: hour + i * 1_000,
-                seq: None,
-                metrics: vec![Metric {
-                    name: "t".into(),
-                    value: MetricValue::Number(i as f64),
-                }],
-                version: 1,
-                dimensions: None,
-            })
+            .map(|i| one(format!("w{writer}"), hour + i * 1_000, "t", i as f64, 1))
             .collect()
     };
     for w in 0..4 {
@@ -381,17 +378,7 @@ async fn a_compaction_killed_mid_rewrite_loses_and_doubles_nothing() {
     let now = chrono::Utc::now().timestamp_millis();
     let hour = now / HOUR * HOUR - 2 * HOUR;
     let readings: Vec<Reading> = (0..20)
-        .map(|i| Reading {
-            device_id: format!("d{}", i % 3),
-            time_ms: hour + i * 60_000,
-            seq: None,
-            metrics: vec![Metric {
-                name: "t".into(),
-                value: MetricValue::Number(i as f64),
-            }],
-            version: 1,
-            dimensions: None,
-        })
+        .map(|i| one(format!("d{}", i % 3), hour + i * 60_000, "t", i as f64, 1))
         .collect();
     lake.write(&readings[..10]).await.unwrap();
     lake.write(&readings[10..]).await.unwrap();
@@ -553,17 +540,7 @@ async fn concurrent_writers_to_one_hour_lose_nothing() {
     let hour = chrono::Utc::now().timestamp_millis() / HOUR * HOUR;
     let batch = |writer: i64| -> Vec<Reading> {
         (0..25)
-            .map(|i| Reading {
-                device_id: format!("w{writer}"),
-                time_ms: hour + i * 1_000,
-                seq: None,
-                metrics: vec![Metric {
-                    name: "t".into(),
-                    value: MetricValue::Number(i as f64),
-                }],
-                version: 1,
-                dimensions: None,
-            })
+            .map(|i| one(format!("w{writer}"), hour + i * 1_000, "t", i as f64, 1))
             .collect()
     };
     let writes = (0..8).map(|w| {
@@ -671,16 +648,14 @@ fn batches_of(hour: i64) -> Vec<Vec<Reading>> {
     (0..5)
         .map(|b| {
             (0..20)
-                .map(|i| Reading {
-                    device_id: format!("ac-{b}"),
-                    time_ms: hour + i * 60_000,
-                    seq: None,
-                    metrics: vec![Metric {
-                        name: "temperature".into(),
-                        value: MetricValue::Number(20.0 + i as f64 / 10.0),
-                    }],
-                    version: 1,
-                    dimensions: None,
+                .map(|i| {
+                    one(
+                        format!("ac-{b}"),
+                        hour + i * 60_000,
+                        "temperature",
+                        20.0 + i as f64 / 10.0,
+                        1,
+                    )
                 })
                 .collect()
         })
