@@ -197,6 +197,7 @@ bench:
 	cargo build --release -p ingest
 	cargo test --workspace --no-run --quiet
 	$(TARGET_DIR)/debug/ingest-bench --bootstrap $(TARGET_DIR)/release/ingest
+	$(TARGET_DIR)/debug/read-bench
 
 ## build: sam build for arm64 with cargo-lambda from the venv (it adds the Rust target
 ## aarch64-unknown-linux-gnu through rustup on first use)
