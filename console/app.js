@@ -15,7 +15,11 @@ import { rulesPage } from "./js/rules.js";
 
 const page = document.getElementById("page");
 
+// Which route is the latest: a page that finishes loading after a later one began is dropped.
+let routes = 0;
+
 async function route() {
+  const turn = ++routes;
   const [path] = location.hash.replace(/^#/, "").split("?");
   const parts = path.split("/").filter(Boolean);
   const name = parts[0] || "fleet";
@@ -33,9 +37,13 @@ async function route() {
     else if (name === "alerts") content = await alertsPage();
     else if (name === "rules") content = await rulesPage();
     else content = await fleetPage();
+    if (turn !== routes) return;
     page.replaceChildren(...[content].flat().filter(Boolean));
+    // What is shown (e.g. "places/wall-12"), so a wait can tell this page from the last one.
+    page.dataset.shown = parts.map(decodeURIComponent).join("/");
     page.dataset.ready = name;
   } catch (e) {
+    if (turn !== routes) return;
     page.dataset.ready = "error";
     showError(e);
   }

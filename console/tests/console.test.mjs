@@ -272,7 +272,9 @@ test("the drill-down goes from the sites to a spot, each level what the API aggr
   const page = await openPage("#/places/?metric=moisture&range=1h");
   let path = "";
   for (const level of ["site", "zone", "section", "spot"]) {
-    await page.waitForFunction(() => document.querySelector("#page").dataset.ready === "places");
+    // This level's page, not the last one's still marked ready before the click's route ran.
+    const shown = ["places", path].filter(Boolean).join("/");
+    await page.waitForFunction((s) => document.querySelector("#page").dataset.ready === "places" && document.querySelector("#page").dataset.shown === s, shown);
     const now = new Date();
     const { groups } = await api(`/readings/moisture/drill-down?path=${encodeURIComponent(path)}&from=${new Date(now - 3600e3).toISOString()}&to=${now.toISOString()}&agg=avg`);
     const cells = await page.locator("[data-testid=cells] .cell").evaluateAll((nodes) => nodes.map((n) => n.dataset.group));
