@@ -17,6 +17,41 @@ use iotdp_integration_tests::{drain_sns_envelopes, moto_binary, moto_state, subs
 use iotdp_local::platform::{Endpoint, LocalOptions, LocalPlatform, QueueMode};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 
+/// `id` registered, then four voltages published over MQTT 30 s apart, from two minutes ago:
+/// bins of [12.8, 12.6] and [12.4, 12.2]. Returns the first reading's minute, and the device's
+/// client, kept connected while the caller waits for the readings.
+async fn four_readings_of_a_registered_battery(
+    platform: &LocalPlatform,
+    id: &str,
+) -> (i64, AsyncClient) {
+    let registry = iotdp::wiring::device_registry(
+        &platform.sdk,
+        platform.physical("DeviceRegistryTable").unwrap(),
+    );
+    let now = chrono::Utc::now().timestamp_millis();
+    registry
+        .create(&DeviceRecord::new(id, "battery-box", now))
+        .await
+        .unwrap();
+    let battery = device(id, platform.mqtt_addr.port()).await;
+    let minute = now - now.rem_euclid(60_000) - 120_000;
+    for (offset, volts) in [(0, 12.8), (30_000, 12.6), (60_000, 12.4), (90_000, 12.2)] {
+        battery
+            .publish(
+                format!("dt/{id}/telemetry"),
+                QoS::AtLeastOnce,
+                false,
+                format!(
+                    r#"{{"ts":{},"metrics":{{"voltage":{volts}}}}}"#,
+                    minute + offset
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    (minute, battery)
+}
+
 async fn device(id: &str, port: u16) -> AsyncClient {
     let mut options = MqttOptions::new(id, "127.0.0.1", port);
     options.set_keep_alive(Duration::from_secs(30));
@@ -439,32 +474,8 @@ async fn with_influxdb_readings_come_back_through_the_read_port() {
     .await
     .expect("local platform starts");
     assert!(platform.store_description.starts_with("InfluxDB"));
-    let registry = iotdp::wiring::device_registry(
-        &platform.sdk,
-        platform.physical("DeviceRegistryTable").unwrap(),
-    );
-    let now = chrono::Utc::now().timestamp_millis();
-    registry
-        .create(&DeviceRecord::new("battery-9", "battery-box", now))
-        .await
-        .unwrap();
-    let battery = device("battery-9", platform.mqtt_addr.port()).await;
     // Four readings in two minutes: bins of [12.8, 12.6] and [12.4, 12.2].
-    let minute = now - now.rem_euclid(60_000) - 120_000;
-    for (offset, volts) in [(0, 12.8), (30_000, 12.6), (60_000, 12.4), (90_000, 12.2)] {
-        battery
-            .publish(
-                "dt/battery-9/telemetry",
-                QoS::AtLeastOnce,
-                false,
-                format!(
-                    r#"{{"ts":{},"metrics":{{"voltage":{volts}}}}}"#,
-                    minute + offset
-                ),
-            )
-            .await
-            .unwrap();
-    }
+    let (minute, _battery) = four_readings_of_a_registered_battery(&platform, "battery-9").await;
     let query = SeriesQuery {
         device_id: "battery-9".into(),
         metric: "voltage".into(),
@@ -643,31 +654,7 @@ async fn on_the_default_lake_readings_come_back_through_the_api() {
         "{table}"
     );
 
-    let registry = iotdp::wiring::device_registry(
-        &platform.sdk,
-        platform.physical("DeviceRegistryTable").unwrap(),
-    );
-    let now = chrono::Utc::now().timestamp_millis();
-    registry
-        .create(&DeviceRecord::new("battery-3", "battery-box", now))
-        .await
-        .unwrap();
-    let battery = device("battery-3", platform.mqtt_addr.port()).await;
-    let minute = now - now.rem_euclid(60_000) - 120_000;
-    for (offset, volts) in [(0, 12.8), (30_000, 12.6), (60_000, 12.4), (90_000, 12.2)] {
-        battery
-            .publish(
-                "dt/battery-3/telemetry",
-                QoS::AtLeastOnce,
-                false,
-                format!(
-                    r#"{{"ts":{},"metrics":{{"voltage":{volts}}}}}"#,
-                    minute + offset
-                ),
-            )
-            .await
-            .unwrap();
-    }
+    let (minute, _battery) = four_readings_of_a_registered_battery(&platform, "battery-3").await;
     let api = platform
         .api_addr
         .expect("the template's api function is served");
