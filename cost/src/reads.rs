@@ -27,7 +27,7 @@ use iotdp::query::model::{QueryError, TimeRange};
 use iotdp::rollup::job::{RollupJob, RollupSettings};
 use iotdp::rollup::model::{RollupRow, RowSelection};
 use iotdp::rollup::ports::{RollupError, RollupStore};
-use iotdp::rollup::tier::{Coverage, Source, Tier, cover_down_to};
+use iotdp::rollup::tier::{Coverage, Segment, Source, Tier, cover_down_to};
 
 use super::Load;
 use iotdp_memory::{MemoryRollupState, MemoryStore};
@@ -348,9 +348,10 @@ async fn run_rollup_sample(
     })
 }
 
-/// Queries one chart of the last 24 hours sends, with the job caught up: the API's planner
-/// splits the range into the coarsest tiers the job has covered and raw readings for the rest.
-fn chart_queries(finest: Tier) -> (f64, f64) {
+/// When the priced chart is drawn, and the planner's segments of its last 24 hours with the job
+/// caught up (one window and its grace behind): the coarsest tiers the job has covered, raw
+/// readings for the rest.
+fn chart_plan(finest: Tier) -> (i64, Vec<Segment>) {
     let now_ms = SAMPLE_START_MS + 37 * DAY_MS + 13 * 3_600_000 + 17 * 60_000 + 23_000;
     let range = TimeRange {
         from_ms: now_ms - DAY_MS,
@@ -358,26 +359,24 @@ fn chart_queries(finest: Tier) -> (f64, f64) {
     };
     let coverage = Coverage {
         since_ms: SAMPLE_START_MS,
-        // The job is one window and its grace behind.
         watermark_ms: (now_ms - 180_000).div_euclid(60_000) * 60_000,
     };
-    let segments = cover_down_to(range, Some(coverage), Tier::Day, finest);
-    (segments.len() as f64, 1.0)
+    (
+        now_ms,
+        cover_down_to(range, Some(coverage), Tier::Day, finest),
+    )
+}
+
+/// Queries one chart of the last 24 hours sends: one per segment.
+fn chart_queries(finest: Tier) -> (f64, f64) {
+    (chart_plan(finest).1.len() as f64, 1.0)
 }
 
 /// A 24-hour chart's partitions on the lake, from the same planner's segments.
 fn chart_lake_partitions(finest: Tier, lake: &mut LakeJob) {
-    let now_ms = SAMPLE_START_MS + 37 * DAY_MS + 13 * 3_600_000 + 17 * 60_000 + 23_000;
-    let range = TimeRange {
-        from_ms: now_ms - DAY_MS,
-        to_ms: now_ms,
-    };
-    let coverage = Coverage {
-        since_ms: SAMPLE_START_MS,
-        watermark_ms: (now_ms - 180_000).div_euclid(60_000) * 60_000,
-    };
+    let (now_ms, segments) = chart_plan(finest);
     let open_hour = iotdp::adapters::lake::partition(now_ms);
-    for segment in cover_down_to(range, Some(coverage), Tier::Day, finest) {
+    for segment in segments {
         match segment.source {
             Source::Raw => {
                 for hour in hours_of(segment.range) {
