@@ -1,5 +1,5 @@
-//! The lake's CPU: an ingest batch's readings encoded as one Parquet object (what each ingest
-//! invocation adds to its hour), and a compaction's merge of an hour (decode every object,
+//! The lake's CPU: an ingest batch's readings encoded as one object (what each ingest
+//! invocation adds to its hour: in the row format ingest writes, and as Parquet, the choice), and a compaction's merge of an hour (decode every object,
 //! keep one version of each reading, encode sorted): rows per second of one core.
 //!
 //! Before criterion's runs it compacts one hour of 100,000 devices reporting every 5 minutes
@@ -10,6 +10,7 @@
 //! `cargo bench -p iotdp --bench lake`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use iotdp::adapters::lake::appended;
 use iotdp::adapters::lake::compaction::merge;
 use iotdp::adapters::lake::format::encode;
 use iotdp::adapters::lake::layout::Table;
@@ -57,7 +58,7 @@ fn peak_rss_mib() -> f64 {
 fn a_large_hour_once() {
     let before = peak_rss_mib();
     let objects: Vec<Vec<u8>> = hour_of(100_000, 10_000)
-        .map(|o| encode(&o).unwrap())
+        .map(|o| appended::encode(&o).unwrap())
         .collect();
     let stored: usize = objects.iter().map(Vec::len).sum();
     let at_rest = peak_rss_mib();
@@ -83,12 +84,20 @@ fn lake(c: &mut Criterion) {
     let mut group = c.benchmark_group("lake");
     group.throughput(Throughput::Elements(rows));
     group.bench_function(
-        "encode an ingest object (12,000 readings, 36,000 rows)",
+        "append an ingest object in the row format (12,000 readings, 36,000 rows)",
+        |b| {
+            b.iter(|| appended::encode(black_box(&batch)).unwrap());
+        },
+    );
+    group.bench_function(
+        "encode the same as Parquet (12,000 readings, 36,000 rows)",
         |b| {
             b.iter(|| encode(black_box(&batch)).unwrap());
         },
     );
-    let objects: Vec<Vec<u8>> = hour_of(1_000, 1_000).map(|o| encode(&o).unwrap()).collect();
+    let objects: Vec<Vec<u8>> = hour_of(1_000, 1_000)
+        .map(|o| appended::encode(&o).unwrap())
+        .collect();
     group.bench_function("compact an hour (12 objects, 36,000 rows)", |b| {
         b.iter(|| merge(Table::Raw, black_box(objects.clone())).unwrap());
     });

@@ -40,6 +40,12 @@ const ZSTD_LEVEL: i32 = 3;
 #[error("lake file: {0}")]
 pub struct FormatError(String);
 
+impl FormatError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 impl From<parquet::errors::ParquetError> for FormatError {
     fn from(e: parquet::errors::ParquetError) -> Self {
         Self(e.to_string())
@@ -219,14 +225,37 @@ fn optional<T: parquet::data_type::DataType>(
     Ok(())
 }
 
-/// A lake file read back into readings, one a (device, time, version, seq) with its metrics.
+/// A lake object read back into readings, one a (device, time, version, seq) with its
+/// metrics: a Parquet file, or an object ingest appended ([`super::appended`]).
 pub fn decode(bytes: Vec<u8>) -> Result<Vec<Reading>, FormatError> {
     decode_device(bytes, None)
 }
 
-/// The readings of one device (every device with `None`), skipping the row groups whose
-/// `device_id` statistics say they hold none of its rows.
+/// The readings of one device (every device with `None`); of a Parquet file, skipping the row
+/// groups whose `device_id` statistics say they hold none of its rows.
 pub fn decode_device(bytes: Vec<u8>, device: Option<&str>) -> Result<Vec<Reading>, FormatError> {
+    if super::appended::is_appended(&bytes) {
+        let mut readings = ReadingsByIdentity::new();
+        for reading in super::appended::decode(&bytes, device)? {
+            let key = (
+                reading.device_id.clone(),
+                reading.time_ms,
+                reading.version,
+                reading.seq,
+            );
+            match readings.entry(key) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(reading);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    for metric in reading.metrics {
+                        merge_metric(&mut o.get_mut().metrics, metric.name, metric.value);
+                    }
+                }
+            }
+        }
+        return Ok(readings.into_values().collect());
+    }
     let reader = SerializedFileReader::new(bytes::Bytes::from(bytes))?;
     let mut readings = ReadingsByIdentity::new();
     let mut places = PlacesSeen::new();
@@ -325,17 +354,18 @@ fn decode_rows(
                 dimensions,
             })
             .metrics;
-        // The same reading written twice in one object (a message delivered twice in one
-        // batch) is one reading.
-        match metrics.iter_mut().find(|m| m.name == metric) {
-            Some(same) => same.value = value,
-            None => metrics.push(Metric {
-                name: metric,
-                value,
-            }),
-        }
+        merge_metric(metrics, metric, value);
     }
     Ok(())
+}
+
+/// The same reading written twice in one object (a message delivered twice in one batch) is
+/// one reading: its metric's later value replaces the earlier.
+fn merge_metric(metrics: &mut Vec<Metric>, name: String, value: MetricValue) {
+    match metrics.iter_mut().find(|m| m.name == name) {
+        Some(same) => same.value = value,
+        None => metrics.push(Metric { name, value }),
+    }
 }
 
 /// The schema of a rollup file (also the Glue tables' columns, in template.yaml): one row a

@@ -1,7 +1,8 @@
 //! Where the lake keeps what: its tables, their partitions, and each partition's keys. Pure.
 //!
-//! - `incoming/<table>/<partition>/<hash>.parquet`: objects as written (a batch, a rollup run),
-//!   possibly holding versions a later object replaces;
+//! - `incoming/<table>/<partition>/<hash>.rows|.parquet`: objects as written (an ingest batch
+//!   in the row format of [`super::appended`], a rollup run as Parquet), possibly holding
+//!   versions a later object replaces;
 //! - `<table>/<partition>/<hash>.parquet`: compacted objects, one version of each row, sorted;
 //!   the Glue tables read only these;
 //! - `manifests/<table>/<partition>.json`: which objects a reader reads;
@@ -131,10 +132,15 @@ impl Partition {
     }
 
     /// An object written as it came, named by `hash` of what it holds (a retry writes the same
-    /// key again).
+    /// key again): raw readings in ingest's row format (`.rows`, [`super::appended`]), rollup
+    /// rows as Parquet.
     pub fn incoming_key(&self, hash: u64) -> String {
+        let extension = match self.table {
+            Table::Raw => "rows",
+            Table::Rollups(_) => "parquet",
+        };
         format!(
-            "incoming/{}/{}/{hash:016x}.parquet",
+            "incoming/{}/{}/{hash:016x}.{extension}",
             self.table.prefix(),
             self.name()
         )
@@ -222,7 +228,7 @@ mod tests {
         );
         assert_eq!(
             raw.incoming_key(0xab),
-            "incoming/raw/date=2026-12-08/hour=01/00000000000000ab.parquet"
+            "incoming/raw/date=2026-12-08/hour=01/00000000000000ab.rows"
         );
         assert_eq!(
             raw.compacted_key(1),

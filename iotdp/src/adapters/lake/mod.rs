@@ -1,5 +1,6 @@
-//! The lake: readings and rollup rows as Parquet objects in the stack's S3 bucket, under
-//! Hive-style partitions ([`layout`]), and a manifest per partition naming the objects a
+//! The lake: readings and rollup rows as Parquet objects in the stack's S3 bucket (ingest's
+//! batches in a row format of their own until compacted, [`appended`]), under Hive-style
+//! partitions ([`layout`]), and a manifest per partition naming the objects a
 //! reader reads. Reads never list the bucket: they read a partition's manifest, then its
 //! objects. A manifest changes only by a conditional write (`If-Match` its ETag, or
 //! `If-None-Match: *` for the first), so two writers never lose each other's objects, and a
@@ -9,6 +10,7 @@
 //! retried batch, a redelivered message) are removed on read: the latest version of each
 //! device and instant wins, as on the other stores.
 
+pub mod appended;
 pub mod compaction;
 pub mod format;
 pub mod layout;
@@ -385,9 +387,8 @@ impl TimeSeriesStore for LakeStore {
                 .push(r);
         }
         for (hour, part) in hours {
-            let owned: Vec<Reading> = part.iter().map(|r| (*r).clone()).collect();
-            let body = format::encode(&owned).map_err(|e| StoreError::Failed(e.to_string()))?;
-            let rows = owned.iter().map(|r| r.metrics.len()).sum();
+            let body = appended::encode(&part).map_err(|e| StoreError::Failed(e.to_string()))?;
+            let rows = part.iter().map(|r| r.metrics.len()).sum();
             self.append(hour, readings_hash(&part), body, rows)
                 .await
                 .map_err(S3Failure::into_store_error)?;
