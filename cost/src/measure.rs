@@ -290,7 +290,9 @@ pub async fn registry_writes_per_message(
     );
     for n in 1..=SEEN_SAMPLE {
         let at = start + (n as f64 * load.interval_seconds * 1_000.0) as i64;
-        cache.record_seen(&[(id, at)]).await;
+        cache
+            .record_seen(&[iotdp::devices::ports::Seen::heard(id, at)])
+            .await;
     }
     let heard = registry.heard_entries.load(Relaxed) - logged;
     Ok(RegistryCost {

@@ -84,6 +84,19 @@ impl crate::query::ports::TimeSeriesReader for SelectedReader {
         }
     }
 
+    async fn latest_values_after(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+        known: &crate::query::model::KnownLatest,
+    ) -> Result<Vec<(String, crate::query::model::Point)>, crate::query::model::QueryError> {
+        match self {
+            SelectedReader::Timestream(r) => r.latest_values_after(device_id, metrics, known).await,
+            SelectedReader::InfluxDb(r) => r.latest_values_after(device_id, metrics, known).await,
+            SelectedReader::Lake(r) => r.latest_values_after(device_id, metrics, known).await,
+        }
+    }
+
     async fn series(
         &self,
         query: &crate::query::model::SeriesQuery,

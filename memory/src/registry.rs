@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use iotdp::devices::heard::{self, HeardEntry};
 use iotdp::devices::ports::{DeviceRegistry, PresenceChange, RegistryError, Watched};
-use iotdp::devices::record::{DeviceRecord, DeviceStatus};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus, LatestUpdate};
 use iotdp::devices::silence::{watch_deadline, watch_shard};
 
 #[derive(Debug, Clone)]
@@ -161,6 +161,7 @@ impl DeviceRegistry for MemoryRegistry {
         device_id: &str,
         seen_ms: i64,
         watch_at_ms: Option<i64>,
+        latest: &LatestUpdate,
     ) -> Result<bool, RegistryError> {
         self.seen_writes.fetch_add(1, Ordering::Relaxed);
         let mut devices = self.devices.lock().map_err(|_| lock_error())?;
@@ -171,6 +172,12 @@ impl DeviceRegistry for MemoryRegistry {
             return Ok(false);
         }
         stored.record.last_seen_ms = Some(seen_ms);
+        for (metric, value) in &latest.values {
+            stored.record.latest.insert(metric.clone(), value.clone());
+        }
+        if latest.tail_until_ms.is_some() {
+            stored.record.latest_tail_until_ms = latest.tail_until_ms;
+        }
         if let Some(new_at) = watch_at_ms {
             self.watch_writes.fetch_add(1, Ordering::Relaxed);
             if let Some((_, at)) = stored.watch.as_mut() {

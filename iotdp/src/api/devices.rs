@@ -12,6 +12,7 @@ use crate::alerting::ports::AlertStateListing;
 use crate::devices::ports::DeviceRegistry;
 use crate::devices::provisioning::{ProvisioningError, set_device_status};
 use crate::devices::record::{DeviceRecord, DeviceStatus};
+use crate::query::model::{KnownLatest, Point};
 use crate::query::names::checked_metric;
 use crate::query::ports::TimeSeriesReader;
 
@@ -80,7 +81,26 @@ where
         for metric in &metrics {
             checked_metric(metric)?;
         }
-        let latest = self.reader.latest_values(id, &metrics).await?;
+        let known = KnownLatest {
+            values: device
+                .latest
+                .iter()
+                .map(|(metric, v)| {
+                    (
+                        metric.clone(),
+                        Point {
+                            time_ms: v.time_ms,
+                            value: v.value.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            tail_until_ms: device.latest_tail_until_ms,
+        };
+        let latest = self
+            .reader
+            .latest_values_after(id, &metrics, &known)
+            .await?;
         let latest: serde_json::Map<String, Value> = latest
             .into_iter()
             .map(|(metric, point)| (metric, point_json(&point)))

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use crate::devices::heard::HeardEntry;
 use crate::devices::ports::{
-    DeviceLookup, DeviceRegistry, DeviceSnapshot, RegistryError, SeenReport,
+    DeviceLookup, DeviceRegistry, DeviceSnapshot, RegistryError, Seen, SeenReport,
 };
-use crate::devices::record::{DeviceStatus, KnownDevice, last_seen_resolution_ms};
+use crate::devices::record::{DeviceStatus, KnownDevice, LatestUpdate, last_seen_resolution_ms};
 use crate::devices::silence::watch_deadline;
 
 /// BatchGetItem takes at most 100 keys per call: one registry read covers up to 100 devices.
@@ -161,14 +161,25 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
     /// deadline otherwise goes to the heard log, in one digest for the whole batch, whenever
     /// it moved by more than a tenth of the heartbeat: exactly the freshness the silence watch
     /// assumes, at about 20 bytes a device instead of a registry write.
-    async fn record_seen(&self, seen: &[(&str, i64)]) -> SeenReport {
+    async fn record_seen(&self, seen: &[Seen<'_>]) -> SeenReport {
         let interval_ms = self.settings.seen_interval.as_millis() as i64;
+        // With a last_seen: the batch's latest values, and the time by which any reading not
+        // among them was received (a later one writes last_seen again).
+        let update = |seen: &Seen<'_>| LatestUpdate {
+            values: seen
+                .latest
+                .iter()
+                .map(|(metric, value)| ((*metric).to_owned(), value.clone()))
+                .collect(),
+            tail_until_ms: Some(seen.at_ms + interval_ms),
+        };
         let mut heard = Vec::new();
         let mut heard_at = Vec::new();
-        let mut due: Vec<(String, i64, Option<i64>)> = {
+        let mut due: Vec<(String, i64, Option<i64>, LatestUpdate)> = {
             let mut entries = self.entries();
             seen.iter()
-                .filter_map(|&(id, at)| {
+                .filter_map(|seen| {
+                    let (id, at) = (seen.device_id, seen.at_ms);
                     let entry = entries.get_mut(id)?;
                     let record = &entry.device.as_ref()?.record;
                     let heartbeat = record
@@ -182,7 +193,7 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                         if heartbeat.is_some() {
                             entry.heard_logged_ms = Some(at);
                         }
-                        return Some((id.to_owned(), at, watch_at));
+                        return Some((id.to_owned(), at, watch_at, update(seen)));
                     }
                     let heartbeat = heartbeat?;
                     if entry
@@ -214,14 +225,23 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                         entry.device_id.clone(),
                         *at,
                         Some(watch_deadline(*at, *heartbeat)),
+                        LatestUpdate {
+                            values: Vec::new(),
+                            tail_until_ms: Some(*at + interval_ms),
+                        },
                     ));
                 }
             }
         }
-        let mut writes = stream::iter(due.into_iter().map(|(id, at, watch_at)| async move {
-            let result = self.registry.touch_last_seen(&id, at, watch_at).await;
-            (id, at, watch_at, result)
-        }))
+        let mut writes = stream::iter(due.into_iter().map(
+            |(id, at, watch_at, latest)| async move {
+                let result = self
+                    .registry
+                    .touch_last_seen(&id, at, watch_at, &latest)
+                    .await;
+                (id, at, watch_at, result)
+            },
+        ))
         .buffer_unordered(SEEN_WRITE_CONCURRENCY);
         while let Some((id, at, _, result)) = writes.next().await {
             report.writes += 1;

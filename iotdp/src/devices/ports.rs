@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::devices::heard::HeardEntry;
-use crate::devices::record::{DeviceRecord, DeviceStatus, KnownDevice};
+use crate::devices::record::{DeviceRecord, DeviceStatus, KnownDevice, LatestUpdate, LatestValue};
 
 /// Any failure of the device registry, with what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,12 +62,14 @@ pub trait DeviceRegistry: Send + Sync {
     ) -> impl Future<Output = Result<Option<DeviceRecord>, RegistryError>> + Send;
 
     /// Move `last_seen` forward to `seen_ms` (never back) and, when `watch_at_ms` is given,
-    /// the silence deadline with it. `false` when not registered or already newer.
+    /// the silence deadline with it; with them, `latest`'s values replace those of the same
+    /// metrics. `false` when not registered or already newer.
     fn touch_last_seen(
         &self,
         device_id: &str,
         seen_ms: i64,
         watch_at_ms: Option<i64>,
+        latest: &LatestUpdate,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 
     /// Move a watched (not raised) device's deadline later, to `watch_at_ms`; `false` if it is
@@ -228,7 +230,28 @@ pub trait DeviceLookup: Send + Sync {
     ) -> impl Future<Output = Result<DeviceSnapshot, RegistryError>> + Send;
 
     /// Devices heard from, with IoT Core's receive time of their latest stored reading.
-    fn record_seen(&self, seen: &[(&str, i64)]) -> impl Future<Output = SeenReport> + Send;
+    fn record_seen(&self, seen: &[Seen<'_>]) -> impl Future<Output = SeenReport> + Send;
+}
+
+/// A device heard from in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen<'a> {
+    pub device_id: &'a str,
+    /// IoT Core's receive time of its latest stored reading.
+    pub at_ms: i64,
+    /// Its latest value of each metric in the batch (none for a gateway that only published).
+    pub latest: Vec<(&'a str, LatestValue)>,
+}
+
+impl<'a> Seen<'a> {
+    /// Heard at `at_ms`, with no metric values (a gateway that only published).
+    pub fn heard(device_id: &'a str, at_ms: i64) -> Self {
+        Self {
+            device_id,
+            at_ms,
+            latest: Vec::new(),
+        }
+    }
 }
 
 /// A registry that may be switched off by configuration (off: as [`NoRegistry`]).
@@ -240,7 +263,7 @@ impl<T: DeviceLookup> DeviceLookup for Option<T> {
         }
     }
 
-    async fn record_seen(&self, seen: &[(&str, i64)]) -> SeenReport {
+    async fn record_seen(&self, seen: &[Seen<'_>]) -> SeenReport {
         match self {
             Some(registry) => registry.record_seen(seen).await,
             None => SeenReport::default(),
@@ -258,14 +281,14 @@ impl DeviceLookup for NoRegistry {
         Ok(DeviceSnapshot::default())
     }
 
-    async fn record_seen(&self, _: &[(&str, i64)]) -> SeenReport {
+    async fn record_seen(&self, _: &[Seen<'_>]) -> SeenReport {
         SeenReport::default()
     }
 }
 
 forward_through_arc!(DeviceLookup {
     fn lookup(&self, device_ids: &[&str]) -> impl Future<Output = Result<DeviceSnapshot, RegistryError>> + Send;
-    fn record_seen(&self, seen: &[(&str, i64)]) -> impl Future<Output = SeenReport> + Send;
+    fn record_seen(&self, seen: &[Seen<'_>]) -> impl Future<Output = SeenReport> + Send;
 });
 
 forward_through_arc!(DeviceRegistry {
@@ -274,7 +297,7 @@ forward_through_arc!(DeviceRegistry {
     fn create(&self, record: &DeviceRecord) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn update_definition(&self, record: &DeviceRecord) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn set_status(&self, device_id: &str, status: DeviceStatus, now_ms: i64) -> impl Future<Output = Result<Option<DeviceRecord>, RegistryError>> + Send;
-    fn touch_last_seen(&self, device_id: &str, seen_ms: i64, watch_at_ms: Option<i64>) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+    fn touch_last_seen(&self, device_id: &str, seen_ms: i64, watch_at_ms: Option<i64>, latest: &LatestUpdate) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn reschedule_watch(&self, device_id: &str, watch_at_ms: i64) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn record_presence(&self, device_id: &str, change: PresenceChange) -> impl Future<Output = Result<bool, RegistryError>> + Send;
     fn overdue(&self, shard: u16, now_ms: i64) -> impl Future<Output = Result<Vec<Watched>, RegistryError>> + Send;

@@ -57,7 +57,7 @@ pub struct ProvisioningTarget<'a> {
 }
 
 /// What a new device got.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CreatedDevice {
     pub record: DeviceRecord,
     pub certificate_arn: String,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    DeviceDimensions, LocationPath, RecordError, is_valid_device_id, is_valid_label,
+    DeviceDimensions, LocationPath, MetricValue, RecordError, is_valid_device_id, is_valid_label,
 };
 
 /// Most free-form tags per device.
@@ -43,7 +43,7 @@ impl DeviceStatus {
 
 /// A registered device as the ingest path keeps it: the record and the dimensions its
 /// readings carry, built once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KnownDevice {
     pub record: DeviceRecord,
     pub dimensions: Arc<DeviceDimensions>,
@@ -56,8 +56,27 @@ impl From<DeviceRecord> for KnownDevice {
     }
 }
 
+/// A metric's latest value as the registry keeps it, written with `last_seen` (at most once
+/// per interval): a store without an index of latest values (the lake) answers from it and
+/// the few hours of readings after it, never from a scan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestValue {
+    /// The reading's event time.
+    pub time_ms: i64,
+    pub value: MetricValue,
+}
+
+/// What ingest writes with a `last_seen`: each metric's latest value in the batch, and the
+/// time by which every reading the snapshot lacks was received (`last_seen` plus the write
+/// interval: a reading received later writes `last_seen` again).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatestUpdate {
+    pub values: Vec<(String, LatestValue)>,
+    pub tail_until_ms: Option<i64>,
+}
+
 /// One device in the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeviceRecord {
     /// The IoT thing name, and the `<id>` of the device's topics.
     pub device_id: String,
@@ -78,6 +97,10 @@ pub struct DeviceRecord {
     /// The silence deadline as the registry holds it (`watch_at`), so a fresh ingest instance
     /// knows which deadlines are current instead of rewriting every one.
     pub watch_at_ms: Option<i64>,
+    /// Each metric's latest value as of the last `last_seen` write ([`LatestValue`]).
+    pub latest: BTreeMap<String, LatestValue>,
+    /// Readings newer than `latest` were all received by then ([`LatestUpdate`]).
+    pub latest_tail_until_ms: Option<i64>,
 }
 
 impl DeviceRecord {
@@ -97,6 +120,8 @@ impl DeviceRecord {
             last_connected_ms: None,
             last_disconnected_ms: None,
             watch_at_ms: None,
+            latest: BTreeMap::new(),
+            latest_tail_until_ms: None,
         }
     }
 

@@ -8,7 +8,8 @@ use tokio::time::Instant;
 
 use crate::alerting::ports::ReadingsObserver;
 use crate::devices::admission::{UnknownDevicePolicy, admit};
-use crate::devices::ports::DeviceLookup;
+use crate::devices::ports::{DeviceLookup, Seen};
+use crate::devices::record::LatestValue;
 use crate::domain::Reading;
 use crate::domain::reason::{ReasonCode, Rejection};
 use crate::ingest::batch::{PreparedBatch, prepare_batch};
@@ -256,19 +257,54 @@ where
         batch: &PreparedBatch,
         stored: &[usize],
     ) -> crate::devices::ports::SeenReport {
-        let mut latest: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+        // Per device: its latest receive time, and each metric's value at its latest event time.
+        type Values<'a> = Vec<(&'a str, i64, &'a crate::domain::MetricValue)>;
+        let mut latest: std::collections::HashMap<&str, (i64, Values)> =
+            std::collections::HashMap::new();
         for &i in stored {
             let reading = &batch.readings[i];
-            let publisher = batch.messages[batch.origins[i].message].publisher();
-            for device in std::iter::once(reading.device_id.as_str()).chain(publisher) {
-                let at = latest.entry(device).or_insert(reading.version);
+            let (at, values) = latest
+                .entry(reading.device_id.as_str())
+                .or_insert((reading.version, Vec::new()));
+            *at = (*at).max(reading.version);
+            for metric in &reading.metrics {
+                match values.iter_mut().find(|(name, _, _)| *name == metric.name) {
+                    Some(v) if v.1 <= reading.time_ms => {
+                        *v = (&metric.name, reading.time_ms, &metric.value);
+                    }
+                    Some(_) => {}
+                    None => values.push((&metric.name, reading.time_ms, &metric.value)),
+                }
+            }
+            if let Some(publisher) = batch.messages[batch.origins[i].message].publisher() {
+                let (at, _) = latest
+                    .entry(publisher)
+                    .or_insert((reading.version, Vec::new()));
                 *at = (*at).max(reading.version);
             }
         }
         if latest.is_empty() {
             return crate::devices::ports::SeenReport::default();
         }
-        let seen: Vec<(&str, i64)> = latest.into_iter().collect();
+        let seen: Vec<Seen> = latest
+            .into_iter()
+            .map(|(device_id, (at_ms, values))| Seen {
+                device_id,
+                at_ms,
+                latest: values
+                    .into_iter()
+                    .map(|(name, time_ms, value)| {
+                        (
+                            name,
+                            LatestValue {
+                                time_ms,
+                                value: value.clone(),
+                            },
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
         self.devices.record_seen(&seen).await
     }
 

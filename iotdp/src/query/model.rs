@@ -69,6 +69,16 @@ pub struct Point {
     pub value: MetricValue,
 }
 
+/// What the registry already knows of a device's latest values (written with its
+/// `last_seen`): a store without an index of latest values reads only the readings after it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KnownLatest {
+    /// Each metric's latest value as of the registry's last write.
+    pub values: Vec<(String, Point)>,
+    /// Every reading newer than `values` was received by then (`None`: unknown).
+    pub tail_until_ms: Option<i64>,
+}
+
 /// Which devices a fleet-wide query covers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetFilter {

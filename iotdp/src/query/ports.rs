@@ -4,8 +4,8 @@ use std::future::Future;
 
 use crate::domain::LocationPath;
 use crate::query::model::{
-    Aggregate, Answered, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery,
-    TimeRange,
+    Aggregate, Answered, DeviceValue, FleetFilter, GroupValue, KnownLatest, Point, QueryError,
+    SeriesQuery, TimeRange,
 };
 
 /// Reading back what the ingest path wrote. One implementation per store.
@@ -20,6 +20,18 @@ pub trait TimeSeriesReader: Send + Sync {
         device_id: &str,
         metrics: &[&str],
     ) -> impl Future<Output = Result<Vec<(String, Point)>, QueryError>> + Send;
+
+    /// [`latest_values`](Self::latest_values), given what the registry knows: the stores
+    /// that index their latest values ignore it; the lake reads only the readings after it.
+    fn latest_values_after(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+        known: &KnownLatest,
+    ) -> impl Future<Output = Result<Vec<(String, Point)>, QueryError>> + Send {
+        let _ = known;
+        self.latest_values(device_id, metrics)
+    }
 
     fn series(
         &self,

@@ -229,6 +229,17 @@ where
         self.raw.latest_values(device_id, metrics).await
     }
 
+    async fn latest_values_after(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+        known: &crate::query::model::KnownLatest,
+    ) -> Result<Vec<(String, Point)>, QueryError> {
+        self.raw
+            .latest_values_after(device_id, metrics, known)
+            .await
+    }
+
     async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
         Ok(self.series_answered(query).await?.value)
     }

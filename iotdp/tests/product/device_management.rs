@@ -14,11 +14,11 @@ use iotdp::alerting::rule::NO_DATA_RULE_ID;
 use iotdp::alerting::rule::Severity;
 use iotdp::devices::admission::UnknownDevicePolicy;
 use iotdp::devices::cache::{CachedRegistry, RegistryCacheSettings};
-use iotdp::devices::ports::{DeviceLookup, DeviceRegistry};
+use iotdp::devices::ports::{DeviceLookup, DeviceRegistry, Seen};
 use iotdp::devices::presence::record_presence_events;
-use iotdp::devices::record::{DeviceRecord, DeviceStatus};
+use iotdp::devices::record::{DeviceRecord, DeviceStatus, LatestUpdate, LatestValue};
 use iotdp::devices::silence::SilenceWatch;
-use iotdp::domain::LocationPath;
+use iotdp::domain::{LocationPath, MetricValue};
 use iotdp::ingest::envelope::encode_envelope;
 use iotdp::ingest::quarantine::QuarantineLine;
 use iotdp::ingest::service::{IngestReport, IngestService, IngestSettings, Invocation};
@@ -308,6 +308,59 @@ async fn last_seen_moves_with_receive_time_at_most_once_per_interval() {
     assert_eq!(h.registry.get("gw-1").unwrap().last_seen_ms, Some(T0));
 }
 
+/// Each `last_seen` write carries the device's latest value of each metric in its batch (by
+/// event time, not arrival order), and until when every newer reading was received.
+#[tokio::test]
+async fn last_seen_carries_the_batchs_latest_values_by_event_time() {
+    let h = harness(green_wall(), UnknownDevicePolicy::Reject);
+    let reading = |ts: i64, t: f64, mode: &str| {
+        format!(r#"{{"ts":{ts},"metrics":{{"temperature":{t},"mode":"{mode}"}}}}"#)
+    };
+    ingest(
+        &h,
+        vec![
+            message("late", "ac-1", &reading(T0 - 60_000, 21.0, "heat"), T0),
+            message("new", "ac-1", &reading(T0 - 1_000, 22.5, "cool"), T0 - 500),
+            message(
+                "older",
+                "ac-1",
+                &reading(T0 - 30_000, 19.0, "off"),
+                T0 - 200,
+            ),
+        ],
+    )
+    .await;
+    let record = h.registry.get("ac-1").unwrap();
+    assert_eq!(record.last_seen_ms, Some(T0));
+    assert_eq!(
+        record.latest["temperature"],
+        LatestValue {
+            time_ms: T0 - 1_000,
+            value: MetricValue::Number(22.5),
+        }
+    );
+    assert_eq!(
+        record.latest["mode"].value,
+        MetricValue::Text("cool".into())
+    );
+    assert_eq!(record.latest_tail_until_ms, Some(T0 + 3_600_000));
+    // Within the interval nothing is written: the snapshot stays, the store has the rest.
+    ingest(
+        &h,
+        vec![message(
+            "next",
+            "ac-1",
+            &reading(T0 + 60_000, 23.0, "cool"),
+            T0 + 60_000,
+        )],
+    )
+    .await;
+    assert_eq!(
+        h.registry.get("ac-1").unwrap().latest["temperature"].time_ms,
+        T0 - 1_000
+    );
+}
+
 /// Registry reads and writes per 1,000 readings: 110 devices (10 gateways × 9 sensors, the
 /// gateways themselves, 10 thermostats), one reading per device per second, three minutes of
 /// one-second invocations on one warm instance (tokio's clock paused and advanced, so the
@@ -510,7 +563,12 @@ async fn a_silent_device_raises_no_data_once_and_clears_when_data_resumes() {
 
     // Data resumes: ingest moves last_seen (and with it the deadline).
     registry
-        .touch_last_seen("battery-7", T0 + 13 * 60_000, Some(T0 + 23 * 60_000))
+        .touch_last_seen(
+            "battery-7",
+            T0 + 13 * 60_000,
+            Some(T0 + 23 * 60_000),
+            &LatestUpdate::default(),
+        )
         .await
         .unwrap();
     let report = watch.run(at(14)).await.unwrap();
@@ -533,7 +591,7 @@ async fn a_stale_index_deadline_is_moved_on_not_raised() {
     // Heard from at minute 8 without moving the deadline (within a quarter heartbeat of the
     // last move, as the ingest cache does).
     registry
-        .touch_last_seen("battery-7", T0 + 8 * 60_000, None)
+        .touch_last_seen("battery-7", T0 + 8 * 60_000, None, &LatestUpdate::default())
         .await
         .unwrap();
     let notifier = Arc::new(MemoryNotifier::default());
@@ -673,7 +731,7 @@ async fn the_heard_log_keeps_no_data_exact_at_one_registry_write_an_hour() {
         async move {
             cache.lookup(&["battery-7"]).await.unwrap();
             cache
-                .record_seen(&[("battery-7", T0 + minutes * minute)])
+                .record_seen(&[Seen::heard("battery-7", T0 + minutes * minute)])
                 .await
         }
     };
@@ -734,7 +792,9 @@ async fn a_failed_heard_log_append_falls_back_to_registry_writes() {
     let mut fallbacks = 0;
     for m in (0..60).step_by(5) {
         cache.lookup(&["battery-7"]).await.unwrap();
-        let seen = cache.record_seen(&[("battery-7", T0 + m * minute)]).await;
+        let seen = cache
+            .record_seen(&[Seen::heard("battery-7", T0 + m * minute)])
+            .await;
         if m > 0 {
             assert_eq!(
                 (seen.heard, seen.failures, seen.writes),

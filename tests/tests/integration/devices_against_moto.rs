@@ -6,8 +6,8 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use iotdp::config::FromEnvironment;
 use iotdp::config::{IngestConfig, SilenceWatchConfig};
 use iotdp::devices::ports::DeviceRegistry;
-use iotdp::devices::record::{DeviceRecord, DeviceStatus};
-use iotdp::domain::LocationPath;
+use iotdp::devices::record::{DeviceRecord, DeviceStatus, LatestUpdate, LatestValue};
+use iotdp::domain::{LocationPath, MetricValue};
 use iotdp::ingest::envelope::encode_envelope;
 use iotdp::ingest::service::Invocation;
 use iotdp::wiring::{device_registry, ingest_service_with, silence_watch};
@@ -188,10 +188,50 @@ async fn the_registry_admits_enriches_and_refuses_readings_in_the_deployed_inges
         .get_many(&["spot-1", "spot-2", "gw-1", "gw-2", "ac-1"])
         .await
         .unwrap();
-    for r in seen {
+    for r in &seen {
         let expect = matches!(r.device_id.as_str(), "spot-1" | "spot-2" | "gw-1");
         assert_eq!(r.last_seen_ms.is_some(), expect, "{r:?}");
     }
+    // With last_seen, each device's latest values (what the lake answers a device page from)
+    // and until when newer readings were all received: last_seen plus the hour's interval.
+    let spot_1 = seen.iter().find(|r| r.device_id == "spot-1").unwrap();
+    assert_eq!(
+        spot_1.latest.get("moisture"),
+        Some(&LatestValue {
+            time_ms: now - 5 * 3_600_000,
+            value: MetricValue::Number(0.4),
+        })
+    );
+    assert_eq!(
+        spot_1.latest_tail_until_ms,
+        spot_1.last_seen_ms.map(|l| l + 3_600_000)
+    );
+    let gateway = seen.iter().find(|r| r.device_id == "gw-1").unwrap();
+    assert!(gateway.latest.is_empty(), "{gateway:?}");
+    // A later write of another metric keeps this one's value.
+    let other = LatestUpdate {
+        values: vec![(
+            "battery_v".to_owned(),
+            LatestValue {
+                time_ms: now,
+                value: MetricValue::Text("low".into()),
+            },
+        )],
+        tail_until_ms: Some(now + 7_200_000),
+    };
+    assert!(
+        registry
+            .touch_last_seen("spot-1", now + 3_600_001, None, &other)
+            .await
+            .unwrap()
+    );
+    let spot_1 = &registry.get_many(&["spot-1"]).await.unwrap()[0];
+    assert_eq!(spot_1.latest.len(), 2, "{spot_1:?}");
+    assert_eq!(
+        spot_1.latest["battery_v"].value,
+        MetricValue::Text("low".into())
+    );
+    assert_eq!(spot_1.latest_tail_until_ms, Some(now + 7_200_000));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,7 +311,12 @@ async fn a_silent_device_raises_no_data_and_clears_it_when_data_resumes() {
     let resumed_at = now_ms + 90_000;
     assert!(
         registry
-            .touch_last_seen("battery-7", resumed_at, Some(resumed_at + 60_000))
+            .touch_last_seen(
+                "battery-7",
+                resumed_at,
+                Some(resumed_at + 60_000),
+                &LatestUpdate::default(),
+            )
             .await
             .unwrap()
     );
@@ -393,7 +438,7 @@ async fn a_silent_gateway_suppresses_its_spots_no_data_until_it_recovers() {
     for id in ["gw-9", "spot-91"] {
         assert!(
             registry
-                .touch_last_seen(id, back, Some(back + 60_000))
+                .touch_last_seen(id, back, Some(back + 60_000), &LatestUpdate::default())
                 .await
                 .unwrap()
         );
@@ -424,7 +469,7 @@ async fn a_silent_gateway_suppresses_its_spots_no_data_until_it_recovers() {
     let later = now_ms + 150_000;
     for id in ["gw-9", "spot-91", "spot-92"] {
         registry
-            .touch_last_seen(id, later, Some(later + 60_000))
+            .touch_last_seen(id, later, Some(later + 60_000), &LatestUpdate::default())
             .await
             .unwrap();
     }

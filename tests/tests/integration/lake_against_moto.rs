@@ -748,3 +748,89 @@ async fn a_write_cut_half_way_is_retried_without_a_copy() {
     let prefix = format!("incoming/raw/{}/", iotdp::adapters::lake::partition(hour));
     assert_eq!(keys_under(&direct, &moto, &prefix).await.len(), 2);
 }
+
+/// A device page on the lake answers from the registry's snapshot of latest values and the
+/// readings after it, whatever the device's silence: a device quiet for ten days shows its
+/// last values (the lake alone looks back 48 hours), a stale snapshot loses to the readings
+/// after it, and both agree with the memory reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_values_come_from_the_registrys_snapshot_and_the_readings_after_it() {
+    use iotdp::query::model::{KnownLatest, Point};
+    let now = chrono::Utc::now().timestamp_millis();
+    let quiet_at = now - 10 * 24 * HOUR;
+    let written = vec![
+        // The quiet device: its snapshot was written with the first reading, the second came
+        // within the same interval (no registry write).
+        one("quiet".into(), quiet_at, "temperature", 20.0, quiet_at),
+        one(
+            "quiet".into(),
+            quiet_at + 300_000,
+            "temperature",
+            21.0,
+            quiet_at + 300_000,
+        ),
+        // A reporting device, its snapshot an hour old.
+        one("busy".into(), now - HOUR, "temperature", 30.0, now - HOUR),
+        one(
+            "busy".into(),
+            now - 300_000,
+            "temperature",
+            31.0,
+            now - 300_000,
+        ),
+    ];
+    let moto = MotoServer::start();
+    let lake = lake_on_moto(&moto).await;
+    stored_in_batches(&lake, &written).await;
+    let reference = MemoryStore::new(100);
+    stored_in_batches(&reference, &written).await;
+    let snapshot = |time_ms: i64, value: f64, last_seen: i64| KnownLatest {
+        values: vec![(
+            "temperature".to_owned(),
+            Point {
+                time_ms,
+                value: MetricValue::Number(value),
+            },
+        )],
+        tail_until_ms: Some(last_seen + HOUR),
+    };
+
+    // Without the snapshot, ten days back is beyond the lake's look-back.
+    assert!(
+        lake.latest_values("quiet", &["temperature"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for (device, known) in [
+        ("quiet", snapshot(quiet_at, 20.0, quiet_at)),
+        ("busy", snapshot(now - HOUR, 30.0, now - HOUR)),
+    ] {
+        let answer = lake
+            .latest_values_after(device, &["temperature"], &known)
+            .await
+            .unwrap();
+        let expected = reference
+            .latest_values(device, &["temperature"])
+            .await
+            .unwrap();
+        assert_eq!(answer, expected, "{device}");
+        assert_eq!(answer.len(), 1, "{device}: {answer:?}");
+    }
+    // A metric the snapshot lacks is looked for as without one; an unknown one is absent.
+    let answer = lake
+        .latest_values_after(
+            "busy",
+            &["temperature", "humidity"],
+            &snapshot(now - HOUR, 30.0, now - HOUR),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        reference
+            .latest_values("busy", &["temperature", "humidity"])
+            .await
+            .unwrap()
+    );
+}

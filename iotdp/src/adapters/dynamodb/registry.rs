@@ -6,7 +6,7 @@
 //! sort `watch_at` (the deadline). Only active devices with a heartbeat carry `watch_pk`, so
 //! nothing else is in the index. Every write that could race is conditional.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -15,11 +15,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 
 use super::scan::{query_all, scan_all};
 use crate::devices::heard::{self, HeardEntry};
-use crate::devices::record::{DeviceRecord, DeviceStatus};
+use crate::devices::record::{DeviceRecord, DeviceStatus, LatestUpdate, LatestValue};
 
 use crate::devices::ports::{DeviceRegistry, PresenceChange, RegistryError, Watched};
 use crate::devices::silence::{watch_deadline, watch_shard};
-use crate::domain::LocationPath;
+use crate::domain::{LocationPath, MetricValue};
 
 /// The sparse index of watched devices.
 pub const SILENCE_INDEX: &str = "silence-watch";
@@ -280,8 +280,43 @@ fn record_from_item(item: &HashMap<String, AttributeValue>) -> Result<DeviceReco
         last_connected_ms: number("last_connected_at"),
         last_disconnected_ms: number("last_disconnected_at"),
         watch_at_ms: number("watch_at"),
+        latest: latest_from_item(item),
+        latest_tail_until_ms: number("latest_until"),
         device_id,
     })
+}
+
+/// The attribute a metric's latest value is kept in: one per metric, so a write of some
+/// metrics keeps the others'.
+const LATEST_PREFIX: &str = "latest.";
+
+fn latest_from_item(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, LatestValue> {
+    item.iter()
+        .filter_map(|(name, v)| {
+            let metric = name.strip_prefix(LATEST_PREFIX)?;
+            let m = v.as_m().ok()?;
+            let time_ms = m.get("t")?.as_n().ok()?.parse().ok()?;
+            let value = match m.get("v")? {
+                AttributeValue::N(n) => MetricValue::Number(n.parse().ok()?),
+                AttributeValue::Bool(b) => MetricValue::Bool(*b),
+                AttributeValue::S(t) => MetricValue::Text(t.clone()),
+                _ => return None,
+            };
+            Some((metric.to_owned(), LatestValue { time_ms, value }))
+        })
+        .collect()
+}
+
+fn latest_value_item(v: &LatestValue) -> AttributeValue {
+    let value = match &v.value {
+        MetricValue::Number(x) => AttributeValue::N(ryu::Buffer::new().format(*x).to_owned()),
+        MetricValue::Bool(b) => AttributeValue::Bool(*b),
+        MetricValue::Text(t) => s(t),
+    };
+    AttributeValue::M(HashMap::from([
+        ("t".to_owned(), n(v.time_ms)),
+        ("v".to_owned(), value),
+    ]))
 }
 
 impl DeviceRegistry for DynamoDbRegistry {
@@ -454,6 +489,7 @@ impl DeviceRegistry for DynamoDbRegistry {
         device_id: &str,
         seen_ms: i64,
         watch_at_ms: Option<i64>,
+        latest: &LatestUpdate,
     ) -> Result<bool, RegistryError> {
         let mut request = self
             .client
@@ -464,15 +500,28 @@ impl DeviceRegistry for DynamoDbRegistry {
                 "attribute_exists(device_id) AND (attribute_not_exists(last_seen) OR last_seen < :seen)",
             )
             .expression_attribute_values(":seen", n(seen_ms));
-        request = match watch_at_ms {
+        let mut set = vec!["last_seen = :seen".to_owned()];
+        if let Some(at) = watch_at_ms {
             // Moving the deadline is an index write (a key change: two index writes), so the
             // cache asks for it only every quarter heartbeat; for a raised silence it is what
             // tells the watch the data resumed.
-            Some(at) => request
-                .update_expression("SET last_seen = :seen, watch_at = :watch_at")
-                .expression_attribute_values(":watch_at", n(at)),
-            None => request.update_expression("SET last_seen = :seen"),
-        };
+            set.push("watch_at = :watch_at".into());
+            request = request.expression_attribute_values(":watch_at", n(at));
+        }
+        if let Some(until) = latest.tail_until_ms {
+            set.push("latest_until = :latest_until".into());
+            request = request.expression_attribute_values(":latest_until", n(until));
+        }
+        for (i, (metric, value)) in latest.values.iter().enumerate() {
+            set.push(format!("#latest{i} = :latest{i}"));
+            request = request
+                .expression_attribute_names(
+                    format!("#latest{i}"),
+                    format!("{LATEST_PREFIX}{metric}"),
+                )
+                .expression_attribute_values(format!(":latest{i}"), latest_value_item(value));
+        }
+        request = request.update_expression(format!("SET {}", set.join(", ")));
         conditional(request.send().await, "UpdateItem last_seen", &self.table)
     }
 

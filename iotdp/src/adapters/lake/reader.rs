@@ -12,7 +12,8 @@ use crate::query::evaluate::{
     series_points, values_of,
 };
 use crate::query::model::{
-    Aggregate, DeviceValue, FleetFilter, GroupValue, Point, QueryError, SeriesQuery, TimeRange,
+    Aggregate, DeviceValue, FleetFilter, GroupValue, KnownLatest, Point, QueryError, SeriesQuery,
+    TimeRange,
 };
 use crate::query::ports::TimeSeriesReader;
 
@@ -168,6 +169,56 @@ impl TimeSeriesReader for LakeStore {
         }
         let recent = self.recent(Some(device_id)).await?;
         Ok(latest_of(recent.iter(), metrics))
+    }
+
+    /// From the registry's snapshot and the readings after it: the partitions from the
+    /// snapshot's oldest value to the time by which every later reading was received, a
+    /// few hours whenever the device went quiet, never a scan. A metric the snapshot lacks
+    /// is looked for as without one.
+    async fn latest_values_after(
+        &self,
+        device_id: &str,
+        metrics: &[&str],
+        known: &KnownLatest,
+    ) -> Result<Vec<(String, Point)>, QueryError> {
+        let known_of = |metric: &str| known.values.iter().find(|(m, _)| m == metric);
+        let Some(from_ms) = metrics
+            .iter()
+            .map(|m| known_of(m).map(|(_, p)| p.time_ms))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|times| times.into_iter().min())
+        else {
+            return self.latest_values(device_id, metrics).await;
+        };
+        let now = chrono::Utc::now().timestamp_millis();
+        // Event times run up to a device's clock skew past their receipt (an hour, as for the
+        // readings of the last hours above).
+        let to_ms = known.tail_until_ms.map_or(now, |until| until.min(now)) + HOUR_MS;
+        let tail = self
+            .readings_of(
+                TimeRange {
+                    from_ms,
+                    to_ms: to_ms.max(from_ms + 1),
+                },
+                Some(device_id),
+            )
+            .await?;
+        let found = latest_of(tail.iter(), metrics);
+        Ok(metrics
+            .iter()
+            .filter_map(|metric| {
+                let read = found.iter().find(|(m, _)| m == metric);
+                let known = known_of(metric);
+                match (read, known) {
+                    // The same instant read back wins: a correction may have replaced it.
+                    (Some(read), Some(known)) if read.1.time_ms >= known.1.time_ms => {
+                        Some(read.clone())
+                    }
+                    (_, Some(known)) => Some(known.clone()),
+                    (read, None) => read.cloned(),
+                }
+            })
+            .collect())
     }
 
     async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
