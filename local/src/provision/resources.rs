@@ -52,7 +52,9 @@ impl Clients {
             sns: aws_sdk_sns::Client::new(sdk),
             iot: aws_sdk_iot::Client::new(sdk),
             catalog: JsonApi {
-                http: reqwest::Client::new(),
+                http: iotdp::adapters::influxdb::http_client_builder()
+                    .build()
+                    .expect("an HTTP client with the SDK's TLS provider"),
                 endpoint: sdk.endpoint_url().map(str::to_owned),
                 region: sdk
                     .region()

@@ -64,9 +64,17 @@ pub struct InfluxDbStore {
     authorization: Option<String>,
 }
 
+/// An HTTP client's builder with TLS on the SDK's crypto provider: reqwest's rustls takes the
+/// process's default provider, installed here once (an `Err` is one already installed, which
+/// is as good), so no binary carries a second crypto library.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 impl InfluxDbStore {
     pub fn new(settings: &InfluxDbSettings) -> Result<Self, StoreError> {
-        let client = reqwest::Client::builder()
+        let client = http_client_builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|e| StoreError::Failed(format!("building the InfluxDB HTTP client: {e}")))?;
