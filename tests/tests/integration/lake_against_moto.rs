@@ -834,3 +834,170 @@ async fn latest_values_come_from_the_registrys_snapshot_and_the_readings_after_i
             .unwrap()
     );
 }
+
+/// The Athena queries docs/lake.md gives an analyst, run as written by DuckDB (an independent
+/// engine, pinned in requirements-dev.txt) over the compacted objects under the Glue tables'
+/// locations (`raw/`, `rollups/1h/`, `rollups/1d/`, their Hive partitions as columns): they
+/// parse, and answer what the readings say. The readings sit on the docs' own dates: a battery
+/// box at 12 V and 2 A every 5 minutes on 3 and 4 November 2026 and once on 2 December (six
+/// days before "now"), a
+/// second box heard only on 20 November (silent last week), and a wall's two spots at moisture
+/// 0.4 and 0.6 through 10 November.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analysts_queries_in_the_docs_answer_what_the_readings_say() {
+    use iotdp::rollup::job::{RollupJob, RollupSettings};
+    use iotdp_memory::MemoryRollupState;
+    use std::sync::Arc;
+    let day = 24 * HOUR;
+    let nov_3 = chrono::DateTime::parse_from_rfc3339("2026-11-03T00:00:00Z")
+        .unwrap()
+        .timestamp_millis();
+    let nov_10 = nov_3 + 7 * day;
+    let nov_20 = nov_3 + 17 * day;
+    let dec_2 = nov_3 + 29 * day;
+    let now = dec_2 + 6 * day;
+    let mut written = Vec::new();
+    let battery = |device: &str, t: i64| {
+        Reading::new(
+            device,
+            t,
+            [
+                ("voltage", MetricValue::Number(12.0)),
+                ("current", MetricValue::Number(2.0)),
+            ],
+        )
+        .with_place("battery-box", LocationPath::parse("site-9").unwrap())
+    };
+    for i in 0..(2 * 288) {
+        written.push(battery("battery-0001", nov_3 + i * 300_000));
+    }
+    written.push(battery("battery-0001", dec_2));
+    written.push(battery("battery-0002", nov_20));
+    for (spot, moisture) in [("spot-01", 0.4), ("spot-02", 0.6)] {
+        let path = LocationPath::parse(&format!("wall-2/zone-a/section-1/{spot}")).unwrap();
+        for h in 0..24 {
+            written.push(
+                Reading::new(
+                    &format!("wall-2-{spot}"),
+                    nov_10 + h * HOUR,
+                    [("moisture", MetricValue::Number(moisture))],
+                )
+                .with_place("plant-sensor", path.clone()),
+            );
+        }
+    }
+    let moto = MotoServer::start();
+    let lake = Arc::new(lake_on_moto(&moto).await);
+    stored_in_batches(lake.as_ref(), &written).await;
+    let job = RollupJob::new(
+        lake.clone(),
+        Arc::new(MemoryRollupState::default()),
+        RollupSettings::default(),
+    );
+    job.run(now).await.unwrap();
+    job.rebuild(
+        TimeRange {
+            from_ms: nov_3 - day,
+            to_ms: now,
+        },
+        &LocationPath::default(),
+        now,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    lake.compact_marked(now + 2 * HOUR).await.unwrap();
+
+    // The compacted objects as S3 holds them, under the Glue tables' locations.
+    let root = std::env::temp_dir().join(format!("lake-athena-{}", std::process::id()));
+    let sdk = moto.sdk_config().await;
+    let client = iotdp::wiring::s3_client(&sdk);
+    for prefix in ["raw/", "rollups/1h/", "rollups/1d/"] {
+        for key in keys_under(&lake, &moto, prefix).await {
+            let object = client
+                .get_object()
+                .bucket("lake")
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            let path = root.join(&key);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, object.body.collect().await.unwrap().into_bytes()).unwrap();
+        }
+    }
+    let script = r#"
+import json, re, sys
+import duckdb
+root, doc = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+for table, files in [("readings", "raw/*/*/*.parquet"), ("rollups_1h", "rollups/1h/*/*.parquet"),
+                     ("rollups_1d", "rollups/1d/*/*.parquet")]:
+    con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{root}/{files}', "
+                "hive_partitioning = true, hive_types_autocast = false)")
+answers = []
+for query in re.findall(r"```sql\n(.*?)```", open(doc).read(), re.S):
+    answers.append([[c if isinstance(c, (int, float)) else str(c) for c in row]
+                    for row in con.execute(query).fetchall()])
+print(json.dumps(answers))
+"#;
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/python");
+    let doc = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/lake.md");
+    let out = std::process::Command::new(python)
+        .args(["-c", script, root.to_str().unwrap(), doc])
+        .output()
+        .expect("the venv's python (make tools)");
+    std::fs::remove_dir_all(&root).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<Vec<Vec<serde_json::Value>>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answers.len(),
+        4,
+        "four queries in docs/lake.md: {answers:?}"
+    );
+    let energy = |rows: &[Vec<serde_json::Value>]| -> Vec<f64> {
+        rows.iter().map(|r| r[1].as_f64().unwrap()).collect()
+    };
+    // (a) from the daily rollups: 24 W over each day's 23 h 55 min of readings. December's
+    // month partition is still open (not compacted), so Athena does not see it yet.
+    let from_rollups = energy(&answers[0]);
+    assert_eq!(answers[0].len(), 2, "{:?}", answers[0]);
+    assert!(
+        (from_rollups[0] - 24.0 * 86_100.0 / 3_600.0).abs() < 1e-6,
+        "{from_rollups:?}"
+    );
+    assert!(
+        (from_rollups[1] - 24.0 * 86_100.0 / 3_600.0).abs() < 1e-6,
+        "{from_rollups:?}"
+    );
+    // (a) from the readings: each reading's 24 W held 5 minutes, the last one (no next within
+    // 5 minutes) not at all: 288 intervals on the 3rd, 287 on the 4th.
+    assert_eq!(answers[1].len(), 2, "{:?}", answers[1]);
+    let from_readings = energy(&answers[1]);
+    assert!(
+        (from_readings[0] - 288.0 * 24.0 / 12.0).abs() < 1e-6,
+        "{from_readings:?}"
+    );
+    assert!(
+        (from_readings[1] - 287.0 * 24.0 / 12.0).abs() < 1e-6,
+        "{from_readings:?}"
+    );
+    // (b) the wall's hourly moisture, the mean of its two spots.
+    assert_eq!(answers[2].len(), 24, "{:?}", answers[2]);
+    for row in &answers[2] {
+        assert!((row[1].as_f64().unwrap() - 0.5).abs() < 1e-9, "{row:?}");
+    }
+    // (c) silent last week: the wall's spots (last heard on 10 November) and the box last heard
+    // on the 20th, in that order; not the box heard on the 2nd.
+    let silent: Vec<&str> = answers[3].iter().map(|r| r[0].as_str().unwrap()).collect();
+    assert_eq!(silent.len(), 3, "{silent:?}");
+    assert_eq!(silent[2], "battery-0002");
+    let mut spots = silent[..2].to_vec();
+    spots.sort_unstable();
+    assert_eq!(spots, ["wall-2-spot-01", "wall-2-spot-02"]);
+}
