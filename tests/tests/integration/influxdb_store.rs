@@ -567,3 +567,21 @@ async fn known_data_into(store: &iotdp_memory::MemoryStore) {
     let deadline = Instant::now() + Duration::from_secs(30);
     write_readings(store, &known_readings(), &WritePolicy::default(), deadline).await;
 }
+
+/// The read contract on the lake's data: the same readings (duplicates, a correction, 5-hour
+/// late copies) written to a real influxd answer every read route as the memory reference
+/// does, as the lake's do (`lake_against_moto::the_lake_answers_every_read_as_the_reference_does`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn influxdb_answers_every_read_as_the_reference_does_on_the_lakes_data() {
+    use super::lake_against_moto::{
+        answers_every_read_as_the_reference_does, readings, stored_in_batches,
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let readings = readings(now);
+    let influx = InfluxServer::start();
+    let store = InfluxDbStore::new(&influx.settings()).unwrap();
+    let reference = iotdp_memory::MemoryStore::new(1_000);
+    stored_in_batches(&store, &readings).await;
+    stored_in_batches(&reference, &readings).await;
+    answers_every_read_as_the_reference_does(&store, &reference, &readings, now).await;
+}

@@ -237,6 +237,20 @@ fn rows(
         })
 }
 
+/// InfluxDB refuses a numeric aggregate (mean, sum, min, max) of a boolean or string field
+/// ("unsupported mean iterator type: *query.booleanInterruptIterator"); the other stores answer
+/// it with no bins, as a metric without numbers has no average. So does this one.
+fn numeric_or_nothing<T: Default>(answer: Result<T, QueryError>) -> Result<T, QueryError> {
+    match answer {
+        Err(QueryError::Store(message))
+            if message.contains("unsupported") && message.contains("iterator type") =>
+        {
+            Ok(T::default())
+        }
+        other => other,
+    }
+}
+
 impl TimeSeriesReader for InfluxDbStore {
     async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
         let results = self.query("SHOW FIELD KEYS FROM \"telemetry\"").await?;
@@ -274,7 +288,7 @@ impl TimeSeriesReader for InfluxDbStore {
     }
 
     async fn series(&self, query: &SeriesQuery) -> Result<Vec<Point>, QueryError> {
-        let results = self.query(&influxql::series_query(query)?).await?;
+        let results = numeric_or_nothing(self.query(&influxql::series_query(query)?).await)?;
         Ok(results
             .first()
             .map(|r| {
@@ -319,11 +333,12 @@ impl TimeSeriesReader for InfluxDbStore {
         aggregate: Aggregate,
     ) -> Result<Vec<GroupValue>, QueryError> {
         let level = crate::query::names::child_level(within)?;
-        let results = self
-            .query(&influxql::drill_down_query(
+        let results = numeric_or_nothing(
+            self.query(&influxql::drill_down_query(
                 metric, within, range, aggregate,
             )?)
-            .await?;
+            .await,
+        )?;
         let mut out: Vec<GroupValue> = results
             .first()
             .map(|r| {
