@@ -1034,3 +1034,39 @@ print(json.dumps(answers))
     spots.sort_unstable();
     assert_eq!(spots, ["wall-2-spot-01", "wall-2-spot-02"]);
 }
+
+/// A device page that names no metrics lists the metrics the lake holds from its catalogue:
+/// one GET, every name ever written (a metric last sent five days ago too, which a scan of the
+/// recent hours missed), and writers adding names at once lose none of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metric_names_come_from_a_catalogue_every_writer_adds_to() {
+    let now = chrono::Utc::now().timestamp_millis();
+    let moto = MotoServer::start();
+    let lake = lake_on_moto(&moto).await;
+    stored_in_batches(
+        &lake,
+        &[one(
+            "old".into(),
+            now - 5 * 24 * HOUR,
+            "firmware_crc",
+            7.0,
+            1,
+        )],
+    )
+    .await;
+    let writers = (0..6).map(|w| {
+        let lake = lake.clone();
+        async move {
+            let reading = one(format!("w{w}"), now, &format!("metric_{w}"), 1.0, 1);
+            stored_in_batches(&lake, &[reading]).await;
+        }
+    });
+    futures_util::future::join_all(writers).await;
+    let mut expected: Vec<String> = (0..6).map(|w| format!("metric_{w}")).collect();
+    expected.push("firmware_crc".into());
+    expected.sort();
+    assert_eq!(lake.metric_names().await.unwrap(), expected);
+    // A fresh instance (a cold function) reads the same.
+    let fresh = LakeStore::new(iotdp::wiring::s3_client(&moto.sdk_config().await), "lake");
+    assert_eq!(fresh.metric_names().await.unwrap(), expected);
+}

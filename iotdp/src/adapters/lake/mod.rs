@@ -18,6 +18,7 @@ pub mod manifest;
 mod reader;
 mod rollups;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -40,6 +41,18 @@ pub struct LakeStore {
     /// The earliest hour this instance knows the lake holds ([`EXTENT_KEY`]), `i64::MAX` until
     /// read: it only moves earlier, so a write at or after it need not touch the extent.
     known_first_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The metric names this instance knows [`METRICS_KEY`] holds (`None` until read).
+    known_metrics: std::sync::Arc<std::sync::Mutex<Option<BTreeSet<String>>>>,
+}
+
+/// Every metric name the lake holds, so "the metrics of this device page" is one GET, not a
+/// scan: a writer adds a name it has not seen before its readings' objects are named, by a
+/// conditional write, as the extent.
+const METRICS_KEY: &str = "manifests/metrics.json";
+
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct MetricCatalogue {
+    metrics: BTreeSet<String>,
 }
 
 /// The lake's extent: the start of the earliest hour ever written. Reads clamp their range to
@@ -135,7 +148,78 @@ impl LakeStore {
             client,
             bucket: bucket.into(),
             known_first_ms: std::sync::Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)),
+            known_metrics: Default::default(),
         }
+    }
+
+    /// The metric catalogue as S3 holds it (`None`: a lake written before it existed), and its
+    /// ETag.
+    async fn read_catalogue(
+        &self,
+    ) -> Result<(Option<BTreeSet<String>>, Option<String>), S3Failure> {
+        match self.get(METRICS_KEY).await {
+            Ok((bytes, etag)) => {
+                let catalogue: MetricCatalogue = serde_json::from_slice(&bytes)
+                    .map_err(|e| S3Failure::Failed(format!("{METRICS_KEY}: {e}")))?;
+                Ok((Some(catalogue.metrics), etag))
+            }
+            Err(S3Failure::Missing) => Ok((None, None)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every metric name written since the catalogue began (`None` without one).
+    pub(crate) async fn catalogued_metrics(&self) -> Result<Option<BTreeSet<String>>, S3Failure> {
+        Ok(self.read_catalogue().await?.0)
+    }
+
+    /// Add the names of `names` the catalogue lacks (a conditional write; nothing when this
+    /// instance already knows them all, the usual case).
+    async fn catalogue<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), S3Failure> {
+        let known = |name: &str| {
+            self.known_metrics
+                .lock()
+                .ok()
+                .and_then(|k| k.as_ref().map(|k| k.contains(name)))
+                .unwrap_or(false)
+        };
+        let new: BTreeSet<String> = names
+            .into_iter()
+            .filter(|n| !known(n))
+            .map(str::to_owned)
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        for attempt in 0..MANIFEST_ATTEMPTS {
+            let (held, etag) = self.read_catalogue().await?;
+            let mut metrics = held.unwrap_or_default();
+            let before = metrics.len();
+            metrics.extend(new.iter().cloned());
+            if metrics.len() > before {
+                let body = serde_json::to_vec(&MetricCatalogue {
+                    metrics: metrics.clone(),
+                })
+                .unwrap_or_default();
+                let condition = etag.map_or(Condition::Absent, Condition::Unchanged);
+                match self.put(METRICS_KEY, body, condition).await {
+                    Ok(()) => {}
+                    Err(S3Failure::Conflict) => {
+                        backoff(attempt).await;
+                        continue;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+            if let Ok(mut known) = self.known_metrics.lock() {
+                *known = Some(metrics);
+            }
+            return Ok(());
+        }
+        Err(S3Failure::Conflict)
     }
 
     /// The lake's extent as S3 holds it now (`None`: nothing written yet), and its ETag.
@@ -379,6 +463,22 @@ impl TimeSeriesStore for LakeStore {
     /// stored once its manifest names it. Any failure returns the whole batch for retry; the
     /// retry writes the same keys again.
     async fn write(&self, readings: &[Reading]) -> Result<WriteReport, StoreError> {
+        // The batch's metric names, checked once per distinct set of them (readings of one
+        // type carry the same).
+        let mut names: BTreeSet<&str> = BTreeSet::new();
+        let mut last_set: Option<&[crate::domain::Metric]> = None;
+        for r in readings {
+            if last_set.is_none_or(|last| {
+                last.len() != r.metrics.len()
+                    || last.iter().zip(&r.metrics).any(|(a, b)| a.name != b.name)
+            }) {
+                names.extend(r.metrics.iter().map(|m| m.name.as_str()));
+                last_set = Some(&r.metrics);
+            }
+        }
+        self.catalogue(names)
+            .await
+            .map_err(S3Failure::into_store_error)?;
         let mut hours: std::collections::BTreeMap<Partition, Vec<&Reading>> = Default::default();
         for r in readings {
             hours

@@ -143,8 +143,13 @@ pub(crate) fn read_error(failure: S3Failure) -> QueryError {
 }
 
 impl TimeSeriesReader for LakeStore {
+    /// From the metric catalogue (one GET); a lake written before it existed is scanned over
+    /// the last [`LATEST_LOOKBACK_HOURS`].
     async fn metric_names(&self) -> Result<Vec<String>, QueryError> {
-        Ok(metric_names_of(&self.recent(None).await?))
+        match self.catalogued_metrics().await.map_err(read_error)? {
+            Some(names) => Ok(names.into_iter().collect()),
+            None => Ok(metric_names_of(&self.recent(None).await?)),
+        }
     }
 
     async fn latest_values(
