@@ -2,6 +2,7 @@
 //! sits, the reason codes a rejection carries, and how a topic names its device. Pure: no
 //! async, no AWS types, and no import from any other module of the crate.
 
+pub mod expression;
 pub mod place;
 pub mod reading;
 pub mod reason;
