@@ -21,6 +21,8 @@ impl Setting {
     }
 }
 
+pub const TYPES_TABLE: Setting =
+    Setting::new("--types-table", "IOTDP_TYPES_TABLE", "DeviceTypesTableName");
 pub const RULES_TABLE: Setting =
     Setting::new("--table", "IOTDP_RULES_TABLE", "AlertRulesTableName");
 pub const ALERT_STATE_TABLE: Setting =

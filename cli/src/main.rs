@@ -16,6 +16,7 @@ mod rollups;
 mod rules;
 mod simulate;
 mod stream;
+mod types;
 
 use std::process::ExitCode;
 
@@ -81,6 +82,8 @@ enum Command {
     Lake(lake::LakeArgs),
     /// The Kinesis transport: replay the batches ingest gave up on (named in the failure queue)
     Stream(stream::StreamArgs),
+    /// Device types: their metrics and derived metrics (power_w = voltage * current)
+    Types(types::TypesArgs),
     /// Alert rules
     Rules(rules::RulesArgs),
     /// Alerts: the state of each (device, rule) pair
@@ -114,6 +117,8 @@ enum CliError {
     Lake(#[from] lake::LakeError),
     #[error(transparent)]
     Stream(#[from] stream::StreamError),
+    #[error(transparent)]
+    Types(#[from] types::TypesError),
     #[error(transparent)]
     Rules(#[from] rules::RulesError),
     #[error(transparent)]
@@ -165,6 +170,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stream(args) => {
             Ok(stream::run(args, &Deployment::load(cli.stack).await, output).await?)
         }
+        Command::Types(args) => Ok(types::run(args, cli.stack, output).await?),
         Command::Rules(args) => Ok(rules::run(args, cli.stack, output).await?),
         Command::Alerts(args) => {
             Ok(alerts::run(args, &Deployment::load(cli.stack).await, output).await?)

@@ -136,8 +136,8 @@ fn ingest_path(c: &mut Criterion) {
 /// applied to 10,000 readings of its 4 metrics, the readings' copies made outside the timing.
 /// The budget is 10 % of a reading's ingest CPU.
 fn derived_metrics(c: &mut Criterion) {
+    use iotdp::devices::types::{Derivation, DerivedMetricSpec, DerivedMetrics};
     use iotdp::domain::{MetricValue, Reading};
-    use iotdp::ingest::derived::{Derivation, DerivedMetricSpec, DerivedMetrics};
     let spec = |name: &str, expression: &str| DerivedMetricSpec {
         name: name.into(),
         expression: expression.into(),

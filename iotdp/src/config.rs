@@ -101,6 +101,8 @@ pub struct RegistryConfig {
     pub table: String,
     /// The heard log ingest appends watched devices' silence deadlines to.
     pub heard_log_table: String,
+    /// The device types' definitions (derived metrics); none are computed without it.
+    pub device_types_table: Option<String>,
     pub cache: RegistryCacheSettings,
 }
 
@@ -384,6 +386,7 @@ fn registry_config(env: &Env<'_>) -> Result<Option<RegistryConfig>, ConfigError>
             "HEARD_LOG_TABLE",
             "the DynamoDB table watched devices' silence deadlines are logged to (the registry is on)",
         )?,
+        device_types_table: env.optional("DEVICE_TYPES_TABLE"),
         cache: RegistryCacheSettings {
             ttl: Duration::from_secs(env.number("REGISTRY_CACHE_SECONDS", 60, 0..=3600)?),
             seen_interval: Duration::from_secs(env.number(

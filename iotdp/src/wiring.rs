@@ -12,6 +12,7 @@ use crate::adapters::dynamodb::alerts::{DynamoDbAlertStates, DynamoDbRules};
 use crate::adapters::dynamodb::commands::DynamoDbCommands;
 use crate::adapters::dynamodb::registry::DynamoDbRegistry;
 use crate::adapters::dynamodb::rollup_state::DynamoDbRollupState;
+use crate::adapters::dynamodb::types::DynamoDbDeviceTypes;
 use crate::adapters::influxdb::{InfluxDbSettings, InfluxDbStore};
 use crate::adapters::iot_shadow::IotShadowService;
 use crate::adapters::lake::LakeStore;
@@ -100,7 +101,7 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
 }
 
 /// The device registry as one Lambda instance caches it, shared by admission and alerting.
-pub type AwsRegistryCache = Arc<CachedRegistry<DynamoDbRegistry>>;
+pub type AwsRegistryCache = Arc<CachedRegistry<DynamoDbRegistry, Option<DynamoDbDeviceTypes>>>;
 
 /// Alert evaluation wired to AWS: DynamoDB rules and states, SNS, and rule actions sent as
 /// commands. Device types come from the readings themselves (admission puts the registry's
@@ -337,11 +338,20 @@ pub async fn ingest_service_with(
     );
     let quarantine = S3Quarantine::new(s3_client(&sdk), &config.quarantine_bucket);
     let registry = config.registry.as_ref().map(|registry| {
-        Arc::new(CachedRegistry::new(
-            DynamoDbRegistry::new(aws_sdk_dynamodb::Client::new(&sdk), &registry.table)
-                .with_heard_log(&registry.heard_log_table),
-            registry.cache,
-        ))
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        Arc::new(
+            CachedRegistry::new(
+                DynamoDbRegistry::new(client.clone(), &registry.table)
+                    .with_heard_log(&registry.heard_log_table),
+                registry.cache,
+            )
+            .with_types(
+                registry
+                    .device_types_table
+                    .as_ref()
+                    .map(|table| DynamoDbDeviceTypes::new(client, table)),
+            ),
+        )
     });
     let alerts = config
         .alerting

@@ -337,3 +337,48 @@ impl MemoryRegistry {
         Ok(out)
     }
 }
+
+/// Device type definitions in memory, versioned as the DynamoDB adapter versions them.
+#[derive(Default)]
+pub struct MemoryDeviceTypes {
+    types: Mutex<std::collections::BTreeMap<String, iotdp::devices::types::TypeDefinition>>,
+    /// `get_types` calls, so tests see the cache at work.
+    pub reads: AtomicU64,
+}
+
+impl iotdp::devices::ports::DeviceTypes for MemoryDeviceTypes {
+    async fn get_types(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<iotdp::devices::types::TypeDefinition>, RegistryError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let types = self.types.lock().map_err(|_| lock_error())?;
+        Ok(names
+            .iter()
+            .filter_map(|n| types.get(*n).cloned())
+            .collect())
+    }
+
+    async fn list_types(
+        &self,
+    ) -> Result<Vec<iotdp::devices::types::TypeDefinition>, RegistryError> {
+        let types = self.types.lock().map_err(|_| lock_error())?;
+        Ok(types.values().cloned().collect())
+    }
+
+    async fn put_type(
+        &self,
+        definition: &iotdp::devices::types::TypeDefinition,
+    ) -> Result<Option<u32>, RegistryError> {
+        let mut types = self.types.lock().map_err(|_| lock_error())?;
+        let version = types.get(&definition.device_type).map_or(0, |t| t.version) + 1;
+        types.insert(
+            definition.device_type.clone(),
+            iotdp::devices::types::TypeDefinition {
+                version,
+                ..definition.clone()
+            },
+        );
+        Ok(Some(version))
+    }
+}

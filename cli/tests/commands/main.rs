@@ -12,3 +12,4 @@ mod readings;
 mod rollups_command;
 mod stack;
 mod stream;
+mod types;

@@ -12,10 +12,12 @@ use tokio::time::Instant;
 
 use crate::devices::heard::HeardEntry;
 use crate::devices::ports::{
-    DeviceLookup, DeviceRegistry, DeviceSnapshot, RegistryError, Seen, SeenReport,
+    DeviceLookup, DeviceRegistry, DeviceSnapshot, DeviceTypes, NoTypes, RegistryError, Seen,
+    SeenReport,
 };
 use crate::devices::record::{DeviceStatus, KnownDevice, LatestUpdate, last_seen_resolution_ms};
 use crate::devices::silence::watch_deadline;
+use crate::devices::types::DerivedMetrics;
 
 /// BatchGetItem takes at most 100 keys per call: one registry read covers up to 100 devices.
 pub const MAX_DEVICES_PER_READ: usize = 100;
@@ -62,19 +64,95 @@ struct Entry {
     heard_logged_ms: Option<i64>,
 }
 
-pub struct CachedRegistry<R> {
+pub struct CachedRegistry<R, T = NoTypes> {
     registry: R,
+    types: T,
     settings: RegistryCacheSettings,
     entries: Mutex<HashMap<String, Entry>>,
+    /// Each device type's compiled derived metrics (`None`: it defines none), trusted for the
+    /// same TTL as the devices: a new definition takes effect within it.
+    derived: Mutex<HashMap<String, CachedType>>,
 }
+
+/// When a type's definition was read, and its derived metrics (`None`: it defines none).
+type CachedType = (Instant, Option<Arc<DerivedMetrics>>);
 
 impl<R: DeviceRegistry> CachedRegistry<R> {
     pub fn new(registry: R, settings: RegistryCacheSettings) -> Self {
         Self {
             registry,
+            types: NoTypes,
             settings,
             entries: Mutex::default(),
+            derived: Mutex::default(),
         }
+    }
+}
+
+impl<R: DeviceRegistry, T: DeviceTypes> CachedRegistry<R, T> {
+    /// With the device types whose derived metrics the readings get.
+    pub fn with_types<U: DeviceTypes>(self, types: U) -> CachedRegistry<R, U> {
+        CachedRegistry {
+            registry: self.registry,
+            types,
+            settings: self.settings,
+            entries: self.entries,
+            derived: self.derived,
+        }
+    }
+
+    /// The derived metrics of `types`, from the cache or one read of the definitions. A
+    /// definition that no longer compiles (stored by hand) derives nothing and is logged.
+    async fn derived_of(
+        &self,
+        types: Vec<&str>,
+    ) -> Result<HashMap<String, Arc<DerivedMetrics>>, RegistryError> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cached = self
+                .derived
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for name in types {
+                match cached.get(name) {
+                    Some((fetched, derived)) if fetched.elapsed() < self.settings.ttl => {
+                        if let Some(d) = derived {
+                            out.insert(name.to_owned(), d.clone());
+                        }
+                    }
+                    _ => missing.push(name),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let found = self.types.get_types(&missing).await?;
+        let now = Instant::now();
+        let mut cached = self
+            .derived
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for name in &missing {
+            cached.insert((*name).to_owned(), (now, None));
+        }
+        for definition in found {
+            match definition.compile() {
+                Ok(derived) if derived.names().next().is_some() => {
+                    let derived = Arc::new(derived);
+                    out.insert(definition.device_type.clone(), derived.clone());
+                    cached.insert(definition.device_type, (now, Some(derived)));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(
+                    device_type = %definition.device_type,
+                    error = %e,
+                    "a stored device type no longer compiles: it derives nothing until put again"
+                ),
+            }
+        }
+        Ok(out)
     }
 
     pub fn registry(&self) -> &R {
@@ -89,7 +167,7 @@ impl<R: DeviceRegistry> CachedRegistry<R> {
     }
 }
 
-impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
+impl<R: DeviceRegistry, T: DeviceTypes> DeviceLookup for CachedRegistry<R, T> {
     async fn lookup(&self, device_ids: &[&str]) -> Result<DeviceSnapshot, RegistryError> {
         let mut snapshot = DeviceSnapshot::default();
         let mut missing: Vec<&str> = Vec::new();
@@ -153,6 +231,15 @@ impl<R: DeviceRegistry> DeviceLookup for CachedRegistry<R> {
                 }
             }
         }
+        let mut types: Vec<&str> = snapshot
+            .devices
+            .values()
+            .map(|d| d.record.device_type.as_str())
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        let derived = self.derived_of(types).await?;
+        snapshot.derived = derived;
         Ok(snapshot)
     }
 

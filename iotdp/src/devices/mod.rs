@@ -12,3 +12,4 @@ pub mod presence;
 pub mod provisioning;
 pub mod record;
 pub mod silence;
+pub mod types;

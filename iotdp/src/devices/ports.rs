@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::devices::heard::HeardEntry;
 use crate::devices::record::{DeviceRecord, DeviceStatus, KnownDevice, LatestUpdate, LatestValue};
+use crate::devices::types::{DerivedMetrics, TypeDefinition};
 
 /// Any failure of the device registry, with what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,6 +209,8 @@ pub trait ThingProvisioner: Send + Sync {
 #[derive(Debug, Clone, Default)]
 pub struct DeviceSnapshot {
     pub devices: HashMap<String, Arc<KnownDevice>>,
+    /// The derived metrics of the devices' types that define some.
+    pub derived: HashMap<String, Arc<DerivedMetrics>>,
     /// Registry read calls this lookup made (0 when the cache had everything).
     pub registry_reads: u64,
 }
@@ -220,6 +223,69 @@ pub struct SeenReport {
     /// Deadlines appended to the heard log (one digest write per batch).
     pub heard: u64,
     pub failures: u64,
+}
+
+/// Device type definitions: each type's metrics and derived metrics (`DeviceTypesTable`).
+pub trait DeviceTypes: Send + Sync {
+    /// The definitions among `names` (types without one are simply absent).
+    fn get_types(
+        &self,
+        names: &[&str],
+    ) -> impl Future<Output = Result<Vec<TypeDefinition>, RegistryError>> + Send;
+
+    fn list_types(&self)
+    -> impl Future<Output = Result<Vec<TypeDefinition>, RegistryError>> + Send;
+
+    /// Store `definition` as the next version of its type (the stored one plus one, 1 for a new
+    /// type); the version written, or `None` when another put of the same type came first.
+    fn put_type(
+        &self,
+        definition: &TypeDefinition,
+    ) -> impl Future<Output = Result<Option<u32>, RegistryError>> + Send;
+}
+
+/// No definitions store: no type derives anything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTypes;
+
+impl DeviceTypes for NoTypes {
+    async fn get_types(&self, _: &[&str]) -> Result<Vec<TypeDefinition>, RegistryError> {
+        Ok(Vec::new())
+    }
+
+    async fn list_types(&self) -> Result<Vec<TypeDefinition>, RegistryError> {
+        Ok(Vec::new())
+    }
+
+    async fn put_type(&self, _: &TypeDefinition) -> Result<Option<u32>, RegistryError> {
+        Err(RegistryError(
+            "no device types table is configured: set DEVICE_TYPES_TABLE".into(),
+        ))
+    }
+}
+
+/// A definitions store that may be switched off by configuration (off: as [`NoTypes`]).
+impl<T: DeviceTypes> DeviceTypes for Option<T> {
+    async fn get_types(&self, names: &[&str]) -> Result<Vec<TypeDefinition>, RegistryError> {
+        match self {
+            Some(types) => types.get_types(names).await,
+            None => NoTypes.get_types(names).await,
+        }
+    }
+
+    async fn list_types(&self) -> Result<Vec<TypeDefinition>, RegistryError> {
+        match self {
+            Some(types) => types.list_types().await,
+            None => NoTypes.list_types().await,
+        }
+    }
+
+    async fn put_type(&self, definition: &TypeDefinition) -> Result<Option<u32>, RegistryError> {
+        match self {
+            Some(types) => types.put_type(definition).await,
+            None => NoTypes.put_type(definition).await,
+        }
+    }
 }
 
 /// Batched, cached registry lookups and throttled `last_seen` writes for the ingest path.
@@ -285,6 +351,12 @@ impl DeviceLookup for NoRegistry {
         SeenReport::default()
     }
 }
+
+forward_through_arc!(DeviceTypes {
+    fn get_types(&self, names: &[&str]) -> impl Future<Output = Result<Vec<TypeDefinition>, RegistryError>> + Send;
+    fn list_types(&self) -> impl Future<Output = Result<Vec<TypeDefinition>, RegistryError>> + Send;
+    fn put_type(&self, definition: &TypeDefinition) -> impl Future<Output = Result<Option<u32>, RegistryError>> + Send;
+});
 
 forward_through_arc!(DeviceLookup {
     fn lookup(&self, device_ids: &[&str]) -> impl Future<Output = Result<DeviceSnapshot, RegistryError>> + Send;

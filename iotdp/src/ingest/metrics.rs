@@ -29,6 +29,10 @@ pub struct IngestMetrics {
     /// Silence deadlines appended to the heard log (one digest write per batch).
     pub heard_log_entries: u64,
     pub registry_write_failures: u64,
+    /// Derived metric values added to readings (their types' definitions).
+    pub derived_values: u64,
+    /// Derived values left out: an input missing or not a number, or no finite value.
+    pub derived_skipped: u64,
 }
 
 impl IngestMetrics {
@@ -45,6 +49,8 @@ impl IngestMetrics {
         self.registry_writes += other.registry_writes;
         self.heard_log_entries += other.heard_log_entries;
         self.registry_write_failures += other.registry_write_failures;
+        self.derived_values += other.derived_values;
+        self.derived_skipped += other.derived_skipped;
         self.write_latencies_ms.clear(); // per-invocation samples; totals do not keep them
         for (reason, count) in &other.rejected_by_reason {
             *self.rejected_by_reason.entry(*reason).or_default() += count;
@@ -71,6 +77,8 @@ impl IngestMetrics {
             ("RegistryWrites", self.registry_writes),
             ("HeardLogEntries", self.heard_log_entries),
             ("RegistryWriteFailures", self.registry_write_failures),
+            ("DerivedValues", self.derived_values),
+            ("DerivedSkipped", self.derived_skipped),
             ("AlertStateWrites", self.alerts.state_writes),
             ("AlertStateConflicts", self.alerts.conflicts),
             (

@@ -3,13 +3,11 @@
 //!
 //! Model → ports → use case: [`envelope`] (the rule's envelope), [`validation`] (payload →
 //! readings or rejections), [`batch`] (a whole SQS batch decoded and validated), [`quarantine`]
-//! (the JSON Lines format), [`metrics`] (Embedded Metric Format lines), [`derived`] (a device
-//! type's derived metrics, checked and applied to readings); [`ports`] (the store
+//! (the JSON Lines format), [`metrics`] (Embedded Metric Format lines); [`ports`] (the store
 //! and the quarantine sink); [`store_writer`] (chunking, concurrency, retry, bisection) and
 //! [`service`] (the use case that ties them together and answers SQS).
 
 pub mod batch;
-pub mod derived;
 pub mod envelope;
 pub mod metrics;
 pub mod ports;

@@ -10,6 +10,7 @@ use crate::alerting::ports::ReadingsObserver;
 use crate::devices::admission::{UnknownDevicePolicy, admit};
 use crate::devices::ports::{DeviceLookup, Seen};
 use crate::devices::record::LatestValue;
+use crate::devices::types::Derivation;
 use crate::domain::Reading;
 use crate::domain::reason::{ReasonCode, Rejection};
 use crate::ingest::batch::{PreparedBatch, prepare_batch};
@@ -102,7 +103,7 @@ where
         let mut batch = prepare_batch(messages, self.settings.window);
         let mut failures = MessageFailures::new(batch.messages.len(), redelivery);
 
-        let registry_reads = self.admit_devices(&mut batch, &mut failures).await;
+        let (registry_reads, derivation) = self.admit_devices(&mut batch, &mut failures).await;
         // Readings of a message that will be redelivered are written on redelivery.
         batch.retain_readings(|_, origin| !failures.has(origin.message));
         batch.sort_by_series();
@@ -171,6 +172,8 @@ where
             registry_writes: seen.writes,
             heard_log_entries: seen.heard,
             registry_write_failures: seen.failures,
+            derived_values: derivation.computed,
+            derived_skipped: derivation.skipped,
             ..Default::default()
         };
         let failed_items = failures.into_failed_items(&batch);
@@ -183,15 +186,16 @@ where
 
     /// Every reading needs the registry's yes (see [`admit`]): its publisher (the topic's
     /// device) and the device it is for must be active, and a gateway must be the device's
-    /// registered gateway. Admitted readings get the device's dimensions. Returns the
-    /// registry reads made. If the registry cannot be read, the messages are retried.
+    /// registered gateway. Admitted readings get the device's dimensions and their type's
+    /// derived metrics. Returns the registry reads made and what was derived. If the registry
+    /// cannot be read, the messages are retried.
     async fn admit_devices(
         &self,
         batch: &mut PreparedBatch,
         failures: &mut MessageFailures,
-    ) -> u64 {
+    ) -> (u64, Derivation) {
         if batch.readings.is_empty() {
-            return 0;
+            return (0, Derivation::default());
         }
         let publishers: Vec<&str> = batch
             .messages
@@ -214,7 +218,7 @@ where
                 for origin in &batch.origins {
                     failures.fail(origin.message, &why);
                 }
-                return 0;
+                return (0, Derivation::default());
             }
         };
         let verdicts: Vec<_> = batch
@@ -232,9 +236,17 @@ where
             .collect();
         drop(publishers);
         let mut admitted = Vec::with_capacity(verdicts.len());
+        let mut derivation = Derivation::default();
         for (i, verdict) in verdicts.into_iter().enumerate() {
             match verdict {
                 Ok(dimensions) => {
+                    // The type's derived metrics, before storage and alerting see the reading.
+                    if let Some(derived) = dimensions
+                        .as_ref()
+                        .and_then(|d| snapshot.derived.get(&d.device_type))
+                    {
+                        derived.apply(&mut batch.readings[i], &mut derivation);
+                    }
                     batch.readings[i].dimensions = dimensions;
                     admitted.push(true);
                 }
@@ -246,7 +258,7 @@ where
             }
         }
         batch.retain_readings(|i, _| admitted[i]);
-        snapshot.registry_reads
+        (snapshot.registry_reads, derivation)
     }
 
     /// `last_seen` of every device whose readings were stored (and of the gateways that

@@ -14,10 +14,11 @@ use iotdp::alerting::rule::NO_DATA_RULE_ID;
 use iotdp::alerting::rule::Severity;
 use iotdp::devices::admission::UnknownDevicePolicy;
 use iotdp::devices::cache::{CachedRegistry, RegistryCacheSettings};
-use iotdp::devices::ports::{DeviceLookup, DeviceRegistry, Seen};
+use iotdp::devices::ports::{DeviceLookup, DeviceRegistry, DeviceTypes, Seen};
 use iotdp::devices::presence::record_presence_events;
 use iotdp::devices::record::{DeviceRecord, DeviceStatus, LatestUpdate, LatestValue};
 use iotdp::devices::silence::SilenceWatch;
+use iotdp::devices::types::{DerivedMetricSpec, TypeDefinition};
 use iotdp::domain::{LocationPath, MetricValue};
 use iotdp::ingest::envelope::encode_envelope;
 use iotdp::ingest::quarantine::QuarantineLine;
@@ -25,7 +26,8 @@ use iotdp::ingest::service::{IngestReport, IngestService, IngestSettings, Invoca
 use iotdp::ingest::store_writer::WritePolicy;
 use iotdp::ingest::validation::TimeWindow;
 use iotdp_memory::{
-    MemoryAlertStates, MemoryNotifier, MemoryQuarantine, MemoryRegistry, MemoryStore,
+    MemoryAlertStates, MemoryDeviceTypes, MemoryNotifier, MemoryQuarantine, MemoryRegistry,
+    MemoryStore,
 };
 use tokio::time::Instant;
 
@@ -34,7 +36,7 @@ const T0: i64 = 1_764_000_000_000;
 type Service = IngestService<
     Arc<MemoryStore>,
     Arc<MemoryQuarantine>,
-    Arc<CachedRegistry<Arc<MemoryRegistry>>>,
+    Arc<CachedRegistry<Arc<MemoryRegistry>, Arc<MemoryDeviceTypes>>>,
     NoAlerts,
 >;
 
@@ -68,6 +70,7 @@ fn green_wall() -> Vec<DeviceRecord> {
 
 struct Harness {
     registry: Arc<MemoryRegistry>,
+    types: Arc<MemoryDeviceTypes>,
     store: Arc<MemoryStore>,
     quarantine: Arc<MemoryQuarantine>,
     service: Service,
@@ -77,10 +80,11 @@ fn harness(records: Vec<DeviceRecord>, policy: UnknownDevicePolicy) -> Harness {
     let registry = Arc::new(MemoryRegistry::with(records));
     let store = Arc::new(MemoryStore::new(100));
     let quarantine = Arc::new(MemoryQuarantine::default());
-    let cache = Arc::new(CachedRegistry::new(
-        registry.clone(),
-        RegistryCacheSettings::default(),
-    ));
+    let types = Arc::new(MemoryDeviceTypes::default());
+    let cache = Arc::new(
+        CachedRegistry::new(registry.clone(), RegistryCacheSettings::default())
+            .with_types(types.clone()),
+    );
     let service = IngestService::new(
         store.clone(),
         quarantine.clone(),
@@ -94,6 +98,7 @@ fn harness(records: Vec<DeviceRecord>, policy: UnknownDevicePolicy) -> Harness {
     );
     Harness {
         registry,
+        types,
         store,
         quarantine,
         service,
@@ -306,6 +311,54 @@ async fn last_seen_moves_with_receive_time_at_most_once_per_interval() {
     .await;
     assert_eq!(h.registry.get("spot-1").unwrap().last_seen_ms, Some(T0));
     assert_eq!(h.registry.get("gw-1").unwrap().last_seen_ms, Some(T0));
+}
+
+/// A device type's derived metrics are computed at ingest from each admitted reading, before
+/// it is stored (so rules, rollups and reads see them as any metric); a type without a
+/// definition derives nothing; the definitions are read once per cache lifetime, not per batch.
+#[tokio::test]
+async fn a_types_derived_metrics_are_stored_with_its_readings() {
+    let h = harness(green_wall(), UnknownDevicePolicy::Reject);
+    let thermostat = TypeDefinition {
+        device_type: "thermostat".into(),
+        version: 0,
+        metrics: vec!["temperature".into()],
+        derived: vec![DerivedMetricSpec {
+            name: "temperature_f".into(),
+            expression: "temperature * 9 / 5 + 32".into(),
+        }],
+    };
+    assert_eq!(h.types.put_type(&thermostat).await.unwrap(), Some(1));
+    let report = ingest(
+        &h,
+        vec![
+            message("t", "ac-1", &single(T0 - 10), T0),
+            message("g", "gw-1", &gateway_batch(T0 - 5000, &["spot-1"]), T0),
+        ],
+    )
+    .await;
+    assert!(report.failed_items.is_empty(), "{report:?}");
+    assert_eq!(report.metrics.derived_values, 1);
+    let written = h.store.written();
+    let ac = written.iter().find(|r| r.device_id == "ac-1").unwrap();
+    let fahrenheit = ac
+        .metrics
+        .iter()
+        .find(|m| m.name == "temperature_f")
+        .unwrap();
+    assert_eq!(
+        fahrenheit.value,
+        MetricValue::Number(21.5 * 9.0 / 5.0 + 32.0)
+    );
+    let spot = written.iter().find(|r| r.device_id == "spot-1").unwrap();
+    assert_eq!(spot.metrics.len(), 1, "{spot:?}");
+    // The next batch within the cache's minute reads no definition again.
+    ingest(
+        &h,
+        vec![message("t2", "ac-1", &single(T0 + 1_000), T0 + 1_010)],
+    )
+    .await;
+    assert_eq!(h.types.reads.load(Ordering::Relaxed), 1);
 }
 
 /// Each `last_seen` write carries the device's latest value of each metric in its batch (by

@@ -28,11 +28,11 @@ const MAX_KEYS_PER_BATCH_GET: usize = 100;
 /// Rounds of re-asking for keys DynamoDB left unprocessed (throttling) before giving up.
 const UNPROCESSED_ROUNDS: u32 = 5;
 
-fn s(value: &str) -> AttributeValue {
+pub(super) fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(super) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -48,7 +48,7 @@ fn held_key(device_id: &str) -> String {
     format!("held#{:02}", watch_shard(device_id))
 }
 
-fn registry_error<E, R>(what: &str, table: &str, e: SdkError<E, R>) -> RegistryError
+pub(super) fn registry_error<E, R>(what: &str, table: &str, e: SdkError<E, R>) -> RegistryError
 where
     E: std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -67,7 +67,7 @@ fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool 
 }
 
 /// A conditional write's answer: `true` written, `false` its condition did not hold.
-fn conditional<O, E, R>(
+pub(super) fn conditional<O, E, R>(
     result: Result<O, SdkError<E, R>>,
     what: &str,
     table: &str,

@@ -1,6 +1,6 @@
-//! Derived metrics: metrics a device type computes from each reading's own
-//! (`power_w = voltage * current`), added at ingest before the reading is stored and its
-//! alert rules run, so rules, rollups and the API see them as any metric. Pure.
+//! Device types: what a type's devices report, and the derived metrics it computes from each
+//! reading's own (`power_w = voltage * current`), added at ingest before the reading is
+//! stored and its alert rules run, so rules, rollups and the API see them as any metric. Pure.
 //!
 //! A definition is checked once, when put ([`DerivedMetrics::compile`]): every name it reads is
 //! a metric the type reports or a derived metric defined before it, no derived name shadows a
@@ -12,6 +12,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::expression::{Expression, ExpressionError};
 use crate::domain::{Metric, MetricValue, Reading, is_reserved_metric_name, is_valid_metric_name};
+
+/// A device type's definition as an operator puts it (`iotdp types put FILE.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypeDefinition {
+    pub device_type: String,
+    /// Set by the store: 1 for the first put, one more for each put after.
+    #[serde(default)]
+    pub version: u32,
+    /// The metrics devices of this type report: what its expressions may read.
+    pub metrics: Vec<String>,
+    #[serde(default)]
+    pub derived: Vec<DerivedMetricSpec>,
+}
+
+impl TypeDefinition {
+    /// Check every field; the compiled derived metrics.
+    pub fn compile(&self) -> Result<DerivedMetrics, DefinitionError> {
+        if !crate::domain::is_valid_label(&self.device_type) {
+            return Err(DefinitionError::new(
+                "device_type".into(),
+                "invalid_device_type",
+                format!(
+                    "'{}' is not a device type name (the registry's label rules)",
+                    self.device_type
+                ),
+            ));
+        }
+        if let Some((i, bad)) = self
+            .metrics
+            .iter()
+            .enumerate()
+            .find(|(_, m)| !is_valid_metric_name(m) || is_reserved_metric_name(m))
+        {
+            return Err(DefinitionError::new(
+                format!("metrics[{i}]"),
+                "invalid_metric_name",
+                format!("'{bad}' is not a metric name"),
+            ));
+        }
+        let reported: Vec<&str> = self.metrics.iter().map(String::as_str).collect();
+        DerivedMetrics::compile(self.version, &self.derived, &reported)
+    }
+}
 
 /// Most derived metrics one device type defines.
 pub const MAX_DERIVED_PER_TYPE: usize = 20;
