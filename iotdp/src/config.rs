@@ -301,6 +301,8 @@ impl FromEnvironment for RollupJobConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiConfig {
     pub registry_table: String,
+    /// The device types' definitions (`/types`); the routes answer 503 without it.
+    pub device_types_table: Option<String>,
     pub rules_table: String,
     pub state_table: String,
     pub store: StoreConfig,
@@ -323,6 +325,7 @@ impl FromEnvironment for ApiConfig {
                 "DEVICE_REGISTRY_TABLE",
                 "the DynamoDB device registry the API reads and updates",
             )?,
+            device_types_table: env.optional("DEVICE_TYPES_TABLE"),
             rules_table: env.required("ALERT_RULES_TABLE", "the DynamoDB table of alert rules")?,
             state_table: env.required("ALERT_STATE_TABLE", "the DynamoDB table of alert states")?,
             store: store_config(&env)?,

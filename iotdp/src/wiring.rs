@@ -410,8 +410,13 @@ pub async fn query_api(
     config: &crate::config::ApiConfig,
 ) -> Result<AwsQueryApi, aws_sdk_timestreamwrite::error::BoxError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let registry = device_registry(sdk, &config.registry_table);
+    let registry = match &config.device_types_table {
+        Some(table) => registry.with_device_types(table),
+        None => registry,
+    };
     let api = crate::api::QueryApi::new(
-        device_registry(sdk, &config.registry_table),
+        registry,
         reader(sdk, &config.store, config.rollup.as_ref()).await?,
         DynamoDbAlertStates::new(dynamodb.clone(), &config.state_table),
         DynamoDbRules::new(dynamodb, &config.rules_table),

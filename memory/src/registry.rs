@@ -35,6 +35,30 @@ pub struct MemoryRegistry {
     pub heard_log_failing: std::sync::atomic::AtomicBool,
     /// Deadlines appended, across the digests.
     pub heard_entries: AtomicU64,
+    /// The device types the API manages through the registry.
+    pub types: MemoryDeviceTypes,
+}
+
+impl iotdp::devices::ports::DeviceTypes for MemoryRegistry {
+    async fn get_types(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<iotdp::devices::types::TypeDefinition>, RegistryError> {
+        self.types.get_types(names).await
+    }
+
+    async fn list_types(
+        &self,
+    ) -> Result<Vec<iotdp::devices::types::TypeDefinition>, RegistryError> {
+        self.types.list_types().await
+    }
+
+    async fn put_type(
+        &self,
+        definition: &iotdp::devices::types::TypeDefinition,
+    ) -> Result<Option<u32>, RegistryError> {
+        self.types.put_type(definition).await
+    }
 }
 
 impl MemoryRegistry {
@@ -339,7 +363,7 @@ impl MemoryRegistry {
 }
 
 /// Device type definitions in memory, versioned as the DynamoDB adapter versions them.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryDeviceTypes {
     types: Mutex<std::collections::BTreeMap<String, iotdp::devices::types::TypeDefinition>>,
     /// `get_types` calls, so tests see the cache at work.

@@ -39,7 +39,7 @@ pub enum Authority<'a> {
 
 impl<R, T, A, U, S, K> HttpApi<QueryApi<R, T, A, U, S, K>>
 where
-    R: DeviceRegistry,
+    R: DeviceRegistry + crate::devices::ports::DeviceTypes,
     T: TimeSeriesReader,
     A: AlertStateStore + AlertStateListing,
     U: RuleStore,

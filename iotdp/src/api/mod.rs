@@ -16,6 +16,7 @@ mod problem;
 mod readings;
 pub mod routes;
 mod rules;
+mod types;
 
 pub use alerts::alert_json;
 pub use commands::{command_json, shadow_json};
@@ -29,7 +30,7 @@ use serde_json::Value;
 use crate::alerting::ports::{AlertStateListing, AlertStateStore, RuleStore};
 use crate::commands::ports::{CommandStore, NoCommandHistory, NoShadows, ShadowService};
 use crate::commands::service::Commands;
-use crate::devices::ports::DeviceRegistry;
+use crate::devices::ports::{DeviceRegistry, DeviceTypes};
 use crate::query::ports::TimeSeriesReader;
 use access::Caller;
 use params::Params;
@@ -116,7 +117,7 @@ impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K> {
 
 impl<R, T, A, U, S, K> QueryApi<R, T, A, U, S, K>
 where
-    R: DeviceRegistry,
+    R: DeviceRegistry + DeviceTypes,
     T: TimeSeriesReader,
     A: AlertStateStore + AlertStateListing,
     U: RuleStore,
@@ -256,6 +257,9 @@ where
                 self.drill_down(ids.get("metric"), params, now_ms, access)
                     .await
             }
+            Handler::ListTypes => self.list_types().await,
+            Handler::GetType => self.get_type(ids.get("device_type")).await,
+            Handler::PutType => self.put_type(ids.get("device_type"), body, access).await,
             Handler::ListRules => self.list_rules(access).await,
             Handler::PutRule => self.put_rule(ids.get("rule_id"), body, access).await,
             Handler::DeleteRule => self.delete_rule(ids.get("rule_id"), access).await,

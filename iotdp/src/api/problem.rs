@@ -13,6 +13,8 @@ pub enum ProblemCode {
     InvalidParameter,
     InvalidDevice,
     InvalidRule,
+    InvalidDeviceType,
+    UnknownDeviceType,
     UnknownDevice,
     UnknownRule,
     UnknownAlert,
@@ -37,10 +39,12 @@ pub enum ProblemCode {
 }
 
 impl ProblemCode {
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 26] = [
         Self::InvalidParameter,
         Self::InvalidDevice,
         Self::InvalidRule,
+        Self::InvalidDeviceType,
+        Self::UnknownDeviceType,
         Self::UnknownDevice,
         Self::UnknownRule,
         Self::UnknownAlert,
@@ -69,6 +73,8 @@ impl ProblemCode {
             Self::InvalidParameter => "invalid_parameter",
             Self::InvalidDevice => "invalid_device",
             Self::InvalidRule => "invalid_rule",
+            Self::InvalidDeviceType => "invalid_device_type",
+            Self::UnknownDeviceType => "unknown_device_type",
             Self::UnknownDevice => "unknown_device",
             Self::UnknownRule => "unknown_rule",
             Self::UnknownAlert => "unknown_alert",

@@ -19,7 +19,7 @@ use crate::domain::{Metric, MetricValue, Reading, is_reserved_metric_name, is_va
 pub struct TypeDefinition {
     pub device_type: String,
     /// Set by the store: 1 for the first put, one more for each put after.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::domain::whole_number::exact")]
     pub version: u32,
     /// The metrics devices of this type report: what its expressions may read.
     pub metrics: Vec<String>,

@@ -110,6 +110,81 @@ async fn send(api: &Api, method: &str, path: &str, body: &str) -> ApiResponse {
     .await
 }
 
+/// Device types are put in versions with the CLI's checks, read back, and changed only by an
+/// admin whose scope is the whole fleet.
+#[tokio::test]
+async fn device_types_are_put_in_versions_with_the_same_checks_as_the_cli() {
+    let api = api().await;
+    let battery = r#"{"device_type":"battery-box","metrics":["voltage","current"],"derived":[{"name":"power_w","expression":"voltage * current"}]}"#;
+    let first = send(&api, "PUT", "/types/battery-box", battery).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["type"]["version"], 1);
+    let second = send(&api, "PUT", "/types/battery-box", battery).await;
+    assert_eq!(second.body["type"]["version"], 2);
+    let shown = get(&api, "/types/battery-box").await;
+    assert_eq!(shown["type"]["derived"][0]["name"], "power_w");
+    assert_eq!(shown["type"]["version"], 2);
+    assert_eq!(
+        get(&api, "/types").await["types"].as_array().unwrap().len(),
+        1
+    );
+    let unknown = send(&api, "GET", "/types/thermostat", "").await;
+    assert_eq!(
+        (unknown.status, unknown.body["code"].as_str()),
+        (404, Some("unknown_device_type"))
+    );
+    let bad = send(
+        &api,
+        "PUT",
+        "/types/battery-box",
+        &battery.replace("voltage * current", "voltage * amps"),
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (422, Some("invalid_device_type"))
+    );
+    let detail = bad.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("derived[0].expression") && detail.contains("'amps'"),
+        "{detail}"
+    );
+    let not_a_type = send(
+        &api,
+        "PUT",
+        "/types/battery-box",
+        r#"{"device_type":"battery-box"}"#,
+    )
+    .await;
+    assert_eq!(not_a_type.status, 400, "{}", not_a_type.body);
+    let mismatch = send(&api, "PUT", "/types/other", battery).await;
+    assert_eq!(mismatch.status, 422);
+    // A site's admin may not change what every battery box of the fleet computes.
+    let mut site_admin = Caller::admin("site-admin");
+    site_admin.access = iotdp::api::access::Access {
+        fleet: false,
+        places: vec![iotdp::domain::LocationPath::parse("site-1").unwrap()],
+        devices: Vec::new(),
+    };
+    let scoped = api
+        .handle(
+            &ApiRequest {
+                method: "PUT".into(),
+                path: "/types/battery-box".into(),
+                query: String::new(),
+                body: battery.as_bytes().to_vec(),
+            },
+            &site_admin,
+            T0,
+        )
+        .await;
+    assert_eq!(
+        (scoped.status, scoped.body["code"].as_str()),
+        (403, Some("outside_scope"))
+    );
+    assert_eq!(get(&api, "/types/battery-box").await["type"]["version"], 2);
+}
+
 #[tokio::test]
 async fn rules_are_managed_with_the_same_validation_as_the_cli() {
     let api = api().await;

@@ -13,6 +13,7 @@ use iotdp::api::routes::route_for;
 use iotdp::api::{ApiRequest, QueryApi, ROUTES};
 use iotdp::commands::command::{CommandRequest, CommandSource};
 use iotdp::commands::service::Commands;
+use iotdp::devices::ports::DeviceTypes;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{Metric, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
@@ -48,6 +49,11 @@ async fn api() -> MemoryQueryApi {
         "thermostat",
         T0,
     )]));
+    // A device type named as the routes' ids are here ("ac-1"), for GET /types/{device_type}.
+    registry
+        .put_type(&serde_json::from_str(AC_TYPE).unwrap())
+        .await
+        .unwrap();
     let store = Arc::new(MemoryStore::new(100));
     store
         .write(&[Reading {
@@ -101,6 +107,7 @@ fn concrete(path: &str, device: &str) -> String {
         .replace("{metric}", "temperature")
         .replace("{rule_id}", "too-hot")
         .replace("{command_id}", "c1")
+        .replace("{device_type}", device)
 }
 
 /// The response's status is documented and its body has the documented required fields.
@@ -121,6 +128,8 @@ fn check(spec: &Value, operation: &Value, what: &str, status: u16, body: &Value)
     }
 }
 
+const AC_TYPE: &str = r#"{"device_type":"ac-1","metrics":["temperature"],"derived":[{"name":"temperature_f","expression":"temperature * 9 / 5 + 32"}]}"#;
+
 #[tokio::test]
 async fn every_documented_route_answers_as_documented() {
     let spec = spec();
@@ -133,6 +142,7 @@ async fn every_documented_route_answers_as_documented() {
             let api = api().await;
             let body = match (method.as_str(), path.as_str()) {
                 ("PUT", "/rules/{rule_id}") => HOT.to_owned(),
+                ("PUT", "/types/{device_type}") => AC_TYPE.to_owned(),
                 ("POST", "/devices") => r#"{"device_id":"ac-2","device_type":"thermostat","path":"home-2","heartbeat_seconds":3600}"#.to_owned(),
                 ("PUT", "/devices/{device_id}") => r#"{"device_id":"ac-1","device_type":"thermostat","path":"home-1/kitchen","tags":{"owner":"ops"}}"#.to_owned(),
                 ("POST", "/alerts/{device_id}/{rule_id}/snooze") => r#"{"for_seconds":3600}"#.to_owned(),

@@ -90,6 +90,8 @@ pub struct DynamoDbRegistry {
     /// deadline, zero-padded, then a random suffix; TTL `expires_at`). Only the ingest and
     /// silence-watch functions use it.
     heard_table: Option<String>,
+    /// The device types the API manages (`DEVICE_TYPES_TABLE`); only the `api` function uses it.
+    types: Option<super::types::DynamoDbDeviceTypes>,
 }
 
 /// The heard log's one partition: at the battery boxes' load a digest a few seconds (a few
@@ -104,7 +106,17 @@ impl DynamoDbRegistry {
             client,
             table: table.into(),
             heard_table: None,
+            types: None,
         }
+    }
+
+    /// With the device types table the API reads and puts definitions in.
+    pub fn with_device_types(mut self, table: impl Into<String>) -> Self {
+        self.types = Some(super::types::DynamoDbDeviceTypes::new(
+            self.client.clone(),
+            table,
+        ));
+        self
     }
 
     /// With the heard log the ingest path appends to and the silence watch reads.
@@ -317,6 +329,28 @@ fn latest_value_item(v: &LatestValue) -> AttributeValue {
         ("t".to_owned(), n(v.time_ms)),
         ("v".to_owned(), value),
     ]))
+}
+
+impl crate::devices::ports::DeviceTypes for DynamoDbRegistry {
+    async fn get_types(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<crate::devices::types::TypeDefinition>, RegistryError> {
+        self.types.get_types(names).await
+    }
+
+    async fn list_types(
+        &self,
+    ) -> Result<Vec<crate::devices::types::TypeDefinition>, RegistryError> {
+        self.types.list_types().await
+    }
+
+    async fn put_type(
+        &self,
+        definition: &crate::devices::types::TypeDefinition,
+    ) -> Result<Option<u32>, RegistryError> {
+        self.types.put_type(definition).await
+    }
 }
 
 impl DeviceRegistry for DynamoDbRegistry {
