@@ -19,6 +19,7 @@ use iotdp::api::http_adapter::{
 use iotdp::api::{ApiRequest, ApiResponse, QueryApi, ROUTES};
 use iotdp::commands::command::{CommandRequest, CommandSource};
 use iotdp::commands::service::Commands;
+use iotdp::devices::ports::DeviceTypes;
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{LocationPath, MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
@@ -82,6 +83,10 @@ async fn api() -> Api {
         })
         .collect();
     store.write(&readings).await.unwrap();
+    registry
+        .put_type(&serde_json::from_str(PLANT_SENSOR).unwrap())
+        .await
+        .unwrap();
     let rules = Arc::new(MemoryRules::new(vec![
         rule("s1-dry", r#"{"path":"site-1"}"#),
         rule("s2-dry", r#"{"path":"site-2"}"#),
@@ -173,6 +178,7 @@ async fn everything(api: &Api) -> Vec<Value> {
     for path in [
         "/devices",
         "/rules",
+        "/types",
         "/alerts",
         "/readings/moisture/latest",
         "/devices/s2-a",
@@ -198,8 +204,12 @@ fn assert_no_site_2(what: &str, body: &Value) {
 }
 
 /// `template` with `device` and `rule` in its place-holders.
+/// The fleet's one device type: types hold no site's data, and apply across sites.
+const PLANT_SENSOR: &str = r#"{"device_type":"plant-sensor","metrics":["moisture"],"derived":[{"name":"moisture_pct","expression":"moisture * 100"}]}"#;
+
 fn concrete(template: &str, device: &str, rule: &str) -> String {
     template
+        .replace("{device_type}", "plant-sensor")
         .replace("{device_id}", device)
         .replace("{rule_id}", rule)
         .replace("{metric}", "moisture")
@@ -218,6 +228,7 @@ fn body_for(method: &str, template: &str, device: &str, rule: &str) -> String {
             r#"{{"rule_id":"{rule}","name":"mine now","scope":{{"path":"site-1"}},"metric":"moisture","condition":{{"below":0.2}},"severity":"info"}}"#
         ),
         ("POST", "/alerts/{device_id}/{rule_id}/snooze") => r#"{"for_seconds":3600}"#.into(),
+        ("PUT", "/types/{device_type}") => PLANT_SENSOR.into(),
         ("POST", "/devices/{device_id}/commands") => {
             r#"{"desired":{"valve":"closed"},"idempotency_key":"c2"}"#.into()
         }
@@ -238,6 +249,29 @@ async fn a_site_1_caller_gets_nothing_of_site_2_on_any_route() {
         let what = format!("{method} {template}");
         let uses_device = template.contains("{device_id}");
         let uses_rule = template.contains("{rule_id}");
+        if template.starts_with("/types") {
+            // Types hold no site's data: read by any viewer, and changed only by an admin of
+            // the whole fleet, since a type applies to its devices on every site.
+            let path = concrete(template, "", "");
+            let r = call(
+                &api,
+                &caller,
+                method,
+                &path,
+                &body_for(method, template, "", ""),
+            )
+            .await;
+            match *method {
+                "GET" => assert_eq!(r.status, 200, "{what}: {}", r.body),
+                _ => assert_eq!(
+                    (r.status, r.body["code"].as_str()),
+                    (403, Some("outside_scope")),
+                    "{what}: {}",
+                    r.body
+                ),
+            }
+            continue;
+        }
         if !uses_device && !uses_rule {
             match (*method, *template) {
                 ("GET", "/devices" | "/alerts") => {
@@ -419,6 +453,10 @@ async fn a_site_1_admin_reaches_its_own_site_on_every_route() {
             body = body.replace("site-2", "site-1").replace("s2-new", "s1-new");
         }
         let path = format!("{}{query}", concrete(template, "s1-a", rule));
+        if (*method, *template) == ("PUT", "/types/{device_type}") {
+            // A type applies across the fleet: a site's admin is refused (the suite above).
+            continue;
+        }
         // Resume needs a suspended device.
         if template.ends_with("/resume") {
             call(&api, &caller, "POST", "/devices/s1-a/suspend", "").await;
