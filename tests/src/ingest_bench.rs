@@ -42,7 +42,32 @@ pub struct Scenario {
     pub store: Store,
     /// The device registry (admission, `last_seen`) and alerting, as the template turns them on.
     pub registry_and_alerting: bool,
+    /// Each of the fleet's device types defines 5 derived metrics ([`DERIVED`]), read from the
+    /// types table (with the registry on).
+    pub derived: bool,
 }
+
+/// 5 derived metrics for each of the simulated fleet's device types (docs/devices.md).
+pub const DERIVED: &[&str] = &[
+    r#"{"device_type":"battery-box","metrics":["voltage","current","soc","temperature_c"],"derived":[
+        {"name":"power_w","expression":"voltage * current"},
+        {"name":"temperature_f","expression":"temperature_c * 9 / 5 + 32"},
+        {"name":"power_kw","expression":"power_w / 1000"},
+        {"name":"soc_pct","expression":"soc * 100"},
+        {"name":"headroom_wh","expression":"(1 - soc) * voltage * 100"}]}"#,
+    r#"{"device_type":"thermostat","metrics":["temperature","setpoint"],"derived":[
+        {"name":"temperature_f","expression":"temperature * 9 / 5 + 32"},
+        {"name":"setpoint_f","expression":"setpoint * 9 / 5 + 32"},
+        {"name":"error_c","expression":"temperature - setpoint"},
+        {"name":"abs_error_c","expression":"abs(temperature - setpoint)"},
+        {"name":"demand_c","expression":"max(setpoint - temperature, 0)"}]}"#,
+    r#"{"device_type":"plant-sensor","metrics":["moisture","lux"],"derived":[
+        {"name":"moisture_pct","expression":"moisture * 100"},
+        {"name":"klux","expression":"lux / 1000"},
+        {"name":"dryness","expression":"1 - moisture"},
+        {"name":"ppfd","expression":"lux * 0.0185"},
+        {"name":"stress","expression":"dryness * klux"}]}"#,
+];
 
 impl Scenario {
     pub fn label(&self) -> String {
@@ -53,7 +78,9 @@ impl Scenario {
                 Store::InfluxDb => "InfluxDB",
                 Store::Lake => "the lake",
             },
-            if self.registry_and_alerting {
+            if self.registry_and_alerting && self.derived {
+                "on, 5 derived metrics a type"
+            } else if self.registry_and_alerting {
                 "on"
             } else {
                 "off"
@@ -106,7 +133,9 @@ const RULES_TABLE: &str = "rules";
 const STATE_TABLE: &str = "states";
 const COMMAND_TABLE: &str = "commands";
 const HEARD_LOG_TABLE: &str = "heard";
+const TYPES_TABLE: &str = "types";
 const TABLE_KEYS: &[(&str, &[&str])] = &[
+    (TYPES_TABLE, &["device_type"]),
     (HEARD_LOG_TABLE, &["pk", "sk"]),
     (REGISTRY_TABLE, &["device_id"]),
     (RULES_TABLE, &["rule_id"]),
@@ -171,6 +200,7 @@ fn function_environment(scenario: Scenario, endpoint: &str) -> Vec<(String, Stri
             ),
             ("DEVICE_REGISTRY_TABLE".into(), REGISTRY_TABLE.into()),
             ("HEARD_LOG_TABLE".into(), HEARD_LOG_TABLE.into()),
+            ("DEVICE_TYPES_TABLE".into(), TYPES_TABLE.into()),
             (
                 "UNKNOWN_DEVICE_POLICY".into(),
                 default("UnknownDevicePolicy"),
@@ -497,6 +527,20 @@ pub async fn run(options: &Options, scenario: Scenario) -> Result<Measurement, S
             iotdp::devices::ports::DeviceRegistry::create(&registry, record)
                 .await
                 .map_err(|e| e.to_string())?;
+        }
+        if scenario.derived {
+            let types = iotdp::adapters::dynamodb::types::DynamoDbDeviceTypes::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                TYPES_TABLE,
+            );
+            for text in DERIVED {
+                let definition: iotdp::devices::types::TypeDefinition =
+                    serde_json::from_str(text).map_err(|e| e.to_string())?;
+                definition.compile().map_err(|e| e.to_string())?;
+                iotdp::devices::ports::DeviceTypes::put_type(&types, &definition)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
         }
         let rules = iotdp::adapters::dynamodb::alerts::DynamoDbRules::new(
             aws_sdk_dynamodb::Client::new(&sdk),

@@ -253,11 +253,7 @@ impl<R: DeviceRegistry, T: DeviceTypes> DeviceLookup for CachedRegistry<R, T> {
         // With a last_seen: the batch's latest values, and the time by which any reading not
         // among them was received (a later one writes last_seen again).
         let update = |seen: &Seen<'_>| LatestUpdate {
-            values: seen
-                .latest
-                .iter()
-                .map(|(metric, value)| ((*metric).to_owned(), value.clone()))
-                .collect(),
+            values: seen.latest_values(),
             tail_until_ms: Some(seen.at_ms + interval_ms),
         };
         let mut heard = Vec::new();

@@ -305,8 +305,31 @@ pub struct Seen<'a> {
     pub device_id: &'a str,
     /// IoT Core's receive time of its latest stored reading.
     pub at_ms: i64,
-    /// Its latest value of each metric in the batch (none for a gateway that only published).
-    pub latest: Vec<(&'a str, LatestValue)>,
+    /// Its stored readings in the batch (none for a gateway that only published): the latest
+    /// value of each metric is taken from them only when `last_seen` is written, so a batch
+    /// pays nothing per metric for the devices whose write is not due.
+    pub readings: Vec<&'a crate::domain::Reading>,
+}
+
+impl Seen<'_> {
+    /// Each metric's value at its latest event time among [`Seen::readings`].
+    pub fn latest_values(&self) -> Vec<(String, LatestValue)> {
+        let mut latest: Vec<(String, LatestValue)> = Vec::new();
+        for reading in &self.readings {
+            for metric in &reading.metrics {
+                let value = LatestValue {
+                    time_ms: reading.time_ms,
+                    value: metric.value.clone(),
+                };
+                match latest.iter_mut().find(|(name, _)| *name == metric.name) {
+                    Some((_, held)) if held.time_ms <= reading.time_ms => *held = value,
+                    Some(_) => {}
+                    None => latest.push((metric.name.clone(), value)),
+                }
+            }
+        }
+        latest
+    }
 }
 
 impl<'a> Seen<'a> {
@@ -315,7 +338,7 @@ impl<'a> Seen<'a> {
         Self {
             device_id,
             at_ms,
-            latest: Vec::new(),
+            readings: Vec::new(),
         }
     }
 }

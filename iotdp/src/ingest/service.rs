@@ -9,7 +9,6 @@ use tokio::time::Instant;
 use crate::alerting::ports::ReadingsObserver;
 use crate::devices::admission::{UnknownDevicePolicy, admit};
 use crate::devices::ports::{DeviceLookup, Seen};
-use crate::devices::record::LatestValue;
 use crate::devices::types::Derivation;
 use crate::domain::Reading;
 use crate::domain::reason::{ReasonCode, Rejection};
@@ -269,25 +268,17 @@ where
         batch: &PreparedBatch,
         stored: &[usize],
     ) -> crate::devices::ports::SeenReport {
-        // Per device: its latest receive time, and each metric's value at its latest event time.
-        type Values<'a> = Vec<(&'a str, i64, &'a crate::domain::MetricValue)>;
-        let mut latest: std::collections::HashMap<&str, (i64, Values)> =
+        // Per device: its latest receive time and its stored readings (the latest values are
+        // taken from them only for the devices whose last_seen write is due).
+        let mut latest: std::collections::HashMap<&str, (i64, Vec<&crate::domain::Reading>)> =
             std::collections::HashMap::new();
         for &i in stored {
             let reading = &batch.readings[i];
-            let (at, values) = latest
+            let (at, readings) = latest
                 .entry(reading.device_id.as_str())
                 .or_insert((reading.version, Vec::new()));
             *at = (*at).max(reading.version);
-            for metric in &reading.metrics {
-                match values.iter_mut().find(|(name, _, _)| *name == metric.name) {
-                    Some(v) if v.1 <= reading.time_ms => {
-                        *v = (&metric.name, reading.time_ms, &metric.value);
-                    }
-                    Some(_) => {}
-                    None => values.push((&metric.name, reading.time_ms, &metric.value)),
-                }
-            }
+            readings.push(reading);
             if let Some(publisher) = batch.messages[batch.origins[i].message].publisher() {
                 let (at, _) = latest
                     .entry(publisher)
@@ -300,21 +291,10 @@ where
         }
         let seen: Vec<Seen> = latest
             .into_iter()
-            .map(|(device_id, (at_ms, values))| Seen {
+            .map(|(device_id, (at_ms, readings))| Seen {
                 device_id,
                 at_ms,
-                latest: values
-                    .into_iter()
-                    .map(|(name, time_ms, value)| {
-                        (
-                            name,
-                            LatestValue {
-                                time_ms,
-                                value: value.clone(),
-                            },
-                        )
-                    })
-                    .collect(),
+                readings,
             })
             .collect();
         self.devices.record_seen(&seen).await

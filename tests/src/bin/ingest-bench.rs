@@ -33,32 +33,34 @@ fn main() -> std::process::ExitCode {
             "--only" => only = Some(value()),
             other => {
                 eprintln!(
-                    "unknown argument {other}: use --bootstrap PATH, --invocations N, --messages N, --devices N, --only timestream-on|timestream-off|influxdb-on|influxdb-off|lake-on|lake-off"
+                    "unknown argument {other}: use --bootstrap PATH, --invocations N, --messages N, --devices N, --only timestream-on|timestream-off|influxdb-on|influxdb-off|lake-on|lake-off|lake-on-derived"
                 );
                 return std::process::ExitCode::from(2);
             }
         }
     }
     let scenarios = [
-        ("timestream-on", Store::Timestream, true),
-        ("timestream-off", Store::Timestream, false),
-        ("influxdb-on", Store::InfluxDb, true),
-        ("influxdb-off", Store::InfluxDb, false),
-        ("lake-on", Store::Lake, true),
-        ("lake-off", Store::Lake, false),
+        ("timestream-on", Store::Timestream, true, false),
+        ("timestream-off", Store::Timestream, false, false),
+        ("influxdb-on", Store::InfluxDb, true, false),
+        ("influxdb-off", Store::InfluxDb, false, false),
+        ("lake-on", Store::Lake, true, false),
+        ("lake-off", Store::Lake, false, false),
+        ("lake-on-derived", Store::Lake, true, true),
     ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     let mut measured = Vec::new();
-    for (name, store, on) in scenarios {
+    for (name, store, on, derived) in scenarios {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
         let scenario = Scenario {
             store,
             registry_and_alerting: on,
+            derived,
         };
         match runtime.block_on(ingest_bench::run(&options, scenario)) {
             Ok(m) => {
@@ -79,7 +81,9 @@ fn main() -> std::process::ExitCode {
     let cpu_of = |store: Store| {
         measured
             .iter()
-            .find(|m| m.scenario.store == store && m.scenario.registry_and_alerting)
+            .find(|m| {
+                m.scenario.store == store && m.scenario.registry_and_alerting && !m.scenario.derived
+            })
             .map(|m| m.cpu_us_per_reading)
     };
     if let (Some(lake), Some(timestream)) = (cpu_of(Store::Lake), cpu_of(Store::Timestream)) {
@@ -92,6 +96,16 @@ fn main() -> std::process::ExitCode {
         println!(
             "The lake vs InfluxDB, registry and alerting on: {:.2}x the readings per CPU second",
             influxdb / lake
+        );
+    }
+    let derived = measured
+        .iter()
+        .find(|m| m.scenario.derived)
+        .map(|m| m.cpu_us_per_reading);
+    if let (Some(lake), Some(derived)) = (cpu_of(Store::Lake), derived) {
+        println!(
+            "The lake with 5 derived metrics a type vs without: {:+.1} % CPU per reading (goal: at most +10 %)",
+            (derived / lake - 1.0) * 100.0
         );
     }
     if let [on, off, ..] = measured.as_slice() {
