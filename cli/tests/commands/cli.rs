@@ -8,12 +8,14 @@ use iotdp::alerting::ports::{AlertKey, AlertStateStore};
 use iotdp::alerting::state_machine::AlertState;
 use iotdp_integration_tests::{MotoServer, REGION, create_alert_tables};
 
-fn iotdp(moto: Option<&MotoServer>, args: &[&str]) -> Output {
+/// The CLI with the tables these tests create named, against moto when given.
+pub(crate) fn iotdp(moto: Option<&MotoServer>, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iotdp"));
     command
         .args(args)
         .env("IOTDP_RULES_TABLE", "rules")
         .env("IOTDP_ALERT_STATE_TABLE", "states")
+        .env("IOTDP_TYPES_TABLE", "types")
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing");
@@ -23,7 +25,7 @@ fn iotdp(moto: Option<&MotoServer>, args: &[&str]) -> Output {
     command.output().expect("run iotdp")
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 

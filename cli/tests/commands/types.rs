@@ -2,7 +2,6 @@
 //! is versioned; the dry run shows a device's stored readings with the derived metrics added;
 //! and the registry cache ingest runs reads the definitions back from the same table.
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use iotdp::adapters::dynamodb::registry::DynamoDbRegistry;
@@ -13,26 +12,10 @@ use iotdp::devices::ports::{DeviceLookup, DeviceRegistry};
 use iotdp::devices::record::DeviceRecord;
 use iotdp::domain::{MetricValue, Reading};
 use iotdp::ingest::ports::TimeSeriesStore;
-use iotdp_integration_tests::{MotoServer, REGION};
+use iotdp_integration_tests::MotoServer;
 use serde_json::Value;
 
-fn iotdp(moto: Option<&MotoServer>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_iotdp"));
-    command
-        .args(args)
-        .env("IOTDP_TYPES_TABLE", "types")
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing");
-    if let Some(moto) = moto {
-        command.env("AWS_ENDPOINT_URL", &moto.endpoint);
-    }
-    command.output().expect("run iotdp")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use super::cli::{iotdp, text};
 
 fn file(name: &str, body: &str) -> String {
     let dir = std::env::temp_dir().join(format!("iotdp-types-{}", std::process::id()));
