@@ -17,6 +17,12 @@ use serde_json::Value;
 
 use super::cli::{iotdp, text};
 
+/// `iotdp --output json types show NAME`, parsed.
+fn show(moto: &MotoServer, name: &str) -> Value {
+    serde_json::from_slice(&iotdp(Some(moto), &["--output", "json", "types", "show", name]).stdout)
+        .unwrap()
+}
+
 fn file(name: &str, body: &str) -> String {
     let dir = std::env::temp_dir().join(format!("iotdp-types-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -94,14 +100,7 @@ async fn types_are_put_in_versions_dry_run_on_stored_readings_and_read_by_ingest
         "{}",
         text(&again.stdout)
     );
-    let shown: Value = serde_json::from_slice(
-        &iotdp(
-            Some(&moto),
-            &["--output", "json", "types", "show", "battery-box"],
-        )
-        .stdout,
-    )
-    .unwrap();
+    let shown = show(&moto, "battery-box");
     assert_eq!(shown["version"], 2);
     assert_eq!(shown["derived"][1]["name"], "power_kw");
     let list = text(&iotdp(Some(&moto), &["types", "list"]).stdout);
@@ -161,14 +160,7 @@ async fn types_are_put_in_versions_dry_run_on_stored_readings_and_read_by_ingest
     assert_eq!(power, [-12.0, 0.0, 12.0]);
     assert_eq!(rows[2]["metrics"]["power_kw"].as_f64(), Some(0.012));
     assert!(text(&dry.stderr).contains("nothing stored"));
-    let shown: Value = serde_json::from_slice(
-        &iotdp(
-            Some(&moto),
-            &["--output", "json", "types", "show", "battery-box"],
-        )
-        .stdout,
-    )
-    .unwrap();
+    let shown = show(&moto, "battery-box");
     assert_eq!(shown["version"], 2, "the dry run stored nothing");
 
     // Ingest's registry cache reads the definitions from the same table.

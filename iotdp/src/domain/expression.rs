@@ -90,6 +90,20 @@ enum Op {
     Abs,
 }
 
+impl Op {
+    /// A binary operator applied to its operands (evaluation and constant folding share it).
+    fn combine(self, a: f64, b: f64) -> f64 {
+        match self {
+            Op::Add => a + b,
+            Op::Sub => a - b,
+            Op::Mul => a * b,
+            Op::Div => a / b,
+            Op::Min => a.min(b),
+            _ => a.max(b),
+        }
+    }
+}
+
 /// A checked, compiled expression.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expression {
@@ -160,14 +174,7 @@ impl Expression {
                 binary => {
                     top -= 1;
                     let (a, b) = (stack[top - 1], stack[top]);
-                    stack[top - 1] = match binary {
-                        Op::Add => a + b,
-                        Op::Sub => a - b,
-                        Op::Mul => a * b,
-                        Op::Div => a / b,
-                        Op::Min => a.min(b),
-                        _ => a.max(b),
-                    };
+                    stack[top - 1] = binary.combine(a, b);
                 }
             }
         }
@@ -193,14 +200,7 @@ impl Expression {
                         return Err(ExpressionError::DivisionByZero);
                     }
                     match (a, b) {
-                        (Some(a), Some(b)) => Some(match binary {
-                            Op::Add => a + b,
-                            Op::Sub => a - b,
-                            Op::Mul => a * b,
-                            Op::Div => a / b,
-                            Op::Min => a.min(b),
-                            _ => a.max(b),
-                        }),
+                        (Some(a), Some(b)) => Some(binary.combine(a, b)),
                         _ => None,
                     }
                 }
